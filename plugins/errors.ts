@@ -1,0 +1,69 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
+import { AppError, type FieldError } from '../src/domain/errors.js'
+
+// The one place where failures become RFC 9457 problem documents.
+
+export const PROBLEM_TYPE_BASE = 'https://reachroute.dev/problems/'
+
+export interface Problem {
+  type: string
+  title: string
+  status: number
+  detail?: string
+  instance?: string
+  [extra: string]: unknown
+}
+
+export function sendProblem (reply: FastifyReply, problem: Problem, headers: Record<string, string> = {}): FastifyReply {
+  return reply.code(problem.status).headers(headers).type('application/problem+json').send(problem)
+}
+
+function problem (request: FastifyRequest, status: number, slug: string, title: string, detail: string, extras: Record<string, unknown> = {}): Problem {
+  return { type: PROBLEM_TYPE_BASE + slug, title, status, detail, instance: request.url, request_id: request.id, ...extras }
+}
+
+const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: [400, 'malformed-json', 'Body is not valid JSON'],
+  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'malformed-json', 'Body is empty'],
+  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'payload-too-large', 'Body is too large'],
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported-media-type', 'Unsupported media type'],
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'bad-request', 'Content-Length does not match the body'],
+}
+
+export function toProblem (err: FastifyError | Error, request: FastifyRequest): { problem: Problem, headers: Record<string, string> } {
+  if (err instanceof AppError) {
+    return { problem: problem(request, err.status, err.slug, err.title, err.message, err.extras), headers: err.headers }
+  }
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = err.validationContext ?? 'body'
+    const errors: FieldError[] = err.validation.map(v => ({
+      path: [where, ...v.instancePath.split('/').filter(Boolean)].join('.'),
+      message: v.message ?? 'is not valid',
+    }))
+    return {
+      problem: problem(request, 400, 'validation-error', 'Request is not valid',
+        errors.map(e => `${e.path}: ${e.message}`).join('; '), { errors }),
+      headers: {},
+    }
+  }
+  const fe = err as FastifyError
+  const known = fe.code ? CLIENT_ERRORS[fe.code] : undefined
+  if (known) return { problem: problem(request, known[0], known[1], known[2], fe.message), headers: {} }
+  if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return { problem: problem(request, fe.statusCode, 'bad-request', 'Bad request', fe.message), headers: {} }
+  }
+  return { problem: problem(request, 500, 'internal-error', 'Internal error', 'something went wrong on our side; the request id identifies it in our logs'), headers: {} }
+}
+
+export default fp(async (app) => {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const { problem: p, headers } = toProblem(err, request)
+    if (p.status >= 500 && !(err instanceof AppError)) request.log.error({ err }, 'unhandled error')
+    else if (p.status >= 500) request.log.warn({ problem: p.type, detail: p.detail }, 'service unavailable')
+    return sendProblem(reply, p, headers)
+  })
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, problem(request, 404, 'not-found', 'Not found', `no route for ${request.method} ${request.url.split('?')[0]}`)))
+}, { name: 'errors', fastify: '5.x' })

@@ -1,0 +1,26 @@
+import fp from 'fastify-plugin'
+import { MemoryStore } from '../src/store/memory/memory-store.js'
+import { RedisStore } from '../src/store/redis/redis-store.js'
+import type { Store } from '../src/store/store.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    store: Store
+  }
+}
+
+export default fp<{ store?: Store }>(async (app, options) => {
+  let store = options.store
+  if (!store) {
+    const { url, keyPrefix, commandTimeoutMs } = app.config.redis
+    if (url) {
+      store = await RedisStore.connect({ url, keyPrefix, commandTimeoutMs })
+      app.log.info({ store: 'redis', keyPrefix }, 'store: Redis')
+    } else {
+      store = new MemoryStore()
+      app.log.warn({ store: 'memory' }, 'store: in-memory (REDIS_URL is not set); nothing survives a restart')
+    }
+    app.addHook('onClose', async () => store!.close())
+  }
+  app.decorate('store', store)
+}, { name: 'store', fastify: '5.x', dependencies: ['config'] })

@@ -1,0 +1,37 @@
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import fp from 'fastify-plugin'
+import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod'
+
+// The version of the HTTP contract (the /v1 of the paths), not of the package.
+const API_VERSION = '1.0.0'
+
+export default fp(async (app) => {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'reachroute',
+        version: API_VERSION,
+        description: 'Delivers a customer notification over the channel that will actually reach the phone. ' +
+          'Asks whether a phone is on the mobile network right now, and for DATA, SMS, both or nothing, then routes accordingly. ' +
+          'Every /v1 route needs `Authorization: Bearer <JWT>` with the scope named on the route. Errors are RFC 9457 problem documents.',
+      },
+      tags: [
+        { name: 'reachability', description: 'Is a phone on the network, and for what (scope reachability:read)' },
+        { name: 'vonage-compatible', description: 'Vonage Identity Insights request and answer shapes, served through reachroute' },
+        { name: 'ops', description: 'Health and readiness' },
+      ],
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A JWT whose "scope" claim lists the scopes, space separated' },
+        },
+      },
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  })
+  if (!app.config.docsEnabled) return
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { persistAuthorization: true, tryItOutEnabled: false } })
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+}, { name: 'swagger', fastify: '5.x', dependencies: ['config'] })

@@ -1,0 +1,69 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import { pickProblems } from '../schemas/problem.js'
+import { PhoneNumber } from '../schemas/reachability.js'
+
+// A Vonage-compatible gateway: Vonage's own request and answer shapes, served through reachroute's cache.
+
+const InsightsRequest = z.strictObject({
+  phone_number: PhoneNumber,
+  purpose: z.string().min(1).max(100).optional().meta({
+    description: 'Vonage purpose of the lookup; defaults to VONAGE_INSIGHTS_PURPOSE',
+    examples: ['FraudPreventionAndDetection'],
+  }),
+  insights: z.record(z.string(), z.looseObject({})).superRefine((insights, ctx) => {
+    const others = Object.keys(insights).filter(name => name !== 'reachability')
+    if (others.length > 0) {
+      ctx.addIssue({ code: 'custom', message: `only the "reachability" insight is served here, not ${others.map(o => `"${o}"`).join(', ')}` })
+    } else if (!('reachability' in insights)) {
+      ctx.addIssue({ code: 'custom', message: 'ask for the "reachability" insight: {"reachability": {}}' })
+    }
+  }).meta({ description: 'The insights asked for: only {"reachability": {}} is served', examples: [{ reachability: {} }] }),
+}).meta({ examples: [{ phone_number: '+990123400', purpose: 'FraudPreventionAndDetection', insights: { reachability: {} } }] })
+
+const InsightsResponse = z.object({
+  request_id: z.string().meta({ description: 'A UUID naming this request', examples: ['c2cc7a65-9b10-493f-9c0a-1c86751a91c4'] }),
+  insights: z.object({
+    reachability: z.object({
+      latest_status_at: z.string().optional().meta({ examples: ['2024-02-20T10:41:38.657Z'] }),
+      is_reachable: z.boolean().optional(),
+      connectivity: z.array(z.string()).optional().meta({ description: 'Present only when is_reachable is true', examples: [['DATA', 'SMS']] }),
+      status: z.object({ code: z.string().meta({ examples: ['OK'] }), message: z.string().meta({ examples: ['Success'] }) }),
+    }),
+  }),
+}).meta({ id: 'VonageInsightsResponse', description: 'Exactly the answer shape of Vonage Identity Insights' })
+
+const identityInsightsRoutes: FastifyPluginAsyncZod = async (app) => {
+  app.addHook('onRequest', app.requireScope('reachability:read'))
+  const schema = (path: string) => ({
+    tags: ['vonage-compatible'],
+    operationId: path === 'v1' ? 'identityInsightsV1' : 'identityInsightsV01',
+    summary: `Vonage Identity Insights (${path}), reachability insight only`,
+    description: 'Takes the Vonage request body and answers the Vonage response shape, through reachroute\'s cache and upstream: ' +
+      'Vonage\'s documented curl example works with only the host (and token) changed.',
+    security: [{ bearerAuth: [] }],
+    body: InsightsRequest,
+    response: { 200: InsightsResponse, ...pickProblems(400, 401, 403, 503) },
+  })
+
+  const handler = async (request: { body: z.output<typeof InsightsRequest> }) => {
+    const r = await app.reachability.lookup(request.body.phone_number, request.body.purpose ? { purpose: request.body.purpose } : {})
+    const known = r.status.code === 'OK' || r.status.code === 'PARTIAL_SUCCESS'
+    return {
+      request_id: randomUUID(),
+      insights: {
+        reachability: {
+          ...(r.latest_status_at && known ? { latest_status_at: r.latest_status_at } : {}),
+          ...(known ? { is_reachable: r.is_reachable } : {}),
+          ...(known && r.is_reachable ? { connectivity: r.connectivity } : {}),
+          status: r.status,
+        },
+      },
+    }
+  }
+  app.post('/identity-insights/v1/requests', { schema: schema('v1') }, handler)
+  app.post('/v0.1/identity-insights', { schema: schema('v0.1') }, handler)
+}
+
+export default identityInsightsRoutes

@@ -1,0 +1,36 @@
+import { z } from 'zod'
+
+export const ProblemSchema = z.looseObject({
+  type: z.string().meta({ description: 'A URI naming the kind of problem', examples: ['https://reachroute.dev/problems/validation-error'] }),
+  title: z.string().meta({ description: 'Short summary of the kind of problem', examples: ['Request is not valid'] }),
+  status: z.number().int().meta({ description: 'The HTTP status code', examples: [400] }),
+  detail: z.string().optional().meta({ description: 'What went wrong with this request', examples: ['body.phone_numbers: Too small: expected array to have >=1 items'] }),
+  instance: z.string().optional().meta({ description: 'The request path', examples: ['/v1/reachability/batch'] }),
+  request_id: z.string().optional().meta({ description: 'The request id, as in the X-Request-Id answer header and the logs' }),
+  errors: z.array(z.object({
+    path: z.string().meta({ examples: ['body.phone_numbers.0'] }),
+    message: z.string().meta({ examples: ['Invalid input: expected string, received number'] }),
+  })).optional().meta({ description: 'For validation errors: each field that is wrong' }),
+}).meta({ id: 'Problem', description: 'An RFC 9457 problem document' })
+
+const problemResponse = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: ProblemSchema } },
+})
+
+/** Documented error answers; each route picks the ones it can give. */
+export const problems = {
+  400: problemResponse('Bad request: a field is missing or wrong, the JSON is malformed, or the phone number is not valid'),
+  401: problemResponse('No bearer token, or the token was refused (signature, expiry, issuer, audience)'),
+  403: problemResponse('The token lacks the scope this operation needs'),
+  404: problemResponse('No such resource'),
+  409: problemResponse('A request with the same Idempotency-Key is still in flight; retry after Retry-After seconds'),
+  413: problemResponse('The body is larger than this route accepts'),
+  422: problemResponse('The request is well formed but cannot be processed'),
+  429: problemResponse('Too many requests; retry after Retry-After seconds'),
+  503: problemResponse('The store or the reachability upstream is unavailable; retry after Retry-After seconds'),
+} as const
+
+export function pickProblems<K extends keyof typeof problems> (...codes: K[]): Pick<typeof problems, K> {
+  return Object.fromEntries(codes.map(c => [c, problems[c]])) as Pick<typeof problems, K>
+}

@@ -1,0 +1,46 @@
+import { z } from 'zod'
+import { normalizePhoneNumber } from '../../src/domain/phone.js'
+
+export const PhoneNumberInput = z.string().min(1).max(32).meta({
+  description: 'A phone number in E.164 form; the leading "+" is optional. The +990 test range of the sandbox is accepted.',
+  examples: ['+447911123456', '+990123411'],
+})
+
+export const MaxAgeQuery = z.coerce.number().int().min(0).max(86400).optional().meta({
+  description: 'Accept a cached answer only if it is at most this many seconds old (0 forces a fresh upstream lookup)',
+  examples: [60],
+})
+
+export const ReachabilityStatusSchema = z.object({
+  code: z.string().meta({
+    description: 'Insight status: OK, PARTIAL_SUCCESS, NO_COVERAGE, INVALID_PURPOSE, UNAUTHORIZED, INTERNAL_ERROR, SUPPLIER_ERROR, NOT_FOUND, INVALID_NUMBER_FORMAT, UNSUPPORTED_NETWORK_TYPE; any other code means "not OK"',
+    examples: ['OK'],
+  }),
+  message: z.string().meta({ examples: ['Success'] }),
+})
+
+export const ReachabilitySchema = z.object({
+  phone_number: z.string().meta({ description: 'The number in E.164 form', examples: ['+990123411'] }),
+  is_reachable: z.boolean().meta({ description: 'True when the device is attached to the mobile network', examples: [true] }),
+  connectivity: z.array(z.string()).meta({
+    description: 'What the device is connected for: DATA and/or SMS (empty when not reachable; new values may appear)',
+    examples: [['SMS']],
+  }),
+  latest_status_at: z.string().nullable().meta({ description: 'When the network last updated the device\'s connectivity status', examples: ['2026-11-25T10:41:38.657Z'] }),
+  status: ReachabilityStatusSchema,
+  checked_at: z.string().meta({ description: 'When reachroute asked the upstream', examples: ['2026-11-25T10:42:00.000Z'] }),
+  source: z.enum(['cache', 'upstream', 'stale_cache']).meta({
+    description: 'Where this answer came from: the cache, a fresh upstream lookup, or a stale cached entry served because the upstream failed',
+    examples: ['upstream'],
+  }),
+}).meta({ id: 'Reachability', description: 'Whether a phone is on the mobile network, and for what' })
+
+/** A phone number, normalized to E.164 while it is parsed; an invalid one fails validation with the reason. */
+export const PhoneNumber = PhoneNumberInput.transform((input, ctx) => {
+  try {
+    return normalizePhoneNumber(input)
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message })
+    return z.NEVER
+  }
+})

@@ -1,0 +1,49 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
+import authPlugin from '../plugins/auth.js'
+import configPlugin from '../plugins/config.js'
+import errorsPlugin from '../plugins/errors.js'
+import reachabilityPlugin from '../plugins/reachability.js'
+import storePlugin from '../plugins/store.js'
+import swaggerPlugin from '../plugins/swagger.js'
+import healthRoutes from '../routes/health/index.js'
+import identityInsightsRoutes from '../routes/identity-insights/index.js'
+import reachabilityRoutes from '../routes/v1/reachability/index.js'
+import type { Config } from './config.js'
+import type { ReachabilityUpstream } from './reachability/upstreams/upstream.js'
+import type { Store } from './store/store.js'
+
+export interface AppOptions {
+  config: Config
+  logger?: FastifyServerOptions['logger']
+  /** Replacements for tests; by default each is built from the config. */
+  store?: Store
+  upstream?: ReachabilityUpstream
+}
+
+/** Builds the whole service without listening: server.ts starts it, tests inject into it. */
+export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
+  const { config } = options
+  const app = Fastify({
+    logger: options.logger ?? { level: config.logLevel },
+    requestIdHeader: 'x-request-id',
+    genReqId: () => crypto.randomUUID(),
+    bodyLimit: 1024 * 1024,
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<ZodTypeProvider>()
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
+  app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
+
+  await app.register(configPlugin, { config })
+  await app.register(errorsPlugin)
+  await app.register(swaggerPlugin)
+  await app.register(storePlugin, options.store ? { store: options.store } : {})
+  await app.register(authPlugin)
+  await app.register(reachabilityPlugin, options.upstream ? { upstream: options.upstream } : {})
+
+  await app.register(healthRoutes)
+  await app.register(reachabilityRoutes, { prefix: '/v1/reachability' })
+  await app.register(identityInsightsRoutes)
+  return app
+}

@@ -1,0 +1,139 @@
+import { randomBytes } from 'node:crypto'
+import {
+  createRemoteJWKSet,
+  errors as joseErrors,
+  importSPKI,
+  jwtVerify,
+  SignJWT,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  type JWTVerifyOptions,
+} from 'jose'
+import { UnauthorizedError, UpstreamUnavailableError } from '../domain/errors.js'
+import { SCOPES } from './scopes.js'
+
+// Verifies the bearer tokens of internal callers. Knows nothing of HTTP beyond the header's text.
+
+export interface Principal {
+  subject: string
+  scopes: ReadonlySet<string>
+}
+
+export interface InboundAuthOptions {
+  jwksUrl?: string | undefined
+  publicKey?: string | undefined
+  hs256Secret?: string | undefined
+  issuer?: string | undefined
+  audience?: string | undefined
+  jwksTimeoutMs: number
+  jwksCooldownMs: number
+}
+
+type KeySource = { kind: 'jwks', getKey: JWTVerifyGetKey } | { kind: 'key', key: Awaited<ReturnType<typeof importSPKI>> | Uint8Array, algorithms: string[] }
+
+const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']
+// Verified tokens are remembered so a busy caller does not pay a signature check per request.
+const CACHE_LIMIT = 10_000
+
+export class InboundAuth {
+  private readonly verified = new Map<string, { principal: Principal, exp: number }>()
+
+  private constructor (
+    private readonly source: KeySource,
+    private readonly verifyOptions: JWTVerifyOptions,
+    readonly hs256Secret: Uint8Array | undefined,
+  ) {}
+
+  static async create (options: InboundAuthOptions): Promise<InboundAuth> {
+    const verifyOptions: JWTVerifyOptions = { requiredClaims: ['exp'] }
+    if (options.issuer) verifyOptions.issuer = options.issuer
+    if (options.audience) verifyOptions.audience = options.audience
+    if (options.jwksUrl) {
+      const getKey = createRemoteJWKSet(new URL(options.jwksUrl), {
+        timeoutDuration: options.jwksTimeoutMs,
+        cooldownDuration: options.jwksCooldownMs,
+      })
+      return new InboundAuth({ kind: 'jwks', getKey }, { ...verifyOptions, algorithms: ASYMMETRIC_ALGS }, undefined)
+    }
+    if (options.publicKey) {
+      const pem = options.publicKey.replace(/\\n/g, '\n')
+      const alg = await detectAlgorithm(pem)
+      return new InboundAuth({ kind: 'key', key: await importSPKI(pem, alg), algorithms: [alg] }, verifyOptions, undefined)
+    }
+    const secret = new TextEncoder().encode(options.hs256Secret ?? randomBytes(32).toString('base64url'))
+    return new InboundAuth({ kind: 'key', key: secret, algorithms: ['HS256'] }, verifyOptions, secret)
+  }
+
+  /** Checks "Bearer <jwt>"; throws UnauthorizedError, or UpstreamUnavailableError when the key set cannot be fetched. */
+  async authenticate (authorization: string | undefined, nowMs = Date.now()): Promise<Principal> {
+    if (!authorization) throw new UnauthorizedError('an "Authorization: Bearer <token>" header is required')
+    const match = /^Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)\s*$/i.exec(authorization)
+    if (!match) throw new UnauthorizedError('the Authorization header must be "Bearer <JWT>"')
+    const token = match[1]!
+    const cached = this.verified.get(token)
+    if (cached && cached.exp * 1000 > nowMs) return cached.principal
+
+    const payload = await this.verify(token)
+    const principal: Principal = {
+      subject: typeof payload.sub === 'string' && payload.sub ? payload.sub : 'anonymous',
+      scopes: new Set(typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : []),
+    }
+    if (this.verified.size >= CACHE_LIMIT) this.verified.clear()
+    this.verified.set(token, { principal, exp: payload.exp! })
+    return principal
+  }
+
+  private async verify (token: string): Promise<JWTPayload> {
+    try {
+      const { payload } = this.source.kind === 'jwks'
+        ? await jwtVerify(token, this.source.getKey, this.verifyOptions)
+        : await jwtVerify(token, this.source.key, { ...this.verifyOptions, algorithms: this.source.algorithms })
+      return payload
+    } catch (err) {
+      if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JOSEError && err.code === 'ERR_JWKS_INVALID') {
+        throw new UpstreamUnavailableError('the signing key set could not be fetched', 5, { cause: err })
+      }
+      if (err instanceof joseErrors.JOSEError) throw new UnauthorizedError(`the token was refused: ${describe(err)}`, { cause: err })
+      // A fetch failure of the key set is a plain TypeError from undici.
+      if (this.source.kind === 'jwks') throw new UpstreamUnavailableError('the signing key set could not be fetched', 5, { cause: err })
+      throw new UnauthorizedError('the token was refused', { cause: err })
+    }
+  }
+
+  /** Signs a token with the HS256 secret (development and tests only). */
+  async issue (claims: { sub: string, scope: string, ttlSeconds: number, issuer?: string | undefined, audience?: string | undefined }): Promise<string> {
+    if (!this.hs256Secret) throw new Error('tokens can only be issued with an HS256 secret')
+    const jwt = new SignJWT({ scope: claims.scope })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(claims.sub)
+      .setIssuedAt()
+      .setExpirationTime(`${claims.ttlSeconds}s`)
+    if (claims.issuer) jwt.setIssuer(claims.issuer)
+    if (claims.audience) jwt.setAudience(claims.audience)
+    return jwt.sign(this.hs256Secret)
+  }
+}
+
+export const ALL_SCOPES = SCOPES.join(' ')
+
+function describe (err: joseErrors.JOSEError): string {
+  switch (err.code) {
+    case 'ERR_JWT_EXPIRED': return 'it has expired'
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED': return `claim check failed (${(err as joseErrors.JWTClaimValidationFailed).claim}: ${err.message})`
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED': return 'bad signature'
+    case 'ERR_JOSE_ALG_NOT_ALLOWED': return 'algorithm not allowed'
+    case 'ERR_JWKS_NO_MATCHING_KEY': return 'no key matches its "kid"'
+    default: return err.message
+  }
+}
+
+async function detectAlgorithm (pem: string): Promise<string> {
+  const { createPublicKey } = await import('node:crypto')
+  const key = createPublicKey(pem)
+  switch (key.asymmetricKeyType) {
+    case 'rsa': return 'RS256'
+    case 'ec': return ({ prime256v1: 'ES256', secp384r1: 'ES384', secp521r1: 'ES512' } as Record<string, string>)[key.asymmetricKeyDetails?.namedCurve ?? ''] ?? 'ES256'
+    case 'ed25519': return 'EdDSA'
+    default: throw new Error(`AUTH_PUBLIC_KEY: unsupported key type ${key.asymmetricKeyType}`)
+  }
+}

@@ -1,0 +1,179 @@
+import { readFileSync } from 'node:fs'
+import { z } from 'zod'
+
+// The one place that reads the environment. Everything else receives a Config.
+
+const seconds = (def: number) => z.coerce.number().int().min(0).default(def)
+const positive = (def: number) => z.coerce.number().int().min(1).default(def)
+const optionalString = z.string().trim().min(1).optional()
+const optionalUrl = z.url({ protocol: /^https?$/ }).optional()
+const bool = (def: boolean) => z.stringbool().default(def)
+
+export const envSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    HOST: z.string().min(1).default('0.0.0.0'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+    REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+    REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,32}$/, 'letters, digits, ":", "_" or "-", at most 32').default('rr:'),
+    REDIS_COMMAND_TIMEOUT_MS: positive(1000),
+
+    REACHABILITY_PROVIDER: z.enum(['sandbox', 'vonage', 'camara']).default('sandbox'),
+    REACHABILITY_TIMEOUT_MS: positive(2000),
+    REACHABILITY_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+    REACHABILITY_RETRY_BASE_MS: positive(100),
+    REACHABILITY_RETRY_MAX_MS: positive(2000),
+    REACHABILITY_TTL_REACHABLE_SECONDS: seconds(300),
+    REACHABILITY_TTL_UNREACHABLE_SECONDS: seconds(60),
+    REACHABILITY_TTL_INVALID_SECONDS: seconds(86400),
+    REACHABILITY_MAX_STALE_SECONDS: seconds(3600),
+    REACHABILITY_BATCH_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(16),
+    SANDBOX_COMEBACK_SECONDS: seconds(20),
+
+    VONAGE_API_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://api-eu.vonage.com'),
+    VONAGE_INSIGHTS_PATH: z.string().startsWith('/').default('/identity-insights/v1/requests'),
+    VONAGE_APPLICATION_ID: optionalString,
+    VONAGE_PRIVATE_KEY: optionalString,
+    VONAGE_PRIVATE_KEY_PATH: optionalString,
+    VONAGE_INSIGHTS_PURPOSE: z.string().min(1).default('FraudPreventionAndDetection'),
+    VONAGE_JWT_TTL_SECONDS: z.coerce.number().int().min(120).max(86400).default(900),
+
+    CAMARA_BASE_URL: optionalUrl,
+    CAMARA_ACCESS_TOKEN: optionalString,
+
+    AUTH_JWKS_URL: optionalUrl,
+    AUTH_PUBLIC_KEY: optionalString,
+    AUTH_HS256_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    AUTH_ISSUER: optionalString,
+    AUTH_AUDIENCE: optionalString,
+    AUTH_JWKS_TIMEOUT_MS: positive(2000),
+    AUTH_JWKS_COOLDOWN_MS: positive(30000),
+
+    DOCS_ENABLED: bool(true),
+  })
+  .superRefine((env, ctx) => {
+    const need = (cond: boolean, path: string, message: string) => {
+      if (!cond) ctx.addIssue({ code: 'custom', path: [path], message })
+    }
+    if (env.REACHABILITY_PROVIDER === 'vonage') {
+      need(!!env.VONAGE_APPLICATION_ID, 'VONAGE_APPLICATION_ID', 'required when REACHABILITY_PROVIDER=vonage')
+      need(!!(env.VONAGE_PRIVATE_KEY || env.VONAGE_PRIVATE_KEY_PATH), 'VONAGE_PRIVATE_KEY',
+        'VONAGE_PRIVATE_KEY or VONAGE_PRIVATE_KEY_PATH is required when REACHABILITY_PROVIDER=vonage')
+    }
+    if (env.REACHABILITY_PROVIDER === 'camara') {
+      need(!!env.CAMARA_BASE_URL, 'CAMARA_BASE_URL', 'required when REACHABILITY_PROVIDER=camara')
+      need(!!env.CAMARA_ACCESS_TOKEN, 'CAMARA_ACCESS_TOKEN', 'required when REACHABILITY_PROVIDER=camara')
+    }
+    const authSources = [env.AUTH_JWKS_URL, env.AUTH_PUBLIC_KEY, env.AUTH_HS256_SECRET].filter(Boolean).length
+    need(authSources <= 1, 'AUTH_JWKS_URL', 'set only one of AUTH_JWKS_URL, AUTH_PUBLIC_KEY, AUTH_HS256_SECRET')
+    need(authSources === 1 || env.NODE_ENV !== 'production', 'AUTH_JWKS_URL',
+      'NODE_ENV=production needs one of AUTH_JWKS_URL, AUTH_PUBLIC_KEY or AUTH_HS256_SECRET')
+    if (env.VONAGE_PRIVATE_KEY_PATH && !env.VONAGE_PRIVATE_KEY) {
+      try {
+        readFileSync(env.VONAGE_PRIVATE_KEY_PATH)
+      } catch (err) {
+        need(false, 'VONAGE_PRIVATE_KEY_PATH', `cannot be read: ${(err as Error).message}`)
+      }
+    }
+  })
+
+export type Env = z.infer<typeof envSchema>
+
+export interface Config {
+  env: Env['NODE_ENV']
+  port: number
+  host: string
+  logLevel: Env['LOG_LEVEL']
+  redis: { url: string | undefined, keyPrefix: string, commandTimeoutMs: number }
+  reachability: {
+    provider: Env['REACHABILITY_PROVIDER']
+    timeoutMs: number
+    retries: number
+    retryBaseMs: number
+    retryMaxMs: number
+    ttl: { reachableSeconds: number, unreachableSeconds: number, invalidSeconds: number }
+    maxStaleSeconds: number
+    batchConcurrency: number
+    sandboxComebackSeconds: number
+  }
+  vonage: {
+    baseUrl: string
+    insightsPath: string
+    applicationId: string | undefined
+    privateKey: string | undefined
+    purpose: string
+    jwtTtlSeconds: number
+  }
+  camara: { baseUrl: string | undefined, accessToken: string | undefined }
+  auth: {
+    jwksUrl: string | undefined
+    publicKey: string | undefined
+    hs256Secret: string | undefined
+    issuer: string | undefined
+    audience: string | undefined
+    jwksTimeoutMs: number
+    jwksCooldownMs: number
+  }
+  docsEnabled: boolean
+}
+
+export class ConfigError extends Error {
+  constructor (readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+/** Parses the environment once; a bad value throws a ConfigError naming each variable. */
+export function loadConfig (source: Record<string, string | undefined> = process.env): Config {
+  // An empty variable counts as unset, as shells and compose files often leave them.
+  const env = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''))
+  const parsed = envSchema.safeParse(env)
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map(i => `${i.path.join('.') || '(environment)'}: ${i.message}`))
+  }
+  const e = parsed.data
+  return {
+    env: e.NODE_ENV,
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    redis: { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS },
+    reachability: {
+      provider: e.REACHABILITY_PROVIDER,
+      timeoutMs: e.REACHABILITY_TIMEOUT_MS,
+      retries: e.REACHABILITY_RETRIES,
+      retryBaseMs: e.REACHABILITY_RETRY_BASE_MS,
+      retryMaxMs: e.REACHABILITY_RETRY_MAX_MS,
+      ttl: {
+        reachableSeconds: e.REACHABILITY_TTL_REACHABLE_SECONDS,
+        unreachableSeconds: e.REACHABILITY_TTL_UNREACHABLE_SECONDS,
+        invalidSeconds: e.REACHABILITY_TTL_INVALID_SECONDS,
+      },
+      maxStaleSeconds: e.REACHABILITY_MAX_STALE_SECONDS,
+      batchConcurrency: e.REACHABILITY_BATCH_CONCURRENCY,
+      sandboxComebackSeconds: e.SANDBOX_COMEBACK_SECONDS,
+    },
+    vonage: {
+      baseUrl: e.VONAGE_API_BASE_URL.replace(/\/+$/, ''),
+      insightsPath: e.VONAGE_INSIGHTS_PATH,
+      applicationId: e.VONAGE_APPLICATION_ID,
+      privateKey: e.VONAGE_PRIVATE_KEY ?? (e.VONAGE_PRIVATE_KEY_PATH ? readFileSync(e.VONAGE_PRIVATE_KEY_PATH, 'utf8') : undefined),
+      purpose: e.VONAGE_INSIGHTS_PURPOSE,
+      jwtTtlSeconds: e.VONAGE_JWT_TTL_SECONDS,
+    },
+    camara: { baseUrl: e.CAMARA_BASE_URL?.replace(/\/+$/, ''), accessToken: e.CAMARA_ACCESS_TOKEN },
+    auth: {
+      jwksUrl: e.AUTH_JWKS_URL,
+      publicKey: e.AUTH_PUBLIC_KEY,
+      hs256Secret: e.AUTH_HS256_SECRET,
+      issuer: e.AUTH_ISSUER,
+      audience: e.AUTH_AUDIENCE,
+      jwksTimeoutMs: e.AUTH_JWKS_TIMEOUT_MS,
+      jwksCooldownMs: e.AUTH_JWKS_COOLDOWN_MS,
+    },
+    docsEnabled: e.DOCS_ENABLED,
+  }
+}

@@ -1,0 +1,103 @@
+// Typed failures of the domain. plugins/errors.ts maps each to an RFC 9457 problem, in one place.
+
+export interface ProblemExtras {
+  [key: string]: unknown
+}
+
+export abstract class AppError extends Error {
+  abstract readonly status: number
+  abstract readonly slug: string
+  abstract readonly title: string
+  /** Headers the answer carries, e.g. Retry-After. */
+  headers: Record<string, string> = {}
+  extras: ProblemExtras = {}
+
+  constructor (detail: string, options?: { cause?: unknown }) {
+    super(detail, options)
+    this.name = new.target.name
+  }
+}
+
+export interface FieldError {
+  path: string
+  message: string
+}
+
+export class ValidationError extends AppError {
+  readonly status = 400
+  readonly slug = 'validation-error'
+  readonly title = 'Request is not valid'
+  constructor (detail: string, readonly errors: FieldError[] = []) {
+    super(detail)
+    this.extras = { errors }
+  }
+}
+
+export class InvalidPhoneNumberError extends AppError {
+  readonly status = 400
+  readonly slug = 'invalid-phone-number'
+  readonly title = 'Phone number is not valid'
+  constructor (readonly input: string, reason: string) {
+    super(`"${input}" is not a valid phone number: ${reason}`)
+  }
+}
+
+export class UnauthorizedError extends AppError {
+  readonly status = 401
+  readonly slug = 'unauthorized'
+  readonly title = 'Authentication required'
+  override headers = { 'www-authenticate': 'Bearer realm="reachroute"' }
+}
+
+export class ForbiddenError extends AppError {
+  readonly status = 403
+  readonly slug = 'forbidden'
+  readonly title = 'Missing scope'
+  constructor (readonly scope: string) {
+    super(`this operation needs the scope "${scope}"`)
+    this.extras = { required_scope: scope }
+  }
+}
+
+export class NotFoundError extends AppError {
+  readonly status = 404
+  readonly slug = 'not-found'
+  readonly title = 'Not found'
+}
+
+export class ConflictError extends AppError {
+  readonly status = 409
+  readonly slug = 'conflict'
+  readonly title = 'Conflict'
+  constructor (detail: string, retryAfterSeconds?: number) {
+    super(detail)
+    if (retryAfterSeconds !== undefined) this.headers = { 'retry-after': String(retryAfterSeconds) }
+  }
+}
+
+export class UnprocessableError extends AppError {
+  readonly status = 422
+  readonly slug = 'unprocessable'
+  readonly title = 'Request cannot be processed'
+}
+
+/** The reachability upstream gave no usable answer (timeout, network, 5xx after retries). */
+export class UpstreamUnavailableError extends AppError {
+  readonly status = 503
+  readonly slug = 'upstream-unavailable'
+  readonly title = 'Reachability upstream unavailable'
+  constructor (detail: string, retryAfterSeconds = 5, options?: { cause?: unknown }) {
+    super(detail, options)
+    this.headers = { 'retry-after': String(retryAfterSeconds) }
+  }
+}
+
+export class StoreUnavailableError extends AppError {
+  readonly status = 503
+  readonly slug = 'store-unavailable'
+  readonly title = 'Store unavailable'
+  constructor (detail: string, options?: { cause?: unknown }) {
+    super(detail, options)
+    this.headers = { 'retry-after': '2' }
+  }
+}

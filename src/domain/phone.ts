@@ -1,0 +1,35 @@
+import { parsePhoneNumberWithError, ParseError } from 'libphonenumber-js/max'
+import { InvalidPhoneNumberError } from './errors.js'
+
+// +990 is not an assigned country code, but it is the test range of Vonage's virtual operator.
+const TEST_RANGE = /^\+990\d{1,12}$/
+const SEPARATORS = /[\s().-]/g
+
+/**
+ * Normalizes a phone number to E.164. Accepts it with or without the leading "+",
+ * with spaces, dots, dashes or brackets; the +990 test range is always accepted.
+ * Throws InvalidPhoneNumberError for anything else that is not a valid number.
+ */
+export function normalizePhoneNumber (input: string): string {
+  const compact = input.trim().replace(SEPARATORS, '')
+  if (compact.length === 0) throw new InvalidPhoneNumberError(input, 'it is empty')
+  if (compact.startsWith('00')) throw new InvalidPhoneNumberError(input, 'use the international "+" form, not a "00" prefix')
+  const withPlus = compact.startsWith('+') ? compact : `+${compact}`
+  if (!/^\+\d{2,15}$/.test(withPlus)) throw new InvalidPhoneNumberError(input, 'an E.164 number has a "+" and 2 to 15 digits')
+  if (TEST_RANGE.test(withPlus)) return withPlus
+  try {
+    const parsed = parsePhoneNumberWithError(withPlus)
+    if (!parsed.isValid()) throw new InvalidPhoneNumberError(input, 'no such number exists in its country\'s numbering plan')
+    return parsed.number
+  } catch (err) {
+    if (err instanceof ParseError) throw new InvalidPhoneNumberError(input, err.message.toLowerCase().replaceAll('_', ' '))
+    throw err
+  }
+}
+
+/** For logs: keeps the country code and the last three digits, e.g. +44*******123. */
+export function maskPhoneNumber (e164: string): string {
+  if (e164.length <= 6) return e164.replace(/\d/g, '*')
+  const cc = e164.startsWith('+') ? e164.slice(0, 3) : e164.slice(0, 2)
+  return cc + '*'.repeat(e164.length - cc.length - 3) + e164.slice(-3)
+}

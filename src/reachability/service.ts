@@ -1,0 +1,122 @@
+import pLimit from 'p-limit'
+import { UpstreamUnavailableError } from '../domain/errors.js'
+import { normalizePhoneNumber } from '../domain/phone.js'
+import { isTransientCode, type Reachability, type ReachabilityResult } from '../domain/reachability.js'
+import type { CachedReachability, Store } from '../store/store.js'
+import { type CachePolicy, freshSeconds } from './cache-policy.js'
+import { type ReachabilityUpstream, UpstreamFailure } from './upstreams/upstream.js'
+
+export interface LookupOptions {
+  /** Accept a cached answer only if it is at most this many seconds old. */
+  maxAgeSeconds?: number
+  purpose?: string
+}
+
+export interface ReachabilityServiceOptions {
+  store: Store
+  upstream: ReachabilityUpstream
+  policy: CachePolicy
+  maxStaleSeconds: number
+  /** The whole budget of one upstream lookup, its retries included. */
+  deadlineMs: number
+  now?: () => number
+  /** Told of every result, whatever its source (reports, metrics). */
+  onResult?: (result: ReachabilityResult) => void
+}
+
+/**
+ * Answers from the cache while it is fresh; otherwise asks the upstream once per number
+ * however many callers ask at the same time (single-flight), caches the answer for as long
+ * as its outcome deserves, and falls back to a stale entry when the upstream has no answer.
+ */
+export class ReachabilityService {
+  private readonly inFlight = new Map<string, Promise<ReachabilityResult>>()
+  private readonly now: () => number
+
+  constructor (private readonly options: ReachabilityServiceOptions) {
+    this.now = options.now ?? Date.now
+  }
+
+  async lookup (phoneNumber: string, options: LookupOptions = {}): Promise<ReachabilityResult> {
+    const cached = await this.options.store.getReachability(phoneNumber)
+    if (cached && this.isFresh(cached, options.maxAgeSeconds)) return this.emit({ ...cached.record, source: 'cache' })
+
+    const joined = this.inFlight.get(phoneNumber)
+    if (joined) return joined
+    const lookup = this.fetch(phoneNumber, cached, options.purpose)
+      .finally(() => this.inFlight.delete(phoneNumber))
+    this.inFlight.set(phoneNumber, lookup)
+    return lookup
+  }
+
+  private isFresh (cached: CachedReachability, maxAgeSeconds: number | undefined): boolean {
+    const now = this.now()
+    if (now >= cached.freshUntil) return false
+    if (maxAgeSeconds === undefined) return true
+    return now - Date.parse(cached.record.checked_at) <= maxAgeSeconds * 1000
+  }
+
+  private async fetch (phoneNumber: string, cached: CachedReachability | null, purpose: string | undefined): Promise<ReachabilityResult> {
+    let record: Reachability
+    try {
+      const signal = AbortSignal.timeout(this.options.deadlineMs)
+      const answer = await withDeadline(this.options.upstream.check(phoneNumber, { signal, ...(purpose ? { purpose } : {}) }), signal)
+      record = { phone_number: phoneNumber, ...answer, checked_at: new Date(this.now()).toISOString() }
+    } catch (err) {
+      const stale = this.stale(cached)
+      if (stale) return stale
+      if (err instanceof UpstreamFailure) throw new UpstreamUnavailableError(err.message, err.retryAfterSeconds, { cause: err })
+      if (isAbort(err)) throw new UpstreamUnavailableError(`no answer within ${this.options.deadlineMs} ms`, 5, { cause: err })
+      throw err
+    }
+
+    if (isTransientCode(record.status.code)) return this.stale(cached) ?? this.emit({ ...record, source: 'upstream' })
+
+    const fresh = freshSeconds(record, this.options.policy)
+    if (fresh > 0) {
+      await this.options.store.putReachability(
+        { record, freshUntil: this.now() + fresh * 1000 },
+        fresh + this.options.maxStaleSeconds,
+      )
+    }
+    return this.emit({ ...record, source: 'upstream' })
+  }
+
+  private stale (cached: CachedReachability | null): ReachabilityResult | undefined {
+    if (!cached) return undefined
+    if (this.now() - cached.freshUntil > this.options.maxStaleSeconds * 1000) return undefined
+    return this.emit({ ...cached.record, source: 'stale_cache' })
+  }
+
+  private emit (result: ReachabilityResult): ReachabilityResult {
+    this.options.onResult?.(result)
+    return result
+  }
+}
+
+/** Settles with the work, or rejects when the signal fires first, whether or not the work heeds it. */
+function withDeadline<T> (work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
+function isAbort (err: unknown): boolean {
+  return err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')
+}
+
+export type BatchItem = { ok: true, result: ReachabilityResult } | { ok: false, error: Error }
+
+/** Looks up many numbers, at most `concurrency` at a time; an invalid number fails alone. */
+export async function lookupMany (service: ReachabilityService, inputs: string[], concurrency: number, options: LookupOptions = {}): Promise<BatchItem[]> {
+  const limit = pLimit(concurrency)
+  return Promise.all(inputs.map(input => limit(async (): Promise<BatchItem> => {
+    try {
+      return { ok: true, result: await service.lookup(normalizePhoneNumber(input), options) }
+    } catch (error) {
+      return { ok: false, error: error as Error }
+    }
+  })))
+}

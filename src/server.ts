@@ -1,0 +1,38 @@
+import closeWithGrace from 'close-with-grace'
+import { buildApp } from './app.js'
+import { ALL_SCOPES } from './auth/inbound.js'
+import { ConfigError, loadConfig } from './config.js'
+
+let config
+try {
+  config = loadConfig()
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err
+  process.stderr.write(`reachroute cannot start: ${err.message}\n`)
+  process.exit(1)
+}
+
+const app = await buildApp({ config })
+closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+  if (err) app.log.error({ err }, 'closing after an error')
+  else app.log.info({ signal }, 'closing')
+  await app.close()
+})
+const address = await app.listen({ port: config.port, host: config.host })
+
+const { auth } = config
+if (!auth.jwksUrl && !auth.publicKey && !auth.hs256Secret) {
+  const token = await app.auth.issue({ sub: 'dev', scope: ALL_SCOPES, ttlSeconds: 30 * 86400, issuer: auth.issuer, audience: auth.audience })
+  const base = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1')
+  process.stdout.write([
+    '',
+    `reachroute is listening on ${address} (store: ${app.store.kind}, upstream: ${config.reachability.provider})`,
+    'No AUTH_* variable is set: a random HS256 secret was made for this process. A token with every scope, valid 30 days:',
+    '',
+    `  export TOKEN=${token}`,
+    `  curl -H "Authorization: Bearer $TOKEN" ${base}/v1/reachability/+990123411`,
+    '',
+    `API docs: ${base}/docs`,
+    '',
+  ].join('\n'))
+}

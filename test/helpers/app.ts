@@ -1,0 +1,25 @@
+import type { FastifyInstance } from 'fastify'
+import { buildApp, type AppOptions } from '../../src/app.js'
+import { ALL_SCOPES } from '../../src/auth/inbound.js'
+import { loadConfig, type Config } from '../../src/config.js'
+
+export const TEST_SECRET = 'test-secret-for-reachroute-at-least-32-chars'
+
+export function testConfig (env: Record<string, string | undefined> = {}): Config {
+  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', AUTH_HS256_SECRET: TEST_SECRET, REDIS_URL: undefined, ...env })
+}
+
+export interface TestApp {
+  app: FastifyInstance
+  /** A bearer header with the given scopes (all of them by default). */
+  bearer: (scope?: string, sub?: string) => Promise<string>
+}
+
+export async function buildTestApp (env: Record<string, string | undefined> = {}, options: Omit<AppOptions, 'config'> = {}): Promise<TestApp> {
+  const app = await buildApp({ config: testConfig(env), logger: false, ...options })
+  await app.ready()
+  return {
+    app,
+    bearer: async (scope = ALL_SCOPES, sub = 'test-caller') => `Bearer ${await app.auth.issue({ sub, scope, ttlSeconds: 600 })}`,
+  }
+}

@@ -1,0 +1,121 @@
+import t, { type Test } from 'tap'
+import { UpstreamUnavailableError } from '../../src/domain/errors.js'
+import { ReachabilityService } from '../../src/reachability/service.js'
+import { UpstreamFailure } from '../../src/reachability/upstreams/upstream.js'
+import { MemoryStore } from '../../src/store/memory/memory-store.js'
+import { RedisStore } from '../../src/store/redis/redis-store.js'
+import type { Store } from '../../src/store/store.js'
+import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.js'
+import { ScriptedUpstream } from '../helpers/upstream.js'
+
+const policy = { reachableSeconds: 300, unreachableSeconds: 60, invalidSeconds: 86400 }
+
+function setup (store: Store) {
+  let now = Date.parse('2026-11-25T12:00:00.000Z')
+  const upstream = new ScriptedUpstream()
+  const service = new ReachabilityService({ store, upstream, policy, maxStaleSeconds: 3600, deadlineMs: 500, now: () => now })
+  return { upstream, service, advance: (seconds: number) => { now += seconds * 1000 } }
+}
+
+async function suite (t: Test, store: Store) {
+  t.test('a miss asks the upstream, the next lookup is served from the cache', async t => {
+    const { upstream, service } = setup(store)
+    const first = await service.lookup('+990200001')
+    t.equal(first.source, 'upstream')
+    t.same(first.connectivity, ['DATA', 'SMS'])
+    const second = await service.lookup('+990200001')
+    t.equal(second.source, 'cache')
+    t.equal(second.checked_at, first.checked_at)
+    t.equal(upstream.calls, 1)
+  })
+
+  t.test('many concurrent misses for one number make exactly one upstream call', async t => {
+    const { upstream, service } = setup(store)
+    upstream.delayMs = 50
+    const results = await Promise.all(Array.from({ length: 50 }, () => service.lookup('+990200002')))
+    t.equal(upstream.calls, 1)
+    t.ok(results.every(r => r.source === 'upstream' && r.is_reachable))
+  })
+
+  t.test('a reachable answer stays fresh for its TTL, then is asked again', async t => {
+    const { upstream, service, advance } = setup(store)
+    await service.lookup('+990200003')
+    advance(299)
+    t.equal((await service.lookup('+990200003')).source, 'cache')
+    advance(2)
+    t.equal((await service.lookup('+990200003')).source, 'upstream')
+    t.equal(upstream.calls, 2)
+  })
+
+  t.test('a not-reachable answer has the shorter TTL', async t => {
+    const { upstream, service, advance } = setup(store)
+    upstream.answer = { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'OK', message: 'Success' } }
+    await service.lookup('+990200004')
+    advance(61)
+    t.equal((await service.lookup('+990200004')).source, 'upstream')
+  })
+
+  t.test('NOT_FOUND is cached for the long TTL; transient codes are not cached', async t => {
+    const { upstream, service, advance } = setup(store)
+    upstream.answer = { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'NOT_FOUND', message: 'x' } }
+    await service.lookup('+990200005')
+    advance(3600)
+    t.equal((await service.lookup('+990200005')).source, 'cache')
+
+    upstream.answer = { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'SUPPLIER_ERROR', message: 'x' } }
+    await service.lookup('+990200006')
+    const again = await service.lookup('+990200006')
+    t.equal(again.source, 'upstream')
+    t.equal(again.status.code, 'SUPPLIER_ERROR')
+  })
+
+  t.test('max_age demands a fresher answer than the cache holds', async t => {
+    const { upstream, service, advance } = setup(store)
+    await service.lookup('+990200007')
+    advance(30)
+    t.equal((await service.lookup('+990200007', { maxAgeSeconds: 60 })).source, 'cache')
+    t.equal((await service.lookup('+990200007', { maxAgeSeconds: 10 })).source, 'upstream')
+    t.equal(upstream.calls, 2)
+  })
+
+  t.test('when the upstream fails, a stale entry is served; past the stale window, 503', async t => {
+    const { upstream, service, advance } = setup(store)
+    await service.lookup('+990200008')
+    advance(301)
+    upstream.failWith = new UpstreamFailure('HTTP 503', 7)
+    const stale = await service.lookup('+990200008')
+    t.equal(stale.source, 'stale_cache')
+    t.same(stale.connectivity, ['DATA', 'SMS'])
+
+    upstream.failWith = undefined
+    upstream.answer = { ...upstream.answer, status: { code: 'INTERNAL_ERROR', message: 'x' } }
+    t.equal((await service.lookup('+990200008')).source, 'stale_cache', 'a transient status code counts as a failure too')
+
+    upstream.failWith = new UpstreamFailure('HTTP 503', 7)
+    advance(3600)
+    const err = await service.lookup('+990200008').catch(e => e)
+    t.type(err, UpstreamUnavailableError)
+    t.equal(err.headers['retry-after'], '7')
+  })
+
+  t.test('an upstream that never answers is cut at the deadline', async t => {
+    const { upstream, service } = setup(store)
+    upstream.delayMs = 2000
+    const started = Date.now()
+    await t.rejects(service.lookup('+990200009'), UpstreamUnavailableError)
+    t.ok(Date.now() - started < 2000)
+  })
+}
+
+t.test('with the memory store', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  await suite(t, store)
+})
+
+t.test('with the redis store', { skip: !(await redisAvailable()) && 'Redis is not running' }, async t => {
+  const keyPrefix = uniquePrefix()
+  const store = await RedisStore.connect({ url: REDIS_URL, keyPrefix, commandTimeoutMs: 1000 })
+  t.teardown(async () => { await store.close(); await dropPrefix(keyPrefix) })
+  await suite(t, store)
+})
