@@ -1,0 +1,252 @@
+import t from 'tap'
+import diagnostics from 'node:diagnostics_channel'
+import { readFileSync } from 'node:fs'
+import { isDeepStrictEqual } from 'node:util'
+import type { FastifyInstance, RouteOptions } from 'fastify'
+import { z } from 'zod'
+import { firstDifference, generateSpec, SPEC_PATH, specConfig } from '../scripts/openapi.js'
+import { buildApp } from '../src/app.js'
+
+// The committed openapi/openapi.json is what the code generates, and it documents every operation.
+
+interface JsonSchema {
+  $ref?: string
+  description?: string
+  examples?: unknown
+  example?: unknown
+  properties?: Record<string, JsonSchema>
+  items?: JsonSchema
+  anyOf?: JsonSchema[]
+  oneOf?: JsonSchema[]
+  allOf?: JsonSchema[]
+  $defs?: Record<string, JsonSchema>
+}
+interface Media { schema?: JsonSchema, example?: unknown, examples?: unknown }
+interface Parameter extends Media { name: string, in: string, description?: string }
+interface Operation {
+  operationId?: string
+  summary?: string
+  description?: string
+  security?: Record<string, string[]>[]
+  parameters?: Parameter[]
+  requestBody?: { content: Record<string, Media> }
+  responses: Record<string, { description?: string, content?: Record<string, Media> }>
+}
+interface Spec {
+  openapi: string
+  paths: Record<string, Record<string, Operation>>
+  components: { schemas: Record<string, JsonSchema>, securitySchemes: Record<string, Record<string, string>> }
+}
+
+const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace']
+
+/** Builds the app as the generator does, remembering every route's options (its zod schemas) as it is declared. */
+async function buildCapturingApp (): Promise<{ app: FastifyInstance, routes: RouteOptions[] }> {
+  const routes: RouteOptions[] = []
+  const capture = (message: unknown) => {
+    const { fastify } = message as { fastify: FastifyInstance }
+    fastify.addHook('onRoute', route => { routes.push(route) })
+  }
+  diagnostics.subscribe('fastify.initialization', capture)
+  try {
+    const app = await buildApp({ config: specConfig(), logger: false })
+    await app.ready()
+    return { app, routes }
+  } finally {
+    diagnostics.unsubscribe('fastify.initialization', capture)
+  }
+}
+
+function operations (spec: Spec): { where: string, path: string, op: Operation }[] {
+  return Object.entries(spec.paths).flatMap(([path, item]) =>
+    Object.entries(item).filter(([method]) => HTTP_METHODS.includes(method))
+      .map(([method, op]) => ({ where: `${method.toUpperCase()} ${path}`, path, op })))
+}
+
+/** Follows a local $ref ("#/$defs/X" or "#/components/schemas/X"), keeping the keywords written beside it. */
+function resolver (root: unknown): (schema: JsonSchema | undefined) => JsonSchema | undefined {
+  return function resolve (schema: JsonSchema | undefined): JsonSchema | undefined {
+    if (!schema?.$ref) return schema
+    const { $ref, ...beside } = schema
+    const target = $ref.replace(/^#\//, '').split('/').reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], root)
+    return { ...resolve(target as JsonSchema | undefined), ...beside }
+  }
+}
+
+/** Examples as fastify-swagger may have moved them: `examples` array, `examples` object of {value}, or one `example`. */
+function examplesOf (holder: Media | JsonSchema | undefined): unknown[] | undefined {
+  if (!holder) return undefined
+  if (Array.isArray(holder.examples)) return holder.examples
+  if (holder.examples && typeof holder.examples === 'object') return Object.values(holder.examples).map(e => (e as { value: unknown }).value)
+  if (holder.example !== undefined) return [holder.example]
+  return undefined
+}
+
+/**
+ * Reports each description or examples list the zod schema has (as zod renders it) that the spec lost.
+ * `topExamples` is where the spec keeps the examples of the top level, when fastify-swagger moved them.
+ */
+function compareDocs (expectedRoot: JsonSchema, actualRoot: JsonSchema | undefined, spec: Spec, where: string,
+  topExamples?: Media): string[] {
+  const lost: string[] = []
+  const resolveExpected = resolver(expectedRoot)
+  const resolveActual = resolver(spec)
+  const walk = (e: JsonSchema | undefined, a: JsonSchema | undefined, at: string, stack: JsonSchema[]) => {
+    const expected = resolveExpected(e)
+    const actual = resolveActual(a)
+    if (!expected || stack.includes(expected)) return
+    if (!actual) {
+      lost.push(`${at}: missing from the spec`)
+      return
+    }
+    if (expected.description !== undefined && actual.description !== expected.description) {
+      lost.push(`${at}: description ${JSON.stringify(actual.description)}, zod has ${JSON.stringify(expected.description)}`)
+    }
+    const exampleHolder = at === where && topExamples ? topExamples : actual
+    if (expected.examples !== undefined && !isDeepStrictEqual(examplesOf(exampleHolder), expected.examples)) {
+      lost.push(`${at}: examples ${JSON.stringify(examplesOf(exampleHolder))}, zod has ${JSON.stringify(expected.examples)}`)
+    }
+    const inner = [...stack, expected]
+    for (const [name, property] of Object.entries(expected.properties ?? {})) {
+      walk(property, actual.properties?.[name], `${at}.${name}`, inner)
+    }
+    if (expected.items) walk(expected.items, actual.items, `${at}[]`, inner)
+    for (const key of ['anyOf', 'oneOf', 'allOf'] as const) {
+      expected[key]?.forEach((branch, i) => walk(branch, actual[key]?.[i], `${at}<${key} ${i}>`, inner))
+    }
+  }
+  walk(expectedRoot, actualRoot, where, [])
+  return lost
+}
+
+/**
+ * The zod schema as JSON Schema, with every description and example its metadata has. zod itself leaves out
+ * the examples of a schema that transforms when rendering its input side; they are put back, for the spec should carry them.
+ */
+function toJsonSchema (schema: unknown, io: 'input' | 'output'): JsonSchema | undefined {
+  if (!(schema instanceof z.ZodType)) return undefined
+  return z.toJSONSchema(schema, {
+    io,
+    unrepresentable: 'any',
+    override: ({ zodSchema, jsonSchema }) => {
+      const meta = z.globalRegistry.get(zodSchema)
+      if (meta?.examples !== undefined && jsonSchema.examples === undefined) jsonSchema.examples = meta.examples as unknown[]
+    },
+  }) as JsonSchema
+}
+
+// Gaps found when this test was written, reported to the route's owner: zod leaves out the examples of a body
+// whose fields transform (the phone number is normalized), so the Vonage-compatible body has no example in the spec.
+const KNOWN_GAPS = [
+  'POST /identity-insights/v1/requests body: examples',
+  'POST /v0.1/identity-insights body: examples',
+]
+
+const PARAMETER_LOCATIONS = { params: 'path', querystring: 'query', headers: 'header' } as const
+
+/** Everything documented on one route's zod schemas that its operation in the spec does not carry. */
+function lostDocs (route: RouteOptions, op: Operation, spec: Spec, where: string): string[] {
+  const schema = route.schema as Record<string, unknown> | undefined
+  if (!schema) return []
+  const lost: string[] = []
+  for (const [part, location] of Object.entries(PARAMETER_LOCATIONS)) {
+    const expected = toJsonSchema(schema[part], 'input')
+    for (const [name, property] of Object.entries(expected?.properties ?? {})) {
+      const parameter = op.parameters?.find(p => p.in === location && p.name === name)
+      if (!parameter) {
+        lost.push(`${where} ${location} parameter ${name}: missing from the spec`)
+        continue
+      }
+      const described = { ...parameter.schema, description: parameter.description ?? parameter.schema?.description }
+      lost.push(...compareDocs({ ...property, $defs: expected?.$defs }, described, spec, `${where} ${location} parameter ${name}`, parameter))
+    }
+  }
+  const body = toJsonSchema(schema.body, 'input')
+  if (body) {
+    const media = op.requestBody?.content['application/json']
+    lost.push(...compareDocs(body, media?.schema, spec, `${where} body`, media))
+  }
+  for (const [status, response] of Object.entries((schema.response ?? {}) as Record<string, unknown>)) {
+    const documented = op.responses[status]
+    if (!documented) {
+      lost.push(`${where} response ${status}: missing from the spec`)
+      continue
+    }
+    const direct = toJsonSchema(response, 'output')
+    if (direct) {
+      const media = Object.values(documented.content ?? {})[0]
+      lost.push(...compareDocs(direct, media?.schema, spec, `${where} response ${status}`, media))
+      continue
+    }
+    const { description, content = {} } = response as { description?: string, content?: Record<string, { schema: unknown }> }
+    if (description !== undefined && documented.description !== description) lost.push(`${where} response ${status}: description lost`)
+    for (const [type, { schema: s }] of Object.entries(content)) {
+      const expected = toJsonSchema(s, 'output')
+      const media = documented.content?.[type]
+      if (expected) lost.push(...compareDocs(expected, media?.schema, spec, `${where} response ${status} ${type}`, media))
+    }
+  }
+  return lost
+}
+
+t.test('the committed openapi/openapi.json is what the code generates', async t => {
+  const committed = readFileSync(SPEC_PATH, 'utf8')
+  const generated = await generateSpec()
+  const diff = firstDifference(committed, generated)
+  t.equal(diff, undefined, `openapi/openapi.json is out of date: run \`npm run openapi\` and commit it. ${diff ?? ''}`)
+  t.ok(generated.endsWith('}\n'), 'pretty JSON with a trailing newline')
+})
+
+t.test('the spec', async t => {
+  const { app, routes } = await buildCapturingApp()
+  t.teardown(() => app.close())
+  const spec = app.swagger() as unknown as Spec
+  const ops = operations(spec)
+  t.ok(ops.length > 0, 'has operations')
+
+  t.test('is OpenAPI 3.1 and declares the bearer security scheme', async t => {
+    t.match(spec.openapi, /^3\.1\.\d+$/)
+    t.match(spec.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+  })
+
+  t.test('every operation has a summary, a description and a unique operationId', async t => {
+    for (const { where, op } of ops) {
+      t.ok(op.summary?.trim(), `${where} has a summary`)
+      t.ok(op.description?.trim(), `${where} has a description`)
+      t.ok(op.operationId?.trim(), `${where} has an operationId`)
+    }
+    const ids = ops.map(o => o.op.operationId)
+    t.same(ids.filter((id, i) => ids.indexOf(id) !== i), [], 'operationIds are unique')
+  })
+
+  t.test('every authenticated operation declares bearerAuth and its 401 and 403 problems', async t => {
+    const authenticated = ops.filter(o => /^\/(v1|identity-insights|v0\.1\/identity-insights)(\/|$)/.test(o.path))
+    t.ok(authenticated.length >= 4, 'the /v1 and Vonage-compatible operations are there')
+    for (const { where, op } of authenticated) {
+      t.ok(op.security?.some(requirement => 'bearerAuth' in requirement), `${where} declares bearerAuth`)
+      for (const status of ['401', '403']) {
+        t.match(op.responses[status], { description: String, content: { 'application/problem+json': { schema: Object } } },
+          `${where} documents its ${status} problem`)
+      }
+    }
+  })
+
+  t.test('every description and example of the zod schemas reaches the spec', async t => {
+    const lost: string[] = []
+    let compared = 0
+    for (const route of routes) {
+      const methods = ([] as string[]).concat(route.method).map(m => m.toLowerCase())
+      const path = route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')
+      for (const method of methods) {
+        const op = spec.paths[path]?.[method]
+        if (!op) continue // hidden routes (the docs UI, /openapi.json) and HEAD twins of GET routes
+        compared++
+        lost.push(...lostDocs(route, op, spec, `${method.toUpperCase()} ${path}`))
+      }
+    }
+    t.equal(compared, ops.length, 'every operation of the spec was compared with its route')
+    const known = lost.filter(l => KNOWN_GAPS.some(gap => l.startsWith(gap)))
+    if (known.length > 0) t.comment(`known gaps, still open:\n${known.join('\n')}`)
+    t.same(lost.filter(l => !known.includes(l)), [], 'nothing documented in zod is missing from the spec')
+  })
+})
