@@ -1,7 +1,30 @@
-import type { Config } from '../../config.js'
+import { type Config, ConfigError } from '../../config.js'
+import { CamaraUpstream } from './camara.js'
 import { SandboxUpstream } from './sandbox.js'
 import type { ReachabilityUpstream } from './upstream.js'
+import { VonageUpstream } from './vonage.js'
 
+/** The upstream that config.reachability.provider names, built from plain options. */
 export function createUpstream (config: Config): ReachabilityUpstream {
-  return new SandboxUpstream({ comebackSeconds: config.reachability.sandboxComebackSeconds })
+  const { provider, timeoutMs, retries, retryBaseMs, retryMaxMs, sandboxComebackSeconds } = config.reachability
+  const http = { timeoutMs, retries, retryBaseMs, retryMaxMs }
+  switch (provider) {
+    case 'sandbox':
+      return new SandboxUpstream({ comebackSeconds: sandboxComebackSeconds })
+    case 'vonage': {
+      const { baseUrl, insightsPath, applicationId, privateKey, purpose, jwtTtlSeconds } = config.vonage
+      // loadConfig already demands these for this provider; a hand-built Config may not.
+      if (!applicationId || !privateKey) {
+        throw new ConfigError(['VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY are required when REACHABILITY_PROVIDER=vonage'])
+      }
+      return new VonageUpstream({ baseUrl, path: insightsPath, applicationId, privateKey, purpose, jwtTtlSeconds, ...http })
+    }
+    case 'camara': {
+      const { baseUrl, accessToken } = config.camara
+      if (!baseUrl || !accessToken) {
+        throw new ConfigError(['CAMARA_BASE_URL and CAMARA_ACCESS_TOKEN are required when REACHABILITY_PROVIDER=camara'])
+      }
+      return new CamaraUpstream({ baseUrl, accessToken, ...http })
+    }
+  }
 }

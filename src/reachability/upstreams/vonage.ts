@@ -1,0 +1,135 @@
+import { z } from 'zod'
+import { VonageJwtSigner } from '../../auth/vonage-jwt.js'
+import type { UpstreamAnswer } from '../../domain/reachability.js'
+import { type HttpAnswer, HttpClient, isRetryableStatus, retryAfterSeconds } from '../../http/retry.js'
+import { type ReachabilityUpstream, type UpstreamCheckOptions, UpstreamFailure } from './upstream.js'
+
+export interface VonageUpstreamOptions {
+  /** e.g. https://api-eu.vonage.com */
+  baseUrl: string
+  /** /identity-insights/v1/requests, or the older /v0.1/identity-insights */
+  path: string
+  applicationId: string
+  /** The application's private key, PKCS#8 PEM. */
+  privateKey: string
+  /** Default purpose; a check may override it. */
+  purpose: string
+  jwtTtlSeconds: number
+  /** Budget of one attempt. */
+  timeoutMs: number
+  retries: number
+  retryBaseMs: number
+  retryMaxMs: number
+  now?: () => number
+  random?: () => number
+}
+
+const insightAnswer = z.object({
+  insights: z.object({
+    reachability: z.object({
+      is_reachable: z.boolean().optional(),
+      // Strings we do not know yet (new connectivity types) are kept as they come.
+      connectivity: z.array(z.string()).optional(),
+      latest_status_at: z.string().nullish(),
+      status: z.object({ code: z.string().min(1), message: z.string().optional() }),
+    }),
+  }),
+})
+
+const problem = z.object({ title: z.string().optional(), detail: z.string().optional() })
+
+/** The reachability insight of Vonage Identity Insights. */
+export class VonageUpstream implements ReachabilityUpstream {
+  readonly name = 'vonage'
+  private readonly http: HttpClient
+  private readonly signer: VonageJwtSigner
+
+  constructor (private readonly options: VonageUpstreamOptions) {
+    this.http = new HttpClient(options.baseUrl, {
+      timeoutMs: options.timeoutMs,
+      retries: options.retries,
+      baseMs: options.retryBaseMs,
+      maxMs: options.retryMaxMs,
+      ...(options.random ? { random: options.random } : {}),
+    })
+    this.signer = new VonageJwtSigner({
+      applicationId: options.applicationId,
+      privateKey: options.privateKey,
+      ttlSeconds: options.jwtTtlSeconds,
+      ...(options.now ? { now: options.now } : {}),
+    })
+  }
+
+  async check (phoneNumber: string, options: UpstreamCheckOptions = {}): Promise<UpstreamAnswer> {
+    const body = JSON.stringify({
+      phone_number: phoneNumber,
+      purpose: options.purpose ?? this.options.purpose,
+      insights: { reachability: {} },
+    })
+    const token = await this.signer.token()
+    let answer: HttpAnswer
+    try {
+      answer = await this.http.send({
+        method: 'POST',
+        path: this.options.path,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' },
+        body,
+      }, options.signal)
+    } catch (err) {
+      if (options.signal?.aborted) throw err
+      throw new UpstreamFailure(`vonage: no answer (${(err as Error).message})`, undefined, { cause: err })
+    }
+    return this.toAnswer(answer)
+  }
+
+  close (): Promise<void> {
+    return this.http.close()
+  }
+
+  private toAnswer ({ statusCode, headers, body }: HttpAnswer): UpstreamAnswer {
+    if (statusCode >= 200 && statusCode < 300) return readInsight(body)
+    const detail = problemDetail(body) ?? `HTTP ${statusCode}`
+    if (isRetryableStatus(statusCode)) {
+      throw new UpstreamFailure(`vonage: HTTP ${statusCode} after ${this.options.retries + 1} attempts: ${detail}`, retryAfterSeconds(headers))
+    }
+    // Our credentials do not allow this: an answer (never cached), so the caller sees why.
+    if (statusCode === 401 || statusCode === 403) {
+      return { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'UNAUTHORIZED', message: detail } }
+    }
+    // 400 says our request is wrong (numbers are validated before they get here, so a bad purpose
+    // or a bug), 404 that the path is: neither says anything about the number, so neither becomes
+    // an answer that could be cached against it. No answer, and no retry: it would fail the same.
+    throw new UpstreamFailure(`vonage: HTTP ${statusCode}: ${detail}`)
+  }
+}
+
+function readInsight (body: string): UpstreamAnswer {
+  let json: unknown
+  try {
+    json = JSON.parse(body)
+  } catch (err) {
+    throw new UpstreamFailure('vonage: the answer is not JSON', undefined, { cause: err })
+  }
+  const parsed = insightAnswer.safeParse(json)
+  if (!parsed.success) {
+    throw new UpstreamFailure(`vonage: the answer has no usable reachability insight: ${z.prettifyError(parsed.error)}`)
+  }
+  const insight = parsed.data.insights.reachability
+  const isReachable = insight.is_reachable === true
+  return {
+    is_reachable: isReachable,
+    connectivity: isReachable ? insight.connectivity ?? [] : [],
+    latest_status_at: insight.latest_status_at ?? null,
+    // An unknown code is kept as it is: the domain counts anything it does not know as not OK.
+    status: { code: insight.status.code, message: insight.status.message ?? '' },
+  }
+}
+
+function problemDetail (body: string): string | undefined {
+  try {
+    const parsed = problem.safeParse(JSON.parse(body))
+    return parsed.success ? parsed.data.detail ?? parsed.data.title : undefined
+  } catch {
+    return undefined
+  }
+}
