@@ -1,0 +1,152 @@
+import t from 'tap'
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { buildApp } from '../src/app.js'
+import { ConfigError, loadConfig } from '../src/config.js'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+t.test('loadConfig', async t => {
+  t.test('defaults: port 3000, the sandbox upstream, no Redis', async t => {
+    const config = loadConfig({})
+    t.equal(config.port, 3000)
+    t.equal(config.host, '0.0.0.0')
+    t.equal(config.env, 'development')
+    t.equal(config.reachability.provider, 'sandbox')
+    t.equal(config.redis.url, undefined)
+    t.equal(config.vonage.baseUrl, 'https://api-eu.vonage.com')
+    t.equal(config.vonage.purpose, 'FraudPreventionAndDetection')
+    t.match(config.reachability.ttl, { reachableSeconds: 300, unreachableSeconds: 60, invalidSeconds: 86400 })
+    t.equal(config.reachability.maxStaleSeconds, 3600)
+    t.match(config.auth, { jwksUrl: undefined, publicKey: undefined, hs256Secret: undefined })
+  })
+
+  t.test('without REDIS_URL the app keeps its state in memory', async t => {
+    const app = await buildApp({ config: loadConfig({ LOG_LEVEL: 'silent' }), logger: false })
+    t.teardown(() => app.close())
+    await app.ready()
+    t.equal(app.store.kind, 'memory')
+  })
+
+  t.test('an empty variable counts as unset', async t => {
+    t.equal(loadConfig({ PORT: '', REDIS_URL: '' }).port, 3000)
+  })
+
+  const refused: [string, Record<string, string>, string, RegExp?][] = [
+    ['PORT=abc', { PORT: 'abc' }, 'PORT'],
+    ['PORT out of range', { PORT: '70000' }, 'PORT'],
+    ['REDIS_URL=http://x', { REDIS_URL: 'http://x' }, 'REDIS_URL'],
+    ['REACHABILITY_PROVIDER=foo', { REACHABILITY_PROVIDER: 'foo' }, 'REACHABILITY_PROVIDER'],
+    ['vonage without VONAGE_APPLICATION_ID',
+      { REACHABILITY_PROVIDER: 'vonage', VONAGE_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----' }, 'VONAGE_APPLICATION_ID'],
+    ['vonage without a private key', { REACHABILITY_PROVIDER: 'vonage', VONAGE_APPLICATION_ID: 'app-id' }, 'VONAGE_PRIVATE_KEY'],
+    ['camara without CAMARA_BASE_URL', { REACHABILITY_PROVIDER: 'camara', CAMARA_ACCESS_TOKEN: 'token' }, 'CAMARA_BASE_URL'],
+    ['two auth sources',
+      { AUTH_HS256_SECRET: 'x'.repeat(32), AUTH_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----' }, 'AUTH_PUBLIC_KEY', /AUTH_HS256_SECRET/],
+    ['NODE_ENV=production without auth', { NODE_ENV: 'production' }, 'NODE_ENV=production', /AUTH_JWKS_URL, AUTH_PUBLIC_KEY or AUTH_HS256_SECRET/],
+    ['a short AUTH_HS256_SECRET', { AUTH_HS256_SECRET: 'short' }, 'AUTH_HS256_SECRET'],
+    ['VONAGE_PRIVATE_KEY_PATH unreadable',
+      { REACHABILITY_PROVIDER: 'vonage', VONAGE_APPLICATION_ID: 'app-id', VONAGE_PRIVATE_KEY_PATH: '/nonexistent/private.key' }, 'VONAGE_PRIVATE_KEY_PATH', /cannot be read/],
+  ]
+  for (const [name, env, variable, more] of refused) {
+    t.test(`refuses ${name}, naming ${variable}`, async t => {
+      t.throws(() => loadConfig(env), ConfigError)
+      try {
+        loadConfig(env)
+      } catch (err) {
+        t.type(err, ConfigError)
+        t.match((err as ConfigError).message, variable)
+        if (more) t.match((err as ConfigError).message, more)
+      }
+    })
+  }
+
+  t.test('every problem is listed, one per variable', async t => {
+    try {
+      loadConfig({ PORT: 'abc', REACHABILITY_PROVIDER: 'foo' })
+      t.fail('should have thrown')
+    } catch (err) {
+      t.match((err as ConfigError).problems, [/^PORT: /, /^REACHABILITY_PROVIDER: /])
+    }
+  })
+})
+
+// The built server, started as `npm start` starts it.
+
+/** Only what the server needs: tap's NODE_OPTIONS (loaders, coverage) and the developer's variables stay out. */
+function serverEnv (vars: Record<string, string>): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH, ...vars }
+}
+
+function startServer (vars: Record<string, string>) {
+  const child = spawn(process.execPath, ['dist/src/server.js'], { cwd: ROOT, env: serverEnv(vars), stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', chunk => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', chunk => { stderr += chunk })
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+  return { child, exited, output: () => ({ stdout, stderr }) }
+}
+
+async function within<T> (ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms) })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+t.test('the built server', async t => {
+  t.before(async () => {
+    await promisify(execFile)(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { cwd: ROOT })
+  })
+
+  t.test('a bad variable stops the start, naming it', async t => {
+    const { exited, output } = startServer({ PORT: 'abc' })
+    const [code] = await within(15_000, 'exit', exited)
+    t.not(code, 0)
+    t.match(output().stderr, /reachroute cannot start: .*\n.*PORT: /)
+  })
+
+  t.test('NODE_ENV=production without an AUTH_* variable refuses to start', async t => {
+    const { exited, output } = startServer({ NODE_ENV: 'production', PORT: '0', HOST: '127.0.0.1' })
+    const [code] = await within(15_000, 'exit', exited)
+    t.not(code, 0)
+    t.match(output().stderr, /NODE_ENV=production needs one of AUTH_JWKS_URL, AUTH_PUBLIC_KEY or AUTH_HS256_SECRET/)
+  })
+
+  t.test('with the defaults it prints a working token, and a second lookup comes from the cache', async t => {
+    const server = startServer({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn' })
+    t.teardown(() => { if (server.child.exitCode === null) server.child.kill('SIGKILL') })
+
+    const banner = await within(15_000, 'the token banner', new Promise<RegExpExecArray>((resolve, reject) => {
+      const look = () => {
+        const found = /curl -H "Authorization: Bearer \$TOKEN" (http:\/\/127\.0\.0\.1:\d+)\//.exec(server.output().stdout)
+        if (found && /export TOKEN=\S+/.test(server.output().stdout)) resolve(found)
+      }
+      server.child.stdout.on('data', look)
+      server.exited.then(() => reject(new Error(`the server exited: ${server.output().stderr}`)), reject)
+    }))
+    const base = banner[1]!
+    const token = /export TOKEN=(\S+)/.exec(server.output().stdout)![1]!
+    t.match(server.output().stdout, /store: memory, upstream: sandbox/)
+
+    const lookup = async () => {
+      const res = await fetch(`${base}/v1/reachability/+990123411`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) })
+      t.equal(res.status, 200)
+      return await res.json() as { connectivity: string[], source: string }
+    }
+    t.match(await lookup(), { connectivity: ['SMS'], source: 'upstream' })
+    t.match(await lookup(), { connectivity: ['SMS'], source: 'cache' })
+    const noToken = await fetch(`${base}/v1/reachability/+990123411`, { signal: AbortSignal.timeout(5000) })
+    t.equal(noToken.status, 401)
+
+    server.child.kill('SIGTERM')
+    const [code] = await within(15_000, 'exit after SIGTERM', server.exited)
+    t.equal(code, 0, 'closes cleanly on SIGTERM')
+  })
+})
