@@ -14,13 +14,14 @@ export default fp<{ store?: Store }>(async (app, options) => {
   if (!store) {
     const { url, keyPrefix, commandTimeoutMs } = app.config.redis
     if (url) {
-      store = await RedisStore.connect({ url, keyPrefix, commandTimeoutMs })
+      store = await RedisStore.connect({ url, keyPrefix, commandTimeoutMs, shards: app.config.shards })
       app.log.info({ store: 'redis', keyPrefix }, 'store: Redis')
     } else {
-      store = new MemoryStore()
+      store = new MemoryStore({ shards: app.config.shards })
       app.log.warn({ store: 'memory' }, 'store: in-memory (REDIS_URL is not set); nothing survives a restart')
     }
-    app.addHook('onClose', async () => store!.close())
+    const opened = store
+    app.addHook('onClose', async () => opened.close())
   }
   app.decorate('store', store)
 }, { name: 'store', fastify: '5.x', dependencies: ['config'] })

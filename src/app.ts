@@ -3,12 +3,16 @@ import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fas
 import authPlugin from '../plugins/auth.js'
 import configPlugin from '../plugins/config.js'
 import errorsPlugin from '../plugins/errors.js'
+import notificationsPlugin from '../plugins/notifications.js'
 import reachabilityPlugin from '../plugins/reachability.js'
 import storePlugin from '../plugins/store.js'
 import swaggerPlugin from '../plugins/swagger.js'
+import workersPlugin from '../plugins/workers.js'
 import healthRoutes from '../routes/health/index.js'
 import identityInsightsRoutes from '../routes/identity-insights/index.js'
+import notificationRoutes from '../routes/v1/notifications/index.js'
 import reachabilityRoutes from '../routes/v1/reachability/index.js'
+import type { Channels } from './channels/channel.js'
 import type { Config } from './config.js'
 import type { ReachabilityUpstream } from './reachability/upstreams/upstream.js'
 import type { Store } from './store/store.js'
@@ -19,6 +23,7 @@ export interface AppOptions {
   /** Replacements for tests; by default each is built from the config. */
   store?: Store
   upstream?: ReachabilityUpstream
+  channels?: Channels
 }
 
 /** Builds the whole service without listening: server.ts starts it, tests inject into it. */
@@ -41,9 +46,12 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(storePlugin, options.store ? { store: options.store } : {})
   await app.register(authPlugin)
   await app.register(reachabilityPlugin, options.upstream ? { upstream: options.upstream } : {})
+  await app.register(notificationsPlugin, options.channels ? { channels: options.channels } : {})
+  await app.register(workersPlugin)
 
   await app.register(healthRoutes)
   await app.register(reachabilityRoutes, { prefix: '/v1/reachability' })
+  await app.register(notificationRoutes, { prefix: '/v1/notifications' })
   await app.register(identityInsightsRoutes)
   return app
 }

@@ -19,6 +19,24 @@ export const envSchema = z
     REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
     REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,32}$/, 'letters, digits, ":", "_" or "-", at most 32').default('rr:'),
     REDIS_COMMAND_TIMEOUT_MS: positive(1000),
+    QUEUE_SHARDS: z.coerce.number().int().min(1).max(100).default(16),
+
+    WORKERS: z.enum(['on', 'off']).default('on'),
+    WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(32),
+    WORKER_IDLE_POLL_MS: z.coerce.number().int().min(1).max(10000).default(200),
+    WORKER_VISIBILITY_TIMEOUT_MS: z.coerce.number().int().min(100).default(30000),
+    DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(5),
+    DELIVERY_RETRY_BASE_MS: positive(2000),
+    DELIVERY_RETRY_MAX_MS: positive(300000),
+    NOTIFICATION_RETENTION_SECONDS: z.coerce.number().int().min(60).default(7 * 86400),
+    IDEMPOTENCY_TTL_SECONDS: z.coerce.number().int().min(60).default(86400),
+    CALLBACK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+
+    FALLBACK_FIRST_CHECK_SECONDS: positive(60),
+    FALLBACK_BACKOFF_FACTOR: z.coerce.number().min(1).max(10).default(2),
+    FALLBACK_MAX_INTERVAL_SECONDS: positive(3600),
+    FALLBACK_RECHECK_MAX_AGE_SECONDS: seconds(5),
+    FALLBACK_LEASE_SECONDS: positive(60),
 
     REACHABILITY_PROVIDER: z.enum(['sandbox', 'vonage', 'camara']).default('sandbox'),
     REACHABILITY_TIMEOUT_MS: positive(2000),
@@ -52,6 +70,21 @@ export const envSchema = z
     AUTH_JWKS_COOLDOWN_MS: positive(30000),
 
     DOCS_ENABLED: bool(true),
+
+    SMS_PROVIDER: z.enum(['sandbox', 'vonage']).default('sandbox'),
+    PUSH_PROVIDER: z.enum(['sandbox', 'fcm', 'webhook']).default('sandbox'),
+    CHANNEL_TIMEOUT_MS: positive(5000),
+    SMS_FROM: z.string().min(1).max(15).default('reachroute'),
+    VONAGE_MESSAGES_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://api.nexmo.com'),
+    VONAGE_SIGNATURE_SECRET: optionalString,
+    FCM_SERVICE_ACCOUNT: optionalString,
+    FCM_SERVICE_ACCOUNT_PATH: optionalString,
+    FCM_PROJECT_ID: optionalString,
+    FCM_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://fcm.googleapis.com'),
+    FCM_TOKEN_URL: z.url({ protocol: /^https?$/ }).default('https://oauth2.googleapis.com/token'),
+    PUSH_WEBHOOK_URL: optionalUrl,
+    PUSH_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+    CALLBACK_SIGNING_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   })
   .superRefine((env, ctx) => {
     const need = (cond: boolean, path: string, message: string) => {
@@ -66,17 +99,32 @@ export const envSchema = z
       need(!!env.CAMARA_BASE_URL, 'CAMARA_BASE_URL', 'required when REACHABILITY_PROVIDER=camara')
       need(!!env.CAMARA_ACCESS_TOKEN, 'CAMARA_ACCESS_TOKEN', 'required when REACHABILITY_PROVIDER=camara')
     }
+    if (env.SMS_PROVIDER === 'vonage') {
+      need(!!env.VONAGE_APPLICATION_ID, 'VONAGE_APPLICATION_ID', 'required when SMS_PROVIDER=vonage')
+      need(!!(env.VONAGE_PRIVATE_KEY || env.VONAGE_PRIVATE_KEY_PATH), 'VONAGE_PRIVATE_KEY',
+        'VONAGE_PRIVATE_KEY or VONAGE_PRIVATE_KEY_PATH is required when SMS_PROVIDER=vonage')
+    }
+    if (env.PUSH_PROVIDER === 'fcm') {
+      need(!!(env.FCM_SERVICE_ACCOUNT || env.FCM_SERVICE_ACCOUNT_PATH), 'FCM_SERVICE_ACCOUNT',
+        'FCM_SERVICE_ACCOUNT or FCM_SERVICE_ACCOUNT_PATH is required when PUSH_PROVIDER=fcm')
+    }
+    if (env.PUSH_PROVIDER === 'webhook') {
+      need(!!env.PUSH_WEBHOOK_URL, 'PUSH_WEBHOOK_URL', 'required when PUSH_PROVIDER=webhook')
+      need(!!env.PUSH_WEBHOOK_SECRET, 'PUSH_WEBHOOK_SECRET', 'required when PUSH_PROVIDER=webhook')
+    }
+    for (const name of ['VONAGE_PRIVATE_KEY_PATH', 'FCM_SERVICE_ACCOUNT_PATH'] as const) {
+      const path = env[name]
+      if (!path) continue
+      try {
+        readFileSync(path)
+      } catch (err) {
+        need(false, name, `cannot be read: ${(err as Error).message}`)
+      }
+    }
     const authSources = [env.AUTH_JWKS_URL, env.AUTH_PUBLIC_KEY, env.AUTH_HS256_SECRET].filter(Boolean).length
     need(authSources <= 1, 'AUTH_JWKS_URL', 'set only one of AUTH_JWKS_URL, AUTH_PUBLIC_KEY, AUTH_HS256_SECRET')
     need(authSources === 1 || env.NODE_ENV !== 'production', 'AUTH_JWKS_URL',
       'NODE_ENV=production needs one of AUTH_JWKS_URL, AUTH_PUBLIC_KEY or AUTH_HS256_SECRET')
-    if (env.VONAGE_PRIVATE_KEY_PATH && !env.VONAGE_PRIVATE_KEY) {
-      try {
-        readFileSync(env.VONAGE_PRIVATE_KEY_PATH)
-      } catch (err) {
-        need(false, 'VONAGE_PRIVATE_KEY_PATH', `cannot be read: ${(err as Error).message}`)
-      }
-    }
   })
 
 export type Env = z.infer<typeof envSchema>
@@ -87,6 +135,29 @@ export interface Config {
   host: string
   logLevel: Env['LOG_LEVEL']
   redis: { url: string | undefined, keyPrefix: string, commandTimeoutMs: number }
+  /** How many shards the outboxes and queues are split into (each shard: one Redis Cluster slot). */
+  shards: number
+  workers: {
+    enabled: boolean
+    concurrency: number
+    idlePollMs: number
+    visibilityTimeoutMs: number
+  }
+  delivery: {
+    maxAttempts: number
+    retryBaseMs: number
+    retryMaxMs: number
+    retentionSeconds: number
+    idempotencyTtlSeconds: number
+    callbackMaxAttempts: number
+  }
+  fallback: {
+    firstCheckSeconds: number
+    backoffFactor: number
+    maxIntervalSeconds: number
+    recheckMaxAgeSeconds: number
+    leaseSeconds: number
+  }
   reachability: {
     provider: Env['REACHABILITY_PROVIDER']
     timeoutMs: number
@@ -117,6 +188,22 @@ export interface Config {
     jwksCooldownMs: number
   }
   docsEnabled: boolean
+  channels: {
+    smsProvider: Env['SMS_PROVIDER']
+    pushProvider: Env['PUSH_PROVIDER']
+    timeoutMs: number
+    smsFrom: string
+    vonageMessagesBaseUrl: string
+    vonageSignatureSecret: string | undefined
+    /** The FCM service account JSON text, from FCM_SERVICE_ACCOUNT or the file at FCM_SERVICE_ACCOUNT_PATH. */
+    fcmServiceAccount: string | undefined
+    fcmProjectId: string | undefined
+    fcmBaseUrl: string
+    fcmTokenUrl: string
+    pushWebhookUrl: string | undefined
+    pushWebhookSecret: string | undefined
+  }
+  callbackSigningSecret: string | undefined
 }
 
 export class ConfigError extends Error {
@@ -141,6 +228,28 @@ export function loadConfig (source: Record<string, string | undefined> = process
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
     redis: { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS },
+    shards: e.QUEUE_SHARDS,
+    workers: {
+      enabled: e.WORKERS === 'on',
+      concurrency: e.WORKER_CONCURRENCY,
+      idlePollMs: e.WORKER_IDLE_POLL_MS,
+      visibilityTimeoutMs: e.WORKER_VISIBILITY_TIMEOUT_MS,
+    },
+    delivery: {
+      maxAttempts: e.DELIVERY_MAX_ATTEMPTS,
+      retryBaseMs: e.DELIVERY_RETRY_BASE_MS,
+      retryMaxMs: e.DELIVERY_RETRY_MAX_MS,
+      retentionSeconds: e.NOTIFICATION_RETENTION_SECONDS,
+      idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
+      callbackMaxAttempts: e.CALLBACK_MAX_ATTEMPTS,
+    },
+    fallback: {
+      firstCheckSeconds: e.FALLBACK_FIRST_CHECK_SECONDS,
+      backoffFactor: e.FALLBACK_BACKOFF_FACTOR,
+      maxIntervalSeconds: e.FALLBACK_MAX_INTERVAL_SECONDS,
+      recheckMaxAgeSeconds: e.FALLBACK_RECHECK_MAX_AGE_SECONDS,
+      leaseSeconds: e.FALLBACK_LEASE_SECONDS,
+    },
     reachability: {
       provider: e.REACHABILITY_PROVIDER,
       timeoutMs: e.REACHABILITY_TIMEOUT_MS,
@@ -175,5 +284,20 @@ export function loadConfig (source: Record<string, string | undefined> = process
       jwksCooldownMs: e.AUTH_JWKS_COOLDOWN_MS,
     },
     docsEnabled: e.DOCS_ENABLED,
+    channels: {
+      smsProvider: e.SMS_PROVIDER,
+      pushProvider: e.PUSH_PROVIDER,
+      timeoutMs: e.CHANNEL_TIMEOUT_MS,
+      smsFrom: e.SMS_FROM,
+      vonageMessagesBaseUrl: e.VONAGE_MESSAGES_BASE_URL.replace(/\/+$/, ''),
+      vonageSignatureSecret: e.VONAGE_SIGNATURE_SECRET,
+      fcmServiceAccount: e.FCM_SERVICE_ACCOUNT ?? (e.FCM_SERVICE_ACCOUNT_PATH ? readFileSync(e.FCM_SERVICE_ACCOUNT_PATH, 'utf8') : undefined),
+      fcmProjectId: e.FCM_PROJECT_ID,
+      fcmBaseUrl: e.FCM_BASE_URL.replace(/\/+$/, ''),
+      fcmTokenUrl: e.FCM_TOKEN_URL,
+      pushWebhookUrl: e.PUSH_WEBHOOK_URL,
+      pushWebhookSecret: e.PUSH_WEBHOOK_SECRET,
+    },
+    callbackSigningSecret: e.CALLBACK_SIGNING_SECRET,
   }
 }

@@ -1,6 +1,8 @@
 import type { Reachability } from '../domain/reachability.js'
+import type { Notification, NotificationEvent } from '../notifications/types.js'
 
 // The port every piece of state goes through. Two adapters: redis/ (production) and memory/ (embedded default).
+// Everything a notification owns lives in its shard: one shard's keys share a Redis Cluster hash tag.
 
 export interface CachedReachability {
   record: Reachability
@@ -8,11 +10,97 @@ export interface CachedReachability {
   freshUntil: number
 }
 
+/** The lanes a job can wait in: one outbox stream per lane and shard. */
+export type Lane = 'push' | 'sms' | 'callback'
+export const LANES: readonly Lane[] = ['push', 'sms', 'callback']
+
+/** Where a notification goes next: an outbox lane now, the retry set later, or nowhere. */
+export type JobTarget =
+  | { kind: 'outbox', lane: Lane }
+  | { kind: 'retry', lane: Lane, dueAt: number }
+  | { kind: 'fallback', dueAt: number }
+  | { kind: 'none' }
+
+export type IdempotencyClaim =
+  | { state: 'claimed', token: string }
+  | { state: 'in_flight', retryAfterSeconds: number }
+  | { state: 'done', requestHash: string, response: string }
+
+export interface IdempotencyRef {
+  shard: number
+  /** Caller and key, already hashed: the same key of two callers never meets. */
+  key: string
+}
+
+export interface AcceptCommand {
+  notification: Notification
+  events: NotificationEvent[]
+  next: JobTarget
+  retentionSeconds: number
+  idempotency?: IdempotencyRef & { token: string, requestHash: string, response: string, ttlSeconds: number }
+}
+
+/** Fields a transition may change; undefined leaves a field as it is. */
+export type NotificationPatch = Partial<Pick<Notification,
+  'status' | 'channel' | 'reason' | 'attempts' | 'updated_at' | 'provider_message_id' | 'reachability'>>
+
+export interface OutboxJob {
+  shard: number
+  lane: Lane
+  /** The stream entry id: what acknowledges it. */
+  entryId: string
+  notificationId: string
+  /** How many times this entry has been handed to a consumer (more than 1: reclaimed after a crash). */
+  deliveries: number
+}
+
+export interface Transition {
+  notificationId: string
+  shard: number
+  patch: NotificationPatch
+  events: NotificationEvent[]
+  /** When set, the transition only applies if the notification's status is one of these. */
+  onlyFrom?: readonly string[]
+  /** The job this transition completes (acknowledged in the same step). */
+  ack?: OutboxJob
+  next?: JobTarget
+}
+
+export interface StoredNotification {
+  notification: Notification
+  events: NotificationEvent[]
+}
+
 export interface Store {
   readonly kind: 'redis' | 'memory'
+  readonly shards: number
+
   getReachability (phoneNumber: string): Promise<CachedReachability | null>
   /** Keeps the entry for keepSeconds (its freshness plus the stale window). */
   putReachability (entry: CachedReachability, keepSeconds: number): Promise<void>
+
+  /** Takes an idempotency key for an in-flight request, or says what already holds it. */
+  claimIdempotency (ref: IdempotencyRef, requestHash: string, claimSeconds: number): Promise<IdempotencyClaim>
+  /** Frees a claim whose request failed before anything was stored. */
+  releaseIdempotency (ref: IdempotencyRef, token: string): Promise<void>
+  /**
+   * In one atomic step: the notification, its first events, its first job and the idempotency answer.
+   * Resolves false when the idempotency claim was lost (expired and taken by another request): nothing is written.
+   */
+  acceptNotification (command: AcceptCommand): Promise<boolean>
+  getNotification (id: string, shard: number): Promise<StoredNotification | null>
+  /** Applies a transition atomically; resolves false (and changes nothing but the ack) when onlyFrom did not match. */
+  transition (transition: Transition): Promise<boolean>
+
+  /** New jobs of one shard, lanes in the order given (earlier lanes served first). */
+  readOutbox (shard: number, lanes: readonly Lane[], consumer: string, count: number): Promise<OutboxJob[]>
+  /** Jobs another consumer took more than minIdleMs ago and never acknowledged: now this consumer's. */
+  reclaimOutbox (shard: number, lane: Lane, consumer: string, minIdleMs: number, count: number): Promise<OutboxJob[]>
+  /** Moves retries that are due back into their outbox lane; resolves how many moved. */
+  releaseDueRetries (shard: number, now: number, count: number): Promise<number>
+  /** Jobs waiting per lane (in the outbox, not yet acknowledged) and in the retry set. */
+  outboxDepth (shard: number): Promise<Record<Lane | 'retry', number>>
+
   /** Resolves when the store answers; throws StoreUnavailableError when it does not. */
   ping (): Promise<void>
   close (): Promise<void>

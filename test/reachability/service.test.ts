@@ -115,7 +115,7 @@ t.test('with the memory store', async t => {
 
 t.test('with the redis store', { skip: !(await redisAvailable()) && 'Redis is not running' }, async t => {
   const keyPrefix = uniquePrefix()
-  const store = await RedisStore.connect({ url: REDIS_URL, keyPrefix, commandTimeoutMs: 1000 })
+  const store = await RedisStore.connect({ url: REDIS_URL, keyPrefix, commandTimeoutMs: 1000, shards: 4 })
   t.teardown(async () => { await store.close(); await dropPrefix(keyPrefix) })
   await suite(t, store)
 })

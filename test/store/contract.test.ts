@@ -1,12 +1,16 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Reachability } from '../../src/domain/reachability.js'
+import { newNotificationId } from '../../src/notifications/ids.js'
+import type { Notification } from '../../src/notifications/types.js'
 import { MemoryStore } from '../../src/store/memory/memory-store.js'
 import { RedisStore } from '../../src/store/redis/redis-store.js'
 import type { Store } from '../../src/store/store.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.js'
 
 // One suite, every adapter of the store port.
+
+const SHARDS = 4
 
 const record = (phone: string): Reachability => ({
   phone_number: phone,
@@ -17,59 +21,174 @@ const record = (phone: string): Reachability => ({
   checked_at: '2026-11-25T10:00:01.000Z',
 })
 
-function contract (name: string, open: () => Promise<{ store: Store, cleanup: () => Promise<void> }>) {
-  t.test(name, async t => {
-    const { store, cleanup } = await open()
-    t.teardown(cleanup)
+function notification (shard: number, overrides: Partial<Notification> = {}): Notification {
+  return {
+    id: newNotificationId(shard),
+    owner: 'svc',
+    status: 'queued',
+    channel: 'sms',
+    reason: 'connected for SMS only; sms chosen',
+    request: {
+      to: '+990123411',
+      message: { sms: { text: 'hello' } },
+      routing: { prefer: 'push', channels: ['push', 'sms'], on_unreachable: 'queue', on_unknown: 'sms', ttl_seconds: 3600 },
+      client_ref: 'ref-1',
+    },
+    reachability: { ...record('+990123411'), connectivity: [], source: 'upstream' },
+    attempts: 0,
+    created_at: '2026-11-25T10:00:00.000Z',
+    updated_at: '2026-11-25T10:00:00.000Z',
+    expires_at: '2026-11-25T11:00:00.000Z',
+    ...overrides,
+  }
+}
 
-    t.test('an unknown number has no cached reachability', async t => {
-      t.equal(await store.getReachability('+990100000'), null)
-    })
+const event = (detail: string) => ({ at: '2026-11-25T10:00:00.000Z', type: 'accepted' as const, detail })
 
-    t.test('a cached reachability reads back as written', async t => {
-      const entry = { record: record('+990100001'), freshUntil: Date.now() + 60_000 }
-      await store.putReachability(entry, 120)
-      t.same(await store.getReachability('+990100001'), entry)
-    })
+async function suite (t: Test, store: Store) {
+  t.test('an unknown number has no cached reachability', async t => {
+    t.equal(await store.getReachability('+990100000'), null)
+  })
 
-    t.test('an entry is gone once its keep time has passed', async t => {
-      await store.putReachability({ record: record('+990100002'), freshUntil: Date.now() }, 1)
-      t.ok(await store.getReachability('+990100002'))
-      await sleep(1100)
-      t.equal(await store.getReachability('+990100002'), null)
-    })
+  t.test('a cached reachability reads back as written', async t => {
+    const entry = { record: record('+990100001'), freshUntil: Date.now() + 60_000 }
+    await store.putReachability(entry, 120)
+    t.same(await store.getReachability('+990100001'), entry)
+  })
 
-    t.test('a later write replaces the earlier one', async t => {
-      await store.putReachability({ record: record('+990100003'), freshUntil: 1 }, 60)
-      const second = { record: { ...record('+990100003'), is_reachable: false, connectivity: [] }, freshUntil: 2 }
-      await store.putReachability(second, 60)
-      t.same(await store.getReachability('+990100003'), second)
-    })
+  t.test('an entry is gone once its keep time has passed', async t => {
+    await store.putReachability({ record: record('+990100002'), freshUntil: Date.now() }, 1)
+    t.ok(await store.getReachability('+990100002'))
+    await sleep(1100)
+    t.equal(await store.getReachability('+990100002'), null)
+  })
 
-    t.test('what is read back is a copy, not the stored object', async t => {
-      await store.putReachability({ record: record('+990100004'), freshUntil: 1 }, 60)
-      const first = await store.getReachability('+990100004')
-      first!.record.connectivity.push('MUTATED')
-      t.same((await store.getReachability('+990100004'))!.record.connectivity, ['DATA', 'SMS'])
-    })
+  t.test('a later write replaces the earlier one; what is read is a copy', async t => {
+    await store.putReachability({ record: record('+990100003'), freshUntil: 1 }, 60)
+    const second = { record: { ...record('+990100003'), is_reachable: false, connectivity: [] }, freshUntil: 2 }
+    await store.putReachability(second, 60)
+    const read = await store.getReachability('+990100003')
+    t.same(read, second)
+    read!.record.connectivity.push('MUTATED')
+    t.same((await store.getReachability('+990100003'))!.record.connectivity, [])
+  })
 
-    t.test('ping answers', async t => {
-      await t.resolves(store.ping())
+  t.test('an accepted notification reads back whole, with its events', async t => {
+    const n = notification(1, { campaign_id: 'cmp_1' })
+    t.equal(await store.acceptNotification({ notification: n, events: [event('a'), event('b')], next: { kind: 'none' }, retentionSeconds: 60 }), true)
+    const stored = await store.getNotification(n.id, 1)
+    t.same(stored, { notification: n, events: [event('a'), event('b')] })
+    t.equal(await store.getNotification(newNotificationId(1), 1), null)
+  })
+
+  t.test('accepting into an outbox lane makes one job that one consumer gets', async t => {
+    const n = notification(2)
+    await store.acceptNotification({ notification: n, events: [], next: { kind: 'outbox', lane: 'sms' }, retentionSeconds: 60 })
+    const jobs = await store.readOutbox(2, ['sms', 'push', 'callback'], 'consumer-a', 10)
+    t.equal(jobs.length, 1)
+    t.match(jobs[0], { shard: 2, lane: 'sms', notificationId: n.id, deliveries: 1 })
+    t.same(await store.readOutbox(2, ['sms', 'push', 'callback'], 'consumer-b', 10), [], 'a taken job is not given to another consumer')
+    t.equal((await store.outboxDepth(2)).sms, 1)
+
+    t.same(await store.reclaimOutbox(2, 'sms', 'consumer-b', 60_000, 10), [], 'not idle long enough to be taken over')
+    await sleep(60)
+    const reclaimed = await store.reclaimOutbox(2, 'sms', 'consumer-b', 50, 10)
+    t.equal(reclaimed.length, 1, 'idle past the visibility timeout: taken over')
+    t.equal(reclaimed[0]!.notificationId, n.id)
+
+    const done = await store.transition({
+      notificationId: n.id, shard: 2, patch: { status: 'sent', attempts: 1, provider_message_id: 'm-1' }, events: [event('sent')], ack: reclaimed[0]!,
     })
+    t.equal(done, true)
+    t.equal((await store.outboxDepth(2)).sms, 0, 'acknowledged jobs leave the stream')
+    const stored = await store.getNotification(n.id, 2)
+    t.match(stored!.notification, { status: 'sent', attempts: 1, provider_message_id: 'm-1', channel: 'sms' })
+    t.equal(stored!.events.length, 1)
+  })
+
+  t.test('a transition guarded by onlyFrom changes nothing when the status differs, but still acknowledges', async t => {
+    const n = notification(3, { status: 'sent' })
+    await store.acceptNotification({ notification: n, events: [], next: { kind: 'outbox', lane: 'push' }, retentionSeconds: 60 })
+    const [job] = await store.readOutbox(3, ['push'], 'c', 1)
+    t.equal(await store.transition({ notificationId: n.id, shard: 3, patch: { status: 'failed' }, events: [event('x')], onlyFrom: ['queued', 'sending'], ack: job! }), false)
+    const stored = await store.getNotification(n.id, 3)
+    t.equal(stored!.notification.status, 'sent')
+    t.equal(stored!.events.length, 0)
+    t.equal((await store.outboxDepth(3)).push, 0)
+  })
+
+  t.test('a retry waits in the retry set until due, then returns to its lane', async t => {
+    const n = notification(0)
+    await store.acceptNotification({ notification: n, events: [], next: { kind: 'outbox', lane: 'push' }, retentionSeconds: 60 })
+    const [job] = await store.readOutbox(0, ['push'], 'c', 1)
+    const dueAt = Date.now() + 60_000
+    await store.transition({ notificationId: n.id, shard: 0, patch: { status: 'queued' }, events: [], ack: job!, next: { kind: 'retry', lane: 'push', dueAt } })
+    t.match(await store.outboxDepth(0), { push: 0, retry: 1 })
+    t.equal(await store.releaseDueRetries(0, dueAt - 1, 10), 0)
+    t.equal(await store.releaseDueRetries(0, dueAt, 10), 1)
+    t.match(await store.outboxDepth(0), { push: 1, retry: 0 })
+    const again = await store.readOutbox(0, ['push'], 'c', 5)
+    t.equal(again.length, 1)
+    t.equal(again[0]!.notificationId, n.id)
+    await store.transition({ notificationId: n.id, shard: 0, patch: {}, events: [], ack: again[0]! })
+  })
+
+  t.test('lanes are served in the order asked', async t => {
+    const push = notification(1)
+    const sms = notification(1)
+    await store.acceptNotification({ notification: push, events: [], next: { kind: 'outbox', lane: 'push' }, retentionSeconds: 60 })
+    await store.acceptNotification({ notification: sms, events: [], next: { kind: 'outbox', lane: 'sms' }, retentionSeconds: 60 })
+    const jobs = await store.readOutbox(1, ['sms', 'push'], 'c', 5)
+    t.same(jobs.map(j => j.lane), ['sms', 'push'])
+    for (const job of jobs) await store.transition({ notificationId: job.notificationId, shard: 1, patch: {}, events: [], ack: job })
+  })
+
+  t.test('idempotency: claim, in flight, done with the answer; a lost claim writes nothing', async t => {
+    const ref = { shard: 2, key: `k-${Math.random()}` }
+    const first = await store.claimIdempotency(ref, 'hash-1', 30)
+    t.equal(first.state, 'claimed')
+    t.match(await store.claimIdempotency(ref, 'hash-1', 30), { state: 'in_flight' })
+    const n = notification(2)
+    const token = first.state === 'claimed' ? first.token : ''
+    t.equal(await store.acceptNotification({
+      notification: n, events: [], next: { kind: 'none' }, retentionSeconds: 60,
+      idempotency: { ...ref, token, requestHash: 'hash-1', response: '{"id":"x"}', ttlSeconds: 60 },
+    }), true)
+    t.same(await store.claimIdempotency(ref, 'hash-2', 30), { state: 'done', requestHash: 'hash-1', response: '{"id":"x"}' })
+
+    const other = { shard: 2, key: `k-${Math.random()}` }
+    await store.claimIdempotency(other, 'h', 30)
+    const lost = notification(2)
+    t.equal(await store.acceptNotification({
+      notification: lost, events: [], next: { kind: 'outbox', lane: 'sms' }, retentionSeconds: 60,
+      idempotency: { ...other, token: 'not-the-token', requestHash: 'h', response: '{}', ttlSeconds: 60 },
+    }), false)
+    t.equal(await store.getNotification(lost.id, 2), null)
+  })
+
+  t.test('a released claim frees the key; a claim runs out by itself', async t => {
+    const ref = { shard: 1, key: `k-${Math.random()}` }
+    const claim = await store.claimIdempotency(ref, 'h', 1)
+    await store.releaseIdempotency(ref, claim.state === 'claimed' ? claim.token : '')
+    t.equal((await store.claimIdempotency(ref, 'h', 1)).state, 'claimed')
+    await sleep(1100)
+    t.equal((await store.claimIdempotency(ref, 'h', 1)).state, 'claimed')
+  })
+
+  t.test('ping answers', async t => {
+    await t.resolves(store.ping())
   })
 }
 
-contract('memory store', async () => {
-  const store = new MemoryStore()
-  return { store, cleanup: () => store.close() }
+t.test('memory store', async t => {
+  const store = new MemoryStore({ shards: SHARDS })
+  t.teardown(() => store.close())
+  await suite(t, store)
 })
 
-if (await redisAvailable()) {
-  contract('redis store', async () => {
-    const keyPrefix = uniquePrefix()
-    const store = await RedisStore.connect({ url: REDIS_URL, keyPrefix, commandTimeoutMs: 1000 })
-    return { store, cleanup: async () => { await store.close(); await dropPrefix(keyPrefix) } }
-  })
-} else {
-  t.skip('redis store: Redis is not running (CI=true makes this a failure)')
-}
+t.test('redis store', { skip: !(await redisAvailable()) && 'Redis is not running (CI=true makes this a failure)' }, async t => {
+  const keyPrefix = uniquePrefix()
+  const store = await RedisStore.connect({ url: REDIS_URL, keyPrefix, commandTimeoutMs: 1000, shards: SHARDS })
+  t.teardown(async () => { await store.close(); await dropPrefix(keyPrefix) })
+  await suite(t, store)
+})

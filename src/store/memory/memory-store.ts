@@ -1,11 +1,17 @@
-import type { CachedReachability, Store } from '../store.js'
+import { randomUUID } from 'node:crypto'
+import { shardOfId } from '../../notifications/ids.js'
+import type { Notification } from '../../notifications/types.js'
+import {
+  type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
+  type Lane, LANES, type OutboxJob, type Store, type StoredNotification, type Transition,
+} from '../store.js'
 
 interface Expiring<T> {
   value: T
   expiresAt: number
 }
 
-/** A map whose entries vanish after their time; a swept bound keeps it from growing forever. */
+/** A map whose entries vanish after their time; a periodic sweep keeps it from growing forever. */
 class ExpiringMap<T> {
   private readonly entries = new Map<string, Expiring<T>>()
   constructor (private readonly now: () => number) {}
@@ -24,27 +30,69 @@ class ExpiringMap<T> {
     this.entries.set(key, { value, expiresAt: this.now() + ttlMs })
   }
 
+  delete (key: string): void {
+    this.entries.delete(key)
+  }
+
+  ttl (key: string): number {
+    const hit = this.entries.get(key)
+    return hit ? Math.max(0, hit.expiresAt - this.now()) : 0
+  }
+
   sweep (): void {
     const now = this.now()
     for (const [key, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(key)
   }
 }
 
+interface StreamEntry {
+  notificationId: string
+  consumer: string | null
+  deliveredAt: number
+  deliveries: number
+}
+
+interface IdempotencyEntry {
+  state: 'pending' | 'done'
+  token?: string
+  requestHash: string
+  response?: string
+}
+
 export interface MemoryStoreOptions {
+  shards?: number
   now?: () => number
   sweepIntervalMs?: number
 }
 
-/** The embedded store: everything in this process, nothing survives a restart. */
+/**
+ * The embedded store: everything in this process, nothing survives a restart. It keeps the
+ * semantics of the Redis store (consumer groups, reclaim after a visibility timeout, atomic steps).
+ */
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const
+  readonly shards: number
+  private readonly now: () => number
   private readonly reachability: ExpiringMap<CachedReachability>
+  private readonly notifications: ExpiringMap<StoredNotification>
+  private readonly idempotency: ExpiringMap<IdempotencyEntry>
+  private readonly streams = new Map<string, Map<string, StreamEntry>>()
+  private readonly retries = new Map<number, Map<string, number>>()
+  private readonly fallbacks = new Map<number, Map<string, number>>()
   private readonly sweeper: NodeJS.Timeout
+  private sequence = 0
 
   constructor (options: MemoryStoreOptions = {}) {
-    const now = options.now ?? Date.now
-    this.reachability = new ExpiringMap(now)
-    this.sweeper = setInterval(() => this.reachability.sweep(), options.sweepIntervalMs ?? 60_000)
+    this.now = options.now ?? Date.now
+    this.shards = options.shards ?? 16
+    this.reachability = new ExpiringMap(this.now)
+    this.notifications = new ExpiringMap(this.now)
+    this.idempotency = new ExpiringMap(this.now)
+    this.sweeper = setInterval(() => {
+      this.reachability.sweep()
+      this.notifications.sweep()
+      this.idempotency.sweep()
+    }, options.sweepIntervalMs ?? 60_000)
     this.sweeper.unref()
   }
 
@@ -56,9 +104,127 @@ export class MemoryStore implements Store {
     this.reachability.set(entry.record.phone_number, structuredClone(entry), keepSeconds * 1000)
   }
 
+  async claimIdempotency (ref: IdempotencyRef, requestHash: string, claimSeconds: number): Promise<IdempotencyClaim> {
+    const key = `${ref.shard}:${ref.key}`
+    const held = this.idempotency.get(key)
+    if (!held) {
+      const token = randomUUID()
+      this.idempotency.set(key, { state: 'pending', token, requestHash }, claimSeconds * 1000)
+      return { state: 'claimed', token }
+    }
+    if (held.state === 'pending') return { state: 'in_flight', retryAfterSeconds: Math.max(1, Math.ceil(this.idempotency.ttl(key) / 1000)) }
+    return { state: 'done', requestHash: held.requestHash, response: held.response! }
+  }
+
+  async releaseIdempotency (ref: IdempotencyRef, token: string): Promise<void> {
+    const key = `${ref.shard}:${ref.key}`
+    if (this.idempotency.get(key)?.token === token) this.idempotency.delete(key)
+  }
+
+  async acceptNotification (command: AcceptCommand): Promise<boolean> {
+    const { notification, idempotency: idem } = command
+    if (idem && this.idempotency.get(`${idem.shard}:${idem.key}`)?.token !== idem.token) return false
+    const shard = this.shardOf(notification.id)
+    this.notifications.set(notification.id, structuredClone({ notification, events: command.events }), command.retentionSeconds * 1000)
+    this.schedule(shard, notification.id, command.next)
+    if (idem) {
+      this.idempotency.set(`${idem.shard}:${idem.key}`, { state: 'done', requestHash: idem.requestHash, response: idem.response }, idem.ttlSeconds * 1000)
+    }
+    return true
+  }
+
+  async getNotification (id: string): Promise<StoredNotification | null> {
+    return structuredClone(this.notifications.get(id) ?? null)
+  }
+
+  async transition (t: Transition): Promise<boolean> {
+    if (t.ack) this.stream(t.shard, t.ack.lane).delete(t.ack.entryId)
+    const stored = this.notifications.get(t.notificationId)
+    if (!stored) return false
+    if (t.onlyFrom && !t.onlyFrom.includes(stored.notification.status)) return false
+    const patch = Object.fromEntries(Object.entries(t.patch).filter(([, v]) => v !== undefined)) as Partial<Notification>
+    Object.assign(stored.notification, structuredClone(patch))
+    stored.events.push(...structuredClone(t.events))
+    if (t.next) this.schedule(t.shard, t.notificationId, t.next)
+    return true
+  }
+
+  async readOutbox (shard: number, lanes: readonly Lane[], consumer: string, count: number): Promise<OutboxJob[]> {
+    const jobs: OutboxJob[] = []
+    for (const lane of lanes) {
+      let taken = 0
+      for (const [entryId, entry] of this.stream(shard, lane)) {
+        if (taken >= count) break
+        if (entry.consumer !== null) continue
+        Object.assign(entry, { consumer, deliveredAt: this.now(), deliveries: 1 })
+        jobs.push({ shard, lane, entryId, notificationId: entry.notificationId, deliveries: 1 })
+        taken++
+      }
+    }
+    return jobs
+  }
+
+  async reclaimOutbox (shard: number, lane: Lane, consumer: string, minIdleMs: number, count: number): Promise<OutboxJob[]> {
+    const jobs: OutboxJob[] = []
+    const now = this.now()
+    for (const [entryId, entry] of this.stream(shard, lane)) {
+      if (jobs.length >= count) break
+      if (entry.consumer === null || now - entry.deliveredAt < minIdleMs) continue
+      Object.assign(entry, { consumer, deliveredAt: now, deliveries: entry.deliveries + 1 })
+      jobs.push({ shard, lane, entryId, notificationId: entry.notificationId, deliveries: entry.deliveries })
+    }
+    return jobs
+  }
+
+  async releaseDueRetries (shard: number, now: number, count: number): Promise<number> {
+    const retries = this.retries.get(shard)
+    if (!retries) return 0
+    const due = [...retries].filter(([, at]) => at <= now).sort((a, b) => a[1] - b[1]).slice(0, count)
+    for (const [member] of due) {
+      const sep = member.indexOf('|')
+      this.append(shard, member.slice(0, sep) as Lane, member.slice(sep + 1))
+      retries.delete(member)
+    }
+    return due.length
+  }
+
+  async outboxDepth (shard: number): Promise<Record<Lane | 'retry', number>> {
+    const depth = Object.fromEntries(LANES.map(lane => [lane, this.stream(shard, lane).size])) as Record<Lane, number>
+    return { ...depth, retry: this.retries.get(shard)?.size ?? 0 }
+  }
+
   async ping (): Promise<void> {}
 
   async close (): Promise<void> {
     clearInterval(this.sweeper)
+  }
+
+  private shardOf (id: string): number {
+    return shardOfId(id, this.shards) ?? 0
+  }
+
+  private stream (shard: number, lane: Lane): Map<string, StreamEntry> {
+    const key = `${shard}:${lane}`
+    let stream = this.streams.get(key)
+    if (!stream) this.streams.set(key, stream = new Map())
+    return stream
+  }
+
+  private append (shard: number, lane: Lane, notificationId: string): void {
+    this.stream(shard, lane).set(`${this.now()}-${this.sequence++}`, { notificationId, consumer: null, deliveredAt: 0, deliveries: 0 })
+  }
+
+  private schedule (shard: number, id: string, next: JobTarget): void {
+    const sorted = (sets: Map<number, Map<string, number>>) => {
+      let set = sets.get(shard)
+      if (!set) sets.set(shard, set = new Map())
+      return set
+    }
+    switch (next.kind) {
+      case 'outbox': return this.append(shard, next.lane, id)
+      case 'retry': sorted(this.retries).set(`${next.lane}|${id}`, next.dueAt); return
+      case 'fallback': sorted(this.fallbacks).set(id, next.dueAt); return
+      case 'none': return
+    }
   }
 }

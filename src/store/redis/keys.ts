@@ -1,3 +1,5 @@
+import type { Lane } from '../store.js'
+
 // Every key is `<prefix>{<tag>}:<name>`: keys that a script touches together share one hash tag,
 // so the same code runs on a single Redis and on Redis Cluster.
 
@@ -7,5 +9,33 @@ export class RedisKeys {
   /** Everything about one phone number lives under the number's own tag. */
   reachability (phoneNumber: string): string {
     return `${this.prefix}{n:${phoneNumber}}:reach`
+  }
+
+  private shard (shard: number): string {
+    return `${this.prefix}{s${shard}}`
+  }
+
+  notification (shard: number, id: string): string {
+    return `${this.shard(shard)}:n:${id}`
+  }
+
+  events (shard: number, id: string): string {
+    return `${this.shard(shard)}:ev:${id}`
+  }
+
+  outbox (shard: number, lane: Lane): string {
+    return `${this.shard(shard)}:outbox:${lane}`
+  }
+
+  retry (shard: number): string {
+    return `${this.shard(shard)}:retry`
+  }
+
+  fallback (shard: number): string {
+    return `${this.shard(shard)}:fallback`
+  }
+
+  idempotency (shard: number, key: string): string {
+    return `${this.shard(shard)}:idem:${key}`
   }
 }

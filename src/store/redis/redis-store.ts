@@ -1,13 +1,34 @@
-import { Redis, type RedisOptions } from 'ioredis'
+import { randomUUID } from 'node:crypto'
+import { Redis, type RedisOptions, type Result } from 'ioredis'
 import { StoreUnavailableError } from '../../domain/errors.js'
-import type { CachedReachability, Store } from '../store.js'
+import { shardOfId } from '../../notifications/ids.js'
+import type { NotificationEvent } from '../../notifications/types.js'
+import {
+  type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
+  type Lane, LANES, type OutboxJob, type Store, type StoredNotification, type Transition,
+} from '../store.js'
+import { encodeEvents, fieldsToNotification, notificationToFields, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
+import { ACCEPT, CLAIM, RELEASE, RELEASE_DUE, TRANSITION } from './lua/scripts.js'
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    rrAccept (...args: (string | number)[]): Result<number, Context>
+    rrTransition (...args: (string | number)[]): Result<number, Context>
+    rrClaim (key: string, token: string, hash: string, ms: number): Result<[string, ...(string | number)[]], Context>
+    rrRelease (key: string, token: string): Result<number, Context>
+    rrReleaseDue (...args: (string | number)[]): Result<number, Context>
+  }
+}
 
 export interface RedisStoreOptions {
   url: string
   keyPrefix: string
   commandTimeoutMs: number
+  shards: number
 }
+
+const GROUP = 'delivery'
 
 export function redisClientOptions (commandTimeoutMs: number): RedisOptions {
   return {
@@ -31,11 +52,13 @@ async function guard<T> (work: Promise<T>): Promise<T> {
   }
 }
 
+type StreamReply = [string, [string, string[]][]][] | null
+
 export class RedisStore implements Store {
   readonly kind = 'redis' as const
   readonly keys: RedisKeys
 
-  private constructor (readonly redis: Redis, keyPrefix: string) {
+  private constructor (readonly redis: Redis, keyPrefix: string, readonly shards: number) {
     this.keys = new RedisKeys(keyPrefix)
   }
 
@@ -43,8 +66,28 @@ export class RedisStore implements Store {
     const redis = new Redis(options.url, redisClientOptions(options.commandTimeoutMs))
     // Without a listener ioredis prints every reconnect failure as an unhandled error.
     redis.on('error', () => {})
+    redis.defineCommand('rrAccept', { numberOfKeys: 4, lua: ACCEPT })
+    redis.defineCommand('rrTransition', { numberOfKeys: 4, lua: TRANSITION })
+    redis.defineCommand('rrClaim', { numberOfKeys: 1, lua: CLAIM })
+    redis.defineCommand('rrRelease', { numberOfKeys: 1, lua: RELEASE })
+    redis.defineCommand('rrReleaseDue', { numberOfKeys: 1 + LANES.length, lua: RELEASE_DUE })
     await redis.connect()
-    return new RedisStore(redis, options.keyPrefix)
+    const store = new RedisStore(redis, options.keyPrefix, options.shards)
+    await store.ensureGroups()
+    return store
+  }
+
+  /** Creates every outbox stream's consumer group (from the start of the stream, so nothing added before is missed). */
+  private async ensureGroups (): Promise<void> {
+    const creations: Promise<unknown>[] = []
+    for (let shard = 0; shard < this.shards; shard++) {
+      for (const lane of LANES) {
+        creations.push(this.redis.xgroup('CREATE', this.keys.outbox(shard, lane), GROUP, '0', 'MKSTREAM').catch((err: Error) => {
+          if (!err.message.includes('BUSYGROUP')) throw err
+        }))
+      }
+    }
+    await guard(Promise.all(creations))
   }
 
   async getReachability (phoneNumber: string): Promise<CachedReachability | null> {
@@ -57,6 +100,106 @@ export class RedisStore implements Store {
     await guard(this.redis.set(this.keys.reachability(entry.record.phone_number), JSON.stringify(entry), 'EX', keepSeconds))
   }
 
+  async claimIdempotency (ref: IdempotencyRef, requestHash: string, claimSeconds: number): Promise<IdempotencyClaim> {
+    const token = randomUUID()
+    const reply = await guard(this.redis.rrClaim(this.keys.idempotency(ref.shard, ref.key), token, requestHash, claimSeconds * 1000))
+    if (reply[0] === 'claimed') return { state: 'claimed', token }
+    if (reply[0] === 'in_flight') return { state: 'in_flight', retryAfterSeconds: Math.max(1, Math.ceil(Number(reply[1]) / 1000)) }
+    return { state: 'done', requestHash: String(reply[1]), response: String(reply[2]) }
+  }
+
+  async releaseIdempotency (ref: IdempotencyRef, token: string): Promise<void> {
+    await guard(this.redis.rrRelease(this.keys.idempotency(ref.shard, ref.key), token))
+  }
+
+  async acceptNotification (command: AcceptCommand): Promise<boolean> {
+    const { notification: n, idempotency: idem } = command
+    const shard = shardOfId(n.id, this.shards)!
+    const next = this.nextArgs(shard, n.id, command.next)
+    const fields = notificationToFields(n)
+    const result = await guard(this.redis.rrAccept(
+      this.keys.notification(shard, n.id), this.keys.events(shard, n.id), next.key,
+      idem ? this.keys.idempotency(idem.shard, idem.key) : this.keys.notification(shard, n.id),
+      command.retentionSeconds, next.kind, next.score, next.member,
+      idem?.token ?? '', idem?.ttlSeconds ?? 0, idem?.requestHash ?? '', idem?.response ?? '',
+      fields.length / 2, ...fields, ...encodeEvents(command.events),
+    ))
+    return result === 1
+  }
+
+  async getNotification (id: string, shard: number): Promise<StoredNotification | null> {
+    const [hash, events] = await guard(Promise.all([
+      this.redis.hgetall(this.keys.notification(shard, id)),
+      this.redis.lrange(this.keys.events(shard, id), 0, -1),
+    ]))
+    const notification = fieldsToNotification(hash)
+    if (!notification) return null
+    return { notification, events: events.map(e => JSON.parse(e) as NotificationEvent) }
+  }
+
+  async transition (t: Transition): Promise<boolean> {
+    const { shard, notificationId: id } = t
+    const next = this.nextArgs(shard, id, t.next ?? { kind: 'none' })
+    const fields = patchToFields(t.patch)
+    const result = await guard(this.redis.rrTransition(
+      this.keys.notification(shard, id), this.keys.events(shard, id),
+      t.ack ? this.keys.outbox(shard, t.ack.lane) : this.keys.notification(shard, id), next.key,
+      t.ack?.entryId ?? '', GROUP, (t.onlyFrom ?? []).join(','), next.kind, next.score, next.member,
+      fields.length / 2, ...fields, ...encodeEvents(t.events),
+    ))
+    return result === 1
+  }
+
+  private nextArgs (shard: number, id: string, next: JobTarget): { key: string, kind: string, score: number, member: string } {
+    switch (next.kind) {
+      case 'outbox': return { key: this.keys.outbox(shard, next.lane), kind: 'outbox', score: 0, member: id }
+      case 'retry': return { key: this.keys.retry(shard), kind: 'retry', score: next.dueAt, member: `${next.lane}|${id}` }
+      case 'fallback': return { key: this.keys.fallback(shard), kind: 'fallback', score: next.dueAt, member: id }
+      case 'none': return { key: this.keys.notification(shard, id), kind: 'none', score: 0, member: '' }
+    }
+  }
+
+  async readOutbox (shard: number, lanes: readonly Lane[], consumer: string, count: number): Promise<OutboxJob[]> {
+    const streams = lanes.map(lane => this.keys.outbox(shard, lane))
+    const read = () => this.redis.xreadgroup('GROUP', GROUP, consumer, 'COUNT', count, 'STREAMS', ...streams, ...lanes.map(() => '>')) as Promise<StreamReply>
+    let reply: StreamReply
+    try {
+      reply = await read()
+    } catch (err) {
+      // The groups vanish when the keys are deleted (FLUSHDB, a new Redis): make them again.
+      if (!(err as Error).message.includes('NOGROUP')) throw new StoreUnavailableError((err as Error).message, { cause: err })
+      await this.ensureGroups()
+      reply = await guard(read())
+    }
+    const jobs: OutboxJob[] = []
+    for (const [stream, entries] of reply ?? []) {
+      const lane = lanes[streams.indexOf(stream)]!
+      for (const [entryId, fields] of entries) jobs.push({ shard, lane, entryId, notificationId: fieldValue(fields, 'id'), deliveries: 1 })
+    }
+    return jobs.sort((a, b) => lanes.indexOf(a.lane) - lanes.indexOf(b.lane))
+  }
+
+  async reclaimOutbox (shard: number, lane: Lane, consumer: string, minIdleMs: number, count: number): Promise<OutboxJob[]> {
+    const reply = await guard(this.redis.xautoclaim(this.keys.outbox(shard, lane), GROUP, consumer, minIdleMs, '0', 'COUNT', count)) as [string, [string, string[] | null][], string[]?]
+    const jobs: OutboxJob[] = []
+    for (const [entryId, fields] of reply[1]) {
+      if (fields) jobs.push({ shard, lane, entryId, notificationId: fieldValue(fields, 'id'), deliveries: 2 })
+    }
+    return jobs
+  }
+
+  async releaseDueRetries (shard: number, now: number, count: number): Promise<number> {
+    return guard(this.redis.rrReleaseDue(this.keys.retry(shard), ...LANES.map(l => this.keys.outbox(shard, l)), now, count, ...LANES))
+  }
+
+  async outboxDepth (shard: number): Promise<Record<Lane | 'retry', number>> {
+    const [lengths, retry] = await guard(Promise.all([
+      Promise.all(LANES.map(lane => this.redis.xlen(this.keys.outbox(shard, lane)))),
+      this.redis.zcard(this.keys.retry(shard)),
+    ]))
+    return { ...Object.fromEntries(LANES.map((lane, i) => [lane, lengths[i]!])) as Record<Lane, number>, retry }
+  }
+
   async ping (): Promise<void> {
     await guard(this.redis.ping())
   }
@@ -64,4 +207,9 @@ export class RedisStore implements Store {
   async close (): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect())
   }
+}
+
+function fieldValue (fields: string[], name: string): string {
+  const i = fields.indexOf(name)
+  return i >= 0 ? fields[i + 1]! : ''
 }

@@ -1,0 +1,104 @@
+import { z } from 'zod'
+import { PhoneNumber, ReachabilitySchema } from './reachability.js'
+
+const ChannelName = z.enum(['push', 'sms'])
+
+export const NotificationBody = z.strictObject({
+  to: PhoneNumber,
+  message: z.strictObject({
+    sms: z.strictObject({
+      text: z.string().min(1).max(1000).meta({ description: 'The SMS text, 1 to 1000 characters', examples: ['Your parcel arrives today between 10:00 and 12:00'] }),
+    }).optional().meta({ description: 'SMS content; without it SMS is never chosen' }),
+    push: z.strictObject({
+      title: z.string().min(1).max(200).meta({ examples: ['Parcel on its way'] }),
+      body: z.string().min(1).max(2000).meta({ examples: ['Arrives today between 10:00 and 12:00'] }),
+      data: z.record(z.string().min(1).max(100), z.string().max(1000)).optional()
+        .refine(d => !d || Object.keys(d).length <= 50, 'at most 50 entries')
+        .meta({ description: 'Extra key/value data for the app (strings only)', examples: [{ parcel_id: 'P-123' }] }),
+    }).optional().meta({ description: 'Push content; without it (or without push_token) push is never chosen' }),
+  }).refine(m => m.sms !== undefined || m.push !== undefined, 'give at least one of message.sms and message.push')
+    .meta({ description: 'The content, per channel: at least one' }),
+  push_token: z.string().min(1).max(4096).optional().meta({ description: 'The device\'s push registration token (needed for push)', examples: ['fcm-registration-token-abc123'] }),
+  routing: z.strictObject({
+    prefer: ChannelName.default('push').meta({ description: 'The channel to use when the device is connected for both', examples: ['push'] }),
+    channels: z.array(ChannelName).min(1).max(2).default(['push', 'sms'])
+      .refine(c => new Set(c).size === c.length, 'each channel once')
+      .meta({ description: 'The channels allowed for this notification', examples: [['push', 'sms']] }),
+    on_unreachable: z.enum(['queue', 'sms', 'drop']).default('queue').meta({
+      description: 'When the device is not reachable for any usable channel: wait in the fallback queue, send SMS anyway (the SMS centre stores and forwards), or drop',
+      examples: ['queue'],
+    }),
+    on_unknown: z.enum(['sms', 'queue', 'fail']).default('sms').meta({
+      description: 'When the upstream gives no answer (failure, NO_COVERAGE, transient codes): send SMS, queue, or fail',
+      examples: ['sms'],
+    }),
+    ttl_seconds: z.number().int().min(1).max(7 * 86400).default(86400).meta({ description: 'How long delivery may take (at most 7 days)', examples: [3600] }),
+    max_age: z.number().int().min(0).max(86400).optional().meta({ description: 'Accept cached reachability only if at most this many seconds old', examples: [60] }),
+  }).prefault({}).meta({ description: 'How to route; every field is optional' }),
+  client_ref: z.string().min(1).max(100).optional().meta({ description: 'Your reference, echoed back and in callbacks', examples: ['order-5521'] }),
+  callback_url: z.url({ protocol: /^https?$/ }).max(2048).optional().meta({
+    description: 'Where reachroute POSTs {id, status, channel, client_ref, metadata, at} when the notification reaches a final status ' +
+      '(sent, delivered, failed, expired, dropped), signed in X-Reachroute-Signature: sha256=<hex HMAC-SHA256 of the body under CALLBACK_SIGNING_SECRET>',
+    examples: ['https://orders.internal.example/notify-status'],
+  }),
+  metadata: z.record(z.string().min(1).max(64), z.string().max(500)).optional()
+    .refine(m => !m || Object.keys(m).length <= 20, 'at most 20 entries')
+    .meta({ description: 'Small string map, echoed back (at most 20 entries)', examples: [{ order: '5521' }] }),
+}).meta({
+  examples: [{
+    to: '+990123400',
+    message: { sms: { text: 'Your code is 123456' }, push: { title: 'Sign-in code', body: 'Your code is 123456' } },
+    push_token: 'fcm-registration-token-abc123',
+    routing: { prefer: 'push', on_unreachable: 'queue' },
+    client_ref: 'login-42',
+  }],
+})
+
+export const IdempotencyHeaders = z.looseObject({
+  'idempotency-key': z.string().min(1).max(255).optional().meta({
+    description: 'Makes the request safe to retry: the same key with the same body within 24 h answers the first answer again ' +
+      '(Idempotent-Replayed: true) and sends nothing again; another body → 422; while the first is in flight → 409. Keys are per caller.',
+    examples: ['5c1f0e5a-order-5521'],
+  }),
+})
+
+const Status = z.enum(['accepted', 'queued', 'sending', 'sent', 'delivered', 'failed', 'expired', 'dropped']).meta({
+  description: 'accepted → queued → sending → sent → delivered; or failed, expired, dropped',
+  examples: ['queued'],
+})
+const RoutedChannel = z.enum(['push', 'sms', 'fallback_queue', 'none']).meta({ description: 'Where the notification went', examples: ['push'] })
+
+export const AcceptAnswerSchema = z.object({
+  id: z.string().meta({ description: 'The notification id', examples: ['ntf_07_3f2a9c0d4b8e4f6a9b1c2d3e4f5a6b7c'] }),
+  status: Status,
+  channel: RoutedChannel,
+  reason: z.string().meta({ description: 'Why this channel, in words', examples: ['connected for DATA and SMS; push preferred and a push token was given'] }),
+  reachability: ReachabilitySchema.nullable().meta({ description: 'The reachability the decision was based on (null: the upstream gave no answer)' }),
+  client_ref: z.string().nullable(),
+  metadata: z.record(z.string(), z.string()).nullable(),
+  created_at: z.string().meta({ examples: ['2026-11-25T10:42:00.000Z'] }),
+}).meta({ id: 'NotificationAccepted' })
+
+export const NotificationEventSchema = z.looseObject({
+  at: z.string(),
+  type: z.string().meta({ description: 'accepted, routed, enqueued, attempt, provider_answer, retry_scheduled, failover, recheck, receipt, callback, final' }),
+  detail: z.string(),
+}).meta({ id: 'NotificationEvent' })
+
+export const NotificationSchema = z.object({
+  id: z.string(),
+  to: z.string().meta({ examples: ['+990123400'] }),
+  status: Status,
+  channel: RoutedChannel,
+  reason: z.string(),
+  reachability: ReachabilitySchema.nullable(),
+  attempts: z.number().int().meta({ description: 'Delivery attempts so far' }),
+  client_ref: z.string().nullable(),
+  metadata: z.record(z.string(), z.string()).nullable(),
+  campaign_id: z.string().nullable(),
+  provider_message_id: z.string().nullable().meta({ description: 'The provider\'s id of the sent message' }),
+  created_at: z.string(),
+  updated_at: z.string(),
+  expires_at: z.string().meta({ description: 'After this, an undelivered notification is expired' }),
+  events: z.array(NotificationEventSchema).meta({ description: 'Everything that happened to it, oldest first' }),
+}).meta({ id: 'Notification' })

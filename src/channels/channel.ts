@@ -1,0 +1,48 @@
+// The ports to the delivery providers. An adapter makes ONE attempt and says what came of it;
+// retries, backoff and failover are the delivery worker's business, so no worker blocks on a slow provider.
+
+export type ChannelName = 'push' | 'sms'
+
+export interface SmsMessage {
+  /** reachroute's notification id: sent to the provider (Vonage client_ref) so a repeat is recognisable. */
+  notificationId: string
+  to: string
+  text: string
+  ttlSeconds: number
+}
+
+export interface PushMessage {
+  notificationId: string
+  token: string
+  title: string
+  body: string
+  data?: Record<string, string> | undefined
+  ttlSeconds: number
+}
+
+export type DeliveryOutcome =
+  /** The provider took the message. */
+  | { kind: 'sent', provider: string, providerMessageId?: string | undefined }
+  /** Network error, timeout, 429 or 5xx: worth another attempt later. */
+  | { kind: 'retry', provider: string, reason: string, retryAfterSeconds?: number | undefined }
+  /** The provider refused the message for good (4xx). */
+  | { kind: 'failed', provider: string, reason: string }
+  /** The push token is dead or invalid (FCM UNREGISTERED / INVALID_ARGUMENT): fail over to SMS if allowed. */
+  | { kind: 'token_invalid', provider: string, reason: string }
+
+export interface SmsChannel {
+  readonly provider: string
+  sendSms (message: SmsMessage): Promise<DeliveryOutcome>
+  close (): Promise<void>
+}
+
+export interface PushChannel {
+  readonly provider: string
+  sendPush (message: PushMessage): Promise<DeliveryOutcome>
+  close (): Promise<void>
+}
+
+export interface Channels {
+  sms: SmsChannel
+  push: PushChannel
+}

@@ -1,0 +1,46 @@
+import { Agent, request } from 'undici'
+import { hmacSignature } from '../http/signature.js'
+import { isRetryableStatus, isTransientError } from '../http/retry.js'
+
+export const CALLBACK_SIGNATURE_HEADER = 'x-reachroute-signature'
+
+export interface StatusCallback {
+  id: string
+  status: string
+  channel: string
+  client_ref: string | null
+  metadata: Record<string, string> | null
+  at: string
+}
+
+export type CallbackOutcome = { ok: true } | { ok: false, retry: boolean, reason: string }
+
+/** POSTs a final status to the caller's callback_url, signed with HMAC-SHA256 of the body when a secret is set. */
+export class CallbackSender {
+  private readonly agent: Agent
+
+  constructor (private readonly options: { secret: string | undefined, timeoutMs: number }) {
+    this.agent = new Agent({ headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs, connectTimeout: options.timeoutMs, keepAliveTimeout: 10_000 })
+  }
+
+  async send (url: string, callback: StatusCallback): Promise<CallbackOutcome> {
+    const body = JSON.stringify(callback)
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'reachroute' }
+    if (this.options.secret) headers[CALLBACK_SIGNATURE_HEADER] = hmacSignature(body, this.options.secret)
+    try {
+      const res = await request(url, { method: 'POST', body, headers, dispatcher: this.agent, signal: AbortSignal.timeout(this.options.timeoutMs) })
+      await res.body.dump()
+      if (res.statusCode >= 200 && res.statusCode < 300) return { ok: true }
+      return { ok: false, retry: isRetryableStatus(res.statusCode) || res.statusCode === 408, reason: `callback answered HTTP ${res.statusCode}` }
+    } catch (err) {
+      const e = err as Error
+      const transient = isTransientError(err) || e.name === 'TimeoutError' || e.name === 'AbortError'
+      // Anything else (a refused connection included) may pass: the receiver gets its chances until attempts run out.
+      return { ok: false, retry: true, reason: `callback failed: ${transient ? 'network error or timeout' : e.message}` }
+    }
+  }
+
+  async close (): Promise<void> {
+    await this.agent.close()
+  }
+}

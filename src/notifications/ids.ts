@@ -1,0 +1,25 @@
+import { createHash, randomInt, randomUUID } from 'node:crypto'
+
+// A notification id carries its shard, so any process finds its keys in one step: ntf_07_<32 hex>.
+
+const ID = /^ntf_(\d{2})_[0-9a-f]{32}$/
+
+export function shardFor (key: string, shards: number): number {
+  return createHash('sha256').update(key).digest().readUInt32BE(0) % shards
+}
+
+export function randomShard (shards: number): number {
+  return randomInt(shards)
+}
+
+export function newNotificationId (shard: number): string {
+  return `ntf_${String(shard).padStart(2, '0')}_${randomUUID().replaceAll('-', '')}`
+}
+
+/** The shard of a well-formed id, or undefined for anything else. */
+export function shardOfId (id: string, shards: number): number | undefined {
+  const match = ID.exec(id)
+  if (!match) return undefined
+  const shard = Number(match[1])
+  return shard < shards ? shard : undefined
+}

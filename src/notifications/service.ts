@@ -1,0 +1,172 @@
+import { createHash } from 'node:crypto'
+import { ConflictError, NotFoundError, UnprocessableError, UpstreamUnavailableError } from '../domain/errors.js'
+import type { ReachabilityResult } from '../domain/reachability.js'
+import type { ReachabilityService } from '../reachability/service.js'
+import { decide, usableChannels } from '../routing/decide.js'
+import type { IdempotencyRef, JobTarget, Store, StoredNotification } from '../store/store.js'
+import { newNotificationId, randomShard, shardFor, shardOfId } from './ids.js'
+import type { Notification, NotificationEvent, NotificationRequest, NotificationStatus, RoutedChannel } from './types.js'
+
+export interface AcceptAnswer {
+  id: string
+  status: NotificationStatus
+  channel: RoutedChannel
+  reason: string
+  reachability: ReachabilityResult | null
+  client_ref: string | null
+  metadata: Record<string, string> | null
+  created_at: string
+}
+
+export interface NotificationServiceOptions {
+  store: Store
+  reachability: ReachabilityService
+  retentionSeconds: number
+  idempotencyTtlSeconds: number
+  /** How long a request holds its Idempotency-Key before another may take it (a crashed request's claim runs out). */
+  idempotencyClaimSeconds?: number
+  /** When a fallback-queued notification is first re-checked. */
+  firstRecheckSeconds: number
+  now?: () => number
+  /** Told after each accepted notification that has a job, so in-process workers need not wait for their next poll. */
+  onEnqueued?: () => void
+}
+
+/** Accepts notifications (routed, stored and enqueued in one atomic step) and reads them back. */
+export class NotificationService {
+  private readonly now: () => number
+
+  constructor (private readonly options: NotificationServiceOptions) {
+    this.now = options.now ?? Date.now
+  }
+
+  /**
+   * Accepts a notification for `owner` (the caller's token subject). With an Idempotency-Key, the same key
+   * and body answer the first answer again (replayed: true), another body is a 422, a request still in flight a 409.
+   */
+  async accept (owner: string, request: NotificationRequest, idempotencyKey?: string): Promise<{ answer: AcceptAnswer, replayed: boolean }> {
+    if (usableChannels(request).size === 0) {
+      throw new UnprocessableError('no channel can carry this message: give SMS text, or push content with a push_token, on a channel that routing.channels allows')
+    }
+    const { store } = this.options
+    const requestHash = hashRequest(request)
+    let idem: (IdempotencyRef & { token: string }) | undefined
+    if (idempotencyKey !== undefined) {
+      const scoped = `${owner}\u0000${idempotencyKey}`
+      const ref = { shard: shardFor(scoped, store.shards), key: createHash('sha256').update(scoped).digest('hex') }
+      const claim = await store.claimIdempotency(ref, requestHash, this.options.idempotencyClaimSeconds ?? 30)
+      if (claim.state === 'in_flight') throw new ConflictError('a request with this Idempotency-Key is still in flight', claim.retryAfterSeconds)
+      if (claim.state === 'done') {
+        if (claim.requestHash !== requestHash) throw new UnprocessableError('this Idempotency-Key was used with another request body')
+        return { answer: JSON.parse(claim.response) as AcceptAnswer, replayed: true }
+      }
+      idem = { ...ref, token: claim.token }
+    }
+
+    try {
+      return { answer: await this.route(owner, request, idem, requestHash), replayed: false }
+    } catch (err) {
+      if (idem) await store.releaseIdempotency(idem, idem.token).catch(() => {})
+      throw err
+    }
+  }
+
+  private async route (owner: string, request: NotificationRequest, idem: (IdempotencyRef & { token: string }) | undefined, requestHash: string): Promise<AcceptAnswer> {
+    const { store } = this.options
+    let reachability: ReachabilityResult | null
+    let lookupNote = ''
+    try {
+      reachability = await this.options.reachability.lookup(request.to, { maxAgeSeconds: request.routing.max_age })
+    } catch (err) {
+      if (!(err instanceof UpstreamUnavailableError)) throw err
+      reachability = null
+      lookupNote = err.message
+    }
+    const decision = decide(reachability, request)
+
+    const nowMs = this.now()
+    const at = new Date(nowMs).toISOString()
+    const id = newNotificationId(idem?.shard ?? randomShard(store.shards))
+    const status: NotificationStatus = decision.final ?? 'queued'
+    const notification: Notification = {
+      id,
+      owner,
+      status,
+      channel: decision.channel,
+      reason: decision.reason,
+      request,
+      reachability,
+      attempts: 0,
+      created_at: at,
+      updated_at: at,
+      expires_at: new Date(nowMs + request.routing.ttl_seconds * 1000).toISOString(),
+    }
+    const events: NotificationEvent[] = [
+      { at, type: 'accepted', detail: `accepted for ${request.to}` },
+      {
+        at,
+        type: 'routed',
+        detail: decision.reason,
+        channel: decision.channel,
+        reachability: reachability
+          ? { source: reachability.source, is_reachable: reachability.is_reachable, connectivity: reachability.connectivity, status: reachability.status.code }
+          : { unavailable: lookupNote },
+      },
+    ]
+    let next: JobTarget
+    if (decision.channel === 'push' || decision.channel === 'sms') {
+      next = { kind: 'outbox', lane: decision.channel }
+      events.push({ at, type: 'enqueued', detail: `waiting in the ${decision.channel} outbox` })
+    } else if (decision.channel === 'fallback_queue') {
+      next = { kind: 'fallback', dueAt: nowMs + this.options.firstRecheckSeconds * 1000 }
+      events.push({ at, type: 'enqueued', detail: `waiting in the fallback queue; first re-check in ${this.options.firstRecheckSeconds} s` })
+    } else {
+      next = request.callback_url ? { kind: 'outbox', lane: 'callback' } : { kind: 'none' }
+      events.push({ at, type: 'final', detail: `${status}: ${decision.reason}`, status })
+    }
+
+    const answer: AcceptAnswer = {
+      id,
+      status,
+      channel: decision.channel,
+      reason: decision.reason,
+      reachability,
+      client_ref: request.client_ref ?? null,
+      metadata: request.metadata ?? null,
+      created_at: at,
+    }
+    const accepted = await store.acceptNotification({
+      notification,
+      events,
+      next,
+      retentionSeconds: this.options.retentionSeconds,
+      ...(idem
+        ? { idempotency: { ...idem, requestHash, response: JSON.stringify(answer), ttlSeconds: this.options.idempotencyTtlSeconds } }
+        : {}),
+    })
+    if (!accepted) throw new ConflictError('the Idempotency-Key claim of this request ran out and was taken by another request', 1)
+    if (next.kind === 'outbox') this.options.onEnqueued?.()
+    return answer
+  }
+
+  async get (id: string): Promise<StoredNotification> {
+    const shard = shardOfId(id, this.options.store.shards)
+    const stored = shard === undefined ? null : await this.options.store.getNotification(id, shard)
+    if (!stored) throw new NotFoundError(`no notification ${id} (ids look like ntf_07_…; notifications are kept for a limited time)`)
+    return stored
+  }
+}
+
+/** A stable hash of the request: the same fields in any order hash the same. */
+export function hashRequest (request: NotificationRequest): string {
+  return createHash('sha256').update(canonicalJson(request)).digest('hex')
+}
+
+function canonicalJson (value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value).sort().filter(k => (value as Record<string, unknown>)[k] !== undefined)
+      .map(k => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`
+  }
+  return JSON.stringify(value)
+}

@@ -1,0 +1,61 @@
+import type { ChannelName } from '../channels/channel.js'
+import type { ReachabilityResult } from '../domain/reachability.js'
+
+export const NOTIFICATION_STATUSES = ['accepted', 'queued', 'sending', 'sent', 'delivered', 'failed', 'expired', 'dropped'] as const
+export type NotificationStatus = typeof NOTIFICATION_STATUSES[number]
+export const FINAL_STATUSES: ReadonlySet<NotificationStatus> = new Set(['delivered', 'failed', 'expired', 'dropped'])
+/** `sent` is final unless a delivery receipt may still move it to delivered or failed. */
+export function isFinal (status: NotificationStatus): boolean {
+  return FINAL_STATUSES.has(status) || status === 'sent'
+}
+
+export type RoutedChannel = ChannelName | 'fallback_queue' | 'none'
+
+export interface Routing {
+  prefer: ChannelName
+  channels: ChannelName[]
+  on_unreachable: 'queue' | 'sms' | 'drop'
+  on_unknown: 'sms' | 'queue' | 'fail'
+  ttl_seconds: number
+  max_age?: number | undefined
+}
+
+export interface NotificationMessage {
+  sms?: { text: string } | undefined
+  push?: { title: string, body: string, data?: Record<string, string> | undefined } | undefined
+}
+
+/** What a caller asks for, after validation. */
+export interface NotificationRequest {
+  to: string
+  message: NotificationMessage
+  push_token?: string | undefined
+  routing: Routing
+  client_ref?: string | undefined
+  callback_url?: string | undefined
+  metadata?: Record<string, string> | undefined
+}
+
+export interface NotificationEvent {
+  at: string
+  type: 'accepted' | 'routed' | 'enqueued' | 'attempt' | 'provider_answer' | 'retry_scheduled' | 'failover' | 'recheck' | 'receipt' | 'final' | 'callback'
+  detail: string
+  [extra: string]: unknown
+}
+
+export interface Notification {
+  id: string
+  /** The token subject that asked for it. */
+  owner: string
+  status: NotificationStatus
+  channel: RoutedChannel
+  reason: string
+  request: NotificationRequest
+  reachability: ReachabilityResult | null
+  attempts: number
+  created_at: string
+  updated_at: string
+  expires_at: string
+  campaign_id?: string | undefined
+  provider_message_id?: string | undefined
+}

@@ -1,0 +1,313 @@
+import { randomUUID } from 'node:crypto'
+import type { Channels, DeliveryOutcome } from '../channels/channel.js'
+import type { CallbackSender } from '../notifications/callbacks.js'
+import { type Notification, type NotificationEvent, isFinal } from '../notifications/types.js'
+import { usableChannels } from '../routing/decide.js'
+import type { JobTarget, Lane, OutboxJob, Store, Transition } from '../store/store.js'
+
+export interface DeliveryWorkerOptions {
+  store: Store
+  channels: Channels
+  callbacks: CallbackSender
+  /** Jobs handled at once by this worker. */
+  concurrency: number
+  /** Longest sleep when every outbox was empty. */
+  idlePollMs: number
+  /** A job taken but not acknowledged for this long is taken over by another consumer. */
+  visibilityTimeoutMs: number
+  maxAttempts: number
+  retryBaseMs: number
+  retryMaxMs: number
+  /** Attempts at POSTing a status callback. */
+  callbackMaxAttempts?: number
+  consumer?: string
+  now?: () => number
+  log?: { info: (obj: object, msg: string) => void, warn: (obj: object, msg: string) => void, error: (obj: object, msg: string) => void }
+}
+
+const LANE_ORDER: readonly Lane[] = ['sms', 'push', 'callback']
+const MAINTENANCE_EVERY_MS = 1000
+
+/**
+ * Reads the outboxes of every shard through a consumer group, hands each job to its channel, and
+ * records the outcome and the job's acknowledgement in one step. A job whose consumer died is taken
+ * over after the visibility timeout: at-least-once, with the notification id sent to the provider.
+ */
+export class DeliveryWorker {
+  readonly consumer: string
+  private readonly now: () => number
+  private running = false
+  private loopDone: Promise<void> = Promise.resolve()
+  private readonly inFlight = new Set<Promise<void>>()
+  private wake: (() => void) | undefined
+  private nextShard = 0
+  private lastMaintenance = 0
+  /** Set when a loop iteration finished; readiness reads it to tell a stuck worker. */
+  lastLoopAt = 0
+
+  constructor (private readonly options: DeliveryWorkerOptions) {
+    this.consumer = options.consumer ?? `worker-${randomUUID().slice(0, 8)}`
+    this.now = options.now ?? Date.now
+  }
+
+  start (): void {
+    if (this.running) return
+    this.running = true
+    this.loopDone = this.loop()
+  }
+
+  /** Stops taking jobs and waits for those in hand; what is not acknowledged is taken over by another worker. */
+  async stop (): Promise<void> {
+    this.running = false
+    this.wake?.()
+    await this.loopDone
+    await Promise.allSettled([...this.inFlight])
+  }
+
+  /** Ends the idle sleep at once: new work was just enqueued in this process. */
+  poke (): void {
+    this.wake?.()
+  }
+
+  private async loop (): Promise<void> {
+    let idleMs = 5
+    while (this.running) {
+      this.lastLoopAt = this.now()
+      let taken = 0
+      try {
+        if (this.now() - this.lastMaintenance >= MAINTENANCE_EVERY_MS) await this.maintenance()
+        taken = await this.takeJobs()
+      } catch (err) {
+        this.options.log?.warn({ err }, 'delivery worker: the store failed; trying again')
+        idleMs = this.options.idlePollMs
+      }
+      if (taken > 0) {
+        idleMs = 5
+        continue
+      }
+      await this.sleep(idleMs)
+      idleMs = Math.min(idleMs * 2, this.options.idlePollMs)
+    }
+  }
+
+  private async sleep (ms: number): Promise<void> {
+    if (this.inFlight.size >= this.options.concurrency) {
+      await Promise.race(this.inFlight)
+      return
+    }
+    await new Promise<void>(resolve => {
+      const timer = setTimeout(resolve, ms)
+      this.wake = () => { clearTimeout(timer); resolve() }
+    })
+    this.wake = undefined
+  }
+
+  /** Moves due retries into their outboxes and takes over jobs whose consumer went silent. */
+  private async maintenance (): Promise<void> {
+    this.lastMaintenance = this.now()
+    const { store } = this.options
+    for (let shard = 0; shard < store.shards; shard++) {
+      await store.releaseDueRetries(shard, this.now(), 500)
+      for (const lane of LANE_ORDER) {
+        const free = this.options.concurrency - this.inFlight.size
+        if (free <= 0) return
+        const jobs = await store.reclaimOutbox(shard, lane, this.consumer, this.options.visibilityTimeoutMs, free)
+        for (const job of jobs) {
+          this.options.log?.warn({ notification: job.notificationId, lane }, 'taking over a job whose worker went silent')
+          this.dispatch(job)
+        }
+      }
+    }
+  }
+
+  private async takeJobs (): Promise<number> {
+    const { store } = this.options
+    let taken = 0
+    for (let i = 0; i < store.shards; i++) {
+      const free = this.options.concurrency - this.inFlight.size
+      if (free <= 0) break
+      const shard = this.nextShard
+      this.nextShard = (this.nextShard + 1) % store.shards
+      const jobs = await store.readOutbox(shard, LANE_ORDER, this.consumer, free)
+      for (const job of jobs) this.dispatch(job)
+      taken += jobs.length
+    }
+    return taken
+  }
+
+  private dispatch (job: OutboxJob): void {
+    const work = this.handle(job)
+      .catch(err => this.options.log?.error({ err, notification: job.notificationId }, 'delivery job failed; it will be taken over after the visibility timeout'))
+      .finally(() => this.inFlight.delete(work))
+    this.inFlight.add(work)
+  }
+
+  /** Handles one job to its next state. Exposed for tests that drive a single job. */
+  async handle (job: OutboxJob): Promise<void> {
+    const stored = await this.options.store.getNotification(job.notificationId, job.shard)
+    if (!stored) {
+      await this.ackOnly(job)
+      return
+    }
+    if (job.lane === 'callback') {
+      await this.sendCallback(job, stored.notification, stored.events)
+      return
+    }
+    const n = stored.notification
+    if (isFinal(n.status) || (n.status !== 'queued' && n.status !== 'sending')) {
+      await this.ackOnly(job)
+      return
+    }
+    if (this.now() >= Date.parse(n.expires_at)) {
+      await this.finish(job, n, 'expired', `ttl of ${n.request.routing.ttl_seconds} s passed before delivery`, [])
+      return
+    }
+
+    const attempt = n.attempts + 1
+    const channel = job.lane as 'sms' | 'push'
+    const startedAt = this.isoNow()
+    const marked = await this.options.store.transition({
+      notificationId: n.id,
+      shard: job.shard,
+      patch: { status: 'sending', attempts: attempt, channel, updated_at: startedAt },
+      events: [{ at: startedAt, type: 'attempt', detail: `attempt ${attempt} over ${channel}${job.deliveries > 1 ? ' (taken over from a silent worker)' : ''}`, attempt, channel }],
+      onlyFrom: ['queued', 'sending'],
+    })
+    if (!marked) {
+      await this.ackOnly(job)
+      return
+    }
+
+    const outcome = await this.send(channel, n)
+    await this.record(job, n, attempt, outcome)
+  }
+
+  private async send (channel: 'sms' | 'push', n: Notification): Promise<DeliveryOutcome> {
+    const { request } = n
+    const ttlSeconds = Math.max(1, Math.floor((Date.parse(n.expires_at) - this.now()) / 1000))
+    try {
+      if (channel === 'sms') {
+        return await this.options.channels.sms.sendSms({ notificationId: n.id, to: request.to, text: request.message.sms!.text, ttlSeconds })
+      }
+      const push = request.message.push!
+      return await this.options.channels.push.sendPush({
+        notificationId: n.id, token: request.push_token!, title: push.title, body: push.body, data: push.data, ttlSeconds,
+      })
+    } catch (err) {
+      // An adapter should classify every failure; one that throws is treated as transient.
+      return { kind: 'retry', provider: channel, reason: (err as Error).message }
+    }
+  }
+
+  private async record (job: OutboxJob, n: Notification, attempt: number, outcome: DeliveryOutcome): Promise<void> {
+    const at = this.isoNow()
+    const answer: NotificationEvent = { at, type: 'provider_answer', detail: describe(outcome), provider: outcome.provider, outcome: outcome.kind }
+    switch (outcome.kind) {
+      case 'sent':
+        await this.finish(job, n, 'sent', `sent over ${job.lane} by ${outcome.provider}`, [answer], outcome.providerMessageId)
+        return
+      case 'failed':
+        await this.finish(job, n, 'failed', `${outcome.provider} refused it: ${outcome.reason}`, [answer])
+        return
+      case 'token_invalid': {
+        if (job.lane === 'push' && usableChannels(n.request).has('sms')) {
+          await this.options.store.transition({
+            notificationId: n.id,
+            shard: job.shard,
+            patch: { status: 'queued', channel: 'sms', reason: `push token refused (${outcome.reason}); failed over to SMS`, updated_at: at },
+            events: [answer, { at, type: 'failover', detail: 'the push token is dead or invalid: failing over to SMS', from: 'push', to: 'sms' }],
+            ack: job,
+            next: { kind: 'outbox', lane: 'sms' },
+          })
+          return
+        }
+        await this.finish(job, n, 'failed', `push token refused (${outcome.reason}) and SMS is not possible for this message`, [answer])
+        return
+      }
+      case 'retry': {
+        const delay = Math.max(this.backoff(attempt), (outcome.retryAfterSeconds ?? 0) * 1000)
+        if (attempt >= this.options.maxAttempts) {
+          await this.finish(job, n, 'failed', `gave up after ${attempt} attempts: ${outcome.reason}`, [answer])
+          return
+        }
+        if (this.now() + delay >= Date.parse(n.expires_at)) {
+          await this.finish(job, n, 'expired', `the next attempt would come after the ttl: ${outcome.reason}`, [answer])
+          return
+        }
+        const dueAt = this.now() + delay
+        await this.options.store.transition({
+          notificationId: n.id,
+          shard: job.shard,
+          patch: { status: 'queued', updated_at: at },
+          events: [answer, { at, type: 'retry_scheduled', detail: `attempt ${attempt + 1} at ${new Date(dueAt).toISOString()}`, due_at: new Date(dueAt).toISOString() }],
+          ack: job,
+          next: { kind: 'retry', lane: job.lane, dueAt },
+        })
+      }
+    }
+  }
+
+  /** Exponential backoff with jitter: between half and all of base * 2^(attempt-1), capped. */
+  private backoff (attempt: number): number {
+    const ceiling = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** (attempt - 1))
+    return Math.floor(ceiling / 2 + Math.random() * ceiling / 2)
+  }
+
+  /** Ends the notification in a final status (why: in the final event; `reason` keeps the routing reason). Its callback, when it has one, is the next job. */
+  private async finish (job: OutboxJob, n: Notification, status: 'sent' | 'failed' | 'expired', reason: string, events: NotificationEvent[], providerMessageId?: string): Promise<void> {
+    const at = this.isoNow()
+    const next: JobTarget = n.request.callback_url ? { kind: 'outbox', lane: 'callback' } : { kind: 'none' }
+    const t: Transition = {
+      notificationId: n.id,
+      shard: job.shard,
+      patch: { status, updated_at: at, ...(providerMessageId ? { provider_message_id: providerMessageId } : {}) },
+      events: [...events, { at, type: 'final', detail: `${status}: ${reason}`, status }],
+      onlyFrom: ['queued', 'sending'],
+      ack: job,
+      next,
+    }
+    await this.options.store.transition(t)
+  }
+
+  private async sendCallback (job: OutboxJob, n: Notification, events: NotificationEvent[]): Promise<void> {
+    const url = n.request.callback_url
+    if (!url) {
+      await this.ackOnly(job)
+      return
+    }
+    const outcome = await this.options.callbacks.send(url, {
+      id: n.id, status: n.status, channel: n.channel, client_ref: n.request.client_ref ?? null, metadata: n.request.metadata ?? null, at: n.updated_at,
+    })
+    const at = this.isoNow()
+    const tries = events.filter(e => e.type === 'callback').length + 1
+    const max = this.options.callbackMaxAttempts ?? 8
+    const retry = !outcome.ok && outcome.retry && tries < max
+    const detail = outcome.ok ? `status ${n.status} posted to the callback URL` : `${outcome.reason}${retry ? '; will retry' : '; giving up'}`
+    const dueAt = this.now() + this.backoff(tries)
+    await this.options.store.transition({
+      notificationId: n.id,
+      shard: job.shard,
+      patch: {},
+      events: [{ at, type: 'callback', detail, ok: outcome.ok, status: n.status }],
+      ack: job,
+      next: retry ? { kind: 'retry', lane: 'callback', dueAt } : { kind: 'none' },
+    })
+  }
+
+  private async ackOnly (job: OutboxJob): Promise<void> {
+    await this.options.store.transition({ notificationId: job.notificationId, shard: job.shard, patch: {}, events: [], ack: job, onlyFrom: ['__never__'] })
+  }
+
+  private isoNow (): string {
+    return new Date(this.now()).toISOString()
+  }
+}
+
+function describe (outcome: DeliveryOutcome): string {
+  switch (outcome.kind) {
+    case 'sent': return `${outcome.provider} accepted it${outcome.providerMessageId ? ` as ${outcome.providerMessageId}` : ''}`
+    case 'retry': return `${outcome.provider}: ${outcome.reason}${outcome.retryAfterSeconds ? ` (retry after ${outcome.retryAfterSeconds} s)` : ''}`
+    case 'failed': return `${outcome.provider} refused it: ${outcome.reason}`
+    case 'token_invalid': return `${outcome.provider}: push token refused: ${outcome.reason}`
+  }
+}

@@ -1,0 +1,109 @@
+// Lua scripts of the Redis store. Each touches the keys of one shard only (one hash tag).
+
+/** Writes the next job of a notification. Expects `nextKind`, `nextScore`, `nextMember`, `nextKey`. */
+const NEXT = `
+if nextKind == 'outbox' then
+  redis.call('XADD', nextKey, '*', 'id', nextMember)
+elseif nextKind == 'retry' or nextKind == 'fallback' then
+  redis.call('ZADD', nextKey, nextScore, nextMember)
+end
+`
+
+/** Reads `n` field/value pairs from ARGV at `from`, then the rest as events. */
+const FIELDS_AND_EVENTS = `
+local fields = {}
+for i = from, from + n * 2 - 1 do fields[#fields + 1] = ARGV[i] end
+local events = {}
+for i = from + n * 2, #ARGV do events[#events + 1] = ARGV[i] end
+`
+
+/**
+ * KEYS: notification, events, next key, idempotency key.
+ * ARGV: retention, nextKind, nextScore, nextMember, idemToken, idemTtl, requestHash, response, n, fields..., events...
+ */
+export const ACCEPT = `
+if ARGV[5] ~= '' and redis.call('HGET', KEYS[4], 'token') ~= ARGV[5] then return 0 end
+local n = tonumber(ARGV[9])
+local from = 10
+${FIELDS_AND_EVENTS}
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+if #events > 0 then
+  redis.call('RPUSH', KEYS[2], unpack(events))
+  redis.call('EXPIRE', KEYS[2], ARGV[1])
+end
+local nextKind, nextScore, nextMember, nextKey = ARGV[2], ARGV[3], ARGV[4], KEYS[3]
+${NEXT}
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[4], 'state', 'done', 'hash', ARGV[7], 'response', ARGV[8])
+  redis.call('HDEL', KEYS[4], 'token')
+  redis.call('EXPIRE', KEYS[4], ARGV[6])
+end
+return 1
+`
+
+/**
+ * KEYS: notification, events, ack stream, next key.
+ * ARGV: ackEntryId, group, onlyFrom (comma separated, '' = any), nextKind, nextScore, nextMember, n, fields..., events...
+ */
+export const TRANSITION = `
+if ARGV[1] ~= '' then
+  redis.call('XACK', KEYS[3], ARGV[2], ARGV[1])
+  redis.call('XDEL', KEYS[3], ARGV[1])
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[3] ~= '' then
+  local status = redis.call('HGET', KEYS[1], 'status')
+  local allowed = false
+  for s in string.gmatch(ARGV[3], '[^,]+') do
+    if s == status then allowed = true end
+  end
+  if not allowed then return 0 end
+end
+local n = tonumber(ARGV[7])
+local from = 8
+${FIELDS_AND_EVENTS}
+if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
+if #events > 0 then redis.call('RPUSH', KEYS[2], unpack(events)) end
+local nextKind, nextScore, nextMember, nextKey = ARGV[4], ARGV[5], ARGV[6], KEYS[4]
+${NEXT}
+return 1
+`
+
+/**
+ * KEYS: idempotency key. ARGV: token, requestHash, claim ms.
+ * Answers {'claimed'} | {'in_flight', pttl} | {'done', hash, response}.
+ */
+export const CLAIM = `
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  redis.call('HSET', KEYS[1], 'state', 'pending', 'token', ARGV[1], 'hash', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return {'claimed'}
+end
+if state == 'pending' then return {'in_flight', redis.call('PTTL', KEYS[1])} end
+return {'done', redis.call('HGET', KEYS[1], 'hash'), redis.call('HGET', KEYS[1], 'response')}
+`
+
+/** KEYS: idempotency key. ARGV: token. Deletes the claim only if it is still this request's. */
+export const RELEASE = `
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`
+
+/**
+ * KEYS: retry set, then one outbox stream per lane. ARGV: now, count, then the lane names in KEYS order.
+ * Members are "<lane>|<notification id>".
+ */
+export const RELEASE_DUE = `
+local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  local sep = string.find(member, '|', 1, true)
+  local lane, id = string.sub(member, 1, sep - 1), string.sub(member, sep + 1)
+  for i = 3, #ARGV do
+    if ARGV[i] == lane then redis.call('XADD', KEYS[i - 1], '*', 'id', id) end
+  end
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due
+`
