@@ -1,11 +1,13 @@
 import t from 'tap'
 import type { DeliveryOutcome, PushMessage, SmsMessage } from '../../src/channels/channel.js'
 import { FcmPushChannel } from '../../src/channels/fcm-push.js'
+import { createChannels } from '../../src/channels/index.js'
+import { ConfigError, loadConfig } from '../../src/config.js'
 import { SandboxPushChannel, SandboxSmsChannel } from '../../src/channels/sandbox.js'
 import { VonageSmsChannel } from '../../src/channels/vonage-sms.js'
 import { WebhookPushChannel } from '../../src/channels/webhook-push.js'
 import { parseServiceAccount } from '../../src/auth/fcm-token.js'
-import { generateServiceAccount, senderIdMismatch, startFakeFcm, unavailable } from '../fakes/fcm.js'
+import { generateServiceAccount, senderIdMismatch, startFakeFcm, unavailable, unregistered } from '../fakes/fcm.js'
 import { generateApplicationKeys } from '../fakes/vonage.js'
 import { invalidParams, serverError, startFakeVonageMessages } from '../fakes/vonage-messages.js'
 import { startWebhookReceiver } from '../fakes/webhook-receiver.js'
@@ -21,6 +23,8 @@ interface Subject {
   failNextTransiently?: () => void
   /** The provider refuses the next message for good; absent when it never does. */
   refuseNext?: () => void
+  /** Sends a message to a push token the provider calls dead; push adapters only. */
+  sendToDeadToken?: (notificationId: string) => Promise<DeliveryOutcome>
   close (): Promise<void>
 }
 
@@ -46,20 +50,25 @@ function contract (name: string, open: () => Promise<Subject>) {
       t.equal(subject.seenIds().at(-1), 'n-seen')
     })
 
-    t.test('a transient failure is worth a retry', async t => {
-      if (!subject.failNextTransiently) return t.skip('this adapter never fails transiently')
-      subject.failNextTransiently()
+    const { failNextTransiently, refuseNext, sendToDeadToken } = subject
+    t.test('a transient failure is worth a retry', { skip: failNextTransiently ? false : 'this adapter never fails transiently' }, async t => {
+      failNextTransiently!()
       const outcome = await subject.send('n-transient')
       t.equal(outcome.kind, 'retry')
       t.match(outcome, { reason: /\S/ })
       t.equal((await subject.send('n-transient')).kind, 'sent', 'the same message goes through once the provider is back')
     })
 
-    t.test('a permanent refusal fails the message', async t => {
-      if (!subject.refuseNext) return t.skip('this adapter never refuses a message')
-      subject.refuseNext()
+    t.test('a permanent refusal fails the message', { skip: refuseNext ? false : 'this adapter never refuses a message' }, async t => {
+      refuseNext!()
       const outcome = await subject.send('n-refused')
       t.equal(outcome.kind, 'failed')
+      t.match(outcome, { reason: /\S/ })
+    })
+
+    t.test('a dead push token is told apart, for a failover', { skip: sendToDeadToken ? false : 'not a push adapter' }, async t => {
+      const outcome = await sendToDeadToken!('n-dead-token')
+      t.equal(outcome.kind, 'token_invalid')
       t.match(outcome, { reason: /\S/ })
     })
   })
@@ -79,6 +88,7 @@ contract('sandbox push', async () => {
   return {
     send: id => channel.sendPush(push(id)),
     seenIds: () => channel.deliveries().map(d => d.notificationId),
+    sendToDeadToken: id => channel.sendPush({ ...push(id), token: 'invalid-device' }),
     close: () => channel.close(),
   }
 })
@@ -108,6 +118,10 @@ contract('fcm push', async () => {
     seenIds: () => fake.valid().map(r => (r.body as { message: { data: Record<string, string> } }).message.data.reachroute_id!),
     failNextTransiently: () => { fake.script.next(unavailable()) },
     refuseNext: () => { fake.script.next(senderIdMismatch()) },
+    sendToDeadToken: id => {
+      fake.script.always('dead-device', unregistered())
+      return channel.sendPush({ ...push(id), token: 'dead-device' })
+    },
     close: async () => { await channel.close(); await fake.close() },
   }
 })
@@ -121,6 +135,46 @@ contract('webhook push', async () => {
     seenIds: () => receiver.valid().map(r => (r.body as { id: string }).id),
     failNextTransiently: () => { receiver.script.next({ status: 503 }) },
     refuseNext: () => { receiver.script.next({ status: 400, json: { error: 'no such app' } }) },
+    sendToDeadToken: id => {
+      receiver.script.always('dead-device', { status: 410 })
+      return channel.sendPush({ ...push(id), token: 'dead-device' })
+    },
     close: async () => { await channel.close(); await receiver.close() },
   }
+})
+
+t.test('createChannels picks the adapters the config names', async t => {
+  const keys = await generateApplicationKeys()
+  const account = await generateServiceAccount()
+  const build = (env: Record<string, string>) => createChannels(loadConfig({ NODE_ENV: 'test', ...env }), silent)
+
+  const sandbox = build({})
+  t.ok(sandbox.sms instanceof SandboxSmsChannel, 'sandbox SMS by default')
+  t.ok(sandbox.push instanceof SandboxPushChannel, 'sandbox push by default')
+
+  const real = build({
+    SMS_PROVIDER: 'vonage', VONAGE_APPLICATION_ID: 'app-1', VONAGE_PRIVATE_KEY: keys.privateKey,
+    PUSH_PROVIDER: 'fcm', FCM_SERVICE_ACCOUNT: account.json,
+  })
+  t.teardown(async () => { await real.sms.close(); await real.push.close() })
+  t.ok(real.sms instanceof VonageSmsChannel)
+  t.ok(real.push instanceof FcmPushChannel)
+
+  const webhook = build({ PUSH_PROVIDER: 'webhook', PUSH_WEBHOOK_URL: 'http://127.0.0.1:9/push', PUSH_WEBHOOK_SECRET: 'push-webhook-secret-0123456789' })
+  t.teardown(() => webhook.push.close())
+  t.ok(webhook.push instanceof WebhookPushChannel)
+
+  const { project_id: _, ...noProject } = account.serviceAccount
+  t.throws(() => build({ PUSH_PROVIDER: 'fcm', FCM_SERVICE_ACCOUNT: JSON.stringify(noProject) }), ConfigError,
+    'a service account without project_id needs FCM_PROJECT_ID')
+  const withProject = build({ PUSH_PROVIDER: 'fcm', FCM_SERVICE_ACCOUNT: JSON.stringify(noProject), FCM_PROJECT_ID: 'p-1' })
+  t.teardown(() => withProject.push.close())
+  t.ok(withProject.push instanceof FcmPushChannel)
+  t.throws(() => build({ PUSH_PROVIDER: 'fcm', FCM_SERVICE_ACCOUNT: '{"client_email": 1}' }), ConfigError, 'a malformed service account')
+  t.throws(() => build({ PUSH_PROVIDER: 'fcm', FCM_SERVICE_ACCOUNT: 'not json' }), ConfigError, 'a service account that is not JSON')
+
+  const handBuilt = loadConfig({ NODE_ENV: 'test' })
+  t.throws(() => createChannels({ ...handBuilt, channels: { ...handBuilt.channels, smsProvider: 'vonage' } }, silent), ConfigError)
+  t.throws(() => createChannels({ ...handBuilt, channels: { ...handBuilt.channels, pushProvider: 'fcm' } }, silent), ConfigError)
+  t.throws(() => createChannels({ ...handBuilt, channels: { ...handBuilt.channels, pushProvider: 'webhook' } }, silent), ConfigError)
 })

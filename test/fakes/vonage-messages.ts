@@ -67,7 +67,7 @@ export async function startFakeVonageMessages (options: FakeVonageMessagesOption
 
     const to = (received.json as { to: string }).to
     const reply = script.take(to) ?? accepted()
-    if (reply.status === 202) request.messageUuid = (reply.json as { message_uuid: string }).message_uuid
+    request.messageUuid = (reply.json as { message_uuid?: string } | undefined)?.message_uuid
     return reply
   })
 
