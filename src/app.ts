@@ -11,6 +11,7 @@ import workersPlugin from '../plugins/workers.js'
 import healthRoutes from '../routes/health/index.js'
 import identityInsightsRoutes from '../routes/identity-insights/index.js'
 import notificationRoutes from '../routes/v1/notifications/index.js'
+import vonageWebhookRoutes from '../routes/webhooks/vonage.js'
 import reachabilityRoutes from '../routes/v1/reachability/index.js'
 import type { Channels } from './channels/channel.js'
 import type { Config } from './config.js'
@@ -24,6 +25,17 @@ export interface AppOptions {
   store?: Store
   upstream?: ReachabilityUpstream
   channels?: Channels
+}
+
+/** The background workers alone, for `npm run worker`: no routes, nothing listens. */
+export async function buildWorker (options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({ logger: options.logger ?? { level: options.config.logLevel } })
+  await app.register(configPlugin, { config: options.config })
+  await app.register(storePlugin, options.store ? { store: options.store } : {})
+  await app.register(reachabilityPlugin, options.upstream ? { upstream: options.upstream } : {})
+  await app.register(notificationsPlugin, options.channels ? { channels: options.channels } : {})
+  await app.register(workersPlugin, { force: true })
+  return app
 }
 
 /** Builds the whole service without listening: server.ts starts it, tests inject into it. */
@@ -52,6 +64,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes)
   await app.register(reachabilityRoutes, { prefix: '/v1/reachability' })
   await app.register(notificationRoutes, { prefix: '/v1/notifications' })
+  await app.register(vonageWebhookRoutes, { prefix: '/v1/webhooks/vonage' })
   await app.register(identityInsightsRoutes)
   return app
 }

@@ -170,3 +170,44 @@ function canonicalJson (value: unknown): string {
   }
   return JSON.stringify(value)
 }
+
+export interface MessageReceipt {
+  /** Our notification id, sent to the provider as client_ref. */
+  clientRef: string
+  status: string
+  providerMessageId?: string | undefined
+  error?: string | undefined
+  at: string
+}
+
+const RECEIPT_STATUS: Record<string, 'delivered' | 'failed' | undefined> = {
+  delivered: 'delivered',
+  rejected: 'failed',
+  undeliverable: 'failed',
+  failed: 'failed',
+}
+
+/**
+ * Applies a provider's delivery receipt. Repeats and receipts for unknown or already final
+ * notifications change nothing. Resolves whether the notification changed.
+ */
+export async function applyReceipt (store: Store, receipt: MessageReceipt, now = Date.now()): Promise<boolean> {
+  const shard = shardOfId(receipt.clientRef, store.shards)
+  if (shard === undefined) return false
+  const stored = await store.getNotification(receipt.clientRef, shard)
+  if (!stored) return false
+  const next = RECEIPT_STATUS[receipt.status]
+  const at = new Date(now).toISOString()
+  const detail = `receipt: ${receipt.status}${receipt.error ? ` (${receipt.error})` : ''}`
+  return store.transition({
+    notificationId: receipt.clientRef,
+    shard,
+    patch: next ? { status: next, updated_at: at } : {},
+    events: [
+      { at, type: 'receipt', detail, provider_status: receipt.status, provider_at: receipt.at, provider_message_id: receipt.providerMessageId },
+      ...(next ? [{ at, type: 'final' as const, detail: `${next}: ${detail}`, status: next }] : []),
+    ],
+    onlyFrom: ['sending', 'sent'],
+    next: next && stored.notification.request.callback_url ? { kind: 'outbox', lane: 'callback' } : { kind: 'none' },
+  })
+}

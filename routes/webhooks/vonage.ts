@@ -1,0 +1,72 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import { UnauthorizedError } from '../../src/domain/errors.js'
+import { verifyVonageSignature } from '../../src/http/signature.js'
+import { applyReceipt } from '../../src/notifications/service.js'
+import { pickProblems } from '../schemas/problem.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    rawBody?: string
+  }
+}
+
+const MessageStatus = z.looseObject({
+  message_uuid: z.string().min(1).max(100).meta({ examples: ['aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab'] }),
+  to: z.string().max(50).optional(),
+  from: z.string().max(50).optional(),
+  timestamp: z.string().max(50).meta({ examples: ['2026-11-25T10:42:07.000Z'] }),
+  status: z.string().min(1).max(50).meta({ description: 'submitted, delivered, rejected or undeliverable', examples: ['delivered'] }),
+  channel: z.string().max(20).optional(),
+  client_ref: z.string().max(100).optional().meta({ description: 'The reachroute notification id', examples: ['ntf_07_3f2a9c0d4b8e4f6a9b1c2d3e4f5a6b7c'] }),
+  error: z.looseObject({ type: z.string().optional(), title: z.string().optional(), detail: z.string().optional() }).optional(),
+})
+
+/** Vonage Messages status webhooks: verified, then applied to the notification they name. */
+const vonageWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
+  // The signature covers the exact bytes received: keep them beside the parsed body.
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    request.rawBody = body as string
+    try {
+      done(null, JSON.parse(body as string))
+    } catch (err) {
+      Object.assign(err as Error, { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' })
+      done(err as Error, undefined)
+    }
+  })
+
+  app.post('/messages', {
+    bodyLimit: 16 * 1024,
+    onRequest: async (request) => {
+      if (!app.config.channels.vonageSignatureSecret) throw new UnauthorizedError('VONAGE_SIGNATURE_SECRET is not set: status webhooks cannot be verified, so none is accepted')
+      if (!request.headers.authorization) throw new UnauthorizedError('a signed webhook needs "Authorization: Bearer <JWT>"')
+    },
+    preHandler: async (request) => {
+      const ok = await verifyVonageSignature(request.headers.authorization, request.rawBody ?? '', app.config.channels.vonageSignatureSecret!)
+      if (!ok) throw new UnauthorizedError('the webhook signature or its payload hash does not check out')
+    },
+    schema: {
+      tags: ['webhooks'],
+      operationId: 'vonageMessageStatus',
+      summary: 'Vonage Messages status webhook',
+      description: 'Moves a sent SMS to delivered or failed. Signed by Vonage with an HS256 JWT (VONAGE_SIGNATURE_SECRET) whose payload_hash ' +
+        'is the SHA-256 of the body; a bad signature is 401 and changes nothing. Repeats are harmless. Set the Vonage application\'s status URL here.',
+      body: MessageStatus,
+      response: { 204: z.null().meta({ description: 'Taken (or already known)' }), ...pickProblems(400, 401, 413) },
+    },
+  }, async (request, reply) => {
+    const body = request.body
+    if (body.client_ref) {
+      await applyReceipt(app.store, {
+        clientRef: body.client_ref,
+        status: body.status,
+        providerMessageId: body.message_uuid,
+        error: body.error?.title ?? body.error?.detail,
+        at: body.timestamp,
+      })
+    }
+    return reply.code(204).send(null)
+  })
+}
+
+export default vonageWebhookRoutes

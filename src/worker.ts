@@ -1,0 +1,27 @@
+import closeWithGrace from 'close-with-grace'
+import { buildWorker } from './app.js'
+import { ConfigError, loadConfig } from './config.js'
+
+// `npm run worker`: the delivery workers as a process of their own (run the API with WORKERS=off).
+
+let config
+try {
+  config = loadConfig()
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err
+  process.stderr.write(`reachroute worker cannot start: ${err.message}\n`)
+  process.exit(1)
+}
+if (!config.redis.url) {
+  process.stderr.write('reachroute worker cannot start: REDIS_URL is not set; a separate worker needs the shared Redis store (the embedded store lives inside the API process)\n')
+  process.exit(1)
+}
+
+const worker = await buildWorker({ config })
+closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
+  if (err) worker.log.error({ err }, 'closing after an error')
+  else worker.log.info({ signal }, 'closing: finishing the jobs in hand')
+  await worker.close()
+})
+await worker.ready()
+worker.log.info('reachroute worker running')
