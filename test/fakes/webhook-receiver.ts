@@ -13,6 +13,8 @@ export interface FakeWebhookReceiverOptions {
 }
 
 export interface WebhookRequest {
+  /** The query string, without "?"; empty when there is none. */
+  query: string
   headers: IncomingHttpHeaders
   rawBody: string
   body: unknown
@@ -36,13 +38,14 @@ export async function startWebhookReceiver (options: FakeWebhookReceiverOptions)
   let received = 0
 
   const server = await startFakeServer(request => {
-    const record: WebhookRequest = { headers: request.headers, rawBody: request.rawBody, body: request.json, rejected: undefined }
+    const [requestPath, query = ''] = request.path.split('?', 2)
+    const record: WebhookRequest = { query, headers: request.headers, rawBody: request.rawBody, body: request.json, rejected: undefined }
     requests.push(record)
     const refuse = (status: number, why: string): Reply => {
       record.rejected = why
       return { status, json: { error: why } }
     }
-    if (request.method !== 'POST' || request.path !== path) return refuse(404, `no resource at ${request.method} ${request.path}`)
+    if (request.method !== 'POST' || requestPath !== path) return refuse(404, `no resource at ${request.method} ${request.path}`)
     if (!String(request.headers['content-type']).startsWith('application/json')) return refuse(415, 'not application/json')
 
     const expected = Buffer.from('sha256=' + createHmac('sha256', options.secret).update(Buffer.from(request.rawBody, 'utf8')).digest('hex'))
