@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import diagnostics from 'node:diagnostics_channel'
 import { readFileSync } from 'node:fs'
 import { isDeepStrictEqual } from 'node:util'
@@ -135,12 +135,22 @@ function toJsonSchema (schema: unknown, io: 'input' | 'output'): JsonSchema | un
   }) as JsonSchema
 }
 
-// Gaps found when this test was written, reported to the route's owner: zod leaves out the examples of a body
-// whose fields transform (the phone number is normalized), so the Vonage-compatible body has no example in the spec.
+// Gaps found when this test was written, reported to the routes' owners; a gap not listed here fails the test.
+// zod leaves out the examples of a body whose fields transform (the phone number is normalized), so these
+// bodies have no example in the spec; the Vonage status webhook does not declare how it is authenticated.
 const KNOWN_GAPS = [
   'POST /identity-insights/v1/requests body: examples',
   'POST /v0.1/identity-insights body: examples',
+  'POST /v1/notifications body: examples',
+  'POST /v1/webhooks/vonage/messages declares its security',
 ]
+
+/** Splits what is wrong into the known gaps (shown as a comment) and the rest, which must be empty. */
+function unknownGaps (t: Test, found: string[]): string[] {
+  const known = found.filter(f => KNOWN_GAPS.some(gap => f.startsWith(gap)))
+  if (known.length > 0) t.comment(`known gaps, still open:\n${known.join('\n')}`)
+  return found.filter(f => !known.includes(f))
+}
 
 const PARAMETER_LOCATIONS = { params: 'path', querystring: 'query', headers: 'header' } as const
 
@@ -174,7 +184,8 @@ function lostDocs (route: RouteOptions, op: Operation, spec: Spec, where: string
     }
     const direct = toJsonSchema(response, 'output')
     if (direct) {
-      const media = Object.values(documented.content ?? {})[0]
+      // An answer without a body (204) keeps its schema's description as the response's.
+      const media = documented.content ? Object.values(documented.content)[0] : { schema: { description: documented.description } }
       lost.push(...compareDocs(direct, media?.schema, spec, `${where} response ${status}`, media))
       continue
     }
@@ -219,16 +230,23 @@ t.test('the spec', async t => {
     t.same(ids.filter((id, i) => ids.indexOf(id) !== i), [], 'operationIds are unique')
   })
 
-  t.test('every authenticated operation declares bearerAuth and its 401 and 403 problems', async t => {
-    const authenticated = ops.filter(o => /^\/(v1|identity-insights|v0\.1\/identity-insights)(\/|$)/.test(o.path))
-    t.ok(authenticated.length >= 4, 'the /v1 and Vonage-compatible operations are there')
-    for (const { where, op } of authenticated) {
+  t.test('every authenticated operation declares its security and its 401 problem, 403 too where a scope is needed', async t => {
+    const problem = { description: String, content: { 'application/problem+json': { schema: Object } } }
+    const scoped = ops.filter(o => /^\/(v1|identity-insights|v0\.1\/identity-insights)(\/|$)/.test(o.path) && !o.path.startsWith('/v1/webhooks/'))
+    t.ok(scoped.length >= 4, 'the /v1 and Vonage-compatible operations are there')
+    for (const { where, op } of scoped) {
       t.ok(op.security?.some(requirement => 'bearerAuth' in requirement), `${where} declares bearerAuth`)
-      for (const status of ['401', '403']) {
-        t.match(op.responses[status], { description: String, content: { 'application/problem+json': { schema: Object } } },
-          `${where} documents its ${status} problem`)
-      }
+      t.match(op.responses['401'], problem, `${where} documents its 401 problem`)
+      t.match(op.responses['403'], problem, `${where} documents its 403 problem`)
     }
+    // Webhooks are signed by their sender, not called with our tokens: a declared scheme and a 401, no scope.
+    const gaps: string[] = []
+    for (const { where, op } of ops.filter(o => o.path.startsWith('/v1/webhooks/'))) {
+      const schemes = op.security?.flatMap(requirement => Object.keys(requirement)) ?? []
+      if (schemes.length === 0 || !schemes.every(s => s in spec.components.securitySchemes)) gaps.push(`${where} declares its security`)
+      t.match(op.responses['401'], problem, `${where} documents its 401 problem`)
+    }
+    t.same(unknownGaps(t, gaps), [], 'every webhook declares how it is authenticated')
   })
 
   t.test('every description and example of the zod schemas reaches the spec', async t => {
@@ -245,8 +263,6 @@ t.test('the spec', async t => {
       }
     }
     t.equal(compared, ops.length, 'every operation of the spec was compared with its route')
-    const known = lost.filter(l => KNOWN_GAPS.some(gap => l.startsWith(gap)))
-    if (known.length > 0) t.comment(`known gaps, still open:\n${known.join('\n')}`)
-    t.same(lost.filter(l => !known.includes(l)), [], 'nothing documented in zod is missing from the spec')
+    t.same(unknownGaps(t, lost), [], 'nothing documented in zod is missing from the spec')
   })
 })
