@@ -1,0 +1,492 @@
+import t, { type Test } from 'tap'
+import http, { type IncomingHttpHeaders } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { DeliveryOutcome, PushChannel, PushMessage, SmsChannel, SmsMessage } from '../../src/channels/channel.js'
+import { verifyHmacSignature } from '../../src/http/signature.js'
+import { CALLBACK_SIGNATURE_HEADER, CallbackSender } from '../../src/notifications/callbacks.js'
+import { newNotificationId, shardOfId } from '../../src/notifications/ids.js'
+import { NotificationService } from '../../src/notifications/service.js'
+import type { Notification, NotificationEvent, NotificationRequest } from '../../src/notifications/types.js'
+import { DeliveryWorker, type DeliveryWorkerOptions } from '../../src/queue/delivery-worker.js'
+import { ReachabilityService } from '../../src/reachability/service.js'
+import { MemoryStore } from '../../src/store/memory/memory-store.js'
+import { RedisStore } from '../../src/store/redis/redis-store.js'
+import type { Store, StoredNotification } from '../../src/store/store.js'
+import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.js'
+import { ScriptedUpstream } from '../helpers/upstream.js'
+import { waitFor } from '../helpers/wait.js'
+
+// The delivery worker against both stores, with scripted channels written here: every outcome an
+// adapter can report, expiry, status callbacks, a worker that dies or stalls mid-delivery, and two
+// workers sharing one store.
+
+const SHARDS = 4
+const PHONE = '+447700900123'
+const CALLBACK_SECRET = 'callback-secret-for-the-worker-test'
+
+// ---- Scripted channels ----
+
+type Lane = 'sms' | 'push'
+interface Call {
+  lane: Lane
+  message: SmsMessage | PushMessage
+  at: number
+}
+/** What the channel answers; 'hang' never settles until release() is called. */
+type Scripted = DeliveryOutcome | 'hang'
+
+/** One attempt per call, answered by `script(message, nth call for this notification)`; every call recorded. */
+class FakeChannel implements SmsChannel, PushChannel {
+  readonly calls: Call[] = []
+  script: (message: SmsMessage | PushMessage, nth: number) => Scripted | Promise<Scripted>
+  private readonly hung: ((outcome: DeliveryOutcome) => void)[] = []
+
+  constructor (readonly provider: string, readonly lane: Lane) {
+    this.script = message => ({ kind: 'sent', provider: this.provider, providerMessageId: `${this.lane}-msg-${message.notificationId}` })
+  }
+
+  async sendSms (message: SmsMessage): Promise<DeliveryOutcome> {
+    return this.take('sms', message)
+  }
+
+  async sendPush (message: PushMessage): Promise<DeliveryOutcome> {
+    return this.take('push', message)
+  }
+
+  private async take (lane: Lane, message: SmsMessage | PushMessage): Promise<DeliveryOutcome> {
+    this.calls.push({ lane, message, at: Date.now() })
+    const scripted = await this.script(message, this.callsFor(message.notificationId))
+    if (scripted !== 'hang') return scripted
+    return new Promise<DeliveryOutcome>(resolve => this.hung.push(resolve))
+  }
+
+  callsFor (id: string): number {
+    return this.calls.filter(c => c.message.notificationId === id).length
+  }
+
+  get hanging (): number {
+    return this.hung.length
+  }
+
+  /** Settles every hanging call with this outcome. */
+  release (outcome: DeliveryOutcome): void {
+    for (const resolve of this.hung.splice(0)) resolve(outcome)
+  }
+
+  async close (): Promise<void> {}
+}
+
+// ---- A callback receiver on loopback ----
+
+interface Post {
+  headers: IncomingHttpHeaders
+  rawBody: string
+}
+
+async function startReceiver (statuses: number[]): Promise<{ url: string, posts: Post[], close: () => Promise<void> }> {
+  const posts: Post[] = []
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      posts.push({ headers: req.headers, rawBody: Buffer.concat(chunks).toString('utf8') })
+      res.statusCode = statuses[posts.length - 1] ?? 204
+      res.end()
+    })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}/status`,
+    posts,
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise<void>(resolve => server.close(() => resolve()))
+    },
+  }
+}
+
+// ---- The harness: a store, a notification service, channels and workers ----
+
+interface Harness {
+  store: Store
+  upstream: ScriptedUpstream
+  service: NotificationService
+  sms: FakeChannel
+  push: FakeChannel
+  callbacks: CallbackSender
+  errors: unknown[]
+  /** Starts a worker (stopped in teardown); channels are the harness's unless given. */
+  worker: (options?: Partial<DeliveryWorkerOptions>) => DeliveryWorker
+  another: () => Promise<Store>
+  notify: (request?: Partial<NotificationRequest>) => Promise<string>
+  get: (id: string) => Promise<StoredNotification>
+  /** Waits until the notification's status is one of these. */
+  until: (id: string, statuses: string[], timeoutMs?: number) => Promise<StoredNotification>
+}
+
+interface Opened {
+  store: Store
+  /** Another handle on the same data (for Redis: a second connection, as another process would have). */
+  another: () => Promise<Store>
+  cleanup: () => Promise<void>
+}
+type OpenStore = () => Promise<Opened>
+
+function baseRequest (overrides: Partial<NotificationRequest> = {}): NotificationRequest {
+  return {
+    to: PHONE,
+    message: { sms: { text: 'Your code is 123456' }, push: { title: 'Code', body: 'Your code is 123456', data: { code: '123456' } } },
+    push_token: 'push-token-1',
+    routing: { prefer: 'push', channels: ['push', 'sms'], on_unreachable: 'queue', on_unknown: 'sms', ttl_seconds: 86400 },
+    ...overrides,
+  }
+}
+
+async function harness (t: Test, open: OpenStore): Promise<Harness> {
+  const opened = await open()
+  const { store, cleanup } = opened
+  const upstream = new ScriptedUpstream()
+  const reachability = new ReachabilityService({
+    store, upstream, policy: { reachableSeconds: 60, unreachableSeconds: 60, invalidSeconds: 60 }, maxStaleSeconds: 60, deadlineMs: 2000,
+  })
+  const workers: DeliveryWorker[] = []
+  const sms = new FakeChannel('fake-sms', 'sms')
+  const push = new FakeChannel('fake-push', 'push')
+  const callbacks = new CallbackSender({ secret: CALLBACK_SECRET, timeoutMs: 2000 })
+  const errors: unknown[] = []
+  const service = new NotificationService({
+    store, reachability, retentionSeconds: 3600, idempotencyTtlSeconds: 3600, firstRecheckSeconds: 3600,
+    onEnqueued: () => { for (const w of workers) w.poke() },
+  })
+  const channelsToRelease: FakeChannel[] = [sms, push]
+
+  t.teardown(async () => {
+    // A hanging send would keep its worker's stop() waiting: settle them first.
+    for (const c of channelsToRelease) c.release({ kind: 'failed', provider: c.provider, reason: 'test over' })
+    await Promise.all(workers.map(w => w.stop()))
+    await callbacks.close()
+    await cleanup()
+  })
+
+  const h: Harness = {
+    store,
+    upstream,
+    service,
+    sms,
+    push,
+    callbacks,
+    errors,
+    another: opened.another,
+    worker: (options = {}) => {
+      for (const c of [options.channels?.sms, options.channels?.push]) if (c instanceof FakeChannel) channelsToRelease.push(c)
+      const w = new DeliveryWorker({
+        store,
+        channels: { sms, push },
+        callbacks,
+        concurrency: 8,
+        idlePollMs: 10,
+        visibilityTimeoutMs: 30_000,
+        maxAttempts: 3,
+        retryBaseMs: 10,
+        retryMaxMs: 40,
+        callbackMaxAttempts: 4,
+        log: { info: () => {}, warn: () => {}, error: (obj) => errors.push(obj) },
+        ...options,
+      })
+      workers.push(w)
+      w.start()
+      return w
+    },
+    notify: async (overrides = {}) => {
+      const { answer } = await service.accept('test-caller', baseRequest(overrides))
+      return answer.id
+    },
+    get: async (id) => {
+      const stored = await store.getNotification(id, shardOfId(id, SHARDS)!)
+      if (!stored) throw new Error(`notification ${id} is not in the store`)
+      return stored
+    },
+    until: async (id, statuses, timeoutMs = 5000) => waitFor(async () => {
+      const stored = await h.get(id)
+      return statuses.includes(stored.notification.status) ? stored : undefined
+    }, timeoutMs, `${id} to reach ${statuses.join('|')}`),
+  }
+  return h
+}
+
+const types = (events: NotificationEvent[]) => events.map(e => e.type)
+const final = (events: NotificationEvent[]) => events.filter(e => e.type === 'final')
+
+// ---- The suite, run once per store ----
+
+function suite (name: string, open: OpenStore, skip: string | false = false) {
+  // Every subtest has a store of its own, so they run side by side.
+  t.test(name, { skip, jobs: 6 }, async t => {
+    t.test('a sent push: status sent, provider message id, attempt / provider_answer / final events', async t => {
+      const h = await harness(t, open)
+      h.worker()
+      const id = await h.notify({ client_ref: 'order-1' })
+      const { notification: n, events } = await h.until(id, ['sent', 'failed', 'expired'])
+      t.equal(n.status, 'sent')
+      t.equal(n.channel, 'push')
+      t.equal(n.attempts, 1)
+      t.equal(n.provider_message_id, `push-msg-${id}`)
+      t.equal(n.reason, 'connected for DATA and SMS; push preferred and a push token was given', 'the routing reason is kept')
+      t.same(types(events), ['accepted', 'routed', 'enqueued', 'attempt', 'provider_answer', 'final'])
+      t.match(events.find(e => e.type === 'attempt'), { detail: 'attempt 1 over push', attempt: 1, channel: 'push' })
+      t.match(events.find(e => e.type === 'provider_answer'), { provider: 'fake-push', outcome: 'sent', detail: `fake-push accepted it as push-msg-${id}` })
+      t.match(final(events), [{ status: 'sent', detail: 'sent: sent over push by fake-push' }])
+
+      t.equal(h.push.calls.length, 1, 'one push sent')
+      t.equal(h.sms.calls.length, 0, 'no SMS')
+      const message = h.push.calls[0]!.message as PushMessage
+      t.equal(message.notificationId, id, 'the provider receives the notification id')
+      t.match(message, { token: 'push-token-1', title: 'Code', body: 'Your code is 123456', data: { code: '123456' } })
+      t.ok(message.ttlSeconds > 86000 && message.ttlSeconds <= 86400, `the remaining ttl is passed on (${message.ttlSeconds} s)`)
+
+      const depth = await h.store.outboxDepth(shardOfId(id, SHARDS)!)
+      t.same(depth, { push: 0, sms: 0, callback: 0, retry: 0 }, 'the job was acknowledged and nothing else is waiting')
+      t.same(h.errors, [])
+    })
+
+    t.test('a sent SMS: the provider receives the notification id, the number and the text', async t => {
+      const h = await harness(t, open)
+      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
+      h.worker()
+      const id = await h.notify()
+      const { notification: n } = await h.until(id, ['sent', 'failed', 'expired'])
+      t.match(n, { status: 'sent', channel: 'sms', attempts: 1, provider_message_id: `sms-msg-${id}` })
+      t.equal(h.push.calls.length, 0)
+      t.match(h.sms.calls.map(c => c.message), [{ notificationId: id, to: PHONE, text: 'Your code is 123456' }])
+    })
+
+    t.test('a retry outcome (429 with Retry-After) goes through the retry set, then is sent', async t => {
+      const h = await harness(t, open)
+      h.push.script = (m, nth) => nth === 1
+        ? { kind: 'retry', provider: 'fake-push', reason: 'HTTP 429: quota exceeded', retryAfterSeconds: 1 }
+        : { kind: 'sent', provider: 'fake-push', providerMessageId: `push-msg-${m.notificationId}` }
+      h.worker()
+      const id = await h.notify()
+      const { notification: n, events } = await h.until(id, ['sent', 'failed', 'expired'], 8000)
+      t.equal(n.status, 'sent')
+      t.equal(n.attempts, 2, 'both attempts counted')
+      t.equal(h.push.callsFor(id), 2)
+      t.same(types(events), ['accepted', 'routed', 'enqueued', 'attempt', 'provider_answer', 'retry_scheduled', 'attempt', 'provider_answer', 'final'])
+      const answer = events.find(e => e.type === 'provider_answer')!
+      t.match(answer, { outcome: 'retry', detail: 'fake-push: HTTP 429: quota exceeded (retry after 1 s)' })
+      const scheduled = events.find(e => e.type === 'retry_scheduled')!
+      const dueAt = Date.parse(scheduled.due_at as string)
+      t.ok(dueAt - Date.parse(answer.at) >= 1000, 'the provider\'s Retry-After is honoured')
+      t.ok(h.push.calls[1]!.at >= dueAt, 'the second attempt did not come before it was due')
+      t.match(events.filter(e => e.type === 'attempt').map(e => e.detail), ['attempt 1 over push', 'attempt 2 over push'])
+    })
+
+    t.test('retries exhausted (5xx every time) end as failed after maxAttempts', async t => {
+      const h = await harness(t, open)
+      h.push.script = () => ({ kind: 'retry', provider: 'fake-push', reason: 'HTTP 503' })
+      h.worker({ maxAttempts: 3 })
+      const id = await h.notify()
+      const { notification: n, events } = await h.until(id, ['sent', 'failed', 'expired'], 8000)
+      t.equal(n.status, 'failed')
+      t.equal(n.attempts, 3)
+      t.equal(h.push.callsFor(id), 3, 'exactly maxAttempts calls')
+      t.equal(h.sms.calls.length, 0, 'a transient failure is not a reason to fail over')
+      t.equal(events.filter(e => e.type === 'retry_scheduled').length, 2)
+      t.match(final(events), [{ status: 'failed', detail: 'failed: gave up after 3 attempts: HTTP 503' }])
+      t.same(await h.store.outboxDepth(shardOfId(id, SHARDS)!), { push: 0, sms: 0, callback: 0, retry: 0 })
+    })
+
+    t.test('a failed outcome (4xx) fails at once with the provider\'s reason', async t => {
+      const h = await harness(t, open)
+      h.push.script = () => ({ kind: 'failed', provider: 'fake-push', reason: 'HTTP 400: message too big' })
+      h.worker()
+      const id = await h.notify()
+      const { notification: n, events } = await h.until(id, ['sent', 'failed', 'expired'])
+      t.equal(n.status, 'failed')
+      t.equal(n.attempts, 1)
+      t.equal(h.push.callsFor(id), 1)
+      t.equal(h.sms.calls.length, 0, 'no failover on a refusal of the message itself')
+      t.match(events.find(e => e.type === 'provider_answer'), { outcome: 'failed', detail: 'fake-push refused it: HTTP 400: message too big' })
+      t.match(final(events), [{ status: 'failed', detail: 'failed: fake-push refused it: HTTP 400: message too big' }])
+    })
+
+    t.test('token_invalid on push with SMS content fails over to SMS', async t => {
+      const h = await harness(t, open)
+      h.push.script = () => ({ kind: 'token_invalid', provider: 'fake-push', reason: 'UNREGISTERED' })
+      h.worker()
+      const id = await h.notify()
+      const { notification: n, events } = await h.until(id, ['sent', 'failed', 'expired'])
+      t.match(n, { status: 'sent', channel: 'sms', attempts: 2, provider_message_id: `sms-msg-${id}` })
+      t.match(n.reason, 'failed over to SMS')
+      t.equal(h.push.callsFor(id), 1)
+      t.equal(h.sms.callsFor(id), 1, 'delivered over SMS')
+      t.equal(h.sms.calls[0]!.message.notificationId, id)
+      t.same(types(events), ['accepted', 'routed', 'enqueued', 'attempt', 'provider_answer', 'failover', 'attempt', 'provider_answer', 'final'])
+      t.match(events.find(e => e.type === 'failover'), { from: 'push', to: 'sms' })
+      t.match(events.filter(e => e.type === 'attempt'), [{ channel: 'push' }, { channel: 'sms' }])
+    })
+
+    t.test('token_invalid without SMS content fails', async t => {
+      const h = await harness(t, open)
+      h.push.script = () => ({ kind: 'token_invalid', provider: 'fake-push', reason: 'INVALID_ARGUMENT' })
+      h.worker()
+      const id = await h.notify({ message: { push: { title: 'Code', body: 'Your code is 123456' } } })
+      const { notification: n, events } = await h.until(id, ['sent', 'failed', 'expired'])
+      t.equal(n.status, 'failed')
+      t.equal(h.sms.calls.length, 0)
+      t.notOk(events.some(e => e.type === 'failover'))
+      t.match(final(events), [{ status: 'failed', detail: 'failed: push token refused (INVALID_ARGUMENT) and SMS is not possible for this message' }])
+    })
+
+    t.test('token_invalid with SMS content but SMS not allowed fails', async t => {
+      const h = await harness(t, open)
+      h.push.script = () => ({ kind: 'token_invalid', provider: 'fake-push', reason: 'UNREGISTERED' })
+      h.worker()
+      const id = await h.notify({ routing: { ...baseRequest().routing, channels: ['push'] } })
+      const { notification: n } = await h.until(id, ['sent', 'failed', 'expired'])
+      t.equal(n.status, 'failed')
+      t.equal(h.sms.calls.length, 0)
+    })
+
+    t.test('a notification whose ttl passed before delivery expires, nothing sent', async t => {
+      const h = await harness(t, open)
+      const now = Date.now()
+      const id = newNotificationId(1)
+      const request = baseRequest({ routing: { ...baseRequest().routing, ttl_seconds: 5 } })
+      const notification: Notification = {
+        id, owner: 'test-caller', status: 'queued', channel: 'push', reason: 'test', request, reachability: null, attempts: 0,
+        created_at: new Date(now - 6000).toISOString(), updated_at: new Date(now - 6000).toISOString(), expires_at: new Date(now - 1000).toISOString(),
+      }
+      t.ok(await h.store.acceptNotification({
+        notification, events: [{ at: notification.created_at, type: 'accepted', detail: 'test' }], next: { kind: 'outbox', lane: 'push' }, retentionSeconds: 600,
+      }))
+      h.worker()
+      const { notification: n, events } = await h.until(id, ['sent', 'failed', 'expired'])
+      t.equal(n.status, 'expired')
+      t.equal(n.attempts, 0)
+      t.equal(h.push.calls.length + h.sms.calls.length, 0, 'nothing sent')
+      t.match(final(events), [{ status: 'expired', detail: 'expired: ttl of 5 s passed before delivery' }])
+      t.same(await h.store.outboxDepth(1), { push: 0, sms: 0, callback: 0, retry: 0 })
+    })
+
+    t.test('a callback_url gets a signed status callback, retried after a 500', async t => {
+      const h = await harness(t, open)
+      const receiver = await startReceiver([500, 204])
+      t.teardown(receiver.close)
+      h.worker()
+      const id = await h.notify({ callback_url: receiver.url, client_ref: 'order-7', metadata: { shop: 'north' } })
+      const { events } = await waitFor(async () => {
+        const stored = await h.get(id)
+        return stored.events.some(e => e.type === 'callback' && e.ok === true) ? stored : undefined
+      }, 8000, 'the callback to succeed')
+      t.equal(receiver.posts.length, 2, 'one failed POST, one retry')
+      const n = (await h.get(id)).notification
+      for (const post of receiver.posts) {
+        t.equal(post.headers['content-type'], 'application/json')
+        t.ok(verifyHmacSignature(post.rawBody, CALLBACK_SECRET, post.headers[CALLBACK_SIGNATURE_HEADER] as string | undefined), 'the HMAC signature checks out')
+        t.notOk(verifyHmacSignature(post.rawBody, 'another-secret', post.headers[CALLBACK_SIGNATURE_HEADER] as string | undefined))
+        t.same(JSON.parse(post.rawBody), { id, status: 'sent', channel: 'push', client_ref: 'order-7', metadata: { shop: 'north' }, at: n.updated_at })
+      }
+      t.match(events.filter(e => e.type === 'callback'), [{ ok: false, detail: /HTTP 500; will retry/ }, { ok: true, status: 'sent' }])
+      t.equal(n.status, 'sent', 'the callback does not change the status')
+      t.equal(h.push.callsFor(id), 1)
+      t.same(await h.store.outboxDepth(shardOfId(id, SHARDS)!), { push: 0, sms: 0, callback: 0, retry: 0 })
+    })
+
+    t.test('a worker killed mid-delivery: its job is reclaimed and delivered exactly once', async t => {
+      const h = await harness(t, open)
+      const id = await h.notify()
+      const shard = shardOfId(id, SHARDS)!
+      // Worker A takes the job and dies: it never sends, never acknowledges.
+      const taken = await h.store.readOutbox(shard, ['sms', 'push', 'callback'], 'worker-a', 10)
+      t.match(taken, [{ notificationId: id, lane: 'push', deliveries: 1 }])
+      await sleep(250)
+      h.worker({ consumer: 'worker-b', visibilityTimeoutMs: 200 })
+      const { notification: n, events } = await h.until(id, ['sent', 'failed', 'expired'])
+      t.equal(n.status, 'sent')
+      t.equal(h.push.callsFor(id), 1, 'delivered once')
+      t.match(events.filter(e => e.type === 'attempt'), [{ detail: 'attempt 1 over push (taken over from a silent worker)' }])
+      // A visibility timeout and a maintenance round later, nothing is delivered again.
+      await sleep(1200)
+      t.equal(h.push.callsFor(id), 1, 'still delivered once')
+      t.same(await h.store.outboxDepth(shard), { push: 0, sms: 0, callback: 0, retry: 0 })
+    })
+
+    t.test('a worker stalled mid-send: another takes over; the stalled one\'s late answer changes nothing', async t => {
+      const h = await harness(t, open)
+      const pushA = new FakeChannel('fake-push', 'push')
+      pushA.script = () => 'hang'
+      h.worker({ consumer: 'worker-a', channels: { sms: h.sms, push: pushA } })
+      const id = await h.notify()
+      await waitFor(() => pushA.hanging === 1 ? true : undefined, 2000, 'worker A to be stuck in the send')
+      await sleep(250)
+      h.worker({ consumer: 'worker-b', visibilityTimeoutMs: 200 })
+      const { notification: n } = await h.until(id, ['sent', 'failed', 'expired'])
+      t.equal(n.status, 'sent')
+      t.equal(h.push.callsFor(id), 1, 'worker B delivered it')
+
+      // Worker A's provider call finally returns "try again", after the notification was sent by B.
+      pushA.release({ kind: 'retry', provider: 'fake-push', reason: 'HTTP 503 (late)' })
+      await sleep(200)
+      const todo = 'bug: src/queue/delivery-worker.ts record(): the retry (and token_invalid failover) transitions have no onlyFrom, so the late answer of a worker whose job was taken over moves a sent notification back to queued and schedules another delivery'
+      const after = await h.get(id)
+      const lastFinal = after.events.findIndex(e => e.type === 'final')
+      t.same(types(after.events.slice(lastFinal + 1)), [], 'nothing recorded after the final event', { todo })
+      t.equal(after.notification.status, 'sent', 'still sent', { todo })
+      await sleep(1300)
+      t.equal(h.push.callsFor(id) + pushA.callsFor(id), 2, 'no third provider call (one stalled, one delivered)', { todo })
+    })
+
+    t.test('two workers on one store deliver each of 200 notifications exactly once', async t => {
+      const h = await harness(t, open)
+      h.push.script = async m => {
+        await sleep(1 + Math.floor(Math.random() * 3))
+        return { kind: 'sent', provider: 'fake-push', providerMessageId: `push-msg-${m.notificationId}` }
+      }
+      // The second worker has its own connection to the store when the store is Redis (another process, in effect).
+      const otherStore = await h.another()
+      t.equal(otherStore === h.store, h.store.kind === 'memory', 'a second connection when the store is Redis')
+      const a = h.worker({ consumer: 'worker-a', concurrency: 16 })
+      const b = h.worker({ consumer: 'worker-b', concurrency: 16, store: otherStore })
+      const ids: string[] = []
+      for (let i = 0; i < 200; i++) ids.push(await h.notify({ client_ref: `bulk-${i}` }))
+      await waitFor(() => new Set(h.push.calls.map(c => c.message.notificationId)).size === 200 ? true : undefined, 15_000, 'every notification to be sent')
+      await sleep(300)
+      const counts = new Map<string, number>()
+      for (const c of h.push.calls) counts.set(c.message.notificationId, (counts.get(c.message.notificationId) ?? 0) + 1)
+      t.same([...counts.entries()].filter(([, n]) => n !== 1), [], 'no notification sent twice')
+      t.same(ids.filter(id => !counts.has(id)), [], 'every notification sent')
+      const statuses = await Promise.all(ids.map(async id => (await h.get(id)).notification.status))
+      t.same(statuses.filter(s => s !== 'sent'), [], 'every notification is sent')
+      t.same(h.errors, [])
+      t.comment(`consumers: ${a.consumer} and ${b.consumer}`)
+    })
+  })
+}
+
+suite('memory store', async () => {
+  const store = new MemoryStore({ shards: SHARDS })
+  return { store, another: async () => store, cleanup: () => store.close() }
+})
+
+const haveRedis = await redisAvailable()
+suite('redis store', async () => {
+  const keyPrefix = uniquePrefix()
+  const connect = () => RedisStore.connect({ url: REDIS_URL, keyPrefix, commandTimeoutMs: 2000, shards: SHARDS })
+  const store = await connect()
+  const others: Store[] = []
+  return {
+    store,
+    another: async () => {
+      const other = await connect()
+      others.push(other)
+      return other
+    },
+    cleanup: async () => {
+      await Promise.all([store, ...others].map(s => s.close()))
+      await dropPrefix(keyPrefix)
+    },
+  }
+}, !haveRedis && 'Redis is not running (CI=true makes this a failure)')
