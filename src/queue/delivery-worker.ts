@@ -18,6 +18,8 @@ export interface DeliveryWorkerOptions {
   maxAttempts: number
   retryBaseMs: number
   retryMaxMs: number
+  /** How often due retries are released and silent jobs taken over (default: 1 s, or sooner for short timeouts). */
+  maintenanceEveryMs?: number
   /** Attempts at POSTing a status callback. */
   callbackMaxAttempts?: number
   consumer?: string
@@ -26,7 +28,6 @@ export interface DeliveryWorkerOptions {
 }
 
 const LANE_ORDER: readonly Lane[] = ['sms', 'push', 'callback']
-const MAINTENANCE_EVERY_MS = 1000
 
 /**
  * Reads the outboxes of every shard through a consumer group, hands each job to its channel, and
@@ -42,11 +43,14 @@ export class DeliveryWorker {
   private wake: (() => void) | undefined
   private nextShard = 0
   private lastMaintenance = 0
+  private readonly maintenanceEveryMs: number
   /** Set when a loop iteration finished; readiness reads it to tell a stuck worker. */
   lastLoopAt = 0
 
   constructor (private readonly options: DeliveryWorkerOptions) {
     this.consumer = options.consumer ?? `worker-${randomUUID().slice(0, 8)}`
+    this.maintenanceEveryMs = options.maintenanceEveryMs ??
+      Math.max(10, Math.min(1000, options.visibilityTimeoutMs / 2, options.retryBaseMs / 2))
     this.now = options.now ?? Date.now
   }
 
@@ -75,7 +79,7 @@ export class DeliveryWorker {
       this.lastLoopAt = this.now()
       let taken = 0
       try {
-        if (this.now() - this.lastMaintenance >= MAINTENANCE_EVERY_MS) await this.maintenance()
+        if (this.now() - this.lastMaintenance >= this.maintenanceEveryMs) await this.maintenance()
         taken = await this.takeJobs()
       } catch (err) {
         this.options.log?.warn({ err }, 'delivery worker: the store failed; trying again')
@@ -216,6 +220,7 @@ export class DeliveryWorker {
             shard: job.shard,
             patch: { status: 'queued', channel: 'sms', reason: `push token refused (${outcome.reason}); failed over to SMS`, updated_at: at },
             events: [answer, { at, type: 'failover', detail: 'the push token is dead or invalid: failing over to SMS', from: 'push', to: 'sms' }],
+            onlyFrom: ['sending'],
             ack: job,
             next: { kind: 'outbox', lane: 'sms' },
           })
@@ -240,6 +245,8 @@ export class DeliveryWorker {
           shard: job.shard,
           patch: { status: 'queued', updated_at: at },
           events: [answer, { at, type: 'retry_scheduled', detail: `attempt ${attempt + 1} at ${new Date(dueAt).toISOString()}`, due_at: new Date(dueAt).toISOString() }],
+          // A worker that stalled past its visibility timeout answers late: by then another worker owns the notification.
+          onlyFrom: ['sending'],
           ack: job,
           next: { kind: 'retry', lane: job.lane, dueAt },
         })
@@ -265,6 +272,8 @@ export class DeliveryWorker {
       onlyFrom: ['queued', 'sending'],
       ack: job,
       next,
+      dead: status !== 'sent',
+      at: this.now(),
     }
     await this.options.store.transition(t)
   }

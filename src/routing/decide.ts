@@ -39,9 +39,10 @@ function why (channel: ChannelName, request: NotificationRequest, usable: Set<Ch
   const preferred = request.routing.prefer === channel
   const extra = channel === 'push' ? ' and a push token was given' : ''
   if (preferred) return `${channel} preferred${extra}`
-  if (!preferredFirst) return `${channel} chosen${extra}`
   const other: ChannelName = channel === 'push' ? 'sms' : 'push'
-  return usable.has(other) ? `${other} preferred but the device is not connected for it; ${channel} instead` : `${other} not possible for this request; ${channel} instead`
+  if (!usable.has(other)) return `${other} not possible for this request; ${channel} instead`
+  if (preferredFirst) return `${other} preferred but the device is not connected for it; ${channel} instead`
+  return `${channel} chosen${extra}`
 }
 
 /**

@@ -265,14 +265,10 @@ const explicit: { label: string, r: ReachabilityInput, c: RequestCase, want: Dec
     want: { channel: 'none', final: 'failed', reason: 'no channel can carry this message: it needs SMS text, or push content with a push token, on an allowed channel' },
   },
   {
-    // src/routing/decide.ts why(): preferredFirst is `chosen !== candidates[0]`, and candidates holds only
-    // usable channels, so when the preferred channel is not usable the chosen one is always candidates[0]:
-    // the reason reads "sms chosen" and the branch "push not possible for this request; sms instead" is dead.
     label: 'DATA+SMS, push preferred but no push token: the reason says why push was not used',
     r: reach('OK', true, ['DATA', 'SMS']),
     c: { prefer: 'push', channels: ['push', 'sms'], content: 'both', token: false, onUnreachable: 'queue', onUnknown: 'sms' },
     want: { channel: 'sms', reason: 'connected for DATA and SMS; push not possible for this request; sms instead' },
-    todo: 'bug: src/routing/decide.ts why() never reaches "<other> not possible for this request" (preferredFirst compares against the usable candidates); it says "sms chosen"',
   },
 ]
 
