@@ -1,18 +1,21 @@
 import fp from 'fastify-plugin'
 import { CallbackSender } from '../src/notifications/callbacks.js'
 import { DeliveryWorker } from '../src/queue/delivery-worker.js'
+import { FallbackScheduler } from '../src/queue/fallback-scheduler.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     deliveryWorker: DeliveryWorker | null
+    fallbackScheduler: FallbackScheduler | null
   }
 }
 
 /** Runs the background workers in this process when WORKERS=on (the embedded default, and `npm run worker`). */
 export default fp<{ force?: boolean }>(async (app, options) => {
-  const { workers, delivery, channels, callbackSigningSecret } = app.config
+  const { workers, delivery, channels, callbackSigningSecret, fallback } = app.config
   if (!workers.enabled && !options.force) {
     app.decorate('deliveryWorker', null)
+    app.decorate('fallbackScheduler', null)
     return
   }
   const callbacks = new CallbackSender({ secret: callbackSigningSecret, timeoutMs: channels.timeoutMs })
@@ -29,15 +32,31 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     callbackMaxAttempts: delivery.callbackMaxAttempts,
     log: app.log,
   })
+  const scheduler = new FallbackScheduler({
+    store: app.store,
+    reachability: app.reachability,
+    firstCheckSeconds: fallback.firstCheckSeconds,
+    backoffFactor: fallback.backoffFactor,
+    maxIntervalSeconds: fallback.maxIntervalSeconds,
+    recheckMaxAgeSeconds: fallback.recheckMaxAgeSeconds,
+    leaseSeconds: fallback.leaseSeconds,
+    deadLetterRetentionSeconds: fallback.deadLetterRetentionSeconds,
+    concurrency: fallback.concurrency,
+    pollMs: fallback.pollMs,
+    onHandedOver: () => worker.poke(),
+    log: app.log,
+  })
   app.decorate('deliveryWorker', worker)
+  app.decorate('fallbackScheduler', scheduler)
   app.pokeWorkers = () => worker.poke()
   app.addHook('onReady', async () => {
     worker.start()
-    app.log.info({ consumer: worker.consumer }, 'delivery worker started')
+    scheduler.start()
+    app.log.info({ consumer: worker.consumer, scheduler: scheduler.id }, 'delivery worker and fallback scheduler started')
   })
   // Runs before the store closes (hooks run in reverse order of registration).
   app.addHook('onClose', async () => {
-    await worker.stop()
+    await Promise.all([worker.stop(), scheduler.stop()])
     await callbacks.close()
   })
 }, { name: 'workers', fastify: '5.x', dependencies: ['config', 'store', 'notifications'] })

@@ -37,6 +37,9 @@ export const envSchema = z
     FALLBACK_MAX_INTERVAL_SECONDS: positive(3600),
     FALLBACK_RECHECK_MAX_AGE_SECONDS: seconds(5),
     FALLBACK_LEASE_SECONDS: positive(60),
+    FALLBACK_POLL_MS: z.coerce.number().int().min(10).max(60000).default(1000),
+    FALLBACK_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(16),
+    DEAD_LETTER_RETENTION_SECONDS: z.coerce.number().int().min(60).default(30 * 86400),
 
     REACHABILITY_PROVIDER: z.enum(['sandbox', 'vonage', 'camara']).default('sandbox'),
     REACHABILITY_TIMEOUT_MS: positive(2000),
@@ -157,6 +160,9 @@ export interface Config {
     maxIntervalSeconds: number
     recheckMaxAgeSeconds: number
     leaseSeconds: number
+    pollMs: number
+    concurrency: number
+    deadLetterRetentionSeconds: number
   }
   reachability: {
     provider: Env['REACHABILITY_PROVIDER']
@@ -249,6 +255,9 @@ export function loadConfig (source: Record<string, string | undefined> = process
       maxIntervalSeconds: e.FALLBACK_MAX_INTERVAL_SECONDS,
       recheckMaxAgeSeconds: e.FALLBACK_RECHECK_MAX_AGE_SECONDS,
       leaseSeconds: e.FALLBACK_LEASE_SECONDS,
+      pollMs: e.FALLBACK_POLL_MS,
+      concurrency: e.FALLBACK_CONCURRENCY,
+      deadLetterRetentionSeconds: e.DEAD_LETTER_RETENTION_SECONDS,
     },
     reachability: {
       provider: e.REACHABILITY_PROVIDER,

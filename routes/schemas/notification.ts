@@ -32,6 +32,10 @@ export const NotificationBody = z.strictObject({
       description: 'When the upstream gives no answer (failure, NO_COVERAGE, transient codes): send SMS, queue, or fail',
       examples: ['sms'],
     }),
+    on_expiry: z.enum(['expire', 'sms']).default('expire').meta({
+      description: 'When the ttl passes while waiting in the fallback queue: expire, or send it as SMS anyway (the carrier\'s SMS centre stores and forwards)',
+      examples: ['expire'],
+    }),
     ttl_seconds: z.number().int().min(1).max(7 * 86400).default(86400).meta({ description: 'How long delivery may take (at most 7 days)', examples: [3600] }),
     max_age: z.number().int().min(0).max(86400).optional().meta({ description: 'Accept cached reachability only if at most this many seconds old', examples: [60] }),
   }).prefault({}).meta({ description: 'How to route; every field is optional' }),

@@ -49,9 +49,9 @@ export class NotificationService {
       throw new UnprocessableError('no channel can carry this message: give SMS text, or push content with a push_token, on a channel that routing.channels allows')
     }
     const { store } = this.options
-    const requestHash = hashRequest(request)
-    let idem: (IdempotencyRef & { token: string }) | undefined
+    let idem: (IdempotencyRef & { token: string, requestHash: string }) | undefined
     if (idempotencyKey !== undefined) {
+      const requestHash = hashRequest(request)
       const scoped = `${owner}\u0000${idempotencyKey}`
       const ref = { shard: shardFor(scoped, store.shards), key: createHash('sha256').update(scoped).digest('hex') }
       const claim = await store.claimIdempotency(ref, requestHash, this.options.idempotencyClaimSeconds ?? 30)
@@ -60,18 +60,18 @@ export class NotificationService {
         if (claim.requestHash !== requestHash) throw new UnprocessableError('this Idempotency-Key was used with another request body')
         return { answer: JSON.parse(claim.response) as AcceptAnswer, replayed: true }
       }
-      idem = { ...ref, token: claim.token }
+      idem = { ...ref, token: claim.token, requestHash }
     }
 
     try {
-      return { answer: await this.route(owner, request, idem, requestHash), replayed: false }
+      return { answer: await this.route(owner, request, idem), replayed: false }
     } catch (err) {
       if (idem) await store.releaseIdempotency(idem, idem.token).catch(() => {})
       throw err
     }
   }
 
-  private async route (owner: string, request: NotificationRequest, idem: (IdempotencyRef & { token: string }) | undefined, requestHash: string): Promise<AcceptAnswer> {
+  private async route (owner: string, request: NotificationRequest, idem: (IdempotencyRef & { token: string, requestHash: string }) | undefined): Promise<AcceptAnswer> {
     const { store } = this.options
     let reachability: ReachabilityResult | null
     let lookupNote = ''
@@ -141,7 +141,7 @@ export class NotificationService {
       next,
       retentionSeconds: this.options.retentionSeconds,
       ...(idem
-        ? { idempotency: { ...idem, requestHash, response: JSON.stringify(answer), ttlSeconds: this.options.idempotencyTtlSeconds } }
+        ? { idempotency: { ...idem, response: JSON.stringify(answer), ttlSeconds: this.options.idempotencyTtlSeconds } }
         : {}),
     })
     if (!accepted) throw new ConflictError('the Idempotency-Key claim of this request ran out and was taken by another request', 1)

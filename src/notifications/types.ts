@@ -18,6 +18,8 @@ export interface Routing {
   on_unknown: 'sms' | 'queue' | 'fail'
   ttl_seconds: number
   max_age?: number | undefined
+  /** When the ttl passes in the fallback queue: expire, or send as SMS (the SMS centre stores and forwards). */
+  on_expiry?: 'expire' | 'sms' | undefined
 }
 
 export interface NotificationMessage {

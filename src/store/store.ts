@@ -42,7 +42,7 @@ export interface AcceptCommand {
 
 /** Fields a transition may change; undefined leaves a field as it is. */
 export type NotificationPatch = Partial<Pick<Notification,
-  'status' | 'channel' | 'reason' | 'attempts' | 'updated_at' | 'provider_message_id' | 'reachability'>>
+  'status' | 'channel' | 'reason' | 'attempts' | 'updated_at' | 'expires_at' | 'provider_message_id' | 'reachability'>>
 
 export interface OutboxJob {
   shard: number
@@ -64,6 +64,37 @@ export interface Transition {
   /** The job this transition completes (acknowledged in the same step). */
   ack?: OutboxJob
   next?: JobTarget
+  /** The fallback lease this transition ends: nothing at all happens when the lease is no longer held. */
+  lease?: FallbackLease
+  /** Also put the notification on the dead-letter list. */
+  dead?: boolean
+  /** The transition's time (epoch ms), for the queue's bookkeeping. */
+  at?: number
+}
+
+/** A fallback-queue entry a scheduler holds until `until` (epoch ms); past it, the entry is due again. */
+export interface FallbackLease {
+  shard: number
+  notificationId: string
+  until: number
+}
+
+export interface FallbackState {
+  /** Waiting for a later check. */
+  waiting: number
+  /** Due now, not yet taken. */
+  due: number
+  /** Being re-checked under a lease. */
+  leased: number
+  dead: number
+  /** When the longest-waiting entry entered the queue (epoch ms). */
+  oldestSince: number | null
+  nextCheckAt: number | null
+}
+
+export interface DeadLetter {
+  notificationId: string
+  at: number
 }
 
 export interface StoredNotification {
@@ -100,6 +131,20 @@ export interface Store {
   releaseDueRetries (shard: number, now: number, count: number): Promise<number>
   /** Jobs waiting per lane (in the outbox, not yet acknowledged) and in the retry set. */
   outboxDepth (shard: number): Promise<Record<Lane | 'retry', number>>
+
+  /** Leases up to `count` due fallback entries until `leaseUntil`. */
+  takeDueFallback (shard: number, now: number, leaseUntil: number, count: number): Promise<FallbackLease[]>
+  /** Makes entries whose lease ran out (their scheduler died) due again; resolves how many. */
+  expireFallbackLeases (shard: number, now: number): Promise<number>
+  fallbackState (shard: number, now: number): Promise<FallbackState>
+  /** Counts re-checks and wake-ups per minute (epoch minute), kept for two hours. */
+  countFallbackActivity (shard: number, minute: number, kind: 'checks' | 'wakeups', n: number): Promise<void>
+  fallbackActivity (shard: number, fromMinute: number): Promise<{ checks: number, wakeups: number }>
+  /** Dead letters of one shard, oldest first, from `offset`. */
+  listDead (shard: number, offset: number, limit: number): Promise<DeadLetter[]>
+  removeDead (shard: number, notificationId: string): Promise<boolean>
+  /** Drops dead letters older than `before` (epoch ms). */
+  trimDead (shard: number, before: number): Promise<number>
 
   /** Resolves when the store answers; throws StoreUnavailableError when it does not. */
   ping (): Promise<void>

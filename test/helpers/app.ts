@@ -6,7 +6,8 @@ import { loadConfig, type Config } from '../../src/config.js'
 export const TEST_SECRET = 'test-secret-for-reachroute-at-least-32-chars'
 
 export function testConfig (env: Record<string, string | undefined> = {}): Config {
-  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', AUTH_HS256_SECRET: TEST_SECRET, REDIS_URL: undefined, ...env })
+  // Workers are off unless a test asks for them: a test that forgets to close its app must not hang.
+  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', AUTH_HS256_SECRET: TEST_SECRET, REDIS_URL: undefined, WORKERS: 'off', ...env })
 }
 
 export interface TestApp {

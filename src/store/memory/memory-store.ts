@@ -3,7 +3,8 @@ import { shardOfId } from '../../notifications/ids.js'
 import type { Notification } from '../../notifications/types.js'
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
-  type Lane, LANES, type OutboxJob, type Store, type StoredNotification, type Transition,
+  type DeadLetter, type FallbackLease, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
+  type StoredNotification, type Transition,
 } from '../store.js'
 
 interface Expiring<T> {
@@ -79,6 +80,10 @@ export class MemoryStore implements Store {
   private readonly streams = new Map<string, Map<string, StreamEntry>>()
   private readonly retries = new Map<number, Map<string, number>>()
   private readonly fallbacks = new Map<number, Map<string, number>>()
+  private readonly fallbackSince = new Map<number, Map<string, number>>()
+  private readonly leased = new Map<number, Map<string, number>>()
+  private readonly deadLetters = new Map<number, Map<string, number>>()
+  private readonly activity = new Map<string, number>()
   private readonly sweeper: NodeJS.Timeout
   private sequence = 0
 
@@ -126,7 +131,7 @@ export class MemoryStore implements Store {
     if (idem && this.idempotency.get(`${idem.shard}:${idem.key}`)?.token !== idem.token) return false
     const shard = this.shardOf(notification.id)
     this.notifications.set(notification.id, structuredClone({ notification, events: command.events }), command.retentionSeconds * 1000)
-    this.schedule(shard, notification.id, command.next)
+    this.schedule(shard, notification.id, command.next, Date.parse(notification.created_at))
     if (idem) {
       this.idempotency.set(`${idem.shard}:${idem.key}`, { state: 'done', requestHash: idem.requestHash, response: idem.response }, idem.ttlSeconds * 1000)
     }
@@ -139,14 +144,90 @@ export class MemoryStore implements Store {
 
   async transition (t: Transition): Promise<boolean> {
     if (t.ack) this.stream(t.shard, t.ack.lane).delete(t.ack.entryId)
+    if (t.lease) {
+      const leased = this.sorted(this.leased, t.shard)
+      if (leased.get(t.notificationId) !== t.lease.until) return false
+      leased.delete(t.notificationId)
+    }
     const stored = this.notifications.get(t.notificationId)
     if (!stored) return false
     if (t.onlyFrom && !t.onlyFrom.includes(stored.notification.status)) return false
     const patch = Object.fromEntries(Object.entries(t.patch).filter(([, v]) => v !== undefined)) as Partial<Notification>
     Object.assign(stored.notification, structuredClone(patch))
     stored.events.push(...structuredClone(t.events))
-    if (t.next) this.schedule(t.shard, t.notificationId, t.next)
+    const at = t.at ?? this.now()
+    if (t.next) this.schedule(t.shard, t.notificationId, t.next, at)
+    if (t.lease && t.next?.kind !== 'fallback') this.sorted(this.fallbackSince, t.shard).delete(t.notificationId)
+    if (t.dead) this.sorted(this.deadLetters, t.shard).set(t.notificationId, at)
     return true
+  }
+
+  async takeDueFallback (shard: number, now: number, leaseUntil: number, count: number): Promise<FallbackLease[]> {
+    const queue = this.sorted(this.fallbacks, shard)
+    const due = [...queue].filter(([, at]) => at <= now).sort((a, b) => a[1] - b[1]).slice(0, count)
+    const leased = this.sorted(this.leased, shard)
+    return due.map(([id]) => {
+      queue.delete(id)
+      leased.set(id, leaseUntil)
+      return { shard, notificationId: id, until: leaseUntil }
+    })
+  }
+
+  async expireFallbackLeases (shard: number, now: number): Promise<number> {
+    const leased = this.sorted(this.leased, shard)
+    let n = 0
+    for (const [id, until] of leased) {
+      if (until > now) continue
+      leased.delete(id)
+      this.sorted(this.fallbacks, shard).set(id, now)
+      n++
+    }
+    return n
+  }
+
+  async fallbackState (shard: number, now: number): Promise<FallbackState> {
+    const scores = [...this.sorted(this.fallbacks, shard).values()]
+    const since = [...this.sorted(this.fallbackSince, shard).values()]
+    const due = scores.filter(at => at <= now).length
+    return {
+      waiting: scores.length - due,
+      due,
+      leased: this.sorted(this.leased, shard).size,
+      dead: this.sorted(this.deadLetters, shard).size,
+      oldestSince: since.length ? Math.min(...since) : null,
+      nextCheckAt: scores.length ? Math.min(...scores) : null,
+    }
+  }
+
+  async countFallbackActivity (shard: number, minute: number, kind: 'checks' | 'wakeups', n: number): Promise<void> {
+    const key = `${shard}:${kind}:${minute}`
+    this.activity.set(key, (this.activity.get(key) ?? 0) + n)
+  }
+
+  async fallbackActivity (shard: number, fromMinute: number): Promise<{ checks: number, wakeups: number }> {
+    const totals = { checks: 0, wakeups: 0 }
+    for (const [key, value] of this.activity) {
+      const [s, kind, minute] = key.split(':') as [string, 'checks' | 'wakeups', string]
+      if (Number(minute) < fromMinute - 60) this.activity.delete(key)
+      else if (Number(s) === shard && Number(minute) >= fromMinute) totals[kind] += value
+    }
+    return totals
+  }
+
+  async listDead (shard: number, offset: number, limit: number): Promise<DeadLetter[]> {
+    return [...this.sorted(this.deadLetters, shard)].sort((a, b) => a[1] - b[1]).slice(offset, offset + limit)
+      .map(([notificationId, at]) => ({ notificationId, at }))
+  }
+
+  async removeDead (shard: number, notificationId: string): Promise<boolean> {
+    return this.sorted(this.deadLetters, shard).delete(notificationId)
+  }
+
+  async trimDead (shard: number, before: number): Promise<number> {
+    const dead = this.sorted(this.deadLetters, shard)
+    let n = 0
+    for (const [id, at] of dead) if (at < before && dead.delete(id)) n++
+    return n
   }
 
   async readOutbox (shard: number, lanes: readonly Lane[], consumer: string, count: number): Promise<OutboxJob[]> {
@@ -177,8 +258,7 @@ export class MemoryStore implements Store {
   }
 
   async releaseDueRetries (shard: number, now: number, count: number): Promise<number> {
-    const retries = this.retries.get(shard)
-    if (!retries) return 0
+    const retries = this.sorted(this.retries, shard)
     const due = [...retries].filter(([, at]) => at <= now).sort((a, b) => a[1] - b[1]).slice(0, count)
     for (const [member] of due) {
       const sep = member.indexOf('|')
@@ -190,7 +270,7 @@ export class MemoryStore implements Store {
 
   async outboxDepth (shard: number): Promise<Record<Lane | 'retry', number>> {
     const depth = Object.fromEntries(LANES.map(lane => [lane, this.stream(shard, lane).size])) as Record<Lane, number>
-    return { ...depth, retry: this.retries.get(shard)?.size ?? 0 }
+    return { ...depth, retry: this.sorted(this.retries, shard).size }
   }
 
   async ping (): Promise<void> {}
@@ -214,16 +294,23 @@ export class MemoryStore implements Store {
     this.stream(shard, lane).set(`${this.now()}-${this.sequence++}`, { notificationId, consumer: null, deliveredAt: 0, deliveries: 0 })
   }
 
-  private schedule (shard: number, id: string, next: JobTarget): void {
-    const sorted = (sets: Map<number, Map<string, number>>) => {
-      let set = sets.get(shard)
-      if (!set) sets.set(shard, set = new Map())
-      return set
-    }
+  /** One shard's sorted set, as a map of member to score. */
+  private sorted (sets: Map<number, Map<string, number>>, shard: number): Map<string, number> {
+    let set = sets.get(shard)
+    if (!set) sets.set(shard, set = new Map())
+    return set
+  }
+
+  private schedule (shard: number, id: string, next: JobTarget, at: number): void {
     switch (next.kind) {
       case 'outbox': return this.append(shard, next.lane, id)
-      case 'retry': sorted(this.retries).set(`${next.lane}|${id}`, next.dueAt); return
-      case 'fallback': sorted(this.fallbacks).set(id, next.dueAt); return
+      case 'retry': this.sorted(this.retries, shard).set(`${next.lane}|${id}`, next.dueAt); return
+      case 'fallback': {
+        this.sorted(this.fallbacks, shard).set(id, next.dueAt)
+        const since = this.sorted(this.fallbackSince, shard)
+        if (!since.has(id)) since.set(id, at)
+        return
+      }
       case 'none': return
     }
   }

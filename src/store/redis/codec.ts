@@ -4,10 +4,10 @@ import type { NotificationPatch } from '../store.js'
 // A notification is a hash: what never changes as one JSON field, what transitions change as fields of their own.
 
 export function notificationToFields (n: Notification): string[] {
-  const { status, channel, reason, attempts, updated_at: updatedAt, provider_message_id: providerMessageId, reachability, ...fixed } = n
+  const { status, channel, reason, attempts, updated_at: updatedAt, expires_at: expiresAt, provider_message_id: providerMessageId, reachability, ...fixed } = n
   return [
     'doc', JSON.stringify(fixed),
-    ...patchToFields({ status, channel, reason, attempts, updated_at: updatedAt, provider_message_id: providerMessageId, reachability }),
+    ...patchToFields({ status, channel, reason, attempts, updated_at: updatedAt, expires_at: expiresAt, provider_message_id: providerMessageId, reachability }),
   ]
 }
 
@@ -30,6 +30,7 @@ export function fieldsToNotification (hash: Record<string, string>): Notificatio
     reason: hash.reason ?? '',
     attempts: Number(hash.attempts ?? 0),
     updated_at: hash.updated_at ?? fixed.created_at,
+    expires_at: hash.expires_at!,
     ...(hash.provider_message_id ? { provider_message_id: hash.provider_message_id } : {}),
     reachability: hash.reachability ? JSON.parse(hash.reachability) : null,
   }

@@ -35,6 +35,25 @@ export class RedisKeys {
     return `${this.shard(shard)}:fallback`
   }
 
+  /** When each entry entered the fallback queue: the oldest waiting age. */
+  fallbackSince (shard: number): string {
+    return `${this.shard(shard)}:fallback:since`
+  }
+
+  /** Entries a scheduler is re-checking, scored by when its lease runs out. */
+  fallbackLeased (shard: number): string {
+    return `${this.shard(shard)}:fallback:leased`
+  }
+
+  /** Checks and wake-ups per minute. */
+  fallbackStats (shard: number): string {
+    return `${this.shard(shard)}:fallback:stats`
+  }
+
+  dead (shard: number): string {
+    return `${this.shard(shard)}:dead`
+  }
+
   idempotency (shard: number, key: string): string {
     return `${this.shard(shard)}:idem:${key}`
   }

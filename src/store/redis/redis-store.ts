@@ -5,11 +5,12 @@ import { shardOfId } from '../../notifications/ids.js'
 import type { NotificationEvent } from '../../notifications/types.js'
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
-  type Lane, LANES, type OutboxJob, type Store, type StoredNotification, type Transition,
+  type DeadLetter, type FallbackLease, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
+  type StoredNotification, type Transition,
 } from '../store.js'
 import { encodeEvents, fieldsToNotification, notificationToFields, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
-import { ACCEPT, CLAIM, RELEASE, RELEASE_DUE, TRANSITION } from './lua/scripts.js'
+import { ACCEPT, CLAIM, EXPIRE_LEASES, RELEASE, RELEASE_DUE, TAKE_DUE, TRANSITION } from './lua/scripts.js'
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -18,6 +19,8 @@ declare module 'ioredis' {
     rrClaim (key: string, token: string, hash: string, ms: number): Result<[string, ...(string | number)[]], Context>
     rrRelease (key: string, token: string): Result<number, Context>
     rrReleaseDue (...args: (string | number)[]): Result<number, Context>
+    rrTakeDue (queue: string, leased: string, now: number, until: number, count: number): Result<string[], Context>
+    rrExpireLeases (queue: string, leased: string, now: number): Result<number, Context>
   }
 }
 
@@ -66,8 +69,10 @@ export class RedisStore implements Store {
     const redis = new Redis(options.url, redisClientOptions(options.commandTimeoutMs))
     // Without a listener ioredis prints every reconnect failure as an unhandled error.
     redis.on('error', () => {})
-    redis.defineCommand('rrAccept', { numberOfKeys: 4, lua: ACCEPT })
-    redis.defineCommand('rrTransition', { numberOfKeys: 4, lua: TRANSITION })
+    redis.defineCommand('rrAccept', { numberOfKeys: 7, lua: ACCEPT })
+    redis.defineCommand('rrTransition', { numberOfKeys: 7, lua: TRANSITION })
+    redis.defineCommand('rrTakeDue', { numberOfKeys: 2, lua: TAKE_DUE })
+    redis.defineCommand('rrExpireLeases', { numberOfKeys: 2, lua: EXPIRE_LEASES })
     redis.defineCommand('rrClaim', { numberOfKeys: 1, lua: CLAIM })
     redis.defineCommand('rrRelease', { numberOfKeys: 1, lua: RELEASE })
     redis.defineCommand('rrReleaseDue', { numberOfKeys: 1 + LANES.length, lua: RELEASE_DUE })
@@ -120,8 +125,10 @@ export class RedisStore implements Store {
     const result = await guard(this.redis.rrAccept(
       this.keys.notification(shard, n.id), this.keys.events(shard, n.id), next.key,
       idem ? this.keys.idempotency(idem.shard, idem.key) : this.keys.notification(shard, n.id),
+      ...this.queueKeys(shard),
       command.retentionSeconds, next.kind, next.score, next.member,
       idem?.token ?? '', idem?.ttlSeconds ?? 0, idem?.requestHash ?? '', idem?.response ?? '',
+      n.id, Date.parse(n.created_at), '0',
       fields.length / 2, ...fields, ...encodeEvents(command.events),
     ))
     return result === 1
@@ -142,12 +149,18 @@ export class RedisStore implements Store {
     const next = this.nextArgs(shard, id, t.next ?? { kind: 'none' })
     const fields = patchToFields(t.patch)
     const result = await guard(this.redis.rrTransition(
-      this.keys.notification(shard, id), this.keys.events(shard, id),
-      t.ack ? this.keys.outbox(shard, t.ack.lane) : this.keys.notification(shard, id), next.key,
+      this.keys.notification(shard, id), this.keys.events(shard, id), next.key,
+      t.ack ? this.keys.outbox(shard, t.ack.lane) : this.keys.notification(shard, id),
+      ...this.queueKeys(shard),
       t.ack?.entryId ?? '', GROUP, (t.onlyFrom ?? []).join(','), next.kind, next.score, next.member,
+      id, t.at ?? Date.now(), t.dead ? '1' : '0', t.lease ? String(t.lease.until) : '',
       fields.length / 2, ...fields, ...encodeEvents(t.events),
     ))
     return result === 1
+  }
+
+  private queueKeys (shard: number): [string, string, string] {
+    return [this.keys.fallbackSince(shard), this.keys.fallbackLeased(shard), this.keys.dead(shard)]
   }
 
   private nextArgs (shard: number, id: string, next: JobTarget): { key: string, kind: string, score: number, member: string } {
@@ -198,6 +211,72 @@ export class RedisStore implements Store {
       this.redis.zcard(this.keys.retry(shard)),
     ]))
     return { ...Object.fromEntries(LANES.map((lane, i) => [lane, lengths[i]!])) as Record<Lane, number>, retry }
+  }
+
+  async takeDueFallback (shard: number, now: number, leaseUntil: number, count: number): Promise<FallbackLease[]> {
+    const ids = await guard(this.redis.rrTakeDue(this.keys.fallback(shard), this.keys.fallbackLeased(shard), now, leaseUntil, count))
+    return ids.map(notificationId => ({ shard, notificationId, until: leaseUntil }))
+  }
+
+  async expireFallbackLeases (shard: number, now: number): Promise<number> {
+    return guard(this.redis.rrExpireLeases(this.keys.fallback(shard), this.keys.fallbackLeased(shard), now))
+  }
+
+  async fallbackState (shard: number, now: number): Promise<FallbackState> {
+    const queue = this.keys.fallback(shard)
+    const [total, due, leased, dead, oldest, next] = await guard(Promise.all([
+      this.redis.zcard(queue),
+      this.redis.zcount(queue, '-inf', now),
+      this.redis.zcard(this.keys.fallbackLeased(shard)),
+      this.redis.zcard(this.keys.dead(shard)),
+      this.redis.zrange(this.keys.fallbackSince(shard), '0', '0', 'WITHSCORES'),
+      this.redis.zrange(queue, '0', '0', 'WITHSCORES'),
+    ]))
+    return {
+      waiting: total - due,
+      due,
+      leased,
+      dead,
+      oldestSince: oldest[1] ? Number(oldest[1]) : null,
+      nextCheckAt: next[1] ? Number(next[1]) : null,
+    }
+  }
+
+  async countFallbackActivity (shard: number, minute: number, kind: 'checks' | 'wakeups', n: number): Promise<void> {
+    const key = this.keys.fallbackStats(shard)
+    await guard(Promise.all([
+      this.redis.hincrby(key, `${kind}:${minute}`, n),
+      this.redis.expire(key, 7200),
+    ]))
+  }
+
+  async fallbackActivity (shard: number, fromMinute: number): Promise<{ checks: number, wakeups: number }> {
+    const key = this.keys.fallbackStats(shard)
+    const all = await guard(this.redis.hgetall(key))
+    const totals = { checks: 0, wakeups: 0 }
+    const stale: string[] = []
+    for (const [field, value] of Object.entries(all)) {
+      const [kind, minute] = field.split(':') as ['checks' | 'wakeups', string]
+      if (Number(minute) >= fromMinute) totals[kind] += Number(value)
+      else if (Number(minute) < fromMinute - 60) stale.push(field)
+    }
+    if (stale.length > 0) await guard(this.redis.hdel(key, ...stale))
+    return totals
+  }
+
+  async listDead (shard: number, offset: number, limit: number): Promise<DeadLetter[]> {
+    const flat = await guard(this.redis.zrange(this.keys.dead(shard), String(offset), String(offset + limit - 1), 'WITHSCORES'))
+    const letters: DeadLetter[] = []
+    for (let i = 0; i < flat.length; i += 2) letters.push({ notificationId: flat[i]!, at: Number(flat[i + 1]) })
+    return letters
+  }
+
+  async removeDead (shard: number, notificationId: string): Promise<boolean> {
+    return (await guard(this.redis.zrem(this.keys.dead(shard), notificationId))) === 1
+  }
+
+  async trimDead (shard: number, before: number): Promise<number> {
+    return guard(this.redis.zremrangebyscore(this.keys.dead(shard), '-inf', `(${before}`))
   }
 
   async ping (): Promise<void> {

@@ -24,6 +24,7 @@ async function setup (t: Test, store: 'memory' | 'redis', env: Record<string, st
   const { app, bearer } = await buildTestApp({
     ...(store === 'redis' ? { REDIS_URL, REDIS_KEY_PREFIX: prefix } : {}),
     QUEUE_SHARDS: '4',
+    WORKERS: 'on',
     WORKER_IDLE_POLL_MS: '20',
     VONAGE_SIGNATURE_SECRET: VONAGE_SECRET,
     CALLBACK_SIGNING_SECRET: CALLBACK_SECRET,

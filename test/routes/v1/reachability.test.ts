@@ -68,7 +68,8 @@ t.test('bad input is a 400 problem and never reaches the upstream', async t => {
 
 t.test('auth: no token 401, bad token 401, missing scope 403, nothing asked upstream', async t => {
   const { app, upstream } = await setup()
-  const { bearer } = await buildTestApp()
+  const { app: other, bearer } = await buildTestApp()
+  t.teardown(() => other.close())
   const none = await app.inject({ url: '/v1/reachability/+990123400' })
   t.equal(none.statusCode, 401)
   t.ok(none.headers['www-authenticate'])

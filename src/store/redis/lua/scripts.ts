@@ -1,12 +1,20 @@
 // Lua scripts of the Redis store. Each touches the keys of one shard only (one hash tag).
 
-/** Writes the next job of a notification. Expects `nextKind`, `nextScore`, `nextMember`, `nextKey`. */
+/**
+ * Writes the next job of a notification and keeps the fallback queue's bookkeeping: when it entered
+ * the queue (KEYS[5], for the oldest waiting age) and the dead letters (KEYS[7]).
+ * Expects `nextKind`, `nextScore`, `nextMember`, `nextKey`, `id`, `nowMs`, `dead`.
+ */
 const NEXT = `
 if nextKind == 'outbox' then
   redis.call('XADD', nextKey, '*', 'id', nextMember)
-elseif nextKind == 'retry' or nextKind == 'fallback' then
+elseif nextKind == 'retry' then
   redis.call('ZADD', nextKey, nextScore, nextMember)
+elseif nextKind == 'fallback' then
+  redis.call('ZADD', nextKey, nextScore, nextMember)
+  redis.call('ZADD', KEYS[5], 'NX', nowMs, id)
 end
+if dead == '1' then redis.call('ZADD', KEYS[7], nowMs, id) end
 `
 
 /** Reads `n` field/value pairs from ARGV at `from`, then the rest as events. */
@@ -18,13 +26,14 @@ for i = from + n * 2, #ARGV do events[#events + 1] = ARGV[i] end
 `
 
 /**
- * KEYS: notification, events, next key, idempotency key.
- * ARGV: retention, nextKind, nextScore, nextMember, idemToken, idemTtl, requestHash, response, n, fields..., events...
+ * KEYS: notification, events, next key, idempotency key, fallback-since, fallback-leased, dead letters.
+ * ARGV: retention, nextKind, nextScore, nextMember, idemToken, idemTtl, requestHash, response, id, nowMs, dead, n, fields..., events...
  */
 export const ACCEPT = `
 if ARGV[5] ~= '' and redis.call('HGET', KEYS[4], 'token') ~= ARGV[5] then return 0 end
-local n = tonumber(ARGV[9])
-local from = 10
+local id, nowMs, dead = ARGV[9], ARGV[10], ARGV[11]
+local n = tonumber(ARGV[12])
+local from = 13
 ${FIELDS_AND_EVENTS}
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
@@ -43,13 +52,20 @@ return 1
 `
 
 /**
- * KEYS: notification, events, ack stream, next key.
- * ARGV: ackEntryId, group, onlyFrom (comma separated, '' = any), nextKind, nextScore, nextMember, n, fields..., events...
+ * KEYS: notification, events, next key, ack stream, fallback-since, fallback-leased, dead letters.
+ * ARGV: ackEntryId, group, onlyFrom (comma separated, '' = any), nextKind, nextScore, nextMember,
+ *       id, nowMs, dead, leaseScore ('' = none), n, fields..., events...
+ * With a lease, nothing happens unless this caller still holds it (the leased score is its lease).
  */
 export const TRANSITION = `
 if ARGV[1] ~= '' then
-  redis.call('XACK', KEYS[3], ARGV[2], ARGV[1])
-  redis.call('XDEL', KEYS[3], ARGV[1])
+  redis.call('XACK', KEYS[4], ARGV[2], ARGV[1])
+  redis.call('XDEL', KEYS[4], ARGV[1])
+end
+local id, nowMs, dead = ARGV[7], ARGV[8], ARGV[9]
+if ARGV[10] ~= '' then
+  if redis.call('ZSCORE', KEYS[6], id) ~= ARGV[10] then return 0 end
+  redis.call('ZREM', KEYS[6], id)
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if ARGV[3] ~= '' then
@@ -60,13 +76,14 @@ if ARGV[3] ~= '' then
   end
   if not allowed then return 0 end
 end
-local n = tonumber(ARGV[7])
-local from = 8
+local n = tonumber(ARGV[11])
+local from = 12
 ${FIELDS_AND_EVENTS}
 if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
 if #events > 0 then redis.call('RPUSH', KEYS[2], unpack(events)) end
-local nextKind, nextScore, nextMember, nextKey = ARGV[4], ARGV[5], ARGV[6], KEYS[4]
+local nextKind, nextScore, nextMember, nextKey = ARGV[4], ARGV[5], ARGV[6], KEYS[3]
 ${NEXT}
+if ARGV[10] ~= '' and nextKind ~= 'fallback' then redis.call('ZREM', KEYS[5], id) end
 return 1
 `
 
@@ -106,4 +123,27 @@ for _, member in ipairs(due) do
   redis.call('ZREM', KEYS[1], member)
 end
 return #due
+`
+
+/**
+ * KEYS: fallback queue, leased set. ARGV: now, lease until, count.
+ * Moves due entries into the leased set, scored by when the lease runs out; answers their ids.
+ */
+export const TAKE_DUE = `
+local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(due) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZADD', KEYS[2], ARGV[2], id)
+end
+return due
+`
+
+/** KEYS: fallback queue, leased set. ARGV: now. Leases that ran out (their holder died) are due again at once. */
+export const EXPIRE_LEASES = `
+local lapsed = redis.call('ZRANGE', KEYS[2], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, 1000)
+for _, id in ipairs(lapsed) do
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZADD', KEYS[1], ARGV[1], id)
+end
+return #lapsed
 `

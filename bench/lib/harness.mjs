@@ -1,0 +1,84 @@
+// Shared pieces of the benchmarks: build, start processes, run wrk, read its figures.
+import { execFileSync, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
+
+export const root = fileURLToPath(new URL('../..', import.meta.url))
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+export function build () {
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' })
+}
+
+export async function freePort () {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address()
+  server.close()
+  return port
+}
+
+/** Starts a node process and resolves once `url` answers 200. */
+export async function startProcess (args, env, url, { quiet = true } = {}) {
+  const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', quiet ? 'ignore' : 'inherit', 'inherit'] })
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${args.join(' ')} exited with ${child.exitCode}`)
+    try {
+      const res = await fetch(url)
+      if (res.ok) return child
+    } catch {}
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new Error(`${url} did not answer within 20 s`)
+    }
+    await sleep(100)
+  }
+}
+
+export async function stopProcess (child) {
+  if (child.exitCode !== null) return
+  child.kill('SIGTERM')
+  await Promise.race([once(child, 'exit'), sleep(15_000).then(() => child.kill('SIGKILL'))])
+}
+
+/** Runs wrk and returns requests/s, latency percentiles (ms) and non-2xx count. */
+export function wrk ({ url, script, seconds = 10, connections = 64, env = {} }) {
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...(script ? ['-s', script] : []), url]
+  const out = execFileSync('wrk', args, { env: { ...process.env, ...env }, encoding: 'utf8' })
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1])
+  const pct = (p) => toMs(new RegExp(`\\s${p}%\\s+([\\d.]+\\w+)`).exec(out)?.[1])
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0)
+  const errors = /Socket errors: (.*)/.exec(out)?.[1] ?? ''
+  return { rps, p50: pct(50), p90: pct(90), p99: pct(99), non2xx, errors, raw: out }
+}
+
+function toMs (value) {
+  if (!value) return NaN
+  const n = parseFloat(value)
+  if (value.endsWith('us')) return n / 1000
+  if (value.endsWith('ms')) return n
+  if (value.endsWith('s')) return n * 1000
+  return n
+}
+
+/** Deletes every key under the prefix. */
+export async function dropPrefix (prefix) {
+  const redis = new Redis(REDIS_URL)
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    cursor = next
+    if (keys.length) await redis.unlink(...keys)
+  } while (cursor !== '0')
+  redis.disconnect()
+}
+
+export function median (values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]
+}

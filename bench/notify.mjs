@@ -1,0 +1,68 @@
+// bench/notify: POST /v1/notifications on the cache-hit path against Redis, auth and validation on,
+// measured side by side with a bare Fastify route in the same run; then p99 latency at half that load.
+import { randomUUID } from 'node:crypto'
+import { SignJWT } from 'jose'
+import { build, dropPrefix, freePort, median, REDIS_URL, root, startProcess, stopProcess, wrk } from './lib/harness.mjs'
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64)
+const secret = 'bench-secret-0123456789-0123456789-abcdef'
+const prefix = `rrbench:${randomUUID().slice(0, 8)}:`
+
+build()
+const [barePort, appPort] = [await freePort(), await freePort()]
+const bare = await startProcess(['bench/bare-server.mjs'], { PORT: String(barePort) }, `http://127.0.0.1:${barePort}/healthz`)
+const app = await startProcess(['dist/src/server.js'], {
+  PORT: String(appPort), HOST: '127.0.0.1', NODE_ENV: 'production', LOG_LEVEL: 'warn',
+  REDIS_URL, REDIS_KEY_PREFIX: prefix, WORKERS: 'off', AUTH_HS256_SECRET: secret,
+}, `http://127.0.0.1:${appPort}/readyz`)
+
+try {
+  const token = await new SignJWT({ scope: 'notifications:write reachability:read' })
+    .setProtectedHeader({ alg: 'HS256' }).setSubject('bench').setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(secret))
+  const body = JSON.stringify({
+    to: '+990123400',
+    message: { sms: { text: 'Your code is 123456' }, push: { title: 'Sign-in code', body: 'Your code is 123456' } },
+    push_token: 'bench-push-token',
+    client_ref: 'bench',
+  })
+  // Warm the cache: every request of the run is a cache hit.
+  const warm = await fetch(`http://127.0.0.1:${appPort}/v1/reachability/+990123400`, { headers: { authorization: `Bearer ${token}` } })
+  if (!warm.ok) throw new Error(`warm-up failed: ${warm.status}`)
+  const env = { BENCH_TOKEN: token, BENCH_BODY: body }
+  const script = `${root}/bench/notify.lua`
+  wrk({ url: `http://127.0.0.1:${appPort}/v1/notifications`, script, seconds: 3, connections: CONNECTIONS, env })
+  wrk({ url: `http://127.0.0.1:${barePort}/v1/notifications`, script, seconds: 3, connections: CONNECTIONS, env })
+
+  const rounds = []
+  for (let i = 0; i < ROUNDS; i++) {
+    const b = wrk({ url: `http://127.0.0.1:${barePort}/v1/notifications`, script, seconds: SECONDS, connections: CONNECTIONS, env })
+    const n = wrk({ url: `http://127.0.0.1:${appPort}/v1/notifications`, script, seconds: SECONDS, connections: CONNECTIONS, env })
+    if (n.non2xx > 0) throw new Error(`reachroute answered ${n.non2xx} non-2xx responses:\n${n.raw}`)
+    rounds.push({ bare: b.rps, notify: n.rps, ratio: n.rps / b.rps, p99: n.p99 })
+    console.log(`round ${i + 1}: bare ${b.rps.toFixed(0)} req/s, notify ${n.rps.toFixed(0)} req/s, ratio ${(n.rps / b.rps).toFixed(2)}`)
+  }
+  const notifyRps = median(rounds.map(r => r.notify))
+  const half = notifyRps / 2
+  const paced = 16
+  const delayMs = Math.max(1, Math.round(paced * 1000 / half))
+  const h = wrk({ url: `http://127.0.0.1:${appPort}/v1/notifications`, script, seconds: SECONDS, connections: paced, env: { ...env, BENCH_DELAY_MS: String(delayMs) } })
+
+  const result = {
+    bare_rps: Math.round(median(rounds.map(r => r.bare))),
+    notify_rps: Math.round(notifyRps),
+    ratio: Number(median(rounds.map(r => r.ratio)).toFixed(2)),
+    half_load_rps: Math.round(h.rps),
+    half_load_p50_ms: h.p50,
+    half_load_p99_ms: h.p99,
+    target: 'ratio >= 0.50; p99 at half load < 5 ms',
+  }
+  console.log('\nbench/notify (cache-hit path, Redis store, auth + validation on, wrk -t1 -c' + CONNECTIONS + `, ${ROUNDS} x ${SECONDS} s alternating)`)
+  console.table([result])
+  console.log(JSON.stringify({ notify: result }))
+  process.exitCode = result.ratio >= 0.5 && result.half_load_p99_ms < 5 ? 0 : 1
+} finally {
+  await Promise.all([stopProcess(app), stopProcess(bare)])
+  await dropPrefix(prefix)
+}

@@ -1,0 +1,224 @@
+import { randomUUID } from 'node:crypto'
+import { UpstreamUnavailableError } from '../domain/errors.js'
+import type { ReachabilityResult } from '../domain/reachability.js'
+import type { Notification, NotificationEvent } from '../notifications/types.js'
+import type { ReachabilityService } from '../reachability/service.js'
+import { decide, usableChannels } from '../routing/decide.js'
+import type { FallbackLease, JobTarget, Store } from '../store/store.js'
+
+const SMS_ON_EXPIRY_WINDOW_MS = 3600_000
+
+export interface FallbackSchedulerOptions {
+  store: Store
+  reachability: ReachabilityService
+  firstCheckSeconds: number
+  backoffFactor: number
+  maxIntervalSeconds: number
+  /** Re-checks accept cached reachability only this fresh. */
+  recheckMaxAgeSeconds: number
+  /** How long a scheduler holds an entry; past it, another scheduler takes it. */
+  leaseSeconds: number
+  /** Dead letters older than this are dropped. */
+  deadLetterRetentionSeconds?: number
+  concurrency: number
+  pollMs: number
+  now?: () => number
+  random?: () => number
+  /** Told when a notification was handed to an outbox, to wake the delivery worker. */
+  onHandedOver?: () => void
+  log?: { warn: (obj: object, msg: string) => void, error: (obj: object, msg: string) => void }
+}
+
+/**
+ * Re-checks the devices of notifications waiting in the fallback queue when their time comes, under a
+ * lease so several schedulers share the work without handling one entry twice at once. A device that is
+ * back gets its notification routed to an outbox; one still away is checked again after a growing
+ * interval, never later than the notification's expiry; at expiry the notification ends (or goes as SMS).
+ */
+export class FallbackScheduler {
+  readonly id = `scheduler-${randomUUID().slice(0, 8)}`
+  private readonly now: () => number
+  private readonly random: () => number
+  private running = false
+  private loopDone: Promise<void> = Promise.resolve()
+  private readonly inFlight = new Set<Promise<void>>()
+  private wake: (() => void) | undefined
+  private lastTrim = 0
+  lastLoopAt = 0
+
+  constructor (private readonly options: FallbackSchedulerOptions) {
+    this.now = options.now ?? Date.now
+    this.random = options.random ?? Math.random
+  }
+
+  start (): void {
+    if (this.running) return
+    this.running = true
+    this.loopDone = this.loop()
+  }
+
+  /** Stops taking entries and waits for those in hand; an entry not finished is taken again when its lease runs out. */
+  async stop (): Promise<void> {
+    this.running = false
+    this.wake?.()
+    await this.loopDone
+    await Promise.allSettled([...this.inFlight])
+  }
+
+  poke (): void {
+    this.wake?.()
+  }
+
+  private async loop (): Promise<void> {
+    while (this.running) {
+      this.lastLoopAt = this.now()
+      try {
+        await this.tick()
+      } catch (err) {
+        this.options.log?.warn({ err }, 'fallback scheduler: the store failed; trying again')
+      }
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(resolve, this.options.pollMs)
+        this.wake = () => { clearTimeout(timer); resolve() }
+      })
+      this.wake = undefined
+    }
+  }
+
+  /** One pass over every shard: lapsed leases back to the queue, then due entries leased and handled. */
+  async tick (): Promise<number> {
+    const { store } = this.options
+    let taken = 0
+    const trim = this.options.deadLetterRetentionSeconds !== undefined && this.now() - this.lastTrim > 60_000
+    if (trim) this.lastTrim = this.now()
+    for (let shard = 0; shard < store.shards; shard++) {
+      const now = this.now()
+      await store.expireFallbackLeases(shard, now)
+      if (trim) await store.trimDead(shard, now - this.options.deadLetterRetentionSeconds! * 1000)
+      const free = this.options.concurrency - this.inFlight.size
+      if (free <= 0) {
+        await Promise.race(this.inFlight)
+        continue
+      }
+      const leases = await store.takeDueFallback(shard, now, now + this.options.leaseSeconds * 1000, free)
+      for (const lease of leases) {
+        const work = this.handle(lease)
+          .catch(err => this.options.log?.error({ err, notification: lease.notificationId }, 'fallback re-check failed; the entry is taken again when its lease runs out'))
+          .finally(() => this.inFlight.delete(work))
+        this.inFlight.add(work)
+      }
+      taken += leases.length
+    }
+    return taken
+  }
+
+  /** Waits for the entries in hand (tests drive single passes). */
+  async drain (): Promise<void> {
+    await Promise.allSettled([...this.inFlight])
+  }
+
+  private async handle (lease: FallbackLease): Promise<void> {
+    const { store } = this.options
+    const stored = await store.getNotification(lease.notificationId, lease.shard)
+    const n = stored?.notification
+    if (!n || n.status !== 'queued' || n.channel !== 'fallback_queue') {
+      await store.transition({ notificationId: lease.notificationId, shard: lease.shard, patch: {}, events: [], lease, onlyFrom: ['__never__'] })
+      return
+    }
+    const nowMs = this.now()
+    const at = new Date(nowMs).toISOString()
+    const expiresAt = Date.parse(n.expires_at)
+    if (nowMs >= expiresAt) {
+      await this.expire(lease, n, at)
+      return
+    }
+
+    let reachability: ReachabilityResult | null = null
+    let unavailable = ''
+    try {
+      reachability = await this.options.reachability.lookup(n.request.to, { maxAgeSeconds: this.options.recheckMaxAgeSeconds })
+    } catch (err) {
+      if (!(err instanceof UpstreamUnavailableError)) throw err
+      unavailable = err.message
+    }
+    const checks = (stored!.events.filter(e => e.type === 'recheck').length) + 1
+    await store.countFallbackActivity(lease.shard, Math.floor(nowMs / 60_000), 'checks', 1)
+
+    // On a re-check, "not reachable" and "no answer" both mean: keep waiting.
+    const decision = decide(reachability, { ...n.request, routing: { ...n.request.routing, on_unreachable: 'queue', on_unknown: 'queue' } })
+    const summary = reachability
+      ? { source: reachability.source, is_reachable: reachability.is_reachable, connectivity: reachability.connectivity, status: reachability.status.code }
+      : { unavailable }
+    const recheck: NotificationEvent = { at, type: 'recheck', detail: `re-check ${checks}: ${decision.reason}`, check: checks, reachability: summary }
+
+    if (decision.channel === 'push' || decision.channel === 'sms') {
+      const handed = await store.transition({
+        notificationId: n.id,
+        shard: lease.shard,
+        patch: { status: 'queued', channel: decision.channel, reason: `the device came back: ${decision.reason}`, updated_at: at, ...(reachability ? { reachability } : {}) },
+        events: [recheck, { at, type: 'routed', detail: decision.reason, channel: decision.channel }, { at, type: 'enqueued', detail: `waiting in the ${decision.channel} outbox` }],
+        lease,
+        next: { kind: 'outbox', lane: decision.channel },
+        at: nowMs,
+      })
+      if (handed) {
+        await store.countFallbackActivity(lease.shard, Math.floor(nowMs / 60_000), 'wakeups', 1)
+        this.options.onHandedOver?.()
+      }
+      return
+    }
+    if (decision.final) {
+      await this.end(lease, n, decision.final, decision.reason, [recheck], at, reachability)
+      return
+    }
+    const nextAt = Math.min(nowMs + this.interval(checks), expiresAt)
+    await store.transition({
+      notificationId: n.id,
+      shard: lease.shard,
+      patch: { updated_at: at, ...(reachability ? { reachability } : {}) },
+      events: [{ ...recheck, detail: `${recheck.detail}; next check at ${new Date(nextAt).toISOString()}`, next_check_at: new Date(nextAt).toISOString() }],
+      lease,
+      next: { kind: 'fallback', dueAt: nextAt },
+      at: nowMs,
+    })
+  }
+
+  /** first × factor^checks, capped, with ±20% jitter so a crowd of entries spreads out. */
+  private interval (checks: number): number {
+    const { firstCheckSeconds, backoffFactor, maxIntervalSeconds } = this.options
+    const base = Math.min(maxIntervalSeconds, firstCheckSeconds * backoffFactor ** checks)
+    return Math.round(Math.min(maxIntervalSeconds, base * (0.8 + 0.4 * this.random())) * 1000)
+  }
+
+  private async expire (lease: FallbackLease, n: Notification, at: string): Promise<void> {
+    if (n.request.routing.on_expiry === 'sms' && usableChannels(n.request).has('sms')) {
+      const handed = await this.options.store.transition({
+        notificationId: n.id,
+        shard: lease.shard,
+        // The SMS gets a delivery window of its own: the carrier's SMS centre keeps it until the phone is back.
+        patch: { status: 'queued', channel: 'sms', reason: 'the ttl passed in the fallback queue; on_expiry is sms: the SMS centre stores and forwards', updated_at: at, expires_at: new Date(this.now() + SMS_ON_EXPIRY_WINDOW_MS).toISOString() },
+        events: [{ at, type: 'enqueued', detail: 'ttl passed in the fallback queue; sent as SMS (on_expiry: sms)' }],
+        lease,
+        next: { kind: 'outbox', lane: 'sms' },
+        at: this.now(),
+      })
+      if (handed) this.options.onHandedOver?.()
+      return
+    }
+    await this.end(lease, n, 'expired', `the device did not come back within the ttl of ${n.request.routing.ttl_seconds} s`, [], at, null)
+  }
+
+  private async end (lease: FallbackLease, n: Notification, status: 'expired' | 'failed' | 'dropped', reason: string, events: NotificationEvent[], at: string, reachability: ReachabilityResult | null): Promise<void> {
+    const next: JobTarget = n.request.callback_url ? { kind: 'outbox', lane: 'callback' } : { kind: 'none' }
+    await this.options.store.transition({
+      notificationId: n.id,
+      shard: lease.shard,
+      patch: { status, updated_at: at, ...(reachability ? { reachability } : {}) },
+      events: [...events, { at, type: 'final', detail: `${status}: ${reason}`, status }],
+      lease,
+      next,
+      dead: true,
+      at: this.now(),
+    })
+  }
+}

@@ -1,0 +1,133 @@
+import { NotFoundError, UnprocessableError, ValidationError } from '../domain/errors.js'
+import { shardOfId } from '../notifications/ids.js'
+import type { Notification } from '../notifications/types.js'
+import type { Lane, Store } from '../store/store.js'
+
+export interface QueueState {
+  waiting: number
+  due: number
+  leased: number
+  dead: number
+  oldest_waiting_seconds: number | null
+  next_check_at: string | null
+  checks_last_hour: number
+  wakeups_last_hour: number
+  outbox: Record<Lane | 'retry', number>
+}
+
+export interface DeadLetterView {
+  id: string
+  to: string
+  status: Notification['status']
+  channel: Notification['channel']
+  reason: string
+  reachability: Notification['reachability']
+  dead_at: string
+  created_at: string
+  expires_at: string
+}
+
+/** What ops see of the queues, and what they may do to dead letters. */
+export class QueueOps {
+  private readonly now: () => number
+
+  constructor (private readonly store: Store, now?: () => number) {
+    this.now = now ?? Date.now
+  }
+
+  async state (): Promise<QueueState> {
+    const now = this.now()
+    const shards = Array.from({ length: this.store.shards }, (_, i) => i)
+    const fromMinute = Math.floor(now / 60_000) - 59
+    const [states, activity, depths] = await Promise.all([
+      Promise.all(shards.map(s => this.store.fallbackState(s, now))),
+      Promise.all(shards.map(s => this.store.fallbackActivity(s, fromMinute))),
+      Promise.all(shards.map(s => this.store.outboxDepth(s))),
+    ])
+    const sum = <T>(items: T[], pick: (t: T) => number) => items.reduce((a, t) => a + pick(t), 0)
+    const oldest = states.map(s => s.oldestSince).filter((v): v is number => v !== null)
+    const next = states.map(s => s.nextCheckAt).filter((v): v is number => v !== null)
+    return {
+      waiting: sum(states, s => s.waiting),
+      due: sum(states, s => s.due),
+      leased: sum(states, s => s.leased),
+      dead: sum(states, s => s.dead),
+      oldest_waiting_seconds: oldest.length ? Math.max(0, Math.round((now - Math.min(...oldest)) / 1000)) : null,
+      next_check_at: next.length ? new Date(Math.min(...next)).toISOString() : null,
+      checks_last_hour: sum(activity, a => a.checks),
+      wakeups_last_hour: sum(activity, a => a.wakeups),
+      outbox: {
+        push: sum(depths, d => d.push),
+        sms: sum(depths, d => d.sms),
+        callback: sum(depths, d => d.callback),
+        retry: sum(depths, d => d.retry),
+      },
+    }
+  }
+
+  /** Dead letters, shard by shard, oldest first. The cursor is "<shard>.<offset>". */
+  async listDead (cursor: string | undefined, limit: number): Promise<{ items: DeadLetterView[], next_cursor: string | null }> {
+    let [shard, offset] = parseCursor(cursor, this.store.shards)
+    const items: DeadLetterView[] = []
+    while (shard < this.store.shards && items.length < limit) {
+      const letters = await this.store.listDead(shard, offset, limit - items.length)
+      for (const letter of letters) {
+        const stored = await this.store.getNotification(letter.notificationId, shard)
+        // A notification past its retention leaves a dead letter pointing nowhere: shown as such.
+        const n = stored?.notification
+        const final = stored?.events.filter(e => e.type === 'final').at(-1)
+        items.push({
+          id: letter.notificationId,
+          to: n?.request.to ?? '',
+          status: n?.status ?? 'failed',
+          channel: n?.channel ?? 'none',
+          reason: final?.detail ?? n?.reason ?? 'the notification record is past its retention',
+          reachability: n?.reachability ?? null,
+          dead_at: new Date(letter.at).toISOString(),
+          created_at: n?.created_at ?? '',
+          expires_at: n?.expires_at ?? '',
+        })
+      }
+      offset += letters.length
+      if (letters.length === 0 || items.length < limit) {
+        shard++
+        offset = 0
+      }
+    }
+    return { items, next_cursor: shard < this.store.shards ? `${shard}.${offset}` : null }
+  }
+
+  /** Puts a dead letter back in the fallback queue, due now, with a new expiry. */
+  async retryDead (id: string, ttlSeconds: number | undefined): Promise<Notification> {
+    const shard = shardOfId(id, this.store.shards)
+    const stored = shard === undefined ? null : await this.store.getNotification(id, shard)
+    if (shard === undefined || !stored || !(await this.store.removeDead(shard, id))) throw new NotFoundError(`no dead letter ${id}`)
+    const { notification } = stored
+    const nowMs = this.now()
+    const at = new Date(nowMs).toISOString()
+    const ttl = ttlSeconds ?? notification.request.routing.ttl_seconds
+    const moved = await this.store.transition({
+      notificationId: id,
+      shard,
+      patch: { status: 'queued', channel: 'fallback_queue', updated_at: at, expires_at: new Date(nowMs + ttl * 1000).toISOString() },
+      events: [{ at, type: 'enqueued', detail: `retried from the dead-letter list: back in the fallback queue with a ttl of ${ttl} s` }],
+      onlyFrom: ['failed', 'expired'],
+      next: { kind: 'fallback', dueAt: nowMs },
+      at: nowMs,
+    })
+    if (!moved) throw new UnprocessableError(`notification ${id} is ${notification.status}: only failed or expired notifications can be retried`)
+    return (await this.store.getNotification(id, shard))!.notification
+  }
+
+  async deleteDead (id: string): Promise<void> {
+    const shard = shardOfId(id, this.store.shards)
+    if (shard === undefined || !(await this.store.removeDead(shard, id))) throw new NotFoundError(`no dead letter ${id}`)
+  }
+}
+
+function parseCursor (cursor: string | undefined, shards: number): [number, number] {
+  if (cursor === undefined || cursor === '') return [0, 0]
+  const match = /^(\d{1,3})\.(\d{1,9})$/.exec(cursor)
+  if (!match || Number(match[1]) >= shards) throw new ValidationError('the cursor is not one this service gave out', [{ path: 'querystring.cursor', message: 'not a cursor from a previous page' }])
+  return [Number(match[1]), Number(match[2])]
+}
