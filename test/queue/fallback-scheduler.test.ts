@@ -1,0 +1,242 @@
+import t, { type Test } from 'tap'
+import type { DeliveryOutcome, PushChannel, PushMessage, SmsChannel, SmsMessage } from '../../src/channels/channel.js'
+import { CallbackSender } from '../../src/notifications/callbacks.js'
+import { NotificationService } from '../../src/notifications/service.js'
+import type { NotificationRequest } from '../../src/notifications/types.js'
+import { DeliveryWorker } from '../../src/queue/delivery-worker.js'
+import { FallbackScheduler } from '../../src/queue/fallback-scheduler.js'
+import { QueueOps } from '../../src/queue/ops.js'
+import { ReachabilityService } from '../../src/reachability/service.js'
+import { SandboxUpstream } from '../../src/reachability/upstreams/sandbox.js'
+import { UpstreamFailure } from '../../src/reachability/upstreams/upstream.js'
+import { MemoryStore } from '../../src/store/memory/memory-store.js'
+import { RedisStore } from '../../src/store/redis/redis-store.js'
+import type { Store } from '../../src/store/store.js'
+import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.js'
+import { ScriptedUpstream } from '../helpers/upstream.js'
+import { waitFor } from '../helpers/wait.js'
+
+// The fallback queue against both stores: a device that comes back gets its message once, on the
+// right channel; expiry; on_expiry sms; a failing upstream never drops an entry; schedulers share
+// the work under leases, and a dead scheduler's entries are taken over.
+
+const SHARDS = 4
+const haveRedis = await redisAvailable()
+
+/** Records every send, per notification. */
+class RecordingChannel implements SmsChannel, PushChannel {
+  readonly sent: string[] = []
+  constructor (readonly provider: string) {}
+  async sendSms (m: SmsMessage): Promise<DeliveryOutcome> { return this.take(m.notificationId) }
+  async sendPush (m: PushMessage): Promise<DeliveryOutcome> { return this.take(m.notificationId) }
+  private take (id: string): DeliveryOutcome {
+    this.sent.push(id)
+    return { kind: 'sent', provider: this.provider, providerMessageId: `m-${id}` }
+  }
+
+  count (id: string): number { return this.sent.filter(s => s === id).length }
+  async close (): Promise<void> {}
+}
+
+type Kind = 'memory' | 'redis'
+
+async function openStore (t: Test, kind: Kind): Promise<() => Promise<Store>> {
+  if (kind === 'memory') {
+    const store = new MemoryStore({ shards: SHARDS })
+    t.teardown(() => store.close())
+    return async () => store
+  }
+  const keyPrefix = uniquePrefix()
+  const opened: RedisStore[] = []
+  t.teardown(async () => {
+    await Promise.all(opened.map(s => s.close()))
+    await dropPrefix(keyPrefix)
+  })
+  // Each call is a connection of its own, as separate processes would have.
+  return async () => {
+    const store = await RedisStore.connect({ url: REDIS_URL, keyPrefix, commandTimeoutMs: 2000, shards: SHARDS })
+    opened.push(store)
+    return store
+  }
+}
+
+interface RigOptions {
+  upstream?: ScriptedUpstream | SandboxUpstream
+  firstCheckSeconds?: number
+  leaseSeconds?: number
+}
+
+async function rig (t: Test, connect: () => Promise<Store>, options: RigOptions = {}) {
+  const store = await connect()
+  const upstream = options.upstream ?? new SandboxUpstream({ comebackSeconds: 1 })
+  const reachability = new ReachabilityService({
+    store, upstream, policy: { reachableSeconds: 300, unreachableSeconds: 60, invalidSeconds: 86400 }, maxStaleSeconds: 0, deadlineMs: 1000,
+  })
+  const sms = new RecordingChannel('sms-fake')
+  const push = new RecordingChannel('push-fake')
+  const callbacks = new CallbackSender({ secret: undefined, timeoutMs: 500 })
+  const worker = new DeliveryWorker({
+    store, channels: { sms, push }, callbacks, concurrency: 16, idlePollMs: 20, visibilityTimeoutMs: 5000, maxAttempts: 3, retryBaseMs: 20, retryMaxMs: 100,
+  })
+  const scheduler = new FallbackScheduler({
+    store, reachability, firstCheckSeconds: 0.2, backoffFactor: 2, maxIntervalSeconds: 0.4, recheckMaxAgeSeconds: 0,
+    leaseSeconds: options.leaseSeconds ?? 5, concurrency: 32, pollMs: 30, onHandedOver: () => worker.poke(),
+  })
+  const notifications = new NotificationService({
+    store, reachability, retentionSeconds: 3600, idempotencyTtlSeconds: 3600, firstRecheckSeconds: options.firstCheckSeconds ?? 0.2,
+  })
+  t.teardown(async () => {
+    await Promise.all([worker.stop(), scheduler.stop()])
+    await callbacks.close()
+  })
+  const request = (to: string, routing: Partial<NotificationRequest['routing']> = {}, message: NotificationRequest['message'] = { sms: { text: 'hi' }, push: { title: 't', body: 'b' } }): NotificationRequest => ({
+    to,
+    message,
+    push_token: 'tok',
+    routing: { prefer: 'push', channels: ['push', 'sms'], on_unreachable: 'queue', on_unknown: 'sms', ttl_seconds: 60, ...routing },
+  })
+  const statusOf = async (id: string) => (await store.getNotification(id, Number(id.slice(4, 6))))!
+  const until = (id: string, status: string, ms = 8000) => waitFor(async () => {
+    const s = await statusOf(id)
+    return s.notification.status === status ? s : undefined
+  }, ms, `${id} to be ${status}`)
+  return { store, worker, scheduler, notifications, sms, push, request, statusOf, until, upstream }
+}
+
+for (const kind of ['memory', 'redis'] as const) {
+  t.test(`fallback queue on the ${kind} store`, { skip: kind === 'redis' && !haveRedis && 'Redis is not running' }, async t => {
+    t.test('a device that comes back gets its message once, over push', async t => {
+      const connect = await openStore(t, kind)
+      const r = await rig(t, connect)
+      const { answer } = await r.notifications.accept('svc', r.request('+990123444'))
+      t.match(answer, { channel: 'fallback_queue', status: 'queued' })
+      r.worker.start()
+      r.scheduler.start()
+      const done = await r.until(answer.id, 'sent')
+      t.equal(done.notification.channel, 'push')
+      t.match(done.notification.reason, /^the device came back/)
+      t.equal(r.push.count(answer.id), 1)
+      t.equal(r.sms.count(answer.id), 0)
+      const types = done.events.map(e => e.type)
+      t.ok(types.filter(x => x === 'recheck').length >= 2, 'at least one re-check found it away, one found it back')
+      t.same(types.slice(-3), ['attempt', 'provider_answer', 'final'], 'then delivered like any notification')
+      t.ok(types.indexOf('recheck') < types.indexOf('attempt'))
+      const state = await new QueueOps(r.store).state()
+      t.match(state, { waiting: 0, due: 0, leased: 0 })
+      t.ok(state.wakeups_last_hour >= 1)
+      t.ok(state.checks_last_hour >= 2)
+    })
+
+    t.test('a device that never comes back: expired at the ttl, on the dead-letter list', async t => {
+      const connect = await openStore(t, kind)
+      const r = await rig(t, connect)
+      const { answer } = await r.notifications.accept('svc', r.request('+990123433', { ttl_seconds: 1 }))
+      r.worker.start()
+      r.scheduler.start()
+      const done = await r.until(answer.id, 'expired', 5000)
+      t.equal(r.push.sent.length + r.sms.sent.length, 0, 'nothing sent')
+      t.match(done.events.at(-1), { type: 'final', status: 'expired' })
+      const recheck = done.events.filter(e => e.type === 'recheck')
+      t.ok(recheck.every(e => Date.parse(e.at) <= Date.parse(done.notification.expires_at)), 'never checked after the expiry')
+      const dead = await new QueueOps(r.store).listDead(undefined, 10)
+      t.equal(dead.items.length, 1)
+      t.match(dead.items[0], { id: answer.id, status: 'expired', to: '+990123433', reason: /did not come back/ })
+      t.equal(dead.items[0]!.reachability?.is_reachable, false, 'with the last reachability seen')
+    })
+
+    t.test('on_expiry sms: at the ttl it goes out as SMS', async t => {
+      const connect = await openStore(t, kind)
+      const r = await rig(t, connect)
+      const { answer } = await r.notifications.accept('svc', r.request('+990123433', { ttl_seconds: 1, on_expiry: 'sms' }))
+      r.worker.start()
+      r.scheduler.start()
+      const done = await r.until(answer.id, 'sent', 5000)
+      t.equal(done.notification.channel, 'sms')
+      t.equal(r.sms.count(answer.id), 1)
+    })
+
+    t.test('a failing upstream keeps the entry and backs off; delivered once it answers', async t => {
+      const connect = await openStore(t, kind)
+      const upstream = new ScriptedUpstream()
+      upstream.answer = { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'OK', message: 'Success' } }
+      const r = await rig(t, connect, { upstream })
+      const { answer } = await r.notifications.accept('svc', r.request('+447911123456'))
+      t.equal(answer.channel, 'fallback_queue')
+      upstream.failWith = new UpstreamFailure('HTTP 503')
+      r.worker.start()
+      r.scheduler.start()
+      await waitFor(async () => (await r.statusOf(answer.id)).events.filter(e => e.type === 'recheck').length >= 3 ? true : undefined, 5000, 'three re-checks')
+      const waiting = await r.statusOf(answer.id)
+      t.equal(waiting.notification.status, 'queued', 'still waiting, never dropped')
+      // With the upstream down, a re-check sees either nothing or the cached "not reachable" as stale.
+      const seen = waiting.events.filter(e => e.type === 'recheck')[0]!.reachability as { unavailable?: string, source?: string }
+      t.ok(/503/.test(seen.unavailable ?? '') || seen.source === 'stale_cache', 'the re-check saw the upstream fail')
+      const gaps = waiting.events.filter(e => e.type === 'recheck').map(e => Date.parse(e.at))
+      t.ok(gaps[2]! - gaps[1]! >= 100, 'backs off between checks')
+      upstream.failWith = undefined
+      upstream.answer = { is_reachable: true, connectivity: ['SMS'], latest_status_at: null, status: { code: 'OK', message: 'Success' } }
+      const done = await r.until(answer.id, 'sent')
+      t.equal(done.notification.channel, 'sms')
+      t.equal(r.sms.count(answer.id), 1)
+    })
+
+    t.test('a scheduler that dies holding leases loses nothing: another takes the entries when the leases run out', async t => {
+      const connect = await openStore(t, kind)
+      const upstream = new ScriptedUpstream()
+      const r = await rig(t, connect, { upstream, firstCheckSeconds: 0, leaseSeconds: 1 })
+      upstream.answer = { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'OK', message: 'Success' } }
+      const ids: string[] = []
+      for (let i = 0; i < 20; i++) ids.push((await r.notifications.accept('svc', r.request(`+44791112${String(3400 + i)}`))).answer.id)
+      upstream.answer = { is_reachable: true, connectivity: ['DATA', 'SMS'], latest_status_at: null, status: { code: 'OK', message: 'Success' } }
+      // The dying scheduler takes every due entry under a lease and is never heard from again.
+      let held = 0
+      for (let shard = 0; shard < SHARDS; shard++) held += (await r.store.takeDueFallback(shard, Date.now() + 10, Date.now() + 1000, 100)).length
+      t.equal(held, 20)
+      t.match(await new QueueOps(r.store).state(), { leased: 20 })
+      r.worker.start()
+      r.scheduler.start()
+      for (const id of ids) await r.until(id, 'sent', 8000)
+      t.ok(ids.every(id => r.push.count(id) === 1), 'each delivered exactly once')
+    })
+
+    t.test('a completion under a lease that ran out and was taken by another changes nothing', async t => {
+      const connect = await openStore(t, kind)
+      const r = await rig(t, connect, { firstCheckSeconds: 0 })
+      const { answer } = await r.notifications.accept('svc', r.request('+990123433'))
+      const shard = Number(answer.id.slice(4, 6))
+      const [first] = await r.store.takeDueFallback(shard, Date.now() + 10, Date.now() - 1, 10)
+      t.equal(await r.store.expireFallbackLeases(shard, Date.now()), 1)
+      const [second] = await r.store.takeDueFallback(shard, Date.now() + 10, Date.now() + 60_000, 10)
+      t.equal(second!.notificationId, answer.id)
+      const stale = await r.store.transition({ notificationId: answer.id, shard, patch: { status: 'failed' }, events: [], lease: first! })
+      t.equal(stale, false)
+      t.equal((await r.statusOf(answer.id)).notification.status, 'queued')
+    })
+  })
+}
+
+t.test('two schedulers and two workers against one Redis deliver 1,000 queued notifications exactly once', { skip: !haveRedis && 'Redis is not running' }, async t => {
+  const connect = await openStore(t, 'redis')
+  const upstream = new ScriptedUpstream()
+  upstream.answer = { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'OK', message: 'Success' } }
+  const a = await rig(t, connect, { upstream, firstCheckSeconds: 0 })
+  const b = await rig(t, connect, { upstream, firstCheckSeconds: 0 })
+  const ids: string[] = []
+  const accepts: Promise<void>[] = []
+  for (let i = 0; i < 1000; i++) {
+    accepts.push(a.notifications.accept('svc', a.request(`+4479111${String(10000 + i)}`)).then(({ answer }) => { ids.push(answer.id) }))
+  }
+  await Promise.all(accepts)
+  t.equal(new Set(ids).size, 1000)
+  upstream.answer = { is_reachable: true, connectivity: ['DATA', 'SMS'], latest_status_at: null, status: { code: 'OK', message: 'Success' } }
+  for (const r of [a, b]) {
+    r.worker.start()
+    r.scheduler.start()
+  }
+  await waitFor(() => a.push.sent.length + b.push.sent.length >= 1000 ? true : undefined, 30_000, '1,000 deliveries')
+  await new Promise(resolve => setTimeout(resolve, 300))
+  const all = [...a.push.sent, ...b.push.sent, ...a.sms.sent, ...b.sms.sent]
+  t.equal(all.length, 1000, 'no delivery twice')
+  t.equal(new Set(all).size, 1000, 'every notification delivered')
+  t.ok(a.push.sent.length > 0 && b.push.sent.length > 0, `the work was shared (${a.push.sent.length} / ${b.push.sent.length})`)
+})
