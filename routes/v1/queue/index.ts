@@ -77,14 +77,14 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
       params: IdParam,
       body: z.strictObject({
         ttl_seconds: z.number().int().min(1).max(7 * 86400).optional().meta({ description: 'The new delivery window; the original ttl by default', examples: [3600] }),
-      }).prefault({}),
+      }).nullish().meta({ description: 'Optional' }),
       response: {
         202: z.object({ id: z.string(), status: z.string(), channel: z.string(), expires_at: z.string() }),
         ...pickProblems(400, 401, 403, 404, 422, 503),
       },
     },
   }, async (request, reply) => {
-    const n = await ops.retryDead(request.params.id, request.body.ttl_seconds)
+    const n = await ops.retryDead(request.params.id, request.body?.ttl_seconds)
     return reply.code(202).send({ id: n.id, status: n.status, channel: n.channel, expires_at: n.expires_at })
   })
 
