@@ -63,6 +63,9 @@ export const envSchema = z
 
     CAMARA_BASE_URL: optionalUrl,
     CAMARA_ACCESS_TOKEN: optionalString,
+    CAMARA_SUBSCRIPTIONS_URL: optionalUrl,
+    CAMARA_SINK_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+    PUBLIC_BASE_URL: optionalUrl,
 
     AUTH_JWKS_URL: optionalUrl,
     AUTH_PUBLIC_KEY: optionalString,
@@ -124,6 +127,11 @@ export const envSchema = z
         need(false, name, `cannot be read: ${(err as Error).message}`)
       }
     }
+    if (env.CAMARA_SUBSCRIPTIONS_URL) {
+      need(env.REACHABILITY_PROVIDER === 'camara', 'CAMARA_SUBSCRIPTIONS_URL', 'only used with REACHABILITY_PROVIDER=camara')
+      need(!!env.PUBLIC_BASE_URL, 'PUBLIC_BASE_URL', 'required with CAMARA_SUBSCRIPTIONS_URL: the operator posts events to <PUBLIC_BASE_URL>/v1/webhooks/camara')
+      need(!!env.CAMARA_SINK_TOKEN, 'CAMARA_SINK_TOKEN', 'required with CAMARA_SUBSCRIPTIONS_URL: the token the operator sends with each event')
+    }
     const authSources = [env.AUTH_JWKS_URL, env.AUTH_PUBLIC_KEY, env.AUTH_HS256_SECRET].filter(Boolean).length
     need(authSources <= 1, 'AUTH_JWKS_URL', 'set only one of AUTH_JWKS_URL, AUTH_PUBLIC_KEY, AUTH_HS256_SECRET')
     need(authSources === 1 || env.NODE_ENV !== 'production', 'AUTH_JWKS_URL',
@@ -183,7 +191,15 @@ export interface Config {
     purpose: string
     jwtTtlSeconds: number
   }
-  camara: { baseUrl: string | undefined, accessToken: string | undefined }
+  camara: {
+    baseUrl: string | undefined
+    accessToken: string | undefined
+    /** The subscriptions API root; set, queued numbers get reachability subscriptions. */
+    subscriptionsUrl: string | undefined
+    sinkToken: string | undefined
+  }
+  /** Where the world reaches this service (for webhook sinks). */
+  publicBaseUrl: string | undefined
   auth: {
     jwksUrl: string | undefined
     publicKey: string | undefined
@@ -282,7 +298,13 @@ export function loadConfig (source: Record<string, string | undefined> = process
       purpose: e.VONAGE_INSIGHTS_PURPOSE,
       jwtTtlSeconds: e.VONAGE_JWT_TTL_SECONDS,
     },
-    camara: { baseUrl: e.CAMARA_BASE_URL?.replace(/\/+$/, ''), accessToken: e.CAMARA_ACCESS_TOKEN },
+    camara: {
+      baseUrl: e.CAMARA_BASE_URL?.replace(/\/+$/, ''),
+      accessToken: e.CAMARA_ACCESS_TOKEN,
+      subscriptionsUrl: e.CAMARA_SUBSCRIPTIONS_URL?.replace(/\/+$/, ''),
+      sinkToken: e.CAMARA_SINK_TOKEN,
+    },
+    publicBaseUrl: e.PUBLIC_BASE_URL?.replace(/\/+$/, ''),
     auth: {
       jwksUrl: e.AUTH_JWKS_URL,
       publicKey: e.AUTH_PUBLIC_KEY,

@@ -31,7 +31,9 @@ export async function startProcess (args, env, url, { quiet = true } = {}) {
     try {
       const res = await fetch(url)
       if (res.ok) return child
-    } catch {}
+    } catch {
+      // Not listening yet: try again until the deadline.
+    }
     if (Date.now() > deadline) {
       child.kill('SIGKILL')
       throw new Error(`${url} did not answer within 20 s`)

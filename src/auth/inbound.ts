@@ -90,7 +90,8 @@ export class InboundAuth {
         : await jwtVerify(token, this.source.key, { ...this.verifyOptions, algorithms: this.source.algorithms })
       return payload
     } catch (err) {
-      if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JOSEError && err.code === 'ERR_JWKS_INVALID') {
+      // The key set could not be had (timeout, not 200, not a key set): our outage, not a bad token.
+      if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JOSEError && (err.code === 'ERR_JWKS_INVALID' || (this.source.kind === 'jwks' && err.code === 'ERR_JOSE_GENERIC'))) {
         throw new UpstreamUnavailableError('the signing key set could not be fetched', 5, { cause: err })
       }
       if (err instanceof joseErrors.JOSEError) throw new UnauthorizedError(`the token was refused: ${describe(err)}`, { cause: err })

@@ -186,14 +186,14 @@ t.test('AUTH_JWKS_URL', async t => {
     t.type(refused, UpstreamUnavailableError)
   })
 
-  t.test('a key set endpoint answering 503 or garbage rejects at once, 503 or 401, and never lets the token in', async t => {
+  t.test('a key set endpoint answering 503 or garbage rejects at once with 503 (our outage, not a bad token)', async t => {
     for (const mode of ['down', 'garbage'] as const) {
       const broken = await startFakeJwks([jwk])
       t.teardown(() => broken.close())
       broken.mode = mode
       const auth = await InboundAuth.create(options({ jwksUrl: broken.url, jwksTimeoutMs: 300 }))
       const refused = await within(3000, auth.authenticate(bearer(await token())).then(() => undefined, (err: unknown) => err))
-      t.ok(refused instanceof UpstreamUnavailableError || refused instanceof UnauthorizedError,
+      t.ok(refused instanceof UpstreamUnavailableError,
         `${mode}: refused with ${(refused as Error | undefined)?.name}: ${(refused as Error | undefined)?.message}`)
     }
   })
