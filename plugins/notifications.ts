@@ -2,6 +2,8 @@ import fp from 'fastify-plugin'
 import type { Channels } from '../src/channels/channel.js'
 import { createChannels } from '../src/channels/index.js'
 import { NotificationService } from '../src/notifications/service.js'
+import { CamaraSubscriptions } from '../src/reachability/events/camara-subscriptions.js'
+import { ReachabilityEvents } from '../src/reachability/events/reachability-events.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -9,6 +11,9 @@ declare module 'fastify' {
     channels: Channels
     /** Wakes this process's delivery worker (set by the workers plugin; a no-op without workers). */
     pokeWorkers: () => void
+    /** Wakes this process's fallback scheduler (likewise). */
+    pokeScheduler: () => void
+    reachabilityEvents: ReachabilityEvents
   }
 }
 
@@ -17,7 +22,29 @@ export default fp<{ channels?: Channels }>(async (app, options) => {
   if (!options.channels) app.addHook('onClose', async () => { await Promise.all([channels.sms.close(), channels.push.close()]) })
   app.decorate('channels', channels)
   app.decorate('pokeWorkers', () => {})
-  const { delivery, fallback } = app.config
+  app.decorate('pokeScheduler', () => {})
+  const { delivery, fallback, camara, reachability, publicBaseUrl } = app.config
+  const subscriptions = camara.subscriptionsUrl && camara.accessToken
+    ? new CamaraSubscriptions({
+      baseUrl: camara.subscriptionsUrl,
+      accessToken: camara.accessToken,
+      timeoutMs: reachability.timeoutMs,
+      retries: reachability.retries,
+      retryBaseMs: reachability.retryBaseMs,
+      retryMaxMs: reachability.retryMaxMs,
+    })
+    : null
+  if (subscriptions) app.addHook('onClose', async () => subscriptions.close())
+  const events = new ReachabilityEvents({
+    store: app.store,
+    reachability: app.reachability,
+    subscriptions,
+    sinkUrl: `${publicBaseUrl ?? ''}/v1/webhooks/camara`,
+    sinkToken: camara.sinkToken ?? '',
+    onWake: () => app.pokeScheduler(),
+    log: app.log,
+  })
+  app.decorate('reachabilityEvents', events)
   app.decorate('notifications', new NotificationService({
     store: app.store,
     reachability: app.reachability,
@@ -25,5 +52,6 @@ export default fp<{ channels?: Channels }>(async (app, options) => {
     idempotencyTtlSeconds: delivery.idempotencyTtlSeconds,
     firstRecheckSeconds: fallback.firstCheckSeconds,
     onEnqueued: () => app.pokeWorkers(),
+    onQueued: n => events.watch(n.request.to, n.id, Date.parse(n.expires_at)),
   }))
 }, { name: 'notifications', fastify: '5.x', dependencies: ['config', 'store', 'reachability'] })

@@ -28,6 +28,8 @@ export default fp(async (app) => {
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A JWT whose "scope" claim lists the scopes, space separated' },
+          sinkToken: { type: 'http', scheme: 'bearer', description: 'The CAMARA sink access token (CAMARA_SINK_TOKEN) given to the operator at subscription' },
+          vonageSignature: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Vonage\'s HS256 webhook signature under VONAGE_SIGNATURE_SECRET, with payload_hash = SHA-256 of the body' },
         },
       },
     },

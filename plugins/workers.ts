@@ -44,11 +44,13 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     concurrency: fallback.concurrency,
     pollMs: fallback.pollMs,
     onHandedOver: () => worker.poke(),
+    onLeft: n => app.reachabilityEvents.unwatch(n.request.to, n.id),
     log: app.log,
   })
   app.decorate('deliveryWorker', worker)
   app.decorate('fallbackScheduler', scheduler)
   app.pokeWorkers = () => worker.poke()
+  app.pokeScheduler = () => scheduler.poke()
   app.addHook('onReady', async () => {
     worker.start()
     scheduler.start()

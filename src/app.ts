@@ -12,6 +12,7 @@ import healthRoutes from '../routes/health/index.js'
 import identityInsightsRoutes from '../routes/identity-insights/index.js'
 import notificationRoutes from '../routes/v1/notifications/index.js'
 import queueRoutes from '../routes/v1/queue/index.js'
+import camaraWebhookRoutes from '../routes/webhooks/camara.js'
 import vonageWebhookRoutes from '../routes/webhooks/vonage.js'
 import reachabilityRoutes from '../routes/v1/reachability/index.js'
 import type { Channels } from './channels/channel.js'
@@ -67,6 +68,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(notificationRoutes, { prefix: '/v1/notifications' })
   await app.register(queueRoutes, { prefix: '/v1/queue' })
   await app.register(vonageWebhookRoutes, { prefix: '/v1/webhooks/vonage' })
+  await app.register(camaraWebhookRoutes, { prefix: '/v1/webhooks/camara' })
   await app.register(identityInsightsRoutes)
   return app
 }

@@ -51,6 +51,7 @@ const vonageWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
       summary: 'Vonage Messages status webhook',
       description: 'Moves a sent SMS to delivered or failed. Signed by Vonage with an HS256 JWT (VONAGE_SIGNATURE_SECRET) whose payload_hash ' +
         'is the SHA-256 of the body; a bad signature is 401 and changes nothing. Repeats are harmless. Set the Vonage application\'s status URL here.',
+      security: [{ vonageSignature: [] }],
       body: MessageStatus,
       response: { 204: z.null().meta({ description: 'Taken (or already known)' }), ...pickProblems(400, 401, 413) },
     },

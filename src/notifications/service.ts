@@ -30,6 +30,8 @@ export interface NotificationServiceOptions {
   now?: () => number
   /** Told after each accepted notification that has a job, so in-process workers need not wait for their next poll. */
   onEnqueued?: () => void
+  /** Told when a notification starts waiting in the fallback queue (reachability subscriptions). Must not throw. */
+  onQueued?: (notification: Notification) => Promise<void>
 }
 
 /** Accepts notifications (routed, stored and enqueued in one atomic step) and reads them back. */
@@ -146,6 +148,8 @@ export class NotificationService {
     })
     if (!accepted) throw new ConflictError('the Idempotency-Key claim of this request ran out and was taken by another request', 1)
     if (next.kind === 'outbox') this.options.onEnqueued?.()
+    // Subscribing at the operator takes its own round trips: the caller's 202 does not wait for it.
+    if (next.kind === 'fallback') void this.options.onQueued?.(notification)
     return answer
   }
 

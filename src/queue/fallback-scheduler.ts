@@ -26,6 +26,8 @@ export interface FallbackSchedulerOptions {
   random?: () => number
   /** Told when a notification was handed to an outbox, to wake the delivery worker. */
   onHandedOver?: () => void
+  /** Told when a notification left the fallback queue, whatever the way (ends reachability subscriptions). Must not throw. */
+  onLeft?: (notification: Notification) => Promise<void>
   log?: { warn: (obj: object, msg: string) => void, error: (obj: object, msg: string) => void }
 }
 
@@ -164,6 +166,7 @@ export class FallbackScheduler {
       if (handed) {
         await store.countFallbackActivity(lease.shard, Math.floor(nowMs / 60_000), 'wakeups', 1)
         this.options.onHandedOver?.()
+        await this.options.onLeft?.(n)
       }
       return
     }
@@ -202,7 +205,10 @@ export class FallbackScheduler {
         next: { kind: 'outbox', lane: 'sms' },
         at: this.now(),
       })
-      if (handed) this.options.onHandedOver?.()
+      if (handed) {
+        this.options.onHandedOver?.()
+        await this.options.onLeft?.(n)
+      }
       return
     }
     await this.end(lease, n, 'expired', `the device did not come back within the ttl of ${n.request.routing.ttl_seconds} s`, [], at, null)
@@ -210,7 +216,7 @@ export class FallbackScheduler {
 
   private async end (lease: FallbackLease, n: Notification, status: 'expired' | 'failed' | 'dropped', reason: string, events: NotificationEvent[], at: string, reachability: ReachabilityResult | null): Promise<void> {
     const next: JobTarget = n.request.callback_url ? { kind: 'outbox', lane: 'callback' } : { kind: 'none' }
-    await this.options.store.transition({
+    const ended = await this.options.store.transition({
       notificationId: n.id,
       shard: lease.shard,
       patch: { status, updated_at: at, ...(reachability ? { reachability } : {}) },
@@ -220,5 +226,6 @@ export class FallbackScheduler {
       dead: true,
       at: this.now(),
     })
+    if (ended) await this.options.onLeft?.(n)
   }
 }

@@ -31,7 +31,7 @@ export interface DeadLetterView {
 export class QueueOps {
   private readonly now: () => number
 
-  constructor (private readonly store: Store, now?: () => number) {
+  constructor (private readonly store: Store, now?: () => number, private readonly onQueued?: (n: Notification) => Promise<void>) {
     this.now = now ?? Date.now
   }
 
@@ -116,7 +116,9 @@ export class QueueOps {
       at: nowMs,
     })
     if (!moved) throw new UnprocessableError(`notification ${id} is ${notification.status}: only failed or expired notifications can be retried`)
-    return (await this.store.getNotification(id, shard))!.notification
+    const requeued = (await this.store.getNotification(id, shard))!.notification
+    await this.onQueued?.(requeued)
+    return requeued
   }
 
   async deleteDead (id: string): Promise<void> {

@@ -1,7 +1,7 @@
 import pLimit from 'p-limit'
 import { UpstreamUnavailableError } from '../domain/errors.js'
 import { normalizePhoneNumber } from '../domain/phone.js'
-import { isTransientCode, type Reachability, type ReachabilityResult } from '../domain/reachability.js'
+import { isTransientCode, type Reachability, type ReachabilityResult, type UpstreamAnswer } from '../domain/reachability.js'
 import type { CachedReachability, Store } from '../store/store.js'
 import { type CachePolicy, freshSeconds } from './cache-policy.js'
 import { type ReachabilityUpstream, UpstreamFailure } from './upstreams/upstream.js'
@@ -47,6 +47,21 @@ export class ReachabilityService {
       .finally(() => this.inFlight.delete(phoneNumber))
     this.inFlight.set(phoneNumber, lookup)
     return lookup
+  }
+
+  /** Caches an answer that came by other means (an operator's event) as if the upstream had just given it. */
+  async record (phoneNumber: string, answer: UpstreamAnswer): Promise<ReachabilityResult> {
+    const record: Reachability = { phone_number: phoneNumber, ...answer, checked_at: new Date(this.now()).toISOString() }
+    const fresh = freshSeconds(record, this.options.policy)
+    if (fresh > 0) {
+      await this.options.store.putReachability({ record, freshUntil: this.now() + fresh * 1000 }, fresh + this.options.maxStaleSeconds)
+    }
+    return this.emit({ ...record, source: 'upstream' })
+  }
+
+  /** The cached entry as it is, fresh or not (null when there is none). */
+  async cached (phoneNumber: string): Promise<Reachability | null> {
+    return (await this.options.store.getReachability(phoneNumber))?.record ?? null
   }
 
   private isFresh (cached: CachedReachability, maxAgeSeconds: number | undefined): boolean {

@@ -146,6 +146,24 @@ export interface Store {
   /** Drops dead letters older than `before` (epoch ms). */
   trimDead (shard: number, before: number): Promise<number>
 
+  /** Makes due now the given fallback entries that are waiting (an event says their device is back). */
+  wakeFallback (shard: number, notificationIds: string[], now: number): Promise<number>
+
+  /** Notes that a notification waits for this number's device, until `untilMs` at the latest. */
+  watchNumber (phoneNumber: string, notificationId: string, untilMs: number): Promise<void>
+  /** Resolves how many notifications still wait for the number. */
+  unwatchNumber (phoneNumber: string, notificationId: string): Promise<number>
+  watchers (phoneNumber: string): Promise<string[]>
+  /** The number's reachability subscriptions at the operator, by event type. */
+  getSubscriptions (phoneNumber: string): Promise<Record<string, string>>
+  /** Takes the right to create the number's subscription of this type (false: one exists or is being made). */
+  claimSubscription (phoneNumber: string, type: string, untilMs: number): Promise<boolean>
+  setSubscription (phoneNumber: string, type: string, subscriptionId: string, untilMs: number): Promise<void>
+  /** Forgets the number's subscriptions (all, or the one with this id); resolves those forgotten. */
+  dropSubscriptions (phoneNumber: string, subscriptionId?: string): Promise<Record<string, string>>
+  /** True the first time an event id is seen within ttlSeconds: repeats are ignored. */
+  firstSighting (eventId: string, ttlSeconds: number): Promise<boolean>
+
   /** Resolves when the store answers; throws StoreUnavailableError when it does not. */
   ping (): Promise<void>
   close (): Promise<void>

@@ -20,7 +20,7 @@ const DeadLetterSchema = z.object({
 }).meta({ id: 'DeadLetter' })
 
 const queueRoutes: FastifyPluginAsyncZod = async (app) => {
-  const ops = new QueueOps(app.store)
+  const ops = new QueueOps(app.store, Date.now, n => app.reachabilityEvents.watch(n.request.to, n.id, Date.parse(n.expires_at)))
   app.addHook('onRequest', app.requireScope('ops'))
 
   app.get('/', {

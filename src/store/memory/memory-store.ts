@@ -84,6 +84,9 @@ export class MemoryStore implements Store {
   private readonly leased = new Map<number, Map<string, number>>()
   private readonly deadLetters = new Map<number, Map<string, number>>()
   private readonly activity = new Map<string, number>()
+  private readonly watching: ExpiringMap<Set<string>>
+  private readonly subscriptions: ExpiringMap<Map<string, string>>
+  private readonly sightings: ExpiringMap<true>
   private readonly sweeper: NodeJS.Timeout
   private sequence = 0
 
@@ -93,10 +96,16 @@ export class MemoryStore implements Store {
     this.reachability = new ExpiringMap(this.now)
     this.notifications = new ExpiringMap(this.now)
     this.idempotency = new ExpiringMap(this.now)
+    this.watching = new ExpiringMap(this.now)
+    this.subscriptions = new ExpiringMap(this.now)
+    this.sightings = new ExpiringMap(this.now)
     this.sweeper = setInterval(() => {
       this.reachability.sweep()
       this.notifications.sweep()
       this.idempotency.sweep()
+      this.watching.sweep()
+      this.subscriptions.sweep()
+      this.sightings.sweep()
     }, options.sweepIntervalMs ?? 60_000)
     this.sweeper.unref()
   }
@@ -271,6 +280,69 @@ export class MemoryStore implements Store {
   async outboxDepth (shard: number): Promise<Record<Lane | 'retry', number>> {
     const depth = Object.fromEntries(LANES.map(lane => [lane, this.stream(shard, lane).size])) as Record<Lane, number>
     return { ...depth, retry: this.sorted(this.retries, shard).size }
+  }
+
+  async wakeFallback (shard: number, notificationIds: string[], now: number): Promise<number> {
+    const queue = this.sorted(this.fallbacks, shard)
+    let woken = 0
+    for (const id of notificationIds) {
+      if (queue.has(id) && queue.get(id) !== now) {
+        queue.set(id, now)
+        woken++
+      }
+    }
+    return woken
+  }
+
+  async watchNumber (phoneNumber: string, notificationId: string, untilMs: number): Promise<void> {
+    const set = this.watching.get(phoneNumber) ?? new Set()
+    set.add(notificationId)
+    this.watching.set(phoneNumber, set, Math.max(untilMs - this.now(), this.watching.ttl(phoneNumber)))
+  }
+
+  async unwatchNumber (phoneNumber: string, notificationId: string): Promise<number> {
+    const set = this.watching.get(phoneNumber)
+    set?.delete(notificationId)
+    return set?.size ?? 0
+  }
+
+  async watchers (phoneNumber: string): Promise<string[]> {
+    return [...(this.watching.get(phoneNumber) ?? [])]
+  }
+
+  async getSubscriptions (phoneNumber: string): Promise<Record<string, string>> {
+    return Object.fromEntries(this.subscriptions.get(phoneNumber) ?? [])
+  }
+
+  async claimSubscription (phoneNumber: string, type: string, untilMs: number): Promise<boolean> {
+    const subs = this.subscriptions.get(phoneNumber) ?? new Map<string, string>()
+    if (subs.has(type)) return false
+    subs.set(type, 'pending')
+    this.subscriptions.set(phoneNumber, subs, Math.max(untilMs - this.now(), this.subscriptions.ttl(phoneNumber)))
+    return true
+  }
+
+  async setSubscription (phoneNumber: string, type: string, subscriptionId: string, untilMs: number): Promise<void> {
+    const subs = this.subscriptions.get(phoneNumber) ?? new Map()
+    subs.set(type, subscriptionId)
+    this.subscriptions.set(phoneNumber, subs, Math.max(untilMs - this.now(), this.subscriptions.ttl(phoneNumber)))
+  }
+
+  async dropSubscriptions (phoneNumber: string, subscriptionId?: string): Promise<Record<string, string>> {
+    const subs = this.subscriptions.get(phoneNumber) ?? new Map<string, string>()
+    const dropped: Record<string, string> = {}
+    for (const [type, id] of subs) {
+      if (subscriptionId !== undefined && id !== subscriptionId) continue
+      dropped[type] = id
+      subs.delete(type)
+    }
+    return dropped
+  }
+
+  async firstSighting (eventId: string, ttlSeconds: number): Promise<boolean> {
+    if (this.sightings.get(eventId)) return false
+    this.sightings.set(eventId, true, ttlSeconds * 1000)
+    return true
   }
 
   async ping (): Promise<void> {}

@@ -11,6 +11,19 @@ export class RedisKeys {
     return `${this.prefix}{n:${phoneNumber}}:reach`
   }
 
+  /** Notifications waiting for the number's device (for event wake-ups). */
+  watchers (phoneNumber: string): string {
+    return `${this.prefix}{n:${phoneNumber}}:waiting`
+  }
+
+  subscriptions (phoneNumber: string): string {
+    return `${this.prefix}{n:${phoneNumber}}:subs`
+  }
+
+  event (eventId: string): string {
+    return `${this.prefix}{e:${eventId}}:seen`
+  }
+
   private shard (shard: number): string {
     return `${this.prefix}{s${shard}}`
   }

@@ -32,6 +32,8 @@ export interface RedisStoreOptions {
 }
 
 const GROUP = 'delivery'
+/** A subscription being created: claimed, no id yet. */
+const PENDING = 'pending'
 
 export function redisClientOptions (commandTimeoutMs: number): RedisOptions {
   return {
@@ -277,6 +279,67 @@ export class RedisStore implements Store {
 
   async trimDead (shard: number, before: number): Promise<number> {
     return guard(this.redis.zremrangebyscore(this.keys.dead(shard), '-inf', `(${before}`))
+  }
+
+  async wakeFallback (shard: number, notificationIds: string[], now: number): Promise<number> {
+    if (notificationIds.length === 0) return 0
+    const args = notificationIds.flatMap(id => [now, id])
+    return guard(this.redis.zadd(this.keys.fallback(shard), 'XX', 'CH', ...args)) as Promise<number>
+  }
+
+  async watchNumber (phoneNumber: string, notificationId: string, untilMs: number): Promise<void> {
+    const key = this.keys.watchers(phoneNumber)
+    await guard(Promise.all([
+      this.redis.sadd(key, notificationId),
+      // The set lives as long as its longest-waiting notification.
+      this.redis.pexpireat(key, untilMs, 'NX'),
+      this.redis.pexpireat(key, untilMs, 'GT'),
+    ]))
+  }
+
+  async unwatchNumber (phoneNumber: string, notificationId: string): Promise<number> {
+    const key = this.keys.watchers(phoneNumber)
+    const [, left] = await guard(Promise.all([this.redis.srem(key, notificationId), this.redis.scard(key)]))
+    return left
+  }
+
+  async watchers (phoneNumber: string): Promise<string[]> {
+    return guard(this.redis.smembers(this.keys.watchers(phoneNumber)))
+  }
+
+  async getSubscriptions (phoneNumber: string): Promise<Record<string, string>> {
+    return guard(this.redis.hgetall(this.keys.subscriptions(phoneNumber)))
+  }
+
+  async claimSubscription (phoneNumber: string, type: string, untilMs: number): Promise<boolean> {
+    const key = this.keys.subscriptions(phoneNumber)
+    const [claimed] = await guard(Promise.all([
+      this.redis.hsetnx(key, type, PENDING),
+      this.redis.pexpireat(key, untilMs, 'NX'),
+      this.redis.pexpireat(key, untilMs, 'GT'),
+    ]))
+    return claimed === 1
+  }
+
+  async setSubscription (phoneNumber: string, type: string, subscriptionId: string, untilMs: number): Promise<void> {
+    const key = this.keys.subscriptions(phoneNumber)
+    await guard(Promise.all([
+      this.redis.hset(key, type, subscriptionId),
+      this.redis.pexpireat(key, untilMs, 'NX'),
+      this.redis.pexpireat(key, untilMs, 'GT'),
+    ]))
+  }
+
+  async dropSubscriptions (phoneNumber: string, subscriptionId?: string): Promise<Record<string, string>> {
+    const key = this.keys.subscriptions(phoneNumber)
+    const all = await guard(this.redis.hgetall(key))
+    const dropped = Object.fromEntries(Object.entries(all).filter(([, id]) => subscriptionId === undefined || id === subscriptionId))
+    if (Object.keys(dropped).length > 0) await guard(this.redis.hdel(key, ...Object.keys(dropped)))
+    return dropped
+  }
+
+  async firstSighting (eventId: string, ttlSeconds: number): Promise<boolean> {
+    return (await guard(this.redis.set(this.keys.event(eventId), '1', 'EX', ttlSeconds, 'NX'))) === 'OK'
   }
 
   async ping (): Promise<void> {

@@ -1,0 +1,58 @@
+import { timingSafeEqual } from 'node:crypto'
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import { UnauthorizedError } from '../../src/domain/errors.js'
+import { pickProblems } from '../schemas/problem.js'
+import { PhoneNumber } from '../schemas/reachability.js'
+
+const CloudEvent = z.looseObject({
+  id: z.string().min(1).max(200).meta({ description: 'Event id; a repeat of an id already seen is ignored', examples: ['83a0d986-0866-4f38-b8c0-fc65bfcda452'] }),
+  source: z.string().min(1).max(2000).meta({ examples: ['https://operator.example/device-reachability-status-subscriptions/v0.7/subscriptions/qs15-h556-rt89-1298'] }),
+  type: z.string().min(1).max(200).meta({
+    description: 'org.camaraproject.device-reachability-status-subscriptions.v0.reachability-data, …-sms, …-disconnected or …-subscription-ends',
+    examples: ['org.camaraproject.device-reachability-status-subscriptions.v0.reachability-data'],
+  }),
+  specversion: z.literal('1.0'),
+  datacontenttype: z.string().max(100).optional(),
+  time: z.iso.datetime({ offset: true }).optional().meta({ examples: ['2026-11-25T10:41:38.657Z'] }),
+  data: z.looseObject({
+    device: z.looseObject({ phoneNumber: PhoneNumber }),
+    subscriptionId: z.string().max(200).optional(),
+  }),
+}).meta({ description: 'A CloudEvents 1.0 event of CAMARA Device Reachability Status Subscriptions' })
+
+/** Events from a CAMARA operator, for numbers with notifications waiting in the fallback queue. */
+const camaraWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
+  app.addContentTypeParser('application/cloudevents+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'ignore'))
+  const expected = app.config.camara.sinkToken
+
+  app.post('/', {
+    bodyLimit: 16 * 1024,
+    onRequest: async (request) => {
+      if (!expected) throw new UnauthorizedError('CAMARA_SINK_TOKEN is not set: no event is accepted')
+      const given = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? ''
+      const a = Buffer.from(given)
+      const b = Buffer.from(expected)
+      if (a.length !== b.length || !timingSafeEqual(a, b)) throw new UnauthorizedError('the sink access token does not match')
+    },
+    schema: {
+      tags: ['webhooks'],
+      operationId: 'camaraReachabilityEvent',
+      summary: 'CAMARA reachability events (the subscriptions\' sink)',
+      description: 'The operator posts CloudEvents here (Content-Type application/cloudevents+json) with the sink access token given at ' +
+        'subscription (CAMARA_SINK_TOKEN) as a bearer token. A reachability-data or -sms event updates the cache and makes the number\'s ' +
+        'queued notifications due at once; repeats of an event id are ignored. Answers 204.',
+      security: [{ sinkToken: [] }],
+      body: CloudEvent,
+      response: { 204: z.null().meta({ description: 'Taken (or a repeat, ignored)' }), ...pickProblems(400, 401, 413, 503) },
+    },
+  }, async (request, reply) => {
+    const event = request.body
+    await app.reachabilityEvents.handle({
+      id: event.id, type: event.type, phoneNumber: event.data.device.phoneNumber, subscriptionId: event.data.subscriptionId, time: event.time,
+    })
+    return reply.code(204).send(null)
+  })
+}
+
+export default camaraWebhookRoutes

@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto'
+import { HttpClient } from '../../http/retry.js'
+
+// CAMARA Device Reachability Status Subscriptions (v0.7): ask the operator to tell us when a device connects.
+
+export const EVENT_TYPE_PREFIX = 'org.camaraproject.device-reachability-status-subscriptions.v0.'
+export const SUBSCRIBED_TYPES = ['reachability-data', 'reachability-sms'] as const
+
+export interface SubscriptionRequest {
+  phoneNumber: string
+  /** Short type: reachability-data or reachability-sms. */
+  type: string
+  sink: string
+  sinkToken: string
+  expireAt: Date
+}
+
+export interface CamaraSubscriptionsOptions {
+  /** The API root, e.g. https://operator.example/device-reachability-status-subscriptions/v0.7 */
+  baseUrl: string
+  accessToken: string
+  timeoutMs: number
+  retries: number
+  retryBaseMs: number
+  retryMaxMs: number
+}
+
+export class SubscriptionError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'SubscriptionError'
+  }
+}
+
+export class CamaraSubscriptions {
+  private readonly http: HttpClient
+
+  constructor (private readonly options: CamaraSubscriptionsOptions) {
+    this.http = new HttpClient(options.baseUrl, {
+      timeoutMs: options.timeoutMs, retries: options.retries, baseMs: options.retryBaseMs, maxMs: options.retryMaxMs,
+    })
+  }
+
+  /** Creates one subscription (one event type, as the spec demands); resolves its id. */
+  async create (request: SubscriptionRequest): Promise<string> {
+    const body = JSON.stringify({
+      protocol: 'HTTP',
+      sink: request.sink,
+      sinkCredential: {
+        credentialType: 'ACCESSTOKEN',
+        accessToken: request.sinkToken,
+        accessTokenExpiresUtc: request.expireAt.toISOString(),
+        accessTokenType: 'bearer',
+      },
+      types: [EVENT_TYPE_PREFIX + request.type],
+      config: {
+        subscriptionDetail: { device: { phoneNumber: request.phoneNumber } },
+        subscriptionExpireTime: request.expireAt.toISOString(),
+        initialEvent: true,
+      },
+    })
+    const answer = await this.http.send({ method: 'POST', path: '/subscriptions', headers: this.headers(), body })
+    if (answer.statusCode !== 201 && answer.statusCode !== 202) {
+      throw new SubscriptionError(`creating a subscription answered HTTP ${answer.statusCode}: ${answer.body.slice(0, 200)}`)
+    }
+    const id = (JSON.parse(answer.body) as { id?: unknown }).id
+    if (typeof id !== 'string' || !id) throw new SubscriptionError('the subscription answer has no id')
+    return id
+  }
+
+  /** Ends a subscription; one the operator no longer knows is ended already. */
+  async delete (id: string): Promise<void> {
+    const answer = await this.http.send({ method: 'DELETE', path: `/subscriptions/${encodeURIComponent(id)}`, headers: this.headers() })
+    if (answer.statusCode >= 300 && answer.statusCode !== 404) {
+      throw new SubscriptionError(`deleting subscription ${id} answered HTTP ${answer.statusCode}`)
+    }
+  }
+
+  close (): Promise<void> {
+    return this.http.close()
+  }
+
+  private headers (): Record<string, string> {
+    return {
+      authorization: `Bearer ${this.options.accessToken}`,
+      'content-type': 'application/json',
+      'x-correlator': randomUUID(),
+    }
+  }
+}
