@@ -2,6 +2,8 @@ import t from 'tap'
 import { SandboxUpstream } from '../../../src/reachability/upstreams/sandbox.js'
 import { buildTestApp } from '../../helpers/app.js'
 import { CountingUpstream } from '../../helpers/upstream.js'
+import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../../helpers/redis.js'
+import { Redis } from 'ioredis'
 
 async function setup (env: Record<string, string> = {}) {
   const upstream = new CountingUpstream(new SandboxUpstream({ comebackSeconds: 20 }))
@@ -147,4 +149,25 @@ t.test('unknown routes are 404 problems', async t => {
   const res = await app.inject({ url: '/v1/nothing-here' })
   t.equal(res.statusCode, 404)
   t.match(res.json(), { type: /not-found$/, status: 404, title: 'Not found' })
+})
+
+t.test('with REDIS_URL the cache lives in Redis and survives a restart of the service', { skip: !(await redisAvailable()) && 'Redis is not running' }, async t => {
+  const prefix = uniquePrefix()
+  t.teardown(() => dropPrefix(prefix))
+  const env = { REDIS_URL, REDIS_KEY_PREFIX: prefix }
+  const first = await buildTestApp(env)
+  const res = await first.app.inject({ url: '/v1/reachability/+990123411', headers: { authorization: await first.bearer() } })
+  t.equal(res.json().source, 'upstream')
+  await first.app.close()
+
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.disconnect())
+  const stored = JSON.parse((await redis.get(`${prefix}{n:+990123411}:reach`))!)
+  t.same(stored.record.connectivity, ['SMS'], 'visible with redis-cli under the number\'s key')
+  t.ok(await redis.ttl(`${prefix}{n:+990123411}:reach`) > 300, 'kept for its freshness plus the stale window')
+
+  const second = await buildTestApp(env)
+  t.teardown(() => second.app.close())
+  const again = await second.app.inject({ url: '/v1/reachability/+990123411', headers: { authorization: await second.bearer() } })
+  t.match(again.json(), { source: 'cache', connectivity: ['SMS'], checked_at: res.json().checked_at })
 })
