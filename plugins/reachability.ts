@@ -13,6 +13,7 @@ export default fp<{ upstream?: ReachabilityUpstream }>(async (app, options) => {
   const { reachability } = app.config
   const upstream = options.upstream ?? createUpstream(app.config)
   if (!options.upstream) app.addHook('onClose', async () => upstream.close())
+  await upstream.verifySetup?.()
   // The whole budget of one lookup: each attempt's timeout and the backoff between them.
   const deadlineMs = reachability.timeoutMs * (reachability.retries + 1) + reachability.retryMaxMs * reachability.retries
   app.decorate('reachability', new ReachabilityService({

@@ -15,6 +15,8 @@ export interface ReachabilityUpstream {
    * throws UpstreamFailure when no answer could be had (network, timeout, 429/5xx after retries).
    */
   check (phoneNumber: string, options?: UpstreamCheckOptions): Promise<UpstreamAnswer>
+  /** Checks what can be checked before the first call (keys parse, …); throws with a message for the operator. */
+  verifySetup? (): Promise<void>
   close (): Promise<void>
 }
 

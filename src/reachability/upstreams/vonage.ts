@@ -60,6 +60,15 @@ export class VonageUpstream implements ReachabilityUpstream {
     })
   }
 
+  /** Signs the first application JWT now, so a private key that cannot sign stops the start, not the first request. */
+  async verifySetup (): Promise<void> {
+    try {
+      await this.signer.token()
+    } catch (err) {
+      throw new Error(`VONAGE_PRIVATE_KEY cannot sign the application JWT: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
   async check (phoneNumber: string, options: UpstreamCheckOptions = {}): Promise<UpstreamAnswer> {
     const body = JSON.stringify({
       phone_number: phoneNumber,

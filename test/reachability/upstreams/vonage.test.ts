@@ -225,3 +225,12 @@ t.test('an already aborted signal sends nothing', async t => {
   await t.rejects(upstream.check(NUMBER, { signal: controller.signal }), { name: 'AbortError' })
   t.equal(fake.requests.length, 0)
 })
+
+t.test('a private key that cannot sign stops the start with a message naming it', async t => {
+  const upstream = new VonageUpstream({
+    baseUrl: 'http://127.0.0.1:9', path: '/identity-insights/v1/requests', applicationId: 'app', privateKey: '-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----',
+    purpose: 'FraudPreventionAndDetection', jwtTtlSeconds: 900, timeoutMs: 200, retries: 0, retryBaseMs: 5, retryMaxMs: 10,
+  })
+  t.teardown(() => upstream.close())
+  await t.rejects(upstream.verifySetup(), /VONAGE_PRIVATE_KEY cannot sign/)
+})
