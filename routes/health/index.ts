@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { pickProblems } from '../schemas/problem.js'
+import { jsonResponse } from '../schemas/docs.js'
+import { problemResponse } from '../schemas/problem.js'
 
 const healthRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get('/healthz', {
@@ -9,7 +10,11 @@ const healthRoutes: FastifyPluginAsyncZod = async (app) => {
       operationId: 'healthz',
       summary: 'Liveness: the process answers',
       description: 'Cheap: touches nothing outside the process. No auth.',
-      response: { 200: z.object({ status: z.literal('ok') }) },
+      response: {
+        200: jsonResponse('The process is alive', z.object({
+          status: z.literal('ok').meta({ description: 'Always "ok": an answer at all means alive', examples: ['ok'] }),
+        })),
+      },
     },
   }, async () => ({ status: 'ok' as const }))
 
@@ -20,8 +25,11 @@ const healthRoutes: FastifyPluginAsyncZod = async (app) => {
       summary: 'Readiness: the store answers',
       description: 'Answers 503 while the store (Redis) does not answer. No auth.',
       response: {
-        200: z.object({ status: z.literal('ready'), store: z.enum(['redis', 'memory']) }),
-        ...pickProblems(503),
+        200: jsonResponse('The store answers: ready for traffic', z.object({
+          status: z.literal('ready').meta({ description: 'Always "ready" (a store that does not answer gives 503 instead)', examples: ['ready'] }),
+          store: z.enum(['redis', 'memory']).meta({ description: 'The store in use: redis (REDIS_URL set) or memory (the embedded default)', examples: ['redis'] }),
+        })),
+        503: problemResponse('The store does not answer: not ready for traffic'),
       },
     },
   }, async () => {

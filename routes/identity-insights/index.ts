@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { pickProblems } from '../schemas/problem.js'
+import { jsonResponse, transformingBodyExamples } from '../schemas/docs.js'
+import { pickProblems, problemResponse } from '../schemas/problem.js'
 import { PhoneNumber } from '../schemas/reachability.js'
 
 // A Vonage-compatible gateway: Vonage's own request and answer shapes, served through reachroute's cache.
@@ -20,18 +21,35 @@ const InsightsRequest = z.strictObject({
       ctx.addIssue({ code: 'custom', message: 'ask for the "reachability" insight: {"reachability": {}}' })
     }
   }).meta({ description: 'The insights asked for: only {"reachability": {}} is served', examples: [{ reachability: {} }] }),
-}).meta({ examples: [{ phone_number: '+990123400', purpose: 'FraudPreventionAndDetection', insights: { reachability: {} } }] })
+}).meta(transformingBodyExamples({
+  reachability: {
+    summary: 'The reachability insight, as in Vonage\'s documented curl example',
+    value: { phone_number: '+990123400', purpose: 'FraudPreventionAndDetection', insights: { reachability: {} } },
+  },
+}))
 
 const InsightsResponse = z.object({
   request_id: z.string().meta({ description: 'A UUID naming this request', examples: ['c2cc7a65-9b10-493f-9c0a-1c86751a91c4'] }),
   insights: z.object({
     reachability: z.object({
-      latest_status_at: z.string().optional().meta({ examples: ['2024-02-20T10:41:38.657Z'] }),
-      is_reachable: z.boolean().optional(),
-      connectivity: z.array(z.string()).optional().meta({ description: 'Present only when is_reachable is true', examples: [['DATA', 'SMS']] }),
-      status: z.object({ code: z.string().meta({ examples: ['OK'] }), message: z.string().meta({ examples: ['Success'] }) }),
-    }),
-  }),
+      latest_status_at: z.string().optional().meta({
+        description: 'When the network last updated the device\'s connectivity status; present only when the status is OK or PARTIAL_SUCCESS and it is known',
+        examples: ['2024-02-20T10:41:38.657Z'],
+      }),
+      is_reachable: z.boolean().optional().meta({
+        description: 'True when the device is attached to the mobile network; present only when the status is OK or PARTIAL_SUCCESS',
+        examples: [true],
+      }),
+      connectivity: z.array(z.string()).optional().meta({ description: 'What the device is connected for (DATA and/or SMS); present only when is_reachable is true', examples: [['DATA', 'SMS']] }),
+      status: z.object({
+        code: z.string().meta({
+          description: 'Insight status code, as Vonage gives it: OK, PARTIAL_SUCCESS, NO_COVERAGE, NOT_FOUND, INVALID_NUMBER_FORMAT, SUPPLIER_ERROR, INTERNAL_ERROR, …',
+          examples: ['OK'],
+        }),
+        message: z.string().meta({ description: 'The status in words', examples: ['Success'] }),
+      }).meta({ description: 'The outcome of this insight: a code other than OK still answers HTTP 200, with only the status' }),
+    }).meta({ description: 'The reachability insight' }),
+  }).meta({ description: 'The insights asked for: only reachability is served here' }),
 }).meta({ id: 'VonageInsightsResponse', description: 'Exactly the answer shape of Vonage Identity Insights' })
 
 const identityInsightsRoutes: FastifyPluginAsyncZod = async (app) => {
@@ -44,7 +62,13 @@ const identityInsightsRoutes: FastifyPluginAsyncZod = async (app) => {
       'Vonage\'s documented curl example works with only the host (and token) changed.',
     security: [{ bearerAuth: [] }],
     body: InsightsRequest,
-    response: { 200: InsightsResponse, ...pickProblems(400, 401, 403, 503) },
+    response: {
+      200: jsonResponse('The reachability insight, in Vonage\'s answer shape', InsightsResponse),
+      ...pickProblems(401, 403),
+      400: problemResponse('The phone number is not valid, an insight other than reachability was asked for (named in detail), ' +
+        'a field is missing or wrong, or the JSON is malformed'),
+      503: problemResponse('The upstream gave no usable answer and no stale cached entry was at hand, or the store is unavailable; retry after Retry-After seconds'),
+    },
   })
 
   const handler = async (request: { body: z.output<typeof InsightsRequest> }) => {

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { transformingBodyExamples } from './docs.js'
 import { PhoneNumber, ReachabilitySchema } from './reachability.js'
 
 const ChannelName = z.enum(['push', 'sms'])
@@ -10,8 +11,8 @@ export const NotificationBody = z.strictObject({
       text: z.string().min(1).max(1000).meta({ description: 'The SMS text, 1 to 1000 characters', examples: ['Your parcel arrives today between 10:00 and 12:00'] }),
     }).optional().meta({ description: 'SMS content; without it SMS is never chosen' }),
     push: z.strictObject({
-      title: z.string().min(1).max(200).meta({ examples: ['Parcel on its way'] }),
-      body: z.string().min(1).max(2000).meta({ examples: ['Arrives today between 10:00 and 12:00'] }),
+      title: z.string().min(1).max(200).meta({ description: 'The notification title, 1 to 200 characters', examples: ['Parcel on its way'] }),
+      body: z.string().min(1).max(2000).meta({ description: 'The notification text, 1 to 2000 characters', examples: ['Arrives today between 10:00 and 12:00'] }),
       data: z.record(z.string().min(1).max(100), z.string().max(1000)).optional()
         .refine(d => !d || Object.keys(d).length <= 50, 'at most 50 entries')
         .meta({ description: 'Extra key/value data for the app (strings only)', examples: [{ parcel_id: 'P-123' }] }),
@@ -48,15 +49,18 @@ export const NotificationBody = z.strictObject({
   metadata: z.record(z.string().min(1).max(64), z.string().max(500)).optional()
     .refine(m => !m || Object.keys(m).length <= 20, 'at most 20 entries')
     .meta({ description: 'Small string map, echoed back (at most 20 entries)', examples: [{ order: '5521' }] }),
-}).meta({
-  examples: [{
-    to: '+990123400',
-    message: { sms: { text: 'Your code is 123456' }, push: { title: 'Sign-in code', body: 'Your code is 123456' } },
-    push_token: 'fcm-registration-token-abc123',
-    routing: { prefer: 'push', on_unreachable: 'queue' },
-    client_ref: 'login-42',
-  }],
-})
+}).meta(transformingBodyExamples({
+  push_or_sms: {
+    summary: 'Push when the device is connected for data, SMS otherwise; queued while it is not reachable',
+    value: {
+      to: '+990123400',
+      message: { sms: { text: 'Your code is 123456' }, push: { title: 'Sign-in code', body: 'Your code is 123456' } },
+      push_token: 'fcm-registration-token-abc123',
+      routing: { prefer: 'push', on_unreachable: 'queue' },
+      client_ref: 'login-42',
+    },
+  },
+}))
 
 export const IdempotencyHeaders = z.looseObject({
   'idempotency-key': z.string().min(1).max(255).optional().meta({
@@ -72,37 +76,56 @@ const Status = z.enum(['accepted', 'queued', 'sending', 'sent', 'delivered', 'fa
 })
 const RoutedChannel = z.enum(['push', 'sms', 'fallback_queue', 'none']).meta({ description: 'Where the notification went', examples: ['push'] })
 
+const NotificationId = z.string().meta({ description: 'The notification id', examples: ['ntf_07_3f2a9c0d4b8e4f6a9b1c2d3e4f5a6b7c'] })
+const Reason = z.string().meta({
+  description: 'Why this channel, in words',
+  examples: ['connected for DATA and SMS; push preferred and a push token was given'],
+})
+const ClientRef = z.string().nullable().meta({ description: 'The client_ref given when it was sent; null when none was', examples: ['login-42'] })
+const Metadata = z.record(z.string(), z.string()).nullable().meta({ description: 'The metadata given when it was sent; null when none was', examples: [{ order: '5521' }] })
+const CreatedAt = z.string().meta({ description: 'When reachroute accepted it (ISO 8601, UTC)', examples: ['2026-11-25T10:42:00.000Z'] })
+const ExpiresAt = z.string().meta({ description: 'After this, an undelivered notification is expired: ttl_seconds after it was accepted (or retried from the dead letters)', examples: ['2026-11-26T10:42:00.000Z'] })
+
 export const AcceptAnswerSchema = z.object({
-  id: z.string().meta({ description: 'The notification id', examples: ['ntf_07_3f2a9c0d4b8e4f6a9b1c2d3e4f5a6b7c'] }),
+  id: NotificationId,
   status: Status,
   channel: RoutedChannel,
-  reason: z.string().meta({ description: 'Why this channel, in words', examples: ['connected for DATA and SMS; push preferred and a push token was given'] }),
+  reason: Reason,
   reachability: ReachabilitySchema.nullable().meta({ description: 'The reachability the decision was based on (null: the upstream gave no answer)' }),
-  client_ref: z.string().nullable(),
-  metadata: z.record(z.string(), z.string()).nullable(),
-  created_at: z.string().meta({ examples: ['2026-11-25T10:42:00.000Z'] }),
-}).meta({ id: 'NotificationAccepted' })
+  client_ref: ClientRef,
+  metadata: Metadata,
+  created_at: CreatedAt,
+}).meta({ id: 'NotificationAccepted', description: 'A notification as accepted: its id and the routing decision' })
 
 export const NotificationEventSchema = z.looseObject({
-  at: z.string(),
-  type: z.string().meta({ description: 'accepted, routed, enqueued, attempt, provider_answer, retry_scheduled, failover, recheck, receipt, callback, final' }),
-  detail: z.string(),
-}).meta({ id: 'NotificationEvent' })
+  at: z.string().meta({ description: 'When it happened (ISO 8601, UTC)', examples: ['2026-11-25T10:42:00.000Z'] }),
+  type: z.string().meta({
+    description: 'accepted, routed, enqueued, attempt, provider_answer, retry_scheduled, failover, recheck, receipt, callback, final',
+    examples: ['routed'],
+  }),
+  detail: z.string().meta({ description: 'What happened, in words', examples: ['connected for DATA and SMS; push preferred and a push token was given'] }),
+}).meta({ id: 'NotificationEvent', description: 'One thing that happened to a notification; some types carry more fields (attempt, channel, status, …)' })
 
 export const NotificationSchema = z.object({
-  id: z.string(),
-  to: z.string().meta({ examples: ['+990123400'] }),
+  id: NotificationId,
+  to: z.string().meta({ description: 'The phone number, in E.164 form', examples: ['+990123400'] }),
   status: Status,
   channel: RoutedChannel,
-  reason: z.string(),
-  reachability: ReachabilitySchema.nullable(),
-  attempts: z.number().int().meta({ description: 'Delivery attempts so far' }),
-  client_ref: z.string().nullable(),
-  metadata: z.record(z.string(), z.string()).nullable(),
-  campaign_id: z.string().nullable(),
-  provider_message_id: z.string().nullable().meta({ description: 'The provider\'s id of the sent message' }),
-  created_at: z.string(),
-  updated_at: z.string(),
-  expires_at: z.string().meta({ description: 'After this, an undelivered notification is expired' }),
+  reason: z.string().meta({
+    description: 'Why it went where it went (or why it ended), in words',
+    examples: ['connected for DATA and SMS; push preferred and a push token was given'],
+  }),
+  reachability: ReachabilitySchema.nullable().meta({ description: 'The latest reachability its routing was based on (null: the upstream gave no answer)' }),
+  attempts: z.number().int().meta({ description: 'Delivery attempts so far', examples: [1] }),
+  client_ref: ClientRef,
+  metadata: Metadata,
+  campaign_id: z.string().nullable().meta({ description: 'The campaign it belongs to; null for a notification sent on its own', examples: [null] }),
+  provider_message_id: z.string().nullable().meta({
+    description: 'The provider\'s id of the sent message; null until a provider took it',
+    examples: ['aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab'],
+  }),
+  created_at: CreatedAt,
+  updated_at: z.string().meta({ description: 'When it last changed (ISO 8601, UTC)', examples: ['2026-11-25T10:42:01.250Z'] }),
+  expires_at: ExpiresAt,
   events: z.array(NotificationEventSchema).meta({ description: 'Everything that happened to it, oldest first' }),
-}).meta({ id: 'Notification' })
+}).meta({ id: 'Notification', description: 'A notification, its status and everything that happened to it' })

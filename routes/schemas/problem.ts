@@ -6,14 +6,18 @@ export const ProblemSchema = z.looseObject({
   status: z.number().int().meta({ description: 'The HTTP status code', examples: [400] }),
   detail: z.string().optional().meta({ description: 'What went wrong with this request', examples: ['body.phone_numbers: Too small: expected array to have >=1 items'] }),
   instance: z.string().optional().meta({ description: 'The request path', examples: ['/v1/reachability/batch'] }),
-  request_id: z.string().optional().meta({ description: 'The request id, as in the X-Request-Id answer header and the logs' }),
+  request_id: z.string().optional().meta({ description: 'The request id, as in the X-Request-Id answer header and the logs', examples: ['0b9f6f4e-7c61-4c1d-9f55-3a2e8d1c7b42'] }),
   errors: z.array(z.object({
-    path: z.string().meta({ examples: ['body.phone_numbers.0'] }),
-    message: z.string().meta({ examples: ['Invalid input: expected string, received number'] }),
-  })).optional().meta({ description: 'For validation errors: each field that is wrong' }),
+    path: z.string().meta({
+      description: 'Where the wrong value is: the request part (body, querystring, params, headers), then the field path, dot separated',
+      examples: ['body.phone_numbers.0'],
+    }),
+    message: z.string().meta({ description: 'What is wrong with it', examples: ['Invalid input: expected string, received number'] }),
+  }).meta({ description: 'One wrong field' })).optional().meta({ description: 'For validation errors: each field that is wrong' }),
 }).meta({ id: 'Problem', description: 'An RFC 9457 problem document' })
 
-const problemResponse = (description: string) => ({
+/** A documented error answer; a route gives its own description where the general one below would say too much or too little. */
+export const problemResponse = (description: string) => ({
   description,
   content: { 'application/problem+json': { schema: ProblemSchema } },
 })
@@ -30,6 +34,9 @@ export const problems = {
   429: problemResponse('Too many requests; retry after Retry-After seconds'),
   503: problemResponse('The store or the reachability upstream is unavailable; retry after Retry-After seconds'),
 } as const
+
+/** The 503 of a route that needs the store but not the reachability upstream. */
+export const storeUnavailable = problemResponse('The store is unavailable; retry after Retry-After seconds')
 
 export function pickProblems<K extends keyof typeof problems> (...codes: K[]): Pick<typeof problems, K> {
   return Object.fromEntries(codes.map(c => [c, problems[c]])) as Pick<typeof problems, K>

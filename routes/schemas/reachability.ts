@@ -16,8 +16,8 @@ export const ReachabilityStatusSchema = z.object({
     description: 'Insight status: OK, PARTIAL_SUCCESS, NO_COVERAGE, INVALID_PURPOSE, UNAUTHORIZED, INTERNAL_ERROR, SUPPLIER_ERROR, NOT_FOUND, INVALID_NUMBER_FORMAT, UNSUPPORTED_NETWORK_TYPE; any other code means "not OK"',
     examples: ['OK'],
   }),
-  message: z.string().meta({ examples: ['Success'] }),
-})
+  message: z.string().meta({ description: 'The status in words, as the upstream gave it', examples: ['Success'] }),
+}).meta({ description: 'The outcome of the lookup: OK (or PARTIAL_SUCCESS) means is_reachable and connectivity are known' })
 
 export const ReachabilitySchema = z.object({
   phone_number: z.string().meta({ description: 'The number in E.164 form', examples: ['+990123411'] }),

@@ -2,24 +2,41 @@ import { timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { UnauthorizedError } from '../../src/domain/errors.js'
-import { pickProblems } from '../schemas/problem.js'
+import { transformingBodyExamples } from '../schemas/docs.js'
+import { pickProblems, problemResponse, storeUnavailable } from '../schemas/problem.js'
 import { PhoneNumber } from '../schemas/reachability.js'
 
 const CloudEvent = z.looseObject({
   id: z.string().min(1).max(200).meta({ description: 'Event id; a repeat of an id already seen is ignored', examples: ['83a0d986-0866-4f38-b8c0-fc65bfcda452'] }),
-  source: z.string().min(1).max(2000).meta({ examples: ['https://operator.example/device-reachability-status-subscriptions/v0.7/subscriptions/qs15-h556-rt89-1298'] }),
+  source: z.string().min(1).max(2000).meta({ description: 'The event\'s source: the operator\'s subscription', examples: ['https://operator.example/device-reachability-status-subscriptions/v0.7/subscriptions/qs15-h556-rt89-1298'] }),
   type: z.string().min(1).max(200).meta({
     description: 'org.camaraproject.device-reachability-status-subscriptions.v0.reachability-data, …-sms, …-disconnected or …-subscription-ends',
     examples: ['org.camaraproject.device-reachability-status-subscriptions.v0.reachability-data'],
   }),
-  specversion: z.literal('1.0'),
-  datacontenttype: z.string().max(100).optional(),
-  time: z.iso.datetime({ offset: true }).optional().meta({ examples: ['2026-11-25T10:41:38.657Z'] }),
+  specversion: z.literal('1.0').meta({ description: 'The CloudEvents version: 1.0', examples: ['1.0'] }),
+  datacontenttype: z.string().max(100).optional().meta({ description: 'The media type of data', examples: ['application/json'] }),
+  time: z.iso.datetime({ offset: true }).optional().meta({ description: 'When the operator saw the change (ISO 8601 with offset)', examples: ['2026-11-25T10:41:38.657Z'] }),
   data: z.looseObject({
-    device: z.looseObject({ phoneNumber: PhoneNumber }),
-    subscriptionId: z.string().max(200).optional(),
+    device: z.looseObject({ phoneNumber: PhoneNumber }).meta({ description: 'The device the event is about, named by its phone number' }),
+    subscriptionId: z.string().max(200).optional().meta({ description: 'The operator\'s id of the subscription', examples: ['qs15-h556-rt89-1298'] }),
+  }).meta({ description: 'The event\'s payload' }),
+}).meta({
+  description: 'A CloudEvents 1.0 event of CAMARA Device Reachability Status Subscriptions',
+  ...transformingBodyExamples({
+    reachability_data: {
+      summary: 'The device is connected for data again',
+      value: {
+        id: '83a0d986-0866-4f38-b8c0-fc65bfcda452',
+        source: 'https://operator.example/device-reachability-status-subscriptions/v0.7/subscriptions/qs15-h556-rt89-1298',
+        type: 'org.camaraproject.device-reachability-status-subscriptions.v0.reachability-data',
+        specversion: '1.0',
+        datacontenttype: 'application/json',
+        time: '2026-11-25T10:41:38.657Z',
+        data: { device: { phoneNumber: '+990123444' }, subscriptionId: 'qs15-h556-rt89-1298' },
+      },
+    },
   }),
-}).meta({ description: 'A CloudEvents 1.0 event of CAMARA Device Reachability Status Subscriptions' })
+})
 
 /** Events from a CAMARA operator, for numbers with notifications waiting in the fallback queue. */
 const camaraWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
@@ -44,7 +61,13 @@ const camaraWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
         'queued notifications due at once; repeats of an event id are ignored. Answers 204.',
       security: [{ sinkToken: [] }],
       body: CloudEvent,
-      response: { 204: z.null().meta({ description: 'Taken (or a repeat, ignored)' }), ...pickProblems(400, 401, 413, 503) },
+      response: {
+        204: z.null().meta({ description: 'Taken (or a repeat, ignored)' }),
+        ...pickProblems(413),
+        400: problemResponse('Not a CloudEvent of this API (a field is missing or wrong), the phone number is not valid, or the JSON is malformed'),
+        401: problemResponse('CAMARA_SINK_TOKEN is not set, or the bearer token is not the sink access token'),
+        503: storeUnavailable,
+      },
     },
   }, async (request, reply) => {
     const event = request.body

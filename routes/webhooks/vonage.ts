@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { UnauthorizedError } from '../../src/domain/errors.js'
 import { verifyVonageSignature } from '../../src/http/signature.js'
 import { applyReceipt } from '../../src/notifications/service.js'
-import { pickProblems } from '../schemas/problem.js'
+import { pickProblems, problemResponse } from '../schemas/problem.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -12,14 +12,29 @@ declare module 'fastify' {
 }
 
 const MessageStatus = z.looseObject({
-  message_uuid: z.string().min(1).max(100).meta({ examples: ['aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab'] }),
-  to: z.string().max(50).optional(),
-  from: z.string().max(50).optional(),
-  timestamp: z.string().max(50).meta({ examples: ['2026-11-25T10:42:07.000Z'] }),
+  message_uuid: z.string().min(1).max(100).meta({ description: 'Vonage\'s id of the message', examples: ['aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab'] }),
+  to: z.string().max(50).optional().meta({ description: 'The recipient\'s number, as Vonage writes it (no "+")', examples: ['990123400'] }),
+  from: z.string().max(50).optional().meta({ description: 'The sender the SMS was sent from (SMS_FROM)', examples: ['reachroute'] }),
+  timestamp: z.string().max(50).meta({ description: 'When the status changed (ISO 8601)', examples: ['2026-11-25T10:42:07.000Z'] }),
   status: z.string().min(1).max(50).meta({ description: 'submitted, delivered, rejected or undeliverable', examples: ['delivered'] }),
-  channel: z.string().max(20).optional(),
+  channel: z.string().max(20).optional().meta({ description: 'The Vonage Messages channel', examples: ['sms'] }),
   client_ref: z.string().max(100).optional().meta({ description: 'The reachroute notification id', examples: ['ntf_07_3f2a9c0d4b8e4f6a9b1c2d3e4f5a6b7c'] }),
-  error: z.looseObject({ type: z.string().optional(), title: z.string().optional(), detail: z.string().optional() }).optional(),
+  error: z.looseObject({
+    type: z.string().optional().meta({ description: 'A URI naming the kind of error', examples: ['https://developer.vonage.com/en/api-errors/messages#1320'] }),
+    title: z.string().optional().meta({ description: 'Short summary of the error', examples: ['Message failed'] }),
+    detail: z.string().optional().meta({ description: 'The error in words', examples: ['The number is not reachable'] }),
+  }).optional().meta({ description: 'Why the message was rejected or undeliverable; only with those statuses' }),
+}).meta({
+  description: 'A Vonage Messages status update',
+  examples: [{
+    message_uuid: 'aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab',
+    to: '990123400',
+    from: 'reachroute',
+    timestamp: '2026-11-25T10:42:07.000Z',
+    status: 'delivered',
+    channel: 'sms',
+    client_ref: 'ntf_07_3f2a9c0d4b8e4f6a9b1c2d3e4f5a6b7c',
+  }],
 })
 
 /** Vonage Messages status webhooks: verified, then applied to the notification they name. */
@@ -53,7 +68,13 @@ const vonageWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
         'is the SHA-256 of the body; a bad signature is 401 and changes nothing. Repeats are harmless. Set the Vonage application\'s status URL here.',
       security: [{ vonageSignature: [] }],
       body: MessageStatus,
-      response: { 204: z.null().meta({ description: 'Taken (or already known)' }), ...pickProblems(400, 401, 413) },
+      response: {
+        204: z.null().meta({ description: 'Taken (or already known)' }),
+        ...pickProblems(413),
+        400: problemResponse('Not a status update (a field is missing or wrong), or the JSON is malformed'),
+        401: problemResponse('VONAGE_SIGNATURE_SECRET is not set, there is no Authorization header, or the signature or its payload hash does not check out'),
+        503: problemResponse('The store is unavailable; Vonage retries the webhook later'),
+      },
     },
   }, async (request, reply) => {
     const body = request.body

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { AcceptAnswerSchema, IdempotencyHeaders, NotificationBody, NotificationSchema } from '../../schemas/notification.js'
-import { pickProblems } from '../../schemas/problem.js'
+import { jsonResponse } from '../../schemas/docs.js'
+import { pickProblems, problemResponse, storeUnavailable } from '../../schemas/problem.js'
 
 const security = [{ bearerAuth: [] }]
 
@@ -20,8 +21,11 @@ const notificationRoutes: FastifyPluginAsyncZod = async (app) => {
       headers: IdempotencyHeaders,
       body: NotificationBody,
       response: {
-        202: AcceptAnswerSchema,
-        ...pickProblems(400, 401, 403, 409, 413, 422, 503),
+        202: jsonResponse('Accepted and durably stored: the notification id and where it was routed (also for an Idempotency-Key replay)', AcceptAnswerSchema),
+        ...pickProblems(400, 401, 403, 413, 503),
+        409: problemResponse('A request with the same Idempotency-Key is still in flight (or took over this one\'s claim); retry after Retry-After seconds'),
+        422: problemResponse('No channel can carry this message (it needs SMS text, or push content with a push_token, on a channel routing.channels allows), ' +
+          'or the Idempotency-Key was used before with another body'),
       },
     },
   }, async (request, reply) => {
@@ -38,8 +42,15 @@ const notificationRoutes: FastifyPluginAsyncZod = async (app) => {
       summary: 'A notification\'s status and everything that happened to it',
       description: 'Kept for NOTIFICATION_RETENTION_SECONDS (default 7 days) after it was accepted.',
       security,
-      params: z.object({ id: z.string().max(100).meta({ examples: ['ntf_07_3f2a9c0d4b8e4f6a9b1c2d3e4f5a6b7c'] }) }),
-      response: { 200: NotificationSchema, ...pickProblems(401, 403, 404, 503) },
+      params: z.object({
+        id: z.string().max(100).meta({ description: 'The notification id, as the 202 answer gave it', examples: ['ntf_07_3f2a9c0d4b8e4f6a9b1c2d3e4f5a6b7c'] }),
+      }),
+      response: {
+        200: jsonResponse('The notification, its status and its events', NotificationSchema),
+        ...pickProblems(401, 403),
+        404: problemResponse('No notification with this id, or it is past its retention'),
+        503: storeUnavailable,
+      },
     },
   }, async (request) => {
     const { notification: n, events } = await app.notifications.get(request.params.id)

@@ -1,23 +1,26 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { QueueOps } from '../../../src/queue/ops.js'
-import { pickProblems } from '../../schemas/problem.js'
+import { jsonResponse } from '../../schemas/docs.js'
+import { pickProblems, problemResponse, storeUnavailable } from '../../schemas/problem.js'
 import { ReachabilitySchema } from '../../schemas/reachability.js'
 
 const security = [{ bearerAuth: [] }]
-const IdParam = z.object({ id: z.string().max(100).meta({ examples: ['ntf_07_3f2a9c0d4b8e4f6a9b1c2d3e4f5a6b7c'] }) })
+const IdParam = z.object({
+  id: z.string().max(100).meta({ description: 'The id of the dead letter\'s notification', examples: ['ntf_07_3f2a9c0d4b8e4f6a9b1c2d3e4f5a6b7c'] }),
+})
 
 const DeadLetterSchema = z.object({
-  id: z.string(),
-  to: z.string().meta({ examples: ['+990123433'] }),
-  status: z.string().meta({ examples: ['expired'] }),
-  channel: z.string().meta({ examples: ['fallback_queue'] }),
+  id: z.string().meta({ description: 'The notification id', examples: ['ntf_07_3f2a9c0d4b8e4f6a9b1c2d3e4f5a6b7c'] }),
+  to: z.string().meta({ description: 'The phone number, in E.164 form (empty when the notification is past its retention)', examples: ['+990123433'] }),
+  status: z.string().meta({ description: 'The notification\'s final status: expired, failed or dropped (failed when its record is past its retention)', examples: ['expired'] }),
+  channel: z.string().meta({ description: 'Where the notification was when it ended (push, sms, fallback_queue or none)', examples: ['fallback_queue'] }),
   reason: z.string().meta({ description: 'Why it ended', examples: ['expired: the device did not come back within the ttl of 86400 s'] }),
   reachability: ReachabilitySchema.nullable().meta({ description: 'The last reachability seen' }),
-  dead_at: z.string(),
-  created_at: z.string(),
-  expires_at: z.string(),
-}).meta({ id: 'DeadLetter' })
+  dead_at: z.string().meta({ description: 'When it became a dead letter (ISO 8601, UTC)', examples: ['2026-11-26T10:42:05.000Z'] }),
+  created_at: z.string().meta({ description: 'When the notification was accepted (empty when it is past its retention)', examples: ['2026-11-25T10:42:00.000Z'] }),
+  expires_at: z.string().meta({ description: 'When its delivery window ended (empty when it is past its retention)', examples: ['2026-11-26T10:42:00.000Z'] }),
+}).meta({ id: 'DeadLetter', description: 'A notification that ended without being delivered: expired, dropped or permanently failed' })
 
 const queueRoutes: FastifyPluginAsyncZod = async (app) => {
   const ops = new QueueOps(app.store, Date.now, n => app.reachabilityEvents.watch(n.request.to, n.id, Date.parse(n.expires_at)))
@@ -32,19 +35,24 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
         'the next check time, re-checks and wake-ups in the last hour, and the depth of each outbox lane and of the retry set.',
       security,
       response: {
-        200: z.object({
-          waiting: z.number().int().meta({ examples: [12] }),
-          due: z.number().int().meta({ examples: [0] }),
-          leased: z.number().int().meta({ examples: [1] }),
-          dead: z.number().int().meta({ examples: [3] }),
-          oldest_waiting_seconds: z.number().int().nullable().meta({ examples: [5400] }),
-          next_check_at: z.string().nullable().meta({ examples: ['2026-11-25T10:44:00.000Z'] }),
-          checks_last_hour: z.number().int().meta({ examples: [40] }),
+        200: jsonResponse('The state of the fallback queue and the outboxes, over all shards', z.object({
+          waiting: z.number().int().meta({ description: 'Fallback-queue entries waiting for a later re-check', examples: [12] }),
+          due: z.number().int().meta({ description: 'Fallback-queue entries due for a re-check now', examples: [0] }),
+          leased: z.number().int().meta({ description: 'Fallback-queue entries a scheduler is re-checking now', examples: [1] }),
+          dead: z.number().int().meta({ description: 'Dead letters: expired and permanently failed notifications', examples: [3] }),
+          oldest_waiting_seconds: z.number().int().nullable().meta({ description: 'How long the oldest entry has been in the fallback queue, in seconds; null when it is empty', examples: [5400] }),
+          next_check_at: z.string().nullable().meta({ description: 'When the next re-check is due; null when the fallback queue is empty', examples: ['2026-11-25T10:44:00.000Z'] }),
+          checks_last_hour: z.number().int().meta({ description: 'Re-checks made in the last hour', examples: [40] }),
           wakeups_last_hour: z.number().int().meta({ description: 'Notifications handed to an outbox because their device came back', examples: [7] }),
-          outbox: z.object({ push: z.number().int(), sms: z.number().int(), callback: z.number().int(), retry: z.number().int() })
-            .meta({ description: 'Jobs waiting (or in hand, not yet acknowledged) per lane, and provider retries waiting for their time' }),
-        }).meta({ id: 'QueueState' }),
-        ...pickProblems(401, 403, 503),
+          outbox: z.object({
+            push: z.number().int().meta({ description: 'Push jobs', examples: [2] }),
+            sms: z.number().int().meta({ description: 'SMS jobs', examples: [5] }),
+            callback: z.number().int().meta({ description: 'Status callbacks to post', examples: [1] }),
+            retry: z.number().int().meta({ description: 'Provider retries waiting for their time', examples: [0] }),
+          }).meta({ description: 'Jobs waiting (or in hand, not yet acknowledged) per lane, and provider retries waiting for their time' }),
+        }).meta({ id: 'QueueState', description: 'The fallback queue and outboxes at a glance' })),
+        ...pickProblems(401, 403),
+        503: storeUnavailable,
       },
     },
   }, async () => ops.state())
@@ -57,12 +65,17 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
       description: 'With the reason each ended and the last reachability seen; paged with the opaque next_cursor.',
       security,
       querystring: z.object({
-        cursor: z.string().max(20).optional().meta({ description: 'next_cursor of the previous page' }),
-        limit: z.coerce.number().int().min(1).max(500).default(50).meta({ examples: [50] }),
+        cursor: z.string().max(20).optional().meta({ description: 'next_cursor of the previous page; none for the first page', examples: ['0.50'] }),
+        limit: z.coerce.number().int().min(1).max(500).default(50).meta({ description: 'Dead letters per page, 1 to 500 (default 50)', examples: [50] }),
       }),
       response: {
-        200: z.object({ items: z.array(DeadLetterSchema), next_cursor: z.string().nullable() }),
-        ...pickProblems(400, 401, 403, 503),
+        200: jsonResponse('One page of dead letters, oldest first within each shard', z.object({
+          items: z.array(DeadLetterSchema).meta({ description: 'The dead letters of this page' }),
+          next_cursor: z.string().nullable().meta({ description: 'Pass as cursor for the next page; null on the last page', examples: ['0.50'] }),
+        })),
+        ...pickProblems(401, 403),
+        400: problemResponse('cursor is not a next_cursor this service gave out, or limit is not a whole number from 1 to 500'),
+        503: storeUnavailable,
       },
     },
   }, async (request) => ops.listDead(request.query.cursor, request.query.limit))
@@ -76,11 +89,26 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
       security,
       params: IdParam,
       body: z.strictObject({
-        ttl_seconds: z.number().int().min(1).max(7 * 86400).optional().meta({ description: 'The new delivery window; the original ttl by default', examples: [3600] }),
-      }).nullish().meta({ description: 'Optional' }),
+        ttl_seconds: z.number().int().min(1).max(7 * 86400).optional().meta({
+          description: 'The new delivery window in seconds, counted from now (at most 7 days); the original ttl_seconds by default',
+          examples: [3600],
+        }),
+      }).nullish().meta({
+        description: 'Optional: without a body (or with {}) the new window is the notification\'s original ttl_seconds, counted from now',
+        examples: [{ ttl_seconds: 3600 }],
+      }),
       response: {
-        202: z.object({ id: z.string(), status: z.string(), channel: z.string(), expires_at: z.string() }),
-        ...pickProblems(400, 401, 403, 404, 422, 503),
+        202: jsonResponse('Back in the fallback queue, due for a re-check now', z.object({
+          id: z.string().meta({ description: 'The notification id', examples: ['ntf_07_3f2a9c0d4b8e4f6a9b1c2d3e4f5a6b7c'] }),
+          status: z.string().meta({ description: 'The notification\'s status now: queued', examples: ['queued'] }),
+          channel: z.string().meta({ description: 'Where it is now: fallback_queue', examples: ['fallback_queue'] }),
+          expires_at: z.string().meta({ description: 'The new end of its delivery window (now plus the ttl)', examples: ['2026-11-26T11:00:00.000Z'] }),
+        })),
+        ...pickProblems(401, 403),
+        400: problemResponse('ttl_seconds is not a whole number from 1 to 604800, the body has another field, or the JSON is malformed'),
+        404: problemResponse('No dead letter with this id'),
+        422: problemResponse('The notification is no longer failed or expired: only those can be retried'),
+        503: storeUnavailable,
       },
     },
   }, async (request, reply) => {
@@ -96,7 +124,12 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
       description: 'The notification record itself stays readable until its retention ends.',
       security,
       params: IdParam,
-      response: { 204: z.null().meta({ description: 'Removed' }), ...pickProblems(401, 403, 404, 503) },
+      response: {
+        204: z.null().meta({ description: 'Removed' }),
+        ...pickProblems(401, 403),
+        404: problemResponse('No dead letter with this id'),
+        503: storeUnavailable,
+      },
     },
   }, async (request, reply) => {
     await ops.deleteDead(request.params.id)

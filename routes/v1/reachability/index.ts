@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { lookupMany } from '../../../src/reachability/service.js'
 import { toProblem } from '../../../plugins/errors.js'
-import { pickProblems, ProblemSchema } from '../../schemas/problem.js'
+import { jsonResponse } from '../../schemas/docs.js'
+import { pickProblems, problemResponse, ProblemSchema } from '../../schemas/problem.js'
 import { MaxAgeQuery, PhoneNumber, PhoneNumberInput, ReachabilitySchema } from '../../schemas/reachability.js'
 
 const security = [{ bearerAuth: [] }]
@@ -20,7 +21,12 @@ const reachabilityRoutes: FastifyPluginAsyncZod = async (app) => {
       security,
       params: z.object({ phone_number: PhoneNumber }),
       querystring: z.object({ max_age: MaxAgeQuery }),
-      response: { 200: ReachabilitySchema, ...pickProblems(400, 401, 403, 503) },
+      response: {
+        200: jsonResponse('The reachability record of the number', ReachabilitySchema),
+        ...pickProblems(401, 403),
+        400: problemResponse('The phone number is not valid (the reason is in detail), or max_age is not a whole number from 0 to 86400'),
+        503: problemResponse('The upstream gave no usable answer and no stale cached entry was at hand, or the store is unavailable; retry after Retry-After seconds'),
+      },
     },
   }, async (request) => {
     return app.reachability.lookup(request.params.phone_number, { maxAgeSeconds: request.query.max_age })
@@ -35,16 +41,21 @@ const reachabilityRoutes: FastifyPluginAsyncZod = async (app) => {
         '(an invalid number does not fail the batch). Upstream lookups run with bounded concurrency.',
       security,
       body: z.strictObject({
-        phone_numbers: z.array(PhoneNumberInput).min(1).max(1000).meta({ description: '1 to 1000 phone numbers' }),
+        phone_numbers: z.array(PhoneNumberInput).min(1).max(1000).meta({
+          description: '1 to 1000 phone numbers, each in E.164 form (the leading "+" is optional); an invalid one gets a problem in its place',
+          examples: [['+990123400', '+990123411']],
+        }),
         max_age: MaxAgeQuery,
-      }).meta({ examples: [{ phone_numbers: ['+990123400', '+990123411', 'not-a-number'] }] }),
+      }).meta({ examples: [{ phone_numbers: ['+990123400', '+990123411', 'not-a-number'], max_age: 300 }] }),
       response: {
-        200: z.object({
+        200: jsonResponse('One result per number, in the order given', z.object({
           results: z.array(z.union([ReachabilitySchema, ProblemSchema])).meta({
             description: 'In the order of phone_numbers: a Reachability record, or a Problem for that number',
           }),
-        }),
-        ...pickProblems(400, 401, 403, 413),
+        })),
+        ...pickProblems(401, 403, 413),
+        400: problemResponse('phone_numbers is missing, empty, longer than 1000 or holds a non-string, max_age is wrong, or the JSON is malformed ' +
+          '(a number that is not valid is a problem in its place in results, not a 400)'),
       },
     },
   }, async (request) => {
