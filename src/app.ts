@@ -53,7 +53,11 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   }).withTypeProvider<ZodTypeProvider>()
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
-  app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
+  // A callback hook, not an async one: this runs on every request.
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id)
+    done()
+  })
 
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)

@@ -1,41 +1,43 @@
 import type { Notification, NotificationEvent } from '../../notifications/types.js'
 import type { NotificationPatch } from '../store.js'
 
-// A notification is a hash: what never changes as one JSON field, what transitions change as fields of their own.
+// A notification is a hash: the accept document as one JSON field, and each field a transition changed as a field of its own.
 
-export function notificationToFields (n: Notification): string[] {
-  const { status, channel, reason, attempts, updated_at: updatedAt, expires_at: expiresAt, provider_message_id: providerMessageId, reachability, ...fixed } = n
-  return [
-    'doc', JSON.stringify(fixed),
-    ...patchToFields({ status, channel, reason, attempts, updated_at: updatedAt, expires_at: expiresAt, provider_message_id: providerMessageId, reachability }),
-  ]
+/** At accept: the whole notification and its first events as one document (the hash's `doc` field). */
+export function acceptDocument (n: Notification, events: NotificationEvent[]): string {
+  return JSON.stringify({ ...n, events0: events })
 }
 
-export function patchToFields (patch: NotificationPatch): string[] {
-  const fields: string[] = []
-  for (const [key, value] of Object.entries(patch)) {
+export function patchToFields (patch: NotificationPatch): string {
+  return JSON.stringify(patchFields(patch))
+}
+
+function patchFields (patch: NotificationPatch): Record<string, string> {
+  const fields: Record<string, string> = {}
+  for (const key in patch) {
+    const value = patch[key as keyof NotificationPatch]
     if (value === undefined) continue
-    fields.push(key, key === 'reachability' ? JSON.stringify(value) : String(value))
+    fields[key] = key === 'reachability' ? JSON.stringify(value) : String(value)
   }
   return fields
 }
 
-export function fieldsToNotification (hash: Record<string, string>): Notification | null {
+/** Reads a notification back: the accept document, overridden by the fields later transitions wrote. */
+export function fieldsToNotification (hash: Record<string, string>): { notification: Notification, events0: NotificationEvent[] } | null {
   if (!hash.doc) return null
-  const fixed = JSON.parse(hash.doc) as Omit<Notification, keyof NotificationPatch>
-  return {
-    ...fixed,
-    status: hash.status as Notification['status'],
-    channel: hash.channel as Notification['channel'],
-    reason: hash.reason ?? '',
-    attempts: Number(hash.attempts ?? 0),
-    updated_at: hash.updated_at ?? fixed.created_at,
-    expires_at: hash.expires_at!,
-    ...(hash.provider_message_id ? { provider_message_id: hash.provider_message_id } : {}),
-    reachability: hash.reachability ? JSON.parse(hash.reachability) : null,
-  }
+  const { events0, ...doc } = JSON.parse(hash.doc) as Notification & { events0?: NotificationEvent[] }
+  const notification: Notification = { ...doc, status: hash.status as Notification['status'] }
+  if (hash.channel !== undefined) notification.channel = hash.channel as Notification['channel']
+  if (hash.reason !== undefined) notification.reason = hash.reason
+  if (hash.attempts !== undefined) notification.attempts = Number(hash.attempts)
+  if (hash.updated_at !== undefined) notification.updated_at = hash.updated_at
+  if (hash.expires_at !== undefined) notification.expires_at = hash.expires_at
+  if (hash.provider_message_id !== undefined) notification.provider_message_id = hash.provider_message_id
+  if (hash.reachability !== undefined) notification.reachability = JSON.parse(hash.reachability)
+  return { notification, events0: events0 ?? [] }
 }
 
-export function encodeEvents (events: NotificationEvent[]): string[] {
-  return events.map(e => JSON.stringify(e))
+/** Events as a JSON array of JSON strings: the list items stay one JSON document each. */
+export function encodeEvents (events: NotificationEvent[]): string {
+  return JSON.stringify(events.map(e => JSON.stringify(e)))
 }

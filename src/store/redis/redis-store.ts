@@ -8,7 +8,7 @@ import {
   type DeadLetter, type FallbackLease, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
   type StoredNotification, type Transition,
 } from '../store.js'
-import { encodeEvents, fieldsToNotification, notificationToFields, patchToFields } from './codec.js'
+import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
 import { ACCEPT, CLAIM, EXPIRE_LEASES, RELEASE, RELEASE_DUE, TAKE_DUE, TRANSITION } from './lua/scripts.js'
 
@@ -123,7 +123,6 @@ export class RedisStore implements Store {
     const { notification: n, idempotency: idem } = command
     const shard = shardOfId(n.id, this.shards)!
     const next = this.nextArgs(shard, n.id, command.next)
-    const fields = notificationToFields(n)
     const result = await guard(this.redis.rrAccept(
       this.keys.notification(shard, n.id), this.keys.events(shard, n.id), next.key,
       idem ? this.keys.idempotency(idem.shard, idem.key) : this.keys.notification(shard, n.id),
@@ -131,7 +130,7 @@ export class RedisStore implements Store {
       command.retentionSeconds, next.kind, next.score, next.member,
       idem?.token ?? '', idem?.ttlSeconds ?? 0, idem?.requestHash ?? '', idem?.response ?? '',
       n.id, Date.parse(n.created_at), '0',
-      fields.length / 2, ...fields, ...encodeEvents(command.events),
+      acceptDocument(n, command.events), n.status,
     ))
     return result === 1
   }
@@ -141,9 +140,9 @@ export class RedisStore implements Store {
       this.redis.hgetall(this.keys.notification(shard, id)),
       this.redis.lrange(this.keys.events(shard, id), 0, -1),
     ]))
-    const notification = fieldsToNotification(hash)
-    if (!notification) return null
-    return { notification, events: events.map(e => JSON.parse(e) as NotificationEvent) }
+    const read = fieldsToNotification(hash)
+    if (!read) return null
+    return { notification: read.notification, events: [...read.events0, ...events.map(e => JSON.parse(e) as NotificationEvent)] }
   }
 
   async transition (t: Transition): Promise<boolean> {
@@ -156,7 +155,7 @@ export class RedisStore implements Store {
       ...this.queueKeys(shard),
       t.ack?.entryId ?? '', GROUP, (t.onlyFrom ?? []).join(','), next.kind, next.score, next.member,
       id, t.at ?? Date.now(), t.dead ? '1' : '0', t.lease ? String(t.lease.until) : '',
-      fields.length / 2, ...fields, ...encodeEvents(t.events),
+      fields, encodeEvents(t.events),
     ))
     return result === 1
   }

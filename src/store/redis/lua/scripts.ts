@@ -17,30 +17,31 @@ end
 if dead == '1' then redis.call('ZADD', KEYS[7], nowMs, id) end
 `
 
-/** Reads `n` field/value pairs from ARGV at `from`, then the rest as events. */
+/**
+ * Reads the hash fields (a JSON object of strings) at ARGV[from] and the events (a JSON array of
+ * JSON strings) at ARGV[from + 1]: two arguments, however many fields and events.
+ */
 const FIELDS_AND_EVENTS = `
 local fields = {}
-for i = from, from + n * 2 - 1 do fields[#fields + 1] = ARGV[i] end
-local events = {}
-for i = from + n * 2, #ARGV do events[#events + 1] = ARGV[i] end
+for k, v in pairs(cjson.decode(ARGV[from])) do
+  fields[#fields + 1] = k
+  fields[#fields + 1] = v
+end
+local events = cjson.decode(ARGV[from + 1])
 `
 
 /**
- * KEYS: notification, events, next key, idempotency key, fallback-since, fallback-leased, dead letters.
- * ARGV: retention, nextKind, nextScore, nextMember, idemToken, idemTtl, requestHash, response, id, nowMs, dead, n, fields..., events...
+ * The hot path: one script per accepted notification. The whole notification and its first events go
+ * in as one JSON field (`doc`) beside `status`, which transitions check; later changes are fields of
+ * their own and events of a list (see TRANSITION).
+ * KEYS: notification, events (unused here), next key, idempotency key, fallback-since, fallback-leased, dead letters.
+ * ARGV: retention, nextKind, nextScore, nextMember, idemToken, idemTtl, requestHash, response, id, nowMs, dead, doc, status
  */
 export const ACCEPT = `
 if ARGV[5] ~= '' and redis.call('HGET', KEYS[4], 'token') ~= ARGV[5] then return 0 end
 local id, nowMs, dead = ARGV[9], ARGV[10], ARGV[11]
-local n = tonumber(ARGV[12])
-local from = 13
-${FIELDS_AND_EVENTS}
-redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('HSET', KEYS[1], 'doc', ARGV[12], 'status', ARGV[13])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-if #events > 0 then
-  redis.call('RPUSH', KEYS[2], unpack(events))
-  redis.call('EXPIRE', KEYS[2], ARGV[1])
-end
 local nextKind, nextScore, nextMember, nextKey = ARGV[2], ARGV[3], ARGV[4], KEYS[3]
 ${NEXT}
 if ARGV[5] ~= '' then
@@ -54,7 +55,7 @@ return 1
 /**
  * KEYS: notification, events, next key, ack stream, fallback-since, fallback-leased, dead letters.
  * ARGV: ackEntryId, group, onlyFrom (comma separated, '' = any), nextKind, nextScore, nextMember,
- *       id, nowMs, dead, leaseScore ('' = none), n, fields..., events...
+ *       id, nowMs, dead, leaseScore ('' = none), fields, events
  * With a lease, nothing happens unless this caller still holds it (the leased score is its lease).
  */
 export const TRANSITION = `
@@ -76,11 +77,14 @@ if ARGV[3] ~= '' then
   end
   if not allowed then return 0 end
 end
-local n = tonumber(ARGV[11])
-local from = 12
+local from = 11
 ${FIELDS_AND_EVENTS}
 if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
-if #events > 0 then redis.call('RPUSH', KEYS[2], unpack(events)) end
+if #events > 0 then
+  redis.call('RPUSH', KEYS[2], unpack(events))
+  -- The list is made by the first transition: it lives as long as the notification.
+  if redis.call('PTTL', KEYS[2]) == -1 then redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1])) end
+end
 local nextKind, nextScore, nextMember, nextKey = ARGV[4], ARGV[5], ARGV[6], KEYS[3]
 ${NEXT}
 if ARGV[10] ~= '' and nextKind ~= 'fallback' then redis.call('ZREM', KEYS[5], id) end
