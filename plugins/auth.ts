@@ -19,9 +19,15 @@ export default fp(async (app) => {
   const auth = await InboundAuth.create(app.config.auth)
   app.decorate('auth', auth)
   app.decorateRequest('principal', null)
-  app.decorate('requireScope', (scope: Scope): onRequestHookHandler => async (request) => {
-    const principal = await auth.authenticate(request.headers.authorization)
-    if (!principal.scopes.has(scope)) throw new ForbiddenError(scope)
-    request.principal = principal
+  // A callback hook: a token seen before is checked without a promise; a new one is verified asynchronously.
+  app.decorate('requireScope', (scope: Scope): onRequestHookHandler => (request, _reply, done) => {
+    const admit = (principal: Principal) => {
+      if (!principal.scopes.has(scope)) return done(new ForbiddenError(scope))
+      request.principal = principal
+      done()
+    }
+    const known = auth.remembered(request.headers.authorization)
+    if (known) return admit(known)
+    auth.authenticate(request.headers.authorization).then(admit, done)
   })
 }, { name: 'auth', fastify: '5.x', dependencies: ['config'] })

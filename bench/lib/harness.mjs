@@ -80,6 +80,35 @@ export async function dropPrefix (prefix) {
   redis.disconnect()
 }
 
+/**
+ * Runs hey at a steady rate (each of `workers` connections paced by its own ticker, no bursts)
+ * and returns achieved requests/s and latency percentiles (ms).
+ */
+export function hey ({ url, rate, seconds = 10, workers = 8, method = 'POST', body, headers = {} }) {
+  const args = ['-z', `${seconds}s`, '-c', String(workers), '-q', String(Math.max(1, Math.round(rate / workers))), '-m', method, '-T', 'application/json']
+  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`)
+  if (body) args.push('-d', body)
+  const out = execFileSync('hey', [...args, url], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
+  const pct = (p) => Number(new RegExp(`${p}% in ([\\d.]+) secs`).exec(out)?.[1]) * 1000
+  const codes = [...out.matchAll(/\[(\d{3})\]\s+(\d+) responses/g)].map(m => [Number(m[1]), Number(m[2])])
+  return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]), p50: pct(50), p99: pct(99), codes, raw: out }
+}
+
+export function requireTools (...tools) {
+  const missing = tools.filter(tool => {
+    try {
+      execFileSync('which', [tool], { stdio: 'ignore' })
+      return false
+    } catch {
+      return true
+    }
+  })
+  if (missing.length > 0) {
+    console.error(`the benchmarks need ${missing.join(' and ')}: apt-get install -y ${missing.join(' ')}`)
+    process.exit(2)
+  }
+}
+
 export function median (values) {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.floor(sorted.length / 2)]

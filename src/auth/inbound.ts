@@ -65,11 +65,17 @@ export class InboundAuth {
   }
 
   /** Checks "Bearer <jwt>"; throws UnauthorizedError, or UpstreamUnavailableError when the key set cannot be fetched. */
+  /** The principal of a token verified before and not yet expired, without a signature check; else undefined. */
+  remembered (authorization: string | undefined, nowMs = Date.now()): Principal | undefined {
+    const token = authorization === undefined ? undefined : tokenOf(authorization)
+    const cached = token === undefined ? undefined : this.verified.get(token)
+    return cached && cached.exp * 1000 > nowMs ? cached.principal : undefined
+  }
+
   async authenticate (authorization: string | undefined, nowMs = Date.now()): Promise<Principal> {
     if (!authorization) throw new UnauthorizedError('an "Authorization: Bearer <token>" header is required')
-    const match = /^Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)\s*$/i.exec(authorization)
-    if (!match) throw new UnauthorizedError('the Authorization header must be "Bearer <JWT>"')
-    const token = match[1]!
+    const token = tokenOf(authorization)
+    if (token === undefined) throw new UnauthorizedError('the Authorization header must be "Bearer <JWT>"')
     const cached = this.verified.get(token)
     if (cached && cached.exp * 1000 > nowMs) return cached.principal
 
@@ -116,6 +122,12 @@ export class InboundAuth {
 }
 
 export const ALL_SCOPES = SCOPES.join(' ')
+
+const BEARER = /^Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)\s*$/i
+
+function tokenOf (authorization: string): string | undefined {
+  return BEARER.exec(authorization)?.[1]
+}
 
 function describe (err: joseErrors.JOSEError): string {
   switch (err.code) {

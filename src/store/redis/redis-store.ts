@@ -10,11 +10,12 @@ import {
 } from '../store.js'
 import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
-import { ACCEPT, CLAIM, EXPIRE_LEASES, RELEASE, RELEASE_DUE, TAKE_DUE, TRANSITION } from './lua/scripts.js'
+import { ACCEPT, ACCEPT_TO_OUTBOX, CLAIM, EXPIRE_LEASES, RELEASE, RELEASE_DUE, TAKE_DUE, TRANSITION } from './lua/scripts.js'
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     rrAccept (...args: (string | number)[]): Result<number, Context>
+    rrAcceptToOutbox (notification: string, stream: string, retention: number, id: string, doc: string, status: string): Result<number, Context>
     rrTransition (...args: (string | number)[]): Result<number, Context>
     rrClaim (key: string, token: string, hash: string, ms: number): Result<[string, ...(string | number)[]], Context>
     rrRelease (key: string, token: string): Result<number, Context>
@@ -72,6 +73,7 @@ export class RedisStore implements Store {
     // Without a listener ioredis prints every reconnect failure as an unhandled error.
     redis.on('error', () => {})
     redis.defineCommand('rrAccept', { numberOfKeys: 7, lua: ACCEPT })
+    redis.defineCommand('rrAcceptToOutbox', { numberOfKeys: 2, lua: ACCEPT_TO_OUTBOX })
     redis.defineCommand('rrTransition', { numberOfKeys: 7, lua: TRANSITION })
     redis.defineCommand('rrTakeDue', { numberOfKeys: 2, lua: TAKE_DUE })
     redis.defineCommand('rrExpireLeases', { numberOfKeys: 2, lua: EXPIRE_LEASES })
@@ -122,6 +124,11 @@ export class RedisStore implements Store {
   async acceptNotification (command: AcceptCommand): Promise<boolean> {
     const { notification: n, idempotency: idem } = command
     const shard = shardOfId(n.id, this.shards)!
+    if (command.next.kind === 'outbox' && !idem) {
+      await guard(this.redis.rrAcceptToOutbox(this.keys.notification(shard, n.id), this.keys.outbox(shard, command.next.lane),
+        command.retentionSeconds, n.id, acceptDocument(n, command.events), n.status))
+      return true
+    }
     const next = this.nextArgs(shard, n.id, command.next)
     const result = await guard(this.redis.rrAccept(
       this.keys.notification(shard, n.id), this.keys.events(shard, n.id), next.key,

@@ -31,6 +31,17 @@ local events = cjson.decode(ARGV[from + 1])
 `
 
 /**
+ * The commonest accept, kept lean: straight to an outbox, no Idempotency-Key.
+ * KEYS: notification, outbox stream. ARGV: retention, id, doc, status.
+ */
+export const ACCEPT_TO_OUTBOX = `
+redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'status', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[2])
+return 1
+`
+
+/**
  * The hot path: one script per accepted notification. The whole notification and its first events go
  * in as one JSON field (`doc`) beside `status`, which transitions check; later changes are fields of
  * their own and events of a list (see TRANSITION).
