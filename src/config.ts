@@ -17,6 +17,9 @@ export const envSchema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
     REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+    REDIS_CLUSTER_NODES: z.string().trim()
+      .regex(/^(\[[0-9A-Fa-f:.]+\]|[^\s,:[\]]+):\d{1,5}(\s*,\s*(\[[0-9A-Fa-f:.]+\]|[^\s,:[\]]+):\d{1,5})*$/, 'comma-separated host:port pairs, e.g. 10.0.0.1:6379,10.0.0.2:6379')
+      .optional(),
     REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,32}$/, 'letters, digits, ":", "_" or "-", at most 32').default('rr:'),
     REDIS_COMMAND_TIMEOUT_MS: positive(1000),
     QUEUE_SHARDS: z.coerce.number().int().min(1).max(100).default(16),
@@ -50,6 +53,8 @@ export const envSchema = z
     REACHABILITY_TTL_UNREACHABLE_SECONDS: seconds(60),
     REACHABILITY_TTL_INVALID_SECONDS: seconds(86400),
     REACHABILITY_MAX_STALE_SECONDS: seconds(3600),
+    REACHABILITY_UPSTREAM_RPS: z.coerce.number().min(0.1).max(100000).default(50),
+    REFRESH_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(16),
     REACHABILITY_BATCH_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(16),
     SANDBOX_COMEBACK_SECONDS: seconds(20),
 
@@ -76,6 +81,16 @@ export const envSchema = z
     AUTH_JWKS_COOLDOWN_MS: positive(30000),
 
     DOCS_ENABLED: bool(true),
+    METRICS_AUTH: z.enum(['none', 'ops']).optional(),
+    METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+    BREAKER_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
+    BREAKER_HALF_OPEN_AFTER_MS: positive(10000),
+    DOCS_AUTH: z.enum(['none', 'ops']).default('none'),
+    HSTS_MAX_AGE_SECONDS: seconds(0),
+    RATE_LIMIT_NOTIFICATIONS_PER_MINUTE: seconds(3000),
+    RATE_LIMIT_REACHABILITY_PER_MINUTE: seconds(6000),
+    RATE_LIMIT_OPS_PER_MINUTE: seconds(300),
+    RATE_LIMIT_DEFAULT_PER_MINUTE: seconds(600),
 
     SMS_PROVIDER: z.enum(['sandbox', 'vonage']).default('sandbox'),
     PUSH_PROVIDER: z.enum(['sandbox', 'fcm', 'webhook']).default('sandbox'),
@@ -132,6 +147,11 @@ export const envSchema = z
       need(!!env.PUBLIC_BASE_URL, 'PUBLIC_BASE_URL', 'required with CAMARA_SUBSCRIPTIONS_URL: the operator posts events to <PUBLIC_BASE_URL>/v1/webhooks/camara')
       need(!!env.CAMARA_SINK_TOKEN, 'CAMARA_SINK_TOKEN', 'required with CAMARA_SUBSCRIPTIONS_URL: the token the operator sends with each event')
     }
+    need(!(env.REDIS_URL && env.REDIS_CLUSTER_NODES), 'REDIS_CLUSTER_NODES', 'set REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (Redis Cluster), not both')
+    need(!env.REDIS_CLUSTER_NODES || parseNodes(env.REDIS_CLUSTER_NODES)!.every(n => n.port >= 1 && n.port <= 65535), 'REDIS_CLUSTER_NODES', 'ports run from 1 to 65535')
+    need(env.METRICS_PORT === undefined || env.METRICS_PORT !== env.PORT, 'METRICS_PORT', 'must differ from PORT')
+    need(env.METRICS_PORT === undefined || env.METRICS_AUTH !== 'ops', 'METRICS_AUTH',
+      'ops guards /metrics on the main port only; the METRICS_PORT listener has no auth (keep it on a network only the scraper reaches)')
     const authSources = [env.AUTH_JWKS_URL, env.AUTH_PUBLIC_KEY, env.AUTH_HS256_SECRET].filter(Boolean).length
     need(authSources <= 1, 'AUTH_JWKS_URL', 'set only one of AUTH_JWKS_URL, AUTH_PUBLIC_KEY, AUTH_HS256_SECRET')
     need(authSources === 1 || env.NODE_ENV !== 'production', 'AUTH_JWKS_URL',
@@ -145,7 +165,13 @@ export interface Config {
   port: number
   host: string
   logLevel: Env['LOG_LEVEL']
-  redis: { url: string | undefined, keyPrefix: string, commandTimeoutMs: number }
+  redis: {
+    url: string | undefined
+    /** Redis Cluster seed nodes (REDIS_CLUSTER_NODES); set, the store uses Redis Cluster instead of REDIS_URL. */
+    clusterNodes: { host: string, port: number }[] | undefined
+    keyPrefix: string
+    commandTimeoutMs: number
+  }
   /** How many shards the outboxes and queues are split into (each shard: one Redis Cluster slot). */
   shards: number
   workers: {
@@ -181,6 +207,9 @@ export interface Config {
     ttl: { reachableSeconds: number, unreachableSeconds: number, invalidSeconds: number }
     maxStaleSeconds: number
     batchConcurrency: number
+    /** Upstream lookups per second that background work (fleet scans) may make, across every process. */
+    upstreamRps: number
+    refreshConcurrency: number
     sandboxComebackSeconds: number
   }
   vonage: {
@@ -210,6 +239,20 @@ export interface Config {
     jwksCooldownMs: number
   }
   docsEnabled: boolean
+  metrics: {
+    /** Who may read /metrics on the main port: anyone, or tokens with the ops scope. */
+    auth: 'none' | 'ops'
+    /** Set: /metrics is served only on this port of its own, without auth, and not on the main port. */
+    port: number | undefined
+  }
+  /** Circuit breakers on the reachability upstream and each channel provider. */
+  breaker: { failures: number, halfOpenAfterMs: number }
+  /** `ops`: /docs and /openapi.json need a token with the ops scope. */
+  docsAuth: Env['DOCS_AUTH']
+  /** Set when the service is reached over HTTPS: Strict-Transport-Security max-age; 0 sends no HSTS. */
+  hstsMaxAgeSeconds: number
+  /** Requests per minute per caller in each route group; 0 turns a group's limit off. */
+  rateLimit: { notifications: number, reachability: number, ops: number, default: number }
   channels: {
     smsProvider: Env['SMS_PROVIDER']
     pushProvider: Env['PUSH_PROVIDER']
@@ -249,7 +292,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
     port: e.PORT,
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
-    redis: { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS },
+    redis: { url: e.REDIS_URL, clusterNodes: parseNodes(e.REDIS_CLUSTER_NODES), keyPrefix: e.REDIS_KEY_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS },
     shards: e.QUEUE_SHARDS,
     workers: {
       enabled: e.WORKERS === 'on',
@@ -288,6 +331,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
       },
       maxStaleSeconds: e.REACHABILITY_MAX_STALE_SECONDS,
       batchConcurrency: e.REACHABILITY_BATCH_CONCURRENCY,
+      upstreamRps: e.REACHABILITY_UPSTREAM_RPS,
+      refreshConcurrency: e.REFRESH_CONCURRENCY,
       sandboxComebackSeconds: e.SANDBOX_COMEBACK_SECONDS,
     },
     vonage: {
@@ -315,6 +360,20 @@ export function loadConfig (source: Record<string, string | undefined> = process
       jwksCooldownMs: e.AUTH_JWKS_COOLDOWN_MS,
     },
     docsEnabled: e.DOCS_ENABLED,
+    metrics: {
+      // Default: behind the ops scope in production, unless a port of its own keeps it off the public listener.
+      auth: e.METRICS_AUTH ?? (e.NODE_ENV === 'production' && e.METRICS_PORT === undefined ? 'ops' : 'none'),
+      port: e.METRICS_PORT,
+    },
+    breaker: { failures: e.BREAKER_FAILURES, halfOpenAfterMs: e.BREAKER_HALF_OPEN_AFTER_MS },
+    docsAuth: e.DOCS_AUTH,
+    hstsMaxAgeSeconds: e.HSTS_MAX_AGE_SECONDS,
+    rateLimit: {
+      notifications: e.RATE_LIMIT_NOTIFICATIONS_PER_MINUTE,
+      reachability: e.RATE_LIMIT_REACHABILITY_PER_MINUTE,
+      ops: e.RATE_LIMIT_OPS_PER_MINUTE,
+      default: e.RATE_LIMIT_DEFAULT_PER_MINUTE,
+    },
     channels: {
       smsProvider: e.SMS_PROVIDER,
       pushProvider: e.PUSH_PROVIDER,
@@ -331,4 +390,13 @@ export function loadConfig (source: Record<string, string | undefined> = process
     },
     callbackSigningSecret: e.CALLBACK_SIGNING_SECRET,
   }
+}
+
+/** "h1:6379, [::1]:7001" → [{ host: 'h1', port: 6379 }, { host: '::1', port: 7001 }] (the format is checked by the schema). */
+function parseNodes (list: string | undefined): { host: string, port: number }[] | undefined {
+  if (!list) return undefined
+  return list.split(',').map(item => {
+    const at = item.trim().lastIndexOf(':')
+    return { host: item.trim().slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(item.trim().slice(at + 1)) }
+  })
 }

@@ -1,4 +1,5 @@
-import { NotFoundError, UnprocessableError, ValidationError } from '../domain/errors.js'
+import { NotFoundError, UnprocessableError } from '../domain/errors.js'
+import { type Page, pageAcrossShards } from '../domain/paging.js'
 import { shardOfId } from '../notifications/ids.js'
 import type { Notification } from '../notifications/types.js'
 import type { Lane, Store } from '../store/store.js'
@@ -65,18 +66,16 @@ export class QueueOps {
     }
   }
 
-  /** Dead letters, shard by shard, oldest first. The cursor is "<shard>.<offset>". */
-  async listDead (cursor: string | undefined, limit: number): Promise<{ items: DeadLetterView[], next_cursor: string | null }> {
-    let [shard, offset] = parseCursor(cursor, this.store.shards)
-    const items: DeadLetterView[] = []
-    while (shard < this.store.shards && items.length < limit) {
-      const letters = await this.store.listDead(shard, offset, limit - items.length)
-      for (const letter of letters) {
+  /** Dead letters, shard by shard, oldest first. */
+  async listDead (cursor: string | undefined, limit: number): Promise<Page<DeadLetterView>> {
+    return pageAcrossShards(this.store.shards, cursor, limit, async (shard, offset, count) => {
+      const letters = await this.store.listDead(shard, offset, count)
+      return Promise.all(letters.map(async letter => {
         const stored = await this.store.getNotification(letter.notificationId, shard)
         // A notification past its retention leaves a dead letter pointing nowhere: shown as such.
         const n = stored?.notification
         const final = stored?.events.filter(e => e.type === 'final').at(-1)
-        items.push({
+        return {
           id: letter.notificationId,
           to: n?.request.to ?? '',
           status: n?.status ?? 'failed',
@@ -86,15 +85,9 @@ export class QueueOps {
           dead_at: new Date(letter.at).toISOString(),
           created_at: n?.created_at ?? '',
           expires_at: n?.expires_at ?? '',
-        })
-      }
-      offset += letters.length
-      if (letters.length === 0 || items.length < limit) {
-        shard++
-        offset = 0
-      }
-    }
-    return { items, next_cursor: shard < this.store.shards ? `${shard}.${offset}` : null }
+        }
+      }))
+    })
   }
 
   /** Puts a dead letter back in the fallback queue, due now, with a new expiry. */
@@ -125,11 +118,4 @@ export class QueueOps {
     const shard = shardOfId(id, this.store.shards)
     if (shard === undefined || !(await this.store.removeDead(shard, id))) throw new NotFoundError(`no dead letter ${id}`)
   }
-}
-
-function parseCursor (cursor: string | undefined, shards: number): [number, number] {
-  if (cursor === undefined || cursor === '') return [0, 0]
-  const match = /^(\d{1,3})\.(\d{1,9})$/.exec(cursor)
-  if (!match || Number(match[1]) >= shards) throw new ValidationError('the cursor is not one this service gave out', [{ path: 'querystring.cursor', message: 'not a cursor from a previous page' }])
-  return [Number(match[1]), Number(match[2])]
 }

@@ -1,7 +1,7 @@
 import pLimit from 'p-limit'
 import { UpstreamUnavailableError } from '../domain/errors.js'
 import { normalizePhoneNumber } from '../domain/phone.js'
-import { isTransientCode, type Reachability, type ReachabilityResult, type UpstreamAnswer } from '../domain/reachability.js'
+import { isSuccessCode, isTransientCode, type Reachability, type ReachabilityResult, type UpstreamAnswer } from '../domain/reachability.js'
 import type { CachedReachability, Store } from '../store/store.js'
 import { type CachePolicy, freshSeconds } from './cache-policy.js'
 import { type ReachabilityUpstream, UpstreamFailure } from './upstreams/upstream.js'
@@ -52,11 +52,18 @@ export class ReachabilityService {
   /** Caches an answer that came by other means (an operator's event) as if the upstream had just given it. */
   async record (phoneNumber: string, answer: UpstreamAnswer): Promise<ReachabilityResult> {
     const record: Reachability = { phone_number: phoneNumber, ...answer, checked_at: new Date(this.now()).toISOString() }
-    const fresh = freshSeconds(record, this.options.policy)
-    if (fresh > 0) {
-      await this.options.store.putReachability({ record, freshUntil: this.now() + fresh * 1000 }, fresh + this.options.maxStaleSeconds)
-    }
+    await this.keep(record)
     return this.emit({ ...record, source: 'upstream' })
+  }
+
+  /** A new answer goes into the cache for as long as its outcome deserves, and into the number's report. */
+  private async keep (record: Reachability): Promise<void> {
+    const { store, policy, maxStaleSeconds } = this.options
+    const fresh = freshSeconds(record, policy)
+    await Promise.all([
+      fresh > 0 ? store.putReachability({ record, freshUntil: this.now() + fresh * 1000 }, fresh + maxStaleSeconds) : undefined,
+      store.recordReport(record, isSuccessCode(record.status.code) ? record.is_reachable : null),
+    ])
   }
 
   /** The cached entry as it is, fresh or not (null when there is none). */
@@ -86,14 +93,7 @@ export class ReachabilityService {
     }
 
     if (isTransientCode(record.status.code)) return this.stale(cached) ?? this.emit({ ...record, source: 'upstream' })
-
-    const fresh = freshSeconds(record, this.options.policy)
-    if (fresh > 0) {
-      await this.options.store.putReachability(
-        { record, freshUntil: this.now() + fresh * 1000 },
-        fresh + this.options.maxStaleSeconds,
-      )
-    }
+    await this.keep(record)
     return this.emit({ ...record, source: 'upstream' })
   }
 

@@ -92,6 +92,38 @@ export interface FallbackState {
   nextCheckAt: number | null
 }
 
+/** What is known of one number across every lookup: the contact-hygiene and fleet record. */
+export interface NumberReport {
+  phone_number: string
+  first_seen_at: string
+  last_checked_at: string
+  /** Last time a check found it reachable (for anything), for DATA, for SMS; null when never seen so. */
+  last_reachable_at: string | null
+  last_data_at: string | null
+  last_sms_at: string | null
+  is_reachable: boolean
+  connectivity: string[]
+  latest_status_at: string | null
+  status_code: string
+}
+
+/** A number in a report's time index: when it went quiet (stale contacts) or was last checked (offline devices). */
+export interface ReportEntry {
+  phoneNumber: string
+  at: number
+}
+
+export interface RefreshJob {
+  id: string
+  owner: string
+  status: 'running' | 'completed'
+  total: number
+  done: number
+  failed: number
+  created_at: string
+  completed_at: string | null
+}
+
 export interface DeadLetter {
   notificationId: string
   at: number
@@ -145,6 +177,28 @@ export interface Store {
   removeDead (shard: number, notificationId: string): Promise<boolean>
   /** Drops dead letters older than `before` (epoch ms). */
   trimDead (shard: number, before: number): Promise<number>
+
+  /**
+   * Folds a fresh reachability into the number's report record and the report indexes: a number not
+   * reachable is indexed by its latest status time (stale contacts) and by its check time (offline
+   * devices); a reachable one leaves both. Answers that say nothing of the device change only the record.
+   */
+  recordReport (record: Reachability, reachable: boolean | null): Promise<void>
+  getReports (phoneNumbers: string[]): Promise<(NumberReport | null)[]>
+  /** One report shard's entries of an index, by time, between `min` and `max` (epoch ms), from `offset`. */
+  reportIndex (index: 'stale' | 'offline', shard: number, min: number, max: number, offset: number, limit: number): Promise<ReportEntry[]>
+
+  /** A token bucket shared by every process: takes a token, or resolves how long to wait (ms) before asking again. */
+  takeToken (bucket: string, ratePerSecond: number, burst: number): Promise<number>
+
+  createRefreshJob (job: RefreshJob, phoneNumbers: string[], retentionSeconds: number): Promise<void>
+  getRefreshJob (id: string): Promise<RefreshJob | null>
+  activeRefreshJobs (): Promise<string[]>
+  /** Takes up to `count` numbers still to check from a job. */
+  takeRefreshNumbers (id: string, count: number): Promise<string[]>
+  countRefresh (id: string, done: number, failed: number): Promise<void>
+  /** Marks the job completed once every number is counted; resolves whether it is. */
+  completeRefreshJob (id: string, at: string): Promise<boolean>
 
   /** Makes due now the given fallback entries that are waiting (an event says their device is back). */
   wakeFallback (shard: number, notificationIds: string[], now: number): Promise<number>

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import { shardOfId } from '../../notifications/ids.js'
+import { shardFor, shardOfId } from '../../notifications/ids.js'
+import type { Reachability } from '../../domain/reachability.js'
 import type { Notification } from '../../notifications/types.js'
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
-  type DeadLetter, type FallbackLease, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
+  type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
   type StoredNotification, type Transition,
 } from '../store.js'
 
@@ -84,6 +85,11 @@ export class MemoryStore implements Store {
   private readonly leased = new Map<number, Map<string, number>>()
   private readonly deadLetters = new Map<number, Map<string, number>>()
   private readonly activity = new Map<string, number>()
+  // Reports are kept for the life of the process, as the Redis ones are kept without expiry.
+  private readonly reports = new Map<string, NumberReport>()
+  private readonly buckets = new Map<string, { tokens: number, at: number }>()
+  private readonly refreshJobs = new Map<string, { job: RefreshJob, todo: string[] }>()
+  private readonly reportIndexes = { stale: new Map<number, Map<string, number>>(), offline: new Map<number, Map<string, number>>() }
   private readonly watching: ExpiringMap<Set<string>>
   private readonly subscriptions: ExpiringMap<Map<string, string>>
   private readonly sightings: ExpiringMap<true>
@@ -280,6 +286,92 @@ export class MemoryStore implements Store {
   async outboxDepth (shard: number): Promise<Record<Lane | 'retry', number>> {
     const depth = Object.fromEntries(LANES.map(lane => [lane, this.stream(shard, lane).size])) as Record<Lane, number>
     return { ...depth, retry: this.sorted(this.retries, shard).size }
+  }
+
+  async recordReport (r: Reachability, reachable: boolean | null): Promise<void> {
+    const at = r.checked_at
+    const before = this.reports.get(r.phone_number)
+    this.reports.set(r.phone_number, {
+      phone_number: r.phone_number,
+      first_seen_at: before?.first_seen_at ?? at,
+      last_checked_at: at,
+      last_reachable_at: reachable ? at : before?.last_reachable_at ?? null,
+      last_data_at: reachable && r.connectivity.includes('DATA') ? at : before?.last_data_at ?? null,
+      last_sms_at: reachable && r.connectivity.includes('SMS') ? at : before?.last_sms_at ?? null,
+      is_reachable: r.is_reachable,
+      connectivity: [...r.connectivity],
+      latest_status_at: r.latest_status_at,
+      status_code: r.status.code,
+    })
+    const shard = shardFor(r.phone_number, this.shards)
+    const stale = this.sorted(this.reportIndexes.stale, shard)
+    const offline = this.sorted(this.reportIndexes.offline, shard)
+    if (reachable === true) {
+      stale.delete(r.phone_number)
+      offline.delete(r.phone_number)
+    }
+    if (reachable === false) {
+      stale.set(r.phone_number, Date.parse(r.latest_status_at ?? at))
+      offline.set(r.phone_number, Date.parse(at))
+    }
+  }
+
+  async getReports (phoneNumbers: string[]): Promise<(NumberReport | null)[]> {
+    return phoneNumbers.map(p => structuredClone(this.reports.get(p) ?? null))
+  }
+
+  async reportIndex (index: 'stale' | 'offline', shard: number, min: number, max: number, offset: number, limit: number): Promise<ReportEntry[]> {
+    return [...this.sorted(this.reportIndexes[index], shard)]
+      .filter(([, at]) => at >= min && at <= max)
+      .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1))
+      .slice(offset, offset + limit)
+      .map(([phoneNumber, at]) => ({ phoneNumber, at }))
+  }
+
+  async takeToken (bucket: string, ratePerSecond: number, burst: number): Promise<number> {
+    const now = this.now()
+    const b = this.buckets.get(bucket) ?? { tokens: burst, at: now }
+    b.tokens = Math.min(burst, b.tokens + Math.max(0, now - b.at) * ratePerSecond / 1000)
+    b.at = now
+    this.buckets.set(bucket, b)
+    if (b.tokens >= 1) {
+      b.tokens -= 1
+      return 0
+    }
+    return Math.ceil((1 - b.tokens) * 1000 / ratePerSecond)
+  }
+
+  async createRefreshJob (job: RefreshJob, phoneNumbers: string[]): Promise<void> {
+    this.refreshJobs.set(job.id, { job: { ...job }, todo: [...phoneNumbers] })
+  }
+
+  async getRefreshJob (id: string): Promise<RefreshJob | null> {
+    const held = this.refreshJobs.get(id)
+    return held ? { ...held.job } : null
+  }
+
+  async activeRefreshJobs (): Promise<string[]> {
+    return [...this.refreshJobs.values()].filter(j => j.job.status === 'running').map(j => j.job.id)
+  }
+
+  async takeRefreshNumbers (id: string, count: number): Promise<string[]> {
+    return this.refreshJobs.get(id)?.todo.splice(0, count) ?? []
+  }
+
+  async countRefresh (id: string, done: number, failed: number): Promise<void> {
+    const held = this.refreshJobs.get(id)
+    if (!held) return
+    held.job.done += done
+    held.job.failed += failed
+  }
+
+  async completeRefreshJob (id: string, at: string): Promise<boolean> {
+    const held = this.refreshJobs.get(id)
+    if (!held) return false
+    if (held.job.status === 'completed') return true
+    if (held.todo.length > 0 || held.job.done + held.job.failed < held.job.total) return false
+    Object.assign(held.job, { status: 'completed', completed_at: at })
+    return true
   }
 
   async wakeFallback (shard: number, notificationIds: string[], now: number): Promise<number> {

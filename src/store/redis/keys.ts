@@ -20,6 +20,31 @@ export class RedisKeys {
     return `${this.prefix}{n:${phoneNumber}}:subs`
   }
 
+  report (phoneNumber: string): string {
+    return `${this.prefix}{n:${phoneNumber}}:report`
+  }
+
+  /** A report index, split in shards so no single slot holds every number. */
+  reportIndex (index: 'stale' | 'offline', shard: number): string {
+    return `${this.prefix}{r${shard}}:report:${index}`
+  }
+
+  bucket (name: string): string {
+    return `${this.prefix}{rl:${name}}:bucket`
+  }
+
+  refreshJob (id: string): string {
+    return `${this.prefix}{rj:${id}}:job`
+  }
+
+  refreshTodo (id: string): string {
+    return `${this.prefix}{rj:${id}}:todo`
+  }
+
+  refreshActive (): string {
+    return `${this.prefix}{rj}:active`
+  }
+
   event (eventId: string): string {
     return `${this.prefix}{e:${eventId}}:seen`
   }

@@ -1,16 +1,19 @@
 import { randomUUID } from 'node:crypto'
-import { Redis, type RedisOptions, type Result } from 'ioredis'
+import { Cluster, type ClusterOptions, Redis, type RedisOptions, type Result } from 'ioredis'
 import { StoreUnavailableError } from '../../domain/errors.js'
-import { shardOfId } from '../../notifications/ids.js'
+import { shardFor, shardOfId } from '../../notifications/ids.js'
+import type { Reachability } from '../../domain/reachability.js'
 import type { NotificationEvent } from '../../notifications/types.js'
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
-  type DeadLetter, type FallbackLease, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
+  type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
   type StoredNotification, type Transition,
 } from '../store.js'
 import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
-import { ACCEPT, ACCEPT_TO_OUTBOX, CLAIM, EXPIRE_LEASES, RELEASE, RELEASE_DUE, TAKE_DUE, TRANSITION } from './lua/scripts.js'
+import {
+  ACCEPT, ACCEPT_TO_OUTBOX, CLAIM, COMPLETE_REFRESH, EXPIRE_LEASES, RELEASE, RELEASE_DUE, TAKE_DUE, TAKE_TOKEN, TRANSITION,
+} from './lua/scripts.js'
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -22,11 +25,15 @@ declare module 'ioredis' {
     rrReleaseDue (...args: (string | number)[]): Result<number, Context>
     rrTakeDue (queue: string, leased: string, now: number, until: number, count: number): Result<string[], Context>
     rrExpireLeases (queue: string, leased: string, now: number): Result<number, Context>
+    rrTakeToken (bucket: string, rate: number, burst: number): Result<number, Context>
+    rrCompleteRefresh (job: string, todo: string, at: string): Result<number, Context>
   }
 }
 
 export interface RedisStoreOptions {
-  url: string
+  /** One Redis; or, with clusterNodes instead, Redis Cluster. */
+  url?: string
+  clusterNodes?: { host: string, port: number }[]
   keyPrefix: string
   commandTimeoutMs: number
   shards: number
@@ -35,6 +42,9 @@ export interface RedisStoreOptions {
 const GROUP = 'delivery'
 /** A subscription being created: claimed, no id yet. */
 const PENDING = 'pending'
+
+/** Reconnects for ever, at most a second apart: the service comes back by itself when Redis does. */
+const reconnectDelay = (attempt: number) => Math.min(attempt * 100, 1000)
 
 export function redisClientOptions (commandTimeoutMs: number): RedisOptions {
   return {
@@ -45,7 +55,30 @@ export function redisClientOptions (commandTimeoutMs: number): RedisOptions {
     enableOfflineQueue: false,
     commandTimeout: commandTimeoutMs,
     connectTimeout: 5000,
-    retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
+    retryStrategy: reconnectDelay,
+    // A command whose connection dropped fails (a 503) instead of being sent again after the reconnect:
+    // a script that did run would run twice.
+    autoResendUnfulfilledCommands: false,
+  }
+}
+
+/** The same fail-fast behaviour on Redis Cluster; writes and reads go to the masters only (no stale reads). */
+export function redisClusterOptions (commandTimeoutMs: number): ClusterOptions {
+  // The cluster reconnects and queues by itself: its nodes must not have options of their own for that.
+  const { lazyConnect, enableAutoPipelining, retryStrategy: _retry, enableOfflineQueue: _queue, ...node } = redisClientOptions(commandTimeoutMs)
+  return {
+    lazyConnect,
+    enableAutoPipelining,
+    scaleReads: 'master',
+    // Queued only while the first connection is made; connect() turns it off (see RedisStore.connect).
+    enableOfflineQueue: true,
+    clusterRetryStrategy: reconnectDelay,
+    // A node that is gone (CLUSTERDOWN, a failover) is tried again briefly, never for long.
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    maxRedirections: 6,
+    slotsRefreshTimeout: Math.max(1000, commandTimeoutMs),
+    redisOptions: node,
   }
 }
 
@@ -64,23 +97,30 @@ export class RedisStore implements Store {
   readonly kind = 'redis' as const
   readonly keys: RedisKeys
 
-  private constructor (readonly redis: Redis, keyPrefix: string, readonly shards: number) {
+  private constructor (readonly redis: Redis | Cluster, keyPrefix: string, readonly shards: number) {
     this.keys = new RedisKeys(keyPrefix)
   }
 
   static async connect (options: RedisStoreOptions): Promise<RedisStore> {
-    const redis = new Redis(options.url, redisClientOptions(options.commandTimeoutMs))
+    const redis = options.clusterNodes
+      ? new Cluster(options.clusterNodes, redisClusterOptions(options.commandTimeoutMs))
+      : new Redis(options.url ?? 'redis://127.0.0.1:6379', redisClientOptions(options.commandTimeoutMs))
     // Without a listener ioredis prints every reconnect failure as an unhandled error.
     redis.on('error', () => {})
+    redis.on('node error', () => {})
     redis.defineCommand('rrAccept', { numberOfKeys: 7, lua: ACCEPT })
     redis.defineCommand('rrAcceptToOutbox', { numberOfKeys: 2, lua: ACCEPT_TO_OUTBOX })
     redis.defineCommand('rrTransition', { numberOfKeys: 7, lua: TRANSITION })
     redis.defineCommand('rrTakeDue', { numberOfKeys: 2, lua: TAKE_DUE })
     redis.defineCommand('rrExpireLeases', { numberOfKeys: 2, lua: EXPIRE_LEASES })
+    redis.defineCommand('rrTakeToken', { numberOfKeys: 1, lua: TAKE_TOKEN })
+    redis.defineCommand('rrCompleteRefresh', { numberOfKeys: 2, lua: COMPLETE_REFRESH })
     redis.defineCommand('rrClaim', { numberOfKeys: 1, lua: CLAIM })
     redis.defineCommand('rrRelease', { numberOfKeys: 1, lua: RELEASE })
     redis.defineCommand('rrReleaseDue', { numberOfKeys: 1 + LANES.length, lua: RELEASE_DUE })
     await redis.connect()
+    // From now on a command while the cluster is away fails at once (a 503) instead of waiting in a queue.
+    if (redis instanceof Cluster) redis.options.enableOfflineQueue = false
     const store = new RedisStore(redis, options.keyPrefix, options.shards)
     await store.ensureGroups()
     return store
@@ -287,6 +327,87 @@ export class RedisStore implements Store {
     return guard(this.redis.zremrangebyscore(this.keys.dead(shard), '-inf', `(${before}`))
   }
 
+  async recordReport (r: Reachability, reachable: boolean | null): Promise<void> {
+    const key = this.keys.report(r.phone_number)
+    const at = r.checked_at
+    const fields: Record<string, string> = {
+      last_checked_at: at, status_code: r.status.code, is_reachable: String(r.is_reachable),
+      connectivity: JSON.stringify(r.connectivity), latest_status_at: r.latest_status_at ?? '',
+    }
+    if (reachable) fields.last_reachable_at = at
+    if (reachable && r.connectivity.includes('DATA')) fields.last_data_at = at
+    if (reachable && r.connectivity.includes('SMS')) fields.last_sms_at = at
+    const shard = shardFor(r.phone_number, this.shards)
+    const stale = this.keys.reportIndex('stale', shard)
+    const offline = this.keys.reportIndex('offline', shard)
+    const writes: Promise<unknown>[] = [this.redis.hsetnx(key, 'first_seen_at', at), this.redis.hset(key, fields)]
+    if (reachable === true) writes.push(this.redis.zrem(stale, r.phone_number), this.redis.zrem(offline, r.phone_number))
+    if (reachable === false) {
+      writes.push(
+        this.redis.zadd(stale, Date.parse(r.latest_status_at ?? at), r.phone_number),
+        this.redis.zadd(offline, Date.parse(at), r.phone_number),
+      )
+    }
+    await guard(Promise.all(writes))
+  }
+
+  async getReports (phoneNumbers: string[]): Promise<(NumberReport | null)[]> {
+    const hashes = await guard(Promise.all(phoneNumbers.map(p => this.redis.hgetall(this.keys.report(p)))))
+    return hashes.map((h, i) => h.first_seen_at ? reportFromHash(phoneNumbers[i]!, h) : null)
+  }
+
+  async reportIndex (index: 'stale' | 'offline', shard: number, min: number, max: number, offset: number, limit: number): Promise<ReportEntry[]> {
+    const bound = (v: number) => v === -Infinity ? '-inf' : v === Infinity ? '+inf' : String(v)
+    const flat = await guard(this.redis.zrangebyscore(this.keys.reportIndex(index, shard), bound(min), bound(max), 'WITHSCORES', 'LIMIT', offset, limit))
+    const entries: ReportEntry[] = []
+    for (let i = 0; i < flat.length; i += 2) entries.push({ phoneNumber: flat[i]!, at: Number(flat[i + 1]) })
+    return entries
+  }
+
+  async takeToken (bucket: string, ratePerSecond: number, burst: number): Promise<number> {
+    return guard(this.redis.rrTakeToken(this.keys.bucket(bucket), ratePerSecond, burst))
+  }
+
+  async createRefreshJob (job: RefreshJob, phoneNumbers: string[], retentionSeconds: number): Promise<void> {
+    const jobKey = this.keys.refreshJob(job.id)
+    const todo = this.keys.refreshTodo(job.id)
+    const fields = Object.fromEntries(Object.entries(job).map(([k, v]) => [k, v === null ? '' : String(v)]))
+    await guard(this.redis.multi()
+      .hset(jobKey, fields).expire(jobKey, retentionSeconds)
+      .rpush(todo, ...phoneNumbers).expire(todo, retentionSeconds)
+      .exec())
+    await guard(this.redis.sadd(this.keys.refreshActive(), job.id))
+  }
+
+  async getRefreshJob (id: string): Promise<RefreshJob | null> {
+    const h = await guard(this.redis.hgetall(this.keys.refreshJob(id)))
+    if (!h.id) return null
+    return {
+      id: h.id, owner: h.owner ?? '', status: h.status as RefreshJob['status'], total: Number(h.total), done: Number(h.done),
+      failed: Number(h.failed), created_at: h.created_at!, completed_at: h.completed_at || null,
+    }
+  }
+
+  async activeRefreshJobs (): Promise<string[]> {
+    return guard(this.redis.smembers(this.keys.refreshActive()))
+  }
+
+  async takeRefreshNumbers (id: string, count: number): Promise<string[]> {
+    return (await guard(this.redis.lpop(this.keys.refreshTodo(id), count))) ?? []
+  }
+
+  async countRefresh (id: string, done: number, failed: number): Promise<void> {
+    const key = this.keys.refreshJob(id)
+    await guard(Promise.all([this.redis.hincrby(key, 'done', done), this.redis.hincrby(key, 'failed', failed)]))
+  }
+
+  async completeRefreshJob (id: string, at: string): Promise<boolean> {
+    const complete = await guard(this.redis.rrCompleteRefresh(this.keys.refreshJob(id), this.keys.refreshTodo(id), at)) === 1
+    // A job gone past its retention is also no longer active.
+    if (complete || !(await guard(this.redis.exists(this.keys.refreshJob(id))))) await guard(this.redis.srem(this.keys.refreshActive(), id))
+    return complete
+  }
+
   async wakeFallback (shard: number, notificationIds: string[], now: number): Promise<number> {
     if (notificationIds.length === 0) return 0
     const args = notificationIds.flatMap(id => [now, id])
@@ -349,11 +470,32 @@ export class RedisStore implements Store {
   }
 
   async ping (): Promise<void> {
+    if (this.redis instanceof Cluster) {
+      // Every master must answer: one that is gone leaves its slots' notifications unreachable.
+      if (this.redis.status !== 'ready') throw new StoreUnavailableError(`the Redis Cluster is ${this.redis.status}`)
+      await guard(Promise.all(this.redis.nodes('master').map(node => node.ping())))
+      return
+    }
     await guard(this.redis.ping())
   }
 
   async close (): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect())
+  }
+}
+
+function reportFromHash (phoneNumber: string, h: Record<string, string>): NumberReport {
+  return {
+    phone_number: phoneNumber,
+    first_seen_at: h.first_seen_at!,
+    last_checked_at: h.last_checked_at!,
+    last_reachable_at: h.last_reachable_at ?? null,
+    last_data_at: h.last_data_at ?? null,
+    last_sms_at: h.last_sms_at ?? null,
+    is_reachable: h.is_reachable === 'true',
+    connectivity: JSON.parse(h.connectivity ?? '[]') as string[],
+    latest_status_at: h.latest_status_at || null,
+    status_code: h.status_code ?? '',
   }
 }
 

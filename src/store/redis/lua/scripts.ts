@@ -162,3 +162,32 @@ for _, id in ipairs(lapsed) do
 end
 return #lapsed
 `
+
+/**
+ * A token bucket on the server's clock (every process shares it). KEYS: bucket. ARGV: rate per second, burst.
+ * Answers 0 when a token was taken, else the milliseconds until one will be there.
+ */
+export const TAKE_TOKEN = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(b[1]) or burst
+local at = tonumber(b[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) * 1000 / rate) end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return wait
+`
+
+/** KEYS: job hash, todo list. ARGV: completed at. Completes the job once nothing is left and every number is counted. */
+export const COMPLETE_REFRESH = `
+if redis.call('HGET', KEYS[1], 'status') == 'completed' then return 1 end
+if redis.call('LLEN', KEYS[2]) > 0 then return 0 end
+local j = redis.call('HMGET', KEYS[1], 'total', 'done', 'failed')
+if tonumber(j[2]) + tonumber(j[3]) < tonumber(j[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'completed', 'completed_at', ARGV[1])
+return 1
+`

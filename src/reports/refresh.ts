@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto'
+import pLimit from 'p-limit'
+import { NotFoundError } from '../domain/errors.js'
+import type { UpstreamRateLimiter } from '../reachability/rate-limit.js'
+import type { ReachabilityService } from '../reachability/service.js'
+import type { RefreshJob, Store } from '../store/store.js'
+
+const JOB_RETENTION_SECONDS = 7 * 86_400
+
+/** Starts a fleet scan: every number re-checked in the background through the rate-limited upstream. */
+export async function startRefresh (store: Store, owner: string, phoneNumbers: string[], now = Date.now()): Promise<RefreshJob> {
+  const unique = [...new Set(phoneNumbers)]
+  const job: RefreshJob = {
+    id: `rfr_${randomUUID().replaceAll('-', '')}`, owner, status: 'running', total: unique.length, done: 0, failed: 0,
+    created_at: new Date(now).toISOString(), completed_at: null,
+  }
+  await store.createRefreshJob(job, unique, JOB_RETENTION_SECONDS)
+  return job
+}
+
+export async function getRefresh (store: Store, id: string): Promise<RefreshJob> {
+  const job = /^rfr_[0-9a-f]{32}$/.test(id) ? await store.getRefreshJob(id) : null
+  if (!job) throw new NotFoundError(`no refresh job ${id}`)
+  return job
+}
+
+export interface RefreshRunnerOptions {
+  store: Store
+  reachability: ReachabilityService
+  limiter: UpstreamRateLimiter
+  concurrency: number
+  pollMs: number
+  log?: { warn: (obj: object, msg: string) => void }
+}
+
+/**
+ * Works through the numbers of running refresh jobs: each one a fresh upstream lookup (which updates
+ * the cache and the number's report), each lookup waiting for a token of the shared upstream budget.
+ * Numbers taken by a process that dies before counting them are not re-checked (the job then stays
+ * running with fewer counted than its total).
+ */
+export class RefreshRunner {
+  private running = false
+  private loopDone: Promise<void> = Promise.resolve()
+  private wake: (() => void) | undefined
+  private readonly limit: ReturnType<typeof pLimit>
+  lastLoopAt = 0
+
+  constructor (private readonly options: RefreshRunnerOptions) {
+    this.limit = pLimit(options.concurrency)
+  }
+
+  start (): void {
+    if (this.running) return
+    this.running = true
+    this.loopDone = this.loop()
+  }
+
+  async stop (): Promise<void> {
+    this.running = false
+    this.wake?.()
+    await this.loopDone
+  }
+
+  poke (): void {
+    this.wake?.()
+  }
+
+  private async loop (): Promise<void> {
+    while (this.running) {
+      this.lastLoopAt = Date.now()
+      let worked = false
+      try {
+        worked = await this.tick()
+      } catch (err) {
+        this.options.log?.warn({ err }, 'refresh runner: the store failed; trying again')
+      }
+      if (worked) continue
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(resolve, this.options.pollMs)
+        this.wake = () => { clearTimeout(timer); resolve() }
+      })
+      this.wake = undefined
+    }
+  }
+
+  /** One batch of each running job; resolves whether there was anything to do. */
+  async tick (): Promise<boolean> {
+    const { store, reachability, limiter } = this.options
+    let worked = false
+    for (const id of await store.activeRefreshJobs()) {
+      const numbers = await store.takeRefreshNumbers(id, this.options.concurrency)
+      worked ||= numbers.length > 0
+      const outcomes = await Promise.all(numbers.map(phone => this.limit(async () => {
+        await limiter.acquire()
+        try {
+          await reachability.lookup(phone, { maxAgeSeconds: 0 })
+          return true
+        } catch {
+          return false
+        }
+      })))
+      const done = outcomes.filter(Boolean).length
+      if (numbers.length > 0) await store.countRefresh(id, done, numbers.length - done)
+      await store.completeRefreshJob(id, new Date().toISOString())
+    }
+    return worked
+  }
+}
