@@ -12,13 +12,16 @@ declare module 'fastify' {
 export default fp<{ store?: Store }>(async (app, options) => {
   let store = options.store
   if (!store) {
-    const { url, keyPrefix, commandTimeoutMs } = app.config.redis
-    if (url) {
+    const { url, clusterNodes, keyPrefix, commandTimeoutMs } = app.config.redis
+    if (clusterNodes) {
+      store = await RedisStore.connect({ clusterNodes, keyPrefix, commandTimeoutMs, shards: app.config.shards })
+      app.log.info({ store: 'redis', cluster: clusterNodes.map(n => `${n.host}:${n.port}`), keyPrefix }, 'store: Redis Cluster')
+    } else if (url) {
       store = await RedisStore.connect({ url, keyPrefix, commandTimeoutMs, shards: app.config.shards })
       app.log.info({ store: 'redis', keyPrefix }, 'store: Redis')
     } else {
       store = new MemoryStore({ shards: app.config.shards })
-      app.log.warn({ store: 'memory' }, 'store: in-memory (REDIS_URL is not set); nothing survives a restart')
+      app.log.warn({ store: 'memory' }, 'store: in-memory (neither REDIS_URL nor REDIS_CLUSTER_NODES is set); nothing survives a restart')
     }
     const opened = store
     app.addHook('onClose', async () => opened.close())

@@ -12,8 +12,8 @@ try {
   process.stderr.write(`reachroute worker cannot start: ${err.message}\n`)
   process.exit(1)
 }
-if (!config.redis.url) {
-  process.stderr.write('reachroute worker cannot start: REDIS_URL is not set; a separate worker needs the shared Redis store (the embedded store lives inside the API process)\n')
+if (!config.redis.url && !config.redis.clusterNodes) {
+  process.stderr.write('reachroute worker cannot start: neither REDIS_URL nor REDIS_CLUSTER_NODES is set; a separate worker needs the shared Redis store (the embedded store lives inside the API process)\n')
   process.exit(1)
 }
 

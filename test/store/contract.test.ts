@@ -6,7 +6,7 @@ import type { Notification } from '../../src/notifications/types.js'
 import { MemoryStore } from '../../src/store/memory/memory-store.js'
 import { RedisStore } from '../../src/store/redis/redis-store.js'
 import type { Store } from '../../src/store/store.js'
-import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.js'
+import { clusterAvailable, clusterNodes, dropClusterPrefix, dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.js'
 
 // One suite, every adapter of the store port.
 
@@ -190,5 +190,12 @@ t.test('redis store', { skip: !(await redisAvailable()) && 'Redis is not running
   const keyPrefix = uniquePrefix()
   const store = await RedisStore.connect({ url: REDIS_URL, keyPrefix, commandTimeoutMs: 1000, shards: SHARDS })
   t.teardown(async () => { await store.close(); await dropPrefix(keyPrefix) })
+  await suite(t, store)
+})
+
+t.test('redis cluster store', { skip: !(await clusterAvailable()) && 'no Redis Cluster answers (.ci/redis-cluster starts one; CI=true makes this a failure)' }, async t => {
+  const keyPrefix = uniquePrefix()
+  const store = await RedisStore.connect({ clusterNodes: clusterNodes(), keyPrefix, commandTimeoutMs: 1000, shards: SHARDS })
+  t.teardown(async () => { await store.close(); await dropClusterPrefix(keyPrefix) })
   await suite(t, store)
 })
