@@ -61,6 +61,8 @@ export class QueueOps {
         push: sum(depths, d => d.push),
         sms: sum(depths, d => d.sms),
         callback: sum(depths, d => d.callback),
+        push_bulk: sum(depths, d => d.push_bulk),
+        sms_bulk: sum(depths, d => d.sms_bulk),
         retry: sum(depths, d => d.retry),
       },
     }

@@ -1,5 +1,5 @@
 import type { Reachability } from '../domain/reachability.js'
-import type { Notification, NotificationEvent } from '../notifications/types.js'
+import type { Notification, NotificationEvent, NotificationMessage, Routing } from '../notifications/types.js'
 
 // The port every piece of state goes through. Two adapters: redis/ (production) and memory/ (embedded default).
 // Everything a notification owns lives in its shard: one shard's keys share a Redis Cluster hash tag.
@@ -10,9 +10,19 @@ export interface CachedReachability {
   freshUntil: number
 }
 
-/** The lanes a job can wait in: one outbox stream per lane and shard. */
-export type Lane = 'push' | 'sms' | 'callback'
-export const LANES: readonly Lane[] = ['push', 'sms', 'callback']
+/** The lanes a job can wait in: one outbox stream per lane and shard. Campaign traffic has lanes of its own (`_bulk`). */
+export type Lane = 'push' | 'sms' | 'callback' | 'push_bulk' | 'sms_bulk'
+export const LANES: readonly Lane[] = ['push', 'sms', 'callback', 'push_bulk', 'sms_bulk']
+
+/** The outbox lane of a channel: the bulk one for campaign notifications. */
+export function laneFor (channel: 'push' | 'sms', bulk: boolean): Lane {
+  return bulk ? `${channel}_bulk` : channel
+}
+
+/** The channel a lane's jobs go out on. */
+export function channelOfLane (lane: Lane): 'push' | 'sms' | 'callback' {
+  return lane === 'push_bulk' ? 'push' : lane === 'sms_bulk' ? 'sms' : lane
+}
 
 /** Where a notification goes next: an outbox lane now, the retry set later, or nowhere. */
 export type JobTarget =
@@ -124,6 +134,30 @@ export interface RefreshJob {
   completed_at: string | null
 }
 
+export type CampaignStatus = 'accepted' | 'running' | 'paused' | 'completed' | 'cancelled'
+
+/** What a campaign sends, and to whom it belongs; its recipients are a list beside it. */
+export interface CampaignDoc {
+  id: string
+  owner: string
+  name: string
+  message: NotificationMessage
+  routing: Routing
+  created_at: string
+}
+
+/**
+ * A campaign and its counters: recipients_total, recipients_accepted, recipients_rejected, processed,
+ * recipients_failed, `channel:<channel>`, `status:<final status>`, `lookups:cache`, `lookups:upstream`,
+ * `minute:<epoch minute>` (recipients processed in that minute).
+ */
+export interface CampaignRecord {
+  doc: CampaignDoc
+  status: CampaignStatus
+  counters: Record<string, number>
+  completed_at: string | null
+}
+
 export interface DeadLetter {
   notificationId: string
   at: number
@@ -199,6 +233,30 @@ export interface Store {
   countRefresh (id: string, done: number, failed: number): Promise<void>
   /** Marks the job completed once every number is counted; resolves whether it is. */
   completeRefreshJob (id: string, at: string): Promise<boolean>
+
+  /** Stores a new campaign (status accepted, no recipients yet) and lists it by creation time. */
+  createCampaign (doc: CampaignDoc, retentionSeconds: number): Promise<void>
+  /**
+   * Appends recipients (their JSON payloads) in order; a number already in the campaign is not appended.
+   * Resolves, per recipient, whether it was appended (false: a duplicate).
+   */
+  appendCampaignRecipients (id: string, recipients: { to: string, payload: string }[]): Promise<boolean[]>
+  /** Takes the next `count` recipients of a running campaign (none when it is not running), atomically. */
+  claimCampaignRecipients (id: string, count: number): Promise<string[]>
+  /** Adds to the campaign's counters. */
+  countCampaign (id: string, counts: Record<string, number>): Promise<void>
+  /** Moves the campaign to `to` if its status is one of `from`; resolves whether it did and the status it now has (null: no such campaign). */
+  setCampaignStatus (id: string, to: CampaignStatus, from: readonly CampaignStatus[], at: string): Promise<{ changed: boolean, status: CampaignStatus | null }>
+  /** Completes a running campaign once every accepted recipient is processed; resolves whether it is completed. */
+  completeCampaign (id: string, at: string): Promise<boolean>
+  getCampaign (id: string): Promise<CampaignRecord | null>
+  /** Campaign ids, oldest first, from `offset`. */
+  listCampaigns (offset: number, limit: number): Promise<string[]>
+  /** The campaigns the runners look at. */
+  activeCampaigns (): Promise<string[]>
+  setCampaignActive (id: string, active: boolean): Promise<void>
+  /** Stores the answer under a claimed idempotency key; resolves false when the claim was lost. */
+  finishIdempotency (ref: IdempotencyRef, token: string, requestHash: string, response: string, ttlSeconds: number): Promise<boolean>
 
   /** Makes due now the given fallback entries that are waiting (an event says their device is back). */
   wakeFallback (shard: number, notificationIds: string[], now: number): Promise<number>

@@ -178,6 +178,63 @@ async function suite (t: Test, store: Store) {
   t.test('ping answers', async t => {
     await t.resolves(store.ping())
   })
+
+  const campaign = (id: string, createdAt = '2026-11-25T10:00:00.000Z') => ({
+    id, owner: 'svc', name: 'Black Friday', message: { sms: { text: 'Hi {{name}}' } }, created_at: createdAt,
+    routing: { prefer: 'push' as const, channels: ['push' as const, 'sms' as const], on_unreachable: 'queue' as const, on_unknown: 'sms' as const, ttl_seconds: 3600 },
+  })
+
+  t.test('campaign: a number listed twice is appended once; chunks are claimed in order only while running', async t => {
+    const id = `cmp_contract_${Math.random().toString(36).slice(2)}`
+    await store.createCampaign(campaign(id), 3600)
+    const added = await store.appendCampaignRecipients(id, [
+      { to: '+990100101', payload: 'a' }, { to: '+990100102', payload: 'b' }, { to: '+990100101', payload: 'a again' },
+    ])
+    t.same(added, [true, true, false])
+    t.same(await store.appendCampaignRecipients(id, [{ to: '+990100102', payload: 'b again' }, { to: '+990100103', payload: 'c' }]), [false, true])
+    t.same(await store.claimCampaignRecipients(id, 2), [], 'nothing is claimed before it runs')
+    t.same(await store.setCampaignStatus(id, 'running', ['accepted'], '2026-11-25T10:00:01.000Z'), { changed: true, status: 'running' })
+    t.same(await store.claimCampaignRecipients(id, 2), ['a', 'b'])
+    t.same(await store.claimCampaignRecipients(id, 2), ['c'])
+    t.same(await store.claimCampaignRecipients(id, 2), [])
+    const got = await store.getCampaign(id)
+    t.equal(got?.status, 'running')
+    t.equal(got?.doc.name, 'Black Friday')
+  })
+
+  t.test('campaign: status changes check the current status; completion waits for every recipient', async t => {
+    const id = `cmp_contract_${Math.random().toString(36).slice(2)}`
+    await store.createCampaign(campaign(id), 3600)
+    await store.appendCampaignRecipients(id, [{ to: '+990100201', payload: 'a' }])
+    await store.countCampaign(id, { recipients_accepted: 1, recipients_total: 1 })
+    t.same(await store.setCampaignStatus(id, 'paused', ['running'], 'x'), { changed: false, status: 'accepted' }, 'pause only from running')
+    await store.setCampaignStatus(id, 'running', ['accepted'], 'x')
+    t.same(await store.setCampaignStatus(id, 'paused', ['running'], 'x'), { changed: true, status: 'paused' })
+    t.same(await store.claimCampaignRecipients(id, 10), [], 'a paused campaign gives no recipients')
+    t.same(await store.setCampaignStatus(id, 'running', ['paused'], 'x'), { changed: true, status: 'running' })
+    t.notOk(await store.completeCampaign(id, 'x'), 'a recipient is still to claim')
+    t.same(await store.claimCampaignRecipients(id, 10), ['a'])
+    t.notOk(await store.completeCampaign(id, 'x'), 'claimed but not processed')
+    await store.countCampaign(id, { processed: 1, 'channel:sms': 1 })
+    t.ok(await store.completeCampaign(id, '2026-11-25T10:05:00.000Z'))
+    const got = await store.getCampaign(id)
+    t.match(got, { status: 'completed', completed_at: '2026-11-25T10:05:00.000Z', counters: { processed: 1, 'channel:sms': 1, recipients_accepted: 1 } })
+    t.same(await store.setCampaignStatus(id, 'cancelled', ['accepted', 'running', 'paused'], 'x'), { changed: false, status: 'completed' })
+    t.same(await store.setCampaignStatus('cmp_none', 'cancelled', ['running'], 'x'), { changed: false, status: null })
+    t.equal(await store.getCampaign('cmp_none'), null)
+  })
+
+  t.test('campaigns are listed by creation time; the active set holds what runners look at', async t => {
+    const ids = ['cmp_list_b', 'cmp_list_a'].map(id => `${id}_${Math.random().toString(36).slice(2)}`)
+    await store.createCampaign(campaign(ids[0]!, '2026-11-25T09:00:00.000Z'), 3600 * 24 * 365 * 5)
+    await store.createCampaign(campaign(ids[1]!, '2026-11-25T09:00:01.000Z'), 3600 * 24 * 365 * 5)
+    const listed = await store.listCampaigns(0, 1000)
+    t.ok(listed.indexOf(ids[0]!) >= 0 && listed.indexOf(ids[0]!) < listed.indexOf(ids[1]!), 'older first')
+    await store.setCampaignActive(ids[0]!, true)
+    t.ok((await store.activeCampaigns()).includes(ids[0]!))
+    await store.setCampaignActive(ids[0]!, false)
+    t.notOk((await store.activeCampaigns()).includes(ids[0]!))
+  })
 }
 
 t.test('memory store', async t => {

@@ -48,6 +48,8 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
             push: z.number().int().meta({ description: 'Push jobs', examples: [2] }),
             sms: z.number().int().meta({ description: 'SMS jobs', examples: [5] }),
             callback: z.number().int().meta({ description: 'Status callbacks to post', examples: [1] }),
+            push_bulk: z.number().int().meta({ description: 'Push jobs of campaigns (served after the transactional lanes)', examples: [300] }),
+            sms_bulk: z.number().int().meta({ description: 'SMS jobs of campaigns (served after the transactional lanes)', examples: [700] }),
             retry: z.number().int().meta({ description: 'Provider retries waiting for their time', examples: [0] }),
           }).meta({ description: 'Jobs waiting (or in hand, not yet acknowledged) per lane, and provider retries waiting for their time' }),
         }).meta({ id: 'QueueState', description: 'The fallback queue and outboxes at a glance' })),

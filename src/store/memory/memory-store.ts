@@ -4,7 +4,7 @@ import type { Reachability } from '../../domain/reachability.js'
 import type { Notification } from '../../notifications/types.js'
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
-  type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
+  type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
   type StoredNotification, type Transition,
 } from '../store.js'
 
@@ -54,6 +54,17 @@ interface StreamEntry {
   deliveries: number
 }
 
+interface CampaignEntry {
+  doc: CampaignDoc
+  status: CampaignStatus
+  counters: Map<string, number>
+  recipients: string[]
+  numbers: Set<string>
+  next: number
+  completedAt: string | null
+  expiresAt: number
+}
+
 interface IdempotencyEntry {
   state: 'pending' | 'done'
   token?: string
@@ -90,6 +101,8 @@ export class MemoryStore implements Store {
   private readonly buckets = new Map<string, { tokens: number, at: number }>()
   private readonly refreshJobs = new Map<string, { job: RefreshJob, todo: string[] }>()
   private readonly reportIndexes = { stale: new Map<number, Map<string, number>>(), offline: new Map<number, Map<string, number>>() }
+  private readonly campaigns = new Map<string, CampaignEntry>()
+  private readonly campaignsActive = new Set<string>()
   private readonly watching: ExpiringMap<Set<string>>
   private readonly subscriptions: ExpiringMap<Map<string, string>>
   private readonly sightings: ExpiringMap<true>
@@ -374,6 +387,87 @@ export class MemoryStore implements Store {
     return true
   }
 
+  async createCampaign (doc: CampaignDoc, retentionSeconds: number): Promise<void> {
+    const now = this.now()
+    for (const [id, c] of this.campaigns) if (c.expiresAt <= now) this.campaigns.delete(id)
+    this.campaigns.set(doc.id, {
+      doc: structuredClone(doc), status: 'accepted', counters: new Map(), recipients: [], numbers: new Set(), next: 0,
+      completedAt: null, expiresAt: now + retentionSeconds * 1000,
+    })
+  }
+
+  async appendCampaignRecipients (id: string, recipients: { to: string, payload: string }[]): Promise<boolean[]> {
+    const c = this.campaign(id)
+    if (!c) throw new Error('no such campaign')
+    return recipients.map(r => {
+      if (c.numbers.has(r.to)) return false
+      c.numbers.add(r.to)
+      c.recipients.push(r.payload)
+      return true
+    })
+  }
+
+  async claimCampaignRecipients (id: string, count: number): Promise<string[]> {
+    const c = this.campaign(id)
+    if (!c || c.status !== 'running') return []
+    const taken = c.recipients.slice(c.next, c.next + count)
+    c.next += taken.length
+    return taken
+  }
+
+  async countCampaign (id: string, counts: Record<string, number>): Promise<void> {
+    const c = this.campaign(id)
+    if (!c) return
+    for (const [field, n] of Object.entries(counts)) if (n !== 0) c.counters.set(field, (c.counters.get(field) ?? 0) + n)
+  }
+
+  async setCampaignStatus (id: string, to: CampaignStatus, from: readonly CampaignStatus[]): Promise<{ changed: boolean, status: CampaignStatus | null }> {
+    const c = this.campaign(id)
+    if (!c) return { changed: false, status: null }
+    if (!from.includes(c.status)) return { changed: false, status: c.status }
+    c.status = to
+    return { changed: true, status: to }
+  }
+
+  async completeCampaign (id: string, at: string): Promise<boolean> {
+    const c = this.campaign(id)
+    if (!c) return false
+    if (c.status === 'completed') return true
+    if (c.status !== 'running' || c.next < c.recipients.length) return false
+    if ((c.counters.get('processed') ?? 0) < (c.counters.get('recipients_accepted') ?? 0)) return false
+    c.status = 'completed'
+    c.completedAt = at
+    return true
+  }
+
+  async getCampaign (id: string): Promise<CampaignRecord | null> {
+    const c = this.campaign(id)
+    if (!c) return null
+    return { doc: structuredClone(c.doc), status: c.status, counters: Object.fromEntries(c.counters), completed_at: c.completedAt }
+  }
+
+  async listCampaigns (offset: number, limit: number): Promise<string[]> {
+    return [...this.campaigns.values()].filter(c => c.expiresAt > this.now())
+      .sort((a, b) => Date.parse(a.doc.created_at) - Date.parse(b.doc.created_at) || (a.doc.id < b.doc.id ? -1 : 1))
+      .slice(offset, offset + limit).map(c => c.doc.id)
+  }
+
+  async activeCampaigns (): Promise<string[]> {
+    return [...this.campaignsActive]
+  }
+
+  async setCampaignActive (id: string, active: boolean): Promise<void> {
+    if (active) this.campaignsActive.add(id)
+    else this.campaignsActive.delete(id)
+  }
+
+  async finishIdempotency (ref: IdempotencyRef, token: string, requestHash: string, response: string, ttlSeconds: number): Promise<boolean> {
+    const key = `${ref.shard}:${ref.key}`
+    if (this.idempotency.get(key)?.token !== token) return false
+    this.idempotency.set(key, { state: 'done', requestHash, response }, ttlSeconds * 1000)
+    return true
+  }
+
   async wakeFallback (shard: number, notificationIds: string[], now: number): Promise<number> {
     const queue = this.sorted(this.fallbacks, shard)
     let woken = 0
@@ -441,6 +535,11 @@ export class MemoryStore implements Store {
 
   async close (): Promise<void> {
     clearInterval(this.sweeper)
+  }
+
+  private campaign (id: string): CampaignEntry | undefined {
+    const c = this.campaigns.get(id)
+    return c && c.expiresAt > this.now() ? c : undefined
   }
 
   private shardOf (id: string): number {

@@ -45,6 +45,29 @@ export class RedisKeys {
     return `${this.prefix}{rj}:active`
   }
 
+  /** A campaign: its document, status, next recipient index and counters, in one hash. */
+  campaign (id: string): string {
+    return `${this.prefix}{c:${id}}:campaign`
+  }
+
+  campaignRecipients (id: string): string {
+    return `${this.prefix}{c:${id}}:recipients`
+  }
+
+  /** The numbers already in the campaign: a number listed twice is notified once. */
+  campaignNumbers (id: string): string {
+    return `${this.prefix}{c:${id}}:numbers`
+  }
+
+  /** Every campaign by creation time (for listing). */
+  campaignIndex (): string {
+    return `${this.prefix}{campaigns}:index`
+  }
+
+  campaignActive (): string {
+    return `${this.prefix}{campaigns}:active`
+  }
+
   event (eventId: string): string {
     return `${this.prefix}{e:${eventId}}:seen`
   }

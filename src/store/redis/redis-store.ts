@@ -6,13 +6,14 @@ import type { Reachability } from '../../domain/reachability.js'
 import type { NotificationEvent } from '../../notifications/types.js'
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
-  type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
+  type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
   type StoredNotification, type Transition,
 } from '../store.js'
 import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
 import {
-  ACCEPT, ACCEPT_TO_OUTBOX, CLAIM, COMPLETE_REFRESH, EXPIRE_LEASES, RELEASE, RELEASE_DUE, TAKE_DUE, TAKE_TOKEN, TRANSITION,
+  ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_RECIPIENTS, COMPLETE_CAMPAIGN, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_IDEMPOTENCY,
+  RELEASE, RELEASE_DUE, SET_CAMPAIGN_STATUS, TAKE_DUE, TAKE_TOKEN, TRANSITION,
 } from './lua/scripts.js'
 
 declare module 'ioredis' {
@@ -27,6 +28,11 @@ declare module 'ioredis' {
     rrExpireLeases (queue: string, leased: string, now: number): Result<number, Context>
     rrTakeToken (bucket: string, rate: number, burst: number): Result<number, Context>
     rrCompleteRefresh (job: string, todo: string, at: string): Result<number, Context>
+    rrAppendRecipients (campaign: string, list: string, numbers: string, ...pairs: string[]): Result<number[], Context>
+    rrClaimRecipients (campaign: string, list: string, count: number): Result<string[], Context>
+    rrSetCampaignStatus (campaign: string, to: string, at: string, ...from: string[]): Result<[number, string], Context>
+    rrCompleteCampaign (campaign: string, list: string, at: string): Result<number, Context>
+    rrFinishIdempotency (key: string, token: string, hash: string, response: string, ttl: number): Result<number, Context>
   }
 }
 
@@ -82,12 +88,22 @@ export function redisClusterOptions (commandTimeoutMs: number): ClusterOptions {
   }
 }
 
-/** Runs a Redis call, turning connection and timeout failures into StoreUnavailableError. */
-async function guard<T> (work: Promise<T>): Promise<T> {
+/**
+ * Runs a Redis call, turning connection and timeout failures into StoreUnavailableError, and gives up
+ * after deadlineMs: with auto-pipelining a command waits for the pipeline before it, so on a Redis that
+ * hangs the client's own command timeout would add up (one wait per pipeline in front).
+ */
+async function guard<T> (work: Promise<T>, deadlineMs?: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
   try {
-    return await work
+    if (deadlineMs === undefined) return await work
+    return await Promise.race([work, new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${deadlineMs} ms`)), deadlineMs)
+    })])
   } catch (err) {
     throw new StoreUnavailableError(`the store did not answer: ${(err as Error).message}`, { cause: err })
+  } finally {
+    clearTimeout(timer)
   }
 }
 
@@ -97,8 +113,13 @@ export class RedisStore implements Store {
   readonly kind = 'redis' as const
   readonly keys: RedisKeys
 
-  private constructor (readonly redis: Redis | Cluster, keyPrefix: string, readonly shards: number) {
+  private constructor (readonly redis: Redis | Cluster, keyPrefix: string, readonly shards: number, private readonly deadlineMs: number) {
     this.keys = new RedisKeys(keyPrefix)
+  }
+
+  /** Every call of this store ends within its command timeout, answered or not. */
+  private guard<T> (work: Promise<T>): Promise<T> {
+    return guard(work, this.deadlineMs)
   }
 
   static async connect (options: RedisStoreOptions): Promise<RedisStore> {
@@ -116,12 +137,17 @@ export class RedisStore implements Store {
     redis.defineCommand('rrTakeToken', { numberOfKeys: 1, lua: TAKE_TOKEN })
     redis.defineCommand('rrCompleteRefresh', { numberOfKeys: 2, lua: COMPLETE_REFRESH })
     redis.defineCommand('rrClaim', { numberOfKeys: 1, lua: CLAIM })
+    redis.defineCommand('rrAppendRecipients', { numberOfKeys: 3, lua: APPEND_RECIPIENTS })
+    redis.defineCommand('rrClaimRecipients', { numberOfKeys: 2, lua: CLAIM_RECIPIENTS })
+    redis.defineCommand('rrSetCampaignStatus', { numberOfKeys: 1, lua: SET_CAMPAIGN_STATUS })
+    redis.defineCommand('rrCompleteCampaign', { numberOfKeys: 2, lua: COMPLETE_CAMPAIGN })
+    redis.defineCommand('rrFinishIdempotency', { numberOfKeys: 1, lua: FINISH_IDEMPOTENCY })
     redis.defineCommand('rrRelease', { numberOfKeys: 1, lua: RELEASE })
     redis.defineCommand('rrReleaseDue', { numberOfKeys: 1 + LANES.length, lua: RELEASE_DUE })
     await redis.connect()
     // From now on a command while the cluster is away fails at once (a 503) instead of waiting in a queue.
     if (redis instanceof Cluster) redis.options.enableOfflineQueue = false
-    const store = new RedisStore(redis, options.keyPrefix, options.shards)
+    const store = new RedisStore(redis, options.keyPrefix, options.shards, options.commandTimeoutMs)
     await store.ensureGroups()
     return store
   }
@@ -136,41 +162,41 @@ export class RedisStore implements Store {
         }))
       }
     }
-    await guard(Promise.all(creations))
+    await this.guard(Promise.all(creations))
   }
 
   async getReachability (phoneNumber: string): Promise<CachedReachability | null> {
-    const raw = await guard(this.redis.get(this.keys.reachability(phoneNumber)))
+    const raw = await this.guard(this.redis.get(this.keys.reachability(phoneNumber)))
     return raw === null ? null : JSON.parse(raw) as CachedReachability
   }
 
   async putReachability (entry: CachedReachability, keepSeconds: number): Promise<void> {
     if (keepSeconds <= 0) return
-    await guard(this.redis.set(this.keys.reachability(entry.record.phone_number), JSON.stringify(entry), 'EX', keepSeconds))
+    await this.guard(this.redis.set(this.keys.reachability(entry.record.phone_number), JSON.stringify(entry), 'EX', keepSeconds))
   }
 
   async claimIdempotency (ref: IdempotencyRef, requestHash: string, claimSeconds: number): Promise<IdempotencyClaim> {
     const token = randomUUID()
-    const reply = await guard(this.redis.rrClaim(this.keys.idempotency(ref.shard, ref.key), token, requestHash, claimSeconds * 1000))
+    const reply = await this.guard(this.redis.rrClaim(this.keys.idempotency(ref.shard, ref.key), token, requestHash, claimSeconds * 1000))
     if (reply[0] === 'claimed') return { state: 'claimed', token }
     if (reply[0] === 'in_flight') return { state: 'in_flight', retryAfterSeconds: Math.max(1, Math.ceil(Number(reply[1]) / 1000)) }
     return { state: 'done', requestHash: String(reply[1]), response: String(reply[2]) }
   }
 
   async releaseIdempotency (ref: IdempotencyRef, token: string): Promise<void> {
-    await guard(this.redis.rrRelease(this.keys.idempotency(ref.shard, ref.key), token))
+    await this.guard(this.redis.rrRelease(this.keys.idempotency(ref.shard, ref.key), token))
   }
 
   async acceptNotification (command: AcceptCommand): Promise<boolean> {
     const { notification: n, idempotency: idem } = command
     const shard = shardOfId(n.id, this.shards)!
     if (command.next.kind === 'outbox' && !idem) {
-      await guard(this.redis.rrAcceptToOutbox(this.keys.notification(shard, n.id), this.keys.outbox(shard, command.next.lane),
+      await this.guard(this.redis.rrAcceptToOutbox(this.keys.notification(shard, n.id), this.keys.outbox(shard, command.next.lane),
         command.retentionSeconds, n.id, acceptDocument(n, command.events), n.status))
       return true
     }
     const next = this.nextArgs(shard, n.id, command.next)
-    const result = await guard(this.redis.rrAccept(
+    const result = await this.guard(this.redis.rrAccept(
       this.keys.notification(shard, n.id), this.keys.events(shard, n.id), next.key,
       idem ? this.keys.idempotency(idem.shard, idem.key) : this.keys.notification(shard, n.id),
       ...this.queueKeys(shard),
@@ -183,7 +209,7 @@ export class RedisStore implements Store {
   }
 
   async getNotification (id: string, shard: number): Promise<StoredNotification | null> {
-    const [hash, events] = await guard(Promise.all([
+    const [hash, events] = await this.guard(Promise.all([
       this.redis.hgetall(this.keys.notification(shard, id)),
       this.redis.lrange(this.keys.events(shard, id), 0, -1),
     ]))
@@ -196,7 +222,7 @@ export class RedisStore implements Store {
     const { shard, notificationId: id } = t
     const next = this.nextArgs(shard, id, t.next ?? { kind: 'none' })
     const fields = patchToFields(t.patch)
-    const result = await guard(this.redis.rrTransition(
+    const result = await this.guard(this.redis.rrTransition(
       this.keys.notification(shard, id), this.keys.events(shard, id), next.key,
       t.ack ? this.keys.outbox(shard, t.ack.lane) : this.keys.notification(shard, id),
       ...this.queueKeys(shard),
@@ -230,7 +256,7 @@ export class RedisStore implements Store {
       // The groups vanish when the keys are deleted (FLUSHDB, a new Redis): make them again.
       if (!(err as Error).message.includes('NOGROUP')) throw new StoreUnavailableError((err as Error).message, { cause: err })
       await this.ensureGroups()
-      reply = await guard(read())
+      reply = await this.guard(read())
     }
     const jobs: OutboxJob[] = []
     for (const [stream, entries] of reply ?? []) {
@@ -241,7 +267,7 @@ export class RedisStore implements Store {
   }
 
   async reclaimOutbox (shard: number, lane: Lane, consumer: string, minIdleMs: number, count: number): Promise<OutboxJob[]> {
-    const reply = await guard(this.redis.xautoclaim(this.keys.outbox(shard, lane), GROUP, consumer, minIdleMs, '0', 'COUNT', count)) as [string, [string, string[] | null][], string[]?]
+    const reply = await this.guard(this.redis.xautoclaim(this.keys.outbox(shard, lane), GROUP, consumer, minIdleMs, '0', 'COUNT', count)) as [string, [string, string[] | null][], string[]?]
     const jobs: OutboxJob[] = []
     for (const [entryId, fields] of reply[1]) {
       if (fields) jobs.push({ shard, lane, entryId, notificationId: fieldValue(fields, 'id'), deliveries: 2 })
@@ -250,11 +276,11 @@ export class RedisStore implements Store {
   }
 
   async releaseDueRetries (shard: number, now: number, count: number): Promise<number> {
-    return guard(this.redis.rrReleaseDue(this.keys.retry(shard), ...LANES.map(l => this.keys.outbox(shard, l)), now, count, ...LANES))
+    return this.guard(this.redis.rrReleaseDue(this.keys.retry(shard), ...LANES.map(l => this.keys.outbox(shard, l)), now, count, ...LANES))
   }
 
   async outboxDepth (shard: number): Promise<Record<Lane | 'retry', number>> {
-    const [lengths, retry] = await guard(Promise.all([
+    const [lengths, retry] = await this.guard(Promise.all([
       Promise.all(LANES.map(lane => this.redis.xlen(this.keys.outbox(shard, lane)))),
       this.redis.zcard(this.keys.retry(shard)),
     ]))
@@ -262,17 +288,17 @@ export class RedisStore implements Store {
   }
 
   async takeDueFallback (shard: number, now: number, leaseUntil: number, count: number): Promise<FallbackLease[]> {
-    const ids = await guard(this.redis.rrTakeDue(this.keys.fallback(shard), this.keys.fallbackLeased(shard), now, leaseUntil, count))
+    const ids = await this.guard(this.redis.rrTakeDue(this.keys.fallback(shard), this.keys.fallbackLeased(shard), now, leaseUntil, count))
     return ids.map(notificationId => ({ shard, notificationId, until: leaseUntil }))
   }
 
   async expireFallbackLeases (shard: number, now: number): Promise<number> {
-    return guard(this.redis.rrExpireLeases(this.keys.fallback(shard), this.keys.fallbackLeased(shard), now))
+    return this.guard(this.redis.rrExpireLeases(this.keys.fallback(shard), this.keys.fallbackLeased(shard), now))
   }
 
   async fallbackState (shard: number, now: number): Promise<FallbackState> {
     const queue = this.keys.fallback(shard)
-    const [total, due, leased, dead, oldest, next] = await guard(Promise.all([
+    const [total, due, leased, dead, oldest, next] = await this.guard(Promise.all([
       this.redis.zcard(queue),
       this.redis.zcount(queue, '-inf', now),
       this.redis.zcard(this.keys.fallbackLeased(shard)),
@@ -292,7 +318,7 @@ export class RedisStore implements Store {
 
   async countFallbackActivity (shard: number, minute: number, kind: 'checks' | 'wakeups', n: number): Promise<void> {
     const key = this.keys.fallbackStats(shard)
-    await guard(Promise.all([
+    await this.guard(Promise.all([
       this.redis.hincrby(key, `${kind}:${minute}`, n),
       this.redis.expire(key, 7200),
     ]))
@@ -300,7 +326,7 @@ export class RedisStore implements Store {
 
   async fallbackActivity (shard: number, fromMinute: number): Promise<{ checks: number, wakeups: number }> {
     const key = this.keys.fallbackStats(shard)
-    const all = await guard(this.redis.hgetall(key))
+    const all = await this.guard(this.redis.hgetall(key))
     const totals = { checks: 0, wakeups: 0 }
     const stale: string[] = []
     for (const [field, value] of Object.entries(all)) {
@@ -308,23 +334,23 @@ export class RedisStore implements Store {
       if (Number(minute) >= fromMinute) totals[kind] += Number(value)
       else if (Number(minute) < fromMinute - 60) stale.push(field)
     }
-    if (stale.length > 0) await guard(this.redis.hdel(key, ...stale))
+    if (stale.length > 0) await this.guard(this.redis.hdel(key, ...stale))
     return totals
   }
 
   async listDead (shard: number, offset: number, limit: number): Promise<DeadLetter[]> {
-    const flat = await guard(this.redis.zrange(this.keys.dead(shard), String(offset), String(offset + limit - 1), 'WITHSCORES'))
+    const flat = await this.guard(this.redis.zrange(this.keys.dead(shard), String(offset), String(offset + limit - 1), 'WITHSCORES'))
     const letters: DeadLetter[] = []
     for (let i = 0; i < flat.length; i += 2) letters.push({ notificationId: flat[i]!, at: Number(flat[i + 1]) })
     return letters
   }
 
   async removeDead (shard: number, notificationId: string): Promise<boolean> {
-    return (await guard(this.redis.zrem(this.keys.dead(shard), notificationId))) === 1
+    return (await this.guard(this.redis.zrem(this.keys.dead(shard), notificationId))) === 1
   }
 
   async trimDead (shard: number, before: number): Promise<number> {
-    return guard(this.redis.zremrangebyscore(this.keys.dead(shard), '-inf', `(${before}`))
+    return this.guard(this.redis.zremrangebyscore(this.keys.dead(shard), '-inf', `(${before}`))
   }
 
   async recordReport (r: Reachability, reachable: boolean | null): Promise<void> {
@@ -348,39 +374,39 @@ export class RedisStore implements Store {
         this.redis.zadd(offline, Date.parse(at), r.phone_number),
       )
     }
-    await guard(Promise.all(writes))
+    await this.guard(Promise.all(writes))
   }
 
   async getReports (phoneNumbers: string[]): Promise<(NumberReport | null)[]> {
-    const hashes = await guard(Promise.all(phoneNumbers.map(p => this.redis.hgetall(this.keys.report(p)))))
+    const hashes = await this.guard(Promise.all(phoneNumbers.map(p => this.redis.hgetall(this.keys.report(p)))))
     return hashes.map((h, i) => h.first_seen_at ? reportFromHash(phoneNumbers[i]!, h) : null)
   }
 
   async reportIndex (index: 'stale' | 'offline', shard: number, min: number, max: number, offset: number, limit: number): Promise<ReportEntry[]> {
     const bound = (v: number) => v === -Infinity ? '-inf' : v === Infinity ? '+inf' : String(v)
-    const flat = await guard(this.redis.zrangebyscore(this.keys.reportIndex(index, shard), bound(min), bound(max), 'WITHSCORES', 'LIMIT', offset, limit))
+    const flat = await this.guard(this.redis.zrangebyscore(this.keys.reportIndex(index, shard), bound(min), bound(max), 'WITHSCORES', 'LIMIT', offset, limit))
     const entries: ReportEntry[] = []
     for (let i = 0; i < flat.length; i += 2) entries.push({ phoneNumber: flat[i]!, at: Number(flat[i + 1]) })
     return entries
   }
 
   async takeToken (bucket: string, ratePerSecond: number, burst: number): Promise<number> {
-    return guard(this.redis.rrTakeToken(this.keys.bucket(bucket), ratePerSecond, burst))
+    return this.guard(this.redis.rrTakeToken(this.keys.bucket(bucket), ratePerSecond, burst))
   }
 
   async createRefreshJob (job: RefreshJob, phoneNumbers: string[], retentionSeconds: number): Promise<void> {
     const jobKey = this.keys.refreshJob(job.id)
     const todo = this.keys.refreshTodo(job.id)
     const fields = Object.fromEntries(Object.entries(job).map(([k, v]) => [k, v === null ? '' : String(v)]))
-    await guard(this.redis.multi()
+    await this.guard(this.redis.multi()
       .hset(jobKey, fields).expire(jobKey, retentionSeconds)
       .rpush(todo, ...phoneNumbers).expire(todo, retentionSeconds)
       .exec())
-    await guard(this.redis.sadd(this.keys.refreshActive(), job.id))
+    await this.guard(this.redis.sadd(this.keys.refreshActive(), job.id))
   }
 
   async getRefreshJob (id: string): Promise<RefreshJob | null> {
-    const h = await guard(this.redis.hgetall(this.keys.refreshJob(id)))
+    const h = await this.guard(this.redis.hgetall(this.keys.refreshJob(id)))
     if (!h.id) return null
     return {
       id: h.id, owner: h.owner ?? '', status: h.status as RefreshJob['status'], total: Number(h.total), done: Number(h.done),
@@ -389,34 +415,104 @@ export class RedisStore implements Store {
   }
 
   async activeRefreshJobs (): Promise<string[]> {
-    return guard(this.redis.smembers(this.keys.refreshActive()))
+    return this.guard(this.redis.smembers(this.keys.refreshActive()))
   }
 
   async takeRefreshNumbers (id: string, count: number): Promise<string[]> {
-    return (await guard(this.redis.lpop(this.keys.refreshTodo(id), count))) ?? []
+    return (await this.guard(this.redis.lpop(this.keys.refreshTodo(id), count))) ?? []
   }
 
   async countRefresh (id: string, done: number, failed: number): Promise<void> {
     const key = this.keys.refreshJob(id)
-    await guard(Promise.all([this.redis.hincrby(key, 'done', done), this.redis.hincrby(key, 'failed', failed)]))
+    await this.guard(Promise.all([this.redis.hincrby(key, 'done', done), this.redis.hincrby(key, 'failed', failed)]))
   }
 
   async completeRefreshJob (id: string, at: string): Promise<boolean> {
-    const complete = await guard(this.redis.rrCompleteRefresh(this.keys.refreshJob(id), this.keys.refreshTodo(id), at)) === 1
+    const complete = await this.guard(this.redis.rrCompleteRefresh(this.keys.refreshJob(id), this.keys.refreshTodo(id), at)) === 1
     // A job gone past its retention is also no longer active.
-    if (complete || !(await guard(this.redis.exists(this.keys.refreshJob(id))))) await guard(this.redis.srem(this.keys.refreshActive(), id))
+    if (complete || !(await this.guard(this.redis.exists(this.keys.refreshJob(id))))) await this.guard(this.redis.srem(this.keys.refreshActive(), id))
     return complete
+  }
+
+  async createCampaign (doc: CampaignDoc, retentionSeconds: number): Promise<void> {
+    const key = this.keys.campaign(doc.id)
+    const createdMs = Date.parse(doc.created_at)
+    await this.guard(this.redis.multi()
+      .hset(key, 'doc', JSON.stringify(doc), 'status', 'accepted', 'next', 0, 'updated_at', doc.created_at)
+      .expire(key, retentionSeconds)
+      .exec())
+    const index = this.keys.campaignIndex()
+    await this.guard(Promise.all([
+      this.redis.zadd(index, createdMs, doc.id),
+      // Campaigns past their retention leave the listing.
+      this.redis.zremrangebyscore(index, '-inf', `(${createdMs - retentionSeconds * 1000}`),
+    ]))
+  }
+
+  async appendCampaignRecipients (id: string, recipients: { to: string, payload: string }[]): Promise<boolean[]> {
+    if (recipients.length === 0) return []
+    const added = await this.guard(this.redis.rrAppendRecipients(this.keys.campaign(id), this.keys.campaignRecipients(id), this.keys.campaignNumbers(id),
+      ...recipients.flatMap(r => [r.to, r.payload])))
+    return added.map(a => a === 1)
+  }
+
+  async claimCampaignRecipients (id: string, count: number): Promise<string[]> {
+    return this.guard(this.redis.rrClaimRecipients(this.keys.campaign(id), this.keys.campaignRecipients(id), count))
+  }
+
+  async countCampaign (id: string, counts: Record<string, number>): Promise<void> {
+    const key = this.keys.campaign(id)
+    const entries = Object.entries(counts).filter(([, n]) => n !== 0)
+    if (entries.length === 0) return
+    // A campaign past its retention is not brought back by a late count.
+    if (!(await this.guard(this.redis.exists(key)))) return
+    await this.guard(Promise.all(entries.map(([field, n]) => this.redis.hincrby(key, field, n))))
+  }
+
+  async setCampaignStatus (id: string, to: CampaignStatus, from: readonly CampaignStatus[], at: string): Promise<{ changed: boolean, status: CampaignStatus | null }> {
+    const [changed, status] = await this.guard(this.redis.rrSetCampaignStatus(this.keys.campaign(id), to, at, ...from))
+    return { changed: changed === 1, status: status === '' ? null : status as CampaignStatus }
+  }
+
+  async completeCampaign (id: string, at: string): Promise<boolean> {
+    return (await this.guard(this.redis.rrCompleteCampaign(this.keys.campaign(id), this.keys.campaignRecipients(id), at))) === 1
+  }
+
+  async getCampaign (id: string): Promise<CampaignRecord | null> {
+    const h = await this.guard(this.redis.hgetall(this.keys.campaign(id)))
+    if (!h.doc) return null
+    const counters: Record<string, number> = {}
+    for (const [field, value] of Object.entries(h)) {
+      if (!['doc', 'status', 'next', 'updated_at', 'completed_at'].includes(field)) counters[field] = Number(value)
+    }
+    return { doc: JSON.parse(h.doc) as CampaignDoc, status: h.status as CampaignStatus, counters, completed_at: h.completed_at ?? null }
+  }
+
+  async listCampaigns (offset: number, limit: number): Promise<string[]> {
+    return this.guard(this.redis.zrange(this.keys.campaignIndex(), String(offset), String(offset + limit - 1)))
+  }
+
+  async activeCampaigns (): Promise<string[]> {
+    return this.guard(this.redis.smembers(this.keys.campaignActive()))
+  }
+
+  async setCampaignActive (id: string, active: boolean): Promise<void> {
+    await this.guard(active ? this.redis.sadd(this.keys.campaignActive(), id) : this.redis.srem(this.keys.campaignActive(), id))
+  }
+
+  async finishIdempotency (ref: IdempotencyRef, token: string, requestHash: string, response: string, ttlSeconds: number): Promise<boolean> {
+    return (await this.guard(this.redis.rrFinishIdempotency(this.keys.idempotency(ref.shard, ref.key), token, requestHash, response, ttlSeconds))) === 1
   }
 
   async wakeFallback (shard: number, notificationIds: string[], now: number): Promise<number> {
     if (notificationIds.length === 0) return 0
     const args = notificationIds.flatMap(id => [now, id])
-    return guard(this.redis.zadd(this.keys.fallback(shard), 'XX', 'CH', ...args)) as Promise<number>
+    return this.guard(this.redis.zadd(this.keys.fallback(shard), 'XX', 'CH', ...args)) as Promise<number>
   }
 
   async watchNumber (phoneNumber: string, notificationId: string, untilMs: number): Promise<void> {
     const key = this.keys.watchers(phoneNumber)
-    await guard(Promise.all([
+    await this.guard(Promise.all([
       this.redis.sadd(key, notificationId),
       // The set lives as long as its longest-waiting notification.
       this.redis.pexpireat(key, untilMs, 'NX'),
@@ -426,21 +522,21 @@ export class RedisStore implements Store {
 
   async unwatchNumber (phoneNumber: string, notificationId: string): Promise<number> {
     const key = this.keys.watchers(phoneNumber)
-    const [, left] = await guard(Promise.all([this.redis.srem(key, notificationId), this.redis.scard(key)]))
+    const [, left] = await this.guard(Promise.all([this.redis.srem(key, notificationId), this.redis.scard(key)]))
     return left
   }
 
   async watchers (phoneNumber: string): Promise<string[]> {
-    return guard(this.redis.smembers(this.keys.watchers(phoneNumber)))
+    return this.guard(this.redis.smembers(this.keys.watchers(phoneNumber)))
   }
 
   async getSubscriptions (phoneNumber: string): Promise<Record<string, string>> {
-    return guard(this.redis.hgetall(this.keys.subscriptions(phoneNumber)))
+    return this.guard(this.redis.hgetall(this.keys.subscriptions(phoneNumber)))
   }
 
   async claimSubscription (phoneNumber: string, type: string, untilMs: number): Promise<boolean> {
     const key = this.keys.subscriptions(phoneNumber)
-    const [claimed] = await guard(Promise.all([
+    const [claimed] = await this.guard(Promise.all([
       this.redis.hsetnx(key, type, PENDING),
       this.redis.pexpireat(key, untilMs, 'NX'),
       this.redis.pexpireat(key, untilMs, 'GT'),
@@ -450,7 +546,7 @@ export class RedisStore implements Store {
 
   async setSubscription (phoneNumber: string, type: string, subscriptionId: string, untilMs: number): Promise<void> {
     const key = this.keys.subscriptions(phoneNumber)
-    await guard(Promise.all([
+    await this.guard(Promise.all([
       this.redis.hset(key, type, subscriptionId),
       this.redis.pexpireat(key, untilMs, 'NX'),
       this.redis.pexpireat(key, untilMs, 'GT'),
@@ -459,24 +555,24 @@ export class RedisStore implements Store {
 
   async dropSubscriptions (phoneNumber: string, subscriptionId?: string): Promise<Record<string, string>> {
     const key = this.keys.subscriptions(phoneNumber)
-    const all = await guard(this.redis.hgetall(key))
+    const all = await this.guard(this.redis.hgetall(key))
     const dropped = Object.fromEntries(Object.entries(all).filter(([, id]) => subscriptionId === undefined || id === subscriptionId))
-    if (Object.keys(dropped).length > 0) await guard(this.redis.hdel(key, ...Object.keys(dropped)))
+    if (Object.keys(dropped).length > 0) await this.guard(this.redis.hdel(key, ...Object.keys(dropped)))
     return dropped
   }
 
   async firstSighting (eventId: string, ttlSeconds: number): Promise<boolean> {
-    return (await guard(this.redis.set(this.keys.event(eventId), '1', 'EX', ttlSeconds, 'NX'))) === 'OK'
+    return (await this.guard(this.redis.set(this.keys.event(eventId), '1', 'EX', ttlSeconds, 'NX'))) === 'OK'
   }
 
   async ping (): Promise<void> {
     if (this.redis instanceof Cluster) {
       // Every master must answer: one that is gone leaves its slots' notifications unreachable.
       if (this.redis.status !== 'ready') throw new StoreUnavailableError(`the Redis Cluster is ${this.redis.status}`)
-      await guard(Promise.all(this.redis.nodes('master').map(node => node.ping())))
+      await this.guard(Promise.all(this.redis.nodes('master').map(node => node.ping())))
       return
     }
-    await guard(this.redis.ping())
+    await this.guard(this.redis.ping())
   }
 
   async close (): Promise<void> {

@@ -191,3 +191,67 @@ if tonumber(j[2]) + tonumber(j[3]) < tonumber(j[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'completed', 'completed_at', ARGV[1])
 return 1
 `
+
+/**
+ * KEYS: campaign hash, recipients list, numbers set. ARGV: pairs of number and payload.
+ * Appends the payloads of numbers not yet in the campaign; answers 1 (appended) or 0 (a duplicate) per pair.
+ * The list and the set live as long as the campaign.
+ */
+export const APPEND_RECIPIENTS = `
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl < 0 then return redis.error_reply('no such campaign') end
+local added = {}
+for i = 1, #ARGV, 2 do
+  if redis.call('SADD', KEYS[3], ARGV[i]) == 1 then
+    redis.call('RPUSH', KEYS[2], ARGV[i + 1])
+    added[#added + 1] = 1
+  else
+    added[#added + 1] = 0
+  end
+end
+redis.call('PEXPIRE', KEYS[2], pttl)
+redis.call('PEXPIRE', KEYS[3], pttl)
+return added
+`
+
+/** KEYS: campaign hash, recipients list. ARGV: count. Takes the next recipients of a running campaign. */
+export const CLAIM_RECIPIENTS = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return {} end
+local from = tonumber(redis.call('HGET', KEYS[1], 'next') or '0')
+local taken = redis.call('LRANGE', KEYS[2], from, from + tonumber(ARGV[1]) - 1)
+if #taken > 0 then redis.call('HINCRBY', KEYS[1], 'next', #taken) end
+return taken
+`
+
+/** KEYS: campaign hash. ARGV: to, at, then the statuses it may move from. Answers {changed (0/1), status now}. */
+export const SET_CAMPAIGN_STATUS = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {0, ''} end
+for i = 3, #ARGV do
+  if ARGV[i] == status then
+    redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[2])
+    return {1, ARGV[1]}
+  end
+end
+return {0, status}
+`
+
+/** KEYS: campaign hash, recipients list. ARGV: at. Completes a running campaign once every accepted recipient is processed. */
+export const COMPLETE_CAMPAIGN = `
+local c = redis.call('HMGET', KEYS[1], 'status', 'next', 'processed', 'recipients_accepted')
+if c[1] == 'completed' then return 1 end
+if c[1] ~= 'running' then return 0 end
+if tonumber(c[2] or '0') < redis.call('LLEN', KEYS[2]) then return 0 end
+if tonumber(c[3] or '0') < tonumber(c[4] or '0') then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'completed', 'completed_at', ARGV[1], 'updated_at', ARGV[1])
+return 1
+`
+
+/** KEYS: idempotency key. ARGV: token, requestHash, response, ttl seconds. Stores the answer if the claim is still this request's. */
+export const FINISH_IDEMPOTENCY = `
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'done', 'hash', ARGV[2], 'response', ARGV[3])
+redis.call('HDEL', KEYS[1], 'token')
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+`
