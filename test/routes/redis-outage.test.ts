@@ -1,0 +1,199 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t, { type Test } from 'tap'
+import { Redis } from 'ioredis'
+import { SandboxPushChannel, SandboxSmsChannel } from '../../src/channels/sandbox.js'
+import { SandboxUpstream } from '../../src/reachability/upstreams/sandbox.js'
+import { buildTestApp } from '../helpers/app.js'
+import { redisAvailable } from '../helpers/redis.js'
+import { waitFor } from '../helpers/wait.js'
+
+// Redis goes away under a running app (SIGKILL of a redis-server of this test's own) and comes back on the
+// same port: requests that need the store answer 503 with Retry-After at once, /readyz says so, and the
+// app (its requests and its delivery worker) works again by itself.
+
+// The suite needs redis-server; the shared Redis being there says the machine has it (and CI=true makes its absence a failure).
+const haveRedis = await redisAvailable()
+const both = { sms: { text: 'Your code is 123456' }, push: { title: 'Code', body: 'Your code is 123456' } }
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
+
+/** A redis-server of the test's own; `args` adds to the defaults (nothing on disk unless asked). */
+async function startRedis (port: number, dir: string, args: string[] = ['--save', '', '--appendonly', 'no']): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, ...args], { stdio: 'ignore' })
+  const probe = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  probe.on('error', () => {})
+  try {
+    await waitFor(async () => {
+      try {
+        if (probe.status !== 'ready') await probe.connect()
+        return (await probe.ping()) === 'PONG' ? true : undefined
+      } catch {
+        probe.disconnect()
+        return undefined
+      }
+    }, 5000, `redis-server on port ${port}`)
+  } finally {
+    probe.disconnect()
+  }
+  return child
+}
+
+async function kill (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise(resolve => child.once('exit', resolve))
+  child.kill('SIGKILL')
+  await exited
+}
+
+async function setup (t: Test, redisArgs?: string[]) {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'rr-outage-'))
+  const servers: ChildProcess[] = [await startRedis(port, dir, redisArgs)]
+  const sms = new SandboxSmsChannel({ log: () => {} })
+  const push = new SandboxPushChannel({ log: () => {} })
+  const { app, bearer } = await buildTestApp({
+    REDIS_URL: `redis://127.0.0.1:${port}`, QUEUE_SHARDS: '4', WORKERS: 'on', WORKER_IDLE_POLL_MS: '20', REDIS_COMMAND_TIMEOUT_MS: '1000',
+  }, { upstream: new SandboxUpstream({ comebackSeconds: 20 }), channels: { sms, push } })
+  t.teardown(async () => {
+    await app.close()
+    for (const child of servers) await kill(child)
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const auth = await bearer()
+  const notify = (payload: object) => app.inject({ method: 'POST', url: '/v1/notifications', headers: { authorization: auth }, payload })
+  const status = (id: string) => app.inject({ url: `/v1/notifications/${id}`, headers: { authorization: auth } })
+  const until = (id: string, wanted: string) => waitFor(async () => {
+    const res = await status(id)
+    return res.statusCode === 200 && res.json().status === wanted ? res.json() : undefined
+  }, 10_000, `${id} to be ${wanted}`)
+  return {
+    app, sms, push, notify, status, until,
+    server: () => servers[servers.length - 1]!,
+    kill: () => kill(servers[servers.length - 1]!),
+    restart: async () => { servers.push(await startRedis(port, dir, redisArgs)) },
+  }
+}
+
+t.test('Redis killed and back on the same port', { skip: !haveRedis && 'Redis is not running (CI=true makes this a failure)' }, async t => {
+  const { app, notify, status, until, kill, restart, sms, push } = await setup(t)
+
+  const before = await notify({ to: '+990123411', message: both })
+  t.equal(before.statusCode, 202)
+  await until(before.json().id, 'sent')
+
+  await kill()
+
+  for (const [to, what] of [['+990123411', 'a cached number'], ['+447911123456', 'a number never seen']] as const) {
+    const started = Date.now()
+    const res = await notify({ to, message: both, push_token: 'tok' })
+    const took = Date.now() - started
+    t.equal(res.statusCode, 503, `POST for ${what}: 503`)
+    t.ok(took < 2000, `POST for ${what} answered in ${took} ms`)
+    t.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8')
+    t.ok(Number(res.headers['retry-after']) >= 1, 'with Retry-After')
+    t.match(res.json(), { status: 503, type: /store-unavailable$/ })
+  }
+  const read = await status(before.json().id)
+  t.equal(read.statusCode, 503, 'GET of a notification: 503, not a 404')
+  const started = Date.now()
+  const ready = await app.inject({ url: '/readyz' })
+  t.equal(ready.statusCode, 503, '/readyz: 503')
+  t.ok(Date.now() - started < 2000, '/readyz answers quickly')
+  t.equal((await app.inject({ url: '/healthz' })).statusCode, 200, '/healthz stays 200: the process is alive')
+
+  // A while without Redis: the worker's loop keeps turning (it retries and sleeps, never dies).
+  await sleep(1500)
+  t.ok(Date.now() - app.deliveryWorker!.lastLoopAt < 1000, 'the delivery worker loop still turns')
+
+  await restart()
+  const back = Date.now()
+  const again = await waitFor(async () => {
+    const res = await notify({ to: '+990123400', message: both, push_token: 'tok-back' })
+    return res.statusCode === 202 ? res : undefined
+  }, 5000, 'a 202 after Redis came back')
+  t.ok(Date.now() - back < 3000, `accepting again ${Date.now() - back} ms after Redis came back`)
+  t.equal((await app.inject({ url: '/readyz' })).statusCode, 200, '/readyz: 200 again')
+  // The new Redis is empty: the consumer groups are made again and the worker delivers.
+  const done = await until(again.json().id, 'sent')
+  t.equal(done.channel, 'push')
+  t.equal(push.deliveries().filter(d => d.notificationId === again.json().id).length, 1)
+
+  // Every request right after the comeback succeeds: nothing fails because of a stale connection.
+  const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => notify({ to: '+990123411', message: { sms: { text: `m${i}` } } })))
+  t.same(burst.map(r => r.statusCode), burst.map(() => 202))
+  for (const res of burst) await until(res.json().id, 'sent')
+  t.equal(sms.deliveries().length, 1 + 20)
+})
+
+t.test('Redis that hangs (SIGSTOP): 503 after the command timeout, never a hanging request; fine again after SIGCONT', { skip: !haveRedis && 'Redis is not running' }, async t => {
+  const { app, notify, until, server } = await setup(t)
+  const first = await notify({ to: '+990123411', message: both })
+  await until(first.json().id, 'sent')
+  server().kill('SIGSTOP')
+  t.teardown(() => { server().kill('SIGCONT') })
+  const timed = async <T>(work: Promise<T>): Promise<[T, number]> => {
+    const started = Date.now()
+    return [await work, Date.now() - started]
+  }
+  const [[post, postMs], [ready, readyMs]] = await Promise.all([timed(notify({ to: '+990123411', message: both })), timed(app.inject({ url: '/readyz' }))])
+  t.equal(post.statusCode, 503)
+  t.equal(post.headers['retry-after'], '2')
+  t.equal(ready.statusCode, 503)
+  // Each store call gives up after REDIS_COMMAND_TIMEOUT_MS (1000), even when queued behind a pipeline that waits
+  // on the hung Redis. The POST first asks the rate-limit counter (skipped on error, after its own wait).
+  t.ok(readyMs < 1500, `/readyz answered within ${readyMs} ms`)
+  t.ok(postMs < 3000, `POST answered within ${postMs} ms`)
+  server().kill('SIGCONT')
+  const again = await waitFor(async () => {
+    const res = await notify({ to: '+990123411', message: both })
+    return res.statusCode === 202 ? res : undefined
+  }, 5000, 'a 202 after SIGCONT')
+  await until(again.json().id, 'sent')
+})
+
+t.test('a 202 is always stored: Redis killed mid-load (with an fsync-always AOF, so what Redis acknowledged survives)', { skip: !haveRedis && 'Redis is not running' }, async t => {
+  const { notify, status, kill, restart } = await setup(t, ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'])
+  const accepted: string[] = []
+  const answers = new Map<number, number>()
+  let slowest = 0
+  let stop = false
+  const load = Array.from({ length: 8 }, async (_, worker) => {
+    let i = 0
+    while (!stop) {
+      const started = Date.now()
+      const res = await notify({ to: ['+990123400', '+990123411', '+447911123456', '+990123433'][i++ % 4]!, message: both, push_token: `tok-${worker}` })
+      answers.set(res.statusCode, (answers.get(res.statusCode) ?? 0) + 1)
+      slowest = Math.max(slowest, Date.now() - started)
+      if (res.statusCode === 202) accepted.push(res.json().id)
+      else if (res.statusCode !== 503) t.fail(`unexpected ${res.statusCode}: ${res.body}`)
+      if (res.statusCode === 503) await sleep(50)
+    }
+  })
+  await sleep(500)
+  await kill()
+  await sleep(500)
+  stop = true
+  await Promise.all(load)
+  t.ok((answers.get(503) ?? 0) > 0, `answers: ${JSON.stringify(Object.fromEntries(answers))}`)
+  t.ok(slowest < 2500, `no request hangs: the slowest took ${slowest} ms`)
+  t.ok(accepted.length > 0, `${accepted.length} accepted before the kill`)
+
+  await restart()
+  await waitFor(async () => (await status(accepted[0]!)).statusCode === 200 ? true : undefined, 5000, 'the store to answer again')
+  const missing: string[] = []
+  for (const id of accepted) {
+    if ((await status(id)).statusCode !== 200) missing.push(id)
+  }
+  t.same(missing, [], 'every 202 reads back after the restart')
+})
