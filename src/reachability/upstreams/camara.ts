@@ -106,7 +106,7 @@ export class CamaraUpstream implements ReachabilityUpstream {
     // base URL, and must not be cached as "number not found".
     const code = error && ERROR_CODES[statusCode]?.[error.code]
     if (code) return failed(code, error.message ?? error.code)
-    throw new UpstreamFailure(`camara: HTTP ${statusCode}: ${detail}`)
+    throw new UpstreamFailure(`camara: HTTP ${statusCode}: ${detail}`, undefined, { refused: true })
   }
 }
 

@@ -22,8 +22,32 @@ export interface ReachabilityUpstream {
 
 /** No answer from the upstream. Transient by nature: never cached, a stale entry may stand in. */
 export class UpstreamFailure extends Error {
-  constructor (message: string, readonly retryAfterSeconds?: number, options?: { cause?: unknown }) {
+  /**
+   * The upstream answered, refusing our request (a 4xx other than 429: a wrong path or purpose): says
+   * nothing about the upstream's health, so a circuit breaker does not count it.
+   */
+  readonly refused: boolean
+
+  constructor (message: string, readonly retryAfterSeconds?: number, options?: { cause?: unknown, refused?: boolean }) {
     super(message, options)
     this.name = 'UpstreamFailure'
+    this.refused = options?.refused ?? false
   }
+}
+
+export type UpstreamFailureKind = 'timeout' | 'unavailable' | 'refused' | 'other'
+
+/**
+ * Why a check threw: `timeout` (an attempt or the whole lookup ran out of time), `unavailable` (network,
+ * 429, 5xx, an answer that cannot be read), `refused` (see UpstreamFailure.refused), `other` (not the upstream's doing).
+ */
+export function upstreamFailureKind (err: unknown): UpstreamFailureKind {
+  if (isTimeout(err) || (err instanceof UpstreamFailure && isTimeout(err.cause))) return 'timeout'
+  if (err instanceof UpstreamFailure) return err.refused ? 'refused' : 'unavailable'
+  return 'other'
+}
+
+function isTimeout (err: unknown): boolean {
+  const name = (err as { name?: unknown } | null | undefined)?.name
+  return name === 'TimeoutError' || name === 'AttemptTimeoutError'
 }

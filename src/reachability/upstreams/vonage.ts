@@ -108,7 +108,7 @@ export class VonageUpstream implements ReachabilityUpstream {
     // 400 says our request is wrong (numbers are validated before they get here, so a bad purpose
     // or a bug), 404 that the path is: neither says anything about the number, so neither becomes
     // an answer that could be cached against it. No answer, and no retry: it would fail the same.
-    throw new UpstreamFailure(`vonage: HTTP ${statusCode}: ${detail}`)
+    throw new UpstreamFailure(`vonage: HTTP ${statusCode}: ${detail}`, undefined, { refused: true })
   }
 }
 

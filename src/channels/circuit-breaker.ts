@@ -1,0 +1,75 @@
+import { CircuitBreaker, CircuitOpenError, type CircuitBreakerSettings } from '../resilience/circuit-breaker.js'
+import type { Channels, DeliveryOutcome, PushChannel, PushMessage, SmsChannel, SmsMessage } from './channel.js'
+
+// Each provider behind a circuit breaker of its own. A `retry` outcome (network, timeout, 429, 5xx) or a
+// throw counts as a failure; `sent`, `failed` (a 4xx refusal) and `token_invalid` are answers and do not.
+// While the circuit is open the worker gets `retry` after the time left before a probe, and no call is made.
+
+class GuardedSend {
+  readonly breaker: CircuitBreaker<DeliveryOutcome>
+
+  constructor (target: string, private readonly provider: string, settings: CircuitBreakerSettings) {
+    this.breaker = new CircuitBreaker<DeliveryOutcome>(target, settings, {
+      error: () => true,
+      result: outcome => outcome.kind === 'retry',
+    })
+  }
+
+  async send (call: () => Promise<DeliveryOutcome>): Promise<DeliveryOutcome> {
+    try {
+      return await this.breaker.execute(call)
+    } catch (err) {
+      if (!(err instanceof CircuitOpenError)) throw err
+      return { kind: 'retry', provider: this.provider, reason: err.message, retryAfterSeconds: err.retryAfterSeconds }
+    }
+  }
+}
+
+export class CircuitBreakerSmsChannel implements SmsChannel {
+  readonly provider: string
+  private readonly guard: GuardedSend
+
+  constructor (private readonly inner: SmsChannel, settings: CircuitBreakerSettings) {
+    this.provider = inner.provider
+    this.guard = new GuardedSend(`sms:${inner.provider}`, inner.provider, settings)
+  }
+
+  get breaker (): CircuitBreaker<DeliveryOutcome> {
+    return this.guard.breaker
+  }
+
+  sendSms (message: SmsMessage): Promise<DeliveryOutcome> {
+    return this.guard.send(() => this.inner.sendSms(message))
+  }
+
+  close (): Promise<void> {
+    return this.inner.close()
+  }
+}
+
+export class CircuitBreakerPushChannel implements PushChannel {
+  readonly provider: string
+  private readonly guard: GuardedSend
+
+  constructor (private readonly inner: PushChannel, settings: CircuitBreakerSettings) {
+    this.provider = inner.provider
+    this.guard = new GuardedSend(`push:${inner.provider}`, inner.provider, settings)
+  }
+
+  get breaker (): CircuitBreaker<DeliveryOutcome> {
+    return this.guard.breaker
+  }
+
+  sendPush (message: PushMessage): Promise<DeliveryOutcome> {
+    return this.guard.send(() => this.inner.sendPush(message))
+  }
+
+  close (): Promise<void> {
+    return this.inner.close()
+  }
+}
+
+/** Both channels, each behind its own breaker. */
+export function withCircuitBreakers (channels: Channels, settings: CircuitBreakerSettings): Channels {
+  return { sms: new CircuitBreakerSmsChannel(channels.sms, settings), push: new CircuitBreakerPushChannel(channels.push, settings) }
+}
