@@ -51,6 +51,8 @@ export function toProblem (err: FastifyError | Error, request: FastifyRequest): 
   const fe = err as FastifyError
   const known = fe.code ? CLIENT_ERRORS[fe.code] : undefined
   if (known) return { problem: problem(request, known[0], known[1], known[2], fe.message), headers: {} }
+  // @fastify/rate-limit has already set Retry-After and the RateLimit-* headers on the reply.
+  if (fe.statusCode === 429) return { problem: problem(request, 429, 'rate-limited', 'Too many requests', fe.message), headers: {} }
   if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
     return { problem: problem(request, fe.statusCode, 'bad-request', 'Bad request', fe.message), headers: {} }
   }

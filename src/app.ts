@@ -5,6 +5,7 @@ import configPlugin from '../plugins/config.js'
 import errorsPlugin from '../plugins/errors.js'
 import notificationsPlugin from '../plugins/notifications.js'
 import reachabilityPlugin from '../plugins/reachability.js'
+import rateLimitPlugin from '../plugins/rate-limit.js'
 import { serializerCompiler } from '../plugins/serializer.js'
 import storePlugin from '../plugins/store.js'
 import swaggerPlugin from '../plugins/swagger.js'
@@ -61,9 +62,11 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(configPlugin, { config })
   await app.register(errorsPlugin)
-  await app.register(swaggerPlugin)
   await app.register(storePlugin, options.store ? { store: options.store } : {})
   await app.register(authPlugin)
+  // Before every route: their onRoute hooks set each route's rate limit, the docs' included.
+  await app.register(rateLimitPlugin)
+  await app.register(swaggerPlugin)
   await app.register(reachabilityPlugin, options.upstream ? { upstream: options.upstream } : {})
   await app.register(notificationsPlugin, options.channels ? { channels: options.channels } : {})
   await app.register(workersPlugin)
