@@ -37,6 +37,19 @@ export default fp(async (app) => {
     transformObject: jsonSchemaTransformObject,
   })
   if (!app.config.docsEnabled) return
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { persistAuthorization: true, tryItOutEnabled: false } })
+  if (app.config.docsAuth === 'ops') {
+    // Every docs route needs the ops scope, Swagger UI's own files included: nothing of the docs is served without it.
+    const guard = app.requireScope('ops')
+    app.addHook('onRoute', route => {
+      if (isDocsRoute(route.url)) route.onRequest = [...[route.onRequest ?? []].flat(), guard]
+    })
+  }
+  // No validator badge: it would send the spec's URL to validator.swagger.io.
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { persistAuthorization: true, tryItOutEnabled: false, validatorUrl: null } })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
-}, { name: 'swagger', fastify: '5.x', dependencies: ['config'] })
+}, { name: 'swagger', fastify: '5.x', dependencies: ['config', 'auth'] })
+
+/** Swagger UI's routes (its page, files and spec) and /openapi.json. */
+export function isDocsRoute (url: string): boolean {
+  return url === '/docs' || url.startsWith('/docs/') || url === '/openapi.json'
+}

@@ -6,6 +6,7 @@ import errorsPlugin from '../plugins/errors.js'
 import notificationsPlugin from '../plugins/notifications.js'
 import reachabilityPlugin from '../plugins/reachability.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
+import securityHeadersPlugin from '../plugins/security-headers.js'
 import { serializerCompiler } from '../plugins/serializer.js'
 import storePlugin from '../plugins/store.js'
 import swaggerPlugin from '../plugins/swagger.js'
@@ -31,6 +32,8 @@ export interface AppOptions {
   channels?: Channels
 }
 
+const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/
+
 /** The background workers alone, for `npm run worker`: no routes, nothing listens. */
 export async function buildWorker (options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({ logger: options.logger ?? { level: options.config.logLevel } })
@@ -47,8 +50,12 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   const { config } = options
   const app = Fastify({
     logger: options.logger ?? { level: config.logLevel },
-    requestIdHeader: 'x-request-id',
-    genReqId: () => crypto.randomUUID(),
+    // The caller's X-Request-Id names the request when it is a plausible id (it goes into every log line); else a new UUID.
+    requestIdHeader: false,
+    genReqId: request => {
+      const given = request.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : crypto.randomUUID()
+    },
     bodyLimit: 1024 * 1024,
     routerOptions: { ignoreTrailingSlash: true },
   }).withTypeProvider<ZodTypeProvider>()
@@ -64,8 +71,9 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(errorsPlugin)
   await app.register(storePlugin, options.store ? { store: options.store } : {})
   await app.register(authPlugin)
-  // Before every route: their onRoute hooks set each route's rate limit, the docs' included.
+  // Before every route: their onRoute hooks set each route's rate limit and headers, the docs' included.
   await app.register(rateLimitPlugin)
+  await app.register(securityHeadersPlugin)
   await app.register(swaggerPlugin)
   await app.register(reachabilityPlugin, options.upstream ? { upstream: options.upstream } : {})
   await app.register(notificationsPlugin, options.channels ? { channels: options.channels } : {})
