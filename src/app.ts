@@ -20,6 +20,7 @@ import vonageWebhookRoutes from '../routes/webhooks/vonage.js'
 import reachabilityRoutes from '../routes/v1/reachability/index.js'
 import type { Channels } from './channels/channel.js'
 import type { Config } from './config.js'
+import { loggerOptions } from './logging.js'
 import type { ReachabilityUpstream } from './reachability/upstreams/upstream.js'
 import type { Store } from './store/store.js'
 
@@ -36,7 +37,7 @@ const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/
 
 /** The background workers alone, for `npm run worker`: no routes, nothing listens. */
 export async function buildWorker (options: AppOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? { level: options.config.logLevel } })
+  const app = Fastify({ logger: loggerOptions(options.config.logLevel, options.logger) })
   await app.register(configPlugin, { config: options.config })
   await app.register(storePlugin, options.store ? { store: options.store } : {})
   await app.register(reachabilityPlugin, options.upstream ? { upstream: options.upstream } : {})
@@ -49,7 +50,7 @@ export async function buildWorker (options: AppOptions): Promise<FastifyInstance
 export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   const { config } = options
   const app = Fastify({
-    logger: options.logger ?? { level: config.logLevel },
+    logger: loggerOptions(config.logLevel, options.logger),
     // The caller's X-Request-Id names the request when it is a plausible id (it goes into every log line); else a new UUID.
     requestIdHeader: false,
     genReqId: request => {
