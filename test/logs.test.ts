@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { Writable } from 'node:stream'
+import type { InjectOptions } from 'fastify'
 import t from 'tap'
 import { SignJWT } from 'jose'
 import { maskPhoneNumbers, maskUrl, serializeError } from '../src/logging.js'
@@ -53,7 +54,7 @@ t.test('a full notify flow logs no phone number, token, secret or message text, 
   const token = authorization.slice('Bearer '.length)
   const tokenSignature = token.split('.')[2]!
   const requestIds: string[] = []
-  const inject = async (options: Parameters<typeof app.inject>[0]) => {
+  const inject = async (options: InjectOptions) => {
     const res = await app.inject(options)
     requestIds.push(String(res.headers['x-request-id']))
     return res
