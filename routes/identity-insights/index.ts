@@ -64,7 +64,7 @@ const identityInsightsRoutes: FastifyPluginAsyncZod = async (app) => {
     body: InsightsRequest,
     response: {
       200: jsonResponse('The reachability insight, in Vonage\'s answer shape', InsightsResponse),
-      ...pickProblems(401, 403),
+      ...pickProblems(401, 403, 413),
       400: problemResponse('The phone number is not valid, an insight other than reachability was asked for (named in detail), ' +
         'a field is missing or wrong, or the JSON is malformed'),
       503: problemResponse('The upstream gave no usable answer and no stale cached entry was at hand, or the store is unavailable; retry after Retry-After seconds'),
@@ -86,8 +86,10 @@ const identityInsightsRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     }
   }
-  app.post('/identity-insights/v1/requests', { schema: schema('v1') }, handler)
-  app.post('/v0.1/identity-insights', { schema: schema('v0.1') }, handler)
+  // One number, a purpose and {"reachability": {}}: Vonage's own example is under 200 bytes.
+  const bodyLimit = 8 * 1024
+  app.post('/identity-insights/v1/requests', { bodyLimit, schema: schema('v1') }, handler)
+  app.post('/v0.1/identity-insights', { bodyLimit, schema: schema('v0.1') }, handler)
 }
 
 export default identityInsightsRoutes

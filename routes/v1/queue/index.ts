@@ -83,6 +83,8 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
   }, async (request) => ops.listDead(request.query.cursor, request.query.limit))
 
   app.post('/dead/:id/retry', {
+    // {"ttl_seconds": n} at most.
+    bodyLimit: 1024,
     schema: {
       tags: ['queue'],
       operationId: 'retryDeadLetter',
@@ -106,7 +108,7 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
           channel: z.string().meta({ description: 'Where it is now: fallback_queue', examples: ['fallback_queue'] }),
           expires_at: z.string().meta({ description: 'The new end of its delivery window (now plus the ttl)', examples: ['2026-11-26T11:00:00.000Z'] }),
         })),
-        ...pickProblems(401, 403),
+        ...pickProblems(401, 403, 413),
         400: problemResponse('ttl_seconds is not a whole number from 1 to 604800, the body has another field, or the JSON is malformed'),
         404: problemResponse('No dead letter with this id'),
         422: problemResponse('The notification is no longer failed or expired: only those can be retried'),
@@ -119,6 +121,8 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
   })
 
   app.delete('/dead/:id', {
+    // Takes no body; one sent anyway is read up to this much.
+    bodyLimit: 1024,
     schema: {
       tags: ['queue'],
       operationId: 'deleteDeadLetter',

@@ -33,6 +33,8 @@ const reachabilityRoutes: FastifyPluginAsyncZod = async (app) => {
   })
 
   app.post('/batch', {
+    // 1000 numbers of at most 32 characters, pretty-printed, are about 41 KB.
+    bodyLimit: 64 * 1024,
     schema: {
       tags: ['reachability'],
       operationId: 'getReachabilityBatch',
