@@ -18,6 +18,8 @@ import { waitFor } from './helpers/wait.js'
 // server and worker start with the compose environment, answer the HEALTHCHECK command and deliver.
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+// A full TypeScript build and an npm install: more than the suite's usual 120 s on a busy machine.
+t.setTimeout(240_000)
 const run = promisify(execFile)
 const KNOWN_VARIABLES = new Set(Object.keys(envSchema.shape))
 

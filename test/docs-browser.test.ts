@@ -19,6 +19,8 @@ const CHROMIUM = '/usr/bin/chromium'
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const SCREENSHOT = join(ROOT, 'docs', 'swagger-ui.png')
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'patch', 'options', 'head', 'trace']
+// About 20 s on a quiet 2-core machine; more when the machine is shared.
+t.setTimeout(180_000)
 
 interface Operation {
   operationId: string
@@ -59,7 +61,7 @@ t.test('/docs in headless Chromium', { skip: !haveChromium && `${CHROMIUM} is mi
   })
   t.teardown(() => browser.close())
   const page: Page = await browser.newPage({ viewport: { width: 1280, height: 1000 } })
-  page.setDefaultTimeout(10_000)
+  page.setDefaultTimeout(20_000)
   const pageErrors: string[] = []
   page.on('pageerror', err => pageErrors.push(err.message))
 
