@@ -213,4 +213,77 @@ t.test('AUTH_JWKS_URL', async t => {
     const ok = await app.inject({ url: '/v1/reachability/+990123400', headers: { authorization } })
     t.equal(ok.statusCode, 200)
   })
+
+  t.test('through HTTP: a key set down, refusing or slow never holds a request past the timeout, even 20 at once', async t => {
+    const idp = await startFakeJwks([jwk])
+    t.teardown(() => idp.close())
+    // A long timeout where the answer must not wait for it, a short one where it must end in it.
+    const env = { AUTH_HS256_SECRET: undefined, AUTH_JWKS_TIMEOUT_MS: '5000', AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE }
+    const timed = async (app: Awaited<ReturnType<typeof buildTestApp>>['app'], authorization: string) => {
+      const started = Date.now()
+      const res = await within(3000, app.inject({ url: '/v1/reachability/+990123400', headers: { authorization } }))
+      return { res, ms: Date.now() - started }
+    }
+
+    for (const mode of ['down', 'refusing'] as const) {
+      idp.mode = 'down'
+      const { app } = await buildTestApp({ ...env, AUTH_JWKS_URL: mode === 'refusing' ? await refusingUrl() : idp.url })
+      t.teardown(() => app.close())
+      const { res, ms } = await timed(app, bearer(await token()))
+      t.equal(res.statusCode, 503, `${mode}: 503`)
+      t.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8')
+      t.match(res.json(), { type: /upstream-unavailable$/ })
+      t.ok(ms < 1000, `${mode}: answered in ${ms} ms, without waiting for the 5 s timeout`)
+    }
+
+    idp.mode = 'slow'
+    const { app } = await buildTestApp({ ...env, AUTH_JWKS_URL: idp.url, AUTH_JWKS_TIMEOUT_MS: '300' })
+    t.teardown(() => app.close())
+    const started = Date.now()
+    const answers = await within(3000, Promise.all(Array.from({ length: 20 }, async (_, i) =>
+      app.inject({ url: '/v1/reachability/+990123400', headers: { authorization: bearer(await token({ sub: `caller-${i}` })) } }))))
+    const elapsed = Date.now() - started
+    t.same(answers.map(a => a.statusCode), Array(20).fill(503), 'each a 503, none hanging')
+    t.ok(elapsed < 1500, `20 requests at once answered within ${elapsed} ms (timeout 300 ms)`)
+
+    // Refused on their face, without asking the slow key set.
+    const patient = (await buildTestApp({ ...env, AUTH_JWKS_URL: idp.url })).app
+    t.teardown(() => patient.close())
+    const faceRefusals: [string, string][] = [
+      ['alg "none"', `${base64url({ alg: 'none', kid: KID })}.${base64url({ iss: ISSUER, aud: AUDIENCE, scope: 'reachability:read', exp: now() + 600 })}.`],
+      ['HS256 signed with the public key', await token({}, { alg: 'HS256', key: new TextEncoder().encode(publicKeyPem) })],
+      ['not a JWT', 'not-a-jwt'],
+    ]
+    for (const [name, jwt] of faceRefusals) {
+      const { res, ms } = await timed(patient, bearer(jwt))
+      t.equal(res.statusCode, 401, `${name}: 401`)
+      t.match(res.headers['www-authenticate'], /^Bearer /)
+      t.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8')
+      t.ok(ms < 1000, `${name}: refused in ${ms} ms, not after the 5 s timeout`)
+    }
+  })
+
+  t.test('through HTTP: each refused token is a 401 problem with the challenge', async t => {
+    const idp = await startFakeJwks([jwk])
+    t.teardown(() => idp.close())
+    const { app } = await buildTestApp({ AUTH_HS256_SECRET: undefined, AUTH_JWKS_URL: idp.url, AUTH_JWKS_TIMEOUT_MS: '300', AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE })
+    t.teardown(() => app.close())
+    const refusals: [string, string][] = [
+      ['alg "none"', `${base64url({ alg: 'none', kid: KID })}.${base64url({ iss: ISSUER, aud: AUDIENCE, scope: 'reachability:read', exp: now() + 600 })}.`],
+      ['HS256 signed with the public key', await token({}, { alg: 'HS256', key: new TextEncoder().encode(publicKeyPem) })],
+      ['expired', await token({ iat: now() - 1200, exp: now() - 600 })],
+      ['not yet valid', await token({ nbf: now() + 3600 })],
+      ['wrong issuer', await token({ iss: 'https://evil.example.test/' })],
+      ['wrong audience', await token({ aud: 'someone-else' })],
+      ['unknown kid', await token({}, { kid: 'no-such-key' })],
+      ['signed by another key under a known kid', await token({}, { key: otherRsa.privateKey })],
+    ]
+    for (const [name, jwt] of refusals) {
+      const res = await within(3000, app.inject({ url: '/v1/reachability/+990123400', headers: { authorization: bearer(jwt) } }))
+      t.equal(res.statusCode, 401, name)
+      t.match(res.headers['www-authenticate'], /^Bearer /, `${name}: challenge`)
+      t.match(res.json(), { type: /unauthorized$/, status: 401 }, `${name}: problem`)
+    }
+    t.equal((await app.inject({ url: '/v1/reachability/+990123400', headers: { authorization: bearer(await token()) } })).statusCode, 200, 'a good token passes')
+  })
 })
