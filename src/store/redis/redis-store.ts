@@ -79,10 +79,12 @@ export function redisClusterOptions (commandTimeoutMs: number): ClusterOptions {
     // Queued only while the first connection is made; connect() turns it off (see RedisStore.connect).
     enableOfflineQueue: true,
     clusterRetryStrategy: reconnectDelay,
-    // A node that is gone (CLUSTERDOWN, a failover) is tried again briefly, never for long.
-    retryDelayOnFailover: 100,
-    retryDelayOnClusterDown: 100,
-    maxRedirections: 6,
+    // A node that is gone (CLUSTERDOWN, a failover) is tried again briefly, never for long: each try of a
+    // command is one redirection, so a call to a dead master fails after about 4 x 50 ms. A failover takes
+    // the cluster's node timeout (seconds) anyway: until it is done, a fast 503 serves callers better.
+    retryDelayOnFailover: 50,
+    retryDelayOnClusterDown: 50,
+    maxRedirections: 4,
     slotsRefreshTimeout: Math.max(1000, commandTimeoutMs),
     redisOptions: node,
   }
@@ -567,9 +569,23 @@ export class RedisStore implements Store {
 
   async ping (): Promise<void> {
     if (this.redis instanceof Cluster) {
-      // Every master must answer: one that is gone leaves its slots' notifications unreachable.
-      if (this.redis.status !== 'ready') throw new StoreUnavailableError(`the Redis Cluster is ${this.redis.status}`)
-      await this.guard(Promise.all(this.redis.nodes('master').map(node => node.ping())))
+      // Every master must answer: one that is gone leaves its slots' notifications unreachable. The client drops
+      // a master whose connection died from its node list, but the slot table still names it until the cluster
+      // hands its slots to another: every slot's owner must be among the connected masters.
+      const cluster = this.redis
+      if (cluster.status !== 'ready') throw new StoreUnavailableError(`the Redis Cluster is ${cluster.status}`)
+      const masters = cluster.nodes('master')
+      const connected = new Set(masters.map(node => `${node.options.host}:${node.options.port}`))
+      for (let slot = 0; slot < 16384; slot++) {
+        const owner = cluster.slots[slot]?.[0]
+        if (!owner) throw new StoreUnavailableError(`no master serves slot ${slot} of the Redis Cluster`)
+        if (!connected.has(owner)) throw new StoreUnavailableError(`the master ${owner} of the Redis Cluster does not answer`)
+      }
+      // A master that just came back answers PING before the cluster takes it in (CLUSTERDOWN until then).
+      const states = await this.guard(Promise.all(masters.map(async node => [node, await node.cluster('INFO')] as const)))
+      for (const [node, info] of states) {
+        if (!info.includes('cluster_state:ok')) throw new StoreUnavailableError(`the Redis Cluster is not ok at ${node.options.host}:${node.options.port}`)
+      }
       return
     }
     await this.guard(this.redis.ping())
