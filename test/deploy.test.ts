@@ -370,8 +370,25 @@ async function freePort (): Promise<number> {
   return port
 }
 
+// Also when tap ends this process early (its timeout): no server or worker left running, no image folder left behind.
+// tap's timeout ends a test process with SIGALRM: 'exit' alone would not run then.
+const atExit: (() => void)[] = []
+const cleanUp = () => {
+  for (const clean of atExit.splice(0).reverse()) {
+    try { clean() } catch { /* best effort */ }
+  }
+}
+process.once('exit', cleanUp)
+for (const signal of ['SIGALRM', 'SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    cleanUp()
+    process.kill(process.pid, signal)
+  })
+}
+
 function start (command: string[], cwd: string, env: Record<string, string>) {
   const child = spawn(command[0]!, command.slice(1), { cwd, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  atExit.push(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', chunk => { stdout += chunk })
@@ -390,6 +407,7 @@ async function probe (command: string[], env: Record<string, string>): Promise<n
 const haveRedis = await redisAvailable()
 t.test('the Dockerfile stages work outside Docker, with the compose environment', { skip: !haveRedis && `Redis does not answer at ${REDIS_URL}` }, async t => {
   const dir = mkdtempSync(join(tmpdir(), 'reachroute-image-'))
+  atExit.push(() => rmSync(dir, { recursive: true, force: true }))
   const prefix = uniquePrefix()
   t.teardown(async () => {
     rmSync(dir, { recursive: true, force: true })
