@@ -1,7 +1,10 @@
 import fp from 'fastify-plugin'
+import { CampaignRunner } from '../src/campaigns/runner.js'
 import { CallbackSender } from '../src/notifications/callbacks.js'
+import type { NotificationStatus } from '../src/notifications/types.js'
 import { DeliveryWorker } from '../src/queue/delivery-worker.js'
 import { FallbackScheduler } from '../src/queue/fallback-scheduler.js'
+import { UpstreamRateLimiter } from '../src/reachability/rate-limit.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -18,6 +21,10 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     app.decorate('fallbackScheduler', null)
     return
   }
+  const countCampaignFinal = (id: string, status: NotificationStatus) => {
+    app.campaigns.countFinal(id, status)
+      .catch(err => app.log.warn({ err, campaign: id }, 'a campaign counter was not updated'))
+  }
   const callbacks = new CallbackSender({ secret: callbackSigningSecret, timeoutMs: channels.timeoutMs })
   const worker = new DeliveryWorker({
     store: app.store,
@@ -31,6 +38,8 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     retryMaxMs: delivery.retryMaxMs,
     callbackMaxAttempts: delivery.callbackMaxAttempts,
     log: app.log,
+    isCampaignCancelled: id => app.campaigns.isCancelled(id),
+    onCampaignFinal: countCampaignFinal,
   })
   const scheduler = new FallbackScheduler({
     store: app.store,
@@ -45,12 +54,26 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     pollMs: fallback.pollMs,
     onHandedOver: () => worker.poke(),
     onLeft: n => app.reachabilityEvents.unwatch(n.request.to, n.id),
+    onCampaignFinal: countCampaignFinal,
     log: app.log,
   })
   app.decorate('deliveryWorker', worker)
   app.decorate('fallbackScheduler', scheduler)
   app.pokeWorkers = () => worker.poke()
   app.pokeScheduler = () => scheduler.poke()
+  const campaignRunner = new CampaignRunner({
+    store: app.store,
+    notifications: app.notifications,
+    reachability: app.reachability,
+    limiter: new UpstreamRateLimiter(app.store, app.config.reachability.upstreamRps),
+    concurrency: workers.concurrency,
+    chunkSize: 200,
+    pollMs: workers.idlePollMs,
+    log: app.log,
+  })
+  app.pokeCampaigns = () => campaignRunner.poke()
+  app.addHook('onReady', async () => campaignRunner.start())
+  app.addHook('onClose', async () => campaignRunner.stop())
   app.addHook('onReady', async () => {
     worker.start()
     scheduler.start()
@@ -61,4 +84,4 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     await Promise.all([worker.stop(), scheduler.stop()])
     await callbacks.close()
   })
-}, { name: 'workers', fastify: '5.x', dependencies: ['config', 'store', 'notifications'] })
+}, { name: 'workers', fastify: '5.x', dependencies: ['config', 'store', 'notifications', 'campaigns'] })

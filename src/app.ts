@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import authPlugin from '../plugins/auth.js'
+import campaignsPlugin from '../plugins/campaigns.js'
 import configPlugin from '../plugins/config.js'
 import errorsPlugin from '../plugins/errors.js'
 import notificationsPlugin from '../plugins/notifications.js'
@@ -12,6 +13,7 @@ import storePlugin from '../plugins/store.js'
 import swaggerPlugin from '../plugins/swagger.js'
 import workersPlugin from '../plugins/workers.js'
 import healthRoutes from '../routes/health/index.js'
+import campaignRoutes from '../routes/v1/campaigns/index.js'
 import identityInsightsRoutes from '../routes/identity-insights/index.js'
 import notificationRoutes from '../routes/v1/notifications/index.js'
 import queueRoutes from '../routes/v1/queue/index.js'
@@ -42,6 +44,7 @@ export async function buildWorker (options: AppOptions): Promise<FastifyInstance
   await app.register(storePlugin, options.store ? { store: options.store } : {})
   await app.register(reachabilityPlugin, options.upstream ? { upstream: options.upstream } : {})
   await app.register(notificationsPlugin, options.channels ? { channels: options.channels } : {})
+  await app.register(campaignsPlugin)
   await app.register(workersPlugin, { force: true })
   return app
 }
@@ -78,12 +81,14 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(swaggerPlugin)
   await app.register(reachabilityPlugin, options.upstream ? { upstream: options.upstream } : {})
   await app.register(notificationsPlugin, options.channels ? { channels: options.channels } : {})
+  await app.register(campaignsPlugin)
   await app.register(workersPlugin)
 
   await app.register(healthRoutes)
   await app.register(reachabilityRoutes, { prefix: '/v1/reachability' })
   await app.register(notificationRoutes, { prefix: '/v1/notifications' })
   await app.register(queueRoutes, { prefix: '/v1/queue' })
+  await app.register(campaignRoutes, { prefix: '/v1/campaigns' })
   await app.register(vonageWebhookRoutes, { prefix: '/v1/webhooks/vonage' })
   await app.register(camaraWebhookRoutes, { prefix: '/v1/webhooks/camara' })
   await app.register(identityInsightsRoutes)

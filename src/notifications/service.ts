@@ -3,7 +3,7 @@ import { ConflictError, NotFoundError, UnprocessableError, UpstreamUnavailableEr
 import type { ReachabilityResult } from '../domain/reachability.js'
 import type { ReachabilityService } from '../reachability/service.js'
 import { decide, usableChannels } from '../routing/decide.js'
-import type { IdempotencyRef, JobTarget, Store, StoredNotification } from '../store/store.js'
+import { type IdempotencyRef, type JobTarget, type Store, type StoredNotification, laneFor } from '../store/store.js'
 import { newNotificationId, randomShard, shardFor, shardOfId } from './ids.js'
 import type { Notification, NotificationEvent, NotificationRequest, NotificationStatus, RoutedChannel } from './types.js'
 
@@ -34,6 +34,16 @@ export interface NotificationServiceOptions {
   onQueued?: (notification: Notification) => Promise<void>
 }
 
+/** How a notification is accepted on behalf of a campaign. */
+export interface AcceptOptions {
+  /** The campaign it belongs to: kept on the notification. */
+  campaignId?: string
+  /** Goes to the bulk lanes, served after single notifications. */
+  bulk?: boolean
+  /** The reachability already looked up by the caller (null: the upstream gave no answer); no lookup is made here. */
+  reachability?: ReachabilityResult | null
+}
+
 /** Accepts notifications (routed, stored and enqueued in one atomic step) and reads them back. */
 export class NotificationService {
   private readonly now: () => number
@@ -46,7 +56,7 @@ export class NotificationService {
    * Accepts a notification for `owner` (the caller's token subject). With an Idempotency-Key, the same key
    * and body answer the first answer again (replayed: true), another body is a 422, a request still in flight a 409.
    */
-  async accept (owner: string, request: NotificationRequest, idempotencyKey?: string): Promise<{ answer: AcceptAnswer, replayed: boolean }> {
+  async accept (owner: string, request: NotificationRequest, idempotencyKey?: string, options: AcceptOptions = {}): Promise<{ answer: AcceptAnswer, replayed: boolean }> {
     if (usableChannels(request).size === 0) {
       throw new UnprocessableError('no channel can carry this message: give SMS text, or push content with a push_token, on a channel that routing.channels allows')
     }
@@ -66,23 +76,26 @@ export class NotificationService {
     }
 
     try {
-      return { answer: await this.route(owner, request, idem), replayed: false }
+      return { answer: await this.route(owner, request, idem, options), replayed: false }
     } catch (err) {
       if (idem) await store.releaseIdempotency(idem, idem.token).catch(() => {})
       throw err
     }
   }
 
-  private async route (owner: string, request: NotificationRequest, idem: (IdempotencyRef & { token: string, requestHash: string }) | undefined): Promise<AcceptAnswer> {
+  private async route (owner: string, request: NotificationRequest, idem: (IdempotencyRef & { token: string, requestHash: string }) | undefined, options: AcceptOptions): Promise<AcceptAnswer> {
     const { store } = this.options
-    let reachability: ReachabilityResult | null
-    let lookupNote = ''
-    try {
-      reachability = await this.options.reachability.lookup(request.to, { maxAgeSeconds: request.routing.max_age })
-    } catch (err) {
-      if (!(err instanceof UpstreamUnavailableError)) throw err
-      reachability = null
-      lookupNote = err.message
+    let reachability: ReachabilityResult | null = null
+    let lookupNote = options.reachability === null ? 'the upstream gave no answer' : ''
+    if (options.reachability !== undefined) {
+      reachability = options.reachability
+    } else {
+      try {
+        reachability = await this.options.reachability.lookup(request.to, { maxAgeSeconds: request.routing.max_age })
+      } catch (err) {
+        if (!(err instanceof UpstreamUnavailableError)) throw err
+        lookupNote = err.message
+      }
     }
     const decision = decide(reachability, request)
 
@@ -102,6 +115,7 @@ export class NotificationService {
       created_at: at,
       updated_at: at,
       expires_at: new Date(nowMs + request.routing.ttl_seconds * 1000).toISOString(),
+      ...(options.campaignId !== undefined ? { campaign_id: options.campaignId } : {}),
     }
     const events: NotificationEvent[] = [
       { at, type: 'accepted', detail: `accepted for ${request.to}` },
@@ -117,7 +131,7 @@ export class NotificationService {
     ]
     let next: JobTarget
     if (decision.channel === 'push' || decision.channel === 'sms') {
-      next = { kind: 'outbox', lane: decision.channel }
+      next = { kind: 'outbox', lane: laneFor(decision.channel, options.bulk === true) }
       events.push({ at, type: 'enqueued', detail: `waiting in the ${decision.channel} outbox` })
     } else if (decision.channel === 'fallback_queue') {
       next = { kind: 'fallback', dueAt: nowMs + this.options.firstRecheckSeconds * 1000 }
@@ -162,7 +176,7 @@ export class NotificationService {
 }
 
 /** A stable hash of the request: the same fields in any order hash the same. */
-export function hashRequest (request: NotificationRequest): string {
+export function hashRequest (request: unknown): string {
   return createHash('sha256').update(canonicalJson(request)).digest('hex')
 }
 

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import type { Channels, DeliveryOutcome } from '../channels/channel.js'
 import type { CallbackSender } from '../notifications/callbacks.js'
-import { type Notification, type NotificationEvent, isFinal } from '../notifications/types.js'
+import { type Notification, type NotificationEvent, type NotificationStatus, isFinal } from '../notifications/types.js'
 import { usableChannels } from '../routing/decide.js'
-import type { JobTarget, Lane, OutboxJob, Store, Transition } from '../store/store.js'
+import { type JobTarget, type Lane, type OutboxJob, type Store, type Transition, channelOfLane, laneFor } from '../store/store.js'
 
 export interface DeliveryWorkerOptions {
   store: Store
@@ -25,9 +25,15 @@ export interface DeliveryWorkerOptions {
   consumer?: string
   now?: () => number
   log?: { info: (obj: object, msg: string) => void, warn: (obj: object, msg: string) => void, error: (obj: object, msg: string) => void }
+  /** Whether a notification's campaign was cancelled: its notifications not yet sent are dropped. */
+  isCampaignCancelled?: (campaignId: string) => Promise<boolean>
+  /** Told when a campaign's notification reaches a final status here. Must not throw. */
+  onCampaignFinal?: (campaignId: string, status: NotificationStatus) => void
 }
 
 const LANE_ORDER: readonly Lane[] = ['sms', 'push', 'callback']
+/** Campaign traffic: read only with the capacity the transactional lanes left. */
+const BULK_LANE_ORDER: readonly Lane[] = ['sms_bulk', 'push_bulk']
 
 /**
  * Reads the outboxes of every shard through a consumer group, hands each job to its channel, and
@@ -112,7 +118,7 @@ export class DeliveryWorker {
     const { store } = this.options
     for (let shard = 0; shard < store.shards; shard++) {
       await store.releaseDueRetries(shard, this.now(), 500)
-      for (const lane of LANE_ORDER) {
+      for (const lane of [...LANE_ORDER, ...BULK_LANE_ORDER]) {
         const free = this.options.concurrency - this.inFlight.size
         if (free <= 0) return
         const jobs = await store.reclaimOutbox(shard, lane, this.consumer, this.options.visibilityTimeoutMs, free)
@@ -135,6 +141,11 @@ export class DeliveryWorker {
       const jobs = await store.readOutbox(shard, LANE_ORDER, this.consumer, free)
       for (const job of jobs) this.dispatch(job)
       taken += jobs.length
+      const left = this.options.concurrency - this.inFlight.size
+      if (left <= 0) continue
+      const bulk = await store.readOutbox(shard, BULK_LANE_ORDER, this.consumer, left)
+      for (const job of bulk) this.dispatch(job)
+      taken += bulk.length
     }
     return taken
   }
@@ -166,9 +177,13 @@ export class DeliveryWorker {
       await this.finish(job, n, 'expired', `ttl of ${n.request.routing.ttl_seconds} s passed before delivery`, [])
       return
     }
+    if (n.campaign_id !== undefined && await this.options.isCampaignCancelled?.(n.campaign_id)) {
+      await this.finish(job, n, 'dropped', 'campaign cancelled', [])
+      return
+    }
 
     const attempt = n.attempts + 1
-    const channel = job.lane as 'sms' | 'push'
+    const channel = channelOfLane(job.lane) as 'sms' | 'push'
     const startedAt = this.isoNow()
     const marked = await this.options.store.transition({
       notificationId: n.id,
@@ -208,13 +223,13 @@ export class DeliveryWorker {
     const answer: NotificationEvent = { at, type: 'provider_answer', detail: describe(outcome), provider: outcome.provider, outcome: outcome.kind }
     switch (outcome.kind) {
       case 'sent':
-        await this.finish(job, n, 'sent', `sent over ${job.lane} by ${outcome.provider}`, [answer], outcome.providerMessageId)
+        await this.finish(job, n, 'sent', `sent over ${channelOfLane(job.lane)} by ${outcome.provider}`, [answer], outcome.providerMessageId)
         return
       case 'failed':
         await this.finish(job, n, 'failed', `${outcome.provider} refused it: ${outcome.reason}`, [answer])
         return
       case 'token_invalid': {
-        if (job.lane === 'push' && usableChannels(n.request).has('sms')) {
+        if (channelOfLane(job.lane) === 'push' && usableChannels(n.request).has('sms')) {
           await this.options.store.transition({
             notificationId: n.id,
             shard: job.shard,
@@ -222,7 +237,7 @@ export class DeliveryWorker {
             events: [answer, { at, type: 'failover', detail: 'the push token is dead or invalid: failing over to SMS', from: 'push', to: 'sms' }],
             onlyFrom: ['sending'],
             ack: job,
-            next: { kind: 'outbox', lane: 'sms' },
+            next: { kind: 'outbox', lane: laneFor('sms', job.lane === 'push_bulk') },
           })
           return
         }
@@ -261,7 +276,7 @@ export class DeliveryWorker {
   }
 
   /** Ends the notification in a final status (why: in the final event; `reason` keeps the routing reason). Its callback, when it has one, is the next job. */
-  private async finish (job: OutboxJob, n: Notification, status: 'sent' | 'failed' | 'expired', reason: string, events: NotificationEvent[], providerMessageId?: string): Promise<void> {
+  private async finish (job: OutboxJob, n: Notification, status: 'sent' | 'failed' | 'expired' | 'dropped', reason: string, events: NotificationEvent[], providerMessageId?: string): Promise<void> {
     const at = this.isoNow()
     const next: JobTarget = n.request.callback_url ? { kind: 'outbox', lane: 'callback' } : { kind: 'none' }
     const t: Transition = {
@@ -272,10 +287,11 @@ export class DeliveryWorker {
       onlyFrom: ['queued', 'sending'],
       ack: job,
       next,
-      dead: status !== 'sent',
+      dead: status === 'failed' || status === 'expired',
       at: this.now(),
     }
-    await this.options.store.transition(t)
+    const ended = await this.options.store.transition(t)
+    if (ended && n.campaign_id !== undefined) this.options.onCampaignFinal?.(n.campaign_id, status)
   }
 
   private async sendCallback (job: OutboxJob, n: Notification, events: NotificationEvent[]): Promise<void> {

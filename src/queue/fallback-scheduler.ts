@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { UpstreamUnavailableError } from '../domain/errors.js'
 import type { ReachabilityResult } from '../domain/reachability.js'
-import type { Notification, NotificationEvent } from '../notifications/types.js'
+import type { Notification, NotificationEvent, NotificationStatus } from '../notifications/types.js'
 import type { ReachabilityService } from '../reachability/service.js'
 import { decide, usableChannels } from '../routing/decide.js'
-import type { FallbackLease, JobTarget, Store } from '../store/store.js'
+import { type FallbackLease, type JobTarget, type Store, laneFor } from '../store/store.js'
 
 const SMS_ON_EXPIRY_WINDOW_MS = 3600_000
 
@@ -28,6 +28,8 @@ export interface FallbackSchedulerOptions {
   onHandedOver?: () => void
   /** Told when a notification left the fallback queue, whatever the way (ends reachability subscriptions). Must not throw. */
   onLeft?: (notification: Notification) => Promise<void>
+  /** Told when a campaign's notification reaches a final status here. Must not throw. */
+  onCampaignFinal?: (campaignId: string, status: NotificationStatus) => void
   log?: { warn: (obj: object, msg: string) => void, error: (obj: object, msg: string) => void }
 }
 
@@ -160,7 +162,7 @@ export class FallbackScheduler {
         patch: { status: 'queued', channel: decision.channel, reason: `the device came back: ${decision.reason}`, updated_at: at, ...(reachability ? { reachability } : {}) },
         events: [recheck, { at, type: 'routed', detail: decision.reason, channel: decision.channel }, { at, type: 'enqueued', detail: `waiting in the ${decision.channel} outbox` }],
         lease,
-        next: { kind: 'outbox', lane: decision.channel },
+        next: { kind: 'outbox', lane: laneFor(decision.channel, n.campaign_id !== undefined) },
         at: nowMs,
       })
       if (handed) {
@@ -202,7 +204,7 @@ export class FallbackScheduler {
         patch: { status: 'queued', channel: 'sms', reason: 'the ttl passed in the fallback queue; on_expiry is sms: the SMS centre stores and forwards', updated_at: at, expires_at: new Date(this.now() + SMS_ON_EXPIRY_WINDOW_MS).toISOString() },
         events: [{ at, type: 'enqueued', detail: 'ttl passed in the fallback queue; sent as SMS (on_expiry: sms)' }],
         lease,
-        next: { kind: 'outbox', lane: 'sms' },
+        next: { kind: 'outbox', lane: laneFor('sms', n.campaign_id !== undefined) },
         at: this.now(),
       })
       if (handed) {
@@ -226,6 +228,8 @@ export class FallbackScheduler {
       dead: true,
       at: this.now(),
     })
-    if (ended) await this.options.onLeft?.(n)
+    if (!ended) return
+    if (n.campaign_id !== undefined) this.options.onCampaignFinal?.(n.campaign_id, status)
+    await this.options.onLeft?.(n)
   }
 }

@@ -247,7 +247,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.ok(message.ttlSeconds > 86000 && message.ttlSeconds <= 86400, `the remaining ttl is passed on (${message.ttlSeconds} s)`)
 
       const depth = await h.store.outboxDepth(shardOfId(id, SHARDS)!)
-      t.same(depth, { push: 0, sms: 0, callback: 0, retry: 0 }, 'the job was acknowledged and nothing else is waiting')
+      t.same(depth, { push: 0, sms: 0, callback: 0, push_bulk: 0, sms_bulk: 0, retry: 0 }, 'the job was acknowledged and nothing else is waiting')
       t.same(h.errors, [])
     })
 
@@ -295,7 +295,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.equal(h.sms.calls.length, 0, 'a transient failure is not a reason to fail over')
       t.equal(events.filter(e => e.type === 'retry_scheduled').length, 2)
       t.match(final(events), [{ status: 'failed', detail: 'failed: gave up after 3 attempts: HTTP 503' }])
-      t.same(await h.store.outboxDepth(shardOfId(id, SHARDS)!), { push: 0, sms: 0, callback: 0, retry: 0 })
+      t.same(await h.store.outboxDepth(shardOfId(id, SHARDS)!), { push: 0, sms: 0, callback: 0, push_bulk: 0, sms_bulk: 0, retry: 0 })
     })
 
     t.test('a failed outcome (4xx) fails at once with the provider\'s reason', async t => {
@@ -368,7 +368,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.equal(n.attempts, 0)
       t.equal(h.push.calls.length + h.sms.calls.length, 0, 'nothing sent')
       t.match(final(events), [{ status: 'expired', detail: 'expired: ttl of 5 s passed before delivery' }])
-      t.same(await h.store.outboxDepth(1), { push: 0, sms: 0, callback: 0, retry: 0 })
+      t.same(await h.store.outboxDepth(1), { push: 0, sms: 0, callback: 0, push_bulk: 0, sms_bulk: 0, retry: 0 })
     })
 
     t.test('a callback_url gets a signed status callback, retried after a 500', async t => {
@@ -392,7 +392,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.match(events.filter(e => e.type === 'callback'), [{ ok: false, detail: /HTTP 500; will retry/ }, { ok: true, status: 'sent' }])
       t.equal(n.status, 'sent', 'the callback does not change the status')
       t.equal(h.push.callsFor(id), 1)
-      t.same(await h.store.outboxDepth(shardOfId(id, SHARDS)!), { push: 0, sms: 0, callback: 0, retry: 0 })
+      t.same(await h.store.outboxDepth(shardOfId(id, SHARDS)!), { push: 0, sms: 0, callback: 0, push_bulk: 0, sms_bulk: 0, retry: 0 })
     })
 
     t.test('a worker killed mid-delivery: its job is reclaimed and delivered exactly once', async t => {
@@ -411,7 +411,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       // A visibility timeout and a maintenance round later, nothing is delivered again.
       await sleep(1200)
       t.equal(h.push.callsFor(id), 1, 'still delivered once')
-      t.same(await h.store.outboxDepth(shard), { push: 0, sms: 0, callback: 0, retry: 0 })
+      t.same(await h.store.outboxDepth(shard), { push: 0, sms: 0, callback: 0, push_bulk: 0, sms_bulk: 0, retry: 0 })
     })
 
     t.test('a worker stalled mid-send: another takes over; the stalled one\'s late answer changes nothing', async t => {

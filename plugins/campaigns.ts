@@ -1,0 +1,21 @@
+import fp from 'fastify-plugin'
+import { CampaignService } from '../src/campaigns/service.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    campaigns: CampaignService
+    /** Wakes this process's campaign runner (set by the workers plugin; a no-op without workers). */
+    pokeCampaigns: () => void
+  }
+}
+
+export default fp(async (app) => {
+  const { delivery } = app.config
+  app.decorate('pokeCampaigns', () => {})
+  app.decorate('campaigns', new CampaignService({
+    store: app.store,
+    retentionSeconds: delivery.retentionSeconds,
+    idempotencyTtlSeconds: delivery.idempotencyTtlSeconds,
+    onStarted: () => app.pokeCampaigns(),
+  }))
+}, { name: 'campaigns', fastify: '5.x', dependencies: ['config', 'store'] })

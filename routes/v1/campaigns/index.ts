@@ -1,0 +1,191 @@
+import { createInterface } from 'node:readline'
+import { Readable } from 'node:stream'
+import type { FastifySchemaCompiler } from 'fastify'
+import { type FastifyPluginAsyncZod, validatorCompiler } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import type { CampaignHeader as Header, Recipient as RecipientInput, RecipientLine } from '../../../src/campaigns/service.js'
+import { ValidationError } from '../../../src/domain/errors.js'
+import { hashRequest } from '../../../src/notifications/service.js'
+import {
+  CampaignAccepted, CampaignBody, CampaignHeader, CampaignSchema, MAX_NDJSON_RECIPIENTS, Recipient,
+} from '../../schemas/campaign.js'
+import { jsonResponse } from '../../schemas/docs.js'
+import { IdempotencyHeaders } from '../../schemas/notification.js'
+import { pickProblems, problemResponse } from '../../schemas/problem.js'
+
+const security = [{ bearerAuth: [] }]
+const NDJSON = 'application/x-ndjson'
+const Id = z.object({ id: z.string().max(100).meta({ description: 'The campaign id', examples: ['cmp_0c1d2e3f405162738495a6b7c8d9e0f1'] }) })
+
+/** Where a zod issue is and what is wrong, in a line. */
+function reasonOf (error: z.ZodError): string {
+  return error.issues.map(i => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`).join('; ')
+}
+
+function invalid (detail: string, error: z.ZodError, prefix: string): ValidationError {
+  return new ValidationError(`${detail}: ${reasonOf(error)}`, error.issues.map(i => ({ path: [prefix, ...i.path].join('.'), message: i.message })))
+}
+
+function checkRecipient (line: number, value: unknown): RecipientLine {
+  const parsed = Recipient.safeParse(value)
+  return parsed.success ? { line, recipient: parsed.data as RecipientInput } : { line, reason: reasonOf(parsed.error) }
+}
+
+/** The campaign's JSON body is checked here, not by the route's validator: a bad recipient is refused alone, the campaign goes on. */
+const bodyAsIs: FastifySchemaCompiler<unknown> = (route) =>
+  route.httpPart === 'body' ? (data: unknown) => ({ value: data }) : validatorCompiler(route as Parameters<typeof validatorCompiler>[0])
+
+/** Reads an NDJSON body line by line: the first line is the campaign, then one recipient per line. */
+async function readNdjson (stream: Readable): Promise<{ header: Header, headerHash: string, recipients: AsyncIterable<RecipientLine> }> {
+  const lines = createInterface({ input: stream, crlfDelay: Infinity })[Symbol.asyncIterator]()
+  const first = await lines.next()
+  if (first.done || first.value.trim() === '') {
+    throw new ValidationError('the first line must be the campaign {name, message, routing}', [{ path: 'body.line.1', message: 'missing' }])
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(first.value)
+  } catch {
+    throw new ValidationError('the first line is not JSON: it must be the campaign {name, message, routing}', [{ path: 'body.line.1', message: 'not JSON' }])
+  }
+  const header = CampaignHeader.safeParse(json)
+  if (!header.success) throw invalid('the first line is not a valid campaign', header.error, 'body.line.1')
+  async function * recipients (): AsyncIterable<RecipientLine> {
+    let line = 1
+    let count = 0
+    for await (const text of { [Symbol.asyncIterator]: () => lines }) {
+      line++
+      if (text.trim() === '') continue
+      if (++count > MAX_NDJSON_RECIPIENTS) {
+        yield { line, reason: `more than ${MAX_NDJSON_RECIPIENTS} recipients` }
+        continue
+      }
+      let value: unknown
+      try {
+        value = JSON.parse(text)
+      } catch {
+        yield { line, reason: 'not JSON' }
+        continue
+      }
+      yield checkRecipient(line, value)
+    }
+  }
+  return { header: header.data as Header, headerHash: hashRequest(json), recipients: recipients() }
+}
+
+const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
+  // The stream itself goes to the handler: a million recipients are read line by line, never held whole.
+  app.addContentTypeParser(NDJSON, (_request, payload, done) => done(null, payload))
+
+  app.post('/', {
+    onRequest: app.requireScope('campaigns:write'),
+    // A JSON body of 100,000 recipients; an NDJSON body is streamed and not held to this limit.
+    bodyLimit: 64 * 1024 * 1024,
+    validatorCompiler: bodyAsIs,
+    schema: {
+      tags: ['campaigns'],
+      operationId: 'createCampaign',
+      summary: 'Send one message to many recipients, each routed by reachability',
+      description: 'A JSON body with up to 100,000 recipients, or NDJSON (Content-Type: application/x-ndjson; a first line with ' +
+        '{name, message, routing}, then one recipient per line) for up to 1,000,000, read as a stream. Each recipient becomes a ' +
+        'notification in the background, in chunks, on lanes served after single notifications; a number listed twice is notified ' +
+        'once. Placeholders {{name}} in the texts are filled from each recipient\'s vars (a missing one fails that recipient). ' +
+        'Refused recipients are counted, and the first 100 given back with their line and reason. A campaign that is not valid ' +
+        '(in NDJSON: its first line) is a 400 and nothing is created.',
+      security,
+      headers: IdempotencyHeaders,
+      body: CampaignBody,
+      response: {
+        202: jsonResponse('Read in and started: the campaign id and what was taken', CampaignAccepted),
+        ...pickProblems(400, 401, 403, 413, 503),
+        409: problemResponse('A request with the same Idempotency-Key is still in flight; retry after Retry-After seconds'),
+        422: problemResponse('The Idempotency-Key was used before with another request'),
+      },
+    },
+  }, async (request, reply) => {
+    const body: unknown = request.body
+    const owner = request.principal!.subject
+    const key = request.headers['idempotency-key']
+    let header: Header
+    let recipients: AsyncIterable<RecipientLine> | Iterable<RecipientLine>
+    let requestHash: string
+    if (body instanceof Readable) {
+      const read = await readNdjson(body)
+      header = read.header
+      recipients = read.recipients
+      requestHash = read.headerHash
+    } else {
+      const parsed = CampaignBody.safeParse(body)
+      if (!parsed.success) throw invalid('the campaign is not valid', parsed.error, 'body')
+      const { recipients: list, ...rest } = parsed.data
+      header = rest as Header
+      recipients = list.map((value, i) => checkRecipient(i + 1, value))
+      requestHash = hashRequest(body)
+    }
+    const { answer, replayed } = await app.campaigns.create(owner, header, recipients, key !== undefined ? { key, requestHash } : undefined)
+    if (replayed) reply.header('idempotent-replayed', 'true')
+    return reply.code(202).send(answer)
+  })
+
+  app.get('/', {
+    onRequest: app.requireScope('campaigns:read'),
+    schema: {
+      tags: ['campaigns'],
+      operationId: 'listCampaigns',
+      summary: 'Campaigns, oldest first',
+      description: 'Every campaign kept (NOTIFICATION_RETENTION_SECONDS after it was created) with its progress, a page at a time.',
+      security,
+      querystring: z.object({
+        cursor: z.string().max(20).optional().meta({ description: 'next_cursor of the previous page', examples: ['100'] }),
+        limit: z.coerce.number().int().min(1).max(100).default(20).meta({ description: 'Items per page (1 to 100)', examples: [20] }),
+      }),
+      response: {
+        200: jsonResponse('A page of campaigns', z.object({
+          items: z.array(CampaignSchema),
+          next_cursor: z.string().nullable().meta({ description: 'Give it as cursor for the next page; null at the end' }),
+        })),
+        ...pickProblems(400, 401, 403, 503),
+      },
+    },
+  }, async (request) => app.campaigns.list(request.query.cursor, request.query.limit))
+
+  app.get('/:id', {
+    onRequest: app.requireScope('campaigns:read'),
+    schema: {
+      tags: ['campaigns'],
+      operationId: 'getCampaign',
+      summary: 'A campaign\'s progress',
+      description: 'Its status, its notifications by status and by channel, lookups from the cache and from the upstream, ' +
+        'the rate over the last minute and the estimated time left.',
+      security,
+      params: Id,
+      response: { 200: jsonResponse('The campaign', CampaignSchema), ...pickProblems(401, 403, 404, 503) },
+    },
+  }, async (request) => app.campaigns.get(request.params.id))
+
+  const actions = [
+    ['pause', 'Pause a running campaign', 'No more recipients are taken until it is resumed; notifications already made go on.', 'running'],
+    ['resume', 'Resume a paused campaign', 'Recipients are taken again from where it stopped.', 'paused'],
+    ['cancel', 'Cancel a campaign', 'No more recipients are taken, and its notifications not yet sent are dropped ("campaign cancelled").', 'accepted, running or paused'],
+  ] as const
+  for (const [action, summary, description, from] of actions) {
+    app.post(`/:id/${action}`, {
+      onRequest: app.requireScope('campaigns:write'),
+      schema: {
+        tags: ['campaigns'],
+        operationId: `${action}Campaign`,
+        summary,
+        description,
+        security,
+        params: Id,
+        response: {
+          200: jsonResponse('The campaign, in its new status', CampaignSchema),
+          ...pickProblems(401, 403, 404, 503),
+          409: problemResponse(`The campaign's status does not allow it (only from ${from})`),
+        },
+      },
+    }, async (request) => app.campaigns[action](request.params.id))
+  }
+}
+
+export default campaignRoutes

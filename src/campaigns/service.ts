@@ -1,0 +1,253 @@
+import { createHash, randomUUID } from 'node:crypto'
+import { ConflictError, NotFoundError, UnprocessableError } from '../domain/errors.js'
+import { type Page } from '../domain/paging.js'
+import { ValidationError } from '../domain/errors.js'
+import { shardFor } from '../notifications/ids.js'
+import { FINAL_STATUSES, type NotificationMessage, type NotificationStatus, type Routing } from '../notifications/types.js'
+import type { CampaignDoc, CampaignRecord, CampaignStatus, IdempotencyRef, Store } from '../store/store.js'
+
+/** The first part of a campaign: what to send and how to route it. */
+export interface CampaignHeader {
+  name: string
+  message: NotificationMessage
+  routing: Routing
+}
+
+/** One recipient as stored: the number, its push token and the values of the message's placeholders. */
+export interface Recipient {
+  to: string
+  push_token?: string | undefined
+  vars?: Record<string, string> | undefined
+}
+
+/** A recipient line as the caller gave it: valid, or refused with the reason. */
+export type RecipientLine = { line: number, recipient: Recipient } | { line: number, reason: string }
+
+export interface RejectedLine {
+  line: number
+  reason: string
+}
+
+export interface CreateAnswer {
+  id: string
+  status: CampaignStatus
+  recipients_accepted: number
+  recipients_rejected: number
+  rejected: RejectedLine[]
+}
+
+export interface CampaignView {
+  id: string
+  name: string
+  status: CampaignStatus
+  created_at: string
+  completed_at: string | null
+  recipients: { total: number, accepted: number, rejected: number, processed: number, failed: number }
+  notifications: { created: number, by_status: Record<string, number>, by_channel: Record<string, number> }
+  lookups: { cache: number, upstream: number }
+  rate_per_minute: number
+  estimated_seconds_left: number | null
+}
+
+export interface CampaignServiceOptions {
+  store: Store
+  retentionSeconds: number
+  idempotencyTtlSeconds: number
+  /** Recipients appended to the store at once while a campaign is read in. */
+  chunkSize?: number
+  /** How long a cancellation may go unseen by a delivery worker of this process. */
+  cancelledCacheMs?: number
+  now?: () => number
+  /** Told when a campaign starts running (wakes this process's runner). */
+  onStarted?: () => void
+}
+
+export const MAX_REJECTED_KEPT = 100
+const ID = /^cmp_[0-9a-f]{32}$/
+const COUNTED_FINALS = [...FINAL_STATUSES, 'sent'] as const
+
+/** Creates campaigns from a header and a stream of recipients, and reads, lists, pauses, resumes and cancels them. */
+export class CampaignService {
+  private readonly now: () => number
+  private readonly cancelled = new Map<string, { cancelled: boolean, until: number }>()
+
+  constructor (private readonly options: CampaignServiceOptions) {
+    this.now = options.now ?? Date.now
+  }
+
+  /**
+   * Reads the recipients in, chunk by chunk (never all in memory), and starts the campaign. A number listed
+   * twice is taken once; refused lines are counted and the first MAX_REJECTED_KEPT kept with their reason.
+   * With an Idempotency-Key the same key and request hash answer the first answer again.
+   */
+  async create (owner: string, header: CampaignHeader, recipients: AsyncIterable<RecipientLine> | Iterable<RecipientLine>,
+    idempotency?: { key: string, requestHash: string }): Promise<{ answer: CreateAnswer, replayed: boolean }> {
+    const { store } = this.options
+    let idem: (IdempotencyRef & { token: string, requestHash: string }) | undefined
+    if (idempotency) {
+      const scoped = `${owner}\u0000campaign\u0000${idempotency.key}`
+      const ref = { shard: shardFor(scoped, store.shards), key: createHash('sha256').update(scoped).digest('hex') }
+      // A million recipients take a while to read in: the claim lasts as long.
+      const claim = await store.claimIdempotency(ref, idempotency.requestHash, 600)
+      if (claim.state === 'in_flight') throw new ConflictError('a request with this Idempotency-Key is still in flight', claim.retryAfterSeconds)
+      if (claim.state === 'done') {
+        if (claim.requestHash !== idempotency.requestHash) throw new UnprocessableError('this Idempotency-Key was used with another request')
+        return { answer: JSON.parse(claim.response) as CreateAnswer, replayed: true }
+      }
+      idem = { ...ref, token: claim.token, requestHash: idempotency.requestHash }
+    }
+    try {
+      const answer = await this.readIn(owner, header, recipients)
+      if (idem) await store.finishIdempotency(idem, idem.token, idem.requestHash, JSON.stringify(answer), this.options.idempotencyTtlSeconds)
+      return { answer, replayed: false }
+    } catch (err) {
+      if (idem) await store.releaseIdempotency(idem, idem.token).catch(() => {})
+      throw err
+    }
+  }
+
+  private async readIn (owner: string, header: CampaignHeader, recipients: AsyncIterable<RecipientLine> | Iterable<RecipientLine>): Promise<CreateAnswer> {
+    const { store } = this.options
+    const chunkSize = this.options.chunkSize ?? 1000
+    const doc: CampaignDoc = {
+      id: `cmp_${randomUUID().replaceAll('-', '')}`, owner, name: header.name, message: header.message, routing: header.routing,
+      created_at: new Date(this.now()).toISOString(),
+    }
+    await store.createCampaign(doc, this.options.retentionSeconds)
+    const rejected: RejectedLine[] = []
+    let accepted = 0
+    let refused = 0
+    const reject = (line: number, reason: string) => {
+      refused++
+      if (rejected.length < MAX_REJECTED_KEPT) rejected.push({ line, reason })
+    }
+    let chunk: { line: number, recipient: Recipient }[] = []
+    const flush = async () => {
+      if (chunk.length === 0) return
+      const added = await store.appendCampaignRecipients(doc.id, chunk.map(c => ({ to: c.recipient.to, payload: JSON.stringify(c.recipient) })))
+      let n = 0
+      added.forEach((ok, i) => {
+        if (ok) n++
+        else reject(chunk[i]!.line, 'duplicate of an earlier recipient')
+      })
+      accepted += n
+      await store.countCampaign(doc.id, { recipients_total: chunk.length, recipients_accepted: n, recipients_rejected: chunk.length - n })
+      chunk = []
+    }
+    for await (const item of recipients) {
+      if ('reason' in item) {
+        reject(item.line, item.reason)
+        await store.countCampaign(doc.id, { recipients_total: 1, recipients_rejected: 1 })
+        continue
+      }
+      chunk.push(item)
+      if (chunk.length >= chunkSize) await flush()
+    }
+    await flush()
+    const at = new Date(this.now()).toISOString()
+    await store.setCampaignActive(doc.id, true)
+    const { status } = await store.setCampaignStatus(doc.id, 'running', ['accepted'], at)
+    this.options.onStarted?.()
+    return { id: doc.id, status: status ?? 'running', recipients_accepted: accepted, recipients_rejected: refused, rejected: rejected.sort((a, b) => a.line - b.line) }
+  }
+
+  async get (id: string): Promise<CampaignView> {
+    return view(await this.record(id), this.now())
+  }
+
+  async list (cursor: string | undefined, limit: number): Promise<Page<CampaignView>> {
+    const offset = parseOffset(cursor)
+    const ids = await this.options.store.listCampaigns(offset, limit)
+    const records = await Promise.all(ids.map(id => this.options.store.getCampaign(id)))
+    const now = this.now()
+    return {
+      items: records.filter((r): r is CampaignRecord => r !== null).map(r => view(r, now)),
+      next_cursor: ids.length < limit ? null : String(offset + ids.length),
+    }
+  }
+
+  pause (id: string): Promise<CampaignView> {
+    return this.move(id, 'paused', ['running'])
+  }
+
+  resume (id: string): Promise<CampaignView> {
+    return this.move(id, 'running', ['paused'])
+  }
+
+  /** Cancels the campaign: no more recipients are taken, and its notifications not yet sent are dropped. */
+  cancel (id: string): Promise<CampaignView> {
+    return this.move(id, 'cancelled', ['accepted', 'running', 'paused'])
+  }
+
+  /** Counts a campaign notification's final status (from the delivery worker or the fallback scheduler). */
+  countFinal (campaignId: string, status: NotificationStatus): Promise<void> {
+    return this.options.store.countCampaign(campaignId, { [`status:${status}`]: 1 })
+  }
+
+  /** Whether the campaign was cancelled, as this process saw it at most cancelledCacheMs ago. */
+  async isCancelled (campaignId: string): Promise<boolean> {
+    const now = this.now()
+    const held = this.cancelled.get(campaignId)
+    if (held && held.until > now) return held.cancelled
+    const record = await this.options.store.getCampaign(campaignId)
+    const cancelled = record?.status === 'cancelled'
+    if (this.cancelled.size > 10_000) this.cancelled.clear()
+    this.cancelled.set(campaignId, { cancelled, until: now + (this.options.cancelledCacheMs ?? 1000) })
+    return cancelled
+  }
+
+  private async move (id: string, to: CampaignStatus, from: readonly CampaignStatus[]): Promise<CampaignView> {
+    await this.record(id)
+    const result = await this.options.store.setCampaignStatus(id, to, from, new Date(this.now()).toISOString())
+    if (result.status === null) throw new NotFoundError(`no campaign ${id}`)
+    if (!result.changed) throw new ConflictError(`the campaign is ${result.status}: it cannot be ${to === 'running' ? 'resumed' : to} (only from ${from.join(' or ')})`)
+    if (to === 'cancelled') this.cancelled.set(id, { cancelled: true, until: this.now() + (this.options.cancelledCacheMs ?? 1000) })
+    if (to === 'running') this.options.onStarted?.()
+    return this.get(id)
+  }
+
+  private async record (id: string): Promise<CampaignRecord> {
+    const record = ID.test(id) ? await this.options.store.getCampaign(id) : null
+    if (!record) throw new NotFoundError(`no campaign ${id} (ids look like cmp_…; campaigns are kept for a limited time)`)
+    return record
+  }
+}
+
+function parseOffset (cursor: string | undefined): number {
+  if (cursor === undefined || cursor === '') return 0
+  if (!/^\d{1,9}$/.test(cursor)) {
+    throw new ValidationError('the cursor is not one this service gave out', [{ path: 'querystring.cursor', message: 'not a cursor from a previous page' }])
+  }
+  return Number(cursor)
+}
+
+/** Recipients processed over the last minute: this minute's count and the part of the last minute's still inside the window. */
+function ratePerMinute (counters: Record<string, number>, now: number): number {
+  const minute = Math.floor(now / 60_000)
+  const into = (now % 60_000) / 60_000
+  return Math.round((counters[`minute:${minute}`] ?? 0) + (counters[`minute:${minute - 1}`] ?? 0) * (1 - into))
+}
+
+function view (r: CampaignRecord, now: number): CampaignView {
+  const c = r.counters
+  const n = (k: string) => c[k] ?? 0
+  const byChannel = { push: n('channel:push'), sms: n('channel:sms'), fallback_queue: n('channel:fallback_queue'), none: n('channel:none') }
+  const created = byChannel.push + byChannel.sms + byChannel.fallback_queue + byChannel.none
+  const byStatus: Record<string, number> = Object.fromEntries(COUNTED_FINALS.map(s => [s, n(`status:${s}`)]))
+  byStatus.in_progress = Math.max(0, created - Object.values(byStatus).reduce((a, b) => a + b, 0))
+  const rate = ratePerMinute(c, now)
+  const left = Math.max(0, n('recipients_accepted') - n('processed'))
+  const running = r.status === 'running' || r.status === 'accepted'
+  return {
+    id: r.doc.id,
+    name: r.doc.name,
+    status: r.status,
+    created_at: r.doc.created_at,
+    completed_at: r.completed_at,
+    recipients: { total: n('recipients_total'), accepted: n('recipients_accepted'), rejected: n('recipients_rejected'), processed: n('processed'), failed: n('recipients_failed') },
+    notifications: { created, by_status: byStatus, by_channel: byChannel },
+    lookups: { cache: n('lookups:cache'), upstream: n('lookups:upstream') },
+    rate_per_minute: rate,
+    estimated_seconds_left: left === 0 ? 0 : running && rate > 0 ? Math.ceil(left / (rate / 60)) : null,
+  }
+}

@@ -1,0 +1,228 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import t, { type Test } from 'tap'
+import type { DeliveryOutcome, PushMessage, SmsMessage } from '../../../src/channels/channel.js'
+import { SandboxPushChannel, SandboxSmsChannel } from '../../../src/channels/sandbox.js'
+import { SandboxUpstream } from '../../../src/reachability/upstreams/sandbox.js'
+import { buildTestApp } from '../../helpers/app.js'
+import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../../helpers/redis.js'
+import { waitFor } from '../../helpers/wait.js'
+
+const haveRedis = await redisAvailable()
+
+/** Sandbox channels that take `delayMs` per message: a backlog builds up in the outboxes. */
+class SlowSms extends SandboxSmsChannel {
+  constructor (private readonly delayMs: number) { super({ log: () => {}, keep: 100_000 }) }
+  override async sendSms (message: SmsMessage): Promise<DeliveryOutcome> {
+    await sleep(this.delayMs)
+    return super.sendSms(message)
+  }
+}
+class SlowPush extends SandboxPushChannel {
+  constructor (private readonly delayMs: number) { super({ log: () => {}, keep: 100_000 }) }
+  override async sendPush (message: PushMessage): Promise<DeliveryOutcome> {
+    await sleep(this.delayMs)
+    return super.sendPush(message)
+  }
+}
+
+/** The sandbox upstream, each answer after `delayMs`: a campaign takes a while. */
+class SlowUpstream extends SandboxUpstream {
+  constructor (private readonly delayMs: number) { super({ comebackSeconds: 20 }) }
+  override async check (phone: string): Promise<Awaited<ReturnType<SandboxUpstream['check']>>> {
+    await sleep(this.delayMs)
+    return super.check(phone)
+  }
+}
+
+const message = { sms: { text: 'Hi {{name}}, 30% off today' }, push: { title: 'Black Friday', body: 'Hi {{name}}' } }
+const number = (i: number) => `+4479111${String(i).padStart(5, '0')}`
+
+async function setup (t: Test, store: 'memory' | 'redis', options: { env?: Record<string, string>, delayMs?: number, upstreamDelayMs?: number } = {}) {
+  const prefix = uniquePrefix()
+  const sms = new SlowSms(options.delayMs ?? 0)
+  const push = new SlowPush(options.delayMs ?? 0)
+  const { app, bearer } = await buildTestApp({
+    ...(store === 'redis' ? { REDIS_URL, REDIS_KEY_PREFIX: prefix } : {}),
+    QUEUE_SHARDS: '3', WORKERS: 'on', WORKER_IDLE_POLL_MS: '20', WORKER_CONCURRENCY: '64', FALLBACK_POLL_MS: '20',
+    REACHABILITY_UPSTREAM_RPS: '100000', ...options.env,
+  }, { upstream: new SlowUpstream(options.upstreamDelayMs ?? 0), channels: { sms, push } })
+  t.teardown(async () => {
+    await app.close()
+    if (store === 'redis') await dropPrefix(prefix)
+  })
+  const auth = await bearer('campaigns:write campaigns:read notifications:write notifications:read')
+  const post = (url: string, payload?: unknown, headers: Record<string, string> = {}) =>
+    app.inject({ method: 'POST', url, headers: { authorization: auth, ...headers }, ...(payload !== undefined ? { payload: payload as string } : {}) })
+  const get = (url: string) => app.inject({ url, headers: { authorization: auth } })
+  const campaign = async (id: string) => (await get(`/v1/campaigns/${id}`)).json()
+  const until = (id: string, status: string, timeoutMs = 20_000) =>
+    waitFor(async () => { const c = await campaign(id); return c.status === status ? c : undefined }, timeoutMs, `campaign ${status}`)
+  return { app, sms, push, auth, post, get, campaign, until, bearer }
+}
+
+for (const store of ['memory', 'redis'] as const) {
+  t.test(`campaigns on the ${store} store`, { skip: store === 'redis' && !haveRedis && 'Redis is not running' }, async t => {
+    t.test('a 10,000-recipient campaign completes with the sandbox\'s mix of channels', async t => {
+      const s = await setup(t, store)
+      const recipients = Array.from({ length: 10_000 }, (_, i) => ({ to: number(i), push_token: `tok-${i}`, vars: { name: `N${i}` } }))
+      const res = await s.post('/v1/campaigns', { name: 'big', message, routing: { on_unreachable: 'drop' }, recipients })
+      t.equal(res.statusCode, 202, res.body)
+      const created = res.json()
+      t.match(created, { id: /^cmp_/, recipients_accepted: 10_000, recipients_rejected: 0, rejected: [] })
+      const done = await s.until(created.id, 'completed', 60_000)
+      t.equal(done.recipients.processed, 10_000)
+      t.equal(done.notifications.created, 10_000)
+      t.equal(done.lookups.upstream + done.lookups.cache, 10_000)
+      const { push, sms, none } = done.notifications.by_channel
+      // The sandbox: about 75% push (DATA), 15% SMS only, 10% not reachable (dropped here).
+      t.ok(push > 7000 && push < 8000, `push ${push}`)
+      t.ok(sms > 1000 && sms < 2000, `sms ${sms}`)
+      t.ok(none > 600 && none < 1400, `none ${none}`)
+      t.equal(done.notifications.by_status.dropped, none)
+      const sent = await waitFor(async () => { const c = await s.campaign(created.id); return c.notifications.by_status.sent === push + sms ? c : undefined }, 30_000, 'every message sent')
+      t.equal(sent.notifications.by_status.in_progress, 0)
+      t.equal(sent.estimated_seconds_left, 0)
+      t.ok(sent.rate_per_minute > 0)
+    })
+
+    t.test('duplicates are notified once; placeholders are filled, a missing one fails that recipient', async t => {
+      const s = await setup(t, store)
+      const res = await s.post('/v1/campaigns', {
+        name: 'small',
+        message: { sms: { text: 'Hi {{name}}, 30% off today' } },
+        routing: { channels: ['sms'], on_unreachable: 'sms' },
+        recipients: [
+          { to: '+447911100001', vars: { name: 'Ada' } },
+          { to: '+447911100001', vars: { name: 'Ada again' } },
+          { to: '+447911100002' },
+          { to: 'not a number' },
+        ],
+      })
+      t.equal(res.statusCode, 202, res.body)
+      const created = res.json()
+      t.match(created, { recipients_accepted: 2, recipients_rejected: 2 })
+      t.match(created.rejected, [{ line: 2, reason: 'duplicate of an earlier recipient' }, { line: 4, reason: /^to: / }])
+      const done = await s.until(created.id, 'completed')
+      t.match(done.recipients, { total: 4, accepted: 2, rejected: 2, processed: 2, failed: 1 })
+      t.equal(done.notifications.created, 1)
+      await waitFor(() => s.sms.deliveries().length > 0 ? true : undefined)
+      t.same(s.sms.deliveries().map(d => [d.to, d.text]), [['+447911100001', 'Hi Ada, 30% off today']])
+    })
+
+    t.test('pause, resume and cancel; cancel drops what is not yet sent', async t => {
+      const s = await setup(t, store, { env: { REACHABILITY_UPSTREAM_RPS: '200' }, upstreamDelayMs: 1 })
+      const recipients = Array.from({ length: 3000 }, (_, i) => ({ to: number(20_000 + i), push_token: `tok-${i}`, vars: { name: 'x' } }))
+      const { id } = (await s.post('/v1/campaigns', { name: 'slow', message, recipients })).json()
+      t.equal((await s.post(`/v1/campaigns/${id}/resume`)).statusCode, 409, 'only a paused campaign resumes')
+      const paused = await s.post(`/v1/campaigns/${id}/pause`)
+      t.equal(paused.statusCode, 200)
+      t.equal(paused.json().status, 'paused')
+      await sleep(300)
+      const before = (await s.campaign(id)).recipients.processed
+      await sleep(500)
+      const after = await s.campaign(id)
+      t.equal(after.recipients.processed, before, 'nothing is processed while paused')
+      t.equal(after.estimated_seconds_left, null)
+      const problem = await s.post(`/v1/campaigns/${id}/pause`)
+      t.equal(problem.statusCode, 409)
+      t.match(problem.headers['content-type'], /^application\/problem\+json/)
+      t.equal((await s.post(`/v1/campaigns/${id}/resume`)).json().status, 'running')
+      await waitFor(async () => (await s.campaign(id)).recipients.processed > before ? true : undefined, 5000, 'progress after resume')
+      const cancelled = await s.post(`/v1/campaigns/${id}/cancel`)
+      t.equal(cancelled.json().status, 'cancelled')
+      await sleep(300)
+      const stopped = (await s.campaign(id)).recipients.processed
+      await sleep(500)
+      t.equal((await s.campaign(id)).recipients.processed, stopped, 'no more recipients after cancel')
+      t.ok(stopped < 3000)
+      t.equal((await s.post(`/v1/campaigns/${id}/resume`)).statusCode, 409)
+      t.equal((await s.post(`/v1/campaigns/${id}/cancel`)).statusCode, 409)
+      t.equal((await s.post('/v1/campaigns/cmp_00000000000000000000000000000000/pause')).statusCode, 404)
+    })
+
+    t.test('cancel drops the campaign\'s notifications still waiting in the outbox', async t => {
+      const s = await setup(t, store, { delayMs: 20, env: { WORKER_CONCURRENCY: '4' } })
+      const recipients = Array.from({ length: 400 }, (_, i) => ({ to: number(30_000 + i), push_token: `tok-${i}`, vars: { name: 'x' } }))
+      const { id } = (await s.post('/v1/campaigns', { name: 'to cancel', message, routing: { on_unreachable: 'drop' }, recipients })).json()
+      await waitFor(async () => (await s.campaign(id)).notifications.created >= 200 ? true : undefined, 10_000, 'notifications made')
+      t.equal((await s.post(`/v1/campaigns/${id}/cancel`)).statusCode, 200)
+      const ended = await waitFor(async () => {
+        const c = await s.campaign(id)
+        return c.notifications.by_status.in_progress === 0 && c.notifications.created > 0 ? c : undefined
+      }, 20_000, 'every notification ended')
+      t.ok(ended.notifications.by_status.dropped > ended.notifications.by_channel.none, 'some dropped for the cancel, not only by routing')
+      t.ok(ended.notifications.by_status.sent < ended.notifications.created)
+    })
+
+    t.test('NDJSON: streamed line by line; bad lines are refused with their line number, the campaign goes on', async t => {
+      const s = await setup(t, store)
+      const lines = [
+        JSON.stringify({ name: 'nd', message, routing: {} }),
+        JSON.stringify({ to: '+447911100011', push_token: 'a', vars: { name: 'A' } }),
+        '{not json',
+        JSON.stringify({ to: '12', vars: { name: 'B' } }),
+        '',
+        JSON.stringify({ to: '+447911100011', vars: { name: 'A' } }),
+        JSON.stringify({ to: '+447911100012', vars: { name: 'C' }, extra: true }),
+        JSON.stringify({ to: '+447911100013', vars: { name: 'D' } }),
+      ]
+      const res = await s.post('/v1/campaigns', lines.join('\n') + '\n', { 'content-type': 'application/x-ndjson' })
+      t.equal(res.statusCode, 202, res.body)
+      const body = res.json()
+      t.match(body, { recipients_accepted: 2, recipients_rejected: 4 })
+      t.same(body.rejected.map((r: { line: number }) => r.line), [3, 4, 6, 7])
+      t.equal(body.rejected[0].reason, 'not JSON')
+      t.equal(body.rejected[2].reason, 'duplicate of an earlier recipient')
+      await s.until(body.id, 'completed')
+    })
+
+    t.test('a transactional notification sent during a running campaign goes through at once', async t => {
+      const s = await setup(t, store, { delayMs: 50, env: { WORKER_CONCURRENCY: '4' } })
+      const recipients = Array.from({ length: 3000 }, (_, i) => ({ to: number(40_000 + i), push_token: `tok-${i}`, vars: { name: 'x' } }))
+      const { id } = (await s.post('/v1/campaigns', { name: 'backlog', message, routing: { on_unreachable: 'drop' }, recipients })).json()
+      await waitFor(async () => (await s.campaign(id)).notifications.created >= 500 ? true : undefined, 20_000, 'a backlog in the bulk lanes')
+      const started = Date.now()
+      const res = await s.post('/v1/notifications', { to: '+990123411', message: { sms: { text: 'Your code is 123456' } } })
+      t.equal(res.statusCode, 202, res.body)
+      const nid = res.json().id
+      await waitFor(async () => (await s.get(`/v1/notifications/${nid}`)).json().status === 'sent' ? true : undefined, 5000, 'the single notification sent')
+      const tookMs = Date.now() - started
+      const c = await s.campaign(id)
+      t.ok(c.notifications.by_status.in_progress > 200, `the campaign still has ${c.notifications.by_status.in_progress} waiting`)
+      t.ok(tookMs < 1000, `sent after ${tookMs} ms`)
+      t.equal((await s.get(`/v1/notifications/${nid}`)).json().campaign_id, null)
+      await s.post(`/v1/campaigns/${id}/cancel`)
+    })
+
+    t.test('bad input is a problem and creates nothing; Idempotency-Key replays the first answer', async t => {
+      const s = await setup(t, store)
+      const noName = await s.post('/v1/campaigns', { message, recipients: [{ to: '+447911100021' }] })
+      t.equal(noName.statusCode, 400)
+      t.match(noName.headers['content-type'], /^application\/problem\+json/)
+      t.match(noName.json(), { status: 400, errors: [{ path: 'body.name' }] })
+      t.equal((await s.post('/v1/campaigns', { name: 'x', message, recipients: [] })).statusCode, 400)
+      const badFirstLine = await s.post('/v1/campaigns', '{"name":"x"}\n{"to":"+447911100021"}\n', { 'content-type': 'application/x-ndjson' })
+      t.equal(badFirstLine.statusCode, 400)
+      t.match(badFirstLine.json(), { detail: /first line/ })
+      t.equal((await s.post('/v1/campaigns', 'hello', { 'content-type': 'text/plain' })).statusCode, 400)
+      t.same((await s.get('/v1/campaigns')).json(), { items: [], next_cursor: null }, 'nothing was created')
+      t.equal((await s.get('/v1/campaigns/cmp_nope')).statusCode, 404)
+      const readOnly = await s.bearer('campaigns:read')
+      t.equal((await s.app.inject({ method: 'POST', url: '/v1/campaigns', headers: { authorization: readOnly }, payload: { name: 'x', message, recipients: [{ to: '+447911100021' }] } })).statusCode, 403)
+
+      const body = { name: 'once', message, recipients: [{ to: '+447911100022', vars: { name: 'E' } }] }
+      const first = await s.post('/v1/campaigns', body, { 'idempotency-key': 'k1' })
+      const again = await s.post('/v1/campaigns', body, { 'idempotency-key': 'k1' })
+      t.equal(again.statusCode, 202)
+      t.equal(again.headers['idempotent-replayed'], 'true')
+      t.equal(again.json().id, first.json().id)
+      t.equal((await s.post('/v1/campaigns', { ...body, name: 'other' }, { 'idempotency-key': 'k1' })).statusCode, 422)
+
+      const second = await s.post('/v1/campaigns', { ...body, name: 'twice' })
+      const page1 = (await s.get('/v1/campaigns?limit=1')).json()
+      t.equal(page1.items[0].id, first.json().id)
+      const page2 = (await s.get(`/v1/campaigns?limit=1&cursor=${page1.next_cursor}`)).json()
+      t.equal(page2.items[0].id, second.json().id)
+    })
+  })
+}
