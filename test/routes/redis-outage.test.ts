@@ -73,7 +73,7 @@ async function setup (t: Test, redisArgs?: string[]) {
   const auth = await bearer()
   const notify = (payload: object) => app.inject({ method: 'POST', url: '/v1/notifications', headers: { authorization: auth }, payload })
   const status = (id: string) => app.inject({ url: `/v1/notifications/${id}`, headers: { authorization: auth } })
-  const until = (id: string, wanted: string) => waitFor(async () => {
+  const until = (id: string, wanted: string) => waitFor<{ status: string, channel: string }>(async () => {
     const res = await status(id)
     return res.statusCode === 200 && res.json().status === wanted ? res.json() : undefined
   }, 10_000, `${id} to be ${wanted}`)
