@@ -30,6 +30,8 @@ const CLIENT_ERRORS: Record<string, [number, string, string]> = {
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'payload-too-large', 'Body is too large'],
   FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported-media-type', 'Unsupported media type'],
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'bad-request', 'Content-Length does not match the body'],
+  FST_ERR_BAD_URL: [400, 'bad-request', 'URL is not valid'],
+  FST_ERR_MAX_PARAM_LENGTH: [414, 'uri-too-long', 'A path parameter is too long'],
 }
 
 export function toProblem (err: FastifyError | Error, request: FastifyRequest): { problem: Problem, headers: Record<string, string> } {

@@ -3,7 +3,7 @@ import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-z
 import authPlugin from '../plugins/auth.js'
 import campaignsPlugin from '../plugins/campaigns.js'
 import configPlugin from '../plugins/config.js'
-import errorsPlugin from '../plugins/errors.js'
+import errorsPlugin, { sendProblem, toProblem } from '../plugins/errors.js'
 import notificationsPlugin from '../plugins/notifications.js'
 import reachabilityPlugin from '../plugins/reachability.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
@@ -62,6 +62,11 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     },
     bodyLimit: 1024 * 1024,
     routerOptions: { ignoreTrailingSlash: true },
+    // Malformed URLs are refused before any hook runs: still a problem document naming the request.
+    frameworkErrors: (err, request, reply) => {
+      reply.header('x-request-id', request.id)
+      sendProblem(reply, toProblem(err, request).problem)
+    },
   }).withTypeProvider<ZodTypeProvider>()
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
