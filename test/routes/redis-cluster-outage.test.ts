@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { Redis } from 'ioredis'
@@ -37,10 +38,17 @@ async function clusterPorts (): Promise<number[]> {
   return ports
 }
 
+/**
+ * A cluster node. No replicas here, so nothing takes over a dead master's slots: with Redis's default
+ * cluster-require-full-coverage the whole cluster refuses commands (CLUSTERDOWN) once the master is marked
+ * failed (after the node timeout), and every request gets a 503. Turned off, the other masters go on serving
+ * their slots, which is the partial outage this test is about.
+ */
 function startNode (port: number, dir: string): ChildProcess {
   mkdirSync(dir, { recursive: true })
   return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--cluster-enabled', 'yes',
-    '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000', '--cluster-require-full-coverage', 'no',
+    '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
 }
 
 async function kill (child: ChildProcess): Promise<void> {
@@ -122,6 +130,8 @@ t.test('a master of the cluster killed and back', { skip: !haveRedis && 'Redis i
   t.ok(ready.ms < 1500, `/readyz: 503 in ${ready.ms} ms while a master is gone`)
   t.match(ready.res.json(), { type: /store-unavailable$/ })
 
+  // Past the node timeout: the cluster has marked the master failed; its slots stay unserved, the others are served.
+  await sleep(3000)
   const answers: Record<string, number> = {}
   const accepted: string[] = []
   let slowest = 0
@@ -137,8 +147,9 @@ t.test('a master of the cluster killed and back', { skip: !haveRedis && 'Redis i
   t.ok((answers[503] ?? 0) > 0, `what lives on the dead master answers 503 (${JSON.stringify(answers)})`)
   t.ok(accepted.length > 0, 'what lives on the other masters is still accepted')
   // Those accepted live on masters that answer: the worker delivers them while the dead master's shards fail.
+  const deliveringSince = Date.now()
   for (const id of accepted) await until(id, 'sent')
-  t.pass(`the ${accepted.length} accepted during the outage were delivered`)
+  t.pass(`the ${accepted.length} accepted during the outage were delivered (all within ${Date.now() - deliveringSince} ms of the last accept)`)
 
   nodes.push(startNode(ports[1]!, join(root, String(ports[1]))))
   const back = Date.now()
