@@ -55,9 +55,9 @@ export class RedisWindowCounter implements WindowCounter {
     redis.defineCommand('rrRateLimit', { numberOfKeys: 1, lua: FIXED_WINDOW })
   }
 
-  /** `<prefix>{rl:<group>:<caller>}`. */
+  /** `<prefix>{rl:<group>:<caller>}:hits`. */
   key (key: string): string {
-    return `${this.keyPrefix}{rl:${key}}`
+    return `${this.keyPrefix}{rl:${key}}:hits`
   }
 
   incr (key: string, done: (err: Error | null, result?: WindowCount) => void, windowMs: number): void {

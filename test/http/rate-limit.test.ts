@@ -176,7 +176,7 @@ t.test('on Redis: two instances share one count, kept under the key prefix', { s
 
   const redis = new Redis(REDIS_URL)
   t.teardown(() => redis.disconnect())
-  const key = `${prefix}{rl:reachability:sub:shared-caller}`
+  const key = `${prefix}{rl:reachability:sub:shared-caller}:hits`
   t.equal(await redis.get(key), '4')
   const ttl = await redis.pttl(key)
   t.ok(ttl > 0 && ttl <= 60_000, `the window ends within a minute (${ttl} ms)`)
