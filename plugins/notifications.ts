@@ -1,6 +1,9 @@
 import fp from 'fastify-plugin'
 import type { Channels } from '../src/channels/channel.js'
+import { withCircuitBreakers } from '../src/channels/circuit-breaker.js'
 import { createChannels } from '../src/channels/index.js'
+import { circuitMetrics } from '../src/metrics/circuits.js'
+import { recordRoutingDecision } from '../src/metrics/notifications.js'
 import { NotificationService } from '../src/notifications/service.js'
 import { CamaraSubscriptions } from '../src/reachability/events/camara-subscriptions.js'
 import { ReachabilityEvents } from '../src/reachability/events/reachability-events.js'
@@ -18,9 +21,9 @@ declare module 'fastify' {
 }
 
 export default fp<{ channels?: Channels }>(async (app, options) => {
-  const channels = options.channels ?? createChannels(app.config, (obj, msg) => app.log.info(obj, msg))
-  if (!options.channels) app.addHook('onClose', async () => { await Promise.all([channels.sms.close(), channels.push.close()]) })
-  app.decorate('channels', channels)
+  const adapters = options.channels ?? createChannels(app.config, (obj, msg) => app.log.info(obj, msg))
+  if (!options.channels) app.addHook('onClose', async () => { await Promise.all([adapters.sms.close(), adapters.push.close()]) })
+  app.decorate('channels', withCircuitBreakers(adapters, { ...app.config.breaker, observer: circuitMetrics }))
   app.decorate('pokeWorkers', () => {})
   app.decorate('pokeScheduler', () => {})
   const { delivery, fallback, camara, reachability, publicBaseUrl } = app.config
@@ -53,5 +56,6 @@ export default fp<{ channels?: Channels }>(async (app, options) => {
     firstRecheckSeconds: fallback.firstCheckSeconds,
     onEnqueued: () => app.pokeWorkers(),
     onQueued: n => events.watch(n.request.to, n.id, Date.parse(n.expires_at)),
+    onRouted: recordRoutingDecision,
   }))
 }, { name: 'notifications', fastify: '5.x', dependencies: ['config', 'store', 'reachability'] })

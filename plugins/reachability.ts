@@ -1,5 +1,8 @@
 import fp from 'fastify-plugin'
+import { circuitMetrics } from '../src/metrics/circuits.js'
+import { MeteredUpstream, recordLookup } from '../src/metrics/reachability.js'
 import { ReachabilityService } from '../src/reachability/service.js'
+import { CircuitBreakerUpstream } from '../src/reachability/upstreams/circuit-breaker.js'
 import { createUpstream } from '../src/reachability/upstreams/index.js'
 import type { ReachabilityUpstream } from '../src/reachability/upstreams/upstream.js'
 
@@ -11,8 +14,10 @@ declare module 'fastify' {
 
 export default fp<{ upstream?: ReachabilityUpstream }>(async (app, options) => {
   const { reachability } = app.config
-  const upstream = options.upstream ?? createUpstream(app.config)
-  if (!options.upstream) app.addHook('onClose', async () => upstream.close())
+  const adapter = options.upstream ?? createUpstream(app.config)
+  if (!options.upstream) app.addHook('onClose', async () => adapter.close())
+  // The breaker outside the timing: calls it turns away are counted as rejections, not as upstream calls.
+  const upstream = new CircuitBreakerUpstream(new MeteredUpstream(adapter), { ...app.config.breaker, observer: circuitMetrics })
   await upstream.verifySetup?.()
   // The whole budget of one lookup: each attempt's timeout and the backoff between them.
   const deadlineMs = reachability.timeoutMs * (reachability.retries + 1) + reachability.retryMaxMs * reachability.retries
@@ -22,6 +27,7 @@ export default fp<{ upstream?: ReachabilityUpstream }>(async (app, options) => {
     policy: reachability.ttl,
     maxStaleSeconds: reachability.maxStaleSeconds,
     deadlineMs,
+    onResult: recordLookup,
   }))
   app.log.info({ upstream: upstream.name }, `reachability upstream: ${upstream.name}`)
 }, { name: 'reachability', fastify: '5.x', dependencies: ['config', 'store'] })

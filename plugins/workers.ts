@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { CampaignRunner } from '../src/campaigns/runner.js'
+import { recordDelivery } from '../src/metrics/notifications.js'
 import { CallbackSender } from '../src/notifications/callbacks.js'
 import type { NotificationStatus } from '../src/notifications/types.js'
 import { DeliveryWorker } from '../src/queue/delivery-worker.js'
@@ -38,6 +39,7 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     retryMaxMs: delivery.retryMaxMs,
     callbackMaxAttempts: delivery.callbackMaxAttempts,
     log: app.log,
+    onOutcome: recordDelivery,
     isCampaignCancelled: id => app.campaigns.isCancelled(id),
     onCampaignFinal: countCampaignFinal,
   })

@@ -4,6 +4,7 @@ import authPlugin from '../plugins/auth.js'
 import campaignsPlugin from '../plugins/campaigns.js'
 import configPlugin from '../plugins/config.js'
 import errorsPlugin, { sendProblem, toProblem } from '../plugins/errors.js'
+import metricsPlugin from '../plugins/metrics.js'
 import notificationsPlugin from '../plugins/notifications.js'
 import reachabilityPlugin from '../plugins/reachability.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
@@ -42,6 +43,7 @@ export async function buildWorker (options: AppOptions): Promise<FastifyInstance
   const app = Fastify({ logger: loggerOptions(options.config.logLevel, options.logger) })
   await app.register(configPlugin, { config: options.config })
   await app.register(storePlugin, options.store ? { store: options.store } : {})
+  await app.register(metricsPlugin, { route: false })
   await app.register(reachabilityPlugin, options.upstream ? { upstream: options.upstream } : {})
   await app.register(notificationsPlugin, options.channels ? { channels: options.channels } : {})
   await app.register(campaignsPlugin)
@@ -88,6 +90,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(notificationsPlugin, options.channels ? { channels: options.channels } : {})
   await app.register(campaignsPlugin)
   await app.register(workersPlugin)
+  await app.register(metricsPlugin)
 
   await app.register(healthRoutes)
   await app.register(reachabilityRoutes, { prefix: '/v1/reachability' })

@@ -19,6 +19,7 @@ closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
   await app.close()
 })
 const address = await app.listen({ port: config.port, host: config.host })
+if (config.metrics.port !== undefined) app.log.info(`metrics on ${await app.metrics.listen(config.metrics.port, config.host)}`)
 
 const { auth } = config
 if (!auth.jwksUrl && !auth.publicKey && !auth.hs256Secret) {

@@ -24,4 +24,5 @@ closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
   await worker.close()
 })
 await worker.ready()
+if (config.metrics.port !== undefined) worker.log.info(`metrics on ${await worker.metrics.listen(config.metrics.port, config.host)}`)
 worker.log.info('reachroute worker running')

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { ConflictError, NotFoundError, UnprocessableError, UpstreamUnavailableError } from '../domain/errors.js'
 import type { ReachabilityResult } from '../domain/reachability.js'
 import type { ReachabilityService } from '../reachability/service.js'
-import { decide, usableChannels } from '../routing/decide.js'
+import { type Decision, decide, usableChannels } from '../routing/decide.js'
 import { type IdempotencyRef, type JobTarget, type Store, type StoredNotification, laneFor } from '../store/store.js'
 import { newNotificationId, randomShard, shardFor, shardOfId } from './ids.js'
 import type { Notification, NotificationEvent, NotificationRequest, NotificationStatus, RoutedChannel } from './types.js'
@@ -32,6 +32,8 @@ export interface NotificationServiceOptions {
   onEnqueued?: () => void
   /** Told when a notification starts waiting in the fallback queue (reachability subscriptions). Must not throw. */
   onQueued?: (notification: Notification) => Promise<void>
+  /** Told of the routing decision of each notification accepted (metrics). Must not throw. */
+  onRouted?: (decision: Decision, reachability: ReachabilityResult | null, request: NotificationRequest) => void
 }
 
 /** How a notification is accepted on behalf of a campaign. */
@@ -161,6 +163,7 @@ export class NotificationService {
         : {}),
     })
     if (!accepted) throw new ConflictError('the Idempotency-Key claim of this request ran out and was taken by another request', 1)
+    this.options.onRouted?.(decision, reachability, request)
     if (next.kind === 'outbox') this.options.onEnqueued?.()
     // Subscribing at the operator takes its own round trips: the caller's 202 does not wait for it.
     if (next.kind === 'fallback') void this.options.onQueued?.(notification)

@@ -25,6 +25,8 @@ export interface DeliveryWorkerOptions {
   consumer?: string
   now?: () => number
   log?: { info: (obj: object, msg: string) => void, warn: (obj: object, msg: string) => void, error: (obj: object, msg: string) => void }
+  /** Told of every provider answer (metrics). Must not throw. */
+  onOutcome?: (channel: 'sms' | 'push', outcome: DeliveryOutcome) => void
   /** Whether a notification's campaign was cancelled: its notifications not yet sent are dropped. */
   isCampaignCancelled?: (campaignId: string) => Promise<boolean>
   /** Told when a campaign's notification reaches a final status here. Must not throw. */
@@ -219,6 +221,7 @@ export class DeliveryWorker {
   }
 
   private async record (job: OutboxJob, n: Notification, attempt: number, outcome: DeliveryOutcome): Promise<void> {
+    this.options.onOutcome?.(channelOfLane(job.lane) as 'sms' | 'push', outcome)
     const at = this.isoNow()
     const answer: NotificationEvent = { at, type: 'provider_answer', detail: describe(outcome), provider: outcome.provider, outcome: outcome.kind }
     switch (outcome.kind) {
