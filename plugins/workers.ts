@@ -5,12 +5,15 @@ import { CallbackSender } from '../src/notifications/callbacks.js'
 import type { NotificationStatus } from '../src/notifications/types.js'
 import { DeliveryWorker } from '../src/queue/delivery-worker.js'
 import { FallbackScheduler } from '../src/queue/fallback-scheduler.js'
+import { type StuckLoop, stuckLoops } from '../src/queue/liveness.js'
 import { UpstreamRateLimiter } from '../src/reachability/rate-limit.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     deliveryWorker: DeliveryWorker | null
     fallbackScheduler: FallbackScheduler | null
+    /** This process's workers whose loop stopped turning (none when no worker runs here): readiness fails on any. */
+    stuckWorkers: () => StuckLoop[]
   }
 }
 
@@ -20,6 +23,7 @@ export default fp<{ force?: boolean }>(async (app, options) => {
   if (!workers.enabled && !options.force) {
     app.decorate('deliveryWorker', null)
     app.decorate('fallbackScheduler', null)
+    app.decorate('stuckWorkers', () => [])
     return
   }
   const countCampaignFinal = (id: string, status: NotificationStatus) => {
@@ -61,6 +65,10 @@ export default fp<{ force?: boolean }>(async (app, options) => {
   })
   app.decorate('deliveryWorker', worker)
   app.decorate('fallbackScheduler', scheduler)
+  app.decorate('stuckWorkers', () => stuckLoops([
+    { name: 'delivery worker', lastLoopAt: () => worker.lastLoopAt, pollMs: workers.idlePollMs },
+    { name: 'fallback scheduler', lastLoopAt: () => scheduler.lastLoopAt, pollMs: fallback.pollMs },
+  ], Date.now()))
   app.pokeWorkers = () => worker.poke()
   app.pokeScheduler = () => scheduler.poke()
   const campaignRunner = new CampaignRunner({

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
+import { WorkersStuckError } from '../../src/domain/errors.js'
 import { jsonResponse } from '../schemas/docs.js'
 import { problemResponse } from '../schemas/problem.js'
 
@@ -22,18 +23,23 @@ const healthRoutes: FastifyPluginAsyncZod = async (app) => {
     schema: {
       tags: ['ops'],
       operationId: 'readyz',
-      summary: 'Readiness: the store answers',
-      description: 'Answers 503 while the store (Redis) does not answer. No auth.',
+      summary: 'Readiness: the store answers and the workers turn',
+      description: 'Answers 503 while the store (Redis) does not answer, or while a background worker running in this process ' +
+        '(WORKERS=on) has not begun a turn of its loop for longer than 3 poll intervals, and never less than 30 s. No auth.',
       response: {
         200: jsonResponse('The store answers: ready for traffic', z.object({
           status: z.literal('ready').meta({ description: 'Always "ready" (a store that does not answer gives 503 instead)', examples: ['ready'] }),
           store: z.enum(['redis', 'memory']).meta({ description: 'The store in use: redis (REDIS_URL set) or memory (the embedded default)', examples: ['redis'] }),
         })),
-        503: problemResponse('The store does not answer: not ready for traffic'),
+        503: problemResponse('The store does not answer (store-unavailable), or a worker of this process is stuck (workers-stuck): not ready for traffic'),
       },
     },
   }, async () => {
     await app.store.ping()
+    const stuck = app.stuckWorkers()
+    if (stuck.length > 0) {
+      throw new WorkersStuckError(stuck.map(w => `the ${w.name} has not turned for ${Math.round(w.silentMs / 1000)} s (limit ${w.limitMs / 1000} s)`).join('; '))
+    }
     return { status: 'ready' as const, store: app.store.kind }
   })
 }

@@ -101,3 +101,14 @@ export class StoreUnavailableError extends AppError {
     this.headers = { 'retry-after': '2' }
   }
 }
+
+/** A background worker of this process has stopped turning: readiness fails so the orchestrator can replace the process. */
+export class WorkersStuckError extends AppError {
+  readonly status = 503
+  readonly slug = 'workers-stuck'
+  readonly title = 'Workers stuck'
+  constructor (detail: string) {
+    super(detail)
+    this.headers = { 'retry-after': '5' }
+  }
+}
