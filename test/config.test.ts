@@ -30,6 +30,17 @@ t.test('loadConfig', async t => {
     t.equal(app.store.kind, 'memory')
   })
 
+  t.test('security settings: docs open, no HSTS, per-minute limits per route group (0 turns one off)', async t => {
+    const config = loadConfig({})
+    t.equal(config.docsAuth, 'none')
+    t.equal(config.hstsMaxAgeSeconds, 0)
+    t.same(config.rateLimit, { notifications: 3000, reachability: 6000, ops: 300, default: 600 })
+    const set = loadConfig({ DOCS_AUTH: 'ops', HSTS_MAX_AGE_SECONDS: '31536000', RATE_LIMIT_NOTIFICATIONS_PER_MINUTE: '0', RATE_LIMIT_OPS_PER_MINUTE: '10' })
+    t.equal(set.docsAuth, 'ops')
+    t.equal(set.hstsMaxAgeSeconds, 31536000)
+    t.match(set.rateLimit, { notifications: 0, ops: 10 })
+  })
+
   t.test('an empty variable counts as unset', async t => {
     t.equal(loadConfig({ PORT: '', REDIS_URL: '' }).port, 3000)
   })
@@ -39,6 +50,10 @@ t.test('loadConfig', async t => {
     ['PORT out of range', { PORT: '70000' }, 'PORT'],
     ['REDIS_URL=http://x', { REDIS_URL: 'http://x' }, 'REDIS_URL'],
     ['REACHABILITY_PROVIDER=foo', { REACHABILITY_PROVIDER: 'foo' }, 'REACHABILITY_PROVIDER'],
+    ['DOCS_AUTH=basic', { DOCS_AUTH: 'basic' }, 'DOCS_AUTH'],
+    ['a negative rate limit', { RATE_LIMIT_REACHABILITY_PER_MINUTE: '-1' }, 'RATE_LIMIT_REACHABILITY_PER_MINUTE'],
+    ['a fractional rate limit', { RATE_LIMIT_DEFAULT_PER_MINUTE: '1.5' }, 'RATE_LIMIT_DEFAULT_PER_MINUTE'],
+    ['HSTS_MAX_AGE_SECONDS=forever', { HSTS_MAX_AGE_SECONDS: 'forever' }, 'HSTS_MAX_AGE_SECONDS'],
     ['vonage without VONAGE_APPLICATION_ID',
       { REACHABILITY_PROVIDER: 'vonage', VONAGE_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----' }, 'VONAGE_APPLICATION_ID'],
     ['vonage without a private key', { REACHABILITY_PROVIDER: 'vonage', VONAGE_APPLICATION_ID: 'app-id' }, 'VONAGE_PRIVATE_KEY'],

@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import { SignJWT } from 'jose'
 import { Redis } from 'ioredis'
 import { MemoryWindowCounter, rateLimitGroupOf, type WindowCount } from '../../src/http/rate-limit.js'
+import { RedisStore } from '../../src/store/redis/redis-store.js'
 import { buildTestApp } from '../helpers/app.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.js'
 
@@ -180,4 +181,20 @@ t.test('on Redis: two instances share one count, kept under the key prefix', { s
   t.equal(await redis.get(key), '4')
   const ttl = await redis.pttl(key)
   t.ok(ttl > 0 && ttl <= 60_000, `the window ends within a minute (${ttl} ms)`)
+})
+
+t.test('on Redis: a limiter that cannot count lets requests through; a route that needs the store still answers 503', { skip: redisUp ? false : `no Redis at ${REDIS_URL}` }, async t => {
+  const prefix = uniquePrefix()
+  t.teardown(() => dropPrefix(prefix))
+  const { app, bearer } = await setup(t, { REDIS_URL, REDIS_KEY_PREFIX: prefix, RATE_LIMIT_DEFAULT_PER_MINUTE: '1', RATE_LIMIT_REACHABILITY_PER_MINUTE: '1' })
+  const authorization = await bearer()
+  t.ok(app.store instanceof RedisStore)
+  ;(app.store as RedisStore).redis.disconnect()
+  for (let i = 0; i < 3; i++) {
+    const docs = await app.inject({ url: '/openapi.json' })
+    t.equal(docs.statusCode, 200, `request ${i + 1} over a limit of 1: the docs need no store, so they are served`)
+  }
+  const lookup = await app.inject({ url: '/v1/reachability/+990123401', headers: { authorization } })
+  t.equal(lookup.statusCode, 503)
+  t.match(lookup.json(), { type: /store-unavailable$/ })
 })
