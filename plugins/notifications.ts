@@ -16,6 +16,8 @@ declare module 'fastify' {
     pokeWorkers: () => void
     /** Wakes this process's fallback scheduler (likewise). */
     pokeScheduler: () => void
+    /** Wakes this process's refresh runner (likewise). */
+    pokeRefresh: () => void
     reachabilityEvents: ReachabilityEvents
   }
 }
@@ -26,6 +28,7 @@ export default fp<{ channels?: Channels }>(async (app, options) => {
   app.decorate('channels', withCircuitBreakers(adapters, { ...app.config.breaker, observer: circuitMetrics }))
   app.decorate('pokeWorkers', () => {})
   app.decorate('pokeScheduler', () => {})
+  app.decorate('pokeRefresh', () => {})
   const { delivery, fallback, camara, reachability, publicBaseUrl } = app.config
   const subscriptions = camara.subscriptionsUrl && camara.accessToken
     ? new CamaraSubscriptions({

@@ -22,6 +22,7 @@ export default fp(async (app) => {
         { name: 'vonage-compatible', description: 'Vonage Identity Insights request and answer shapes, served through reachroute' },
         { name: 'notifications', description: 'Notify a customer over the channel that reaches the phone (scopes notifications:write, notifications:read)' },
         { name: 'campaigns', description: 'One message to many recipients, each routed by reachability, on lanes of their own (scopes campaigns:write, campaigns:read)' },
+        { name: 'reports', description: 'Contact hygiene and IoT fleet reports, fleet scans (scope reports:read)' },
         { name: 'queue', description: 'The fallback queue, outboxes and dead letters (scope ops)' },
         { name: 'webhooks', description: 'Status webhooks from providers, verified by their signatures' },
         { name: 'ops', description: 'Health and readiness' },

@@ -1,12 +1,13 @@
 import fp from 'fastify-plugin'
-import { CampaignRunner } from '../src/campaigns/runner.js'
 import { recordDelivery } from '../src/metrics/notifications.js'
+import { CampaignRunner } from '../src/campaigns/runner.js'
 import { CallbackSender } from '../src/notifications/callbacks.js'
 import type { NotificationStatus } from '../src/notifications/types.js'
 import { DeliveryWorker } from '../src/queue/delivery-worker.js'
 import { FallbackScheduler } from '../src/queue/fallback-scheduler.js'
 import { type StuckLoop, stuckLoops } from '../src/queue/liveness.js'
 import { UpstreamRateLimiter } from '../src/reachability/rate-limit.js'
+import { RefreshRunner } from '../src/reports/refresh.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -71,11 +72,24 @@ export default fp<{ force?: boolean }>(async (app, options) => {
   ], Date.now()))
   app.pokeWorkers = () => worker.poke()
   app.pokeScheduler = () => scheduler.poke()
+  // One budget for every background lookup (fleet scans and campaigns), shared with every other process.
+  // A burst of a hundredth of a second's tokens (one below 100 per second), so the rate holds over any window.
+  const rps = app.config.reachability.upstreamRps
+  const upstreamBudget = new UpstreamRateLimiter(app.store, rps, 'upstream', Math.max(1, Math.floor(rps / 100)))
+  const refresh = new RefreshRunner({
+    store: app.store,
+    reachability: app.reachability,
+    limiter: upstreamBudget,
+    concurrency: app.config.reachability.refreshConcurrency,
+    pollMs: fallback.pollMs,
+    log: app.log,
+  })
+  app.pokeRefresh = () => refresh.poke()
   const campaignRunner = new CampaignRunner({
     store: app.store,
     notifications: app.notifications,
     reachability: app.reachability,
-    limiter: new UpstreamRateLimiter(app.store, app.config.reachability.upstreamRps),
+    limiter: upstreamBudget,
     concurrency: workers.concurrency,
     chunkSize: 200,
     pollMs: workers.idlePollMs,
@@ -84,6 +98,8 @@ export default fp<{ force?: boolean }>(async (app, options) => {
   app.pokeCampaigns = () => campaignRunner.poke()
   app.addHook('onReady', async () => campaignRunner.start())
   app.addHook('onClose', async () => campaignRunner.stop())
+  app.addHook('onReady', async () => refresh.start())
+  app.addHook('onClose', async () => refresh.stop())
   app.addHook('onReady', async () => {
     worker.start()
     scheduler.start()

@@ -18,6 +18,7 @@ import campaignRoutes from '../routes/v1/campaigns/index.js'
 import identityInsightsRoutes from '../routes/identity-insights/index.js'
 import notificationRoutes from '../routes/v1/notifications/index.js'
 import queueRoutes from '../routes/v1/queue/index.js'
+import reportRoutes from '../routes/v1/reports/index.js'
 import camaraWebhookRoutes from '../routes/webhooks/camara.js'
 import vonageWebhookRoutes from '../routes/webhooks/vonage.js'
 import reachabilityRoutes from '../routes/v1/reachability/index.js'
@@ -96,6 +97,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(reachabilityRoutes, { prefix: '/v1/reachability' })
   await app.register(notificationRoutes, { prefix: '/v1/notifications' })
   await app.register(queueRoutes, { prefix: '/v1/queue' })
+  await app.register(reportRoutes, { prefix: '/v1/reports' })
   await app.register(campaignRoutes, { prefix: '/v1/campaigns' })
   await app.register(vonageWebhookRoutes, { prefix: '/v1/webhooks/vonage' })
   await app.register(camaraWebhookRoutes, { prefix: '/v1/webhooks/camara' })

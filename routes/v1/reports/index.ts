@@ -1,0 +1,130 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import { getRefresh, startRefresh } from '../../../src/reports/refresh.js'
+import { Reports, toCsv } from '../../../src/reports/reports.js'
+import { jsonResponse } from '../../schemas/docs.js'
+import { pickProblems } from '../../schemas/problem.js'
+import { PhoneNumber } from '../../schemas/reachability.js'
+
+const security = [{ bearerAuth: [] }]
+const Cursor = z.string().max(20).optional().meta({ description: 'next_cursor of the previous page', examples: ['3.100'] })
+const Limit = z.coerce.number().int().min(1).max(1000).default(100).meta({ description: 'Items per page (1 to 1000)', examples: [100] })
+const When = z.string().nullable().meta({ examples: ['2026-09-01T08:00:00.000Z'] })
+
+const StaleContact = z.object({
+  phone_number: z.string().meta({ description: 'E.164', examples: ['+990123433'] }),
+  latest_status_at: z.string().meta({ description: 'When the network last updated its status: no connectivity since', examples: ['2026-09-16T10:00:00.000Z'] }),
+  last_reachable_at: When.meta({ description: 'When a check last found it reachable (null: never seen reachable)' }),
+  last_checked_at: When.meta({ description: 'When it was last checked' }),
+}).meta({ id: 'StaleContact' })
+
+const OfflineDevice = z.object({
+  phone_number: z.string().meta({ description: 'E.164', examples: ['+447911123456'] }),
+  last_online_at: When.meta({ description: 'When a check last found it reachable (null: never seen online)' }),
+  latest_status_at: When.meta({ description: 'When the network last updated its status' }),
+  last_checked_at: z.string().meta({ description: 'When it was last checked (and found offline)', examples: ['2026-11-25T10:00:00.000Z'] }),
+}).meta({ id: 'OfflineDevice' })
+
+const RefreshJobSchema = z.object({
+  id: z.string().meta({ description: 'The job id', examples: ['rfr_0c1d2e3f405162738495a6b7c8d9e0f1'] }),
+  status: z.enum(['running', 'completed']).meta({ description: 'running until every number is checked', examples: ['running'] }),
+  total: z.number().int().meta({ description: 'Distinct numbers to check', examples: [1200] }),
+  done: z.number().int().meta({ description: 'Checked (whatever the answer)', examples: [350] }),
+  failed: z.number().int().meta({ description: 'Could not be checked (upstream unavailable)', examples: [2] }),
+  created_at: z.string().meta({ examples: ['2026-11-25T10:00:00.000Z'] }),
+  completed_at: z.string().nullable().meta({ examples: [null] }),
+}).meta({ id: 'RefreshJob' })
+
+const csvOr = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: {
+    'application/json': { schema: z.object({ items: z.array(schema), next_cursor: z.string().nullable().meta({ description: 'Give it as cursor for the next page; null at the end' }) }) },
+    'text/csv': { schema: z.string().meta({ description: 'The same items as CSV (RFC 4180), with a header line; the next cursor is in the Link-free header X-Next-Cursor' }) },
+  },
+})
+
+const wantsCsv = (accept: string | undefined) => accept !== undefined && /\btext\/csv\b/.test(accept)
+
+const reportRoutes: FastifyPluginAsyncZod = async (app) => {
+  const reports = new Reports(app.store)
+  app.addHook('onRequest', app.requireScope('reports:read'))
+
+  app.get('/stale-contacts', {
+    schema: {
+      tags: ['reports'],
+      operationId: 'staleContacts',
+      summary: 'Contact hygiene: numbers with no connectivity for at least `days` days',
+      description: 'Numbers whose device had neither DATA nor SMS connectivity at their last check, and whose latest status time is at least ' +
+        '`days` days ago, with the last time each was reachable: the customers whose phone number needs updating. `Accept: text/csv` gives CSV.',
+      security,
+      querystring: z.object({
+        days: z.coerce.number().int().min(1).max(3650).default(60).meta({ description: 'Days without connectivity', examples: [60] }),
+        cursor: Cursor,
+        limit: Limit,
+      }),
+      response: { 200: csvOr(StaleContact, 'Stale contacts, oldest first'), ...pickProblems(400, 401, 403, 503) },
+    },
+  }, async (request, reply) => {
+    const page = await reports.staleContacts(request.query.days, request.query.cursor, request.query.limit)
+    if (!wantsCsv(request.headers.accept)) return page
+    if (page.next_cursor) reply.header('x-next-cursor', page.next_cursor)
+    return reply.type('text/csv; charset=utf-8').send(toCsv(page.items, ['phone_number', 'latest_status_at', 'last_reachable_at', 'last_checked_at']))
+  })
+
+  app.get('/offline-devices', {
+    schema: {
+      tags: ['reports'],
+      operationId: 'offlineDevices',
+      summary: 'IoT fleets: devices not reachable at their last check',
+      description: 'With when each was last online and when last checked; `since` keeps only devices checked at or after that time. ' +
+        '`Accept: text/csv` gives CSV.',
+      security,
+      querystring: z.object({
+        since: z.iso.datetime({ offset: true }).optional().meta({ description: 'Only devices last checked at or after this time', examples: ['2026-11-24T00:00:00Z'] }),
+        cursor: Cursor,
+        limit: Limit,
+      }),
+      response: { 200: csvOr(OfflineDevice, 'Offline devices, least recently checked first'), ...pickProblems(400, 401, 403, 503) },
+    },
+  }, async (request, reply) => {
+    const since = request.query.since ? Date.parse(request.query.since) : -Infinity
+    const page = await reports.offlineDevices(since, request.query.cursor, request.query.limit)
+    if (!wantsCsv(request.headers.accept)) return page
+    if (page.next_cursor) reply.header('x-next-cursor', page.next_cursor)
+    return reply.type('text/csv; charset=utf-8').send(toCsv(page.items, ['phone_number', 'last_online_at', 'latest_status_at', 'last_checked_at']))
+  })
+
+  app.post('/refresh', {
+    bodyLimit: 512 * 1024,
+    schema: {
+      tags: ['reports'],
+      operationId: 'startReportRefresh',
+      summary: 'Re-check numbers in the background (a fleet scan)',
+      description: 'Every number gets a fresh upstream lookup, paced by the shared upstream budget (REACHABILITY_UPSTREAM_RPS), which updates ' +
+        'the cache and the reports. Answers 202 with a job to follow at GET /v1/reports/refresh/{id}.',
+      security,
+      body: z.strictObject({
+        phone_numbers: z.array(PhoneNumber).min(1).max(10_000).meta({ description: '1 to 10,000 numbers; repeats are checked once', examples: [['+990123400', '+990123433']] }),
+      }),
+      response: { 202: jsonResponse('The job, started', RefreshJobSchema), ...pickProblems(400, 401, 403, 413, 503) },
+    },
+  }, async (request, reply) => {
+    const job = await startRefresh(app.store, request.principal!.subject, request.body.phone_numbers)
+    app.pokeRefresh()
+    return reply.code(202).send(job)
+  })
+
+  app.get('/refresh/:id', {
+    schema: {
+      tags: ['reports'],
+      operationId: 'getReportRefresh',
+      summary: 'Progress of a fleet scan',
+      description: 'Counts of numbers checked and failed out of the total; completed when every number is counted.',
+      security,
+      params: z.object({ id: z.string().max(100).meta({ description: 'The job id', examples: ['rfr_0c1d2e3f405162738495a6b7c8d9e0f1'] }) }),
+      response: { 200: jsonResponse('The job', RefreshJobSchema), ...pickProblems(401, 403, 404, 503) },
+    },
+  }, async (request) => getRefresh(app.store, request.params.id))
+}
+
+export default reportRoutes

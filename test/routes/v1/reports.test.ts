@@ -1,0 +1,169 @@
+import t, { type Test } from 'tap'
+import type { UpstreamAnswer } from '../../../src/domain/reachability.js'
+import type { ReachabilityUpstream } from '../../../src/reachability/upstreams/upstream.js'
+import { buildTestApp } from '../../helpers/app.js'
+import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../../helpers/redis.js'
+import { waitFor } from '../../helpers/wait.js'
+
+const DAY = 86_400_000
+const haveRedis = await redisAvailable()
+const OK = { code: 'OK', message: 'Success' }
+
+/** Answers per number as the test sets them; counts calls with their times. */
+class MapUpstream implements ReachabilityUpstream {
+  readonly name = 'map'
+  readonly answers = new Map<string, UpstreamAnswer>()
+  readonly calls: number[] = []
+  async check (phone: string): Promise<UpstreamAnswer> {
+    this.calls.push(Date.now())
+    return this.answers.get(phone) ?? { is_reachable: true, connectivity: ['DATA', 'SMS'], latest_status_at: new Date().toISOString(), status: OK }
+  }
+
+  async close (): Promise<void> {}
+}
+
+const away = (msAgo: number): UpstreamAnswer => ({ is_reachable: false, connectivity: [], latest_status_at: new Date(Date.now() - msAgo).toISOString(), status: OK })
+const back = (): UpstreamAnswer => ({ is_reachable: true, connectivity: ['SMS'], latest_status_at: new Date().toISOString(), status: OK })
+
+async function setup (t: Test, store: 'memory' | 'redis', env: Record<string, string> = {}, prefix = uniquePrefix()) {
+  const upstream = new MapUpstream()
+  const { app, bearer } = await buildTestApp({
+    ...(store === 'redis' ? { REDIS_URL, REDIS_KEY_PREFIX: prefix } : {}), QUEUE_SHARDS: '3', FALLBACK_POLL_MS: '20', ...env,
+  }, { upstream })
+  t.teardown(async () => {
+    await app.close()
+    if (store === 'redis') await dropPrefix(prefix)
+  })
+  const auth = await bearer('reports:read reachability:read')
+  const get = (url: string, headers: Record<string, string> = {}) => app.inject({ url, headers: { authorization: auth, ...headers } })
+  const look = (phone: string) => get(`/v1/reachability/${phone}?max_age=0`)
+  return { app, upstream, auth, get, look, bearer }
+}
+
+for (const store of ['memory', 'redis'] as const) {
+  t.test(`reports on the ${store} store`, { skip: store === 'redis' && !haveRedis && 'Redis is not running' }, async t => {
+    t.test('stale contacts: the right numbers at the day boundary, paged, and as CSV', async t => {
+      const s = await setup(t, store)
+      const numbers = {
+        justOver: '+447911100001', wellOver: '+447911100002', justUnder: '+447911100003', reachable: '+447911100004', cameBack: '+447911100005',
+      }
+      s.upstream.answers.set(numbers.justOver, away(60 * DAY + 5000))
+      s.upstream.answers.set(numbers.wellOver, away(200 * DAY))
+      s.upstream.answers.set(numbers.justUnder, away(60 * DAY - 5000))
+      s.upstream.answers.set(numbers.reachable, back())
+      s.upstream.answers.set(numbers.cameBack, away(90 * DAY))
+      for (const n of Object.values(numbers)) await s.look(n)
+      s.upstream.answers.set(numbers.cameBack, back())
+      await s.look(numbers.cameBack)
+
+      const res = await s.get('/v1/reports/stale-contacts?days=60')
+      t.equal(res.statusCode, 200)
+      const body = res.json()
+      t.same(body.items.map((i: { phone_number: string }) => i.phone_number).sort(), [numbers.justOver, numbers.wellOver].sort())
+      t.equal(body.next_cursor, null)
+      t.match(body.items.find((i: { phone_number: string }) => i.phone_number === numbers.wellOver), { last_reachable_at: null, last_checked_at: /^\d{4}-/ })
+      t.same((await s.get('/v1/reports/stale-contacts?days=59')).json().items.length, 3, 'a day less takes in the one just under')
+
+      const page1 = (await s.get('/v1/reports/stale-contacts?days=1&limit=1')).json()
+      t.equal(page1.items.length, 1)
+      const seen = [page1.items[0].phone_number]
+      let cursor = page1.next_cursor
+      while (cursor) {
+        const page = (await s.get(`/v1/reports/stale-contacts?days=1&limit=1&cursor=${cursor}`)).json()
+        seen.push(...page.items.map((i: { phone_number: string }) => i.phone_number))
+        cursor = page.next_cursor
+      }
+      t.same(seen.sort(), [numbers.justOver, numbers.wellOver, numbers.justUnder].sort(), 'every number once across pages')
+
+      const csv = await s.get('/v1/reports/stale-contacts?days=60', { accept: 'text/csv' })
+      t.equal(csv.statusCode, 200)
+      t.match(csv.headers['content-type'], /^text\/csv/)
+      const lines = csv.body.trim().split('\r\n')
+      t.equal(lines[0], 'phone_number,latest_status_at,last_reachable_at,last_checked_at')
+      t.equal(lines.length, 3)
+      t.ok(lines.slice(1).every(l => /^\+4479111000\d\d,\d{4}-/.test(l)))
+    })
+
+    t.test('offline devices: not reachable at their last check, with last online and last checked; since filters', async t => {
+      const s = await setup(t, store)
+      s.upstream.answers.set('+447911200001', back())
+      await s.look('+447911200001')
+      s.upstream.answers.set('+447911200001', away(3600_000))
+      await s.look('+447911200001')
+      s.upstream.answers.set('+447911200002', away(10 * DAY))
+      await s.look('+447911200002')
+      s.upstream.answers.set('+447911200003', back())
+      await s.look('+447911200003')
+
+      const body = (await s.get('/v1/reports/offline-devices')).json()
+      t.same(body.items.map((i: { phone_number: string }) => i.phone_number).sort(), ['+447911200001', '+447911200002'])
+      const one = body.items.find((i: { phone_number: string }) => i.phone_number === '+447911200001')
+      t.ok(one.last_online_at, 'it was online at an earlier check')
+      t.ok(Date.parse(one.last_checked_at) >= Date.parse(one.last_online_at))
+      t.equal(body.items.find((i: { phone_number: string }) => i.phone_number === '+447911200002').last_online_at, null)
+      const future = new Date(Date.now() + 60_000).toISOString()
+      t.same((await s.get(`/v1/reports/offline-devices?since=${encodeURIComponent(future)}`)).json().items, [])
+      const csv = await s.get('/v1/reports/offline-devices', { accept: 'text/csv' })
+      t.equal(csv.body.split('\r\n')[0], 'phone_number,last_online_at,latest_status_at,last_checked_at')
+    })
+
+    t.test('refresh: a fleet scan re-checks each number once through the rate-limited upstream', async t => {
+      const s = await setup(t, store, { WORKERS: 'on', REACHABILITY_UPSTREAM_RPS: '20' })
+      const phone_numbers = Array.from({ length: 20 }, (_, i) => `+4479111${String(50000 + i)}`)
+      for (const n of phone_numbers.slice(0, 5)) s.upstream.answers.set(n, away(100 * DAY))
+      const started = await s.app.inject({ method: 'POST', url: '/v1/reports/refresh', headers: { authorization: s.auth }, payload: { phone_numbers: [...phone_numbers, phone_numbers[0]] } })
+      t.equal(started.statusCode, 202)
+      t.match(started.json(), { id: /^rfr_/, status: 'running', total: 20, done: 0 })
+      const done = await waitFor(async () => {
+        const job = (await s.get(`/v1/reports/refresh/${started.json().id}`)).json()
+        return job.status === 'completed' ? job : undefined
+      }, 10_000, 'the job to complete')
+      t.match(done, { total: 20, done: 20, failed: 0 })
+      t.equal(s.upstream.calls.length, 20)
+      const span = s.upstream.calls.at(-1)! - s.upstream.calls[0]!
+      t.ok(span >= 19 / 20 * 1000 * 0.9, `20 lookups at 20/s took ${span} ms`)
+      t.equal((await s.get('/v1/reports/stale-contacts?days=60')).json().items.length, 5, 'the reports learned from the scan')
+    })
+
+    t.test('bad input is a problem and creates nothing', async t => {
+      const s = await setup(t, store)
+      for (const url of ['/v1/reports/stale-contacts?days=0', '/v1/reports/stale-contacts?limit=0', '/v1/reports/stale-contacts?cursor=junk',
+        '/v1/reports/offline-devices?since=yesterday', '/v1/reports/offline-devices?limit=5000']) {
+        const res = await s.get(url)
+        t.equal(res.statusCode, 400, url)
+        t.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8')
+      }
+      for (const payload of [{}, { phone_numbers: [] }, { phone_numbers: ['nope'] }, { phone_numbers: ['+990123400'], campaign: 'x' }]) {
+        t.equal((await s.app.inject({ method: 'POST', url: '/v1/reports/refresh', headers: { authorization: s.auth }, payload })).statusCode, 400)
+      }
+      t.equal(s.upstream.calls.length, 0)
+      t.equal((await s.get('/v1/reports/refresh/rfr_00000000000000000000000000000000')).statusCode, 404)
+      t.equal((await s.get('/v1/reports/refresh/nope')).statusCode, 404)
+      const wrong = await s.app.inject({ url: '/v1/reports/stale-contacts', headers: { authorization: await s.bearer('reachability:read') } })
+      t.equal(wrong.statusCode, 403)
+    })
+  })
+}
+
+t.test('the upstream budget is shared by two processes on one Redis', { skip: !haveRedis && 'Redis is not running' }, async t => {
+  const prefix = uniquePrefix()
+  const env = { WORKERS: 'on', REACHABILITY_UPSTREAM_RPS: '20' }
+  const a = await setup(t, 'redis', env, prefix)
+  const b = await setup(t, 'redis', env, prefix)
+  const numbers = (base: number) => Array.from({ length: 20 }, (_, i) => `+4479112${String(base + i).padStart(5, '0')}`)
+  const [ja, jb] = await Promise.all([
+    a.app.inject({ method: 'POST', url: '/v1/reports/refresh', headers: { authorization: a.auth }, payload: { phone_numbers: numbers(0) } }),
+    b.app.inject({ method: 'POST', url: '/v1/reports/refresh', headers: { authorization: b.auth }, payload: { phone_numbers: numbers(100) } }),
+  ])
+  for (const [s, job] of [[a, ja], [b, jb]] as const) {
+    await waitFor(async () => (await s.get(`/v1/reports/refresh/${job.json().id}`)).json().status === 'completed' ? true : undefined, 15_000, 'both jobs')
+  }
+  const calls = [...a.upstream.calls, ...b.upstream.calls].sort((x, y) => x - y)
+  t.equal(calls.length, 40)
+  const span = calls.at(-1)! - calls[0]!
+  t.ok(span >= 39 / 20 * 1000 * 0.9, `40 lookups from two processes at 20/s together took ${span} ms`)
+  // No one-second window holds more than the rate (plus the one token a quiet bucket may hold).
+  let worst = 0
+  for (let i = 0; i < calls.length; i++) worst = Math.max(worst, calls.filter(c => c >= calls[i]! && c < calls[i]! + 1000).length)
+  t.ok(worst <= 21, `at most 21 lookups in any second (saw ${worst})`)
+})
