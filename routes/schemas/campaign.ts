@@ -50,23 +50,23 @@ export const CampaignAccepted = z.object({
   recipients_rejected: Count('Recipients refused (not valid, or a number listed before)', 2),
   rejected: z.array(z.object({
     line: Count('The line (NDJSON, the campaign being line 1) or the position in recipients (JSON, from 1)', 17),
-    reason: z.string().meta({ examples: ['duplicate of an earlier recipient'] }),
+    reason: z.string().meta({ description: 'Why it was refused', examples: ['duplicate of an earlier recipient'] }),
   })).meta({ description: 'The first 100 refused recipients, with why' }),
 }).meta({ id: 'CampaignAccepted' })
 
 export const CampaignSchema = z.object({
   id: CampaignId,
-  name: z.string().meta({ examples: ['Black Friday 2026'] }),
+  name: z.string().meta({ description: 'The name it was given', examples: ['Black Friday 2026'] }),
   status: CampaignStatus,
-  created_at: z.string().meta({ examples: ['2026-11-27T08:00:00.000Z'] }),
-  completed_at: z.string().nullable().meta({ examples: [null] }),
+  created_at: z.string().meta({ description: 'When it was created (ISO 8601, UTC)', examples: ['2026-11-27T08:00:00.000Z'] }),
+  completed_at: z.string().nullable().meta({ description: 'When every recipient was processed; null until then', examples: [null] }),
   recipients: z.object({
     total: Count('Recipients given', 10000),
     accepted: Count('Recipients taken', 9998),
     rejected: Count('Recipients refused', 2),
     processed: Count('Recipients handled so far (a notification made, or failed)', 4200),
     failed: Count('Recipients that got no notification: a placeholder without a value, or no channel for the message', 3),
-  }),
+  }).meta({ description: 'Recipients given, taken, refused and processed' }),
   notifications: z.object({
     created: Count('Notifications made', 4197),
     by_status: z.record(z.string(), z.number().int()).meta({
@@ -76,8 +76,9 @@ export const CampaignSchema = z.object({
     by_channel: z.record(z.string(), z.number().int()).meta({
       description: 'Where each notification was routed', examples: [{ push: 3100, sms: 1000, fallback_queue: 97, none: 0 }],
     }),
-  }),
-  lookups: z.object({ cache: Count('Reachability answered by the cache', 3900), upstream: Count('Reachability asked of the upstream', 297) }),
+  }).meta({ description: 'The notifications the campaign made' }),
+  lookups: z.object({ cache: Count('Reachability answered by the cache', 3900), upstream: Count('Reachability asked of the upstream', 297) })
+    .meta({ description: 'Where the reachability of each recipient came from' }),
   rate_per_minute: Count('Recipients processed over the last minute', 3000),
   estimated_seconds_left: z.number().int().nullable().meta({ description: 'At the last minute\'s rate; null when nothing moved (paused, or just started)', examples: [116] }),
 }).meta({ id: 'Campaign' })

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import pLimit from 'p-limit'
 import { AppError, UpstreamUnavailableError } from '../domain/errors.js'
 import type { ReachabilityResult } from '../domain/reachability.js'
@@ -95,14 +96,36 @@ export class CampaignRunner {
         worked = true
         const counts: Record<string, number> = {}
         const add = (key: string) => { counts[key] = (counts[key] ?? 0) + 1 }
-        await Promise.all(payloads.map(p => this.limit(() => this.process(campaign.doc, JSON.parse(p) as Recipient, add))))
+        await Promise.all(payloads.map(p => this.limit(() => this.processOrFail(campaign.doc, JSON.parse(p) as Recipient, add))))
         counts.processed = payloads.length
         counts[`minute:${Math.floor(this.now() / 60_000)}`] = payloads.length
-        await store.countCampaign(id, counts)
+        // The claimed chunk is this process's alone: its counts must land, or the campaign never completes.
+        await this.retrying(() => store.countCampaign(id, counts))
       }
       if (await store.completeCampaign(id, new Date(this.now()).toISOString())) await store.setCampaignActive(id, false)
     }
     return worked
+  }
+
+  /** A recipient that still fails after a few tries (the store or a lookup away) is counted as failed: the campaign goes on. */
+  private async processOrFail (doc: CampaignDoc, recipient: Recipient, add: (key: string) => void): Promise<void> {
+    try {
+      await this.retrying(() => this.process(doc, recipient, add), 3)
+    } catch (err) {
+      this.options.log?.warn({ err, campaign: doc.id }, 'campaign runner: a recipient failed')
+      add('recipients_failed')
+    }
+  }
+
+  private async retrying<T> (work: () => Promise<T>, tries = 20): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await work()
+      } catch (err) {
+        if (attempt >= tries) throw err
+        await sleep(Math.min(1000, 50 * 2 ** attempt))
+      }
+    }
   }
 
   private async process (doc: CampaignDoc, recipient: Recipient, add: (key: string) => void): Promise<void> {

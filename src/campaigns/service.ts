@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { ConflictError, NotFoundError, UnprocessableError } from '../domain/errors.js'
 import { type Page } from '../domain/paging.js'
 import { ValidationError } from '../domain/errors.js'
@@ -180,8 +181,16 @@ export class CampaignService {
   }
 
   /** Counts a campaign notification's final status (from the delivery worker or the fallback scheduler). */
-  countFinal (campaignId: string, status: NotificationStatus): Promise<void> {
-    return this.options.store.countCampaign(campaignId, { [`status:${status}`]: 1 })
+  async countFinal (campaignId: string, status: NotificationStatus): Promise<void> {
+    // Tried a few times: a count lost leaves the campaign's totals short for good.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.options.store.countCampaign(campaignId, { [`status:${status}`]: 1 })
+      } catch (err) {
+        if (attempt >= 5) throw err
+        await sleep(100 * attempt)
+      }
+    }
   }
 
   /** Whether the campaign was cancelled, as this process saw it at most cancelledCacheMs ago. */

@@ -141,8 +141,8 @@ const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
       }),
       response: {
         200: jsonResponse('A page of campaigns', z.object({
-          items: z.array(CampaignSchema),
-          next_cursor: z.string().nullable().meta({ description: 'Give it as cursor for the next page; null at the end' }),
+          items: z.array(CampaignSchema).meta({ description: 'Campaigns, oldest first' }),
+          next_cursor: z.string().nullable().meta({ description: 'Give it as cursor for the next page; null at the end', examples: ['20'] }),
         })),
         ...pickProblems(400, 401, 403, 503),
       },
