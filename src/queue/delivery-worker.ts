@@ -119,15 +119,20 @@ export class DeliveryWorker {
     this.lastMaintenance = this.now()
     const { store } = this.options
     for (let shard = 0; shard < store.shards; shard++) {
-      await store.releaseDueRetries(shard, this.now(), 500)
-      for (const lane of [...LANE_ORDER, ...BULK_LANE_ORDER]) {
-        const free = this.options.concurrency - this.inFlight.size
-        if (free <= 0) return
-        const jobs = await store.reclaimOutbox(shard, lane, this.consumer, this.options.visibilityTimeoutMs, free)
-        for (const job of jobs) {
-          this.options.log?.warn({ notification: job.notificationId, lane }, 'taking over a job whose worker went silent')
-          this.dispatch(job)
+      // One shard whose Redis node is down must not hold up the others' retries and take-overs.
+      try {
+        await store.releaseDueRetries(shard, this.now(), 500)
+        for (const lane of [...LANE_ORDER, ...BULK_LANE_ORDER]) {
+          const free = this.options.concurrency - this.inFlight.size
+          if (free <= 0) return
+          const jobs = await store.reclaimOutbox(shard, lane, this.consumer, this.options.visibilityTimeoutMs, free)
+          for (const job of jobs) {
+            this.options.log?.warn({ notification: job.notificationId, lane }, 'taking over a job whose worker went silent')
+            this.dispatch(job)
+          }
         }
+      } catch (err) {
+        this.options.log?.warn({ err, shard }, 'delivery worker: a shard did not answer; the others go on')
       }
     }
   }
@@ -140,14 +145,18 @@ export class DeliveryWorker {
       if (free <= 0) break
       const shard = this.nextShard
       this.nextShard = (this.nextShard + 1) % store.shards
-      const jobs = await store.readOutbox(shard, LANE_ORDER, this.consumer, free)
-      for (const job of jobs) this.dispatch(job)
-      taken += jobs.length
-      const left = this.options.concurrency - this.inFlight.size
-      if (left <= 0) continue
-      const bulk = await store.readOutbox(shard, BULK_LANE_ORDER, this.consumer, left)
-      for (const job of bulk) this.dispatch(job)
-      taken += bulk.length
+      try {
+        const jobs = await store.readOutbox(shard, LANE_ORDER, this.consumer, free)
+        for (const job of jobs) this.dispatch(job)
+        taken += jobs.length
+        const left = this.options.concurrency - this.inFlight.size
+        if (left <= 0) continue
+        const bulk = await store.readOutbox(shard, BULK_LANE_ORDER, this.consumer, left)
+        for (const job of bulk) this.dispatch(job)
+        taken += bulk.length
+      } catch (err) {
+        this.options.log?.warn({ err, shard }, 'delivery worker: a shard did not answer; the others go on')
+      }
     }
     return taken
   }

@@ -97,14 +97,21 @@ export class FallbackScheduler {
     if (trim) this.lastTrim = this.now()
     for (let shard = 0; shard < store.shards; shard++) {
       const now = this.now()
-      await store.expireFallbackLeases(shard, now)
-      if (trim) await store.trimDead(shard, now - this.options.deadLetterRetentionSeconds! * 1000)
       const free = this.options.concurrency - this.inFlight.size
       if (free <= 0) {
         await Promise.race(this.inFlight)
         continue
       }
-      const leases = await store.takeDueFallback(shard, now, now + this.options.leaseSeconds * 1000, free)
+      let leases: FallbackLease[]
+      // One shard whose Redis node is down must not hold up the others' re-checks.
+      try {
+        await store.expireFallbackLeases(shard, now)
+        if (trim) await store.trimDead(shard, now - this.options.deadLetterRetentionSeconds! * 1000)
+        leases = await store.takeDueFallback(shard, now, now + this.options.leaseSeconds * 1000, free)
+      } catch (err) {
+        this.options.log?.warn({ err, shard }, 'fallback scheduler: a shard did not answer; the others go on')
+        continue
+      }
       for (const lease of leases) {
         const work = this.handle(lease)
           .catch(err => this.options.log?.error({ err, notification: lease.notificationId }, 'fallback re-check failed; the entry is taken again when its lease runs out'))
