@@ -139,14 +139,16 @@ t.test('routes without auth count per client IP; webhooks and probes are never l
   }
 })
 
-t.test('0 turns a group\'s limit off', async t => {
-  const { app, bearer } = await setup(t, { RATE_LIMIT_REACHABILITY_PER_MINUTE: '0' })
+t.test('0 turns a group\'s limit off, and only that group\'s', async t => {
+  const { app, bearer } = await setup(t, { RATE_LIMIT_REACHABILITY_PER_MINUTE: '0', RATE_LIMIT_OPS_PER_MINUTE: '1' })
   const authorization = await bearer()
   for (let i = 0; i < 20; i++) {
     const res = await app.inject({ url: NUMBER, headers: { authorization } })
     t.equal(res.statusCode, 200)
     t.notOk(res.headers['ratelimit-limit'])
   }
+  t.equal((await app.inject({ url: '/v1/queue', headers: { authorization } })).statusCode, 200)
+  t.equal((await app.inject({ url: '/v1/queue', headers: { authorization } })).statusCode, 429, 'the ops group is still limited')
 })
 
 t.test('the 429 is in the OpenAPI answers of every limited route', async t => {
