@@ -122,10 +122,11 @@ export class CampaignService {
       refused++
       if (rejected.length < MAX_REJECTED_KEPT) rejected.push({ line, reason })
     }
-    let chunk: { line: number, recipient: Recipient }[] = []
+    // Only the number and the stored form are kept until the chunk is written: the parsed recipient dies young.
+    let chunk: { line: number, to: string, payload: string }[] = []
     const flush = async () => {
       if (chunk.length === 0) return
-      const added = await store.appendCampaignRecipients(doc.id, chunk.map(c => ({ to: c.recipient.to, payload: JSON.stringify(c.recipient) })))
+      const added = await store.appendCampaignRecipients(doc.id, chunk)
       let n = 0
       added.forEach((ok, i) => {
         if (ok) n++
@@ -141,7 +142,7 @@ export class CampaignService {
         await store.countCampaign(doc.id, { recipients_total: 1, recipients_rejected: 1 })
         continue
       }
-      chunk.push(item)
+      chunk.push({ line: item.line, to: item.recipient.to, payload: JSON.stringify(item.recipient) })
       if (chunk.length >= chunkSize) await flush()
     }
     await flush()
