@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import pLimit from 'p-limit'
-import { NotFoundError } from '../domain/errors.js'
+import { type FieldError, NotFoundError, ValidationError } from '../domain/errors.js'
+import { normalizePhoneNumber } from '../domain/phone.js'
 import type { UpstreamRateLimiter } from '../reachability/rate-limit.js'
 import type { ReachabilityService } from '../reachability/service.js'
 import type { RefreshJob, Store } from '../store/store.js'
@@ -9,7 +10,17 @@ const JOB_RETENTION_SECONDS = 7 * 86_400
 
 /** Starts a fleet scan: every number re-checked in the background through the rate-limited upstream. */
 export async function startRefresh (store: Store, owner: string, phoneNumbers: string[], now = Date.now()): Promise<RefreshJob> {
-  const unique = [...new Set(phoneNumbers)]
+  const errors: FieldError[] = []
+  const normalized = phoneNumbers.map((input, i) => {
+    try {
+      return normalizePhoneNumber(input)
+    } catch (err) {
+      errors.push({ path: `body.phone_numbers.${i}`, message: (err as Error).message })
+      return ''
+    }
+  })
+  if (errors.length > 0) throw new ValidationError(errors.map(e => `${e.path}: ${e.message}`).join('; '), errors)
+  const unique = [...new Set(normalized)]
   const job: RefreshJob = {
     id: `rfr_${randomUUID().replaceAll('-', '')}`, owner, status: 'running', total: unique.length, done: 0, failed: 0,
     created_at: new Date(now).toISOString(), completed_at: null,

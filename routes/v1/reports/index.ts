@@ -4,7 +4,7 @@ import { getRefresh, startRefresh } from '../../../src/reports/refresh.js'
 import { Reports, toCsv } from '../../../src/reports/reports.js'
 import { jsonResponse } from '../../schemas/docs.js'
 import { pickProblems } from '../../schemas/problem.js'
-import { PhoneNumber } from '../../schemas/reachability.js'
+import { PhoneNumberInput } from '../../schemas/reachability.js'
 
 const security = [{ bearerAuth: [] }]
 const Cursor = z.string().max(20).optional().meta({ description: 'next_cursor of the previous page', examples: ['3.100'] })
@@ -31,14 +31,19 @@ const RefreshJobSchema = z.object({
   total: z.number().int().meta({ description: 'Distinct numbers to check', examples: [1200] }),
   done: z.number().int().meta({ description: 'Checked (whatever the answer)', examples: [350] }),
   failed: z.number().int().meta({ description: 'Could not be checked (upstream unavailable)', examples: [2] }),
-  created_at: z.string().meta({ examples: ['2026-11-25T10:00:00.000Z'] }),
-  completed_at: z.string().nullable().meta({ examples: [null] }),
+  created_at: z.string().meta({ description: 'When the scan was asked for', examples: ['2026-11-25T10:00:00.000Z'] }),
+  completed_at: z.string().nullable().meta({ description: 'When every number was counted (null while running)', examples: [null] }),
 }).meta({ id: 'RefreshJob' })
 
 const csvOr = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: {
-    'application/json': { schema: z.object({ items: z.array(schema), next_cursor: z.string().nullable().meta({ description: 'Give it as cursor for the next page; null at the end' }) }) },
+    'application/json': {
+      schema: z.object({
+        items: z.array(schema).meta({ description: 'This page\'s items', examples: [[]] }),
+        next_cursor: z.string().nullable().meta({ description: 'Give it as cursor for the next page; null at the end', examples: ['1.100'] }),
+      }),
+    },
     'text/csv': { schema: z.string().meta({ description: 'The same items as CSV (RFC 4180), with a header line; the next cursor is in the Link-free header X-Next-Cursor' }) },
   },
 })
@@ -104,8 +109,11 @@ const reportRoutes: FastifyPluginAsyncZod = async (app) => {
         'the cache and the reports. Answers 202 with a job to follow at GET /v1/reports/refresh/{id}.',
       security,
       body: z.strictObject({
-        phone_numbers: z.array(PhoneNumber).min(1).max(10_000).meta({ description: '1 to 10,000 numbers; repeats are checked once', examples: [['+990123400', '+990123433']] }),
-      }),
+        phone_numbers: z.array(PhoneNumberInput).min(1).max(10_000).meta({
+          description: '1 to 10,000 numbers, E.164 with or without "+"; repeats are checked once; any invalid number refuses the whole request',
+          examples: [['+990123400', '+990123433']],
+        }),
+      }).meta({ examples: [{ phone_numbers: ['+990123400', '+990123433', '+447911123456'] }] }),
       response: { 202: jsonResponse('The job, started', RefreshJobSchema), ...pickProblems(400, 401, 403, 413, 503) },
     },
   }, async (request, reply) => {
