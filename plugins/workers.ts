@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { recordCampaignFinal, recordCampaignRecipients } from '../src/metrics/campaigns.js'
 import { recordDelivery } from '../src/metrics/notifications.js'
 import { CampaignRunner } from '../src/campaigns/runner.js'
 import { CallbackSender } from '../src/notifications/callbacks.js'
@@ -28,6 +29,7 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     return
   }
   const countCampaignFinal = (id: string, status: NotificationStatus) => {
+    recordCampaignFinal(status)
     app.campaigns.countFinal(id, status)
       .catch(err => app.log.warn({ err, campaign: id }, 'a campaign counter was not updated'))
   }
@@ -92,6 +94,7 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     limiter: upstreamBudget,
     concurrency: workers.concurrency,
     chunkSize: 200,
+    onProcessed: recordCampaignRecipients,
     pollMs: workers.idlePollMs,
     log: app.log,
   })

@@ -22,6 +22,8 @@ export interface CampaignRunnerOptions {
   chunkSize: number
   pollMs: number
   now?: () => number
+  /** Told how many recipients a chunk handled (progress metrics). */
+  onProcessed?: (n: number) => void
   log?: { warn: (obj: object, msg: string) => void }
 }
 
@@ -101,6 +103,7 @@ export class CampaignRunner {
         counts[`minute:${Math.floor(this.now() / 60_000)}`] = payloads.length
         // The claimed chunk is this process's alone: its counts must land, or the campaign never completes.
         await this.retrying(() => store.countCampaign(id, counts))
+        this.options.onProcessed?.(payloads.length)
       }
       if (await store.completeCampaign(id, new Date(this.now()).toISOString())) await store.setCampaignActive(id, false)
     }

@@ -171,6 +171,7 @@ const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
   for (const [action, summary, description, from] of actions) {
     app.post(`/:id/${action}`, {
       onRequest: app.requireScope('campaigns:write'),
+      bodyLimit: 1024,
       schema: {
         tags: ['campaigns'],
         operationId: `${action}Campaign`,
