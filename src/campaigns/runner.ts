@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import pLimit from 'p-limit'
+import { PollingLoop } from '../queue/polling-loop.js'
 import { AppError, UpstreamUnavailableError } from '../domain/errors.js'
 import type { ReachabilityResult } from '../domain/reachability.js'
 import type { NotificationService } from '../notifications/service.js'
@@ -35,50 +36,35 @@ export interface CampaignRunnerOptions {
  * then stays running with fewer processed than accepted).
  */
 export class CampaignRunner {
-  private running = false
-  private loopDone: Promise<void> = Promise.resolve()
-  private wake: (() => void) | undefined
+  private readonly loop: PollingLoop
   private readonly limit: ReturnType<typeof pLimit>
   private readonly now: () => number
-  lastLoopAt = 0
 
   constructor (private readonly options: CampaignRunnerOptions) {
     this.limit = pLimit(options.concurrency)
     this.now = options.now ?? Date.now
+    this.loop = new PollingLoop(() => this.tick(), options.pollMs,
+      err => this.options.log?.warn({ err }, 'campaign runner: the store failed; trying again'), this.now)
+  }
+
+  get lastLoopAt (): number {
+    return this.loop.lastTurnAt
+  }
+
+  private get running (): boolean {
+    return this.loop.running
   }
 
   start (): void {
-    if (this.running) return
-    this.running = true
-    this.loopDone = this.loop()
+    this.loop.start()
   }
 
   async stop (): Promise<void> {
-    this.running = false
-    this.wake?.()
-    await this.loopDone
+    await this.loop.stop()
   }
 
   poke (): void {
-    this.wake?.()
-  }
-
-  private async loop (): Promise<void> {
-    while (this.running) {
-      this.lastLoopAt = this.now()
-      let worked = false
-      try {
-        worked = await this.tick()
-      } catch (err) {
-        this.options.log?.warn({ err }, 'campaign runner: the store failed; trying again')
-      }
-      if (worked) continue
-      await new Promise<void>(resolve => {
-        const timer = setTimeout(resolve, this.options.pollMs)
-        this.wake = () => { clearTimeout(timer); resolve() }
-      })
-      this.wake = undefined
-    }
+    this.loop.poke()
   }
 
   /** One chunk of each running campaign; resolves whether there was anything to do. */

@@ -4,6 +4,7 @@ import type { ReachabilityResult } from '../domain/reachability.js'
 import type { Notification, NotificationEvent, NotificationStatus } from '../notifications/types.js'
 import type { ReachabilityService } from '../reachability/service.js'
 import { decide, usableChannels } from '../routing/decide.js'
+import { PollingLoop } from './polling-loop.js'
 import { type FallbackLease, type JobTarget, type Store, laneFor } from '../store/store.js'
 
 const SMS_ON_EXPIRY_WINDOW_MS = 3600_000
@@ -43,50 +44,38 @@ export class FallbackScheduler {
   readonly id = `scheduler-${randomUUID().slice(0, 8)}`
   private readonly now: () => number
   private readonly random: () => number
-  private running = false
-  private loopDone: Promise<void> = Promise.resolve()
+  private readonly loop: PollingLoop
   private readonly inFlight = new Set<Promise<void>>()
-  private wake: (() => void) | undefined
   private lastTrim = 0
-  lastLoopAt = 0
 
   constructor (private readonly options: FallbackSchedulerOptions) {
     this.now = options.now ?? Date.now
     this.random = options.random ?? Math.random
+    // Due entries are taken a pass at a time; the next pass waits its poll interval whatever this one found.
+    this.loop = new PollingLoop(async () => { await this.tick(); return false }, options.pollMs,
+      err => this.options.log?.warn({ err }, 'fallback scheduler: the store failed; trying again'), this.now)
+  }
+
+  get lastLoopAt (): number {
+    return this.loop.lastTurnAt
+  }
+
+  set lastLoopAt (at: number) {
+    this.loop.lastTurnAt = at
   }
 
   start (): void {
-    if (this.running) return
-    this.running = true
-    this.loopDone = this.loop()
+    this.loop.start()
   }
 
   /** Stops taking entries and waits for those in hand; an entry not finished is taken again when its lease runs out. */
   async stop (): Promise<void> {
-    this.running = false
-    this.wake?.()
-    await this.loopDone
+    await this.loop.stop()
     await Promise.allSettled([...this.inFlight])
   }
 
   poke (): void {
-    this.wake?.()
-  }
-
-  private async loop (): Promise<void> {
-    while (this.running) {
-      this.lastLoopAt = this.now()
-      try {
-        await this.tick()
-      } catch (err) {
-        this.options.log?.warn({ err }, 'fallback scheduler: the store failed; trying again')
-      }
-      await new Promise<void>(resolve => {
-        const timer = setTimeout(resolve, this.options.pollMs)
-        this.wake = () => { clearTimeout(timer); resolve() }
-      })
-      this.wake = undefined
-    }
+    this.loop.poke()
   }
 
   /** One pass over every shard: lapsed leases back to the queue, then due entries leased and handled. */

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import pLimit from 'p-limit'
+import { PollingLoop } from '../queue/polling-loop.js'
 import { type FieldError, NotFoundError, ValidationError } from '../domain/errors.js'
 import { normalizePhoneNumber } from '../domain/phone.js'
 import type { UpstreamRateLimiter } from '../reachability/rate-limit.js'
@@ -51,48 +52,29 @@ export interface RefreshRunnerOptions {
  * running with fewer counted than its total).
  */
 export class RefreshRunner {
-  private running = false
-  private loopDone: Promise<void> = Promise.resolve()
-  private wake: (() => void) | undefined
+  private readonly loop: PollingLoop
   private readonly limit: ReturnType<typeof pLimit>
-  lastLoopAt = 0
 
   constructor (private readonly options: RefreshRunnerOptions) {
     this.limit = pLimit(options.concurrency)
+    this.loop = new PollingLoop(() => this.tick(), options.pollMs,
+      err => this.options.log?.warn({ err }, 'refresh runner: the store failed; trying again'))
+  }
+
+  get lastLoopAt (): number {
+    return this.loop.lastTurnAt
   }
 
   start (): void {
-    if (this.running) return
-    this.running = true
-    this.loopDone = this.loop()
+    this.loop.start()
   }
 
   async stop (): Promise<void> {
-    this.running = false
-    this.wake?.()
-    await this.loopDone
+    await this.loop.stop()
   }
 
   poke (): void {
-    this.wake?.()
-  }
-
-  private async loop (): Promise<void> {
-    while (this.running) {
-      this.lastLoopAt = Date.now()
-      let worked = false
-      try {
-        worked = await this.tick()
-      } catch (err) {
-        this.options.log?.warn({ err }, 'refresh runner: the store failed; trying again')
-      }
-      if (worked) continue
-      await new Promise<void>(resolve => {
-        const timer = setTimeout(resolve, this.options.pollMs)
-        this.wake = () => { clearTimeout(timer); resolve() }
-      })
-      this.wake = undefined
-    }
+    this.loop.poke()
   }
 
   /** One batch of each running job; resolves whether there was anything to do. */
