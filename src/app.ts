@@ -24,7 +24,7 @@ import vonageWebhookRoutes from '../routes/webhooks/vonage.js'
 import reachabilityRoutes from '../routes/v1/reachability/index.js'
 import type { Channels } from './channels/channel.js'
 import type { Config } from './config.js'
-import { loggerOptions } from './logging.js'
+import { loggerOptions, requestLogger } from './logging.js'
 import type { ReachabilityUpstream } from './reachability/upstreams/upstream.js'
 import type { Store } from './store/store.js'
 
@@ -59,6 +59,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     logger: loggerOptions(config.logLevel, options.logger),
     // The caller's X-Request-Id names the request when it is a plausible id (it goes into every log line); else a new UUID.
     requestIdHeader: false,
+    childLoggerFactory: requestLogger,
     genReqId: request => {
       const given = request.headers['x-request-id']
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : crypto.randomUUID()

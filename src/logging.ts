@@ -1,4 +1,4 @@
-import type { FastifyServerOptions } from 'fastify'
+import type { FastifyBaseLogger, FastifyServerOptions } from 'fastify'
 import { maskPhoneNumber } from './domain/phone.js'
 
 // What the logs may hold: phone numbers only masked (+44*******456), and never a token, secret,
@@ -100,3 +100,60 @@ export function loggerOptions (level: string, given?: FastifyServerOptions['logg
     },
   }
 }
+
+type ChildLoggerFactoryArgs = Parameters<NonNullable<FastifyServerOptions['childLoggerFactory']>>
+type Bindings = ChildLoggerFactoryArgs[1]
+type ChildLoggerOptions = ChildLoggerFactoryArgs[2]
+type LevelMethod = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
+
+/**
+ * A request's logger whose pino child is made on its first enabled log call. Making a child serializes its
+ * bindings through the redaction (the wildcard paths apply to every value): a per-request cost that a
+ * request logging nothing at the configured level need not pay.
+ */
+class LazyChildLogger {
+  private made: FastifyBaseLogger | undefined
+
+  constructor (private readonly parent: FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean }, private readonly bindings: Bindings, private readonly options: ChildLoggerOptions) {}
+
+  private get logger (): FastifyBaseLogger {
+    return (this.made ??= this.parent.child(this.bindings, this.options))
+  }
+
+  get level (): string {
+    return this.made?.level ?? this.parent.level
+  }
+
+  set level (level: string) {
+    this.logger.level = level
+  }
+
+  isLevelEnabled (level: string): boolean {
+    if (this.made) return (this.made as { isLevelEnabled?: (l: string) => boolean }).isLevelEnabled?.(level) ?? true
+    return this.parent.isLevelEnabled?.(level) ?? true
+  }
+
+  child (bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
+    return this.logger.child(bindings, options)
+  }
+
+  fatal (...args: unknown[]): void { this.log('fatal', args) }
+  error (...args: unknown[]): void { this.log('error', args) }
+  warn (...args: unknown[]): void { this.log('warn', args) }
+  info (...args: unknown[]): void { this.log('info', args) }
+  debug (...args: unknown[]): void { this.log('debug', args) }
+  trace (...args: unknown[]): void { this.log('trace', args) }
+  silent (): void {}
+
+  private log (level: LevelMethod, args: unknown[]): void {
+    if (!this.isLevelEnabled(level)) return
+    (this.logger[level] as (...a: unknown[]) => void)(...args)
+  }
+}
+
+/** Fastify's childLoggerFactory: each request's logger, its child made only when something is logged (a route's own log level makes it at once). */
+export function requestLogger (logger: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions): FastifyBaseLogger {
+  if (options.level !== undefined) return logger.child(bindings, options)
+  return new LazyChildLogger(logger, bindings, options) as unknown as FastifyBaseLogger
+}
+
