@@ -49,6 +49,7 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     onOutcome: recordDelivery,
     isCampaignCancelled: id => app.campaigns.isCancelled(id),
     onCampaignFinal: countCampaignFinal,
+    providerRps: { sms: channels.smsRps, push: channels.pushRps },
   })
   const scheduler = new FallbackScheduler({
     store: app.store,

@@ -95,6 +95,8 @@ export const envSchema = z
     SMS_PROVIDER: z.enum(['sandbox', 'vonage']).default('sandbox'),
     PUSH_PROVIDER: z.enum(['sandbox', 'fcm', 'webhook']).default('sandbox'),
     CHANNEL_TIMEOUT_MS: positive(5000),
+    SMS_RPS: z.coerce.number().min(0).max(100000).default(30),
+    PUSH_RPS: z.coerce.number().min(0).max(100000).default(500),
     SMS_FROM: z.string().min(1).max(15).default('reachroute'),
     VONAGE_MESSAGES_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://api.nexmo.com'),
     VONAGE_SIGNATURE_SECRET: optionalString,
@@ -257,6 +259,9 @@ export interface Config {
     smsProvider: Env['SMS_PROVIDER']
     pushProvider: Env['PUSH_PROVIDER']
     timeoutMs: number
+    /** Provider calls per second across every process (a token bucket in the store); 0: no limit. */
+    smsRps: number
+    pushRps: number
     smsFrom: string
     vonageMessagesBaseUrl: string
     vonageSignatureSecret: string | undefined
@@ -378,6 +383,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
       smsProvider: e.SMS_PROVIDER,
       pushProvider: e.PUSH_PROVIDER,
       timeoutMs: e.CHANNEL_TIMEOUT_MS,
+      smsRps: e.SMS_RPS,
+      pushRps: e.PUSH_RPS,
       smsFrom: e.SMS_FROM,
       vonageMessagesBaseUrl: e.VONAGE_MESSAGES_BASE_URL.replace(/\/+$/, ''),
       vonageSignatureSecret: e.VONAGE_SIGNATURE_SECRET,

@@ -41,6 +41,11 @@ t.test('loadConfig', async t => {
     t.match(set.rateLimit, { notifications: 0, ops: 10 })
   })
 
+  t.test('provider send rates: 30 SMS and 500 push a second by default, fractions allowed, 0 turns one off', async t => {
+    t.match(loadConfig({}).channels, { smsRps: 30, pushRps: 500 })
+    t.match(loadConfig({ SMS_RPS: '0.5', PUSH_RPS: '0' }).channels, { smsRps: 0.5, pushRps: 0 })
+  })
+
   t.test('an empty variable counts as unset', async t => {
     t.equal(loadConfig({ PORT: '', REDIS_URL: '' }).port, 3000)
   })
@@ -53,6 +58,8 @@ t.test('loadConfig', async t => {
     ['DOCS_AUTH=basic', { DOCS_AUTH: 'basic' }, 'DOCS_AUTH'],
     ['a negative rate limit', { RATE_LIMIT_REACHABILITY_PER_MINUTE: '-1' }, 'RATE_LIMIT_REACHABILITY_PER_MINUTE'],
     ['a fractional rate limit', { RATE_LIMIT_DEFAULT_PER_MINUTE: '1.5' }, 'RATE_LIMIT_DEFAULT_PER_MINUTE'],
+    ['a negative SMS_RPS', { SMS_RPS: '-1' }, 'SMS_RPS'],
+    ['PUSH_RPS=fast', { PUSH_RPS: 'fast' }, 'PUSH_RPS'],
     ['HSTS_MAX_AGE_SECONDS=forever', { HSTS_MAX_AGE_SECONDS: 'forever' }, 'HSTS_MAX_AGE_SECONDS'],
     ['vonage without VONAGE_APPLICATION_ID',
       { REACHABILITY_PROVIDER: 'vonage', VONAGE_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----' }, 'VONAGE_APPLICATION_ID'],

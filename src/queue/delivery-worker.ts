@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Channels, DeliveryOutcome } from '../channels/channel.js'
 import type { CallbackSender } from '../notifications/callbacks.js'
+import { ChannelBudget } from './channel-budget.js'
 import { type Notification, type NotificationEvent, type NotificationStatus, isFinal } from '../notifications/types.js'
 import { usableChannels } from '../routing/decide.js'
 import { type JobTarget, type Lane, type OutboxJob, type Store, type Transition, channelOfLane, laneFor } from '../store/store.js'
@@ -31,11 +32,18 @@ export interface DeliveryWorkerOptions {
   isCampaignCancelled?: (campaignId: string) => Promise<boolean>
   /** Told when a campaign's notification reaches a final status here. Must not throw. */
   onCampaignFinal?: (campaignId: string, status: NotificationStatus) => void
+  /**
+   * Provider calls per second per channel, shared by every process through the store (0 or unset: no limit).
+   * A job waits for a token before its provider call; one that gets none in time goes back to its lane, not counted as an attempt.
+   */
+  providerRps?: { sms?: number, push?: number }
 }
 
 const LANE_ORDER: readonly Lane[] = ['sms', 'push', 'callback']
 /** Campaign traffic: read only with the capacity the transactional lanes left. */
 const BULK_LANE_ORDER: readonly Lane[] = ['sms_bulk', 'push_bulk']
+/** A job that got no provider token in time waits this long in the retry set before it is read again. */
+const PUT_BACK_DELAY_MS = 1000
 
 /**
  * Reads the outboxes of every shard through a consumer group, hands each job to its channel, and
@@ -52,6 +60,10 @@ export class DeliveryWorker {
   private nextShard = 0
   private lastMaintenance = 0
   private readonly maintenanceEveryMs: number
+  /** The rate-limited channels: their token budget, and how many of their jobs this process may hold before its token. */
+  private readonly limited: Partial<Record<'sms' | 'push', { budget: ChannelBudget, cap: number, unserved: number }>> = {}
+  /** How long a job waits for a provider token before it goes back to its lane: well within the visibility timeout. */
+  private readonly tokenWaitMs: number
   /** Set when a loop iteration finished; readiness reads it to tell a stuck worker. */
   lastLoopAt = 0
 
@@ -60,6 +72,18 @@ export class DeliveryWorker {
     this.maintenanceEveryMs = options.maintenanceEveryMs ??
       Math.max(10, Math.min(1000, options.visibilityTimeoutMs / 2, options.retryBaseMs / 2))
     this.now = options.now ?? Date.now
+    this.tokenWaitMs = Math.max(50, Math.floor(options.visibilityTimeoutMs / 2))
+    for (const channel of ['sms', 'push'] as const) {
+      const rps = options.providerRps?.[channel] ?? 0
+      if (rps <= 0) continue
+      // Enough jobs in hand to keep the rate, few enough to leave slots for the other lanes and to get their token in time.
+      const cap = Math.max(2, Math.min(Math.floor(options.concurrency / 4), Math.ceil(rps * this.tokenWaitMs / 2000)))
+      // A burst of a hundredth of a second's tokens (one below 100 per second), so the rate holds over any window.
+      const budget = new ChannelBudget(options.store, `provider:${channel}`, rps, Math.max(1, Math.floor(rps / 100)), () => {
+        if (this.limited[channel]!.unserved < cap / 2) this.wake?.()
+      })
+      this.limited[channel] = { budget, cap, unserved: 0 }
+    }
   }
 
   start (): void {
@@ -73,6 +97,8 @@ export class DeliveryWorker {
     this.running = false
     this.wake?.()
     await this.loopDone
+    // Jobs still waiting for a provider token go back to their lane at once.
+    for (const { budget } of Object.values(this.limited)) budget.close()
     await Promise.allSettled([...this.inFlight])
   }
 
@@ -146,14 +172,8 @@ export class DeliveryWorker {
       const shard = this.nextShard
       this.nextShard = (this.nextShard + 1) % store.shards
       try {
-        const jobs = await store.readOutbox(shard, LANE_ORDER, this.consumer, free)
-        for (const job of jobs) this.dispatch(job)
-        taken += jobs.length
-        const left = this.options.concurrency - this.inFlight.size
-        if (left <= 0) continue
-        const bulk = await store.readOutbox(shard, BULK_LANE_ORDER, this.consumer, left)
-        for (const job of bulk) this.dispatch(job)
-        taken += bulk.length
+        taken += await this.read(shard, LANE_ORDER)
+        taken += await this.read(shard, BULK_LANE_ORDER, true)
       } catch (err) {
         this.options.log?.warn({ err, shard }, 'delivery worker: a shard did not answer; the others go on')
       }
@@ -161,8 +181,47 @@ export class DeliveryWorker {
     return taken
   }
 
+  /**
+   * Reads new jobs of the lanes, in order, as far as there is room: the lanes of a rate-limited channel one by
+   * one, no more jobs than may wait for that channel's tokens here (campaign lanes leave a quarter of that to
+   * transactional jobs); the other lanes together.
+   */
+  private async read (shard: number, lanes: readonly Lane[], bulk = false): Promise<number> {
+    let taken = 0
+    const take = async (from: readonly Lane[], room: number) => {
+      const count = Math.min(room, this.options.concurrency - this.inFlight.size)
+      if (count <= 0 || from.length === 0) return
+      const jobs = await this.options.store.readOutbox(shard, from, this.consumer, count)
+      for (const job of jobs) this.dispatch(job)
+      taken += jobs.length
+    }
+    const open: Lane[] = []
+    for (const lane of lanes) {
+      const limited = this.limitOf(lane)
+      if (limited) await take([lane], limited.cap - limited.unserved - (bulk ? Math.max(1, Math.floor(limited.cap / 4)) : 0))
+      else open.push(lane)
+    }
+    await take(open, Infinity)
+    return taken
+  }
+
+  private limitOf (lane: Lane): { budget: ChannelBudget, cap: number, unserved: number } | undefined {
+    const channel = channelOfLane(lane)
+    return channel === 'callback' ? undefined : this.limited[channel]
+  }
+
   private dispatch (job: OutboxJob): void {
-    const work = this.handle(job)
+    // Counted from the read until the job has its provider token (or ends without one).
+    const limited = this.limitOf(job.lane)
+    let unserved = limited !== undefined
+    if (limited) limited.unserved++
+    const served = () => {
+      if (!unserved) return
+      unserved = false
+      limited!.unserved--
+    }
+    const work = this.deliver(job, served)
+      .finally(served)
       .catch(err => this.options.log?.error({ err, notification: job.notificationId }, 'delivery job failed; it will be taken over after the visibility timeout'))
       .finally(() => this.inFlight.delete(work))
     this.inFlight.add(work)
@@ -170,6 +229,10 @@ export class DeliveryWorker {
 
   /** Handles one job to its next state. Exposed for tests that drive a single job. */
   async handle (job: OutboxJob): Promise<void> {
+    await this.deliver(job, () => {})
+  }
+
+  private async deliver (job: OutboxJob, served: () => void): Promise<void> {
     const stored = await this.options.store.getNotification(job.notificationId, job.shard)
     if (!stored) {
       await this.ackOnly(job)
@@ -193,8 +256,18 @@ export class DeliveryWorker {
       return
     }
 
-    const attempt = n.attempts + 1
     const channel = channelOfLane(job.lane) as 'sms' | 'push'
+    const limited = this.limited[channel]
+    if (limited) {
+      const token = await limited.budget.acquire(job.lane !== channel, this.tokenWaitMs)
+      served()
+      if (!token) {
+        await this.putBack(job)
+        return
+      }
+    }
+
+    const attempt = n.attempts + 1
     const startedAt = this.isoNow()
     const marked = await this.options.store.transition({
       notificationId: n.id,
@@ -328,6 +401,19 @@ export class DeliveryWorker {
       events: [{ at, type: 'callback', detail, ok: outcome.ok, status: n.status }],
       ack: job,
       next: retry ? { kind: 'retry', lane: 'callback', dueAt } : { kind: 'none' },
+    })
+  }
+
+  /** No provider token in time: the job goes back to its lane shortly, as it was (no attempt made). */
+  private async putBack (job: OutboxJob): Promise<void> {
+    await this.options.store.transition({
+      notificationId: job.notificationId,
+      shard: job.shard,
+      patch: {},
+      events: [],
+      onlyFrom: ['queued', 'sending'],
+      ack: job,
+      next: { kind: 'retry', lane: job.lane, dueAt: this.now() + PUT_BACK_DELAY_MS },
     })
   }
 

@@ -7,10 +7,11 @@ export const TEST_SECRET = 'test-secret-for-reachroute-at-least-32-chars'
 
 export function testConfig (env: Record<string, string | undefined> = {}): Config {
   // Workers are off unless a test asks for them: a test that forgets to close its app must not hang.
-  // Rate limits too: a test polling every 20 ms is faster than any caller may be.
+  // Rate limits too: a test polling every 20 ms is faster than any caller may be; and the providers' send rates.
   return loadConfig({
     NODE_ENV: 'test', LOG_LEVEL: 'silent', AUTH_HS256_SECRET: TEST_SECRET, REDIS_URL: undefined, WORKERS: 'off',
     RATE_LIMIT_NOTIFICATIONS_PER_MINUTE: '0', RATE_LIMIT_REACHABILITY_PER_MINUTE: '0', RATE_LIMIT_OPS_PER_MINUTE: '0', RATE_LIMIT_DEFAULT_PER_MINUTE: '0',
+    SMS_RPS: '0', PUSH_RPS: '0',
     ...env,
   })
 }

@@ -462,6 +462,62 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.same(h.errors, [])
       t.comment(`consumers: ${a.consumer} and ${b.consumer}`)
     })
+
+    t.test('SMS_RPS: two workers on one store never send faster together than the shared rate', async t => {
+      const h = await harness(t, open)
+      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
+      const rps = 20
+      const otherStore = await h.another()
+      h.worker({ consumer: 'worker-a', concurrency: 16, providerRps: { sms: rps } })
+      h.worker({ consumer: 'worker-b', concurrency: 16, providerRps: { sms: rps }, store: otherStore })
+      const ids: string[] = []
+      for (let i = 0; i < 70; i++) ids.push(await h.notify({ client_ref: `rated-${i}` }))
+      await waitFor(() => h.sms.calls.length >= 70 ? true : undefined, 15_000, 'every SMS to be sent')
+      const at = h.sms.calls.map(c => c.at).sort((a, b) => a - b)
+      let busiest = 0
+      for (let i = 0; i < at.length; i++) busiest = Math.max(busiest, at.filter(x => x >= at[i]! && x < at[i]! + 1000).length)
+      // One token of burst, and a little timer jitter between the token and the recorded call.
+      t.ok(busiest <= rps + 2, `at most ${rps} (+1 burst, +1 jitter) SMS in any second: ${busiest}`)
+      const seconds = (at.at(-1)! - at[0]!) / 1000
+      t.ok(seconds >= (70 - 2) / rps * 0.95, `70 SMS took ${seconds.toFixed(2)} s at ${rps}/s`)
+      t.equal(new Set(h.sms.calls.map(c => c.message.notificationId)).size, 70, 'each sent once')
+      const stored = await Promise.all(ids.map(id => h.get(id)))
+      t.same(stored.filter(s => s.notification.status !== 'sent' || s.notification.attempts !== 1).map(s => s.notification.id), [], 'every one sent at its first attempt')
+      t.same(h.errors, [])
+    })
+
+    t.test('a job that gets no provider token in time goes back to its lane, not counted as an attempt', async t => {
+      const h = await harness(t, open)
+      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
+      // Waits for a token at most half the visibility timeout: 150 ms, at 3 SMS a second.
+      h.worker({ visibilityTimeoutMs: 300, maintenanceEveryMs: 50, providerRps: { sms: 3 } })
+      const ids: string[] = []
+      for (let i = 0; i < 6; i++) ids.push(await h.notify({ client_ref: `slow-${i}` }))
+      const stored = await Promise.all(ids.map(id => h.until(id, ['sent', 'failed', 'expired'], 10_000)))
+      t.same(stored.map(s => [s.notification.status, s.notification.attempts]), ids.map(() => ['sent', 1]), 'all sent, each at attempt 1')
+      t.same(stored.flatMap(s => s.events.filter(e => e.type === 'attempt')).length, 6, 'one attempt event each')
+      t.equal(h.sms.calls.length, 6, 'one provider call each')
+      t.same(h.errors, [])
+    })
+
+    t.test('with SMS_RPS, a transactional SMS goes ahead of the campaign SMS waiting for tokens', async t => {
+      const h = await harness(t, open)
+      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
+      const bulk: string[] = []
+      for (let i = 0; i < 12; i++) {
+        const { answer } = await h.service.accept('test-caller', baseRequest({ client_ref: `bulk-${i}` }), undefined, { bulk: true, campaignId: 'cmp_test' })
+        bulk.push(answer.id)
+      }
+      h.worker({ providerRps: { sms: 5 } })
+      await waitFor(() => h.sms.calls.length >= 2 ? true : undefined, 5000, 'the campaign SMS to start')
+      const before = h.sms.calls.length
+      const single = await h.notify({ client_ref: 'single' })
+      await h.until(single, ['sent'], 5000)
+      const after = h.sms.calls.findIndex(c => c.message.notificationId === single)
+      t.ok(after - before <= 3, `sent after at most 3 more campaign SMS (${after - before}) while ${12 - before} waited`)
+      await Promise.all(bulk.map(id => h.until(id, ['sent'], 10_000)))
+      t.same(h.errors, [])
+    })
   })
 }
 
