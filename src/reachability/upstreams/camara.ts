@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { z } from 'zod'
 import type { UpstreamAnswer } from '../../domain/reachability.js'
-import { type HttpAnswer, HttpClient, isRetryableStatus, retryAfterSeconds } from '../../http/retry.js'
+import { type HttpAnswer, type HttpClient, isRetryableStatus } from '../../http/retry.js'
+import { answerJson, errorBody, refusedRequest, sendCheck, stillFailing, upstreamHttpClient } from './http-upstream.js'
 import { type ReachabilityUpstream, type UpstreamCheckOptions, UpstreamFailure } from './upstream.js'
 
 export interface CamaraUpstreamOptions {
@@ -59,19 +60,11 @@ export class CamaraUpstream implements ReachabilityUpstream {
   private readonly http: HttpClient
 
   constructor (private readonly options: CamaraUpstreamOptions) {
-    this.http = new HttpClient(options.baseUrl, {
-      timeoutMs: options.timeoutMs,
-      retries: options.retries,
-      baseMs: options.retryBaseMs,
-      maxMs: options.retryMaxMs,
-      ...(options.random ? { random: options.random } : {}),
-    })
+    this.http = upstreamHttpClient(options.baseUrl, options)
   }
 
   async check (phoneNumber: string, options: UpstreamCheckOptions = {}): Promise<UpstreamAnswer> {
-    let answer: HttpAnswer
-    try {
-      answer = await this.http.send({
+    const answer = await sendCheck('camara', this.http, {
         method: 'POST',
         path: '/retrieve',
         headers: {
@@ -83,10 +76,6 @@ export class CamaraUpstream implements ReachabilityUpstream {
         },
         body: JSON.stringify({ device: { phoneNumber } }),
       }, options.signal)
-    } catch (err) {
-      if (options.signal?.aborted) throw err
-      throw new UpstreamFailure(`camara: no answer (${(err as Error).message})`, undefined, { cause: err })
-    }
     return this.toAnswer(answer)
   }
 
@@ -96,17 +85,17 @@ export class CamaraUpstream implements ReachabilityUpstream {
 
   private toAnswer ({ statusCode, headers, body }: HttpAnswer): UpstreamAnswer {
     if (statusCode >= 200 && statusCode < 300) return readStatus(body)
-    const error = readError(body)
+    const error = errorBody(errorInfo, body)
     const detail = error ? `${error.code}: ${error.message ?? ''}` : `HTTP ${statusCode}`
     if (isRetryableStatus(statusCode)) {
-      throw new UpstreamFailure(`camara: HTTP ${statusCode} after ${this.options.retries + 1} attempts: ${detail}`, retryAfterSeconds(headers))
+      throw stillFailing('camara', statusCode, this.options.retries + 1, detail, headers)
     }
     if (statusCode === 401 || statusCode === 403) return failed('UNAUTHORIZED', error?.message ?? detail)
     // Only a CAMARA error body speaks about the number: a bare 404 from a gateway means a wrong
     // base URL, and must not be cached as "number not found".
     const code = error && ERROR_CODES[statusCode]?.[error.code]
     if (code) return failed(code, error.message ?? error.code)
-    throw new UpstreamFailure(`camara: HTTP ${statusCode}: ${detail}`, undefined, { refused: true })
+    throw refusedRequest('camara', statusCode, detail)
   }
 }
 
@@ -115,12 +104,7 @@ function failed (code: string, message: string): UpstreamAnswer {
 }
 
 function readStatus (body: string): UpstreamAnswer {
-  let json: unknown
-  try {
-    json = JSON.parse(body)
-  } catch (err) {
-    throw new UpstreamFailure('camara: the answer is not JSON', undefined, { cause: err })
-  }
+  const json = answerJson('camara', body)
   const ok = { code: 'OK', message: 'Success' }
   const v1 = v1Answer.safeParse(json)
   if (v1.success) {
@@ -136,11 +120,3 @@ function readStatus (body: string): UpstreamAnswer {
   throw new UpstreamFailure('camara: the answer is neither a v1 nor a v0.6 reachability status')
 }
 
-function readError (body: string): z.infer<typeof errorInfo> | undefined {
-  try {
-    const parsed = errorInfo.safeParse(JSON.parse(body))
-    return parsed.success ? parsed.data : undefined
-  } catch {
-    return undefined
-  }
-}

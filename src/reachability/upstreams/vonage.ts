@@ -1,7 +1,8 @@
 import { z } from 'zod'
 import { VonageJwtSigner } from '../../auth/vonage-jwt.js'
 import type { UpstreamAnswer } from '../../domain/reachability.js'
-import { type HttpAnswer, HttpClient, isRetryableStatus, retryAfterSeconds } from '../../http/retry.js'
+import { type HttpAnswer, type HttpClient, isRetryableStatus } from '../../http/retry.js'
+import { answerJson, errorBody, refusedRequest, sendCheck, stillFailing, upstreamHttpClient } from './http-upstream.js'
 import { type ReachabilityUpstream, type UpstreamCheckOptions, UpstreamFailure } from './upstream.js'
 
 export interface VonageUpstreamOptions {
@@ -45,13 +46,7 @@ export class VonageUpstream implements ReachabilityUpstream {
   private readonly signer: VonageJwtSigner
 
   constructor (private readonly options: VonageUpstreamOptions) {
-    this.http = new HttpClient(options.baseUrl, {
-      timeoutMs: options.timeoutMs,
-      retries: options.retries,
-      baseMs: options.retryBaseMs,
-      maxMs: options.retryMaxMs,
-      ...(options.random ? { random: options.random } : {}),
-    })
+    this.http = upstreamHttpClient(options.baseUrl, options)
     this.signer = new VonageJwtSigner({
       applicationId: options.applicationId,
       privateKey: options.privateKey,
@@ -76,18 +71,12 @@ export class VonageUpstream implements ReachabilityUpstream {
       insights: { reachability: {} },
     })
     const token = await this.signer.token()
-    let answer: HttpAnswer
-    try {
-      answer = await this.http.send({
-        method: 'POST',
-        path: this.options.path,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' },
-        body,
-      }, options.signal)
-    } catch (err) {
-      if (options.signal?.aborted) throw err
-      throw new UpstreamFailure(`vonage: no answer (${(err as Error).message})`, undefined, { cause: err })
-    }
+    const answer = await sendCheck('vonage', this.http, {
+      method: 'POST',
+      path: this.options.path,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' },
+      body,
+    }, options.signal)
     return this.toAnswer(answer)
   }
 
@@ -97,9 +86,10 @@ export class VonageUpstream implements ReachabilityUpstream {
 
   private toAnswer ({ statusCode, headers, body }: HttpAnswer): UpstreamAnswer {
     if (statusCode >= 200 && statusCode < 300) return readInsight(body)
-    const detail = problemDetail(body) ?? `HTTP ${statusCode}`
+    const error = errorBody(problem, body)
+    const detail = error?.detail ?? error?.title ?? `HTTP ${statusCode}`
     if (isRetryableStatus(statusCode)) {
-      throw new UpstreamFailure(`vonage: HTTP ${statusCode} after ${this.options.retries + 1} attempts: ${detail}`, retryAfterSeconds(headers))
+      throw stillFailing('vonage', statusCode, this.options.retries + 1, detail, headers)
     }
     // Our credentials do not allow this: an answer (never cached), so the caller sees why.
     if (statusCode === 401 || statusCode === 403) {
@@ -108,17 +98,12 @@ export class VonageUpstream implements ReachabilityUpstream {
     // 400 says our request is wrong (numbers are validated before they get here, so a bad purpose
     // or a bug), 404 that the path is: neither says anything about the number, so neither becomes
     // an answer that could be cached against it. No answer, and no retry: it would fail the same.
-    throw new UpstreamFailure(`vonage: HTTP ${statusCode}: ${detail}`, undefined, { refused: true })
+    throw refusedRequest('vonage', statusCode, detail)
   }
 }
 
 function readInsight (body: string): UpstreamAnswer {
-  let json: unknown
-  try {
-    json = JSON.parse(body)
-  } catch (err) {
-    throw new UpstreamFailure('vonage: the answer is not JSON', undefined, { cause: err })
-  }
+  const json = answerJson('vonage', body)
   const parsed = insightAnswer.safeParse(json)
   if (!parsed.success) {
     throw new UpstreamFailure(`vonage: the answer has no usable reachability insight: ${z.prettifyError(parsed.error)}`)
@@ -134,11 +119,3 @@ function readInsight (body: string): UpstreamAnswer {
   }
 }
 
-function problemDetail (body: string): string | undefined {
-  try {
-    const parsed = problem.safeParse(JSON.parse(body))
-    return parsed.success ? parsed.data.detail ?? parsed.data.title : undefined
-  } catch {
-    return undefined
-  }
-}
