@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Channels, DeliveryOutcome } from '../channels/channel.js'
+import { StoreUnavailableError } from '../domain/errors.js'
 import type { CallbackSender } from '../notifications/callbacks.js'
 import { ChannelBudget } from './channel-budget.js'
 import { type Notification, type NotificationEvent, type NotificationStatus, isFinal } from '../notifications/types.js'
@@ -38,6 +40,9 @@ export interface DeliveryWorkerOptions {
    */
   providerRps?: { sms?: number, push?: number }
 }
+
+/** How long a worker keeps trying to record a provider's answer while the store does not answer (the worker's own shutdown grace). */
+const RECORD_PATIENCE_MS = 30_000
 
 const LANE_ORDER: readonly Lane[] = ['sms', 'push', 'callback']
 /** Campaign traffic: read only with the capacity the transactional lanes left. */
@@ -282,7 +287,27 @@ export class DeliveryWorker {
     }
 
     const outcome = await this.send(channel, n)
-    await this.record(job, n, attempt, outcome)
+    this.options.onOutcome?.(channel, outcome)
+    await this.recordOutcome(job, n, attempt, outcome)
+  }
+
+  /**
+   * Records the provider's answer, trying again while the store does not answer: a message the provider took
+   * must not be left unacknowledged, or it is taken over after the visibility timeout and sent a second time.
+   * A repeat is harmless: every transition record() makes checks the status it moves from.
+   */
+  private async recordOutcome (job: OutboxJob, n: Notification, attempt: number, outcome: DeliveryOutcome): Promise<void> {
+    const giveUpAt = this.now() + RECORD_PATIENCE_MS
+    for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+      try {
+        await this.record(job, n, attempt, outcome)
+        return
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError) || this.now() >= giveUpAt) throw err
+        this.options.log?.warn({ err, notification: n.id }, 'delivery worker: the store did not take the provider\'s answer; trying again')
+        await sleep(wait)
+      }
+    }
   }
 
   private async send (channel: 'sms' | 'push', n: Notification): Promise<DeliveryOutcome> {
@@ -303,7 +328,6 @@ export class DeliveryWorker {
   }
 
   private async record (job: OutboxJob, n: Notification, attempt: number, outcome: DeliveryOutcome): Promise<void> {
-    this.options.onOutcome?.(channelOfLane(job.lane) as 'sms' | 'push', outcome)
     const at = this.isoNow()
     const answer: NotificationEvent = { at, type: 'provider_answer', detail: describe(outcome), provider: outcome.provider, outcome: outcome.kind }
     switch (outcome.kind) {
