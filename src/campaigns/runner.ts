@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import pLimit from 'p-limit'
+import { underLease } from '../queue/chunk-lease.js'
 import { PollingLoop } from '../queue/polling-loop.js'
-import { AppError, UpstreamUnavailableError } from '../domain/errors.js'
+import { AppError, ConflictError, UpstreamUnavailableError } from '../domain/errors.js'
 import type { ReachabilityResult } from '../domain/reachability.js'
 import type { NotificationService } from '../notifications/service.js'
 import { isFinal } from '../notifications/types.js'
@@ -21,6 +22,8 @@ export interface CampaignRunnerOptions {
   concurrency: number
   /** Recipients claimed at once from a campaign; pause and cancel are seen between chunks. */
   chunkSize: number
+  /** How long a claimed chunk stays this runner's without a renewal (renewed while it is worked on); past it, another runner takes it. */
+  leaseMs?: number
   pollMs: number
   now?: () => number
   /** Told how many recipients a chunk handled (progress metrics). */
@@ -31,9 +34,10 @@ export interface CampaignRunnerOptions {
 /**
  * Turns the recipients of running campaigns into notifications, a chunk of each campaign in turn: the
  * cache first, on a miss a token of the shared upstream budget and then an upstream lookup, then the
- * notification accepted into the bulk lanes. Completes a campaign once every recipient is processed.
- * Recipients claimed by a process that dies before processing them are not taken again (the campaign
- * then stays running with fewer processed than accepted).
+ * notification accepted into the bulk lanes. A chunk is held under a lease: one whose runner died is taken
+ * again by another, and each recipient's notification is accepted under a key made of the campaign and the
+ * recipient's place in it, so a recipient handled twice still has one notification. Only the runner holding
+ * the chunk's lease at the end counts it. Completes a campaign once every chunk is counted.
  */
 export class CampaignRunner {
   private readonly loop: PollingLoop
@@ -79,17 +83,23 @@ export class CampaignRunner {
         continue
       }
       if (campaign.status !== 'running') continue
-      const payloads = await store.claimCampaignRecipients(id, this.options.chunkSize)
-      if (payloads.length > 0) {
+      const now = this.now()
+      const leaseMs = this.options.leaseMs ?? 60_000
+      const chunk = await store.claimCampaignRecipients(id, this.options.chunkSize, now, now + leaseMs)
+      if (chunk) {
         worked = true
         const counts: Record<string, number> = {}
         const add = (key: string) => { counts[key] = (counts[key] ?? 0) + 1 }
-        await Promise.all(payloads.map(p => this.limit(() => this.processOrFail(campaign.doc, JSON.parse(p) as Recipient, add))))
-        counts.processed = payloads.length
-        counts[`minute:${Math.floor(this.now() / 60_000)}`] = payloads.length
-        // The claimed chunk is this process's alone: its counts must land, or the campaign never completes.
-        await this.retrying(() => store.countCampaign(id, counts))
-        this.options.onProcessed?.(payloads.length)
+        const { start } = chunk.lease
+        const { lease } = await underLease(chunk.lease, leaseMs, (l, until) => store.renewCampaignChunk(id, l, until),
+          () => Promise.all(chunk.items.map((p, i) => this.limit(() => this.processOrFail(campaign.doc, start + i, JSON.parse(p) as Recipient, add)))),
+          this.now)
+        const n = chunk.items.length
+        counts.processed = n
+        counts[`minute:${Math.floor(this.now() / 60_000)}`] = n
+        // Until these counts land the chunk stays leased, and the campaign cannot complete.
+        if (await this.retrying(() => store.finishCampaignChunk(id, lease, counts))) this.options.onProcessed?.(n)
+        else this.options.log?.warn({ campaign: id, start, count: n }, 'campaign runner: the chunk\'s lease ran out and another runner took it; that runner counts it')
       }
       if (await store.completeCampaign(id, new Date(this.now()).toISOString())) await store.setCampaignActive(id, false)
     }
@@ -97,9 +107,9 @@ export class CampaignRunner {
   }
 
   /** A recipient that still fails after a few tries (the store or a lookup away) is counted as failed: the campaign goes on. */
-  private async processOrFail (doc: CampaignDoc, recipient: Recipient, add: (key: string) => void): Promise<void> {
+  private async processOrFail (doc: CampaignDoc, index: number, recipient: Recipient, add: (key: string) => void): Promise<void> {
     try {
-      await this.retrying(() => this.process(doc, recipient, add), 3)
+      await this.retrying(() => this.process(doc, index, recipient, add), 3)
     } catch (err) {
       this.options.log?.warn({ err, campaign: doc.id }, 'campaign runner: a recipient failed')
       add('recipients_failed')
@@ -117,7 +127,7 @@ export class CampaignRunner {
     }
   }
 
-  private async process (doc: CampaignDoc, recipient: Recipient, add: (key: string) => void): Promise<void> {
+  private async process (doc: CampaignDoc, index: number, recipient: Recipient, add: (key: string) => void): Promise<void> {
     const filled = fillMessage(doc.message, recipient.vars)
     if ('missing' in filled) {
       add('recipients_failed')
@@ -125,18 +135,35 @@ export class CampaignRunner {
     }
     const reachability = await this.lookup(recipient.to, doc.routing.max_age, add)
     try {
-      const { answer } = await this.options.notifications.accept(doc.owner, {
+      const { answer } = await this.accept(doc, index, {
         to: recipient.to,
         message: filled.message,
         routing: doc.routing,
         ...(recipient.push_token !== undefined ? { push_token: recipient.push_token } : {}),
-      }, undefined, { campaignId: doc.id, bulk: true, reachability })
+      }, reachability)
       add(`channel:${answer.channel}`)
       if (isFinal(answer.status)) add(`status:${answer.status}`)
     } catch (err) {
       // No channel can carry this recipient's message (e.g. push only, and no push token): it fails, the campaign goes on.
       if (!(err instanceof AppError) || err.status !== 422) throw err
       add('recipients_failed')
+    }
+  }
+
+  /**
+   * Accepts the recipient's notification under an idempotency key of the campaign and the recipient's place
+   * (with a NUL, which no caller's Idempotency-Key header can hold): done a second time, it answers the first
+   * notification. A claim still held by a runner that died or stalled is waited out.
+   */
+  private async accept (doc: CampaignDoc, index: number, request: Parameters<NotificationService['accept']>[1], reachability: ReachabilityResult | null): ReturnType<NotificationService['accept']> {
+    const key = `\u0000campaign ${doc.id} ${index}`
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.options.notifications.accept(doc.owner, request, key, { campaignId: doc.id, bulk: true, reachability })
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= 10) throw err
+        await sleep(Math.max(1, Number(err.headers['retry-after'] ?? 1)) * 1000)
+      }
     }
   }
 

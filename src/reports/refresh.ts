@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import pLimit from 'p-limit'
+import { underLease } from '../queue/chunk-lease.js'
 import { PollingLoop } from '../queue/polling-loop.js'
 import { type FieldError, NotFoundError, ValidationError } from '../domain/errors.js'
 import { normalizePhoneNumber } from '../domain/phone.js'
@@ -42,21 +43,26 @@ export interface RefreshRunnerOptions {
   limiter: UpstreamRateLimiter
   concurrency: number
   pollMs: number
+  /** How long a claimed batch stays this runner's without a renewal (renewed while it is worked on); past it, another runner takes it. */
+  leaseMs?: number
+  now?: () => number
   log?: { warn: (obj: object, msg: string) => void }
 }
 
 /**
  * Works through the numbers of running refresh jobs: each one a fresh upstream lookup (which updates
  * the cache and the number's report), each lookup waiting for a token of the shared upstream budget.
- * Numbers taken by a process that dies before counting them are not re-checked (the job then stays
- * running with fewer counted than its total).
+ * A batch is held under a lease: one whose runner died is taken again by another (a number may then be
+ * checked twice, never counted twice: only the runner holding the lease at the end counts the batch).
  */
 export class RefreshRunner {
   private readonly loop: PollingLoop
   private readonly limit: ReturnType<typeof pLimit>
+  private readonly now: () => number
 
   constructor (private readonly options: RefreshRunnerOptions) {
     this.limit = pLimit(options.concurrency)
+    this.now = options.now ?? Date.now
     this.loop = new PollingLoop(() => this.tick(), options.pollMs,
       err => this.options.log?.warn({ err }, 'refresh runner: the store failed; trying again'))
   }
@@ -81,21 +87,28 @@ export class RefreshRunner {
   async tick (): Promise<boolean> {
     const { store, reachability, limiter } = this.options
     let worked = false
+    const leaseMs = this.options.leaseMs ?? 60_000
     for (const id of await store.activeRefreshJobs()) {
-      const numbers = await store.takeRefreshNumbers(id, this.options.concurrency)
-      worked ||= numbers.length > 0
-      const outcomes = await Promise.all(numbers.map(phone => this.limit(async () => {
-        await limiter.acquire()
-        try {
-          await reachability.lookup(phone, { maxAgeSeconds: 0 })
-          return true
-        } catch {
-          return false
+      const now = this.now()
+      const batch = await store.claimRefreshNumbers(id, this.options.concurrency, now, now + leaseMs)
+      if (batch) {
+        worked = true
+        const { result: outcomes, lease } = await underLease(batch.lease, leaseMs, (l, until) => store.renewRefreshChunk(id, l, until),
+          () => Promise.all(batch.items.map(phone => this.limit(async () => {
+            await limiter.acquire()
+            try {
+              await reachability.lookup(phone, { maxAgeSeconds: 0 })
+              return true
+            } catch {
+              return false
+            }
+          }))), this.now)
+        const done = outcomes.filter(Boolean).length
+        if (!(await store.finishRefreshChunk(id, lease, done, outcomes.length - done))) {
+          this.options.log?.warn({ job: id, start: lease.start, count: lease.count }, 'refresh runner: the batch\'s lease ran out and another runner took it; that runner counts it')
         }
-      })))
-      const done = outcomes.filter(Boolean).length
-      if (numbers.length > 0) await store.countRefresh(id, done, numbers.length - done)
-      await store.completeRefreshJob(id, new Date().toISOString())
+      }
+      await store.completeRefreshJob(id, new Date(this.now()).toISOString())
     }
     return worked
   }

@@ -123,6 +123,22 @@ export interface ReportEntry {
   at: number
 }
 
+/**
+ * A run of consecutive items (a campaign's recipients, a fleet scan's numbers) held by one runner until `until`
+ * (epoch ms). Past it, any runner may take the chunk again; only the holder of the latest lease counts it done.
+ */
+export interface ChunkLease {
+  start: number
+  count: number
+  until: number
+}
+
+/** A chunk taken: its lease and its items, in order (the item at `start + i` is `items[i]`). */
+export interface ClaimedChunk {
+  lease: ChunkLease
+  items: string[]
+}
+
 export interface RefreshJob {
   id: string
   owner: string
@@ -228,10 +244,16 @@ export interface Store {
   createRefreshJob (job: RefreshJob, phoneNumbers: string[], retentionSeconds: number): Promise<void>
   getRefreshJob (id: string): Promise<RefreshJob | null>
   activeRefreshJobs (): Promise<string[]>
-  /** Takes up to `count` numbers still to check from a job. */
-  takeRefreshNumbers (id: string, count: number): Promise<string[]>
-  countRefresh (id: string, done: number, failed: number): Promise<void>
-  /** Marks the job completed once every number is counted; resolves whether it is. */
+  /**
+   * Leases a chunk of a running job's numbers until `leaseUntil`: one whose lease ran out by `now` (its runner
+   * died) first, else the next `count` numbers; null when there is nothing to take.
+   */
+  claimRefreshNumbers (id: string, count: number, now: number, leaseUntil: number): Promise<ClaimedChunk | null>
+  /** Extends a lease still held; resolves false when it was lost. */
+  renewRefreshChunk (id: string, lease: ChunkLease, until: number): Promise<boolean>
+  /** Ends a chunk still held and counts its numbers in the same step; resolves false (nothing counted) when the lease was lost. */
+  finishRefreshChunk (id: string, lease: ChunkLease, done: number, failed: number): Promise<boolean>
+  /** Marks the job completed once every chunk is finished and every number counted; resolves whether it is. */
   completeRefreshJob (id: string, at: string): Promise<boolean>
 
   /** Stores a new campaign (status accepted, no recipients yet) and lists it by creation time. */
@@ -241,13 +263,21 @@ export interface Store {
    * Resolves, per recipient, whether it was appended (false: a duplicate).
    */
   appendCampaignRecipients (id: string, recipients: { to: string, payload: string }[]): Promise<boolean[]>
-  /** Takes the next `count` recipients of a running campaign (none when it is not running), atomically. */
-  claimCampaignRecipients (id: string, count: number): Promise<string[]>
+  /**
+   * Leases a chunk of a running campaign's recipients (their payloads) until `leaseUntil`: one whose lease ran
+   * out by `now` (its runner died) first, else the next `count`; null when there is nothing to take or the
+   * campaign is not running.
+   */
+  claimCampaignRecipients (id: string, count: number, now: number, leaseUntil: number): Promise<ClaimedChunk | null>
+  /** Extends a lease still held; resolves false when it was lost. */
+  renewCampaignChunk (id: string, lease: ChunkLease, until: number): Promise<boolean>
+  /** Ends a chunk still held and adds its counts in the same step; resolves false (nothing counted) when the lease was lost. */
+  finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>): Promise<boolean>
   /** Adds to the campaign's counters. */
   countCampaign (id: string, counts: Record<string, number>): Promise<void>
   /** Moves the campaign to `to` if its status is one of `from`; resolves whether it did and the status it now has (null: no such campaign). */
   setCampaignStatus (id: string, to: CampaignStatus, from: readonly CampaignStatus[], at: string): Promise<{ changed: boolean, status: CampaignStatus | null }>
-  /** Completes a running campaign once every accepted recipient is processed; resolves whether it is completed. */
+  /** Completes a running campaign once every chunk is finished and every accepted recipient processed; resolves whether it is completed. */
   completeCampaign (id: string, at: string): Promise<boolean>
   getCampaign (id: string): Promise<CampaignRecord | null>
   /** Campaign ids, oldest first, from `offset`. */

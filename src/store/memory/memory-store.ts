@@ -4,7 +4,7 @@ import type { Reachability } from '../../domain/reachability.js'
 import type { Notification } from '../../notifications/types.js'
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
-  type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
+  type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
   type StoredNotification, type Transition,
 } from '../store.js'
 
@@ -60,9 +60,40 @@ interface CampaignEntry {
   counters: Map<string, number>
   recipients: string[]
   numbers: Set<string>
-  next: number
+  /** Work in leased chunks, as in Redis. */
+  chunks: Chunks
   completedAt: string | null
   expiresAt: number
+}
+
+/** A list worked through in leased chunks: the next index, and the chunks held ("<start>:<count>" → lease until). */
+interface Chunks {
+  next: number
+  leases: Map<string, number>
+}
+
+/** A lapsed chunk first, else the next `count` items; the chunk is leased until `leaseUntil`. */
+function claimChunk (items: string[], chunks: Chunks, count: number, now: number, leaseUntil: number): ClaimedChunk | null {
+  let lease: ChunkLease | undefined
+  for (const [member, until] of chunks.leases) {
+    if (until > now) continue
+    const [start, n] = member.split(':').map(Number) as [number, number]
+    lease = { start, count: n, until: leaseUntil }
+    break
+  }
+  if (!lease) {
+    const n = Math.min(count, items.length - chunks.next)
+    if (n <= 0) return null
+    lease = { start: chunks.next, count: n, until: leaseUntil }
+    chunks.next += n
+  }
+  chunks.leases.set(`${lease.start}:${lease.count}`, leaseUntil)
+  return { lease, items: items.slice(lease.start, lease.start + lease.count) }
+}
+
+/** Whether the lease is still the one held on its chunk. */
+function holds (chunks: Chunks, lease: ChunkLease): boolean {
+  return chunks.leases.get(`${lease.start}:${lease.count}`) === lease.until
 }
 
 interface IdempotencyEntry {
@@ -99,7 +130,7 @@ export class MemoryStore implements Store {
   // Reports are kept for the life of the process, as the Redis ones are kept without expiry.
   private readonly reports = new Map<string, NumberReport>()
   private readonly buckets = new Map<string, { tokens: number, at: number }>()
-  private readonly refreshJobs = new Map<string, { job: RefreshJob, todo: string[] }>()
+  private readonly refreshJobs = new Map<string, { job: RefreshJob, numbers: string[], chunks: Chunks }>()
   private readonly reportIndexes = { stale: new Map<number, Map<string, number>>(), offline: new Map<number, Map<string, number>>() }
   private readonly campaigns = new Map<string, CampaignEntry>()
   private readonly campaignsActive = new Set<string>()
@@ -355,7 +386,7 @@ export class MemoryStore implements Store {
   }
 
   async createRefreshJob (job: RefreshJob, phoneNumbers: string[]): Promise<void> {
-    this.refreshJobs.set(job.id, { job: { ...job }, todo: [...phoneNumbers] })
+    this.refreshJobs.set(job.id, { job: { ...job }, numbers: [...phoneNumbers], chunks: { next: 0, leases: new Map() } })
   }
 
   async getRefreshJob (id: string): Promise<RefreshJob | null> {
@@ -367,22 +398,33 @@ export class MemoryStore implements Store {
     return [...this.refreshJobs.values()].filter(j => j.job.status === 'running').map(j => j.job.id)
   }
 
-  async takeRefreshNumbers (id: string, count: number): Promise<string[]> {
-    return this.refreshJobs.get(id)?.todo.splice(0, count) ?? []
+  async claimRefreshNumbers (id: string, count: number, now: number, leaseUntil: number): Promise<ClaimedChunk | null> {
+    const held = this.refreshJobs.get(id)
+    if (!held || held.job.status !== 'running') return null
+    return claimChunk(held.numbers, held.chunks, count, now, leaseUntil)
   }
 
-  async countRefresh (id: string, done: number, failed: number): Promise<void> {
+  async renewRefreshChunk (id: string, lease: ChunkLease, until: number): Promise<boolean> {
     const held = this.refreshJobs.get(id)
-    if (!held) return
+    if (!held || !holds(held.chunks, lease)) return false
+    held.chunks.leases.set(`${lease.start}:${lease.count}`, until)
+    return true
+  }
+
+  async finishRefreshChunk (id: string, lease: ChunkLease, done: number, failed: number): Promise<boolean> {
+    const held = this.refreshJobs.get(id)
+    if (!held || !holds(held.chunks, lease)) return false
+    held.chunks.leases.delete(`${lease.start}:${lease.count}`)
     held.job.done += done
     held.job.failed += failed
+    return true
   }
 
   async completeRefreshJob (id: string, at: string): Promise<boolean> {
     const held = this.refreshJobs.get(id)
     if (!held) return false
     if (held.job.status === 'completed') return true
-    if (held.todo.length > 0 || held.job.done + held.job.failed < held.job.total) return false
+    if (held.chunks.next < held.numbers.length || held.chunks.leases.size > 0 || held.job.done + held.job.failed < held.job.total) return false
     Object.assign(held.job, { status: 'completed', completed_at: at })
     return true
   }
@@ -391,7 +433,7 @@ export class MemoryStore implements Store {
     const now = this.now()
     for (const [id, c] of this.campaigns) if (c.expiresAt <= now) this.campaigns.delete(id)
     this.campaigns.set(doc.id, {
-      doc: structuredClone(doc), status: 'accepted', counters: new Map(), recipients: [], numbers: new Set(), next: 0,
+      doc: structuredClone(doc), status: 'accepted', counters: new Map(), recipients: [], numbers: new Set(), chunks: { next: 0, leases: new Map() },
       completedAt: null, expiresAt: now + retentionSeconds * 1000,
     })
   }
@@ -407,12 +449,25 @@ export class MemoryStore implements Store {
     })
   }
 
-  async claimCampaignRecipients (id: string, count: number): Promise<string[]> {
+  async claimCampaignRecipients (id: string, count: number, now: number, leaseUntil: number): Promise<ClaimedChunk | null> {
     const c = this.campaign(id)
-    if (!c || c.status !== 'running') return []
-    const taken = c.recipients.slice(c.next, c.next + count)
-    c.next += taken.length
-    return taken
+    if (!c || c.status !== 'running') return null
+    return claimChunk(c.recipients, c.chunks, count, now, leaseUntil)
+  }
+
+  async renewCampaignChunk (id: string, lease: ChunkLease, until: number): Promise<boolean> {
+    const c = this.campaign(id)
+    if (!c || !holds(c.chunks, lease)) return false
+    c.chunks.leases.set(`${lease.start}:${lease.count}`, until)
+    return true
+  }
+
+  async finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>): Promise<boolean> {
+    const c = this.campaign(id)
+    if (!c || !holds(c.chunks, lease)) return false
+    c.chunks.leases.delete(`${lease.start}:${lease.count}`)
+    await this.countCampaign(id, counts)
+    return true
   }
 
   async countCampaign (id: string, counts: Record<string, number>): Promise<void> {
@@ -433,7 +488,7 @@ export class MemoryStore implements Store {
     const c = this.campaign(id)
     if (!c) return false
     if (c.status === 'completed') return true
-    if (c.status !== 'running' || c.next < c.recipients.length) return false
+    if (c.status !== 'running' || c.chunks.next < c.recipients.length || c.chunks.leases.size > 0) return false
     if ((c.counters.get('processed') ?? 0) < (c.counters.get('recipients_accepted') ?? 0)) return false
     c.status = 'completed'
     c.completedAt = at

@@ -37,8 +37,14 @@ export class RedisKeys {
     return `${this.prefix}{rj:${id}}:job`
   }
 
+  /** The job's numbers, in order (named when they were popped; now read by index, never popped). */
   refreshTodo (id: string): string {
     return `${this.prefix}{rj:${id}}:todo`
+  }
+
+  /** The chunks of numbers runners hold, by when their lease runs out. */
+  refreshLeases (id: string): string {
+    return `${this.prefix}{rj:${id}}:leases`
   }
 
   refreshActive (): string {
@@ -57,6 +63,11 @@ export class RedisKeys {
   /** The numbers already in the campaign: a number listed twice is notified once. */
   campaignNumbers (id: string): string {
     return `${this.prefix}{c:${id}}:numbers`
+  }
+
+  /** The chunks of recipients runners hold, by when their lease runs out. */
+  campaignLeases (id: string): string {
+    return `${this.prefix}{c:${id}}:leases`
   }
 
   /** Every campaign by creation time (for listing). */

@@ -6,14 +6,14 @@ import type { Reachability } from '../../domain/reachability.js'
 import type { NotificationEvent } from '../../notifications/types.js'
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
-  type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
+  type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
   type StoredNotification, type Transition,
 } from '../store.js'
 import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
 import {
-  ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_RECIPIENTS, COMPLETE_CAMPAIGN, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_IDEMPOTENCY,
-  RELEASE, RELEASE_DUE, SET_CAMPAIGN_STATUS, TAKE_DUE, TAKE_TOKEN, TRANSITION,
+  ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY,
+  RELEASE, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, TAKE_DUE, TAKE_TOKEN, TRANSITION,
 } from './lua/scripts.js'
 
 declare module 'ioredis' {
@@ -27,11 +27,13 @@ declare module 'ioredis' {
     rrTakeDue (queue: string, leased: string, now: number, until: number, count: number): Result<string[], Context>
     rrExpireLeases (queue: string, leased: string, now: number): Result<number, Context>
     rrTakeToken (bucket: string, rate: number, burst: number): Result<number, Context>
-    rrCompleteRefresh (job: string, todo: string, at: string): Result<number, Context>
+    rrCompleteRefresh (job: string, list: string, leases: string, at: string): Result<number, Context>
     rrAppendRecipients (campaign: string, list: string, numbers: string, ...pairs: string[]): Result<number[], Context>
-    rrClaimRecipients (campaign: string, list: string, count: number): Result<string[], Context>
+    rrClaimChunk (hash: string, list: string, leases: string, now: number, until: number, count: number): Result<(number | string)[], Context>
+    rrRenewChunk (leases: string, chunk: string, until: number, newUntil: number): Result<number, Context>
+    rrFinishChunk (hash: string, leases: string, chunk: string, until: number, ...counts: (string | number)[]): Result<number, Context>
     rrSetCampaignStatus (campaign: string, to: string, at: string, ...from: string[]): Result<[number, string], Context>
-    rrCompleteCampaign (campaign: string, list: string, at: string): Result<number, Context>
+    rrCompleteCampaign (campaign: string, list: string, leases: string, at: string): Result<number, Context>
     rrFinishIdempotency (key: string, token: string, hash: string, response: string, ttl: number): Result<number, Context>
   }
 }
@@ -137,12 +139,14 @@ export class RedisStore implements Store {
     redis.defineCommand('rrTakeDue', { numberOfKeys: 2, lua: TAKE_DUE })
     redis.defineCommand('rrExpireLeases', { numberOfKeys: 2, lua: EXPIRE_LEASES })
     redis.defineCommand('rrTakeToken', { numberOfKeys: 1, lua: TAKE_TOKEN })
-    redis.defineCommand('rrCompleteRefresh', { numberOfKeys: 2, lua: COMPLETE_REFRESH })
+    redis.defineCommand('rrCompleteRefresh', { numberOfKeys: 3, lua: COMPLETE_REFRESH })
     redis.defineCommand('rrClaim', { numberOfKeys: 1, lua: CLAIM })
     redis.defineCommand('rrAppendRecipients', { numberOfKeys: 3, lua: APPEND_RECIPIENTS })
-    redis.defineCommand('rrClaimRecipients', { numberOfKeys: 2, lua: CLAIM_RECIPIENTS })
+    redis.defineCommand('rrClaimChunk', { numberOfKeys: 3, lua: CLAIM_CHUNK })
+    redis.defineCommand('rrRenewChunk', { numberOfKeys: 1, lua: RENEW_CHUNK })
+    redis.defineCommand('rrFinishChunk', { numberOfKeys: 2, lua: FINISH_CHUNK })
     redis.defineCommand('rrSetCampaignStatus', { numberOfKeys: 1, lua: SET_CAMPAIGN_STATUS })
-    redis.defineCommand('rrCompleteCampaign', { numberOfKeys: 2, lua: COMPLETE_CAMPAIGN })
+    redis.defineCommand('rrCompleteCampaign', { numberOfKeys: 3, lua: COMPLETE_CAMPAIGN })
     redis.defineCommand('rrFinishIdempotency', { numberOfKeys: 1, lua: FINISH_IDEMPOTENCY })
     redis.defineCommand('rrRelease', { numberOfKeys: 1, lua: RELEASE })
     redis.defineCommand('rrReleaseDue', { numberOfKeys: 1 + LANES.length, lua: RELEASE_DUE })
@@ -420,17 +424,21 @@ export class RedisStore implements Store {
     return this.guard(this.redis.smembers(this.keys.refreshActive()))
   }
 
-  async takeRefreshNumbers (id: string, count: number): Promise<string[]> {
-    return (await this.guard(this.redis.lpop(this.keys.refreshTodo(id), count))) ?? []
+  async claimRefreshNumbers (id: string, count: number, now: number, leaseUntil: number): Promise<ClaimedChunk | null> {
+    return this.claimChunk(this.keys.refreshJob(id), this.keys.refreshTodo(id), this.keys.refreshLeases(id), count, now, leaseUntil)
   }
 
-  async countRefresh (id: string, done: number, failed: number): Promise<void> {
-    const key = this.keys.refreshJob(id)
-    await this.guard(Promise.all([this.redis.hincrby(key, 'done', done), this.redis.hincrby(key, 'failed', failed)]))
+  async renewRefreshChunk (id: string, lease: ChunkLease, until: number): Promise<boolean> {
+    return (await this.guard(this.redis.rrRenewChunk(this.keys.refreshLeases(id), chunkMember(lease), lease.until, until))) === 1
+  }
+
+  async finishRefreshChunk (id: string, lease: ChunkLease, done: number, failed: number): Promise<boolean> {
+    return (await this.guard(this.redis.rrFinishChunk(this.keys.refreshJob(id), this.keys.refreshLeases(id), chunkMember(lease), lease.until,
+      'done', done, 'failed', failed))) === 1
   }
 
   async completeRefreshJob (id: string, at: string): Promise<boolean> {
-    const complete = await this.guard(this.redis.rrCompleteRefresh(this.keys.refreshJob(id), this.keys.refreshTodo(id), at)) === 1
+    const complete = await this.guard(this.redis.rrCompleteRefresh(this.keys.refreshJob(id), this.keys.refreshTodo(id), this.keys.refreshLeases(id), at)) === 1
     // A job gone past its retention is also no longer active.
     if (complete || !(await this.guard(this.redis.exists(this.keys.refreshJob(id))))) await this.guard(this.redis.srem(this.keys.refreshActive(), id))
     return complete
@@ -458,8 +466,24 @@ export class RedisStore implements Store {
     return added.map(a => a === 1)
   }
 
-  async claimCampaignRecipients (id: string, count: number): Promise<string[]> {
-    return this.guard(this.redis.rrClaimRecipients(this.keys.campaign(id), this.keys.campaignRecipients(id), count))
+  async claimCampaignRecipients (id: string, count: number, now: number, leaseUntil: number): Promise<ClaimedChunk | null> {
+    return this.claimChunk(this.keys.campaign(id), this.keys.campaignRecipients(id), this.keys.campaignLeases(id), count, now, leaseUntil)
+  }
+
+  async renewCampaignChunk (id: string, lease: ChunkLease, until: number): Promise<boolean> {
+    return (await this.guard(this.redis.rrRenewChunk(this.keys.campaignLeases(id), chunkMember(lease), lease.until, until))) === 1
+  }
+
+  async finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>): Promise<boolean> {
+    const pairs = Object.entries(counts).filter(([, n]) => n !== 0).flat()
+    return (await this.guard(this.redis.rrFinishChunk(this.keys.campaign(id), this.keys.campaignLeases(id), chunkMember(lease), lease.until, ...pairs))) === 1
+  }
+
+  private async claimChunk (hash: string, list: string, leases: string, count: number, now: number, leaseUntil: number): Promise<ClaimedChunk | null> {
+    const reply = await this.guard(this.redis.rrClaimChunk(hash, list, leases, now, leaseUntil, count))
+    if (reply.length === 0) return null
+    const [start, taken, ...items] = reply
+    return { lease: { start: Number(start), count: Number(taken), until: leaseUntil }, items: items as string[] }
   }
 
   async countCampaign (id: string, counts: Record<string, number>): Promise<void> {
@@ -477,7 +501,7 @@ export class RedisStore implements Store {
   }
 
   async completeCampaign (id: string, at: string): Promise<boolean> {
-    return (await this.guard(this.redis.rrCompleteCampaign(this.keys.campaign(id), this.keys.campaignRecipients(id), at))) === 1
+    return (await this.guard(this.redis.rrCompleteCampaign(this.keys.campaign(id), this.keys.campaignRecipients(id), this.keys.campaignLeases(id), at))) === 1
   }
 
   async getCampaign (id: string): Promise<CampaignRecord | null> {
@@ -614,4 +638,9 @@ function reportFromHash (phoneNumber: string, h: Record<string, string>): Number
 function fieldValue (fields: string[], name: string): string {
   const i = fields.indexOf(name)
   return i >= 0 ? fields[i + 1]! : ''
+}
+
+/** How a chunk is named in its leases set. */
+function chunkMember (lease: ChunkLease): string {
+  return `${lease.start}:${lease.count}`
 }

@@ -182,12 +182,16 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
 return wait
 `
 
-/** KEYS: job hash, todo list. ARGV: completed at. Completes the job once nothing is left and every number is counted. */
+/**
+ * KEYS: job hash, numbers list, leases. ARGV: completed at. Completes the job once every chunk of numbers is
+ * taken and finished and every number is counted.
+ */
 export const COMPLETE_REFRESH = `
-if redis.call('HGET', KEYS[1], 'status') == 'completed' then return 1 end
-if redis.call('LLEN', KEYS[2]) > 0 then return 0 end
-local j = redis.call('HMGET', KEYS[1], 'total', 'done', 'failed')
-if tonumber(j[2]) + tonumber(j[3]) < tonumber(j[1]) then return 0 end
+local j = redis.call('HMGET', KEYS[1], 'status', 'next', 'total', 'done', 'failed')
+if j[1] == 'completed' then return 1 end
+if tonumber(j[2] or '0') < redis.call('LLEN', KEYS[2]) then return 0 end
+if redis.call('ZCARD', KEYS[3]) > 0 then return 0 end
+if tonumber(j[4]) + tonumber(j[5]) < tonumber(j[3]) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'completed', 'completed_at', ARGV[1])
 return 1
 `
@@ -214,13 +218,53 @@ redis.call('PEXPIRE', KEYS[3], pttl)
 return added
 `
 
-/** KEYS: campaign hash, recipients list. ARGV: count. Takes the next recipients of a running campaign. */
-export const CLAIM_RECIPIENTS = `
+/**
+ * Work in leased chunks (a campaign's recipients, a fleet scan's numbers): a list never popped, the hash's `next`
+ * index, and a sorted set of the chunks held, "<start>:<count>" scored by when the lease runs out; the score is
+ * the holder's proof. KEYS: hash, list, leases. ARGV: now, lease until, count.
+ * While the hash's status is running, re-leases a chunk whose holder went silent, else leases the next `count`
+ * items; answers {start, count, items...}, or {} when there is nothing to take.
+ */
+export const CLAIM_CHUNK = `
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return {} end
-local from = tonumber(redis.call('HGET', KEYS[1], 'next') or '0')
-local taken = redis.call('LRANGE', KEYS[2], from, from + tonumber(ARGV[1]) - 1)
-if #taken > 0 then redis.call('HINCRBY', KEYS[1], 'next', #taken) end
-return taken
+local start, count
+local lapsed = redis.call('ZRANGE', KEYS[3], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, 1)
+if #lapsed > 0 then
+  local sep = string.find(lapsed[1], ':', 1, true)
+  start, count = tonumber(string.sub(lapsed[1], 1, sep - 1)), tonumber(string.sub(lapsed[1], sep + 1))
+else
+  start = tonumber(redis.call('HGET', KEYS[1], 'next') or '0')
+  count = math.min(tonumber(ARGV[3]), redis.call('LLEN', KEYS[2]) - start)
+  if count <= 0 then return {} end
+  redis.call('HSET', KEYS[1], 'next', start + count)
+end
+redis.call('ZADD', KEYS[3], ARGV[2], start .. ':' .. count)
+redis.call('PEXPIRE', KEYS[3], math.max(redis.call('PTTL', KEYS[1]), 1000))
+local items = redis.call('LRANGE', KEYS[2], start, start + count - 1)
+table.insert(items, 1, count)
+table.insert(items, 1, start)
+return items
+`
+
+/** KEYS: leases. ARGV: chunk, lease until, new lease until. Extends a lease this holder still has; answers 1, else 0. */
+export const RENEW_CHUNK = `
+if tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]) or '-1') ~= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+return 1
+`
+
+/**
+ * KEYS: hash, leases. ARGV: chunk, lease until, then pairs of counter and increment.
+ * Ends a chunk this holder still has and adds its counts in the same step; answers 1, else 0 (another runner
+ * took the chunk over and its counts will be the ones kept).
+ */
+export const FINISH_CHUNK = `
+if tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]) or '-1') ~= tonumber(ARGV[2]) then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  for i = 3, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return 1
 `
 
 /** KEYS: campaign hash. ARGV: to, at, then the statuses it may move from. Answers {changed (0/1), status now}. */
@@ -236,12 +280,16 @@ end
 return {0, status}
 `
 
-/** KEYS: campaign hash, recipients list. ARGV: at. Completes a running campaign once every accepted recipient is processed. */
+/**
+ * KEYS: campaign hash, recipients list, leases. ARGV: at. Completes a running campaign once every chunk is
+ * taken and finished and every accepted recipient is processed.
+ */
 export const COMPLETE_CAMPAIGN = `
 local c = redis.call('HMGET', KEYS[1], 'status', 'next', 'processed', 'recipients_accepted')
 if c[1] == 'completed' then return 1 end
 if c[1] ~= 'running' then return 0 end
 if tonumber(c[2] or '0') < redis.call('LLEN', KEYS[2]) then return 0 end
+if redis.call('ZCARD', KEYS[3]) > 0 then return 0 end
 if tonumber(c[3] or '0') < tonumber(c[4] or '0') then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'completed', 'completed_at', ARGV[1], 'updated_at', ARGV[1])
 return 1

@@ -1,0 +1,158 @@
+import t from 'tap'
+import { CampaignRunner } from '../../src/campaigns/runner.js'
+import { CampaignService, type RecipientLine } from '../../src/campaigns/service.js'
+import { NotificationService } from '../../src/notifications/service.js'
+import { UpstreamRateLimiter } from '../../src/reachability/rate-limit.js'
+import { ReachabilityService } from '../../src/reachability/service.js'
+import { RefreshRunner, startRefresh } from '../../src/reports/refresh.js'
+import { MemoryStore } from '../../src/store/memory/memory-store.js'
+import { RedisStore } from '../../src/store/redis/redis-store.js'
+import type { Store } from '../../src/store/store.js'
+import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.js'
+import { ScriptedUpstream } from '../helpers/upstream.js'
+import { waitFor } from '../helpers/wait.js'
+
+// Crash safety of the background runners, against both stores: a runner that dies holding a chunk of a
+// campaign (or a batch of a fleet scan) loses it when its lease runs out, another runner finishes it, and
+// each recipient still has exactly one notification and each number is counted once.
+
+const SHARDS = 3
+const haveRedis = await redisAvailable()
+
+type OpenStore = () => Promise<{ store: Store, cleanup: () => Promise<void> }>
+
+/** The store as a process sees it: between `die()` and `revive()` every call fails, as for a process that is gone. */
+function mortal (store: Store): { store: Store, die: () => void, revive: () => void } {
+  let dead = false
+  const proxy = new Proxy(store, {
+    get (target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => dead ? Promise.reject(new Error('this process is dead')) : (value as (...a: unknown[]) => unknown).apply(target, args)
+    },
+  })
+  return { store: proxy, die: () => { dead = true }, revive: () => { dead = false } }
+}
+
+async function services (store: Store) {
+  const upstream = new ScriptedUpstream()
+  const reachability = new ReachabilityService({
+    store, upstream, policy: { reachableSeconds: 60, unreachableSeconds: 60, invalidSeconds: 60 }, maxStaleSeconds: 60, deadlineMs: 2000,
+  })
+  const notifications = new NotificationService({ store, reachability, retentionSeconds: 3600, idempotencyTtlSeconds: 3600, firstRecheckSeconds: 3600 })
+  return { upstream, reachability, notifications, limiter: new UpstreamRateLimiter(store, 100_000, 'upstream', 1000) }
+}
+
+function suite (name: string, open: OpenStore, skip: string | false = false) {
+  t.test(name, { skip }, async t => {
+    t.test('a runner that dies mid-chunk: another finishes the campaign, each recipient notified exactly once', async t => {
+      const { store, cleanup } = await open()
+      const { reachability, notifications, limiter } = await services(store)
+      const campaigns = new CampaignService({ store, retentionSeconds: 3600, idempotencyTtlSeconds: 3600 })
+      const lines: RecipientLine[] = Array.from({ length: 50 }, (_, i) => ({ line: i + 2, recipient: { to: `+4479111${String(i).padStart(5, '0')}`, push_token: `tok-${i}` } }))
+      const { answer } = await campaigns.create('svc', { name: 'crash', message: { sms: { text: 'hi' }, push: { title: 'hi', body: 'hi' } }, routing: { prefer: 'push', channels: ['push', 'sms'], on_unreachable: 'drop', on_unknown: 'sms', ttl_seconds: 3600 } }, lines)
+      const id = answer.id
+
+      // Every notification id each number was answered with, by either runner (a replay answers the first one).
+      const ids = new Map<string, Set<string>>()
+      const recording = (accept: NotificationService['accept']): NotificationService => ({
+        accept: async (...args: Parameters<NotificationService['accept']>) => {
+          const result = await accept(...args)
+          const set = ids.get(args[1].to) ?? new Set()
+          ids.set(args[1].to, set.add(result.answer.id))
+          return result
+        },
+      }) as unknown as NotificationService
+
+      // Runner A makes 7 notifications of its first chunk, then its process dies: its calls hang, its store is gone.
+      const a = mortal(store)
+      const hung: (() => void)[] = []
+      let made = 0
+      let revived = false
+      const aNotifications = recording(async (...args) => {
+        if (made++ < 7 || revived) return notifications.accept(...args)
+        a.die()
+        await new Promise<void>(resolve => hung.push(resolve))
+        return notifications.accept(...args)
+      })
+      const runnerA = new CampaignRunner({ store: a.store, notifications: aNotifications, reachability, limiter, concurrency: 4, chunkSize: 20, pollMs: 10, leaseMs: 300 })
+      runnerA.start()
+      await waitFor(() => hung.length > 0 ? true : undefined, 5000, 'runner A to die')
+
+      const runnerB = new CampaignRunner({ store, notifications: recording(notifications.accept.bind(notifications)), reachability, limiter, concurrency: 4, chunkSize: 20, pollMs: 10, leaseMs: 300 })
+      runnerB.start()
+      t.teardown(async () => {
+        for (const resume of hung.splice(0)) resume()
+        await Promise.all([runnerA.stop(), runnerB.stop()])
+        await cleanup()
+      })
+      const done = await waitFor(async () => {
+        const c = await store.getCampaign(id)
+        return c?.status === 'completed' ? c : undefined
+      }, 10_000, 'the campaign to complete')
+
+      t.match(done.counters, { recipients_accepted: 50, processed: 50 })
+      t.equal((done.counters['channel:push'] ?? 0) + (done.counters['channel:sms'] ?? 0), 50, 'one channel counted per recipient')
+      t.equal(ids.size, 50, 'every recipient notified')
+      t.same([...ids].filter(([, set]) => set.size !== 1).map(([to]) => to), [], 'no recipient has a second notification')
+      const jobs = async () => {
+        let n = 0
+        for (let shard = 0; shard < SHARDS; shard++) {
+          const depth = await store.outboxDepth(shard)
+          n += depth.push_bulk + depth.sms_bulk
+        }
+        return n
+      }
+      t.equal(await jobs(), 50, 'exactly 50 jobs in the bulk lanes: one notification each')
+
+      // Runner A comes back to life: its calls go through (answering the notifications made), its counts are refused.
+      a.revive()
+      revived = true
+      for (const resume of hung.splice(0)) resume()
+      await runnerA.stop()
+      t.equal(await jobs(), 50, 'still 50 jobs')
+      t.match((await store.getCampaign(id))?.counters, { processed: 50 }, 'nothing counted twice')
+      t.same([...ids].filter(([, set]) => set.size !== 1).map(([to]) => to), [])
+    })
+
+    t.test('a fleet-scan batch taken by a runner that died is checked by another; the job completes, each number counted once', async t => {
+      const { store, cleanup } = await open()
+      const { upstream, reachability, limiter } = await services(store)
+      const numbers = Array.from({ length: 10 }, (_, i) => `+4479112${String(i).padStart(5, '0')}`)
+      const job = await startRefresh(store, 'svc', numbers)
+      const now = Date.now()
+      // A process claims a batch and dies before checking it.
+      t.ok(await store.claimRefreshNumbers(job.id, 4, now, now + 300))
+      const runner = new RefreshRunner({ store, reachability, limiter, concurrency: 4, pollMs: 10, leaseMs: 300 })
+      runner.start()
+      t.teardown(async () => {
+        await runner.stop()
+        await cleanup()
+      })
+      const done = await waitFor(async () => {
+        const j = await store.getRefreshJob(job.id)
+        return j?.status === 'completed' ? j : undefined
+      }, 10_000, 'the fleet scan to complete')
+      t.match(done, { total: 10, done: 10, failed: 0 })
+      t.equal(upstream.calls, 10, 'each number checked once (the dead runner checked none)')
+    })
+  })
+}
+
+suite('memory store', async () => {
+  const store = new MemoryStore({ shards: SHARDS })
+  return { store, cleanup: () => store.close() }
+})
+
+suite('redis store', async () => {
+  const keyPrefix = uniquePrefix()
+  const store = await RedisStore.connect({ url: REDIS_URL, keyPrefix, commandTimeoutMs: 2000, shards: SHARDS })
+  return {
+    store,
+    cleanup: async () => {
+      await store.close()
+      await dropPrefix(keyPrefix)
+    },
+  }
+}, !haveRedis && 'Redis is not running (CI=true makes this a failure)')
+
