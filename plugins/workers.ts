@@ -65,6 +65,7 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     onHandedOver: () => worker.poke(),
     onLeft: n => app.reachabilityEvents.unwatch(n.request.to, n.id),
     onCampaignFinal: countCampaignFinal,
+    isCampaignCancelled: id => app.campaigns.isCancelled(id),
     log: app.log,
   })
   app.decorate('deliveryWorker', worker)

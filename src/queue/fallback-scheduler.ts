@@ -31,6 +31,8 @@ export interface FallbackSchedulerOptions {
   onLeft?: (notification: Notification) => Promise<void>
   /** Told when a campaign's notification reaches a final status here. Must not throw. */
   onCampaignFinal?: (campaignId: string, status: NotificationStatus) => void
+  /** Whether a notification's campaign was cancelled: its notifications still waiting here are dropped when due. */
+  isCampaignCancelled?: (campaignId: string) => Promise<boolean>
   log?: { warn: (obj: object, msg: string) => void, error: (obj: object, msg: string) => void }
 }
 
@@ -127,6 +129,10 @@ export class FallbackScheduler {
     }
     const nowMs = this.now()
     const at = new Date(nowMs).toISOString()
+    if (n.campaign_id !== undefined && await this.options.isCampaignCancelled?.(n.campaign_id)) {
+      await this.end(lease, n, 'dropped', 'campaign cancelled', [], at, null)
+      return
+    }
     const expiresAt = Date.parse(n.expires_at)
     if (nowMs >= expiresAt) {
       await this.expire(lease, n, at)
@@ -221,7 +227,8 @@ export class FallbackScheduler {
       events: [...events, { at, type: 'final', detail: `${status}: ${reason}`, status }],
       lease,
       next,
-      dead: true,
+      // A drop is what was asked for: no dead letter.
+      dead: status !== 'dropped',
       at: this.now(),
     })
     if (!ended) return

@@ -64,6 +64,8 @@ interface RigOptions {
   upstream?: ScriptedUpstream | SandboxUpstream
   firstCheckSeconds?: number
   leaseSeconds?: number
+  isCampaignCancelled?: (campaignId: string) => Promise<boolean>
+  onCampaignFinal?: (campaignId: string, status: string) => void
 }
 
 async function rig (t: Test, connect: () => Promise<Store>, options: RigOptions = {}) {
@@ -81,6 +83,8 @@ async function rig (t: Test, connect: () => Promise<Store>, options: RigOptions 
   const scheduler = new FallbackScheduler({
     store, reachability, firstCheckSeconds: 0.2, backoffFactor: 2, maxIntervalSeconds: 0.4, recheckMaxAgeSeconds: 0,
     leaseSeconds: options.leaseSeconds ?? 5, concurrency: 32, pollMs: 30, onHandedOver: () => worker.poke(),
+    ...(options.isCampaignCancelled ? { isCampaignCancelled: options.isCampaignCancelled } : {}),
+    ...(options.onCampaignFinal ? { onCampaignFinal: options.onCampaignFinal } : {}),
   })
   const notifications = new NotificationService({
     store, reachability, retentionSeconds: 3600, idempotencyTtlSeconds: 3600, firstRecheckSeconds: options.firstCheckSeconds ?? 0.2,
@@ -125,6 +129,30 @@ for (const kind of ['memory', 'redis'] as const) {
       t.match(state, { waiting: 0, due: 0, leased: 0 })
       t.ok(state.wakeups_last_hour >= 1)
       t.ok(state.checks_last_hour >= 2)
+    })
+
+    t.test('a cancelled campaign\'s notification waiting here is dropped when due ("campaign cancelled"), not sent', async t => {
+      const connect = await openStore(t, kind)
+      const finals: [string, string][] = []
+      const r = await rig(t, connect, {
+        isCampaignCancelled: async id => id === 'cmp_cancelled',
+        onCampaignFinal: (id, status) => finals.push([id, status]),
+      })
+      const accept = async (to: string, campaignId: string) =>
+        (await r.notifications.accept('svc', r.request(to), undefined, { campaignId, bulk: true })).answer
+      const cancelled = await accept('+990123444', 'cmp_cancelled')
+      const live = await accept('+990123444', 'cmp_live')
+      t.match([cancelled, live], [{ channel: 'fallback_queue' }, { channel: 'fallback_queue' }])
+      r.worker.start()
+      r.scheduler.start()
+      const dropped = await r.until(cancelled.id, 'dropped')
+      t.match(dropped.events.at(-1), { type: 'final', status: 'dropped', detail: 'dropped: campaign cancelled' })
+      t.equal(dropped.events.filter(e => e.type === 'recheck').length, 0, 'no re-check spent on it')
+      await r.until(live.id, 'sent')
+      t.equal(r.push.count(cancelled.id) + r.sms.count(cancelled.id), 0, 'the cancelled one is never sent')
+      t.same(finals, [['cmp_cancelled', 'dropped']], 'its final status is counted for the campaign')
+      const state = await new QueueOps(r.store).state()
+      t.match(state, { waiting: 0, due: 0, leased: 0, dead: 0 }, 'out of the queue, and not a dead letter')
     })
 
     t.test('a device that never comes back: expired at the ttl, on the dead-letter list', async t => {
