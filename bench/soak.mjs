@@ -19,7 +19,7 @@ import { freePort, root } from './lib/harness.mjs'
 import { apiStatuses, heldBy, storedNotifications, verdict } from './soak/check.mjs'
 import { newLedger, startPushGateway, startSmsProvider, startUpstream } from './soak/fakes.mjs'
 import { createLoad, ukNumbers } from './soak/load.mjs'
-import { build, killAll, startApi, startRedis, startWorker, stop } from './soak/processes.mjs'
+import { build, keepLogsIn, killAll, startApi, startRedis, startWorker, stop } from './soak/processes.mjs'
 
 const { values: flags } = parseArgs({
   options: {
@@ -53,6 +53,7 @@ if (!(DURATION_S >= 5 && DURATION_S <= 3600) || !(RATE > 0 && RATE <= 1000)) {
 const log = (...args) => console.error(`[soak ${new Date().toISOString().slice(11, 23)}]`, ...args)
 const tmp = mkdtempSync(join(tmpdir(), 'reachroute-soak-'))
 const closers = []
+if (flags.keep) keepLogsIn(tmp)
 let finished = false
 
 async function cleanup () {
@@ -190,7 +191,7 @@ async function main () {
       body: JSON.stringify({
         name: 'soak',
         message: { sms: { text: 'soak {{ref}}: campaign message' }, push: { title: 'soak', body: 'soak {{ref}}' } },
-        routing: { ttl_seconds: 20 },
+        routing: { ttl_seconds: 10 },
         recipients: numbers.slice(0, recipients).map((to, i) => ({ to, push_token: `ctok-${i}`, vars: { ref: `c${i}` } })),
       }),
     })
@@ -283,12 +284,15 @@ async function main () {
     }
     await sleep(500)
   }
-  await sleep(1000) // answers of the last deliveries
+  const drained = Date.now() <= drainUntil
+  // The workers stop (finishing what they hold) before the final reading, so nothing changes under it.
+  await Promise.all(workers.map(w => stop(w)))
   stored = await storedNotifications(redis)
   const statuses = await apiStatuses(api.base, token, load.requests.filter(r => r.id).map(r => r.id))
   campaign.view = await (await fetch(`${api.base}/v1/campaigns/${campaign.id}`, { headers: auth })).json()
 
   const result = verdict({ requests: load.requests, statuses, stored, deliveries, excused, campaign })
+  if (!drained) result.problems.push(`the queues did not drain within ${DRAIN_S} s of the end of the load`)
   const injected = faults.worker_sigkill > 0 && upstream.counters.served503 > 0 && upstream.counters.timedOut > 0 &&
     sms.counters.served429 > 0 && sms.counters.served500 > 0 && faults.redis_restarts > 0 && faults.api_sigterm > 0
   if (!injected) result.problems.push('a fault was not injected (see faults and the fakes\' counters)')
@@ -304,7 +308,6 @@ async function main () {
     push_gateway: push.counters,
     timeline,
   })
-  await Promise.all(workers.map(w => stop(w)))
   await stop(api)
   printTable(result)
   return result

@@ -50,6 +50,7 @@ export function createLoad ({ api, token, rate, idempotentShare = 0.25, randomNu
   const pending = new Set()
   let seq = 0
   let stopped = false
+  let stoppedAt = Infinity
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
 
   async function post (req) {
@@ -96,7 +97,8 @@ export function createLoad ({ api, token, rate, idempotentShare = 0.25, randomNu
         return answer
       }
       const definite = answer.status >= 400 && answer.status < 500 && answer.status !== 409 && answer.status !== 429
-      if (!req.key || definite || Date.now() > giveUpAt) return answer
+      // Once the load has stopped, a few more seconds for the answers still owed, then the run moves on.
+      if (!req.key || definite || Date.now() > Math.min(giveUpAt, stoppedAt + 5000)) return answer
       await sleep(Math.min(5000, Math.max(answer.retryAfterMs ?? 0, 200 * 2 ** Math.min(attempt, 3))))
     }
   }
@@ -115,7 +117,7 @@ export function createLoad ({ api, token, rate, idempotentShare = 0.25, randomNu
       to,
       message: { sms: { text: `soak ${tag}: your code is ${n % 10000}` }, push: { title: 'soak', body: `soak ${tag}` } },
       push_token: k.token === 'dead' ? `dead-${n}` : `tok-${n % 50}`,
-      routing: { ttl_seconds: k.ttl ?? 30 },
+      routing: { ttl_seconds: k.ttl ?? 15 },
       client_ref: tag,
     })
     const key = Math.random() < idempotentShare ? `soak-${runId}-${n}` : undefined
@@ -144,6 +146,7 @@ export function createLoad ({ api, token, rate, idempotentShare = 0.25, randomNu
       else if (wait < -1000) next = performance.now() // far behind (a stall): do not burst to catch up
     }
     stopped = true
+    stoppedAt = Date.now()
     await Promise.allSettled([...pending])
   }
 

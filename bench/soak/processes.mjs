@@ -1,13 +1,19 @@
 // The processes of a soak run: its own redis-server (AOF, fsync on every write), the API and the workers,
 // all built from this checkout. Every child is tracked so that the harness can kill what is left on any exit.
 import { execFile, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { createWriteStream, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 
 const children = new Set()
+let logDir
+
+/** Keeps each child's output in `<dir>/<name>.log` too (with --keep). */
+export function keepLogsIn (dir) {
+  logDir = dir
+}
 
 /** SIGKILLs every child still running (exit paths, SIGINT). */
 export function killAll () {
@@ -37,7 +43,9 @@ function track (child, name, logLines) {
     resolve({ code, signal })
   }))
   let partial = ''
+  const file = logDir ? createWriteStream(join(logDir, `${name}.log`), { flags: 'a' }) : undefined
   const onData = chunk => {
+    file?.write(chunk)
     partial += chunk.toString()
     const parts = partial.split('\n')
     partial = parts.pop()
