@@ -85,6 +85,8 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     reachability: app.reachability,
     limiter: upstreamBudget,
     concurrency: app.config.reachability.refreshConcurrency,
+    // A batch held by a process that died is taken again after the same time as a delivery job.
+    leaseMs: workers.visibilityTimeoutMs,
     pollMs: fallback.pollMs,
     log: app.log,
   })
@@ -96,6 +98,7 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     limiter: upstreamBudget,
     concurrency: workers.concurrency,
     chunkSize: 200,
+    leaseMs: workers.visibilityTimeoutMs,
     onProcessed: recordCampaignRecipients,
     pollMs: workers.idlePollMs,
     log: app.log,

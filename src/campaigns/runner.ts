@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pLimit from 'p-limit'
 import { underLease } from '../queue/chunk-lease.js'
 import { PollingLoop } from '../queue/polling-loop.js'
-import { AppError, ConflictError, UpstreamUnavailableError } from '../domain/errors.js'
+import { AppError, ConflictError, StoreUnavailableError, UpstreamUnavailableError } from '../domain/errors.js'
 import type { ReachabilityResult } from '../domain/reachability.js'
 import type { NotificationService } from '../notifications/service.js'
 import { isFinal } from '../notifications/types.js'
@@ -11,6 +11,9 @@ import type { ReachabilityService } from '../reachability/service.js'
 import type { CampaignDoc, Store } from '../store/store.js'
 import { fillMessage } from './placeholders.js'
 import type { Recipient } from './service.js'
+
+/** How long a recipient waits for a store that does not answer before it is counted as failed. */
+const STORE_PATIENCE_MS = 30_000
 
 export interface CampaignRunnerOptions {
   store: Store
@@ -106,13 +109,25 @@ export class CampaignRunner {
     return worked
   }
 
-  /** A recipient that still fails after a few tries (the store or a lookup away) is counted as failed: the campaign goes on. */
+  /**
+   * A recipient that still fails after a few tries is counted as failed: the campaign goes on. A store that does
+   * not answer (Redis restarting) is waited for, up to STORE_PATIENCE_MS: a short outage must not drop recipients.
+   */
   private async processOrFail (doc: CampaignDoc, index: number, recipient: Recipient, add: (key: string) => void): Promise<void> {
-    try {
-      await this.retrying(() => this.process(doc, index, recipient, add), 3)
-    } catch (err) {
-      this.options.log?.warn({ err, campaign: doc.id }, 'campaign runner: a recipient failed')
-      add('recipients_failed')
+    const giveUpAt = this.now() + STORE_PATIENCE_MS
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.process(doc, index, recipient, add)
+        return
+      } catch (err) {
+        const storeAway = err instanceof StoreUnavailableError && this.now() < giveUpAt
+        if (!storeAway && attempt >= 3) {
+          this.options.log?.warn({ err, campaign: doc.id }, 'campaign runner: a recipient failed')
+          add('recipients_failed')
+          return
+        }
+        await sleep(Math.min(1000, 50 * 2 ** attempt))
+      }
     }
   }
 
