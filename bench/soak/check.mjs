@@ -120,6 +120,8 @@ export function verdict ({ requests, statuses, stored, deliveries, excused, camp
       const refused = req.answers.some(a => a.status >= 400 && a.status < 500 && a.status !== 409 && a.status !== 429)
       if (refused) problems.push(`request ${req.tag} was refused (${req.answers.map(a => a.status).join(',')}) yet stored as ${ids[0]}`)
       else storedWithoutAnswer.push(`${ids[0]} (${req.tag}: ${req.answers.map(a => a.status || a.slug).join(',')})`)
+      // The caller was told it failed (or told nothing): a message must not go out for it.
+      if (deliveries.byId.has(ids[0])) problems.push(`${ids[0]} (${req.tag}) was delivered, but its caller never got a 202 (${req.answers.map(a => a.status || a.slug).join(',')})`)
     }
     if (req.id && ids.length === 1 && ids[0] !== req.id) problems.push(`request ${req.tag}: the 202 named ${req.id}, the store holds ${ids[0]}`)
     if (req.id && ids.length === 0) lost.push(`${req.id} (${req.tag}): accepted but not in the store`)

@@ -26,11 +26,15 @@ export function killAll () {
 export async function build (root, outDir) {
   const args = ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json']
   if (outDir !== join(root, 'dist')) args.push('--outDir', outDir, '--tsBuildInfoFile', join(outDir, '.tsbuildinfo'))
+  const building = promisify(execFile)(process.execPath, args, { cwd: root })
+  children.add(building.child)
   try {
-    await promisify(execFile)(process.execPath, args, { cwd: root })
+    await building
   } catch (err) {
     if (!existsSync(join(outDir, 'src', 'server.js')) || !existsSync(join(outDir, 'src', 'worker.js'))) throw err
     return (err.stdout ?? '').split('\n')[0]
+  } finally {
+    children.delete(building.child)
   }
   return undefined
 }
