@@ -1,4 +1,3 @@
-import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
 import type { FastifySchemaCompiler } from 'fastify'
 import { type FastifyPluginAsyncZod, validatorCompiler } from 'fastify-type-provider-zod'
@@ -12,6 +11,7 @@ import {
 import { jsonResponse } from '../../schemas/docs.js'
 import { IdempotencyHeaders } from '../../schemas/notification.js'
 import { pickProblems, problemResponse } from '../../schemas/problem.js'
+import { ndjsonLines } from './ndjson.js'
 
 const security = [{ bearerAuth: [] }]
 const NDJSON = 'application/x-ndjson'
@@ -37,7 +37,7 @@ const bodyAsIs: FastifySchemaCompiler<unknown> = (route) =>
 
 /** Reads an NDJSON body line by line: the first line is the campaign, then one recipient per line. */
 async function readNdjson (stream: Readable): Promise<{ header: Header, headerHash: string, recipients: AsyncIterable<RecipientLine> }> {
-  const lines = createInterface({ input: stream, crlfDelay: Infinity })[Symbol.asyncIterator]()
+  const lines = ndjsonLines(stream)
   const first = await lines.next()
   if (first.done || first.value.trim() === '') {
     throw new ValidationError('the first line must be the campaign {name, message, routing}', [{ path: 'body.line.1', message: 'missing' }])

@@ -1,0 +1,22 @@
+import { Readable } from 'node:stream'
+import t from 'tap'
+import { MAX_LINE_LENGTH, ndjsonLines } from '../../../routes/v1/campaigns/ndjson.js'
+
+const collect = async (chunks: (string | Buffer)[]) => {
+  const out: string[] = []
+  for await (const line of ndjsonLines(Readable.from(chunks.map(c => Buffer.from(c))))) out.push(line)
+  return out
+}
+
+t.test('lines split across chunks, CRLF, a character cut in two, a last line without a newline', async t => {
+  const euro = Buffer.from('{"name":"€"}\n')
+  const cut = euro.indexOf(0xe2) + 1
+  t.same(await collect(['{"a":1}\r\n{"b"', ':2}\n\n', euro.subarray(0, cut), euro.subarray(cut), '{"c":3}']),
+    ['{"a":1}', '{"b":2}', '', '{"name":"€"}', '{"c":3}'])
+})
+
+t.test('a line longer than the limit is refused with its number, before it is held whole', async t => {
+  const long = 'x'.repeat(64 * 1024)
+  const chunks = ['{"a":1}\n', ...Array.from({ length: Math.ceil(MAX_LINE_LENGTH / long.length) + 1 }, () => long)]
+  await t.rejects(collect(chunks), { status: 400, message: /^line 2 is longer than/ })
+})
