@@ -4,7 +4,7 @@ import type { ReachabilityResult } from '../domain/reachability.js'
 import type { ReachabilityService } from '../reachability/service.js'
 import { type Decision, decide, usableChannels } from '../routing/decide.js'
 import { type IdempotencyRef, type JobTarget, type Store, type StoredNotification, laneFor } from '../store/store.js'
-import { newNotificationId, randomShard, shardFor, shardOfId } from './ids.js'
+import { newNotificationId, shardFor, shardOfId } from './ids.js'
 import type { Notification, NotificationEvent, NotificationRequest, NotificationStatus, RoutedChannel } from './types.js'
 
 export interface AcceptAnswer {
@@ -36,6 +36,8 @@ export interface NotificationServiceOptions {
   onRouted?: (decision: Decision, reachability: ReachabilityResult | null, request: NotificationRequest) => void
 }
 
+type ClaimedKey = IdempotencyRef & { token: string, requestHash: string }
+
 /** How a notification is accepted on behalf of a campaign. */
 export interface AcceptOptions {
   /** The campaign it belongs to: kept on the notification. */
@@ -63,7 +65,7 @@ export class NotificationService {
       throw new UnprocessableError('no channel can carry this message: give SMS text, or push content with a push_token, on a channel that routing.channels allows')
     }
     const { store } = this.options
-    let idem: (IdempotencyRef & { token: string, requestHash: string }) | undefined
+    let idem: ClaimedKey | undefined
     if (idempotencyKey !== undefined) {
       const requestHash = hashRequest(request)
       const scoped = `${owner}\u0000${idempotencyKey}`
@@ -85,8 +87,21 @@ export class NotificationService {
     }
   }
 
-  private async route (owner: string, request: NotificationRequest, idem: (IdempotencyRef & { token: string, requestHash: string }) | undefined, options: AcceptOptions): Promise<AcceptAnswer> {
-    const { store } = this.options
+  private async route (owner: string, request: NotificationRequest, idem: ClaimedKey | undefined, options: AcceptOptions): Promise<AcceptAnswer> {
+    // The cache entry this process last read for the number, if still fresh: routed on it and stored in one
+    // step that checks the entry is unchanged (one store round trip). Otherwise (or if it changed) a lookup.
+    if (options.reachability === undefined && !idem) {
+      const guess = this.options.reachability.recentlyCached(request.to, request.routing.max_age)
+      if (guess) {
+        const answer = await this.store(owner, request, undefined, options, guess.result, '', guess.version)
+        if (answer) {
+          this.options.reachability.confirmed(guess)
+          return answer
+        }
+        this.options.reachability.forget(request.to)
+      }
+    }
+
     let reachability: ReachabilityResult | null = null
     let lookupNote = options.reachability === null ? 'the upstream gave no answer' : ''
     if (options.reachability !== undefined) {
@@ -99,11 +114,24 @@ export class NotificationService {
         lookupNote = err.message
       }
     }
+    const answer = await this.store(owner, request, idem, options, reachability, lookupNote)
+    if (!answer) throw new ConflictError('the Idempotency-Key claim of this request ran out and was taken by another request', 1)
+    return answer
+  }
+
+  /**
+   * Routes on `reachability` and stores the notification with its job; null when nothing was stored: the
+   * idempotency claim was lost, or the cache entry `basedOnVersion` names changed in the meantime.
+   */
+  private async store (owner: string, request: NotificationRequest, idem: ClaimedKey | undefined, options: AcceptOptions,
+    reachability: ReachabilityResult | null, lookupNote: string, basedOnVersion?: string): Promise<AcceptAnswer | null> {
+    const { store } = this.options
     const decision = decide(reachability, request)
 
     const nowMs = this.now()
     const at = new Date(nowMs).toISOString()
-    const id = newNotificationId(idem?.shard ?? randomShard(store.shards))
+    // Without a key, in the number's shard: beside its cache entry, so the accept can check that entry.
+    const id = newNotificationId(idem?.shard ?? shardFor(request.to, store.shards))
     const status: NotificationStatus = decision.final ?? 'queued'
     const notification: Notification = {
       id,
@@ -161,8 +189,9 @@ export class NotificationService {
       ...(idem
         ? { idempotency: { ...idem, response: JSON.stringify(answer), ttlSeconds: this.options.idempotencyTtlSeconds } }
         : {}),
+      ...(basedOnVersion !== undefined ? { basedOn: { phoneNumber: request.to, version: basedOnVersion } } : {}),
     })
-    if (!accepted) throw new ConflictError('the Idempotency-Key claim of this request ran out and was taken by another request', 1)
+    if (!accepted) return null
     this.options.onRouted?.(decision, reachability, request)
     if (next.kind === 'outbox') this.options.onEnqueued?.()
     // Subscribing at the operator takes its own round trips: the caller's 202 does not wait for it.

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import pLimit from 'p-limit'
 import { UpstreamUnavailableError } from '../domain/errors.js'
 import { normalizePhoneNumber } from '../domain/phone.js'
@@ -22,6 +23,14 @@ export interface ReachabilityServiceOptions {
   now?: () => number
   /** Told of every result, whatever its source (reports, metrics). */
   onResult?: (result: ReachabilityResult) => void
+  /** How many numbers' latest cache reads this process remembers as guesses (see recentlyCached); default 10,000. */
+  recentEntries?: number
+}
+
+/** A cache entry this process read, as a guess to check (see ReachabilityService.recentlyCached). */
+export interface CachedGuess {
+  result: ReachabilityResult
+  version: string
 }
 
 /**
@@ -32,13 +41,16 @@ export interface ReachabilityServiceOptions {
 export class ReachabilityService {
   private readonly inFlight = new Map<string, Promise<ReachabilityResult>>()
   private readonly now: () => number
+  private readonly recent: LRUCache<string, CachedReachability>
 
   constructor (private readonly options: ReachabilityServiceOptions) {
     this.now = options.now ?? Date.now
+    this.recent = new LRUCache({ max: options.recentEntries ?? 10_000 })
   }
 
   async lookup (phoneNumber: string, options: LookupOptions = {}): Promise<ReachabilityResult> {
     const cached = await this.options.store.getReachability(phoneNumber)
+    if (cached?.version !== undefined) this.recent.set(phoneNumber, cached)
     if (cached && this.isFresh(cached, options.maxAgeSeconds)) return this.emit({ ...cached.record, source: 'cache' })
 
     const joined = this.inFlight.get(phoneNumber)
@@ -47,6 +59,27 @@ export class ReachabilityService {
       .finally(() => this.inFlight.delete(phoneNumber))
     this.inFlight.set(phoneNumber, lookup)
     return lookup
+  }
+
+  /**
+   * The cache entry this process last read for the number, if it would still answer a lookup now (fresh,
+   * and within maxAgeSeconds): a guess, to be checked by the store in the same step as the write that
+   * relies on it (AcceptCommand.basedOn), so a decision never rests on an entry that has since changed.
+   */
+  recentlyCached (phoneNumber: string, maxAgeSeconds?: number): CachedGuess | undefined {
+    const entry = this.recent.get(phoneNumber)
+    if (!entry?.version || !this.isFresh(entry, maxAgeSeconds)) return undefined
+    return { result: { ...entry.record, source: 'cache' }, version: entry.version }
+  }
+
+  /** Counts a guess the store confirmed as a lookup answered from the cache. */
+  confirmed (guess: CachedGuess): void {
+    this.emit(guess.result)
+  }
+
+  /** The guess turned out wrong: the number's entry changed since this process read it. */
+  forget (phoneNumber: string): void {
+    this.recent.delete(phoneNumber)
   }
 
   /** Caches an answer that came by other means (an operator's event) as if the upstream had just given it. */
@@ -59,6 +92,7 @@ export class ReachabilityService {
   /** A new answer goes into the cache for as long as its outcome deserves, and into the number's report. */
   private async keep (record: Reachability): Promise<void> {
     const { store, policy, maxStaleSeconds } = this.options
+    this.recent.delete(record.phone_number)
     const fresh = freshSeconds(record, policy)
     await Promise.all([
       fresh > 0 ? store.putReachability({ record, freshUntil: this.now() + fresh * 1000 }, fresh + maxStaleSeconds) : undefined,

@@ -8,6 +8,8 @@ export interface CachedReachability {
   record: Reachability
   /** Epoch ms until which the record is fresh; after it, it may only be served as stale. */
   freshUntil: number
+  /** Set by the store on read: which write of the number's entry this is (an AcceptCommand can be based on it). */
+  version?: string
 }
 
 /** The lanes a job can wait in: one outbox stream per lane and shard. Campaign traffic has lanes of its own (`_bulk`). */
@@ -48,6 +50,11 @@ export interface AcceptCommand {
   next: JobTarget
   retentionSeconds: number
   idempotency?: IdempotencyRef & { token: string, requestHash: string, response: string, ttlSeconds: number }
+  /**
+   * Accept only while the number's cache entry is still this version (the one the routing decision used).
+   * Never with `idempotency`; the notification must be in the number's shard (shardFor(phoneNumber)).
+   */
+  basedOn?: { phoneNumber: string, version: string }
 }
 
 /** Fields a transition may change; undefined leaves a field as it is. */
@@ -198,7 +205,8 @@ export interface Store {
   releaseIdempotency (ref: IdempotencyRef, token: string): Promise<void>
   /**
    * In one atomic step: the notification, its first events, its first job and the idempotency answer.
-   * Resolves false when the idempotency claim was lost (expired and taken by another request): nothing is written.
+   * Resolves false when the idempotency claim was lost (expired and taken by another request), or the cache entry
+   * of `basedOn` is no longer that version: nothing is written.
    */
   acceptNotification (command: AcceptCommand): Promise<boolean>
   getNotification (id: string, shard: number): Promise<StoredNotification | null>

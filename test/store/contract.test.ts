@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Reachability } from '../../src/domain/reachability.js'
-import { newNotificationId } from '../../src/notifications/ids.js'
+import { newNotificationId, shardFor } from '../../src/notifications/ids.js'
 import type { Notification } from '../../src/notifications/types.js'
 import { MemoryStore } from '../../src/store/memory/memory-store.js'
 import { RedisStore } from '../../src/store/redis/redis-store.js'
@@ -53,7 +53,9 @@ async function suite (t: Test, store: Store) {
   t.test('a cached reachability reads back as written', async t => {
     const entry = { record: record('+990100001'), freshUntil: Date.now() + 60_000 }
     await store.putReachability(entry, 120)
-    t.same(await store.getReachability('+990100001'), entry)
+    const { version, ...read } = (await store.getReachability('+990100001'))!
+    t.same(read, entry)
+    t.type(version, 'string', 'the store names which write this is')
   })
 
   t.test('an entry is gone once its keep time has passed', async t => {
@@ -66,9 +68,11 @@ async function suite (t: Test, store: Store) {
   t.test('a later write replaces the earlier one; what is read is a copy', async t => {
     await store.putReachability({ record: record('+990100003'), freshUntil: 1 }, 60)
     const second = { record: { ...record('+990100003'), is_reachable: false, connectivity: [] }, freshUntil: 2 }
+    const first = (await store.getReachability('+990100003'))!.version
     await store.putReachability(second, 60)
     const read = await store.getReachability('+990100003')
-    t.same(read, second)
+    t.match(read, second)
+    t.not(read!.version, first, 'each write is a new version')
     read!.record.connectivity.push('MUTATED')
     t.same((await store.getReachability('+990100003'))!.record.connectivity, [])
   })
@@ -79,6 +83,45 @@ async function suite (t: Test, store: Store) {
     const stored = await store.getNotification(n.id, 1)
     t.same(stored, { notification: n, events: [event('a'), event('b')] })
     t.equal(await store.getNotification(newNotificationId(1), 1), null)
+  })
+
+  t.test('an accept based on a cache entry is stored only while that entry is unchanged', async t => {
+    const phone = '+990100004'
+    const shard = shardFor(phone, SHARDS)
+    const based = (n: Notification, version: string, lane: 'sms' | 'push' | undefined) => store.acceptNotification({
+      notification: n,
+      events: [event('a')],
+      next: lane ? { kind: 'outbox', lane } : { kind: 'fallback', dueAt: Date.now() + 60_000 },
+      retentionSeconds: 60,
+      basedOn: { phoneNumber: phone, version },
+    })
+    await store.putReachability({ record: record(phone), freshUntil: Date.now() + 60_000 }, 120)
+    const { version } = (await store.getReachability(phone))!
+    const depth = async () => (await store.outboxDepth(shard)).push
+    const before = await depth()
+    for (const lane of ['push', undefined] as const) {
+      const n = notification(shard)
+      t.equal(await based(n, version!, lane), true, `unchanged entry: stored (${lane ?? 'fallback'})`)
+      t.ok(await store.getNotification(n.id, shard))
+    }
+    t.equal(await depth(), before + 1, 'the outbox job is there')
+
+    await store.putReachability({ record: { ...record(phone), is_reachable: false, connectivity: [] }, freshUntil: Date.now() + 60_000 }, 120)
+    for (const lane of ['push', undefined] as const) {
+      const n = notification(shard)
+      t.equal(await based(n, version!, lane), false, `the entry was written again: nothing stored (${lane ?? 'fallback'})`)
+      t.equal(await store.getNotification(n.id, shard), null)
+    }
+    t.equal(await depth(), before + 1, 'and no job')
+    t.equal(await based(notification(shard), 'no such version', 'push'), false)
+    const gone = notification(shardFor('+990100005', SHARDS))
+    t.equal(await store.acceptNotification({
+      notification: gone, events: [], next: { kind: 'outbox', lane: 'push' }, retentionSeconds: 60, basedOn: { phoneNumber: '+990100005', version: '1' },
+    }), false, 'no entry at all: nothing stored')
+    // Leave the shard's push lane as it was for the tests after this one.
+    for (const job of await store.readOutbox(shard, ['push'], 'based-on', 10)) {
+      await store.transition({ notificationId: job.notificationId, shard, patch: { status: 'sent' }, events: [], ack: job })
+    }
   })
 
   t.test('accepting into an outbox lane makes one job that one consumer gets', async t => {

@@ -118,6 +118,7 @@ export class MemoryStore implements Store {
   readonly shards: number
   private readonly now: () => number
   private readonly reachability: ExpiringMap<CachedReachability>
+  private reachabilityWrites = 0
   private readonly notifications: ExpiringMap<StoredNotification>
   private readonly idempotency: ExpiringMap<IdempotencyEntry>
   private readonly streams = new Map<string, Map<string, StreamEntry>>()
@@ -165,7 +166,8 @@ export class MemoryStore implements Store {
   }
 
   async putReachability (entry: CachedReachability, keepSeconds: number): Promise<void> {
-    this.reachability.set(entry.record.phone_number, structuredClone(entry), keepSeconds * 1000)
+    const { record, freshUntil } = entry
+    this.reachability.set(record.phone_number, { record: structuredClone(record), freshUntil, version: String(++this.reachabilityWrites) }, keepSeconds * 1000)
   }
 
   async claimIdempotency (ref: IdempotencyRef, requestHash: string, claimSeconds: number): Promise<IdempotencyClaim> {
@@ -188,6 +190,8 @@ export class MemoryStore implements Store {
   async acceptNotification (command: AcceptCommand): Promise<boolean> {
     const { notification, idempotency: idem } = command
     if (idem && this.idempotency.get(`${idem.shard}:${idem.key}`)?.token !== idem.token) return false
+    const basedOn = command.basedOn
+    if (basedOn && this.reachability.get(basedOn.phoneNumber)?.version !== basedOn.version) return false
     const shard = this.shardOf(notification.id)
     this.notifications.set(notification.id, structuredClone({ notification, events: command.events }), command.retentionSeconds * 1000)
     this.schedule(shard, notification.id, command.next, Date.parse(notification.created_at))

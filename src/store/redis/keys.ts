@@ -1,15 +1,21 @@
+import { shardFor } from '../../notifications/ids.js'
 import type { Lane } from '../store.js'
 
 // Every key is `<prefix>{<tag>}:<name>`: keys that a script touches together share one hash tag,
 // so the same code runs on a single Redis and on Redis Cluster.
 
 export class RedisKeys {
-  constructor (private readonly prefix: string) {}
+  constructor (private readonly prefix: string, private readonly shards: number) {}
 
-  /** Everything about one phone number lives under the number's own tag. */
+  /**
+   * The cached reachability of a number lives in the number's shard, beside the notifications accepted for it
+   * without an Idempotency-Key: one script can check the entry a decision was based on and store the notification.
+   */
   reachability (phoneNumber: string): string {
-    return `${this.prefix}{n:${phoneNumber}}:reach`
+    return `${this.shard(shardFor(phoneNumber, this.shards))}:reach:${phoneNumber}`
   }
+
+  /** Everything else about one phone number lives under the number's own tag. */
 
   /** Notifications waiting for the number's device (for event wake-ups). */
   watchers (phoneNumber: string): string {

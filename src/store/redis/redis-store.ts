@@ -19,7 +19,7 @@ import {
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     rrAccept (...args: (string | number)[]): Result<number, Context>
-    rrAcceptToOutbox (notification: string, stream: string, retention: number, id: string, doc: string, status: string): Result<number, Context>
+    rrAcceptToOutbox (notification: string, stream: string, cache: string, retention: number, id: string, doc: string, status: string, cacheValue: string): Result<number, Context>
     rrTransition (...args: (string | number)[]): Result<number, Context>
     rrClaim (key: string, token: string, hash: string, ms: number): Result<[string, ...(string | number)[]], Context>
     rrRelease (key: string, token: string): Result<number, Context>
@@ -118,7 +118,7 @@ export class RedisStore implements Store {
   readonly keys: RedisKeys
 
   private constructor (readonly redis: Redis | Cluster, keyPrefix: string, readonly shards: number, private readonly deadlineMs: number) {
-    this.keys = new RedisKeys(keyPrefix)
+    this.keys = new RedisKeys(keyPrefix, shards)
   }
 
   /** Every call of this store ends within its command timeout, answered or not. */
@@ -133,8 +133,8 @@ export class RedisStore implements Store {
     // Without a listener ioredis prints every reconnect failure as an unhandled error.
     redis.on('error', () => {})
     redis.on('node error', () => {})
-    redis.defineCommand('rrAccept', { numberOfKeys: 7, lua: ACCEPT })
-    redis.defineCommand('rrAcceptToOutbox', { numberOfKeys: 2, lua: ACCEPT_TO_OUTBOX })
+    redis.defineCommand('rrAccept', { numberOfKeys: 8, lua: ACCEPT })
+    redis.defineCommand('rrAcceptToOutbox', { numberOfKeys: 3, lua: ACCEPT_TO_OUTBOX })
     redis.defineCommand('rrTransition', { numberOfKeys: 7, lua: TRANSITION })
     redis.defineCommand('rrTakeDue', { numberOfKeys: 2, lua: TAKE_DUE })
     redis.defineCommand('rrExpireLeases', { numberOfKeys: 2, lua: EXPIRE_LEASES })
@@ -173,12 +173,15 @@ export class RedisStore implements Store {
 
   async getReachability (phoneNumber: string): Promise<CachedReachability | null> {
     const raw = await this.guard(this.redis.get(this.keys.reachability(phoneNumber)))
-    return raw === null ? null : JSON.parse(raw) as CachedReachability
+    if (raw === null) return null
+    // The stored text itself is the version: the accept script compares it as it stands.
+    return { ...JSON.parse(raw) as CachedReachability, version: raw }
   }
 
   async putReachability (entry: CachedReachability, keepSeconds: number): Promise<void> {
     if (keepSeconds <= 0) return
-    await this.guard(this.redis.set(this.keys.reachability(entry.record.phone_number), JSON.stringify(entry), 'EX', keepSeconds))
+    const { record, freshUntil } = entry
+    await this.guard(this.redis.set(this.keys.reachability(record.phone_number), JSON.stringify({ record, freshUntil }), 'EX', keepSeconds))
   }
 
   async claimIdempotency (ref: IdempotencyRef, requestHash: string, claimSeconds: number): Promise<IdempotencyClaim> {
@@ -196,20 +199,22 @@ export class RedisStore implements Store {
   async acceptNotification (command: AcceptCommand): Promise<boolean> {
     const { notification: n, idempotency: idem } = command
     const shard = shardOfId(n.id, this.shards)!
+    const basedOn = command.basedOn
+    // Without a check the third key is the notification's own: every key stays in the shard's slot.
+    const cacheKey = basedOn ? this.keys.reachability(basedOn.phoneNumber) : this.keys.notification(shard, n.id)
     if (command.next.kind === 'outbox' && !idem) {
-      await this.guard(this.redis.rrAcceptToOutbox(this.keys.notification(shard, n.id), this.keys.outbox(shard, command.next.lane),
-        command.retentionSeconds, n.id, acceptDocument(n, command.events), n.status))
-      return true
+      return await this.guard(this.redis.rrAcceptToOutbox(this.keys.notification(shard, n.id), this.keys.outbox(shard, command.next.lane),
+        cacheKey, command.retentionSeconds, n.id, acceptDocument(n, command.events), n.status, basedOn?.version ?? '')) === 1
     }
     const next = this.nextArgs(shard, n.id, command.next)
     const result = await this.guard(this.redis.rrAccept(
       this.keys.notification(shard, n.id), this.keys.events(shard, n.id), next.key,
       idem ? this.keys.idempotency(idem.shard, idem.key) : this.keys.notification(shard, n.id),
-      ...this.queueKeys(shard),
+      ...this.queueKeys(shard), cacheKey,
       command.retentionSeconds, next.kind, next.score, next.member,
       idem?.token ?? '', idem?.ttlSeconds ?? 0, idem?.requestHash ?? '', idem?.response ?? '',
       n.id, Date.parse(n.created_at), '0',
-      acceptDocument(n, command.events), n.status,
+      acceptDocument(n, command.events), n.status, basedOn?.version ?? '',
     ))
     return result === 1
   }

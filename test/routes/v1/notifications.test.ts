@@ -293,5 +293,5 @@ t.test('with Redis, the notification and its job live in Redis under the shard\'
   t.equal(await redis.hget(`${prefix}{s${shard}}:n:${id}`, 'status'), 'queued')
   t.ok(await redis.ttl(`${prefix}{s${shard}}:n:${id}`) > 6 * 86400, 'kept for the retention time')
   t.equal(await redis.xlen(`${prefix}{s${shard}}:outbox:sms`), 1)
-  t.ok(await redis.exists(`${prefix}{n:+990123411}:reach`), 'the reachability cache is in Redis')
+  t.ok(await redis.exists(`${prefix}{s${shard}}:reach:+990123411`), 'the reachability cache is in Redis, in the number\'s shard: the notification\'s')
 })

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { shardFor } from '../../../src/notifications/ids.js'
 import { SandboxUpstream } from '../../../src/reachability/upstreams/sandbox.js'
 import { buildTestApp } from '../../helpers/app.js'
 import { CountingUpstream } from '../../helpers/upstream.js'
@@ -162,9 +163,10 @@ t.test('with REDIS_URL the cache lives in Redis and survives a restart of the se
 
   const redis = new Redis(REDIS_URL)
   t.teardown(() => redis.disconnect())
-  const stored = JSON.parse((await redis.get(`${prefix}{n:+990123411}:reach`))!)
+  const key = `${prefix}{s${shardFor('+990123411', first.app.config.shards)}}:reach:+990123411`
+  const stored = JSON.parse((await redis.get(key))!)
   t.same(stored.record.connectivity, ['SMS'], 'visible with redis-cli under the number\'s key')
-  t.ok(await redis.ttl(`${prefix}{n:+990123411}:reach`) > 300, 'kept for its freshness plus the stale window')
+  t.ok(await redis.ttl(key) > 300, 'kept for its freshness plus the stale window')
 
   const second = await buildTestApp(env)
   t.teardown(() => second.app.close())

@@ -32,9 +32,11 @@ local events = cjson.decode(ARGV[from + 1])
 
 /**
  * The commonest accept, kept lean: straight to an outbox, no Idempotency-Key.
- * KEYS: notification, outbox stream. ARGV: retention, id, doc, status.
+ * KEYS: notification, outbox stream, the number's cache entry. ARGV: retention, id, doc, status, the entry's
+ * expected value ('': no check; else nothing is written unless the entry is still that value).
  */
 export const ACCEPT_TO_OUTBOX = `
+if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[5] then return 0 end
 redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'status', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('XADD', KEYS[2], '*', 'id', ARGV[2])
@@ -45,11 +47,13 @@ return 1
  * The hot path: one script per accepted notification. The whole notification and its first events go
  * in as one JSON field (`doc`) beside `status`, which transitions check; later changes are fields of
  * their own and events of a list (see TRANSITION).
- * KEYS: notification, events (unused here), next key, idempotency key, fallback-since, fallback-leased, dead letters.
- * ARGV: retention, nextKind, nextScore, nextMember, idemToken, idemTtl, requestHash, response, id, nowMs, dead, doc, status
+ * KEYS: notification, events (unused here), next key, idempotency key, fallback-since, fallback-leased, dead letters, cache entry.
+ * ARGV: retention, nextKind, nextScore, nextMember, idemToken, idemTtl, requestHash, response, id, nowMs, dead, doc, status,
+ * the cache entry's expected value ('': no check)
  */
 export const ACCEPT = `
 if ARGV[5] ~= '' and redis.call('HGET', KEYS[4], 'token') ~= ARGV[5] then return 0 end
+if ARGV[14] ~= '' and redis.call('GET', KEYS[8]) ~= ARGV[14] then return 0 end
 local id, nowMs, dead = ARGV[9], ARGV[10], ARGV[11]
 redis.call('HSET', KEYS[1], 'doc', ARGV[12], 'status', ARGV[13])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
