@@ -1,4 +1,4 @@
-import { createHash, randomInt, randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 
 // A notification id carries its shard, so any process finds its keys in one step: ntf_07_<32 hex>.
 
@@ -6,10 +6,6 @@ const ID = /^ntf_(\d{2})_[0-9a-f]{32}$/
 
 export function shardFor (key: string, shards: number): number {
   return createHash('sha256').update(key).digest().readUInt32BE(0) % shards
-}
-
-export function randomShard (shards: number): number {
-  return randomInt(shards)
 }
 
 export function newNotificationId (shard: number): string {
