@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { Cluster, type ClusterOptions, Redis, type RedisOptions, type Result } from 'ioredis'
 import { StoreUnavailableError } from '../../domain/errors.js'
 import { shardFor, shardOfId } from '../../notifications/ids.js'
@@ -174,8 +174,8 @@ export class RedisStore implements Store {
   async getReachability (phoneNumber: string): Promise<CachedReachability | null> {
     const raw = await this.guard(this.redis.get(this.keys.reachability(phoneNumber)))
     if (raw === null) return null
-    // The stored text itself is the version: the accept script compares it as it stands.
-    return { ...JSON.parse(raw) as CachedReachability, version: raw }
+    // The version is the SHA-1 of the stored text: the accept script hashes the entry as it stands and compares.
+    return { ...JSON.parse(raw) as CachedReachability, version: createHash('sha1').update(raw).digest('hex') }
   }
 
   async putReachability (entry: CachedReachability, keepSeconds: number): Promise<void> {

@@ -32,11 +32,14 @@ local events = cjson.decode(ARGV[from + 1])
 
 /**
  * The commonest accept, kept lean: straight to an outbox, no Idempotency-Key.
- * KEYS: notification, outbox stream, the number's cache entry. ARGV: retention, id, doc, status, the entry's
- * expected value ('': no check; else nothing is written unless the entry is still that value).
+ * KEYS: notification, outbox stream, the number's cache entry. ARGV: retention, id, doc, status, the SHA-1 of
+ * the entry expected ('': no check; else nothing is written unless the entry is still that text).
  */
 export const ACCEPT_TO_OUTBOX = `
-if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[5] then return 0 end
+if ARGV[5] ~= '' then
+  local entry = redis.call('GET', KEYS[3])
+  if not entry or redis.sha1hex(entry) ~= ARGV[5] then return 0 end
+end
 redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'status', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('XADD', KEYS[2], '*', 'id', ARGV[2])
@@ -49,11 +52,14 @@ return 1
  * their own and events of a list (see TRANSITION).
  * KEYS: notification, events (unused here), next key, idempotency key, fallback-since, fallback-leased, dead letters, cache entry.
  * ARGV: retention, nextKind, nextScore, nextMember, idemToken, idemTtl, requestHash, response, id, nowMs, dead, doc, status,
- * the cache entry's expected value ('': no check)
+ * the SHA-1 of the cache entry expected ('': no check)
  */
 export const ACCEPT = `
 if ARGV[5] ~= '' and redis.call('HGET', KEYS[4], 'token') ~= ARGV[5] then return 0 end
-if ARGV[14] ~= '' and redis.call('GET', KEYS[8]) ~= ARGV[14] then return 0 end
+if ARGV[14] ~= '' then
+  local entry = redis.call('GET', KEYS[8])
+  if not entry or redis.sha1hex(entry) ~= ARGV[14] then return 0 end
+end
 local id, nowMs, dead = ARGV[9], ARGV[10], ARGV[11]
 redis.call('HSET', KEYS[1], 'doc', ARGV[12], 'status', ARGV[13])
 redis.call('EXPIRE', KEYS[1], ARGV[1])
