@@ -5,7 +5,8 @@ import type { NotificationPatch } from '../store.js'
 
 /** At accept: the whole notification and its first events as one document (the hash's `doc` field). */
 export function acceptDocument (n: Notification, events: NotificationEvent[]): string {
-  return JSON.stringify({ ...n, events0: events })
+  // The notification's JSON with one more member, without copying the notification into a new object first.
+  return `${JSON.stringify(n).slice(0, -1)},"events0":${JSON.stringify(events)}}`
 }
 
 export function patchToFields (patch: NotificationPatch): string {
