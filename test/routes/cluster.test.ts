@@ -44,11 +44,12 @@ t.test('end to end on Redis Cluster', { skip: !haveCluster && 'no Redis Cluster 
 
   t.test('push, SMS, failover and the fallback queue, across every shard', async t => {
     const sent: { id: string, channel: string }[] = []
-    // 40 notifications spread over the 8 shards, so every master gets some.
+    // 40 notifications spread over the 8 shards, so every master gets some: with an Idempotency-Key the shard
+    // is a hash of the key (without one it is the number's, and these are four numbers).
     for (let i = 0; i < 10; i++) {
-      const a = await notify({ to: '+990123400', message: both, push_token: `tok-${i}` })
-      const b = await notify({ to: '+990123411', message: both, push_token: 'tok' })
-      const c = await notify({ to: '+990123400', message: both, push_token: 'invalid-token' })
+      const a = await notify({ to: '+990123400', message: both, push_token: `tok-${i}` }, { 'idempotency-key': `a-${i}` })
+      const b = await notify({ to: '+990123411', message: both, push_token: 'tok' }, { 'idempotency-key': `b-${i}` })
+      const c = await notify({ to: '+990123400', message: both, push_token: 'invalid-token' }, { 'idempotency-key': `c-${i}` })
       for (const res of [a, b, c]) t.equal(res.statusCode, 202)
       sent.push({ id: a.json().id, channel: 'push' }, { id: b.json().id, channel: 'sms' }, { id: c.json().id, channel: 'sms' })
       const queued = await notify({ to: '+990123433', message: both, push_token: 'tok' })

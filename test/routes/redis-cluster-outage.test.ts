@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -106,7 +107,10 @@ t.test('a master of the cluster killed and back', { skip: !haveRedis && 'Redis i
   }, { upstream: new SandboxUpstream({ comebackSeconds: 20 }), channels: { sms, push } })
   t.teardown(() => app.close())
   const auth = await bearer()
-  const notify = (to: string) => app.inject({ method: 'POST', url: '/v1/notifications', headers: { authorization: auth }, payload: { to, message: both, push_token: 'tok' } })
+  // Each with its own Idempotency-Key: the shard is a hash of the key, so a few numbers reach every master.
+  const notify = (to: string) => app.inject({
+    method: 'POST', url: '/v1/notifications', headers: { authorization: auth, 'idempotency-key': randomUUID() }, payload: { to, message: both, push_token: 'tok' },
+  })
   const status = (id: string) => app.inject({ url: `/v1/notifications/${id}`, headers: { authorization: auth } })
   const until = (id: string, wanted: string, timeoutMs = 10_000) => waitFor(async () => {
     const res = await status(id)
