@@ -23,6 +23,7 @@ import camaraWebhookRoutes from '../routes/webhooks/camara.js'
 import vonageWebhookRoutes from '../routes/webhooks/vonage.js'
 import reachabilityRoutes from '../routes/v1/reachability/index.js'
 import type { Channels } from './channels/channel.js'
+import { ShuttingDownError } from './domain/errors.js'
 import type { Config } from './config.js'
 import { loggerOptions, requestLogger } from './logging.js'
 import type { ReachabilityUpstream } from './reachability/upstreams/upstream.js'
@@ -65,6 +66,8 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : crypto.randomUUID()
     },
     bodyLimit: 1024 * 1024,
+    // Requests that arrive while the server drains get our own 503 problem (the onRequest hook below).
+    return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },
     // Malformed URLs are refused before any hook runs: still a problem document naming the request.
     frameworkErrors: (err, request, reply) => {
@@ -74,10 +77,15 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   }).withTypeProvider<ZodTypeProvider>()
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
+  let closing = false
+  app.addHook('preClose', done => {
+    closing = true
+    done()
+  })
   // A callback hook, not an async one: this runs on every request.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
-    done()
+    done(closing ? new ShuttingDownError() : undefined)
   })
 
   await app.register(configPlugin, { config })

@@ -102,6 +102,17 @@ export class StoreUnavailableError extends AppError {
   }
 }
 
+/** The process is shutting down: a request that reaches it now is refused before any work, so the caller retries elsewhere. */
+export class ShuttingDownError extends AppError {
+  readonly status = 503
+  readonly slug = 'shutting-down'
+  readonly title = 'Shutting down'
+  constructor () {
+    super('this instance is shutting down and takes no new requests; retry (another instance will answer)')
+    this.headers = { 'retry-after': '1', connection: 'close' }
+  }
+}
+
 /** A background worker of this process has stopped turning: readiness fails so the orchestrator can replace the process. */
 export class WorkersStuckError extends AppError {
   readonly status = 503
