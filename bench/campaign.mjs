@@ -20,6 +20,9 @@ const message = { sms: { text: 'Hi {{name}}, 30% off today' }, push: { title: 'B
 const number = (base, i) => `+44${base + i}`
 
 build()
+// The store's own key layout (imported once built): where the cache entry of a number lives.
+const { RedisKeys } = await import('../dist/src/store/redis/keys.js')
+const SHARDS = 16
 const token = await new SignJWT({ scope: 'campaigns:write campaigns:read' })
   .setProtectedHeader({ alg: 'HS256' }).setSubject('bench').setIssuedAt().setExpirationTime('2h').sign(new TextEncoder().encode(secret))
 const headers = { authorization: `Bearer ${token}` }
@@ -29,7 +32,7 @@ async function service (env) {
   const prefix = `rrbench:${randomUUID().slice(0, 8)}:`
   const child = await startProcess(['dist/src/server.js'], {
     PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', LOG_LEVEL: 'warn', REDIS_URL, REDIS_KEY_PREFIX: prefix,
-    AUTH_HS256_SECRET: secret, WORKERS: 'on', WORKER_CONCURRENCY: '64', ...env,
+    AUTH_HS256_SECRET: secret, WORKERS: 'on', WORKER_CONCURRENCY: '64', QUEUE_SHARDS: String(SHARDS), ...env,
   }, `http://127.0.0.1:${port}/readyz`)
   return { base: `http://127.0.0.1:${port}`, prefix, child, stop: async () => { await stopProcess(child); await dropPrefix(prefix) } }
 }
@@ -53,12 +56,13 @@ if (PARTS.includes('cached')) {
   try {
     const redis = new Redis(REDIS_URL)
     const now = Date.now()
+    const keys = new RedisKeys(s.prefix, SHARDS)
     for (let from = 0; from < CACHED; from += 5000) {
       const pipe = redis.pipeline()
       for (let i = from; i < Math.min(CACHED, from + 5000); i++) {
         const phone = number(7_911_000_000, i)
         const record = { phone_number: phone, is_reachable: true, connectivity: ['DATA', 'SMS'], latest_status_at: new Date(now).toISOString(), status: { code: 'OK', message: 'Success' }, checked_at: new Date(now).toISOString() }
-        pipe.set(`${s.prefix}{n:${phone}}:reach`, JSON.stringify({ record, freshUntil: now + 3_600_000 }), 'EX', 7200)
+        pipe.set(keys.reachability(phone), JSON.stringify({ record, freshUntil: now + 3_600_000 }), 'EX', 7200)
       }
       await pipe.exec()
     }
