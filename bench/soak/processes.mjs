@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
+import { SERVICE_NODE_FLAGS } from '../lib/harness.mjs'
 
 const children = new Set()
 let logDir
@@ -89,7 +90,7 @@ export async function startRedis ({ port, dir }) {
 
 /** The API (WORKERS=off); resolves once /readyz answers 200. */
 export async function startApi ({ outDir, root, env, port }) {
-  const child = spawn(process.execPath, [join(outDir, 'src', 'server.js')], {
+  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, join(outDir, 'src', 'server.js')], {
     cwd: root, env: { PATH: process.env.PATH, ...env, WORKERS: 'off', PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'],
   })
   const proc = track(child, 'api', 500)
@@ -109,7 +110,7 @@ export async function startApi ({ outDir, root, env, port }) {
 
 /** A worker process; resolves once it logged its start, with the consumer name it reads the outboxes as. */
 export async function startWorker ({ outDir, root, env, name }) {
-  const child = spawn(process.execPath, [join(outDir, 'src', 'worker.js')], {
+  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, join(outDir, 'src', 'worker.js')], {
     cwd: root, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   })
   let consumer
