@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { NotificationBody } from './notification.js'
 import { PhoneNumber } from './reachability.js'
+import { CAMPAIGN_FAILURES_KEPT } from '../../src/store/store.js'
 
 const MessageText = 'Texts may hold {{name}} placeholders, filled from each recipient\'s vars'
 
@@ -82,3 +83,11 @@ export const CampaignSchema = z.object({
   rate_per_minute: Count('Recipients processed over the last minute', 3000),
   estimated_seconds_left: z.number().int().nullable().meta({ description: 'At the last minute\'s rate; null when nothing moved (paused, or just started)', examples: [116] }),
 }).meta({ id: 'Campaign' })
+
+export const CampaignDetailSchema = CampaignSchema.extend({
+  failures: z.array(z.object({
+    index: z.number().int().meta({ description: 'The recipient\'s place among the accepted recipients (0 = the first)', examples: [17] }),
+    to: z.string().meta({ description: 'Its number (E.164)', examples: ['+447911123456'] }),
+    reason: z.string().meta({ description: 'Why it got no notification', examples: ['the message\'s {{name}} has no value in this recipient\'s vars'] }),
+  })).meta({ description: `Failed recipients with their reasons, by place: the first ${CAMPAIGN_FAILURES_KEPT} (recipients.failed counts them all)` }),
+}).meta({ id: 'CampaignDetail' })

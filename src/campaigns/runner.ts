@@ -8,7 +8,7 @@ import type { NotificationService } from '../notifications/service.js'
 import { isFinal } from '../notifications/types.js'
 import type { UpstreamRateLimiter } from '../reachability/rate-limit.js'
 import type { ReachabilityService } from '../reachability/service.js'
-import type { CampaignDoc, Store } from '../store/store.js'
+import { CAMPAIGN_FAILURES_KEPT, type CampaignDoc, type CampaignFailure, type Store } from '../store/store.js'
 import { fillMessage } from './placeholders.js'
 import type { Recipient } from './service.js'
 
@@ -93,10 +93,20 @@ export class CampaignRunner {
         worked = true
         const counts: Record<string, number> = {}
         const add = (key: string) => { counts[key] = (counts[key] ?? 0) + 1 }
+        const failures: CampaignFailure[] = []
         const { start } = chunk.lease
         const { lease } = await underLease(chunk.lease, leaseMs, (l, until) => store.renewCampaignChunk(id, l, until),
-          () => Promise.all(chunk.items.map((p, i) => this.limit(() => this.processOrFail(campaign.doc, start + i, JSON.parse(p) as Recipient, add)))),
+          () => Promise.all(chunk.items.map((p, i) => this.limit(() => {
+            const recipient = JSON.parse(p) as Recipient
+            const fail = (reason: string) => {
+              add('recipients_failed')
+              failures.push({ index: start + i, to: recipient.to, reason })
+            }
+            return this.processOrFail(campaign.doc, start + i, recipient, add, fail)
+          }))),
           this.now)
+        failures.sort((a, b) => a.index - b.index)
+        if (failures.length > 0) await this.retrying(() => store.recordCampaignFailures(id, failures.slice(0, CAMPAIGN_FAILURES_KEPT)))
         const n = chunk.items.length
         counts.processed = n
         counts[`minute:${Math.floor(this.now() / 60_000)}`] = n
@@ -113,17 +123,17 @@ export class CampaignRunner {
    * A recipient that still fails after a few tries is counted as failed: the campaign goes on. A store that does
    * not answer (Redis restarting) is waited for, up to STORE_PATIENCE_MS: a short outage must not drop recipients.
    */
-  private async processOrFail (doc: CampaignDoc, index: number, recipient: Recipient, add: (key: string) => void): Promise<void> {
+  private async processOrFail (doc: CampaignDoc, index: number, recipient: Recipient, add: (key: string) => void, fail: (reason: string) => void): Promise<void> {
     const giveUpAt = this.now() + STORE_PATIENCE_MS
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.process(doc, index, recipient, add)
+        await this.process(doc, index, recipient, add, fail)
         return
       } catch (err) {
         const storeAway = err instanceof StoreUnavailableError && this.now() < giveUpAt
         if (!storeAway && attempt >= 3) {
           this.options.log?.warn({ err, campaign: doc.id }, 'campaign runner: a recipient failed')
-          add('recipients_failed')
+          fail(`not accepted after ${attempt} tries: ${(err as Error).message}`)
           return
         }
         await sleep(Math.min(1000, 50 * 2 ** attempt))
@@ -142,10 +152,10 @@ export class CampaignRunner {
     }
   }
 
-  private async process (doc: CampaignDoc, index: number, recipient: Recipient, add: (key: string) => void): Promise<void> {
+  private async process (doc: CampaignDoc, index: number, recipient: Recipient, add: (key: string) => void, fail: (reason: string) => void): Promise<void> {
     const filled = fillMessage(doc.message, recipient.vars)
     if ('missing' in filled) {
-      add('recipients_failed')
+      fail(`the message's {{${filled.missing}}} has no value in this recipient's vars`)
       return
     }
     const reachability = await this.lookup(recipient.to, doc.routing.max_age, add)
@@ -161,7 +171,7 @@ export class CampaignRunner {
     } catch (err) {
       // No channel can carry this recipient's message (e.g. push only, and no push token): it fails, the campaign goes on.
       if (!(err instanceof AppError) || err.status !== 422) throw err
-      add('recipients_failed')
+      fail(err.message)
     }
   }
 

@@ -5,7 +5,7 @@ import { type Page } from '../domain/paging.js'
 import { ValidationError } from '../domain/errors.js'
 import { shardFor } from '../notifications/ids.js'
 import { FINAL_STATUSES, type NotificationMessage, type NotificationStatus, type Routing } from '../notifications/types.js'
-import type { CampaignDoc, CampaignRecord, CampaignStatus, IdempotencyRef, Store } from '../store/store.js'
+import type { CampaignDoc, CampaignFailure, CampaignRecord, CampaignStatus, IdempotencyRef, Store } from '../store/store.js'
 
 /** The first part of a campaign: what to send and how to route it. */
 export interface CampaignHeader {
@@ -153,8 +153,10 @@ export class CampaignService {
     return { id: doc.id, status: status ?? 'running', recipients_accepted: accepted, recipients_rejected: refused, rejected: rejected.sort((a, b) => a.line - b.line) }
   }
 
-  async get (id: string): Promise<CampaignView> {
-    return view(await this.record(id), this.now())
+  /** The campaign's progress and the failed recipients kept with their reasons. */
+  async get (id: string): Promise<CampaignView & { failures: CampaignFailure[] }> {
+    const [record, failures] = await Promise.all([this.record(id), this.options.store.campaignFailures(id)])
+    return { ...view(record, this.now()), failures }
   }
 
   async list (cursor: string | undefined, limit: number): Promise<Page<CampaignView>> {

@@ -181,6 +181,16 @@ export interface CampaignRecord {
   completed_at: string | null
 }
 
+/** Why one recipient of a campaign failed; `index` is its place among the accepted recipients (0 = the first). */
+export interface CampaignFailure {
+  index: number
+  to: string
+  reason: string
+}
+
+/** How many failed recipients a campaign keeps with their reasons (all are counted). */
+export const CAMPAIGN_FAILURES_KEPT = 100
+
 export interface DeadLetter {
   notificationId: string
   at: number
@@ -283,6 +293,10 @@ export interface Store {
   finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>): Promise<boolean>
   /** Adds to the campaign's counters. */
   countCampaign (id: string, counts: Record<string, number>): Promise<void>
+  /** Keeps failed recipients with their reasons, once per index, up to CAMPAIGN_FAILURES_KEPT; expires with the campaign. */
+  recordCampaignFailures (id: string, failures: CampaignFailure[]): Promise<void>
+  /** The failed recipients kept, by index. */
+  campaignFailures (id: string): Promise<CampaignFailure[]>
   /** Moves the campaign to `to` if its status is one of `from`; resolves whether it did and the status it now has (null: no such campaign). */
   setCampaignStatus (id: string, to: CampaignStatus, from: readonly CampaignStatus[], at: string): Promise<{ changed: boolean, status: CampaignStatus | null }>
   /** Completes a running campaign once every chunk is finished and every accepted recipient processed; resolves whether it is completed. */

@@ -5,7 +5,7 @@ import { newNotificationId, shardFor } from '../../src/notifications/ids.js'
 import type { Notification } from '../../src/notifications/types.js'
 import { MemoryStore } from '../../src/store/memory/memory-store.js'
 import { RedisStore } from '../../src/store/redis/redis-store.js'
-import type { Store } from '../../src/store/store.js'
+import { CAMPAIGN_FAILURES_KEPT, type Store } from '../../src/store/store.js'
 import { clusterAvailable, clusterNodes, dropClusterPrefix, dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.js'
 
 // One suite, every adapter of the store port.
@@ -245,6 +245,22 @@ async function suite (t: Test, store: Store) {
     const got = await store.getCampaign(id)
     t.equal(got?.status, 'running')
     t.equal(got?.doc.name, 'Black Friday')
+  })
+
+  t.test('campaign: failed recipients are kept with their reasons, each place once, the first 100', async t => {
+    const id = `cmp_contract_${Math.random().toString(36).slice(2)}`
+    await store.recordCampaignFailures(id, [{ index: 0, to: '+990100201', reason: 'x' }])
+    t.same(await store.campaignFailures(id), [], 'no campaign: nothing kept')
+    await store.createCampaign(campaign(id), 3600)
+    await store.recordCampaignFailures(id, [{ index: 5, to: '+990100205', reason: 'no channel' }, { index: 2, to: '+990100202', reason: 'missing name' }])
+    await store.recordCampaignFailures(id, [{ index: 5, to: '+990100205', reason: 'a second try' }])
+    t.same(await store.campaignFailures(id), [
+      { index: 2, to: '+990100202', reason: 'missing name' }, { index: 5, to: '+990100205', reason: 'no channel' },
+    ], 'by place; a place failed twice keeps its first reason')
+    await store.recordCampaignFailures(id, Array.from({ length: 150 }, (_, i) => ({ index: 10 + i, to: '+990100299', reason: `r${i}` })))
+    const kept = await store.campaignFailures(id)
+    t.equal(kept.length, CAMPAIGN_FAILURES_KEPT)
+    t.equal(kept.at(-1)!.index, 10 + CAMPAIGN_FAILURES_KEPT - 3, 'the first ones are kept')
   })
 
   t.test('campaign: status changes check the current status; completion waits for every recipient', async t => {

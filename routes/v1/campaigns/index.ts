@@ -6,7 +6,7 @@ import type { CampaignHeader as Header, Recipient as RecipientInput, RecipientLi
 import { ValidationError } from '../../../src/domain/errors.js'
 import { hashRequest } from '../../../src/notifications/service.js'
 import {
-  CampaignAccepted, CampaignBody, CampaignHeader, CampaignSchema, MAX_NDJSON_RECIPIENTS, Recipient,
+  CampaignAccepted, CampaignBody, CampaignDetailSchema, CampaignHeader, CampaignSchema, MAX_NDJSON_RECIPIENTS, Recipient,
 } from '../../schemas/campaign.js'
 import { jsonResponse } from '../../schemas/docs.js'
 import { IdempotencyHeaders } from '../../schemas/notification.js'
@@ -156,10 +156,10 @@ const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
       operationId: 'getCampaign',
       summary: 'A campaign\'s progress',
       description: 'Its status, its notifications by status and by channel, lookups from the cache and from the upstream, ' +
-        'the rate over the last minute and the estimated time left.',
+        'the rate over the last minute, the estimated time left, and why recipients failed (the first 100).',
       security,
       params: Id,
-      response: { 200: jsonResponse('The campaign', CampaignSchema), ...pickProblems(401, 403, 404, 503) },
+      response: { 200: jsonResponse('The campaign', CampaignDetailSchema), ...pickProblems(401, 403, 404, 503) },
     },
   }, async (request) => app.campaigns.get(request.params.id))
 

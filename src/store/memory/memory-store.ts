@@ -6,6 +6,7 @@ import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
   type StoredNotification, type Transition,
+  CAMPAIGN_FAILURES_KEPT, type CampaignFailure,
 } from '../store.js'
 
 interface Expiring<T> {
@@ -60,6 +61,7 @@ interface CampaignEntry {
   counters: Map<string, number>
   recipients: string[]
   numbers: Set<string>
+  failures: Map<number, CampaignFailure>
   /** Work in leased chunks, as in Redis. */
   chunks: Chunks
   completedAt: string | null
@@ -437,7 +439,7 @@ export class MemoryStore implements Store {
     const now = this.now()
     for (const [id, c] of this.campaigns) if (c.expiresAt <= now) this.campaigns.delete(id)
     this.campaigns.set(doc.id, {
-      doc: structuredClone(doc), status: 'accepted', counters: new Map(), recipients: [], numbers: new Set(), chunks: { next: 0, leases: new Map() },
+      doc: structuredClone(doc), status: 'accepted', counters: new Map(), recipients: [], numbers: new Set(), failures: new Map(), chunks: { next: 0, leases: new Map() },
       completedAt: null, expiresAt: now + retentionSeconds * 1000,
     })
   }
@@ -478,6 +480,20 @@ export class MemoryStore implements Store {
     const c = this.campaign(id)
     if (!c) return
     for (const [field, n] of Object.entries(counts)) if (n !== 0) c.counters.set(field, (c.counters.get(field) ?? 0) + n)
+  }
+
+  async recordCampaignFailures (id: string, failures: CampaignFailure[]): Promise<void> {
+    const c = this.campaign(id)
+    if (!c) return
+    for (const f of failures) {
+      if (c.failures.size >= CAMPAIGN_FAILURES_KEPT) break
+      if (!c.failures.has(f.index)) c.failures.set(f.index, { ...f })
+    }
+  }
+
+  async campaignFailures (id: string): Promise<CampaignFailure[]> {
+    const c = this.campaign(id)
+    return c ? [...c.failures.values()].map(f => ({ ...f })).sort((a, b) => a.index - b.index) : []
   }
 
   async setCampaignStatus (id: string, to: CampaignStatus, from: readonly CampaignStatus[]): Promise<{ changed: boolean, status: CampaignStatus | null }> {

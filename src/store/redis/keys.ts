@@ -66,6 +66,11 @@ export class RedisKeys {
     return `${this.prefix}{c:${id}}:recipients`
   }
 
+  /** Failed recipients with their reasons, by index (the first CAMPAIGN_FAILURES_KEPT). */
+  campaignFailures (id: string): string {
+    return `${this.prefix}{c:${id}}:failures`
+  }
+
   /** The numbers already in the campaign: a number listed twice is notified once. */
   campaignNumbers (id: string): string {
     return `${this.prefix}{c:${id}}:numbers`

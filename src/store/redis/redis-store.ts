@@ -7,13 +7,13 @@ import type { NotificationEvent } from '../../notifications/types.js'
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
-  type StoredNotification, type Transition,
+  type StoredNotification, type Transition, CAMPAIGN_FAILURES_KEPT, type CampaignFailure,
 } from '../store.js'
 import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
 import {
   ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY,
-  RELEASE, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, TAKE_DUE, TAKE_TOKEN, TRANSITION,
+  RECORD_FAILURES, RELEASE, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, TAKE_DUE, TAKE_TOKEN, TRANSITION,
 } from './lua/scripts.js'
 
 declare module 'ioredis' {
@@ -29,6 +29,7 @@ declare module 'ioredis' {
     rrTakeToken (bucket: string, rate: number, burst: number): Result<number, Context>
     rrCompleteRefresh (job: string, list: string, leases: string, at: string): Result<number, Context>
     rrAppendRecipients (campaign: string, list: string, numbers: string, ...pairs: string[]): Result<number[], Context>
+    rrRecordFailures (campaign: string, failures: string, kept: number, ...pairs: (string | number)[]): Result<number, Context>
     rrClaimChunk (hash: string, list: string, leases: string, now: number, until: number, count: number): Result<(number | string)[], Context>
     rrRenewChunk (leases: string, chunk: string, until: number, newUntil: number): Result<number, Context>
     rrFinishChunk (hash: string, leases: string, chunk: string, until: number, ...counts: (string | number)[]): Result<number, Context>
@@ -142,6 +143,7 @@ export class RedisStore implements Store {
     redis.defineCommand('rrCompleteRefresh', { numberOfKeys: 3, lua: COMPLETE_REFRESH })
     redis.defineCommand('rrClaim', { numberOfKeys: 1, lua: CLAIM })
     redis.defineCommand('rrAppendRecipients', { numberOfKeys: 3, lua: APPEND_RECIPIENTS })
+    redis.defineCommand('rrRecordFailures', { numberOfKeys: 2, lua: RECORD_FAILURES })
     redis.defineCommand('rrClaimChunk', { numberOfKeys: 3, lua: CLAIM_CHUNK })
     redis.defineCommand('rrRenewChunk', { numberOfKeys: 1, lua: RENEW_CHUNK })
     redis.defineCommand('rrFinishChunk', { numberOfKeys: 2, lua: FINISH_CHUNK })
@@ -498,6 +500,17 @@ export class RedisStore implements Store {
     // A campaign past its retention is not brought back by a late count.
     if (!(await this.guard(this.redis.exists(key)))) return
     await this.guard(Promise.all(entries.map(([field, n]) => this.redis.hincrby(key, field, n))))
+  }
+
+  async recordCampaignFailures (id: string, failures: CampaignFailure[]): Promise<void> {
+    if (failures.length === 0) return
+    await this.guard(this.redis.rrRecordFailures(this.keys.campaign(id), this.keys.campaignFailures(id), CAMPAIGN_FAILURES_KEPT,
+      ...failures.flatMap(f => [f.index, JSON.stringify(f)])))
+  }
+
+  async campaignFailures (id: string): Promise<CampaignFailure[]> {
+    const kept = await this.guard(this.redis.hvals(this.keys.campaignFailures(id)))
+    return kept.map(f => JSON.parse(f) as CampaignFailure).sort((a, b) => a.index - b.index)
   }
 
   async setCampaignStatus (id: string, to: CampaignStatus, from: readonly CampaignStatus[], at: string): Promise<{ changed: boolean, status: CampaignStatus | null }> {

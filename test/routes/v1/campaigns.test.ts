@@ -109,6 +109,7 @@ for (const store of ['memory', 'redis'] as const) {
       t.match(created.rejected, [{ line: 2, reason: 'duplicate of an earlier recipient' }, { line: 4, reason: /^to: / }])
       const done = await s.until(created.id, 'completed')
       t.match(done.recipients, { total: 4, accepted: 2, rejected: 2, processed: 2, failed: 1 })
+      t.same(done.failures, [{ index: 1, to: '+447911100002', reason: 'the message\'s {{name}} has no value in this recipient\'s vars' }], 'why it failed')
       t.equal(done.notifications.created, 1)
       await waitFor(() => s.sms.deliveries().length > 0 ? true : undefined)
       t.same(s.sms.deliveries().map(d => [d.to, d.text]), [['+447911100001', 'Hi Ada, 30% off today']])

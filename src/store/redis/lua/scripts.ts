@@ -229,6 +229,22 @@ return added
 `
 
 /**
+ * KEYS: campaign hash, failures hash. ARGV: how many are kept, then index and failure (JSON) pairs. Each index
+ * once, up to the limit; the hash expires with the campaign.
+ */
+export const RECORD_FAILURES = `
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl < 0 then return 0 end
+local kept = tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
+  if redis.call('HLEN', KEYS[2]) >= kept then break end
+  redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[2], pttl)
+return 1
+`
+
+/**
  * Work in leased chunks (a campaign's recipients, a fleet scan's numbers): a list never popped, the hash's `next`
  * index, and a sorted set of the chunks held, "<start>:<count>" scored by when the lease runs out; the score is
  * the holder's proof. KEYS: hash, list, leases. ARGV: now, lease until, count.
