@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import type { UpstreamAnswer } from '../../../src/domain/reachability.js'
 import type { ReachabilityUpstream } from '../../../src/reachability/upstreams/upstream.js'
@@ -149,16 +152,25 @@ t.test('the upstream budget is shared by two processes on one Redis', { skip: !h
   const prefix = uniquePrefix()
   const env = { WORKERS: 'on', REACHABILITY_UPSTREAM_RPS: '20' }
   const a = await setup(t, 'redis', env, prefix)
-  const b = await setup(t, 'redis', env, prefix)
   const numbers = (base: number) => Array.from({ length: 20 }, (_, i) => `+4479112${String(base + i).padStart(5, '0')}`)
-  const [ja, jb] = await Promise.all([
-    a.app.inject({ method: 'POST', url: '/v1/reports/refresh', headers: { authorization: a.auth }, payload: { phone_numbers: numbers(0) } }),
-    b.app.inject({ method: 'POST', url: '/v1/reports/refresh', headers: { authorization: b.auth }, payload: { phone_numbers: numbers(100) } }),
-  ])
-  for (const [s, job] of [[a, ja], [b, jb]] as const) {
-    await waitFor(async () => (await s.get(`/v1/reports/refresh/${job.json().id}`)).json().status === 'completed' ? true : undefined, 15_000, 'both jobs')
-  }
-  const calls = [...a.upstream.calls, ...b.upstream.calls].sort((x, y) => x - y)
+  // The other process: its own Node process, app, store connection and runner, on the same Redis prefix.
+  const other = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../helpers/refresh-process.ts', import.meta.url))], {
+    env: { ...process.env, SCAN_PREFIX: prefix, SCAN_RPS: env.REACHABILITY_UPSTREAM_RPS, SCAN_NUMBERS: JSON.stringify(numbers(100)) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  t.teardown(() => { other.kill('SIGKILL') })
+  let printed = ''
+  other.stdout.setEncoding('utf8').on('data', (chunk: string) => { printed += chunk })
+  const exited = once(other, 'exit')
+  // Both scans run at once: this one starts when the other process is about to start its own.
+  await waitFor(() => printed.startsWith('ready\n') ? true : undefined, 20_000, 'the other process to start')
+  const ja = await a.app.inject({ method: 'POST', url: '/v1/reports/refresh', headers: { authorization: a.auth }, payload: { phone_numbers: numbers(0) } })
+  await waitFor(async () => (await a.get(`/v1/reports/refresh/${ja.json().id}`)).json().status === 'completed' ? true : undefined, 20_000, 'this process\'s job')
+  const [code] = await exited
+  t.equal(code, 0, 'the other process completed its scan')
+  const theirs = JSON.parse(printed.slice('ready\n'.length)) as number[]
+  t.equal(theirs.length, 20)
+  const calls = [...a.upstream.calls, ...theirs].sort((x, y) => x - y)
   t.equal(calls.length, 40)
   const span = calls.at(-1)! - calls[0]!
   t.ok(span >= 39 / 20 * 1000 * 0.9, `40 lookups from two processes at 20/s together took ${span} ms`)
