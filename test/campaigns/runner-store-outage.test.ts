@@ -2,12 +2,11 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CampaignRunner } from '../../src/campaigns/runner.js'
 import { CampaignService, type RecipientLine } from '../../src/campaigns/service.js'
-import { StoreUnavailableError } from '../../src/domain/errors.js'
 import { NotificationService } from '../../src/notifications/service.js'
 import { UpstreamRateLimiter } from '../../src/reachability/rate-limit.js'
 import { ReachabilityService } from '../../src/reachability/service.js'
 import { MemoryStore } from '../../src/store/memory/memory-store.js'
-import type { Store } from '../../src/store/store.js'
+import { withOutage } from '../helpers/store.js'
 import { ScriptedUpstream } from '../helpers/upstream.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -17,21 +16,6 @@ import { waitFor } from '../helpers/wait.js'
 
 const SHARDS = 3
 
-/** The store with a switch: while `down`, every call fails as a Redis that does not answer does. */
-function withOutage (store: Store): { store: Store, state: { down: boolean } } {
-  const state = { down: false }
-  const proxy = new Proxy(store, {
-    get (target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver) as unknown
-      if (typeof value !== 'function') return value
-      return (...args: unknown[]) => {
-        if (state.down) return Promise.reject(new StoreUnavailableError('the store does not answer (test outage)'))
-        return (value as (...a: unknown[]) => unknown).apply(target, args)
-      }
-    },
-  })
-  return { store: proxy, state }
-}
 
 t.test('a store outage of a second while a campaign runs: every recipient still gets its notification', async t => {
   const base = new MemoryStore({ shards: SHARDS })

@@ -1,7 +1,6 @@
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { DeliveryOutcome, PushMessage, SmsMessage } from '../../src/channels/channel.js'
-import { StoreUnavailableError } from '../../src/domain/errors.js'
 import { CallbackSender } from '../../src/notifications/callbacks.js'
 import { shardOfId } from '../../src/notifications/ids.js'
 import { NotificationService } from '../../src/notifications/service.js'
@@ -11,6 +10,7 @@ import { MemoryStore } from '../../src/store/memory/memory-store.js'
 import { RedisStore } from '../../src/store/redis/redis-store.js'
 import type { Store } from '../../src/store/store.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.js'
+import { withOutage } from '../helpers/store.js'
 import { ScriptedUpstream } from '../helpers/upstream.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -20,21 +20,6 @@ import { waitFor } from '../helpers/wait.js'
 
 const SHARDS = 4
 
-/** The store with a switch: while `down`, every call fails as a Redis that does not answer does. */
-function withOutage (store: Store): { store: Store, state: { down: boolean } } {
-  const state = { down: false }
-  const proxy = new Proxy(store, {
-    get (target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver) as unknown
-      if (typeof value !== 'function') return value
-      return (...args: unknown[]) => {
-        if (state.down) return Promise.reject(new StoreUnavailableError('the store does not answer (test outage)'))
-        return (value as (...a: unknown[]) => unknown).apply(target, args)
-      }
-    },
-  })
-  return { store: proxy, state }
-}
 
 async function outageDuringSend (t: Test, base: Store): Promise<void> {
   const { store, state } = withOutage(base)

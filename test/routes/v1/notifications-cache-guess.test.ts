@@ -2,9 +2,9 @@ import t, { type Test } from 'tap'
 import { SandboxUpstream } from '../../../src/reachability/upstreams/sandbox.js'
 import { MemoryStore } from '../../../src/store/memory/memory-store.js'
 import { RedisStore } from '../../../src/store/redis/redis-store.js'
-import type { Store } from '../../../src/store/store.js'
 import { buildTestApp } from '../../helpers/app.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../../helpers/redis.js'
+import { counted } from '../../helpers/store.js'
 import { CountingUpstream } from '../../helpers/upstream.js'
 
 // A number this process has read from the cache is routed on that entry and stored in one store call that
@@ -13,21 +13,6 @@ import { CountingUpstream } from '../../helpers/upstream.js'
 const haveRedis = await redisAvailable()
 const SHARDS = 4
 
-/** The store, with a count of the calls made to it by method. */
-function counted (store: Store): { store: Store, calls: Map<string, number> } {
-  const calls = new Map<string, number>()
-  const proxy = new Proxy(store, {
-    get (target, property, receiver) {
-      const value = Reflect.get(target, property, receiver)
-      if (typeof value !== 'function') return value
-      return (...args: unknown[]) => {
-        calls.set(String(property), (calls.get(String(property)) ?? 0) + 1)
-        return (value as (...a: unknown[]) => unknown).apply(target, args)
-      }
-    },
-  })
-  return { store: proxy, calls }
-}
 
 async function setup (t: Test, kind: 'memory' | 'redis') {
   const prefix = uniquePrefix()

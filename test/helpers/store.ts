@@ -1,0 +1,31 @@
+import { StoreUnavailableError } from '../../src/domain/errors.js'
+import type { Store } from '../../src/store/store.js'
+
+/** The store with a switch: while `down`, every call fails as a Redis that does not answer does. */
+export function withOutage (store: Store): { store: Store, state: { down: boolean } } {
+  const state = { down: false }
+  return { store: wrapCalls(store, call => state.down ? Promise.reject(new StoreUnavailableError('the store does not answer (test outage)')) : call()), state }
+}
+
+/** The store, with a count of the calls made to it by method. */
+export function counted (store: Store): { store: Store, calls: Map<string, number> } {
+  const calls = new Map<string, number>()
+  return {
+    store: wrapCalls(store, (call, method) => {
+      calls.set(method, (calls.get(method) ?? 0) + 1)
+      return call()
+    }),
+    calls,
+  }
+}
+
+/** Every method call of the store goes through `around`, which decides whether and how it is made. */
+function wrapCalls (store: Store, around: (call: () => unknown, method: string) => unknown): Store {
+  return new Proxy(store, {
+    get (target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => around(() => (value as (...a: unknown[]) => unknown).apply(target, args), String(property))
+    },
+  })
+}
