@@ -42,40 +42,16 @@ export interface CampaignRunnerOptions {
  * recipient's place in it, so a recipient handled twice still has one notification. Only the runner holding
  * the chunk's lease at the end counts it. Completes a campaign once every chunk is counted.
  */
-export class CampaignRunner {
-  private readonly loop: PollingLoop
+export class CampaignRunner extends PollingLoop {
   private readonly limit: ReturnType<typeof pLimit>
-  private readonly now: () => number
 
   constructor (private readonly options: CampaignRunnerOptions) {
+    super(options.pollMs, err => options.log?.warn({ err }, 'campaign runner: the store failed; trying again'), options.now)
     this.limit = pLimit(options.concurrency)
-    this.now = options.now ?? Date.now
-    this.loop = new PollingLoop(() => this.tick(), options.pollMs,
-      err => this.options.log?.warn({ err }, 'campaign runner: the store failed; trying again'), this.now)
-  }
-
-  get lastLoopAt (): number {
-    return this.loop.lastTurnAt
-  }
-
-  private get running (): boolean {
-    return this.loop.running
-  }
-
-  start (): void {
-    this.loop.start()
-  }
-
-  async stop (): Promise<void> {
-    await this.loop.stop()
-  }
-
-  poke (): void {
-    this.loop.poke()
   }
 
   /** One chunk of each running campaign; resolves whether there was anything to do. */
-  async tick (): Promise<boolean> {
+  protected async tick (): Promise<boolean> {
     const { store } = this.options
     let worked = false
     for (const id of await store.activeCampaigns()) {

@@ -42,48 +42,29 @@ export interface FallbackSchedulerOptions {
  * back gets its notification routed to an outbox; one still away is checked again after a growing
  * interval, never later than the notification's expiry; at expiry the notification ends (or goes as SMS).
  */
-export class FallbackScheduler {
+export class FallbackScheduler extends PollingLoop {
   readonly id = `scheduler-${randomUUID().slice(0, 8)}`
-  private readonly now: () => number
   private readonly random: () => number
-  private readonly loop: PollingLoop
   private readonly inFlight = new Set<Promise<void>>()
   private lastTrim = 0
 
   constructor (private readonly options: FallbackSchedulerOptions) {
-    this.now = options.now ?? Date.now
+    super(options.pollMs, err => options.log?.warn({ err }, 'fallback scheduler: the store failed; trying again'), options.now)
     this.random = options.random ?? Math.random
-    // Due entries are taken a pass at a time; the next pass waits its poll interval whatever this one found.
-    this.loop = new PollingLoop(async () => { await this.tick(); return false }, options.pollMs,
-      err => this.options.log?.warn({ err }, 'fallback scheduler: the store failed; trying again'), this.now)
-  }
-
-  get lastLoopAt (): number {
-    return this.loop.lastTurnAt
-  }
-
-  set lastLoopAt (at: number) {
-    this.loop.lastTurnAt = at
-  }
-
-  start (): void {
-    this.loop.start()
   }
 
   /** Stops taking entries and waits for those in hand; an entry not finished is taken again when its lease runs out. */
-  async stop (): Promise<void> {
-    await this.loop.stop()
+  override async stop (): Promise<void> {
+    await super.stop()
     await Promise.allSettled([...this.inFlight])
   }
 
-  poke (): void {
-    this.loop.poke()
-  }
-
-  /** One pass over every shard: lapsed leases back to the queue, then due entries leased and handled. */
-  async tick (): Promise<number> {
+  /**
+   * One pass over every shard: lapsed leases back to the queue, then due entries leased and handled. Due
+   * entries are taken a pass at a time: the next pass waits its poll interval whatever this one found.
+   */
+  protected async tick (): Promise<boolean> {
     const { store } = this.options
-    let taken = 0
     const trim = this.options.deadLetterRetentionSeconds !== undefined && this.now() - this.lastTrim > 60_000
     if (trim) this.lastTrim = this.now()
     for (let shard = 0; shard < store.shards; shard++) {
@@ -109,9 +90,8 @@ export class FallbackScheduler {
           .finally(() => this.inFlight.delete(work))
         this.inFlight.add(work)
       }
-      taken += leases.length
     }
-    return taken
+    return false
   }
 
   /** Waits for the entries in hand (tests drive single passes). */

@@ -1,21 +1,23 @@
 /**
- * The loop of a background worker: turn after turn while started; a turn that found work is followed at
- * once by the next, otherwise the loop sleeps `pollMs` (a poke ends the sleep). A turn that throws is
- * reported and the loop goes on. stop() resolves once the turn under way has ended.
+ * A background worker's loop: turn after turn (tick) while started; a turn that found work is followed at once
+ * by the next, otherwise the loop sleeps `pollMs` (a poke ends the sleep). A turn that throws is reported and
+ * the loop goes on. stop() resolves once the turn under way has ended.
  */
-export class PollingLoop {
+export abstract class PollingLoop {
   private started = false
   private done: Promise<void> = Promise.resolve()
   private wake: (() => void) | undefined
   /** When the latest turn began (epoch ms): readiness tells a stuck loop by it. */
-  lastTurnAt = 0
+  lastLoopAt = 0
 
-  constructor (
-    private readonly turn: () => Promise<boolean>,
+  protected constructor (
     private readonly pollMs: number,
     private readonly onError: (err: unknown) => void,
-    private readonly now: () => number = Date.now,
+    protected readonly now: () => number = Date.now,
   ) {}
+
+  /** One turn; resolves whether it found work (then the next turn follows at once). */
+  protected abstract tick (): Promise<boolean>
 
   get running (): boolean {
     return this.started
@@ -33,16 +35,17 @@ export class PollingLoop {
     await this.done
   }
 
+  /** Ends the sleep at once: new work was just made in this process. */
   poke (): void {
     this.wake?.()
   }
 
   private async run (): Promise<void> {
     while (this.started) {
-      this.lastTurnAt = this.now()
+      this.lastLoopAt = this.now()
       let worked = false
       try {
-        worked = await this.turn()
+        worked = await this.tick()
       } catch (err) {
         this.onError(err)
       }

@@ -55,36 +55,16 @@ export interface RefreshRunnerOptions {
  * A batch is held under a lease: one whose runner died is taken again by another (a number may then be
  * checked twice, never counted twice: only the runner holding the lease at the end counts the batch).
  */
-export class RefreshRunner {
-  private readonly loop: PollingLoop
+export class RefreshRunner extends PollingLoop {
   private readonly limit: ReturnType<typeof pLimit>
-  private readonly now: () => number
 
   constructor (private readonly options: RefreshRunnerOptions) {
+    super(options.pollMs, err => options.log?.warn({ err }, 'refresh runner: the store failed; trying again'), options.now)
     this.limit = pLimit(options.concurrency)
-    this.now = options.now ?? Date.now
-    this.loop = new PollingLoop(() => this.tick(), options.pollMs,
-      err => this.options.log?.warn({ err }, 'refresh runner: the store failed; trying again'))
-  }
-
-  get lastLoopAt (): number {
-    return this.loop.lastTurnAt
-  }
-
-  start (): void {
-    this.loop.start()
-  }
-
-  async stop (): Promise<void> {
-    await this.loop.stop()
-  }
-
-  poke (): void {
-    this.loop.poke()
   }
 
   /** One batch of each running job; resolves whether there was anything to do. */
-  async tick (): Promise<boolean> {
+  protected async tick (): Promise<boolean> {
     const { store, reachability, limiter } = this.options
     let worked = false
     const leaseMs = this.options.leaseMs ?? 60_000

@@ -1,15 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
-import { type CryptoKey, importSPKI, jwtVerify, type JWTPayload } from 'jose'
+import { importSPKI, type JWTPayload } from 'jose'
 import { type Received, type Reply, Script, slow, startFakeServer } from './scripted-server.js'
-import { problem } from './vonage.js'
+import { problem, verifyJwt } from './vonage.js'
 
 // A fake of the Vonage Messages API (SMS only) that checks what it receives: the application
 // JWT against the public key, and every field of the body (docs/upstream-apis.md section 4).
 // Replies are scripted per recipient (`to`, without "+") or for the next calls; 202 otherwise.
 
 export const MESSAGES_PATH = '/v1/messages'
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i
 const FIELDS = ['message_type', 'channel', 'to', 'from', 'text', 'client_ref', 'ttl']
 
 export interface FakeVonageMessagesOptions {
@@ -80,19 +79,6 @@ export async function startFakeVonageMessages (options: FakeVonageMessagesOption
   }
 }
 
-async function verifyJwt (token: string, key: CryptoKey, applicationId: string): Promise<JWTPayload | string> {
-  let claims: JWTPayload
-  try {
-    claims = (await jwtVerify(token, key, { algorithms: ['RS256'], typ: 'JWT' })).payload
-  } catch (err) {
-    return `invalid JWT: ${(err as Error).message}`
-  }
-  if (claims.application_id !== applicationId) return `application_id is ${String(claims.application_id)}, not ${applicationId}`
-  if (typeof claims.iat !== 'number') return 'the JWT has no iat'
-  if (typeof claims.exp !== 'number' || claims.exp <= claims.iat) return 'the JWT has no exp after its iat'
-  if (typeof claims.jti !== 'string' || !UUID.test(claims.jti)) return 'the JWT has no UUID v4 jti'
-  return claims
-}
 
 function checkBody ({ json }: Received): { name: string, reason: string } | undefined {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) return { name: 'body', reason: 'not a JSON object' }
