@@ -15,88 +15,56 @@ export interface SandboxOptions {
   now?: () => number
 }
 
-export interface SandboxSms extends SmsMessage {
-  messageId: string
-  at: string
-}
-
-export interface SandboxPush extends PushMessage {
-  messageId: string
-  at: string
-}
-
 /** Push tokens starting with this are dead, to show a failover to SMS. */
 export const SANDBOX_INVALID_TOKEN_PREFIX = 'invalid'
 
-class DeliveryLog<T> {
-  private readonly items: T[] = []
-  constructor (private readonly keep: number) {}
+/** A message as the sandbox kept it. */
+export type Delivered<M> = M & { messageId: string, at: string }
 
-  add (item: T): void {
-    this.items.push(item)
-    if (this.items.length > this.keep) this.items.splice(0, this.items.length - this.keep)
-  }
-
-  list (): T[] {
-    return [...this.items]
-  }
-}
-
-export class SandboxSmsChannel implements SmsChannel {
+/** What both sandbox channels do: keep each message as delivered (the latest `keep`), log it without its content, answer sent. */
+abstract class SandboxChannel<M extends SmsMessage | PushMessage> {
   readonly provider = 'sandbox'
-  private readonly log: ChannelLog
+  protected readonly log: ChannelLog
   private readonly now: () => number
-  private readonly kept: DeliveryLog<SandboxSms>
+  private readonly keep: number
+  private readonly kept: Delivered<M>[] = []
 
   constructor (options: SandboxOptions) {
     this.log = options.log
     this.now = options.now ?? Date.now
-    this.kept = new DeliveryLog(options.keep ?? 1000)
+    this.keep = options.keep ?? 1000
   }
 
-  async sendSms (message: SmsMessage): Promise<DeliveryOutcome> {
+  /** `fields`: what the log line may say of the message besides its ids (never its content). */
+  protected deliver (message: M, channel: 'sms' | 'push', fields: Record<string, unknown> = {}): DeliveryOutcome {
     const messageId = `sandbox-${randomUUID()}`
-    this.kept.add({ ...message, messageId, at: new Date(this.now()).toISOString() })
-    this.log({ channel: 'sms', provider: this.provider, notificationId: message.notificationId, to: maskPhoneNumber(message.to), messageId },
-      'sandbox: SMS delivered')
+    this.kept.push({ ...message, messageId, at: new Date(this.now()).toISOString() })
+    if (this.kept.length > this.keep) this.kept.splice(0, this.kept.length - this.keep)
+    this.log({ channel, provider: this.provider, notificationId: message.notificationId, ...fields, messageId },
+      `sandbox: ${channel === 'sms' ? 'SMS' : 'push'} delivered`)
     return { kind: 'sent', provider: this.provider, providerMessageId: messageId }
   }
 
   /** The latest deliveries, oldest first. */
-  deliveries (): SandboxSms[] {
-    return this.kept.list()
+  deliveries (): Delivered<M>[] {
+    return [...this.kept]
   }
 
   async close (): Promise<void> {}
 }
 
-export class SandboxPushChannel implements PushChannel {
-  readonly provider = 'sandbox'
-  private readonly log: ChannelLog
-  private readonly now: () => number
-  private readonly kept: DeliveryLog<SandboxPush>
-
-  constructor (options: SandboxOptions) {
-    this.log = options.log
-    this.now = options.now ?? Date.now
-    this.kept = new DeliveryLog(options.keep ?? 1000)
+export class SandboxSmsChannel extends SandboxChannel<SmsMessage> implements SmsChannel {
+  async sendSms (message: SmsMessage): Promise<DeliveryOutcome> {
+    return this.deliver(message, 'sms', { to: maskPhoneNumber(message.to) })
   }
+}
 
+export class SandboxPushChannel extends SandboxChannel<PushMessage> implements PushChannel {
   async sendPush (message: PushMessage): Promise<DeliveryOutcome> {
     if (message.token.startsWith(SANDBOX_INVALID_TOKEN_PREFIX)) {
       this.log({ channel: 'push', provider: this.provider, notificationId: message.notificationId }, 'sandbox: push token is dead')
       return { kind: 'token_invalid', provider: this.provider, reason: 'UNREGISTERED (sandbox)' }
     }
-    const messageId = `sandbox-${randomUUID()}`
-    this.kept.add({ ...message, messageId, at: new Date(this.now()).toISOString() })
-    this.log({ channel: 'push', provider: this.provider, notificationId: message.notificationId, messageId }, 'sandbox: push delivered')
-    return { kind: 'sent', provider: this.provider, providerMessageId: messageId }
+    return this.deliver(message, 'push')
   }
-
-  /** The latest deliveries, oldest first. */
-  deliveries (): SandboxPush[] {
-    return this.kept.list()
-  }
-
-  async close (): Promise<void> {}
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import { HttpClient } from '../../http/retry.js'
+import type { HttpClient } from '../../http/retry.js'
+import { type HttpUpstreamPolicy, upstreamHttpClient } from '../upstreams/http-upstream.js'
 
 // CAMARA Device Reachability Status Subscriptions (v0.7): ask the operator to tell us when a device connects.
 
@@ -15,14 +16,10 @@ export interface SubscriptionRequest {
   expireAt: Date
 }
 
-export interface CamaraSubscriptionsOptions {
+export interface CamaraSubscriptionsOptions extends HttpUpstreamPolicy {
   /** The API root, e.g. https://operator.example/device-reachability-status-subscriptions/v0.7 */
   baseUrl: string
   accessToken: string
-  timeoutMs: number
-  retries: number
-  retryBaseMs: number
-  retryMaxMs: number
 }
 
 export class SubscriptionError extends Error {
@@ -36,9 +33,7 @@ export class CamaraSubscriptions {
   private readonly http: HttpClient
 
   constructor (private readonly options: CamaraSubscriptionsOptions) {
-    this.http = new HttpClient(options.baseUrl, {
-      timeoutMs: options.timeoutMs, retries: options.retries, baseMs: options.retryBaseMs, maxMs: options.retryMaxMs,
-    })
+    this.http = upstreamHttpClient(options.baseUrl, options)
   }
 
   /** Creates one subscription (one event type, as the spec demands); resolves its id. */

@@ -2,22 +2,16 @@ import { randomUUID } from 'node:crypto'
 import { z } from 'zod'
 import type { UpstreamAnswer } from '../../domain/reachability.js'
 import { type HttpAnswer, type HttpClient, isRetryableStatus } from '../../http/retry.js'
-import { answerJson, errorBody, refusedRequest, sendCheck, stillFailing, upstreamHttpClient } from './http-upstream.js'
+import { answerJson, errorBody, type HttpUpstreamPolicy, refusedRequest, sendCheck, stillFailing, upstreamHttpClient } from './http-upstream.js'
 import { type ReachabilityUpstream, type UpstreamCheckOptions, UpstreamFailure } from './upstream.js'
 
-export interface CamaraUpstreamOptions {
+export interface CamaraUpstreamOptions extends HttpUpstreamPolicy {
   /**
    * The API's full root, version included, as the spec's `servers` entry has it:
    * e.g. https://operator.example/device-reachability-status/v1 (we POST to {baseUrl}/retrieve).
    */
   baseUrl: string
   accessToken: string
-  /** Budget of one attempt. */
-  timeoutMs: number
-  retries: number
-  retryBaseMs: number
-  retryMaxMs: number
-  random?: () => number
 }
 
 // v1.0.0: a device reachable "for DATA" is so whatever its SMS state, so ["DATA"] alone says

@@ -2,10 +2,10 @@ import { z } from 'zod'
 import { VonageJwtSigner } from '../../auth/vonage-jwt.js'
 import type { UpstreamAnswer } from '../../domain/reachability.js'
 import { type HttpAnswer, type HttpClient, isRetryableStatus } from '../../http/retry.js'
-import { answerJson, errorBody, refusedRequest, sendCheck, stillFailing, upstreamHttpClient } from './http-upstream.js'
+import { answerJson, errorBody, type HttpUpstreamPolicy, refusedRequest, sendCheck, stillFailing, upstreamHttpClient } from './http-upstream.js'
 import { type ReachabilityUpstream, type UpstreamCheckOptions, UpstreamFailure } from './upstream.js'
 
-export interface VonageUpstreamOptions {
+export interface VonageUpstreamOptions extends HttpUpstreamPolicy {
   /** e.g. https://api-eu.vonage.com */
   baseUrl: string
   /** /identity-insights/v1/requests, or the older /v0.1/identity-insights */
@@ -16,13 +16,7 @@ export interface VonageUpstreamOptions {
   /** Default purpose; a check may override it. */
   purpose: string
   jwtTtlSeconds: number
-  /** Budget of one attempt. */
-  timeoutMs: number
-  retries: number
-  retryBaseMs: number
-  retryMaxMs: number
   now?: () => number
-  random?: () => number
 }
 
 const insightAnswer = z.object({
