@@ -2,76 +2,21 @@ import { Readable } from 'node:stream'
 import type { FastifySchemaCompiler } from 'fastify'
 import { type FastifyPluginAsyncZod, validatorCompiler } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import type { CampaignHeader as Header, Recipient as RecipientInput, RecipientLine } from '../../../src/campaigns/service.js'
-import { ValidationError } from '../../../src/domain/errors.js'
-import { hashRequest } from '../../../src/notifications/service.js'
 import {
-  CampaignAccepted, CampaignBody, CampaignDetailSchema, CampaignHeader, CampaignSchema, MAX_NDJSON_RECIPIENTS, Recipient,
+  CampaignAccepted, CampaignBody, CampaignDetailSchema, CampaignSchema,
 } from '../../schemas/campaign.js'
 import { jsonResponse } from '../../schemas/docs.js'
 import { IdempotencyHeaders } from '../../schemas/notification.js'
 import { pickProblems, problemResponse } from '../../schemas/problem.js'
-import { ndjsonLines } from './ndjson.js'
+import { readJson, readNdjson } from './body.js'
 
 const security = [{ bearerAuth: [] }]
 const NDJSON = 'application/x-ndjson'
 const Id = z.object({ id: z.string().max(100).meta({ description: 'The campaign id', examples: ['cmp_0c1d2e3f405162738495a6b7c8d9e0f1'] }) })
 
-/** Where a zod issue is and what is wrong, in a line. */
-function reasonOf (error: z.ZodError): string {
-  return error.issues.map(i => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`).join('; ')
-}
-
-function invalid (detail: string, error: z.ZodError, prefix: string): ValidationError {
-  return new ValidationError(`${detail}: ${reasonOf(error)}`, error.issues.map(i => ({ path: [prefix, ...i.path].join('.'), message: i.message })))
-}
-
-function checkRecipient (line: number, value: unknown): RecipientLine {
-  const parsed = Recipient.safeParse(value)
-  return parsed.success ? { line, recipient: parsed.data as RecipientInput } : { line, reason: reasonOf(parsed.error) }
-}
-
 /** The campaign's JSON body is checked here, not by the route's validator: a bad recipient is refused alone, the campaign goes on. */
 const bodyAsIs: FastifySchemaCompiler<unknown> = (route) =>
   route.httpPart === 'body' ? (data: unknown) => ({ value: data }) : validatorCompiler(route as Parameters<typeof validatorCompiler>[0])
-
-/** Reads an NDJSON body line by line: the first line is the campaign, then one recipient per line. */
-async function readNdjson (stream: Readable): Promise<{ header: Header, headerHash: string, recipients: AsyncIterable<RecipientLine> }> {
-  const lines = ndjsonLines(stream)
-  const first = await lines.next()
-  if (first.done || first.value.trim() === '') {
-    throw new ValidationError('the first line must be the campaign {name, message, routing}', [{ path: 'body.line.1', message: 'missing' }])
-  }
-  let json: unknown
-  try {
-    json = JSON.parse(first.value)
-  } catch {
-    throw new ValidationError('the first line is not JSON: it must be the campaign {name, message, routing}', [{ path: 'body.line.1', message: 'not JSON' }])
-  }
-  const header = CampaignHeader.safeParse(json)
-  if (!header.success) throw invalid('the first line is not a valid campaign', header.error, 'body.line.1')
-  async function * recipients (): AsyncIterable<RecipientLine> {
-    let line = 1
-    let count = 0
-    for await (const text of { [Symbol.asyncIterator]: () => lines }) {
-      line++
-      if (text.trim() === '') continue
-      if (++count > MAX_NDJSON_RECIPIENTS) {
-        yield { line, reason: `more than ${MAX_NDJSON_RECIPIENTS} recipients` }
-        continue
-      }
-      let value: unknown
-      try {
-        value = JSON.parse(text)
-      } catch {
-        yield { line, reason: 'not JSON' }
-        continue
-      }
-      yield checkRecipient(line, value)
-    }
-  }
-  return { header: header.data as Header, headerHash: hashRequest(json), recipients: recipients() }
-}
 
 const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
   // The stream itself goes to the handler: a million recipients are read line by line, never held whole.
@@ -103,26 +48,10 @@ const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
   }, async (request, reply) => {
-    const body: unknown = request.body
     const owner = request.principal!.subject
     const key = request.headers['idempotency-key']
-    let header: Header
-    let recipients: AsyncIterable<RecipientLine> | Iterable<RecipientLine>
-    let requestHash: string
-    if (body instanceof Readable) {
-      const read = await readNdjson(body)
-      header = read.header
-      recipients = read.recipients
-      requestHash = read.headerHash
-    } else {
-      const parsed = CampaignBody.safeParse(body)
-      if (!parsed.success) throw invalid('the campaign is not valid', parsed.error, 'body')
-      const { recipients: list, ...rest } = parsed.data
-      header = rest as Header
-      recipients = list.map((value, i) => checkRecipient(i + 1, value))
-      requestHash = hashRequest(body)
-    }
-    const { answer, replayed } = await app.campaigns.create(owner, header, recipients, key !== undefined ? { key, requestHash } : undefined)
+    const read = request.body instanceof Readable ? await readNdjson(request.body) : readJson(request.body)
+    const { answer, replayed } = await app.campaigns.create(owner, read.header, read.recipients, key !== undefined ? { key, requestHash: read.requestHash } : undefined)
     if (replayed) reply.header('idempotent-replayed', 'true')
     return reply.code(202).send(answer)
   })

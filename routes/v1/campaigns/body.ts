@@ -1,0 +1,77 @@
+import type { Readable } from 'node:stream'
+import { z } from 'zod'
+import type { CampaignHeader as Header, Recipient as RecipientInput, RecipientLine } from '../../../src/campaigns/service.js'
+import { ValidationError } from '../../../src/domain/errors.js'
+import { hashRequest } from '../../../src/notifications/service.js'
+import { CampaignBody, CampaignHeader, MAX_NDJSON_RECIPIENTS, Recipient } from '../../schemas/campaign.js'
+import { ndjsonLines } from './ndjson.js'
+
+// The two bodies of POST /v1/campaigns (JSON, or NDJSON read as a stream) turned into the campaign, its
+// recipients (each checked alone: a bad one is refused with its line and reason, the campaign goes on) and
+// the hash an Idempotency-Key is checked against.
+
+export interface CampaignInput {
+  header: Header
+  recipients: AsyncIterable<RecipientLine> | Iterable<RecipientLine>
+  requestHash: string
+}
+
+/** Where a zod issue is and what is wrong, in a line. */
+function reasonOf (error: z.ZodError): string {
+  return error.issues.map(i => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`).join('; ')
+}
+
+function invalid (detail: string, error: z.ZodError, prefix: string): ValidationError {
+  return new ValidationError(`${detail}: ${reasonOf(error)}`, error.issues.map(i => ({ path: [prefix, ...i.path].join('.'), message: i.message })))
+}
+
+function checkRecipient (line: number, value: unknown): RecipientLine {
+  const parsed = Recipient.safeParse(value)
+  return parsed.success ? { line, recipient: parsed.data as RecipientInput } : { line, reason: reasonOf(parsed.error) }
+}
+
+/** A JSON body: `{name, message, routing, recipients}`; a campaign that is not valid is a 400. */
+export function readJson (body: unknown): CampaignInput {
+  const parsed = CampaignBody.safeParse(body)
+  if (!parsed.success) throw invalid('the campaign is not valid', parsed.error, 'body')
+  const { recipients: list, ...rest } = parsed.data
+  return { header: rest as Header, recipients: list.map((value, i) => checkRecipient(i + 1, value)), requestHash: hashRequest(body) }
+}
+
+/** Reads an NDJSON body line by line: the first line is the campaign, then one recipient per line. */
+export async function readNdjson (stream: Readable): Promise<CampaignInput> {
+  const lines = ndjsonLines(stream)
+  const first = await lines.next()
+  if (first.done || first.value.trim() === '') {
+    throw new ValidationError('the first line must be the campaign {name, message, routing}', [{ path: 'body.line.1', message: 'missing' }])
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(first.value)
+  } catch {
+    throw new ValidationError('the first line is not JSON: it must be the campaign {name, message, routing}', [{ path: 'body.line.1', message: 'not JSON' }])
+  }
+  const header = CampaignHeader.safeParse(json)
+  if (!header.success) throw invalid('the first line is not a valid campaign', header.error, 'body.line.1')
+  async function * recipients (): AsyncIterable<RecipientLine> {
+    let line = 1
+    let count = 0
+    for await (const text of { [Symbol.asyncIterator]: () => lines }) {
+      line++
+      if (text.trim() === '') continue
+      if (++count > MAX_NDJSON_RECIPIENTS) {
+        yield { line, reason: `more than ${MAX_NDJSON_RECIPIENTS} recipients` }
+        continue
+      }
+      let value: unknown
+      try {
+        value = JSON.parse(text)
+      } catch {
+        yield { line, reason: 'not JSON' }
+        continue
+      }
+      yield checkRecipient(line, value)
+    }
+  }
+  return { header: header.data as Header, requestHash: hashRequest(json), recipients: recipients() }
+}
