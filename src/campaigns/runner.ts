@@ -170,21 +170,14 @@ export class CampaignRunner extends PollingLoop {
 
   /** The cache first; on a miss, a token of the shared budget, then the upstream (null: it gave no answer). */
   private async lookup (phone: string, maxAgeSeconds: number | undefined, add: (key: string) => void): Promise<ReachabilityResult | null> {
-    const { store, reachability, limiter } = this.options
-    const cached = await store.getReachability(phone)
-    const now = this.now()
-    const fresh = cached !== null && now < cached.freshUntil &&
-      (maxAgeSeconds === undefined || now - Date.parse(cached.record.checked_at) <= maxAgeSeconds * 1000)
-    if (!fresh) {
-      await limiter.acquire()
-      add('lookups:upstream')
-    }
+    const { reachability, limiter } = this.options
     try {
-      const result = await reachability.lookup(phone, { maxAgeSeconds, purpose: 'campaign' })
-      if (fresh) add(result.source === 'cache' ? 'lookups:cache' : 'lookups:upstream')
+      const result = await reachability.lookup(phone, { maxAgeSeconds, purpose: 'campaign', beforeUpstream: () => limiter.acquire() })
+      add(result.source === 'cache' ? 'lookups:cache' : 'lookups:upstream')
       return result
     } catch (err) {
       if (!(err instanceof UpstreamUnavailableError)) throw err
+      add('lookups:upstream')
       return null
     }
   }

@@ -11,6 +11,11 @@ export interface LookupOptions {
   /** Accept a cached answer only if it is at most this many seconds old. */
   maxAgeSeconds?: number
   purpose?: string
+  /**
+   * Awaited when the cache has no fresh answer, before the upstream is asked (background work waits here for
+   * a token of the shared upstream budget). The cache is read again after it: another caller may have answered.
+   */
+  beforeUpstream?: () => Promise<void>
 }
 
 export interface ReachabilityServiceOptions {
@@ -49,9 +54,13 @@ export class ReachabilityService {
   }
 
   async lookup (phoneNumber: string, options: LookupOptions = {}): Promise<ReachabilityResult> {
-    const cached = await this.options.store.getReachability(phoneNumber)
-    if (cached?.version !== undefined) this.recent.set(phoneNumber, cached)
+    let cached = await this.readCache(phoneNumber)
     if (cached && this.isFresh(cached, options.maxAgeSeconds)) return this.emit({ ...cached.record, source: 'cache' })
+    if (options.beforeUpstream) {
+      await options.beforeUpstream()
+      cached = await this.readCache(phoneNumber)
+      if (cached && this.isFresh(cached, options.maxAgeSeconds)) return this.emit({ ...cached.record, source: 'cache' })
+    }
 
     const joined = this.inFlight.get(phoneNumber)
     if (joined) return joined
@@ -59,6 +68,13 @@ export class ReachabilityService {
       .finally(() => this.inFlight.delete(phoneNumber))
     this.inFlight.set(phoneNumber, lookup)
     return lookup
+  }
+
+  /** The number's cache entry, remembered as this process's latest read of it (see recentlyCached). */
+  private async readCache (phoneNumber: string): Promise<CachedReachability | null> {
+    const cached = await this.options.store.getReachability(phoneNumber)
+    if (cached?.version !== undefined) this.recent.set(phoneNumber, cached)
+    return cached
   }
 
   /**

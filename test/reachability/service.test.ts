@@ -29,6 +29,21 @@ async function suite (t: Test, store: Store) {
     t.equal(upstream.calls, 1)
   })
 
+  t.test('beforeUpstream is awaited on a miss only, and an answer that arrived meanwhile is served from the cache', async t => {
+    const { upstream, service } = setup(store)
+    let waits = 0
+    const wait = async () => { waits++ }
+    t.equal((await service.lookup('+990200010', { beforeUpstream: wait })).source, 'upstream')
+    t.equal(waits, 1, 'a miss waits first')
+    t.equal((await service.lookup('+990200010', { beforeUpstream: wait })).source, 'cache')
+    t.equal(waits, 1, 'a hit does not wait')
+    // While this caller waits, another one asks the upstream and caches the answer.
+    const other = setup(store).service
+    const answered = await service.lookup('+990200011', { beforeUpstream: async () => { await other.lookup('+990200011') } })
+    t.equal(answered.source, 'cache', 'the cache is read again after the wait')
+    t.equal(upstream.calls, 1, 'this service asked the upstream once in all')
+  })
+
   t.test('many concurrent misses for one number make exactly one upstream call', async t => {
     const { upstream, service } = setup(store)
     upstream.delayMs = 50
