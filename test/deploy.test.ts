@@ -2,13 +2,13 @@ import t, { type Test } from 'tap'
 import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { parse as parseYaml } from 'yaml'
 import { envSchema, loadConfig } from '../src/config.js'
+import { freePort } from './helpers/net.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from './helpers/redis.js'
 import { waitFor } from './helpers/wait.js'
 
@@ -361,14 +361,6 @@ async function replay (into: string, t: Test): Promise<string> {
   return last
 }
 
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
-}
 
 // Also when tap ends this process early (its timeout): no server or worker left running, no image folder left behind.
 // tap's timeout ends a test process with SIGALRM: 'exit' alone would not run then.

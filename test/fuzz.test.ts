@@ -9,7 +9,7 @@ import { buildWorker } from '../src/app.js'
 import { SandboxPushChannel, SandboxSmsChannel } from '../src/channels/sandbox.js'
 import { SandboxUpstream } from '../src/reachability/upstreams/sandbox.js'
 import { buildTestApp, testConfig } from './helpers/app.js'
-import { REDIS_URL, redisAvailable, uniquePrefix } from './helpers/redis.js'
+import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from './helpers/redis.js'
 import { CountingUpstream } from './helpers/upstream.js'
 
 // Every route, with random and malformed paths, queries, headers and bodies: never a 5xx; and a request
@@ -146,13 +146,8 @@ t.test('every route, fuzzed: never a 5xx; a refused request stores, queues, send
   const redis = new Redis(FUZZ_REDIS_URL)
   t.teardown(async () => {
     await app.close()
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) await redis.unlink(...keys)
-    } while (cursor !== '0')
     redis.disconnect()
+    await dropPrefix(prefix, FUZZ_REDIS_URL)
   })
   const tokens = [await bearer(), await bearer(), await bearer(), await bearer('reachability:read'), await bearer('ops', 'operator')]
 

@@ -1,13 +1,14 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createServer as createHttpServer } from 'node:http'
-import { type AddressInfo, createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { SignJWT } from 'jose'
 import t, { type Test } from 'tap'
 import { ALL_SCOPES } from '../src/auth/inbound.js'
+import { freePort } from './helpers/net.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from './helpers/redis.js'
 import { waitFor } from './helpers/wait.js'
 
@@ -30,13 +31,6 @@ const MUST_BE_SENT = new Set(['+990123400', '+990123411'])
 
 const haveRedis = await redisAvailable()
 
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
 
 interface Running {
   child: ChildProcess

@@ -27,9 +27,9 @@ export function uniquePrefix (): string {
   return `rrtest:${randomUUID().slice(0, 8)}:`
 }
 
-/** Deletes every key under the prefix. */
-export async function dropPrefix (prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL)
+/** Deletes every key under the prefix (of the shared Redis, or of the one at `url`). */
+export async function dropPrefix (prefix: string, url = REDIS_URL): Promise<void> {
+  const redis = new Redis(url)
   try {
     let cursor = '0'
     do {

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -8,6 +7,7 @@ import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { SandboxPushChannel, SandboxSmsChannel } from '../../src/channels/sandbox.js'
 import { SandboxUpstream } from '../../src/reachability/upstreams/sandbox.js'
+import { freePort } from '../helpers/net.js'
 import { buildTestApp } from '../helpers/app.js'
 import { redisAvailable } from '../helpers/redis.js'
 import { waitFor } from '../helpers/wait.js'
@@ -20,13 +20,6 @@ import { waitFor } from '../helpers/wait.js'
 const haveRedis = await redisAvailable()
 const both = { sms: { text: 'Your code is 123456' }, push: { title: 'Code', body: 'Your code is 123456' } }
 
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
 
 /** A redis-server of the test's own; `args` adds to the defaults (nothing on disk unless asked). */
 async function startRedis (port: number, dir: string, args: string[] = ['--save', '', '--appendonly', 'no']): Promise<ChildProcess> {
