@@ -201,12 +201,17 @@ async function main () {
     return { id: body.id, recipients: body.recipients_accepted }
   })()
 
+  /** Puts a fake in `mode` for `ms`, marked on the timeline and counted as the fault injected. */
+  const spellOf = async (fake, mode, fault, ms, what) => {
+    mark(what)
+    fake.state.mode = mode
+    faults[fault] = 1
+    await sleep(ms)
+  }
+
   const faultTask = (async () => {
     await at(0.12)
-    mark('upstream: 503 on every call')
-    upstream.state.mode = '503'
-    faults.upstream_503_spell = 1
-    await sleep(spell)
+    await spellOf(upstream, '503', 'upstream_503_spell', spell, 'upstream: 503 on every call')
     upstream.state.mode = 'ok'
     mark('upstream: answering again')
 
@@ -226,22 +231,13 @@ async function main () {
     mark(`started ${fresh.name} (${fresh.consumer})`)
 
     await at(0.38)
-    mark('SMS provider: 429 on every message')
-    sms.state.mode = '429'
-    faults.sms_429_spell = 1
-    await sleep(spell / 2)
-    mark('SMS provider: 500 on every message')
-    sms.state.mode = '500'
-    faults.sms_500_spell = 1
-    await sleep(spell / 2)
+    await spellOf(sms, '429', 'sms_429_spell', spell / 2, 'SMS provider: 429 on every message')
+    await spellOf(sms, '500', 'sms_500_spell', spell / 2, 'SMS provider: 500 on every message')
     sms.state.mode = 'ok'
     mark('SMS provider: taking messages again')
 
     await at(0.52)
-    mark('upstream: no answer (timeouts)')
-    upstream.state.mode = 'timeout'
-    faults.upstream_timeout_spell = 1
-    await sleep(spell)
+    await spellOf(upstream, 'timeout', 'upstream_timeout_spell', spell, 'upstream: no answer (timeouts)')
     upstream.state.mode = 'ok'
     mark('upstream: answering again')
 
