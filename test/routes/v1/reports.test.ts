@@ -168,8 +168,8 @@ t.test('the upstream budget is shared by two processes on one Redis', { skip: !h
   await waitFor(async () => (await a.get(`/v1/reports/refresh/${ja.json().id}`)).json().status === 'completed' ? true : undefined, 20_000, 'this process\'s job')
   const [code] = await exited
   t.equal(code, 0, 'the other process completed its scan')
+  // Either process's runner works on either job: only the total is known (20 numbers each, each checked once).
   const theirs = JSON.parse(printed.slice('ready\n'.length)) as number[]
-  t.equal(theirs.length, 20)
   const calls = [...a.upstream.calls, ...theirs].sort((x, y) => x - y)
   t.equal(calls.length, 40)
   const span = calls.at(-1)! - calls[0]!
