@@ -98,6 +98,8 @@ interface Scenario {
   numbers: string[]
   /** Deliveries per notification id seen by the provider side, given both runs' output. */
   delivered: (output: string) => Map<string, number>
+  /** What must hold when SIGTERM is sent (checked with the accepted count, in the same tick as the signal). */
+  readyForSignal?: () => boolean
   /** Called right at SIGTERM. */
   onSignal?: () => void
 }
@@ -158,7 +160,8 @@ async function sigtermUnderLoad (t: Test, scenario: Scenario): Promise<void> {
 
   // A couple of seconds of load, and enough accepted to matter even on a busy machine.
   await sleep(1500)
-  await waitFor(() => accepted.size >= 40 ? true : undefined, 20_000, '40 notifications accepted')
+  await waitFor(() => accepted.size >= 40 && (scenario.readyForSignal?.() ?? true) ? true : undefined, 20_000,
+    '40 notifications accepted (and the scenario ready for the signal)')
   const acceptedBeforeSignal = accepted.size
   const inFlightAtSignal = inFlight
   const signalledAt = Date.now()
@@ -262,6 +265,9 @@ t.test('SIGTERM while the workers hold slow push deliveries: they finish them be
       for (const [id, n] of received) counts.set(id, (counts.get(id) ?? 0) + n)
       return counts
     },
+    // Deliveries go out in waves of up to WORKER_CONCURRENCY, 300 ms each: sending the signal between two waves
+    // would test nothing, so it waits until the gateway holds some.
+    readyForSignal: () => open > 0,
     onSignal: () => { openAtSignal = open },
   })
   t.ok(openAtSignal > 0, `${openAtSignal} push deliveries in the workers' hands at SIGTERM`)
