@@ -1,7 +1,8 @@
 import t, { type Test } from 'tap'
 import { SignJWT } from 'jose'
 import { Redis } from 'ioredis'
-import { MemoryWindowCounter, rateLimitGroupOf, type WindowCount } from '../../src/http/rate-limit.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { MemoryWindowCounter, rateLimitGroupOf, RedisWindowCounter, type WindowCount } from '../../src/http/rate-limit.js'
 import { RedisStore } from '../../src/store/redis/redis-store.js'
 import { buildTestApp } from '../helpers/app.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.js'
@@ -199,4 +200,71 @@ t.test('on Redis: a limiter that cannot count lets requests through; a route tha
   const lookup = await app.inject({ url: '/v1/reachability/+990123401', headers: { authorization } })
   t.equal(lookup.statusCode, 503)
   t.match(lookup.json(), { type: /store-unavailable$/ })
+})
+
+/** A counter on a Redis client of its own (another process, as far as Redis can tell), and how often it called Redis. */
+function redisCounter (t: Test, prefix: string) {
+  // No auto-pipelining: it calls the script by name, past the wrapper that counts the calls.
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.disconnect())
+  const counter = new RedisWindowCounter(redis, prefix)
+  const calls = { n: 0 }
+  const script = redis.rrRateLimit.bind(redis)
+  redis.rrRateLimit = (...args: Parameters<typeof script>) => {
+    calls.n++
+    return script(...args)
+  }
+  const hit = (key: string, max: number, windowMs = 60_000) => new Promise<WindowCount>((resolve, reject) =>
+    counter.incr(key, (err, result) => err ? reject(err) : resolve(result!), windowMs, max))
+  return { redis, counter, calls, hit }
+}
+
+t.test('on Redis: each process reserves blocks of counts, so most hits need no Redis call and the limit still holds', { skip: redisUp ? false : `no Redis at ${REDIS_URL}` }, async t => {
+  const prefix = uniquePrefix()
+  t.teardown(() => dropPrefix(prefix))
+  const [a, b] = [redisCounter(t, prefix), redisCounter(t, prefix)]
+  const max = 1000
+  // 1,300 hits in waves of 20, alternating between the two processes: hits that wait for a block share it.
+  const results: WindowCount[] = []
+  for (let wave = 0; wave < 65; wave++) {
+    results.push(...await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).hit('notifications:sub:bulk', max))))
+  }
+  const admitted = results.filter(r => r.current <= max).map(r => r.current)
+  t.ok(admitted.length <= max, `never more than the limit admitted (${admitted.length})`)
+  // What a block left unused is counted but not served: at most 1/16 of what was left, per process.
+  t.ok(admitted.length >= max - 2 * Math.ceil(max / 16), `nearly the whole limit admitted (${admitted.length})`)
+  t.equal(new Set(admitted).size, admitted.length, 'each admitted hit has a count of its own, across both processes')
+  t.ok(results.every(r => r.ttl > 0 && r.ttl <= 60_000), 'every hit knows when its window ends')
+  const calls = a.calls.n + b.calls.n
+  t.ok(calls < 200, `most hits needed no Redis call (${calls} calls for 1,300 hits)`)
+  const stored = Number(await a.redis.get(a.counter.key('notifications:sub:bulk')))
+  t.ok(stored >= admitted.length && stored <= 1300, `Redis holds the count reserved (${stored})`)
+
+  t.ok((await a.hit('notifications:sub:bulk', max)).current > max, 'over the limit: refused')
+  const before = a.calls.n
+  t.ok((await a.hit('notifications:sub:bulk', max)).current > max, 'and again')
+  t.equal(a.calls.n, before, 'a process that saw the limit reached refuses without calling Redis again')
+})
+
+t.test('on Redis: a small limit is counted hit by hit, and a new window starts when the key expires', { skip: redisUp ? false : `no Redis at ${REDIS_URL}` }, async t => {
+  const prefix = uniquePrefix()
+  t.teardown(() => dropPrefix(prefix))
+  const { redis, counter, calls, hit } = redisCounter(t, prefix)
+  const currents = []
+  for (let i = 0; i < 5; i++) currents.push((await hit('ops:sub:x', 5, 300)).current)
+  t.same(currents, [1, 2, 3, 4, 5])
+  t.equal(calls.n, 5, 'a limit below 16 per window reserves one count at a time')
+  t.equal(await redis.get(counter.key('ops:sub:x')), '5')
+  t.ok((await hit('ops:sub:x', 5, 300)).current > 5, 'the sixth is over')
+  await sleep(350)
+  t.equal((await hit('ops:sub:x', 5, 300)).current, 1, 'the window ended: counting starts again')
+})
+
+t.test('on Redis: when Redis does not answer, every waiting hit gets the error (the plugin then lets it through)', { skip: redisUp ? false : `no Redis at ${REDIS_URL}` }, async t => {
+  const prefix = uniquePrefix()
+  const { redis, hit } = redisCounter(t, prefix)
+  await redis.ping()
+  redis.disconnect()
+  const settled = await Promise.allSettled([hit('default:ip:1', 100), hit('default:ip:1', 100), hit('default:ip:1', 100)])
+  t.same(settled.map(s => s.status), ['rejected', 'rejected', 'rejected'])
 })
