@@ -94,21 +94,50 @@ export function redisClusterOptions (commandTimeoutMs: number): ClusterOptions {
 }
 
 /**
- * Runs a Redis call, turning connection and timeout failures into StoreUnavailableError, and gives up
- * after deadlineMs: with auto-pipelining a command waits for the pipeline before it, so on a Redis that
- * hangs the client's own command timeout would add up (one wait per pipeline in front).
+ * Runs Redis calls, turning connection and timeout failures into StoreUnavailableError, and gives up on a
+ * call after deadlineMs: with auto-pipelining a command waits for the pipeline before it, so on a Redis that
+ * hangs the client's own command timeout would add up (one wait per pipeline in front). One sweeper checks
+ * every call in flight, not a timer each: this is on every request's path.
  */
-async function guard<T> (work: Promise<T>, deadlineMs?: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    if (deadlineMs === undefined) return await work
-    return await Promise.race([work, new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${deadlineMs} ms`)), deadlineMs)
-    })])
-  } catch (err) {
-    throw new StoreUnavailableError(`the store did not answer: ${(err as Error).message}`, { cause: err })
-  } finally {
-    clearTimeout(timer)
+class Deadlines {
+  private readonly pending = new Set<{ due: number, fail: () => void }>()
+  private sweeper: NodeJS.Timeout | undefined
+  /** Calls are checked this often: one may run up to a quarter of the deadline past it. */
+  private readonly everyMs: number
+
+  constructor (private readonly deadlineMs: number) {
+    this.everyMs = Math.max(5, Math.min(250, Math.floor(deadlineMs / 4)))
+  }
+
+  guard<T> (work: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const call = {
+        due: Date.now() + this.deadlineMs,
+        fail: () => reject(new StoreUnavailableError(`the store did not answer: no answer within ${this.deadlineMs} ms`)),
+      }
+      this.pending.add(call)
+      this.sweeper ??= setInterval(() => this.sweep(), this.everyMs).unref()
+      work.then(value => {
+        this.pending.delete(call)
+        resolve(value)
+      }, (err: unknown) => {
+        this.pending.delete(call)
+        reject(err instanceof StoreUnavailableError ? err : new StoreUnavailableError(`the store did not answer: ${(err as Error).message}`, { cause: err }))
+      })
+    })
+  }
+
+  private sweep (): void {
+    const now = Date.now()
+    for (const call of this.pending) {
+      if (call.due > now) continue
+      this.pending.delete(call)
+      call.fail()
+    }
+    if (this.pending.size === 0) {
+      clearInterval(this.sweeper)
+      this.sweeper = undefined
+    }
   }
 }
 
@@ -118,13 +147,16 @@ export class RedisStore implements Store {
   readonly kind = 'redis' as const
   readonly keys: RedisKeys
 
-  private constructor (readonly redis: Redis | Cluster, keyPrefix: string, readonly shards: number, private readonly deadlineMs: number) {
+  private readonly deadlines: Deadlines
+
+  private constructor (readonly redis: Redis | Cluster, keyPrefix: string, readonly shards: number, deadlineMs: number) {
     this.keys = new RedisKeys(keyPrefix, shards)
+    this.deadlines = new Deadlines(deadlineMs)
   }
 
-  /** Every call of this store ends within its command timeout, answered or not. */
+  /** Every call of this store ends within its command timeout (and a quarter), answered or not. */
   private guard<T> (work: Promise<T>): Promise<T> {
-    return guard(work, this.deadlineMs)
+    return this.deadlines.guard(work)
   }
 
   static async connect (options: RedisStoreOptions): Promise<RedisStore> {
