@@ -1,0 +1,89 @@
+// bench/notify-layers: where the notify path's time goes. Bare Fastify, then the stack of POST /v1/notifications
+// built up one layer at a time (bench/layers-server.mjs), then reachroute itself, measured side by side in
+// alternating rounds: requests/s, the ratio to bare Fastify in the same round, and the server's CPU per request.
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { randomUUID } from 'node:crypto'
+import { SignJWT } from 'jose'
+import { build, dropPrefix, freePort, median, REDIS_URL, requireTools, root, startProcess, stopProcess, wrk } from './lib/harness.mjs'
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64)
+const secret = 'bench-secret-0123456789-0123456789-abcdef'
+const prefix = `rrbench:${randomUUID().slice(0, 8)}:`
+const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }))
+
+const LAYERS = [
+  'bare Fastify: a constant JSON',
+  '1. + one Lua round trip (cache GET, SET NX, XADD)',
+  '2. + the service\'s headers, request id, the 202 answer through its schema',
+  '3. + zod body validation (type provider)',
+  '4. + the service\'s logger (pino, warn level)',
+  '5. + @fastify/rate-limit on the Redis counter',
+  '6. + HTTP metrics (prom-client)',
+  'reachroute (auth, routing, the accept script)',
+]
+
+requireTools('wrk')
+build()
+const servers = []
+try {
+  for (let i = 0; i < LAYERS.length; i++) {
+    const port = await freePort()
+    const url = `http://127.0.0.1:${port}`
+    const child = i === 0
+      ? await startProcess(['bench/bare-server.mjs'], { PORT: String(port) }, `${url}/healthz`)
+      : i < LAYERS.length - 1
+        ? await startProcess(['bench/layers-server.mjs'], { PORT: String(port), LAYER: String(i), PREFIX: prefix, REDIS_URL }, `${url}/healthz`)
+        : await startProcess(['dist/src/server.js'], {
+          PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', LOG_LEVEL: 'warn',
+          REDIS_URL, REDIS_KEY_PREFIX: prefix, WORKERS: 'off', AUTH_HS256_SECRET: secret,
+          RATE_LIMIT_NOTIFICATIONS_PER_MINUTE: '1000000000',
+        }, `${url}/readyz`)
+    servers.push({ name: LAYERS[i], url, child, rounds: [] })
+  }
+  const token = await new SignJWT({ scope: 'notifications:write reachability:read' })
+    .setProtectedHeader({ alg: 'HS256' }).setSubject('bench').setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(secret))
+  const body = JSON.stringify({
+    to: '+990123400',
+    message: { sms: { text: 'Your code is 123456' }, push: { title: 'Sign-in code', body: 'Your code is 123456' } },
+    push_token: 'bench-push-token',
+    client_ref: 'bench',
+  })
+  const app = servers.at(-1)
+  const warm = await fetch(`${app.url}/v1/reachability/+990123400`, { headers: { authorization: `Bearer ${token}` } })
+  if (!warm.ok) throw new Error(`warm-up failed: ${warm.status}`)
+  const env = { BENCH_TOKEN: token, BENCH_BODY: body }
+  const script = `${root}/bench/notify.lua`
+  const cpuSeconds = pid => {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / TICKS // utime + stime
+  }
+  for (const s of servers) wrk({ url: `${s.url}/v1/notifications`, script, seconds: 2, connections: CONNECTIONS, env })
+
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const s of servers) {
+      const before = cpuSeconds(s.child.pid)
+      const r = wrk({ url: `${s.url}/v1/notifications`, script, seconds: SECONDS, connections: CONNECTIONS, env })
+      if (r.non2xx > 0) throw new Error(`${s.name} answered ${r.non2xx} non-2xx responses:\n${r.raw}`)
+      const requests = Number(/(\d+) requests in/.exec(r.raw)?.[1])
+      s.rounds.push({ rps: r.rps, cpuUs: (cpuSeconds(s.child.pid) - before) * 1e6 / requests })
+    }
+    const bare = servers[0].rounds[round].rps
+    for (const s of servers) s.rounds[round].ratio = s.rounds[round].rps / bare
+    console.log(`round ${round + 1}: ${servers.map(s => `${s.rounds[round].rps.toFixed(0)}`).join(' / ')} req/s`)
+  }
+  const rows = servers.map(s => ({
+    layer: s.name,
+    'req/s': Math.round(median(s.rounds.map(r => r.rps))),
+    ratio: Number(median(s.rounds.map(r => r.ratio)).toFixed(2)),
+    'cpu µs/req': Math.round(median(s.rounds.map(r => r.cpuUs))),
+  }))
+  console.log(`\nbench/notify-layers (wrk -t1 -c${CONNECTIONS}, ${ROUNDS} rounds of ${SECONDS} s, every server once per round; medians; ratio to bare Fastify in the same round; server CPU per request from /proc)`)
+  console.table(rows)
+  console.log(JSON.stringify({ layers: rows }))
+} finally {
+  await Promise.all(servers.map(s => stopProcess(s.child)))
+  await dropPrefix(prefix)
+}
