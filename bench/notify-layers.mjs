@@ -4,13 +4,12 @@
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { randomUUID } from 'node:crypto'
-import { SignJWT } from 'jose'
 import { build, dropPrefix, freePort, median, REDIS_URL, requireTools, root, startProcess, stopProcess, wrk } from './lib/harness.mjs'
+import { NOTIFY_BODY as body, notifyToken, serverEnv, warmCache } from './lib/notify-request.mjs'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64)
-const secret = 'bench-secret-0123456789-0123456789-abcdef'
 const prefix = `rrbench:${randomUUID().slice(0, 8)}:`
 const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }))
 
@@ -36,24 +35,11 @@ try {
       ? await startProcess(['bench/bare-server.mjs'], { PORT: String(port) }, `${url}/healthz`)
       : i < LAYERS.length - 1
         ? await startProcess(['bench/layers-server.mjs'], { PORT: String(port), LAYER: String(i), PREFIX: prefix, REDIS_URL }, `${url}/healthz`)
-        : await startProcess(['dist/src/server.js'], {
-          PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', LOG_LEVEL: 'warn',
-          REDIS_URL, REDIS_KEY_PREFIX: prefix, WORKERS: 'off', AUTH_HS256_SECRET: secret,
-          RATE_LIMIT_NOTIFICATIONS_PER_MINUTE: '1000000000',
-        }, `${url}/readyz`)
+        : await startProcess(['dist/src/server.js'], serverEnv({ port, redisUrl: REDIS_URL, prefix }), `${url}/readyz`)
     servers.push({ name: LAYERS[i], url, child, rounds: [] })
   }
-  const token = await new SignJWT({ scope: 'notifications:write reachability:read' })
-    .setProtectedHeader({ alg: 'HS256' }).setSubject('bench').setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(secret))
-  const body = JSON.stringify({
-    to: '+990123400',
-    message: { sms: { text: 'Your code is 123456' }, push: { title: 'Sign-in code', body: 'Your code is 123456' } },
-    push_token: 'bench-push-token',
-    client_ref: 'bench',
-  })
-  const app = servers.at(-1)
-  const warm = await fetch(`${app.url}/v1/reachability/+990123400`, { headers: { authorization: `Bearer ${token}` } })
-  if (!warm.ok) throw new Error(`warm-up failed: ${warm.status}`)
+  const token = await notifyToken()
+  await warmCache(servers.at(-1).url, token)
   const env = { BENCH_TOKEN: token, BENCH_BODY: body }
   const script = `${root}/bench/notify.lua`
   const cpuSeconds = pid => {

@@ -1,40 +1,25 @@
 // bench/notify: POST /v1/notifications on the cache-hit path against Redis, auth and validation on,
 // measured side by side with a bare Fastify route in the same run; then p99 latency at half that load.
 import { randomUUID } from 'node:crypto'
-import { SignJWT } from 'jose'
 import { build, dropPrefix, freePort, hey, median, REDIS_URL, requireTools, root, startProcess, stopProcess, wrk } from './lib/harness.mjs'
+import { NOTIFY_BODY as body, notifyToken, serverEnv, warmCache } from './lib/notify-request.mjs'
 
 // These machines are small and shared: the two servers are measured in alternating short rounds and
 // the ratio of each pair is kept, so a slow spell of the machine hits both sides alike.
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64)
-const secret = 'bench-secret-0123456789-0123456789-abcdef'
 const prefix = `rrbench:${randomUUID().slice(0, 8)}:`
 
 requireTools('wrk', 'hey')
 build()
 const [barePort, appPort] = [await freePort(), await freePort()]
 const bare = await startProcess(['bench/bare-server.mjs'], { PORT: String(barePort) }, `http://127.0.0.1:${barePort}/healthz`)
-const app = await startProcess(['dist/src/server.js'], {
-  PORT: String(appPort), HOST: '127.0.0.1', NODE_ENV: 'production', LOG_LEVEL: 'warn',
-  REDIS_URL, REDIS_KEY_PREFIX: prefix, WORKERS: 'off', AUTH_HS256_SECRET: secret,
-  // One caller sends everything: the limiter still counts each request (its Redis call is measured) but never refuses.
-  RATE_LIMIT_NOTIFICATIONS_PER_MINUTE: '1000000000',
-}, `http://127.0.0.1:${appPort}/readyz`)
+const app = await startProcess(['dist/src/server.js'], serverEnv({ port: appPort, redisUrl: REDIS_URL, prefix }), `http://127.0.0.1:${appPort}/readyz`)
 
 try {
-  const token = await new SignJWT({ scope: 'notifications:write reachability:read' })
-    .setProtectedHeader({ alg: 'HS256' }).setSubject('bench').setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(secret))
-  const body = JSON.stringify({
-    to: '+990123400',
-    message: { sms: { text: 'Your code is 123456' }, push: { title: 'Sign-in code', body: 'Your code is 123456' } },
-    push_token: 'bench-push-token',
-    client_ref: 'bench',
-  })
-  // Warm the cache: every request of the run is a cache hit.
-  const warm = await fetch(`http://127.0.0.1:${appPort}/v1/reachability/+990123400`, { headers: { authorization: `Bearer ${token}` } })
-  if (!warm.ok) throw new Error(`warm-up failed: ${warm.status}`)
+  const token = await notifyToken()
+  await warmCache(`http://127.0.0.1:${appPort}`, token)
   const env = { BENCH_TOKEN: token, BENCH_BODY: body }
   const script = `${root}/bench/notify.lua`
   wrk({ url: `http://127.0.0.1:${appPort}/v1/notifications`, script, seconds: 3, connections: CONNECTIONS, env })

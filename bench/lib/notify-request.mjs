@@ -1,0 +1,34 @@
+// What the notify benchmarks send and the server they send it to: one request, its token, the server's environment.
+import { SignJWT } from 'jose'
+
+const SECRET = 'bench-secret-0123456789-0123456789-abcdef'
+
+/** The cache-hit request: a number the sandbox reports connected for DATA and SMS, push content and a token. */
+export const NOTIFY_BODY = JSON.stringify({
+  to: '+990123400',
+  message: { sms: { text: 'Your code is 123456' }, push: { title: 'Sign-in code', body: 'Your code is 123456' } },
+  push_token: 'bench-push-token',
+  client_ref: 'bench',
+})
+
+/** reachroute as the benchmarks run it: production mode, no workers, Redis under the run's own prefix. */
+export function serverEnv ({ port, redisUrl, prefix }) {
+  return {
+    PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', LOG_LEVEL: 'warn',
+    REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix, WORKERS: 'off', AUTH_HS256_SECRET: SECRET,
+    // One caller sends everything: the limiter still counts each request but never refuses.
+    RATE_LIMIT_NOTIFICATIONS_PER_MINUTE: '1000000000',
+  }
+}
+
+/** A token the server above accepts for notifying and looking up. */
+export function notifyToken () {
+  return new SignJWT({ scope: 'notifications:write reachability:read' })
+    .setProtectedHeader({ alg: 'HS256' }).setSubject('bench').setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(SECRET))
+}
+
+/** Looks the number up once, so every request of the run is a cache hit. */
+export async function warmCache (baseUrl, token) {
+  const res = await fetch(`${baseUrl}/v1/reachability/+990123400`, { headers: { authorization: `Bearer ${token}` } })
+  if (!res.ok) throw new Error(`warm-up failed: ${res.status}`)
+}
