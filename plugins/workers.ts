@@ -99,6 +99,7 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     concurrency: workers.concurrency,
     chunkSize: 200,
     leaseMs: workers.visibilityTimeoutMs,
+    countedKeysTtlSeconds: delivery.campaignIdempotencyTtlSeconds,
     onProcessed: recordCampaignRecipients,
     pollMs: workers.idlePollMs,
     log: app.log,

@@ -33,6 +33,7 @@ export const envSchema = z
     DELIVERY_RETRY_MAX_MS: positive(300000),
     NOTIFICATION_RETENTION_SECONDS: z.coerce.number().int().min(60).default(7 * 86400),
     IDEMPOTENCY_TTL_SECONDS: z.coerce.number().int().min(60).default(86400),
+    CAMPAIGN_IDEMPOTENCY_TTL_SECONDS: z.coerce.number().int().min(60).default(3600),
     CALLBACK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
 
     FALLBACK_FIRST_CHECK_SECONDS: positive(60),
@@ -188,6 +189,8 @@ export interface Config {
     retryMaxMs: number
     retentionSeconds: number
     idempotencyTtlSeconds: number
+    /** How long a campaign recipient's idempotency record is kept once its chunk is counted. */
+    campaignIdempotencyTtlSeconds: number
     callbackMaxAttempts: number
   }
   fallback: {
@@ -311,6 +314,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
       retryMaxMs: e.DELIVERY_RETRY_MAX_MS,
       retentionSeconds: e.NOTIFICATION_RETENTION_SECONDS,
       idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
+      campaignIdempotencyTtlSeconds: e.CAMPAIGN_IDEMPOTENCY_TTL_SECONDS,
       callbackMaxAttempts: e.CALLBACK_MAX_ATTEMPTS,
     },
     fallback: {

@@ -32,6 +32,16 @@ export interface CampaignRunnerOptions {
   /** Told how many recipients a chunk handled (progress metrics). */
   onProcessed?: (n: number) => void
   log?: { warn: (obj: object, msg: string) => void }
+  /**
+   * How long a recipient's idempotency record is kept once its chunk is counted (default: as the notification
+   * service keeps any). Only a runner that lost the chunk's lease and woke up after that could still need it.
+   */
+  countedKeysTtlSeconds?: number
+}
+
+/** The Idempotency-Key a campaign's recipient is accepted under (with a NUL, which no caller's header can hold). */
+export function recipientKey (campaignId: string, index: number): string {
+  return `\u0000campaign ${campaignId} ${index}`
 }
 
 /**
@@ -87,8 +97,19 @@ export class CampaignRunner extends PollingLoop {
         counts.processed = n
         counts[`minute:${Math.floor(this.now() / 60_000)}`] = n
         // Until these counts land the chunk stays leased, and the campaign cannot complete.
-        if (await this.retrying(() => store.finishCampaignChunk(id, lease, counts))) this.options.onProcessed?.(n)
-        else this.options.log?.warn({ campaign: id, start, count: n }, 'campaign runner: the chunk\'s lease ran out and another runner took it; that runner counts it')
+        if (await this.retrying(() => store.finishCampaignChunk(id, lease, counts))) {
+          this.options.onProcessed?.(n)
+          // Counted: no runner takes this chunk again, so its recipients' idempotency records have all but done their
+          // job (a stalled runner that lost the lease may still be at it). Left to the full TTL, every recipient of the
+          // day's campaigns would keep one for a day.
+          const ttl = this.options.countedKeysTtlSeconds
+          if (ttl !== undefined) {
+            await this.options.notifications.shortenIdempotencyKeys(campaign.doc.owner, chunk.items.map((_, i) => recipientKey(id, start + i)), ttl)
+              .catch((err: unknown) => this.options.log?.warn({ err, campaign: id, start }, 'campaign runner: the chunk\'s idempotency records keep their full time'))
+          }
+        } else {
+          this.options.log?.warn({ campaign: id, start, count: n }, 'campaign runner: the chunk\'s lease ran out and another runner took it; that runner counts it')
+        }
       }
       if (await store.completeCampaign(id, new Date(this.now()).toISOString())) await store.setCampaignActive(id, false)
     }
@@ -153,11 +174,10 @@ export class CampaignRunner extends PollingLoop {
 
   /**
    * Accepts the recipient's notification under an idempotency key of the campaign and the recipient's place
-   * (with a NUL, which no caller's Idempotency-Key header can hold): done a second time, it answers the first
-   * notification. A claim still held by a runner that died or stalled is waited out.
+   * (recipientKey): done a second time, it answers the first notification. A claim still held by a runner that died or stalled is waited out.
    */
   private async accept (doc: CampaignDoc, index: number, request: Parameters<NotificationService['accept']>[1], reachability: ReachabilityResult | null): ReturnType<NotificationService['accept']> {
-    const key = `\u0000campaign ${doc.id} ${index}`
+    const key = recipientKey(doc.id, index)
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.options.notifications.accept(doc.owner, request, key, { campaignId: doc.id, bulk: true, reachability })

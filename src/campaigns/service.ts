@@ -1,9 +1,9 @@
-import { createHash, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ConflictError, NotFoundError, UnprocessableError } from '../domain/errors.js'
 import { type Page } from '../domain/paging.js'
 import { ValidationError } from '../domain/errors.js'
-import { shardFor } from '../notifications/ids.js'
+import { idempotencyRef } from '../notifications/ids.js'
 import { FINAL_STATUSES, type NotificationMessage, type NotificationStatus, type Routing } from '../notifications/types.js'
 import type { CampaignDoc, CampaignFailure, CampaignRecord, CampaignStatus, IdempotencyRef, Store } from '../store/store.js'
 
@@ -87,7 +87,7 @@ export class CampaignService {
     let idem: (IdempotencyRef & { token: string, requestHash: string }) | undefined
     if (idempotency) {
       const scoped = `${owner}\u0000campaign\u0000${idempotency.key}`
-      const ref = { shard: shardFor(scoped, store.shards), key: createHash('sha256').update(scoped).digest('hex') }
+      const ref = idempotencyRef(scoped, store.shards)
       // A million recipients take a while to read in: the claim lasts as long.
       const claim = await store.claimIdempotency(ref, idempotency.requestHash, 600)
       if (claim.state === 'in_flight') throw new ConflictError('a request with this Idempotency-Key is still in flight', claim.retryAfterSeconds)

@@ -1,4 +1,5 @@
 import { hash, randomUUID } from 'node:crypto'
+import type { IdempotencyRef } from '../store/store.js'
 
 // A notification id carries its shard, so any process finds its keys in one step: ntf_07_<32 hex>.
 
@@ -19,4 +20,9 @@ export function shardOfId (id: string, shards: number): number | undefined {
   if (!match) return undefined
   const shard = Number(match[1])
   return shard < shards ? shard : undefined
+}
+
+/** Where the idempotency record of a caller-scoped key lives: its shard, and the key's SHA-256 (a key of any length and text). */
+export function idempotencyRef (scopedKey: string, shards: number): IdempotencyRef {
+  return { shard: shardFor(scopedKey, shards), key: hash('sha256', scopedKey) }
 }

@@ -4,7 +4,7 @@ import type { ReachabilityResult } from '../domain/reachability.js'
 import type { ReachabilityService } from '../reachability/service.js'
 import { type Decision, decide, usableChannels } from '../routing/decide.js'
 import { type IdempotencyRef, type JobTarget, type Store, type StoredNotification, laneFor } from '../store/store.js'
-import { newNotificationId, shardFor, shardOfId } from './ids.js'
+import { idempotencyRef, newNotificationId, shardFor, shardOfId } from './ids.js'
 import type { Notification, NotificationEvent, NotificationRequest, NotificationStatus, RoutedChannel } from './types.js'
 
 export interface AcceptAnswer {
@@ -68,8 +68,7 @@ export class NotificationService {
     let idem: ClaimedKey | undefined
     if (idempotencyKey !== undefined) {
       const requestHash = hashRequest(request)
-      const scoped = `${owner}\u0000${idempotencyKey}`
-      const ref = { shard: shardFor(scoped, store.shards), key: createHash('sha256').update(scoped).digest('hex') }
+      const ref = this.idempotencyRef(owner, idempotencyKey)
       const claim = await store.claimIdempotency(ref, requestHash, this.options.idempotencyClaimSeconds ?? 30)
       if (claim.state === 'in_flight') throw new ConflictError('a request with this Idempotency-Key is still in flight', claim.retryAfterSeconds)
       if (claim.state === 'done') {
@@ -85,6 +84,18 @@ export class NotificationService {
       if (idem) await store.releaseIdempotency(idem, idem.token).catch(() => {})
       throw err
     }
+  }
+
+  /**
+   * Keeps the answered records of these Idempotency-Keys of `owner` for at most ttlSeconds more: for keys hardly
+   * any request will send again (a campaign's, once the chunk that used them is counted). A claim in flight stays.
+   */
+  async shortenIdempotencyKeys (owner: string, idempotencyKeys: string[], ttlSeconds: number): Promise<void> {
+    await this.options.store.shortenIdempotency(idempotencyKeys.map(key => this.idempotencyRef(owner, key)), ttlSeconds)
+  }
+
+  private idempotencyRef (owner: string, idempotencyKey: string): IdempotencyRef {
+    return idempotencyRef(`${owner}\u0000${idempotencyKey}`, this.options.store.shards)
   }
 
   private async route (owner: string, request: NotificationRequest, idem: ClaimedKey | undefined, options: AcceptOptions): Promise<AcceptAnswer> {

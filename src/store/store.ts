@@ -213,6 +213,8 @@ export interface Store {
   claimIdempotency (ref: IdempotencyRef, requestHash: string, claimSeconds: number): Promise<IdempotencyClaim>
   /** Frees a claim whose request failed before anything was stored. */
   releaseIdempotency (ref: IdempotencyRef, token: string): Promise<void>
+  /** Shortens the time answered idempotency records are kept to at most ttlSeconds from now (a claim in flight is left alone). */
+  shortenIdempotency (refs: IdempotencyRef[], ttlSeconds: number): Promise<void>
   /**
    * In one atomic step: the notification, its first events, its first job and the idempotency answer.
    * Resolves false when the idempotency claim was lost (expired and taken by another request), or the cache entry

@@ -1,6 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { CampaignRunner } from '../../src/campaigns/runner.js'
+import { CampaignRunner, recipientKey } from '../../src/campaigns/runner.js'
 import { CampaignService, type RecipientLine } from '../../src/campaigns/service.js'
+import { idempotencyRef } from '../../src/notifications/ids.js'
 import { NotificationService } from '../../src/notifications/service.js'
 import { UpstreamRateLimiter } from '../../src/reachability/rate-limit.js'
 import { ReachabilityService } from '../../src/reachability/service.js'
@@ -79,7 +81,10 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       runnerA.start()
       await waitFor(() => hung.length > 0 ? true : undefined, 5000, 'runner A to die')
 
-      const runnerB = new CampaignRunner({ store, notifications: recording(notifications.accept.bind(notifications)), reachability, limiter, concurrency: 4, chunkSize: 20, pollMs: 10, leaseMs: 300 })
+      // B keeps the records of the chunks it counts for a minute only: long enough for A, which wakes up within it.
+      const runnerB = new CampaignRunner({
+        store, notifications: recording(notifications.accept.bind(notifications)), reachability, limiter, concurrency: 4, chunkSize: 20, pollMs: 10, leaseMs: 300, countedKeysTtlSeconds: 60,
+      })
       runnerB.start()
       t.teardown(async () => {
         for (const resume of hung.splice(0)) resume()
@@ -113,6 +118,24 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.equal(await jobs(), 50, 'still 50 jobs')
       t.match((await store.getCampaign(id))?.counters, { processed: 50 }, 'nothing counted twice')
       t.same([...ids].filter(([, set]) => set.size !== 1).map(([to]) => to), [])
+    })
+
+    t.test('once a chunk is counted, its recipients\' idempotency records are kept for countedKeysTtlSeconds only', async t => {
+      const { store, cleanup } = await open()
+      t.teardown(cleanup)
+      const { reachability, notifications, limiter } = await services(store)
+      const campaigns = new CampaignService({ store, retentionSeconds: 3600, idempotencyTtlSeconds: 3600 })
+      const lines: RecipientLine[] = Array.from({ length: 25 }, (_, i) => ({ line: i + 2, recipient: { to: `+4479222${String(i).padStart(5, '0')}` } }))
+      const { answer } = await campaigns.create('svc', { name: 'short keys', message: { sms: { text: 'hi' } }, routing: { prefer: 'push', channels: ['push', 'sms'], on_unreachable: 'drop', on_unknown: 'sms', ttl_seconds: 3600 } }, lines)
+      const runner = new CampaignRunner({ store, notifications, reachability, limiter, concurrency: 4, chunkSize: 10, pollMs: 10, leaseMs: 2000, countedKeysTtlSeconds: 1 })
+      runner.start()
+      t.teardown(() => runner.stop())
+      await waitFor(async () => (await store.getCampaign(answer.id))?.status === 'completed' ? true : undefined, 10_000, 'the campaign to complete')
+      const refs = lines.map((_, i) => idempotencyRef(`svc\u0000${recipientKey(answer.id, i)}`, store.shards))
+      t.equal((await store.claimIdempotency(refs[0]!, 'probe', 30)).state, 'done', 'right after, a recipient\'s record is still there')
+      await sleep(1200)
+      const states = await Promise.all(refs.slice(1).map(async ref => (await store.claimIdempotency(ref, 'probe', 30)).state))
+      t.same(states.filter(s => s !== 'claimed'), [], 'a second later every record is gone (a claim finds the key free)')
     })
 
     t.test('a fleet-scan batch taken by a runner that died is checked by another; the job completes, each number counted once', async t => {

@@ -209,6 +209,30 @@ async function suite (t: Test, store: Store) {
     t.equal(await store.getNotification(lost.id, 2), null)
   })
 
+  t.test('answered records can be kept for less time, never for more; claims in flight are left alone', async t => {
+    const answer = async (shard: number, ttlSeconds: number) => {
+      const ref = { shard, key: `k-${Math.random()}` }
+      const claim = await store.claimIdempotency(ref, 'h', 30)
+      t.equal(await store.acceptNotification({
+        notification: notification(shard), events: [], next: { kind: 'none' }, retentionSeconds: 60,
+        idempotency: { ...ref, token: claim.state === 'claimed' ? claim.token : '', requestHash: 'h', response: '{}', ttlSeconds },
+      }), true)
+      return ref
+    }
+    // Refs of several shards in one call.
+    const shortened = [await answer(1, 60), await answer(3, 60), await answer(3, 60)]
+    const brief = await answer(2, 1)
+    const untouched = await answer(0, 60)
+    const inFlight = { shard: 3, key: `k-${Math.random()}` }
+    await store.claimIdempotency(inFlight, 'h', 30)
+    await store.shortenIdempotency([...shortened, brief, inFlight], 1)
+    await store.shortenIdempotency([brief], 60)
+    await sleep(1200)
+    for (const ref of [...shortened, brief]) t.equal((await store.claimIdempotency(ref, 'h', 30)).state, 'claimed', `shard ${ref.shard}: gone after a second`)
+    t.equal((await store.claimIdempotency(untouched, 'h', 30)).state, 'done', 'a record not named keeps its time')
+    t.equal((await store.claimIdempotency(inFlight, 'h', 30)).state, 'in_flight', 'a claim in flight keeps its own time')
+  })
+
   t.test('a released claim frees the key; a claim runs out by itself', async t => {
     const ref = { shard: 1, key: `k-${Math.random()}` }
     const claim = await store.claimIdempotency(ref, 'h', 1)

@@ -189,6 +189,14 @@ export class MemoryStore implements Store {
     if (this.idempotency.get(key)?.token === token) this.idempotency.delete(key)
   }
 
+  async shortenIdempotency (refs: IdempotencyRef[], ttlSeconds: number): Promise<void> {
+    for (const ref of refs) {
+      const key = `${ref.shard}:${ref.key}`
+      const held = this.idempotency.get(key)
+      if (held?.state === 'done' && this.idempotency.ttl(key) > ttlSeconds * 1000) this.idempotency.set(key, held, ttlSeconds * 1000)
+    }
+  }
+
   async acceptNotification (command: AcceptCommand): Promise<boolean> {
     const { notification, idempotency: idem } = command
     if (idem && this.idempotency.get(`${idem.shard}:${idem.key}`)?.token !== idem.token) return false

@@ -13,7 +13,7 @@ import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } fro
 import { RedisKeys } from './keys.js'
 import {
   ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY,
-  RECORD_FAILURES, RELEASE, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, TAKE_DUE, TAKE_TOKEN, TRANSITION,
+  RECORD_FAILURES, RELEASE, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
 } from './lua/scripts.js'
 
 declare module 'ioredis' {
@@ -23,6 +23,7 @@ declare module 'ioredis' {
     rrTransition (...args: (string | number)[]): Result<number, Context>
     rrClaim (key: string, token: string, hash: string, ms: number): Result<[string, ...(string | number)[]], Context>
     rrRelease (key: string, token: string): Result<number, Context>
+    rrShortenAnswered (key: string, seconds: number): Result<number, Context>
     rrReleaseDue (...args: (string | number)[]): Result<number, Context>
     rrTakeDue (queue: string, leased: string, now: number, until: number, count: number): Result<string[], Context>
     rrExpireLeases (queue: string, leased: string, now: number): Result<number, Context>
@@ -183,6 +184,7 @@ export class RedisStore implements Store {
     redis.defineCommand('rrCompleteCampaign', { numberOfKeys: 3, lua: COMPLETE_CAMPAIGN })
     redis.defineCommand('rrFinishIdempotency', { numberOfKeys: 1, lua: FINISH_IDEMPOTENCY })
     redis.defineCommand('rrRelease', { numberOfKeys: 1, lua: RELEASE })
+    redis.defineCommand('rrShortenAnswered', { numberOfKeys: 1, lua: SHORTEN_ANSWERED })
     redis.defineCommand('rrReleaseDue', { numberOfKeys: 1 + LANES.length, lua: RELEASE_DUE })
     await redis.connect()
     // From now on a command while the cluster is away fails at once (a 503) instead of waiting in a queue.
@@ -228,6 +230,11 @@ export class RedisStore implements Store {
 
   async releaseIdempotency (ref: IdempotencyRef, token: string): Promise<void> {
     await this.guard(this.redis.rrRelease(this.keys.idempotency(ref.shard, ref.key), token))
+  }
+
+  async shortenIdempotency (refs: IdempotencyRef[], ttlSeconds: number): Promise<void> {
+    // One small script a record (auto-pipelined): the records of a chunk are spread over every shard.
+    await this.guard(Promise.all(refs.map(ref => this.redis.rrShortenAnswered(this.keys.idempotency(ref.shard, ref.key), ttlSeconds))))
   }
 
   async acceptNotification (command: AcceptCommand): Promise<boolean> {

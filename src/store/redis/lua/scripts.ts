@@ -133,6 +133,12 @@ if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then return redis.call('DEL',
 return 0
 `
 
+/** KEYS: an idempotency record. ARGV: seconds. Answered, it expires within that time at the latest; a claim in flight stays as it is. */
+export const SHORTEN_ANSWERED = `
+if redis.call('HGET', KEYS[1], 'state') == 'done' then return redis.call('EXPIRE', KEYS[1], ARGV[1], 'LT') end
+return 0
+`
+
 /**
  * KEYS: retry set, then one outbox stream per lane. ARGV: now, count, then the lane names in KEYS order.
  * Members are "<lane>|<notification id>".
