@@ -174,7 +174,8 @@ export class CampaignRunner extends PollingLoop {
 
   /**
    * Accepts the recipient's notification under an idempotency key of the campaign and the recipient's place
-   * (recipientKey): done a second time, it answers the first notification. A claim still held by a runner that died or stalled is waited out.
+   * (recipientKey): done a second time, it answers the first notification. A claim still held by a runner that
+   * died or stalled is waited out.
    */
   private async accept (doc: CampaignDoc, index: number, request: Parameters<NotificationService['accept']>[1], reachability: ReachabilityResult | null): ReturnType<NotificationService['accept']> {
     const key = recipientKey(doc.id, index)
