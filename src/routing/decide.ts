@@ -15,9 +15,9 @@ export type ReachabilityInput = ReachabilityResult | null
 /** A channel the request can use at all: allowed, with content, and for push a token. */
 export function usableChannels (request: NotificationRequest): Set<ChannelName> {
   const usable = new Set<ChannelName>()
-  const allowed = new Set(request.routing.channels)
-  if (allowed.has('push') && request.message.push && request.push_token) usable.add('push')
-  if (allowed.has('sms') && request.message.sms) usable.add('sms')
+  const allowed = request.routing.channels
+  if (allowed.includes('push') && request.message.push && request.push_token) usable.add('push')
+  if (allowed.includes('sms') && request.message.sms) usable.add('sms')
   return usable
 }
 
