@@ -12,6 +12,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64)
 const prefix = `rrbench:${randomUUID().slice(0, 8)}:`
 const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }))
+// BENCH_LAYERS=0,6,7 measures only those servers (0 bare Fastify, 1-6 the layers, 7 reachroute); default all.
+const ONLY = process.env.BENCH_LAYERS ? new Set(process.env.BENCH_LAYERS.split(',').map(Number)) : undefined
 
 const LAYERS = [
   'bare Fastify: a constant JSON',
@@ -29,6 +31,7 @@ build()
 const servers = []
 try {
   for (let i = 0; i < LAYERS.length; i++) {
+    if (ONLY && i > 0 && !ONLY.has(i)) continue
     const port = await freePort()
     const url = `http://127.0.0.1:${port}`
     const child = i === 0
@@ -39,7 +42,8 @@ try {
     servers.push({ name: LAYERS[i], url, child, rounds: [] })
   }
   const token = await notifyToken()
-  await warmCache(servers.at(-1).url, token)
+  const reachroute = servers.find(s => s.name === LAYERS.at(-1))
+  if (reachroute) await warmCache(reachroute.url, token)
   const env = { BENCH_TOKEN: token, BENCH_BODY: body }
   const script = `${root}/bench/notify.lua`
   const cpuSeconds = pid => {

@@ -10,6 +10,26 @@ export function shardFor (key: string, shards: number): number {
   return Number.parseInt(hash('sha256', key).slice(0, 8), 16) % shards
 }
 
+// The shards of recently seen phone numbers: a number is hashed once, not on every notification and cache read for it.
+const NUMBER_SHARDS_KEPT = 10_000
+const numberShards = new Map<string, number>()
+let numberShardsOf = 0
+
+/** shardFor a phone number, remembered for the numbers seen lately (a process uses one shard count). */
+export function numberShard (phoneNumber: string, shards: number): number {
+  if (shards !== numberShardsOf) {
+    numberShards.clear()
+    numberShardsOf = shards
+  }
+  let shard = numberShards.get(phoneNumber)
+  if (shard === undefined) {
+    if (numberShards.size >= NUMBER_SHARDS_KEPT) numberShards.clear()
+    shard = shardFor(phoneNumber, shards)
+    numberShards.set(phoneNumber, shard)
+  }
+  return shard
+}
+
 export function newNotificationId (shard: number): string {
   return `ntf_${String(shard).padStart(2, '0')}_${randomUUID().replaceAll('-', '')}`
 }

@@ -4,7 +4,7 @@ import type { ReachabilityResult } from '../domain/reachability.js'
 import type { ReachabilityService } from '../reachability/service.js'
 import { type Decision, decide, usableChannels } from '../routing/decide.js'
 import { type IdempotencyRef, type JobTarget, type Store, type StoredNotification, laneFor } from '../store/store.js'
-import { idempotencyRef, newNotificationId, shardFor, shardOfId } from './ids.js'
+import { idempotencyRef, newNotificationId, numberShard, shardOfId } from './ids.js'
 import type { Notification, NotificationEvent, NotificationRequest, NotificationStatus, RoutedChannel } from './types.js'
 
 export interface AcceptAnswer {
@@ -142,7 +142,7 @@ export class NotificationService {
     const nowMs = this.now()
     const at = new Date(nowMs).toISOString()
     // Without a key, in the number's shard: beside its cache entry, so the accept can check that entry.
-    const id = newNotificationId(idem?.shard ?? shardFor(request.to, store.shards))
+    const id = newNotificationId(idem?.shard ?? numberShard(request.to, store.shards))
     const status: NotificationStatus = decision.final ?? 'queued'
     const notification: Notification = {
       id,

@@ -34,7 +34,8 @@ export interface ReachabilityServiceOptions {
 
 /** A cache entry this process read, as a guess to check (see ReachabilityService.recentlyCached). */
 export interface CachedGuess {
-  result: ReachabilityResult
+  /** Shared by every accept routed on this guess: never to be changed. */
+  readonly result: ReachabilityResult
   version: string
 }
 
@@ -46,7 +47,7 @@ export interface CachedGuess {
 export class ReachabilityService {
   private readonly inFlight = new Map<string, Promise<ReachabilityResult>>()
   private readonly now: () => number
-  private readonly recent: LRUCache<string, CachedReachability>
+  private readonly recent: LRUCache<string, CachedGuess & { cached: CachedReachability }>
 
   constructor (private readonly options: ReachabilityServiceOptions) {
     this.now = options.now ?? Date.now
@@ -73,7 +74,8 @@ export class ReachabilityService {
   /** The number's cache entry, remembered as this process's latest read of it (see recentlyCached). */
   private async readCache (phoneNumber: string): Promise<CachedReachability | null> {
     const cached = await this.options.store.getReachability(phoneNumber)
-    if (cached?.version !== undefined) this.recent.set(phoneNumber, cached)
+    // The guess is built once per read, not per accept: every accept routed on it shares its result (never changed).
+    if (cached?.version !== undefined) this.recent.set(phoneNumber, { cached, result: { ...cached.record, source: 'cache' }, version: cached.version })
     return cached
   }
 
@@ -84,8 +86,7 @@ export class ReachabilityService {
    */
   recentlyCached (phoneNumber: string, maxAgeSeconds?: number): CachedGuess | undefined {
     const entry = this.recent.get(phoneNumber)
-    if (!entry?.version || !this.isFresh(entry, maxAgeSeconds)) return undefined
-    return { result: { ...entry.record, source: 'cache' }, version: entry.version }
+    return entry && this.isFresh(entry.cached, maxAgeSeconds) ? entry : undefined
   }
 
   /** Counts a guess the store confirmed as a lookup answered from the cache. */

@@ -29,6 +29,28 @@ async function suite (t: Test, store: Store) {
     t.equal(upstream.calls, 1)
   })
 
+  t.test('recentlyCached: the cache entry this process last read, as one guess shared until it goes stale or is forgotten', async t => {
+    const { service, advance } = setup(store)
+    t.equal(service.recentlyCached('+990200020'), undefined, 'nothing read yet')
+    await service.lookup('+990200020')
+    t.equal(service.recentlyCached('+990200020'), undefined, 'an upstream answer is not a read of the cache')
+    await service.lookup('+990200020')
+    const guess = service.recentlyCached('+990200020')
+    t.equal(guess?.result.source, 'cache')
+    t.type(guess?.version, 'string')
+    t.equal(service.recentlyCached('+990200020'), guess, 'the same guess again, not a copy per call')
+    advance(61)
+    t.equal(service.recentlyCached('+990200020', 60), undefined, 'older than max_age')
+    t.equal(service.recentlyCached('+990200020'), guess, 'still fresh without max_age')
+    advance(240)
+    t.equal(service.recentlyCached('+990200020'), undefined, 'past the entry\'s freshness')
+    await service.lookup('+990200020')
+    await service.lookup('+990200020')
+    t.ok(service.recentlyCached('+990200020'))
+    service.forget('+990200020')
+    t.equal(service.recentlyCached('+990200020'), undefined, 'forgotten')
+  })
+
   t.test('beforeUpstream is awaited on a miss only, and an answer that arrived meanwhile is served from the cache', async t => {
     const { upstream, service } = setup(store)
     let waits = 0

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { shardFor, shardOfId } from '../../notifications/ids.js'
+import { numberShard, shardOfId } from '../../notifications/ids.js'
 import type { Reachability } from '../../domain/reachability.js'
 import type { Notification } from '../../notifications/types.js'
 import {
@@ -361,7 +361,7 @@ export class MemoryStore implements Store {
       latest_status_at: r.latest_status_at,
       status_code: r.status.code,
     })
-    const shard = shardFor(r.phone_number, this.shards)
+    const shard = numberShard(r.phone_number, this.shards)
     const stale = this.sorted(this.reportIndexes.stale, shard)
     const offline = this.sorted(this.reportIndexes.offline, shard)
     if (reachable === true) {

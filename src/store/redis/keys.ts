@@ -1,4 +1,4 @@
-import { shardFor } from '../../notifications/ids.js'
+import { numberShard } from '../../notifications/ids.js'
 import type { Lane } from '../store.js'
 
 // Every key is `<prefix>{<tag>}:<name>`: keys that a script touches together share one hash tag,
@@ -12,7 +12,7 @@ export class RedisKeys {
    * without an Idempotency-Key: one script can check the entry a decision was based on and store the notification.
    */
   reachability (phoneNumber: string): string {
-    return `${this.shard(shardFor(phoneNumber, this.shards))}:reach:${phoneNumber}`
+    return `${this.shard(numberShard(phoneNumber, this.shards))}:reach:${phoneNumber}`
   }
 
   /** Everything else about one phone number lives under the number's own tag. */

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { Cluster, type ClusterOptions, Redis, type RedisOptions, type Result } from 'ioredis'
 import { StoreUnavailableError } from '../../domain/errors.js'
-import { shardFor, shardOfId } from '../../notifications/ids.js'
+import { numberShard, shardOfId } from '../../notifications/ids.js'
 import type { Reachability } from '../../domain/reachability.js'
 import type { NotificationEvent } from '../../notifications/types.js'
 import {
@@ -415,7 +415,7 @@ export class RedisStore implements Store {
     if (reachable) fields.last_reachable_at = at
     if (reachable && r.connectivity.includes('DATA')) fields.last_data_at = at
     if (reachable && r.connectivity.includes('SMS')) fields.last_sms_at = at
-    const shard = shardFor(r.phone_number, this.shards)
+    const shard = numberShard(r.phone_number, this.shards)
     const stale = this.keys.reportIndex('stale', shard)
     const offline = this.keys.reportIndex('offline', shard)
     const writes: Promise<unknown>[] = [this.redis.hsetnx(key, 'first_seen_at', at), this.redis.hset(key, fields)]
