@@ -6,7 +6,8 @@ const PLACEHOLDER = /\{\{\s*([\w.-]+)\s*\}\}/g
 export function fillMessage (message: NotificationMessage, vars: Record<string, string> = {}): { message: NotificationMessage } | { missing: string } {
   let missing: string | undefined
   const fill = (text: string) => text.replace(PLACEHOLDER, (whole, name: string) => {
-    const value = vars[name]
+    // Own properties only: `{{constructor}}` is a missing var, not Object's constructor.
+    const value = Object.hasOwn(vars, name) ? vars[name] : undefined
     if (value === undefined) {
       missing ??= name
       return whole
