@@ -6,10 +6,24 @@ export const PhoneNumberInput = z.string().min(1).max(32).meta({
   examples: ['+447911123456', '+990123411'],
 })
 
-export const MaxAgeQuery = z.coerce.number().int().min(0).max(86400).optional().meta({
+const MAX_AGE_META = {
   description: 'Accept a cached answer only if it is at most this many seconds old (0 forces a fresh upstream lookup)',
   examples: [60],
-})
+}
+
+const MaxAgeSeconds = z.number({ error: 'must be a whole number of seconds from 0 to 86400' }).int().min(0).max(86400)
+
+/** max_age in a JSON body: a JSON number, nothing coerced (null, "", true or [7] would all have become 0 or 7). */
+export const MaxAge = MaxAgeSeconds.optional().meta(MAX_AGE_META)
+
+/**
+ * max_age in a query string: digits only; "", " ", "1e3" or "0x10" stay strings and fail as not a number.
+ * The meta sits on the inner schema: the spec describes a request by its input, and zod drops a pipe's examples there.
+ */
+export const MaxAgeQuery = z.preprocess(
+  value => typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value,
+  MaxAgeSeconds.meta(MAX_AGE_META),
+).optional()
 
 export const ReachabilityStatusSchema = z.object({
   code: z.string().meta({

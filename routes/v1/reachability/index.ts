@@ -4,7 +4,7 @@ import { lookupMany } from '../../../src/reachability/service.js'
 import { toProblem } from '../../../plugins/errors.js'
 import { jsonResponse } from '../../schemas/docs.js'
 import { pickProblems, problemResponse, ProblemSchema } from '../../schemas/problem.js'
-import { MaxAgeQuery, PhoneNumber, PhoneNumberInput, ReachabilitySchema } from '../../schemas/reachability.js'
+import { MaxAge, MaxAgeQuery, PhoneNumber, PhoneNumberInput, ReachabilitySchema } from '../../schemas/reachability.js'
 
 const security = [{ bearerAuth: [] }]
 
@@ -47,7 +47,7 @@ const reachabilityRoutes: FastifyPluginAsyncZod = async (app) => {
           description: '1 to 1000 phone numbers, each in E.164 form (the leading "+" is optional); an invalid one gets a problem in its place',
           examples: [['+990123400', '+990123411']],
         }),
-        max_age: MaxAgeQuery,
+        max_age: MaxAge,
       }).meta({ examples: [{ phone_numbers: ['+990123400', '+990123411', 'not-a-number'], max_age: 300 }] }),
       response: {
         200: jsonResponse('One result per number, in the order given', z.object({
