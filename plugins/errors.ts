@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
@@ -59,6 +60,27 @@ export function toProblem (err: FastifyError | Error, request: FastifyRequest): 
     return { problem: problem(request, fe.statusCode, 'bad-request', 'Bad request', fe.message), headers: {} }
   }
   return { problem: problem(request, 500, 'internal-error', 'Internal error', 'something went wrong on our side; the request id identifies it in our logs'), headers: {} }
+}
+
+/**
+ * The whole HTTP/1.1 answer to a request that never got past the HTTP parser (the server's 'clientError'): no
+ * request exists yet, so the document names none, and the connection is closed after it.
+ */
+export function clientErrorResponse (code: string | undefined): string {
+  const [status, slug, title, detail]: [number, string, string, string] =
+    code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'request-header-fields-too-large', 'Request headers are too large', 'the request line and headers are larger than this server accepts']
+      : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'request-timeout', 'Request timed out', 'the request was not received in time']
+        : [400, 'bad-request', 'Bad request', `the request is not valid HTTP/1.1${code && /^[A-Z0-9_]{1,64}$/.test(code) ? ` (${code})` : ''}`]
+  const body = JSON.stringify({ type: PROBLEM_TYPE_BASE + slug, title, status, detail } satisfies Problem)
+  const head = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
+    'content-type: application/problem+json; charset=utf-8',
+    `content-length: ${Buffer.byteLength(body)}`,
+    'connection: close',
+  ]
+  return head.join('\r\n') + '\r\n\r\n' + body
 }
 
 export default fp(async (app) => {

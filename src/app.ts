@@ -3,7 +3,7 @@ import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-z
 import authPlugin from '../plugins/auth.js'
 import campaignsPlugin from '../plugins/campaigns.js'
 import configPlugin from '../plugins/config.js'
-import errorsPlugin, { sendProblem, toProblem } from '../plugins/errors.js'
+import errorsPlugin, { clientErrorResponse, sendProblem, toProblem } from '../plugins/errors.js'
 import metricsPlugin from '../plugins/metrics.js'
 import notificationsPlugin from '../plugins/notifications.js'
 import reachabilityPlugin from '../plugins/reachability.js'
@@ -73,6 +73,19 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     frameworkErrors: (err, request, reply) => {
       reply.header('x-request-id', request.id)
       sendProblem(reply, toProblem(err, request).problem)
+    },
+    // A request the HTTP parser refuses (headers too large, a bad header, Content-Length with Transfer-Encoding)
+    // gets a problem document too, written to the socket: no request or reply exists for it.
+    clientErrorHandler: (err, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return
+      app.log.debug({ code: err.code }, 'client error')
+      // Not into an answer already under way (a pipelined request's): that would corrupt it for the client.
+      const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true
+      if (!socket.writable || inFlight) {
+        socket.destroy()
+        return
+      }
+      socket.end(clientErrorResponse(err.code), () => socket.destroy())
     },
   }).withTypeProvider<ZodTypeProvider>()
   app.setValidatorCompiler(validatorCompiler)
