@@ -5,6 +5,7 @@ import { type Page } from '../domain/paging.js'
 import { ValidationError } from '../domain/errors.js'
 import { idempotencyRef } from '../notifications/ids.js'
 import { FINAL_STATUSES, type NotificationMessage, type NotificationStatus, type Routing } from '../notifications/types.js'
+import { usableChannels } from '../routing/decide.js'
 import type { CampaignDoc, CampaignFailure, CampaignRecord, CampaignStatus, IdempotencyRef, Store } from '../store/store.js'
 
 /** The first part of a campaign: what to send and how to route it. */
@@ -83,6 +84,10 @@ export class CampaignService {
    */
   async create (owner: string, header: CampaignHeader, recipients: AsyncIterable<RecipientLine> | Iterable<RecipientLine>,
     idempotency?: { key: string, requestHash: string }): Promise<{ answer: CreateAnswer, replayed: boolean }> {
+    // Push needs each recipient's token: a channel is usable here if some recipient could give what it needs.
+    if (usableChannels({ to: '', message: header.message, routing: header.routing, push_token: 'given by a recipient' }).size === 0) {
+      throw new UnprocessableError('no channel can carry this campaign\'s message: give SMS text, or push content (each recipient gives its push_token), on a channel that routing.channels allows')
+    }
     const { store } = this.options
     let idem: (IdempotencyRef & { token: string, requestHash: string }) | undefined
     if (idempotency) {

@@ -44,7 +44,8 @@ const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
         202: jsonResponse('Read in and started: the campaign id and what was taken', CampaignAccepted),
         ...pickProblems(400, 401, 403, 413, 503),
         409: problemResponse('A request with the same Idempotency-Key is still in flight; retry after Retry-After seconds'),
-        422: problemResponse('The Idempotency-Key was used before with another request'),
+        422: problemResponse('No allowed channel can carry the message (SMS text, or push content, on a channel routing.channels allows), ' +
+          'or the Idempotency-Key was used before with another request; nothing is created'),
       },
     },
   }, async (request, reply) => {
