@@ -1,4 +1,5 @@
-import type { Readable } from 'node:stream'
+import { createHash } from 'node:crypto'
+import { pipeline, type Readable, Transform } from 'node:stream'
 import { z } from 'zod'
 import type { CampaignHeader as Header, Recipient as RecipientInput, RecipientLine } from '../../../src/campaigns/service.js'
 import { ValidationError } from '../../../src/domain/errors.js'
@@ -8,12 +9,28 @@ import { ndjsonLines } from './ndjson.js'
 
 // The two bodies of POST /v1/campaigns (JSON, or NDJSON read as a stream) turned into the campaign, its
 // recipients (each checked alone: a bad one is refused with its line and reason, the campaign goes on) and
-// the hash an Idempotency-Key is checked against.
+// the hash an Idempotency-Key is checked against: of the body's bytes as they came, so however deep a bad
+// recipient's JSON is nested, hashing it takes no recursion.
 
 export interface CampaignInput {
   header: Header
   recipients: AsyncIterable<RecipientLine> | Iterable<RecipientLine>
   requestHash: string
+}
+
+/** The body passed on as it is read, its bytes hashed on the way: `digest()` once it has been read to its end. */
+export function hashedBody (payload: Readable): { body: Readable, digest: () => string } {
+  const hash = createHash('sha256')
+  let digest: string | undefined
+  const body = new Transform({
+    transform (chunk: Buffer, _encoding, callback) {
+      hash.update(chunk)
+      callback(null, chunk)
+    },
+  })
+  // A client that goes away mid-body fails the reader, never leaves it waiting.
+  pipeline(payload, body, () => {})
+  return { body, digest: () => (digest ??= hash.digest('hex')) }
 }
 
 /** Where a zod issue is and what is wrong, in a line. */
@@ -30,12 +47,12 @@ function checkRecipient (line: number, value: unknown): RecipientLine {
   return parsed.success ? { line, recipient: parsed.data as RecipientInput } : { line, reason: reasonOf(parsed.error) }
 }
 
-/** A JSON body: `{name, message, routing, recipients}`; a campaign that is not valid is a 400. */
-export function readJson (body: unknown): CampaignInput {
+/** A JSON body (read whole, `digest` the hash of its bytes): `{name, message, routing, recipients}`; a campaign that is not valid is a 400. */
+export function readJson (body: unknown, digest: () => string): CampaignInput {
   const parsed = CampaignBody.safeParse(body)
   if (!parsed.success) throw invalid('the campaign is not valid', parsed.error, 'body')
   const { recipients: list, ...rest } = parsed.data
-  return { header: rest as Header, recipients: list.map((value, i) => checkRecipient(i + 1, value)), requestHash: hashRequest(body) }
+  return { header: rest as Header, recipients: list.map((value, i) => checkRecipient(i + 1, value)), requestHash: digest() }
 }
 
 /** Reads an NDJSON body line by line: the first line is the campaign, then one recipient per line. */

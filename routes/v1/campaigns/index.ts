@@ -8,7 +8,7 @@ import {
 import { jsonResponse } from '../../schemas/docs.js'
 import { IdempotencyHeaders } from '../../schemas/notification.js'
 import { pickProblems, problemResponse } from '../../schemas/problem.js'
-import { readJson, readNdjson } from './body.js'
+import { hashedBody, readJson, readNdjson } from './body.js'
 
 const security = [{ bearerAuth: [] }]
 const NDJSON = 'application/x-ndjson'
@@ -22,8 +22,16 @@ const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
   // The stream itself goes to the handler: a million recipients are read line by line, never held whole.
   app.addContentTypeParser(NDJSON, (_request, payload, done) => done(null, payload))
 
+  /** Each create request's body hash, filled as its body is read. */
+  const digests = new WeakMap<object, () => string>()
+
   app.post('/', {
     onRequest: app.requireScope('campaigns:write'),
+    preParsing: async (request, _reply, payload) => {
+      const { body, digest } = hashedBody(payload)
+      digests.set(request, digest)
+      return body
+    },
     // A JSON body of 100,000 recipients; an NDJSON body is streamed and not held to this limit.
     bodyLimit: 64 * 1024 * 1024,
     validatorCompiler: bodyAsIs,
@@ -51,7 +59,8 @@ const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
   }, async (request, reply) => {
     const owner = request.principal!.subject
     const key = request.headers['idempotency-key']
-    const read = request.body instanceof Readable ? await readNdjson(request.body) : readJson(request.body)
+    const digest = digests.get(request)!
+    const read = request.body instanceof Readable ? await readNdjson(request.body) : readJson(request.body, digest)
     const { answer, replayed } = await app.campaigns.create(owner, read.header, read.recipients, key !== undefined ? { key, requestHash: read.requestHash } : undefined)
     if (replayed) reply.header('idempotent-replayed', 'true')
     return reply.code(202).send(answer)
