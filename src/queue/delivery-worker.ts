@@ -61,8 +61,12 @@ export class DeliveryWorker {
   private running = false
   private loopDone: Promise<void> = Promise.resolve()
   private readonly inFlight = new Set<Promise<void>>()
+  /** The jobs in this worker's hands, by shard, lane and entry id: kept from being taken over (see keepHeld). */
+  private readonly held = new Map<string, OutboxJob>()
+  private keeper: NodeJS.Timeout | undefined
   private wake: (() => void) | undefined
   private nextShard = 0
+  private nextReclaimShard = 0
   private lastMaintenance = 0
   private readonly maintenanceEveryMs: number
   /** The rate-limited channels: their token budget, and how many of their jobs this process may hold before its token. */
@@ -95,6 +99,9 @@ export class DeliveryWorker {
     if (this.running) return
     this.running = true
     this.loopDone = this.loop()
+    // A third of the visibility timeout: a job in hand is never idle long enough to be taken over, however long
+    // its provider call or the recording of its outcome takes, and whether or not the loop is waiting for a slot.
+    this.keeper ??= setInterval(() => { void this.keepHeld() }, Math.max(10, Math.floor(this.options.visibilityTimeoutMs / 3))).unref()
   }
 
   /** Stops taking jobs and waits for those in hand; what is not acknowledged is taken over by another worker. */
@@ -105,6 +112,27 @@ export class DeliveryWorker {
     // Jobs still waiting for a provider token go back to their lane at once.
     for (const { budget } of Object.values(this.limited)) budget.close()
     await Promise.allSettled([...this.inFlight])
+    clearInterval(this.keeper)
+    this.keeper = undefined
+  }
+
+  /** Tells the store the jobs in hand are still being delivered, one call per shard and lane. */
+  private async keepHeld (): Promise<void> {
+    const byStream = new Map<string, OutboxJob[]>()
+    for (const job of this.held.values()) {
+      const key = `${job.shard}|${job.lane}`
+      const jobs = byStream.get(key)
+      if (jobs) jobs.push(job)
+      else byStream.set(key, [job])
+    }
+    await Promise.all([...byStream.values()].map(async jobs => {
+      const { shard, lane } = jobs[0]!
+      try {
+        await this.options.store.keepOutboxJobs(shard, lane, this.consumer, jobs.map(j => j.entryId))
+      } catch (err) {
+        this.options.log?.warn({ err, shard, lane }, 'delivery worker: could not renew its hold on the jobs in hand')
+      }
+    }))
   }
 
   /** Ends the idle sleep at once: new work was just enqueued in this process. */
@@ -149,15 +177,22 @@ export class DeliveryWorker {
   private async maintenance (): Promise<void> {
     this.lastMaintenance = this.now()
     const { store } = this.options
-    for (let shard = 0; shard < store.shards; shard++) {
+    // Every shard's due retries are released each round; the take-overs, which need free slots, start at another
+    // shard each round, so a full worker does not leave the later shards' silent jobs for ever.
+    const first = this.nextReclaimShard
+    this.nextReclaimShard = (first + 1) % store.shards
+    for (let i = 0; i < store.shards; i++) {
+      const shard = (first + i) % store.shards
       // One shard whose Redis node is down must not hold up the others' retries and take-overs.
       try {
         await store.releaseDueRetries(shard, this.now(), 500)
         for (const lane of [...LANE_ORDER, ...BULK_LANE_ORDER]) {
           const free = this.options.concurrency - this.inFlight.size
-          if (free <= 0) return
+          if (free <= 0) break
           const jobs = await store.reclaimOutbox(shard, lane, this.consumer, this.options.visibilityTimeoutMs, free)
           for (const job of jobs) {
+            // Its idle time ran out while this worker still has it (the store answered the hold late): not a second copy.
+            if (this.held.has(heldKey(job))) continue
             this.options.log?.warn({ notification: job.notificationId, lane }, 'taking over a job whose worker went silent')
             this.dispatch(job)
           }
@@ -225,10 +260,15 @@ export class DeliveryWorker {
       unserved = false
       limited!.unserved--
     }
+    const key = heldKey(job)
+    this.held.set(key, job)
     const work = this.deliver(job, served)
       .finally(served)
       .catch(err => this.options.log?.error({ err, notification: job.notificationId }, 'delivery job failed; it will be taken over after the visibility timeout'))
-      .finally(() => this.inFlight.delete(work))
+      .finally(() => {
+        this.held.delete(key)
+        this.inFlight.delete(work)
+      })
     this.inFlight.add(work)
   }
 
@@ -457,4 +497,8 @@ function describe (outcome: DeliveryOutcome): string {
     case 'failed': return `${outcome.provider} refused it: ${outcome.reason}`
     case 'token_invalid': return `${outcome.provider}: push token refused: ${outcome.reason}`
   }
+}
+
+function heldKey (job: OutboxJob): string {
+  return `${job.shard}|${job.lane}|${job.entryId}`
 }

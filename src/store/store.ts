@@ -48,6 +48,7 @@ export interface AcceptCommand {
   notification: Notification
   events: NotificationEvent[]
   next: JobTarget
+  /** How long the record is kept after acceptance, and in any case until KEPT_PAST_DEADLINE_MS past its expires_at. */
   retentionSeconds: number
   idempotency?: IdempotencyRef & { token: string, requestHash: string, response: string, ttlSeconds: number }
   /**
@@ -69,6 +70,23 @@ export interface OutboxJob {
   notificationId: string
   /** How many times this entry has been handed to a consumer (more than 1: reclaimed after a crash). */
   deliveries: number
+}
+
+/**
+ * A notification's record is kept at least this long past its delivery deadline (expires_at), whatever its
+ * retention: a ttl longer than the retention, a dead letter retried or an on_expiry SMS window moves the deadline,
+ * and the record must still be there to be expired, to report its final status and to send its callback.
+ */
+export const KEPT_PAST_DEADLINE_MS = 86_400_000
+
+/** Until when (epoch ms) an accepted notification's record is kept (see AcceptCommand.retentionSeconds). */
+export function recordKeptUntil (nowMs: number, retentionSeconds: number, expiresAt: string): number {
+  return Math.max(nowMs + retentionSeconds * 1000, Date.parse(expiresAt) + KEPT_PAST_DEADLINE_MS)
+}
+
+/** Until when a transition that sets expires_at keeps the record at least (never shortened); undefined: unchanged. */
+export function transitionKeptUntil (patch: NotificationPatch): number | undefined {
+  return patch.expires_at === undefined ? undefined : Date.parse(patch.expires_at) + KEPT_PAST_DEADLINE_MS
 }
 
 export interface Transition {
@@ -229,6 +247,11 @@ export interface Store {
   readOutbox (shard: number, lanes: readonly Lane[], consumer: string, count: number): Promise<OutboxJob[]>
   /** Jobs another consumer took more than minIdleMs ago and never acknowledged: now this consumer's. */
   reclaimOutbox (shard: number, lane: Lane, consumer: string, minIdleMs: number, count: number): Promise<OutboxJob[]>
+  /**
+   * Jobs of one lane this consumer still has in hand: their idle time starts again, so no consumer takes them over
+   * (reclaimOutbox) while they are being delivered. A job acknowledged meanwhile or taken over already is left alone.
+   */
+  keepOutboxJobs (shard: number, lane: Lane, consumer: string, entryIds: string[]): Promise<void>
   /** Moves retries that are due back into their outbox lane; resolves how many moved. */
   releaseDueRetries (shard: number, now: number, count: number): Promise<number>
   /** Jobs waiting per lane (in the outbox, not yet acknowledged) and in the retry set. */

@@ -414,11 +414,57 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.same(await h.store.outboxDepth(shard), { push: 0, sms: 0, callback: 0, push_bulk: 0, sms_bulk: 0, retry: 0 })
     })
 
+    t.test('a full worker still moves the due retries of every shard back to their outboxes', async t => {
+      const h = await harness(t, open)
+      const notificationIn = (shard: number): Notification => {
+        const at = new Date().toISOString()
+        return {
+          id: newNotificationId(shard), owner: 'test-caller', status: 'queued', channel: 'sms', reason: 'test', request: baseRequest(),
+          reachability: null, attempts: 0, created_at: at, updated_at: at, expires_at: new Date(Date.now() + 3_600_000).toISOString(),
+        }
+      }
+      // Shard 0: three jobs a dead worker took; shard 3: a retry due now. The worker has one slot and slow SMS.
+      for (let i = 0; i < 3; i++) await h.store.acceptNotification({ notification: notificationIn(0), events: [], next: { kind: 'outbox', lane: 'sms' }, retentionSeconds: 600 })
+      t.equal((await h.store.readOutbox(0, ['sms'], 'dead-worker', 10)).length, 3)
+      await h.store.acceptNotification({ notification: notificationIn(3), events: [], next: { kind: 'retry', lane: 'sms', dueAt: Date.now() }, retentionSeconds: 600 })
+      h.sms.script = async m => {
+        await sleep(400)
+        return { kind: 'sent', provider: 'fake-sms', providerMessageId: `sms-msg-${m.notificationId}` }
+      }
+      await sleep(150)
+      h.worker({ concurrency: 1, visibilityTimeoutMs: 100, maintenanceEveryMs: 20 })
+      await waitFor(() => h.sms.calls.length > 0 ? true : undefined, 2000, 'the worker to be busy')
+      await waitFor(async () => (await h.store.outboxDepth(3)).retry === 0 ? true : undefined, 300, 'shard 3\'s retry to be released while the worker is full')
+      t.pass('released while the worker was full')
+    })
+
+    t.test('a slow provider call keeps its job: neither its own worker nor another takes it over', async t => {
+      const h = await harness(t, open)
+      h.push.script = async m => {
+        await sleep(1600)
+        return { kind: 'sent', provider: 'fake-push', providerMessageId: `push-msg-${m.notificationId}` }
+      }
+      h.worker({ consumer: 'worker-a', visibilityTimeoutMs: 400, maintenanceEveryMs: 20 })
+      const id = await h.notify()
+      await waitFor(() => h.push.callsFor(id) === 1 ? true : undefined, 2000, 'worker A to be in the provider call')
+      h.worker({ consumer: 'worker-b', visibilityTimeoutMs: 400, maintenanceEveryMs: 20, store: await h.another() })
+      const { notification: n, events } = await h.until(id, ['sent', 'failed', 'expired'])
+      t.equal(n.status, 'sent')
+      t.equal(n.attempts, 1)
+      await sleep(600)
+      t.equal(h.push.callsFor(id), 1, 'one provider call, four visibility timeouts long')
+      t.same(events.filter(e => e.type === 'attempt').map(e => e.detail), ['attempt 1 over push'], 'never taken over')
+    })
+
     t.test('a worker stalled mid-send: another takes over; the stalled one\'s late answer changes nothing', async t => {
       const h = await harness(t, open)
       const pushA = new FakeChannel('fake-push', 'push')
       pushA.script = () => 'hang'
-      h.worker({ consumer: 'worker-a', channels: { sms: h.sms, push: pushA } })
+      // Stalled: its provider call hangs and it no longer reaches the store to keep its hold on the job.
+      const silent = new Proxy(h.store, {
+        get: (target, name) => name === 'keepOutboxJobs' ? async () => {} : Reflect.get(target, name, target),
+      })
+      h.worker({ consumer: 'worker-a', channels: { sms: h.sms, push: pushA }, store: silent })
       const id = await h.notify()
       await waitFor(() => pushA.hanging === 1 ? true : undefined, 2000, 'worker A to be stuck in the send')
       await sleep(250)

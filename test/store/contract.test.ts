@@ -85,6 +85,44 @@ async function suite (t: Test, store: Store) {
     t.equal(await store.getNotification(newNotificationId(1), 1), null)
   })
 
+  t.test('a record is kept for its retention, and in any case a day past its delivery deadline', async t => {
+    const iso = (ms: number) => new Date(ms).toISOString()
+    const day = 86_400_000
+    const now = Date.now()
+    // Retention 1 s: one whose deadline passed two days ago goes with its retention; one whose deadline is an
+    // hour away stays (a ttl longer than the retention must still be delivered, expired and reported).
+    const past = notification(2, { expires_at: iso(now - 2 * day) })
+    const ahead = notification(2, { expires_at: iso(now + 3_600_000) })
+    // Its deadline is moved by a transition: kept until a day past the new deadline (2.5 s from now), never shortened.
+    const moved = notification(2, { expires_at: iso(now - 2 * day) })
+    for (const n of [past, ahead, moved]) {
+      await store.acceptNotification({ notification: n, events: [event('accepted')], next: { kind: 'none' }, retentionSeconds: 1 })
+    }
+    t.equal(await store.transition({
+      notificationId: moved.id, shard: 2, patch: { expires_at: iso(now - day + 2500) }, events: [event('retried')],
+    }), true)
+    t.equal(await store.transition({
+      notificationId: moved.id, shard: 2, patch: { expires_at: iso(now - 2 * day) }, events: [event('moved back')],
+    }), true)
+    await sleep(1300)
+    t.equal(await store.getNotification(past.id, 2), null, 'past its retention and its deadline: gone')
+    t.ok(await store.getNotification(ahead.id, 2), 'its deadline is ahead: kept')
+    t.same((await store.getNotification(moved.id, 2))?.events.map(e => e.detail), ['accepted', 'retried', 'moved back'], 'moved: kept with its events')
+    await sleep(1500)
+    t.equal(await store.getNotification(moved.id, 2), null, 'a day past the moved deadline: gone')
+  })
+
+  t.test('a fallback lease ended on a record that is gone no longer counts as waiting', async t => {
+    const n = notification(3, { expires_at: new Date(Date.now() - 2 * 86_400_000).toISOString() })
+    await store.acceptNotification({ notification: n, events: [], next: { kind: 'fallback', dueAt: Date.now() - 1 }, retentionSeconds: 1 })
+    const [lease] = await store.takeDueFallback(3, Date.now(), Date.now() + 60_000, 10)
+    t.equal(lease?.notificationId, n.id)
+    t.not((await store.fallbackState(3, Date.now())).oldestSince, null, 'waiting while leased')
+    await sleep(1100)
+    t.equal(await store.transition({ notificationId: n.id, shard: 3, patch: { status: 'expired' }, events: [], lease: lease! }), false, 'the record is gone')
+    t.equal((await store.fallbackState(3, Date.now())).oldestSince, null, 'not waiting any more')
+  })
+
   t.test('an accept based on a cache entry is stored only while that entry is unchanged', async t => {
     const phone = '+990100004'
     const shard = shardFor(phone, SHARDS)

@@ -5,7 +5,7 @@ import type { Notification } from '../../notifications/types.js'
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
-  type StoredNotification, type Transition,
+  type StoredNotification, type Transition, recordKeptUntil, transitionKeptUntil,
   CAMPAIGN_FAILURES_KEPT, type CampaignFailure,
 } from '../store.js'
 
@@ -35,6 +35,12 @@ class ExpiringMap<T> {
 
   delete (key: string): void {
     this.entries.delete(key)
+  }
+
+  /** Keeps the entry at least until `untilMs` (epoch ms); never shortens it. */
+  keepUntil (key: string, untilMs: number): void {
+    const hit = this.entries.get(key)
+    if (hit && untilMs > hit.expiresAt) hit.expiresAt = untilMs
   }
 
   ttl (key: string): number {
@@ -203,7 +209,8 @@ export class MemoryStore implements Store {
     const basedOn = command.basedOn
     if (basedOn && this.reachability.get(basedOn.phoneNumber)?.version !== basedOn.version) return false
     const shard = this.shardOf(notification.id)
-    this.notifications.set(notification.id, structuredClone({ notification, events: command.events }), command.retentionSeconds * 1000)
+    const keptUntil = recordKeptUntil(this.now(), command.retentionSeconds, notification.expires_at)
+    this.notifications.set(notification.id, structuredClone({ notification, events: command.events }), keptUntil - this.now())
     this.schedule(shard, notification.id, command.next, Date.parse(notification.created_at))
     if (idem) {
       this.idempotency.set(`${idem.shard}:${idem.key}`, { state: 'done', requestHash: idem.requestHash, response: idem.response }, idem.ttlSeconds * 1000)
@@ -223,8 +230,13 @@ export class MemoryStore implements Store {
       leased.delete(t.notificationId)
     }
     const stored = this.notifications.get(t.notificationId)
-    if (!stored) return false
-    if (t.onlyFrom && !t.onlyFrom.includes(stored.notification.status)) return false
+    if (!stored || (t.onlyFrom && !t.onlyFrom.includes(stored.notification.status))) {
+      // A lease held on a record that is gone or has left the fallback path: it no longer waits there.
+      if (t.lease) this.sorted(this.fallbackSince, t.shard).delete(t.notificationId)
+      return false
+    }
+    const keptUntil = transitionKeptUntil(t.patch)
+    if (keptUntil !== undefined) this.notifications.keepUntil(t.notificationId, keptUntil)
     const patch = Object.fromEntries(Object.entries(t.patch).filter(([, v]) => v !== undefined)) as Partial<Notification>
     Object.assign(stored.notification, structuredClone(patch))
     stored.events.push(...structuredClone(t.events))
@@ -316,6 +328,15 @@ export class MemoryStore implements Store {
       }
     }
     return jobs
+  }
+
+  async keepOutboxJobs (shard: number, lane: Lane, consumer: string, entryIds: string[]): Promise<void> {
+    const stream = this.stream(shard, lane)
+    const now = this.now()
+    for (const entryId of entryIds) {
+      const entry = stream.get(entryId)
+      if (entry?.consumer === consumer) entry.deliveredAt = now
+    }
   }
 
   async reclaimOutbox (shard: number, lane: Lane, consumer: string, minIdleMs: number, count: number): Promise<OutboxJob[]> {

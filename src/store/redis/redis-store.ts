@@ -7,20 +7,21 @@ import type { NotificationEvent } from '../../notifications/types.js'
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
-  type StoredNotification, type Transition, CAMPAIGN_FAILURES_KEPT, type CampaignFailure,
+  type StoredNotification, type Transition, CAMPAIGN_FAILURES_KEPT, type CampaignFailure, recordKeptUntil, transitionKeptUntil,
 } from '../store.js'
 import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
 import {
-  ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY,
+  ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS,
   RECORD_FAILURES, RELEASE, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
 } from './lua/scripts.js'
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     rrAccept (...args: (string | number)[]): Result<number, Context>
-    rrAcceptToOutbox (notification: string, stream: string, cache: string, retention: number, id: string, doc: string, status: string, cacheValue: string): Result<number, Context>
+    rrAcceptToOutbox (notification: string, stream: string, cache: string, keptUntil: number, id: string, doc: string, status: string, cacheValue: string): Result<number, Context>
     rrTransition (...args: (string | number)[]): Result<number, Context>
+    rrKeepJobs (stream: string, group: string, consumer: string, ...entryIds: string[]): Result<number, Context>
     rrClaim (key: string, token: string, hash: string, ms: number): Result<[string, ...(string | number)[]], Context>
     rrRelease (key: string, token: string): Result<number, Context>
     rrShortenAnswered (key: string, seconds: number): Result<number, Context>
@@ -170,6 +171,7 @@ export class RedisStore implements Store {
     redis.defineCommand('rrAccept', { numberOfKeys: 8, lua: ACCEPT })
     redis.defineCommand('rrAcceptToOutbox', { numberOfKeys: 3, lua: ACCEPT_TO_OUTBOX })
     redis.defineCommand('rrTransition', { numberOfKeys: 7, lua: TRANSITION })
+    redis.defineCommand('rrKeepJobs', { numberOfKeys: 1, lua: KEEP_JOBS })
     redis.defineCommand('rrTakeDue', { numberOfKeys: 2, lua: TAKE_DUE })
     redis.defineCommand('rrExpireLeases', { numberOfKeys: 2, lua: EXPIRE_LEASES })
     redis.defineCommand('rrTakeToken', { numberOfKeys: 1, lua: TAKE_TOKEN })
@@ -243,16 +245,17 @@ export class RedisStore implements Store {
     const basedOn = command.basedOn
     // Without a check the third key is the notification's own: every key stays in the shard's slot.
     const cacheKey = basedOn ? this.keys.reachability(basedOn.phoneNumber) : this.keys.notification(shard, n.id)
+    const keptUntil = recordKeptUntil(Date.now(), command.retentionSeconds, n.expires_at)
     if (command.next.kind === 'outbox' && !idem) {
       return await this.guard(this.redis.rrAcceptToOutbox(this.keys.notification(shard, n.id), this.keys.outbox(shard, command.next.lane),
-        cacheKey, command.retentionSeconds, n.id, acceptDocument(n, command.events), n.status, basedOn?.version ?? '')) === 1
+        cacheKey, keptUntil, n.id, acceptDocument(n, command.events), n.status, basedOn?.version ?? '')) === 1
     }
     const next = this.nextArgs(shard, n.id, command.next)
     const result = await this.guard(this.redis.rrAccept(
       this.keys.notification(shard, n.id), this.keys.events(shard, n.id), next.key,
       idem ? this.keys.idempotency(idem.shard, idem.key) : this.keys.notification(shard, n.id),
       ...this.queueKeys(shard), cacheKey,
-      command.retentionSeconds, next.kind, next.score, next.member,
+      keptUntil, next.kind, next.score, next.member,
       idem?.token ?? '', idem?.ttlSeconds ?? 0, idem?.requestHash ?? '', idem?.response ?? '',
       n.id, Date.parse(n.created_at), '0',
       acceptDocument(n, command.events), n.status, basedOn?.version ?? '',
@@ -280,7 +283,7 @@ export class RedisStore implements Store {
       ...this.queueKeys(shard),
       t.ack?.entryId ?? '', GROUP, (t.onlyFrom ?? []).join(','), next.kind, next.score, next.member,
       id, t.at ?? Date.now(), t.dead ? '1' : '0', t.lease ? String(t.lease.until) : '',
-      fields, encodeEvents(t.events),
+      fields, encodeEvents(t.events), transitionKeptUntil(t.patch) ?? '',
     ))
     return result === 1
   }
@@ -325,6 +328,11 @@ export class RedisStore implements Store {
       if (fields) jobs.push({ shard, lane, entryId, notificationId: fieldValue(fields, 'id'), deliveries: 2 })
     }
     return jobs
+  }
+
+  async keepOutboxJobs (shard: number, lane: Lane, consumer: string, entryIds: string[]): Promise<void> {
+    if (entryIds.length === 0) return
+    await this.guard(this.redis.rrKeepJobs(this.keys.outbox(shard, lane), GROUP, consumer, ...entryIds))
   }
 
   async releaseDueRetries (shard: number, now: number, count: number): Promise<number> {

@@ -32,7 +32,7 @@ local events = cjson.decode(ARGV[from + 1])
 
 /**
  * The commonest accept, kept lean: straight to an outbox, no Idempotency-Key.
- * KEYS: notification, outbox stream, the number's cache entry. ARGV: retention, id, doc, status, the SHA-1 of
+ * KEYS: notification, outbox stream, the number's cache entry. ARGV: kept until (epoch ms), id, doc, status, the SHA-1 of
  * the entry expected ('': no check; else nothing is written unless the entry is still that text).
  */
 export const ACCEPT_TO_OUTBOX = `
@@ -41,7 +41,7 @@ if ARGV[5] ~= '' then
   if not entry or redis.sha1hex(entry) ~= ARGV[5] then return 0 end
 end
 redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'status', ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 redis.call('XADD', KEYS[2], '*', 'id', ARGV[2])
 return 1
 `
@@ -51,7 +51,7 @@ return 1
  * in as one JSON field (`doc`) beside `status`, which transitions check; later changes are fields of
  * their own and events of a list (see TRANSITION).
  * KEYS: notification, events (unused here), next key, idempotency key, fallback-since, fallback-leased, dead letters, cache entry.
- * ARGV: retention, nextKind, nextScore, nextMember, idemToken, idemTtl, requestHash, response, id, nowMs, dead, doc, status,
+ * ARGV: kept until (epoch ms), nextKind, nextScore, nextMember, idemToken, idemTtl, requestHash, response, id, nowMs, dead, doc, status,
  * the SHA-1 of the cache entry expected ('': no check)
  */
 export const ACCEPT = `
@@ -62,7 +62,7 @@ if ARGV[14] ~= '' then
 end
 local id, nowMs, dead = ARGV[9], ARGV[10], ARGV[11]
 redis.call('HSET', KEYS[1], 'doc', ARGV[12], 'status', ARGV[13])
-redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 local nextKind, nextScore, nextMember, nextKey = ARGV[2], ARGV[3], ARGV[4], KEYS[3]
 ${NEXT}
 if ARGV[5] ~= '' then
@@ -74,9 +74,23 @@ return 1
 `
 
 /**
+ * KEYS: outbox stream. ARGV: group, consumer, entry ids. Resets the idle time of the entries still pending for
+ * this consumer (XCLAIM to itself, JUSTID: the delivery count stays); others' entries and acknowledged ones stay as they are.
+ */
+export const KEEP_JOBS = `
+for i = 3, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if pending[1] and pending[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  end
+end
+return 1
+`
+
+/**
  * KEYS: notification, events, next key, ack stream, fallback-since, fallback-leased, dead letters.
  * ARGV: ackEntryId, group, onlyFrom (comma separated, '' = any), nextKind, nextScore, nextMember,
- *       id, nowMs, dead, leaseScore ('' = none), fields, events
+ *       id, nowMs, dead, leaseScore ('' = none), fields, events, kept until (epoch ms; '' = unchanged; never shortened)
  * With a lease, nothing happens unless this caller still holds it (the leased score is its lease).
  */
 export const TRANSITION = `
@@ -89,23 +103,29 @@ if ARGV[10] ~= '' then
   if redis.call('ZSCORE', KEYS[6], id) ~= ARGV[10] then return 0 end
   redis.call('ZREM', KEYS[6], id)
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[3] ~= '' then
+local applies = redis.call('EXISTS', KEYS[1]) == 1
+if applies and ARGV[3] ~= '' then
   local status = redis.call('HGET', KEYS[1], 'status')
-  local allowed = false
+  applies = false
   for s in string.gmatch(ARGV[3], '[^,]+') do
-    if s == status then allowed = true end
+    if s == status then applies = true end
   end
-  if not allowed then return 0 end
+end
+if not applies then
+  -- A lease held on a record that is gone or has left the fallback path: it no longer waits there.
+  if ARGV[10] ~= '' then redis.call('ZREM', KEYS[5], id) end
+  return 0
 end
 local from = 11
 ${FIELDS_AND_EVENTS}
 if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
+if ARGV[13] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[13], 'GT') end
 if #events > 0 then
   redis.call('RPUSH', KEYS[2], unpack(events))
   -- The list is made by the first transition: it lives as long as the notification.
   if redis.call('PTTL', KEYS[2]) == -1 then redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1])) end
 end
+if ARGV[13] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIREAT', KEYS[2], ARGV[13], 'GT') end
 local nextKind, nextScore, nextMember, nextKey = ARGV[4], ARGV[5], ARGV[6], KEYS[3]
 ${NEXT}
 if ARGV[10] ~= '' and nextKind ~= 'fallback' then redis.call('ZREM', KEYS[5], id) end
