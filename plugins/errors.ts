@@ -21,8 +21,15 @@ export function sendProblem (reply: FastifyReply, problem: Problem, headers: Rec
   return reply.code(problem.status).headers(headers).type('application/problem+json').send(problem)
 }
 
+/** The longest URL, or framework message quoting one, echoed into a problem: a URL may be many KB long. */
+const MAX_ECHO = 200
+
+function clip (text: string): string {
+  return text.length <= MAX_ECHO ? text : text.slice(0, MAX_ECHO) + '…'
+}
+
 function problem (request: FastifyRequest, status: number, slug: string, title: string, detail: string, extras: Record<string, unknown> = {}): Problem {
-  return { type: PROBLEM_TYPE_BASE + slug, title, status, detail, instance: request.url, request_id: request.id, ...extras }
+  return { type: PROBLEM_TYPE_BASE + slug, title, status, detail, instance: clip(request.url), request_id: request.id, ...extras }
 }
 
 const CLIENT_ERRORS: Record<string, [number, string, string]> = {
@@ -53,11 +60,12 @@ export function toProblem (err: FastifyError | Error, request: FastifyRequest): 
   }
   const fe = err as FastifyError
   const known = fe.code ? CLIENT_ERRORS[fe.code] : undefined
-  if (known) return { problem: problem(request, known[0], known[1], known[2], fe.message), headers: {} }
+  // Fastify's messages for a bad URL or a too-long parameter quote the whole URL.
+  if (known) return { problem: problem(request, known[0], known[1], known[2], clip(fe.message)), headers: {} }
   // @fastify/rate-limit has already set Retry-After and the RateLimit-* headers on the reply.
   if (fe.statusCode === 429) return { problem: problem(request, 429, 'rate-limited', 'Too many requests', fe.message), headers: {} }
   if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
-    return { problem: problem(request, fe.statusCode, 'bad-request', 'Bad request', fe.message), headers: {} }
+    return { problem: problem(request, fe.statusCode, 'bad-request', 'Bad request', clip(fe.message)), headers: {} }
   }
   return { problem: problem(request, 500, 'internal-error', 'Internal error', 'something went wrong on our side; the request id identifies it in our logs'), headers: {} }
 }
@@ -66,7 +74,7 @@ export function toProblem (err: FastifyError | Error, request: FastifyRequest): 
  * The whole HTTP/1.1 answer to a request that never got past the HTTP parser (the server's 'clientError'): no
  * request exists yet, so the document names none, and the connection is closed after it.
  */
-export function clientErrorResponse (code: string | undefined): string {
+export function clientErrorResponse (code: string | undefined, headers: Readonly<Record<string, string>> = {}): string {
   const [status, slug, title, detail]: [number, string, string, string] =
     code === 'HPE_HEADER_OVERFLOW'
       ? [431, 'request-header-fields-too-large', 'Request headers are too large', 'the request line and headers are larger than this server accepts']
@@ -79,6 +87,7 @@ export function clientErrorResponse (code: string | undefined): string {
     'content-type: application/problem+json; charset=utf-8',
     `content-length: ${Buffer.byteLength(body)}`,
     'connection: close',
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
   ]
   return head.join('\r\n') + '\r\n\r\n' + body
 }
@@ -91,5 +100,5 @@ export default fp(async (app) => {
     return sendProblem(reply, p, headers)
   })
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, problem(request, 404, 'not-found', 'Not found', `no route for ${request.method} ${request.url.split('?')[0]}`)))
+    sendProblem(reply, problem(request, 404, 'not-found', 'Not found', `no route for ${request.method} ${clip(request.url.split('?')[0]!)}`)))
 }, { name: 'errors', fastify: '5.x' })

@@ -8,6 +8,10 @@ declare module 'fastify' {
     /** A Swagger UI route: its own CSP, and cacheable. */
     docs?: boolean
   }
+  interface FastifyInstance {
+    /** A JSON API answer's security headers, for answers sent before any onRequest hook runs (frameworkErrors, parser errors). */
+    apiSecurityHeaders: Readonly<Record<string, string>>
+  }
 }
 
 // A JSON API loads nothing and is never framed: its answers get a CSP that allows nothing, and are not
@@ -70,6 +74,7 @@ export default fp(async (app) => {
     'cache-control': 'no-store',
   }
   const docs = await helmetHeaders({ ...common, contentSecurityPolicy: { useDefaults: false, directives: docsCsp } })
+  app.decorate('apiSecurityHeaders', api)
   app.addHook('onRoute', route => {
     if (isDocsRoute(route.url)) route.config = { ...route.config, docs: true }
   })

@@ -69,9 +69,10 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     // Requests that arrive while the server drains get our own 503 problem (the onRequest hook below).
     return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },
-    // Malformed URLs are refused before any hook runs: still a problem document naming the request.
+    // Malformed URLs are refused before any hook runs: still a problem document naming the request, with the
+    // headers the security-headers plugin's onRequest hook would have set.
     frameworkErrors: (err, request, reply) => {
-      reply.header('x-request-id', request.id)
+      reply.headers(app.apiSecurityHeaders).header('x-request-id', request.id)
       sendProblem(reply, toProblem(err, request).problem)
     },
     // A request the HTTP parser refuses (headers too large, a bad header, Content-Length with Transfer-Encoding)
@@ -85,7 +86,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
         socket.destroy()
         return
       }
-      socket.end(clientErrorResponse(err.code), () => socket.destroy())
+      socket.end(clientErrorResponse(err.code, app.apiSecurityHeaders), () => socket.destroy())
     },
   }).withTypeProvider<ZodTypeProvider>()
   app.setValidatorCompiler(validatorCompiler)

@@ -45,6 +45,8 @@ function problemAnswer (t: Test, answer: RawAnswer, status: number, type: RegExp
   const problem = JSON.parse(answer.body)
   t.match(problem, { type, title: String, status, detail: String })
   t.ok(answer.closed, 'the server closes the connection')
+  t.equal(answer.headers['x-content-type-options'], 'nosniff', 'the API\'s security headers')
+  t.equal(answer.headers['cache-control'], 'no-store')
 }
 
 t.test('headers over the size limit: 431 problem, connection closed', async t => {
