@@ -80,31 +80,32 @@ export class CampaignService {
   /**
    * Reads the recipients in, chunk by chunk (never all in memory), and starts the campaign. A number listed
    * twice is taken once; refused lines are counted and the first MAX_REJECTED_KEPT kept with their reason.
-   * With an Idempotency-Key the same key and request hash answer the first answer again.
+   * With an Idempotency-Key the same key and request hash answer the first answer again. The hash is of the
+   * whole request, known once its recipients are read to their end (`requestHash` reads what is left of them).
    */
   async create (owner: string, header: CampaignHeader, recipients: AsyncIterable<RecipientLine> | Iterable<RecipientLine>,
-    idempotency?: { key: string, requestHash: string }): Promise<{ answer: CreateAnswer, replayed: boolean }> {
+    idempotency?: { key: string, requestHash: () => Promise<string> }): Promise<{ answer: CreateAnswer, replayed: boolean }> {
     // Push needs each recipient's token: a channel is usable here if some recipient could give what it needs.
     if (usableChannels({ to: '', message: header.message, routing: header.routing, push_token: 'given by a recipient' }).size === 0) {
       throw new UnprocessableError('no channel can carry this campaign\'s message: give SMS text, or push content (each recipient gives its push_token), on a channel that routing.channels allows')
     }
     const { store } = this.options
-    let idem: (IdempotencyRef & { token: string, requestHash: string }) | undefined
+    let idem: (IdempotencyRef & { token: string, requestHash: () => Promise<string> }) | undefined
     if (idempotency) {
       const scoped = `${owner}\u0000campaign\u0000${idempotency.key}`
       const ref = idempotencyRef(scoped, store.shards)
-      // A million recipients take a while to read in: the claim lasts as long.
-      const claim = await store.claimIdempotency(ref, idempotency.requestHash, 600)
+      // A million recipients take a while to read in: the claim lasts as long. Their hash is not known yet: the claim holds none.
+      const claim = await store.claimIdempotency(ref, '', 600)
       if (claim.state === 'in_flight') throw new ConflictError('a request with this Idempotency-Key is still in flight', claim.retryAfterSeconds)
       if (claim.state === 'done') {
-        if (claim.requestHash !== idempotency.requestHash) throw new UnprocessableError('this Idempotency-Key was used with another request')
+        if (claim.requestHash !== await idempotency.requestHash()) throw new UnprocessableError('this Idempotency-Key was used with another request')
         return { answer: JSON.parse(claim.response) as CreateAnswer, replayed: true }
       }
       idem = { ...ref, token: claim.token, requestHash: idempotency.requestHash }
     }
     try {
       const answer = await this.readIn(owner, header, recipients)
-      if (idem) await store.finishIdempotency(idem, idem.token, idem.requestHash, JSON.stringify(answer), this.options.idempotencyTtlSeconds)
+      if (idem) await store.finishIdempotency(idem, idem.token, await idem.requestHash(), JSON.stringify(answer), this.options.idempotencyTtlSeconds)
       return { answer, replayed: false }
     } catch (err) {
       if (idem) await store.releaseIdempotency(idem, idem.token).catch(() => {})

@@ -3,7 +3,6 @@ import { pipeline, type Readable, Transform } from 'node:stream'
 import { z } from 'zod'
 import type { CampaignHeader as Header, Recipient as RecipientInput, RecipientLine } from '../../../src/campaigns/service.js'
 import { ValidationError } from '../../../src/domain/errors.js'
-import { hashRequest } from '../../../src/notifications/service.js'
 import { CampaignBody, CampaignHeader, MAX_NDJSON_RECIPIENTS, Recipient } from '../../schemas/campaign.js'
 import { ndjsonLines } from './ndjson.js'
 
@@ -15,7 +14,8 @@ import { ndjsonLines } from './ndjson.js'
 export interface CampaignInput {
   header: Header
   recipients: AsyncIterable<RecipientLine> | Iterable<RecipientLine>
-  requestHash: string
+  /** The hash of the whole body: what is left of it unread is read first (and not checked). */
+  requestHash: () => Promise<string>
 }
 
 /** The body passed on as it is read, its bytes hashed on the way: `digest()` once it has been read to its end. */
@@ -52,11 +52,11 @@ export function readJson (body: unknown, digest: () => string): CampaignInput {
   const parsed = CampaignBody.safeParse(body)
   if (!parsed.success) throw invalid('the campaign is not valid', parsed.error, 'body')
   const { recipients: list, ...rest } = parsed.data
-  return { header: rest as Header, recipients: list.map((value, i) => checkRecipient(i + 1, value)), requestHash: digest() }
+  return { header: rest as Header, recipients: list.map((value, i) => checkRecipient(i + 1, value)), requestHash: async () => digest() }
 }
 
-/** Reads an NDJSON body line by line: the first line is the campaign, then one recipient per line. */
-export async function readNdjson (stream: Readable): Promise<CampaignInput> {
+/** Reads an NDJSON body (`digest` the hash of its bytes read so far) line by line: the first line is the campaign, then one recipient per line. */
+export async function readNdjson (stream: Readable, digest: () => string): Promise<CampaignInput> {
   const lines = ndjsonLines(stream)
   const first = await lines.next()
   if (first.done || first.value.trim() === '') {
@@ -90,5 +90,11 @@ export async function readNdjson (stream: Readable): Promise<CampaignInput> {
       yield checkRecipient(line, value)
     }
   }
-  return { header: header.data as Header, requestHash: hashRequest(json), recipients: recipients() }
+  const requestHash = async () => {
+    let next: IteratorResult<string>
+    do next = await lines.next()
+    while (!next.done)
+    return digest()
+  }
+  return { header: header.data as Header, requestHash, recipients: recipients() }
 }

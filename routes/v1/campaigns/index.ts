@@ -60,7 +60,7 @@ const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
     const owner = request.principal!.subject
     const key = request.headers['idempotency-key']
     const digest = digests.get(request)!
-    const read = request.body instanceof Readable ? await readNdjson(request.body) : readJson(request.body, digest)
+    const read = request.body instanceof Readable ? await readNdjson(request.body, digest) : readJson(request.body, digest)
     const { answer, replayed } = await app.campaigns.create(owner, read.header, read.recipients, key !== undefined ? { key, requestHash: read.requestHash } : undefined)
     if (replayed) reply.header('idempotent-replayed', 'true')
     return reply.code(202).send(answer)
