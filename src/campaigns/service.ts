@@ -67,6 +67,8 @@ export interface CampaignServiceOptions {
 export const MAX_REJECTED_KEPT = 100
 const ID = /^cmp_[0-9a-f]{32}$/
 const COUNTED_FINALS = [...FINAL_STATUSES, 'sent'] as const
+/** The counter that marks a campaign whose request failed while it was read in. */
+const ABANDONED = 'abandoned'
 
 /** Creates campaigns from a header and a stream of recipients, and reads, lists, pauses, resumes and cancels them. */
 export class CampaignService {
@@ -114,13 +116,40 @@ export class CampaignService {
   }
 
   private async readIn (owner: string, header: CampaignHeader, recipients: AsyncIterable<RecipientLine> | Iterable<RecipientLine>): Promise<CreateAnswer> {
-    const { store } = this.options
-    const chunkSize = this.options.chunkSize ?? 1000
     const doc: CampaignDoc = {
       id: `cmp_${randomUUID().replaceAll('-', '')}`, owner, name: header.name, message: header.message, routing: header.routing,
       created_at: new Date(this.now()).toISOString(),
     }
-    await store.createCampaign(doc, this.options.retentionSeconds)
+    await this.options.store.createCampaign(doc, this.options.retentionSeconds)
+    try {
+      return await this.fill(doc, recipients)
+    } catch (err) {
+      await this.abandon(doc.id)
+      throw err
+    }
+  }
+
+  /**
+   * A campaign whose request failed (its body cut short, a line too long, the store gone): the caller was told
+   * it does not exist, so it is cancelled (nothing of it is sent) and no longer shown. A store that does not
+   * answer leaves it as it is: never started, no runner takes it.
+   */
+  private async abandon (id: string): Promise<void> {
+    const { store } = this.options
+    try {
+      const { status } = await store.setCampaignStatus(id, 'cancelled', ['accepted', 'running'], new Date(this.now()).toISOString())
+      if (status !== 'cancelled') return
+      this.cancelled.set(id, { cancelled: true, until: this.now() + (this.options.cancelledCacheMs ?? 1000) })
+      await store.countCampaign(id, { [ABANDONED]: 1 })
+    } catch {
+      // The request's own error is the one to answer with.
+    }
+  }
+
+  /** Reads the recipients into the campaign just created, and starts it. */
+  private async fill (doc: CampaignDoc, recipients: AsyncIterable<RecipientLine> | Iterable<RecipientLine>): Promise<CreateAnswer> {
+    const { store } = this.options
+    const chunkSize = this.options.chunkSize ?? 1000
     const rejected: RejectedLine[] = []
     let accepted = 0
     let refused = 0
@@ -171,7 +200,7 @@ export class CampaignService {
     const records = await Promise.all(ids.map(id => this.options.store.getCampaign(id)))
     const now = this.now()
     return {
-      items: records.filter((r): r is CampaignRecord => r !== null).map(r => view(r, now)),
+      items: records.filter((r): r is CampaignRecord => r !== null && !abandoned(r)).map(r => view(r, now)),
       next_cursor: ids.length < limit ? null : String(offset + ids.length),
     }
   }
@@ -226,9 +255,14 @@ export class CampaignService {
 
   private async record (id: string): Promise<CampaignRecord> {
     const record = ID.test(id) ? await this.options.store.getCampaign(id) : null
-    if (!record) throw new NotFoundError(`no campaign ${id} (ids look like cmp_…; campaigns are kept for a limited time)`)
+    if (!record || abandoned(record)) throw new NotFoundError(`no campaign ${id} (ids look like cmp_…; campaigns are kept for a limited time)`)
     return record
   }
+}
+
+/** Whether the campaign's request failed while it was read in (see abandon): to its caller it never was. */
+function abandoned (r: CampaignRecord): boolean {
+  return (r.counters[ABANDONED] ?? 0) > 0
 }
 
 function parseOffset (cursor: string | undefined): number {

@@ -1,0 +1,64 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { MAX_LINE_LENGTH } from '../../routes/v1/campaigns/ndjson.js'
+import { CampaignService, type RecipientLine } from '../../src/campaigns/service.js'
+import { MemoryStore } from '../../src/store/memory/memory-store.js'
+import { RedisStore } from '../../src/store/redis/redis-store.js'
+import type { Store } from '../../src/store/store.js'
+import { dropPrefix, REDIS_URL, uniquePrefix } from '../helpers/redis.js'
+import { campaignApp, message, NDJSON, ndjson, skipStore, STORES } from './app.js'
+
+// A campaign whose upload failed (a line over 1 MiB, the client gone) stayed created, stuck in `accepted` and listed.
+
+const number = (i: number) => `+4479333${String(i).padStart(5, '0')}`
+const recipient = (i: number) => ({ to: number(i), vars: { name: `N${i}` } })
+
+async function openStore (store: typeof STORES[number]): Promise<{ store: Store, cleanup: () => Promise<void> }> {
+  if (store === 'memory') {
+    const memory = new MemoryStore({ shards: 3 })
+    return { store: memory, cleanup: () => memory.close() }
+  }
+  const keyPrefix = uniquePrefix()
+  const redis = await RedisStore.connect({ url: REDIS_URL, keyPrefix, commandTimeoutMs: 2000, shards: 3 })
+  return { store: redis, cleanup: async () => { await redis.close(); await dropPrefix(keyPrefix) } }
+}
+
+for (const store of STORES) {
+  t.test(`NDJSON: a line over 1 MiB is a 400; the campaign read in so far is not listed and notifies nobody (${store} store)`, { skip: skipStore(store) }, async t => {
+    const s = await campaignApp(t, store)
+    const head = ndjson({ name: 'cut', message, routing: {} }, recipient(20), recipient(21))
+    const tooLong = `{"to":"${number(22)}","vars":{"name":"${'x'.repeat(MAX_LINE_LENGTH)}"}}`
+    const res = await s.post(head + tooLong, { ...NDJSON, 'idempotency-key': 'cut' })
+    t.equal(res.statusCode, 400, res.body.slice(0, 300))
+    t.match(res.headers['content-type'], /^application\/problem\+json/)
+    t.match(res.json(), { status: 400, detail: /longer than/ })
+    t.same(await s.listed(), [], 'not listed')
+    await sleep(300)
+    t.equal(s.sent(), 0, 'nobody notified')
+
+    // The key is free again: the body sent again, put right, is taken.
+    const whole = await s.post(head, { ...NDJSON, 'idempotency-key': 'cut' })
+    t.equal(whole.statusCode, 202, whole.body)
+    t.same((await s.listed()).map(c => c.id), [whole.json().id])
+  })
+
+  t.test(`a body cut short after some chunks were stored: the campaign is cancelled, not listed, not found (${store} store)`, { skip: skipStore(store) }, async t => {
+    const { store: opened, cleanup } = await openStore(store)
+    t.teardown(cleanup)
+    const campaigns = new CampaignService({ store: opened, retentionSeconds: 3600, idempotencyTtlSeconds: 3600, chunkSize: 10 })
+    async function * cutShort (): AsyncIterable<RecipientLine> {
+      for (let i = 0; i < 25; i++) yield { line: i + 2, recipient: recipient(100 + i) }
+      throw new Error('aborted')
+    }
+    const header = { name: 'gone', message, routing: { prefer: 'push' as const, channels: ['push' as const, 'sms' as const], on_unreachable: 'drop' as const, on_unknown: 'sms' as const, ttl_seconds: 3600 } }
+    await t.rejects(campaigns.create('svc', header, cutShort()), /aborted/)
+    t.same((await campaigns.list(undefined, 100)).items, [], 'not listed')
+    const [id] = await opened.listCampaigns(0, 10)
+    t.ok(id, 'the store still has it, until it expires')
+    t.equal((await opened.getCampaign(id!))?.status, 'cancelled', 'cancelled: no runner takes it')
+    t.same(await opened.activeCampaigns(), [], 'never started')
+    await t.rejects(campaigns.get(id!), { status: 404 })
+    await t.rejects(campaigns.resume(id!), { status: 404 })
+    t.equal(await campaigns.isCancelled(id!), true)
+  })
+}
