@@ -50,6 +50,17 @@ export interface Reachability extends UpstreamAnswer {
   checked_at: string
 }
 
+/**
+ * An upstream's answer as a record checked at `checkedAt`: latest_status_at becomes an ISO instant, or null when
+ * the upstream gave none or something that is not a date. A time after the check is the check's time: an
+ * operator's clock ahead of ours must not make a device look connected in the future.
+ */
+export function toRecord (phoneNumber: string, answer: UpstreamAnswer, checkedAt: Date): Reachability {
+  const ms = answer.latest_status_at === null ? Number.NaN : Date.parse(answer.latest_status_at)
+  const latest = Number.isNaN(ms) ? null : new Date(Math.min(ms, checkedAt.getTime())).toISOString()
+  return { phone_number: phoneNumber, ...answer, latest_status_at: latest, checked_at: checkedAt.toISOString() }
+}
+
 export type ReachabilitySource = 'cache' | 'upstream' | 'stale_cache'
 
 export interface ReachabilityResult extends Reachability {

@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache'
 import pLimit from 'p-limit'
 import { UpstreamUnavailableError } from '../domain/errors.js'
 import { normalizePhoneNumber } from '../domain/phone.js'
-import { isSuccessCode, isTransientCode, type Reachability, type ReachabilityResult, type UpstreamAnswer } from '../domain/reachability.js'
+import { isSuccessCode, isTransientCode, type Reachability, type ReachabilityResult, toRecord, type UpstreamAnswer } from '../domain/reachability.js'
 import type { CachedReachability, Store } from '../store/store.js'
 import { type CachePolicy, freshSeconds } from './cache-policy.js'
 import { type ReachabilityUpstream, UpstreamFailure } from './upstreams/upstream.js'
@@ -101,7 +101,7 @@ export class ReachabilityService {
 
   /** Caches an answer that came by other means (an operator's event) as if the upstream had just given it. */
   async record (phoneNumber: string, answer: UpstreamAnswer): Promise<ReachabilityResult> {
-    const record: Reachability = { phone_number: phoneNumber, ...answer, checked_at: new Date(this.now()).toISOString() }
+    const record = toRecord(phoneNumber, answer, new Date(this.now()))
     await this.keep(record)
     return this.emit({ ...record, source: 'upstream' })
   }
@@ -134,7 +134,7 @@ export class ReachabilityService {
     try {
       const signal = AbortSignal.timeout(this.options.deadlineMs)
       const answer = await withDeadline(this.options.upstream.check(phoneNumber, { signal, ...(purpose ? { purpose } : {}) }), signal)
-      record = { phone_number: phoneNumber, ...answer, checked_at: new Date(this.now()).toISOString() }
+      record = toRecord(phoneNumber, answer, new Date(this.now()))
     } catch (err) {
       const stale = this.stale(cached)
       if (stale) return stale

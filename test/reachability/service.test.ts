@@ -29,6 +29,18 @@ async function suite (t: Test, store: Store) {
     t.equal(upstream.calls, 1)
   })
 
+  t.test('latest_status_at is kept as an ISO instant: not a date is null, a time after the check is the check\'s time', async t => {
+    const { upstream, service } = setup(store)
+    upstream.answer = { ...upstream.answer, is_reachable: false, connectivity: [], latest_status_at: 'yesterday-ish' }
+    const garbled = await service.lookup('+990200030')
+    t.equal(garbled.latest_status_at, null, 'not a date: unknown, and the number\'s report is still written')
+    t.equal((await store.getReports(['+990200030']))[0]?.latest_status_at, null)
+    upstream.answer = { ...upstream.answer, latest_status_at: '2099-01-01T00:00:00+01:00' }
+    t.equal((await service.lookup('+990200031')).latest_status_at, '2026-11-25T12:00:00.000Z', 'from the future: the check\'s time')
+    upstream.answer = { ...upstream.answer, latest_status_at: '2026-11-25T10:00:00+01:00' }
+    t.equal((await service.lookup('+990200032')).latest_status_at, '2026-11-25T09:00:00.000Z', 'as an ISO instant')
+  })
+
   t.test('recentlyCached: the cache entry this process last read, as one guess shared until it goes stale or is forgotten', async t => {
     const { service, advance } = setup(store)
     t.equal(service.recentlyCached('+990200020'), undefined, 'nothing read yet')
