@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { UnauthorizedError } from '../../src/domain/errors.js'
@@ -40,15 +41,22 @@ const MessageStatus = z.looseObject({
 /** Vonage Messages status webhooks: verified, then applied to the notification they name. */
 const vonageWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
   // The signature covers the exact bytes received: keep them beside the parsed body.
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    request.rawBody = body as string
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, async (request: FastifyRequest, body: string): Promise<unknown> => {
+    request.rawBody = body
     try {
-      done(null, JSON.parse(body as string))
+      return JSON.parse(body)
     } catch (err) {
-      Object.assign(err as Error, { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' })
-      done(err as Error, undefined)
+      // A forged body that is not even JSON is refused for its signature too: 401, not 400.
+      await verifySignature(request)
+      throw Object.assign(err as Error, { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' })
     }
   })
+
+  /** 401 unless the Authorization JWT is Vonage's, over exactly the bytes received (none for a bodyless request). */
+  async function verifySignature (request: FastifyRequest): Promise<void> {
+    const ok = await verifyVonageSignature(request.headers.authorization, request.rawBody ?? '', app.config.channels.vonageSignatureSecret!)
+    if (!ok) throw new UnauthorizedError('the webhook signature or its payload hash does not check out')
+  }
 
   app.post('/messages', {
     bodyLimit: 16 * 1024,
@@ -56,10 +64,8 @@ const vonageWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
       if (!app.config.channels.vonageSignatureSecret) throw new UnauthorizedError('VONAGE_SIGNATURE_SECRET is not set: status webhooks cannot be verified, so none is accepted')
       if (!request.headers.authorization) throw new UnauthorizedError('a signed webhook needs "Authorization: Bearer <JWT>"')
     },
-    preHandler: async (request) => {
-      const ok = await verifyVonageSignature(request.headers.authorization, request.rawBody ?? '', app.config.channels.vonageSignatureSecret!)
-      if (!ok) throw new UnauthorizedError('the webhook signature or its payload hash does not check out')
-    },
+    // Before the body is validated: a forged request learns nothing of the schema from field errors.
+    preValidation: verifySignature,
     schema: {
       tags: ['webhooks'],
       operationId: 'vonageMessageStatus',
