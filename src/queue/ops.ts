@@ -70,14 +70,16 @@ export class QueueOps {
 
   /** Dead letters, shard by shard, oldest first. */
   async listDead (cursor: string | undefined, limit: number): Promise<Page<DeadLetterView>> {
-    return pageAcrossShards(this.store.shards, cursor, limit, async (shard, offset, count) => {
-      const letters = await this.store.listDead(shard, offset, count)
+    return pageAcrossShards(this.store.shards, cursor, limit, async (shard, after, count) => {
+      const letters = await this.store.listDead(shard, after, count)
       return Promise.all(letters.map(async letter => {
         const stored = await this.store.getNotification(letter.notificationId, shard)
         // A notification past its retention leaves a dead letter pointing nowhere: shown as such.
         const n = stored?.notification
         const final = stored?.events.filter(e => e.type === 'final').at(-1)
         return {
+          at: { score: letter.at, member: letter.notificationId },
+          item: {
           id: letter.notificationId,
           to: n?.request.to ?? '',
           status: n?.status ?? 'failed',
@@ -87,6 +89,7 @@ export class QueueOps {
           dead_at: new Date(letter.at).toISOString(),
           created_at: n?.created_at ?? '',
           expires_at: n?.expires_at ?? '',
+          },
         }
       }))
     })

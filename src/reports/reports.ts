@@ -30,28 +30,34 @@ export class Reports {
   /** Numbers with neither DATA nor SMS connectivity for at least `days` days (by their latest status time). */
   async staleContacts (days: number, cursor: string | undefined, limit: number): Promise<Page<StaleContact>> {
     const before = this.now() - days * DAY_MS
-    return pageAcrossShards(this.store.shards, cursor, limit, async (shard, offset, count) => {
-      const entries = await this.store.reportIndex('stale', shard, -Infinity, before, offset, count)
+    return pageAcrossShards(this.store.shards, cursor, limit, async (shard, after, count) => {
+      const entries = await this.store.reportIndex('stale', shard, -Infinity, before, after, count)
       const reports = await this.store.getReports(entries.map(e => e.phoneNumber))
       return entries.map((e, i) => ({
-        phone_number: e.phoneNumber,
-        latest_status_at: new Date(e.at).toISOString(),
-        last_reachable_at: reports[i]?.last_reachable_at ?? null,
-        last_checked_at: reports[i]?.last_checked_at ?? null,
+        at: { score: e.at, member: e.phoneNumber },
+        item: {
+          phone_number: e.phoneNumber,
+          latest_status_at: new Date(e.at).toISOString(),
+          last_reachable_at: reports[i]?.last_reachable_at ?? null,
+          last_checked_at: reports[i]?.last_checked_at ?? null,
+        },
       }))
     })
   }
 
   /** Numbers not reachable at their last check, checked at or after `since` (epoch ms). */
   async offlineDevices (since: number, cursor: string | undefined, limit: number): Promise<Page<OfflineDevice>> {
-    return pageAcrossShards(this.store.shards, cursor, limit, async (shard, offset, count) => {
-      const entries = await this.store.reportIndex('offline', shard, since, Infinity, offset, count)
+    return pageAcrossShards(this.store.shards, cursor, limit, async (shard, after, count) => {
+      const entries = await this.store.reportIndex('offline', shard, since, Infinity, after, count)
       const reports = await this.store.getReports(entries.map(e => e.phoneNumber))
       return entries.map((e, i) => ({
-        phone_number: e.phoneNumber,
-        last_online_at: reports[i]?.last_reachable_at ?? null,
-        latest_status_at: reports[i]?.latest_status_at ?? null,
-        last_checked_at: new Date(e.at).toISOString(),
+        at: { score: e.at, member: e.phoneNumber },
+        item: {
+          phone_number: e.phoneNumber,
+          last_online_at: reports[i]?.last_reachable_at ?? null,
+          latest_status_at: reports[i]?.latest_status_at ?? null,
+          last_checked_at: new Date(e.at).toISOString(),
+        },
       }))
     })
   }

@@ -1,3 +1,4 @@
+import type { Position } from '../domain/paging.js'
 import type { Reachability } from '../domain/reachability.js'
 import type { Notification, NotificationEvent, NotificationMessage, Routing } from '../notifications/types.js'
 
@@ -265,8 +266,8 @@ export interface Store {
   /** Counts re-checks and wake-ups per minute (epoch minute), kept for two hours. */
   countFallbackActivity (shard: number, minute: number, kind: 'checks' | 'wakeups', n: number): Promise<void>
   fallbackActivity (shard: number, fromMinute: number): Promise<{ checks: number, wakeups: number }>
-  /** Dead letters of one shard, oldest first, from `offset`. */
-  listDead (shard: number, offset: number, limit: number): Promise<DeadLetter[]>
+  /** Dead letters of one shard, oldest first (ties by id), after the one at `after`. */
+  listDead (shard: number, after: Position | undefined, limit: number): Promise<DeadLetter[]>
   removeDead (shard: number, notificationId: string): Promise<boolean>
   /** Drops dead letters older than `before` (epoch ms). */
   trimDead (shard: number, before: number): Promise<number>
@@ -278,8 +279,8 @@ export interface Store {
    */
   recordReport (record: Reachability, reachable: boolean | null): Promise<void>
   getReports (phoneNumbers: string[]): Promise<(NumberReport | null)[]>
-  /** One report shard's entries of an index, by time, between `min` and `max` (epoch ms), from `offset`. */
-  reportIndex (index: 'stale' | 'offline', shard: number, min: number, max: number, offset: number, limit: number): Promise<ReportEntry[]>
+  /** One report shard's entries of an index, by time (ties by number), between `min` and `max` (epoch ms), after the one at `after`. */
+  reportIndex (index: 'stale' | 'offline', shard: number, min: number, max: number, after: Position | undefined, limit: number): Promise<ReportEntry[]>
 
   /** A token bucket shared by every process: takes a token, or resolves how long to wait (ms) before asking again. */
   takeToken (bucket: string, ratePerSecond: number, burst: number): Promise<number>

@@ -112,6 +112,35 @@ async function suite (t: Test, store: Store) {
     t.equal(await store.getNotification(moved.id, 2), null, 'a day past the moved deadline: gone')
   })
 
+  t.test('report index pages run on from the last item given: ties by number, nothing skipped when an item leaves', async t => {
+    const phones: string[] = []
+    for (let i = 0; phones.length < 7; i++) {
+      const phone = `+99050${String(i).padStart(5, '0')}`
+      if (shardFor(phone, SHARDS) === 1) phones.push(phone)
+    }
+    phones.sort()
+    const quiet = (phone: string, latest: string) => ({ ...record(phone), is_reachable: false, connectivity: [], latest_status_at: latest })
+    // Five went quiet at the same instant, two later.
+    for (const phone of phones.slice(0, 5)) await store.recordReport(quiet(phone, '2026-01-01T00:00:00.000Z'), false)
+    for (const phone of phones.slice(5)) await store.recordReport(quiet(phone, '2026-01-02T00:00:00.000Z'), false)
+    const page = (after?: { score: number, member: string }) => store.reportIndex('stale', 1, -Infinity, Date.parse('2026-06-01'), after, 2)
+    const first = await page()
+    t.same(first.map(e => e.phoneNumber), phones.slice(0, 2), 'by time, ties by number')
+    // The first item comes back online between two pages: the next page still starts after the second item.
+    await store.recordReport({ ...record(phones[0]!) }, true)
+    const last = first.at(-1)!
+    const seen = [...first]
+    let after = { score: last.at, member: last.phoneNumber }
+    for (;;) {
+      const next = await page(after)
+      seen.push(...next)
+      if (next.length < 2) break
+      after = { score: next.at(-1)!.at, member: next.at(-1)!.phoneNumber }
+    }
+    t.same(seen.map(e => e.phoneNumber), phones, 'every number once, none skipped')
+    t.same((await page()).map(e => e.phoneNumber), phones.slice(1, 3), 'the one back online has left the index')
+  })
+
   t.test('a fallback lease ended on a record that is gone no longer counts as waiting', async t => {
     const n = notification(3, { expires_at: new Date(Date.now() - 2 * 86_400_000).toISOString() })
     await store.acceptNotification({ notification: n, events: [], next: { kind: 'fallback', dueAt: Date.now() - 1 }, retentionSeconds: 1 })

@@ -67,13 +67,13 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
       description: 'With the reason each ended and the last reachability seen; paged with the opaque next_cursor.',
       security,
       querystring: z.object({
-        cursor: z.string().max(20).optional().meta({ description: 'next_cursor of the previous page; none for the first page', examples: ['0.50'] }),
+        cursor: z.string().max(400).optional().meta({ description: 'next_cursor of the previous page; none for the first page (opaque; it names the last item given, so letters retried or added between pages shift nothing)', examples: ['WzAsMTc5NTY3MzYwMjMwMywibnRmXzAwXzNmMmE5YzBkNGI4ZTRmNmE5YjFjMmQzZTRmNWE2YjdjIl0'] }),
         limit: z.coerce.number().int().min(1).max(500).default(50).meta({ description: 'Dead letters per page, 1 to 500 (default 50)', examples: [50] }),
       }),
       response: {
         200: jsonResponse('One page of dead letters, oldest first within each shard', z.object({
           items: z.array(DeadLetterSchema).meta({ description: 'The dead letters of this page' }),
-          next_cursor: z.string().nullable().meta({ description: 'Pass as cursor for the next page; null on the last page', examples: ['0.50'] }),
+          next_cursor: z.string().nullable().meta({ description: 'Pass as cursor for the next page; null on the last page', examples: ['WzAsMTc5NTY3MzYwMjMwMywibnRmXzAwXzNmMmE5YzBkNGI4ZTRmNmE5YjFjMmQzZTRmNWE2YjdjIl0'] }),
         })),
         ...pickProblems(401, 403),
         400: problemResponse('cursor is not a next_cursor this service gave out, or limit is not a whole number from 1 to 500'),

@@ -7,7 +7,7 @@ import { pickProblems } from '../../schemas/problem.js'
 import { PhoneNumberInput } from '../../schemas/reachability.js'
 
 const security = [{ bearerAuth: [] }]
-const Cursor = z.string().max(20).optional().meta({ description: 'next_cursor of the previous page', examples: ['3.100'] })
+const Cursor = z.string().max(400).optional().meta({ description: 'next_cursor of the previous page (opaque; it names the last item given, so items that change between pages are neither skipped nor repeated)', examples: ['WzEsMTc5NTY3MzYwMjMwMywiKzQ0NzkxMTEwMDAwMCJd'] })
 const Limit = z.coerce.number().int().min(1).max(1000).default(100).meta({ description: 'Items per page (1 to 1000)', examples: [100] })
 const When = z.string().nullable().meta({ examples: ['2026-09-01T08:00:00.000Z'] })
 
@@ -41,7 +41,7 @@ const csvOr = <T extends z.ZodType>(schema: T, description: string) => ({
     'application/json': {
       schema: z.object({
         items: z.array(schema).meta({ description: 'This page\'s items', examples: [[]] }),
-        next_cursor: z.string().nullable().meta({ description: 'Give it as cursor for the next page; null at the end', examples: ['1.100'] }),
+        next_cursor: z.string().nullable().meta({ description: 'Give it as cursor for the next page; null at the end', examples: ['WzEsMTc5NTY3MzYwMjMwMywiKzQ0NzkxMTEwMDAwMCJd'] }),
       }),
     },
     'text/csv': { schema: z.string().meta({ description: 'The same items as CSV (RFC 4180), with a header line; the next cursor is in the Link-free header X-Next-Cursor' }) },

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { numberShard, shardOfId } from '../../notifications/ids.js'
+import type { Position } from '../../domain/paging.js'
 import type { Reachability } from '../../domain/reachability.js'
 import type { Notification } from '../../notifications/types.js'
 import {
@@ -299,9 +300,8 @@ export class MemoryStore implements Store {
     return totals
   }
 
-  async listDead (shard: number, offset: number, limit: number): Promise<DeadLetter[]> {
-    return [...this.sorted(this.deadLetters, shard)].sort((a, b) => a[1] - b[1]).slice(offset, offset + limit)
-      .map(([notificationId, at]) => ({ notificationId, at }))
+  async listDead (shard: number, after: Position | undefined, limit: number): Promise<DeadLetter[]> {
+    return rangeAfter(this.sorted(this.deadLetters, shard), -Infinity, Infinity, after, limit).map(([notificationId, at]) => ({ notificationId, at }))
   }
 
   async removeDead (shard: number, notificationId: string): Promise<boolean> {
@@ -399,12 +399,8 @@ export class MemoryStore implements Store {
     return phoneNumbers.map(p => structuredClone(this.reports.get(p) ?? null))
   }
 
-  async reportIndex (index: 'stale' | 'offline', shard: number, min: number, max: number, offset: number, limit: number): Promise<ReportEntry[]> {
-    return [...this.sorted(this.reportIndexes[index], shard)]
-      .filter(([, at]) => at >= min && at <= max)
-      .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1))
-      .slice(offset, offset + limit)
-      .map(([phoneNumber, at]) => ({ phoneNumber, at }))
+  async reportIndex (index: 'stale' | 'offline', shard: number, min: number, max: number, after: Position | undefined, limit: number): Promise<ReportEntry[]> {
+    return rangeAfter(this.sorted(this.reportIndexes[index], shard), min, max, after, limit).map(([phoneNumber, at]) => ({ phoneNumber, at }))
   }
 
   async takeToken (bucket: string, ratePerSecond: number, burst: number): Promise<number> {
@@ -681,4 +677,13 @@ export class MemoryStore implements Store {
       case 'none': return
     }
   }
+}
+
+/** A page of a sorted set (member → score) by score, ties by member, between min and max, after `after`, as Redis's RANGE_AFTER. */
+function rangeAfter (set: Map<string, number>, min: number, max: number, after: Position | undefined, limit: number): [string, number][] {
+  return [...set]
+    .filter(([member, score]) => score >= min && score <= max &&
+      (!after || score > after.score || (score === after.score && member > after.member)))
+    .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1))
+    .slice(0, limit)
 }

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { Cluster, type ClusterOptions, Redis, type RedisOptions, type Result } from 'ioredis'
 import { StoreUnavailableError } from '../../domain/errors.js'
+import type { Position } from '../../domain/paging.js'
 import { numberShard, shardOfId } from '../../notifications/ids.js'
 import type { Reachability } from '../../domain/reachability.js'
 import type { NotificationEvent } from '../../notifications/types.js'
@@ -12,7 +13,7 @@ import {
 import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
 import {
-  ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS,
+  ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER,
   RECORD_FAILURES, RELEASE, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
 } from './lua/scripts.js'
 
@@ -22,6 +23,7 @@ declare module 'ioredis' {
     rrAcceptToOutbox (notification: string, stream: string, cache: string, keptUntil: number, id: string, doc: string, status: string, cacheValue: string): Result<number, Context>
     rrTransition (...args: (string | number)[]): Result<number, Context>
     rrKeepJobs (stream: string, group: string, consumer: string, ...entryIds: string[]): Result<number, Context>
+    rrRangeAfter (key: string, min: string, max: string, afterScore: string, afterMember: string, limit: number): Result<string[], Context>
     rrClaim (key: string, token: string, hash: string, ms: number): Result<[string, ...(string | number)[]], Context>
     rrRelease (key: string, token: string): Result<number, Context>
     rrShortenAnswered (key: string, seconds: number): Result<number, Context>
@@ -172,6 +174,7 @@ export class RedisStore implements Store {
     redis.defineCommand('rrAcceptToOutbox', { numberOfKeys: 3, lua: ACCEPT_TO_OUTBOX })
     redis.defineCommand('rrTransition', { numberOfKeys: 7, lua: TRANSITION })
     redis.defineCommand('rrKeepJobs', { numberOfKeys: 1, lua: KEEP_JOBS })
+    redis.defineCommand('rrRangeAfter', { numberOfKeys: 1, lua: RANGE_AFTER })
     redis.defineCommand('rrTakeDue', { numberOfKeys: 2, lua: TAKE_DUE })
     redis.defineCommand('rrExpireLeases', { numberOfKeys: 2, lua: EXPIRE_LEASES })
     redis.defineCommand('rrTakeToken', { numberOfKeys: 1, lua: TAKE_TOKEN })
@@ -398,11 +401,17 @@ export class RedisStore implements Store {
     return totals
   }
 
-  async listDead (shard: number, offset: number, limit: number): Promise<DeadLetter[]> {
-    const flat = await this.guard(this.redis.zrange(this.keys.dead(shard), String(offset), String(offset + limit - 1), 'WITHSCORES'))
-    const letters: DeadLetter[] = []
-    for (let i = 0; i < flat.length; i += 2) letters.push({ notificationId: flat[i]!, at: Number(flat[i + 1]) })
-    return letters
+  async listDead (shard: number, after: Position | undefined, limit: number): Promise<DeadLetter[]> {
+    return (await this.rangeAfter(this.keys.dead(shard), -Infinity, Infinity, after, limit)).map(([notificationId, at]) => ({ notificationId, at }))
+  }
+
+  /** A page of a sorted set by score, ties by member, after `after`: [member, score] pairs. */
+  private async rangeAfter (key: string, min: number, max: number, after: Position | undefined, limit: number): Promise<[string, number][]> {
+    const bound = (v: number) => v === -Infinity ? '-inf' : v === Infinity ? '+inf' : String(v)
+    const flat = await this.guard(this.redis.rrRangeAfter(key, bound(min), bound(max), after ? String(after.score) : '', after?.member ?? '', limit))
+    const pairs: [string, number][] = []
+    for (let i = 0; i < flat.length; i += 2) pairs.push([flat[i]!, Number(flat[i + 1])])
+    return pairs
   }
 
   async removeDead (shard: number, notificationId: string): Promise<boolean> {
@@ -442,12 +451,8 @@ export class RedisStore implements Store {
     return hashes.map((h, i) => h.first_seen_at ? reportFromHash(phoneNumbers[i]!, h) : null)
   }
 
-  async reportIndex (index: 'stale' | 'offline', shard: number, min: number, max: number, offset: number, limit: number): Promise<ReportEntry[]> {
-    const bound = (v: number) => v === -Infinity ? '-inf' : v === Infinity ? '+inf' : String(v)
-    const flat = await this.guard(this.redis.zrangebyscore(this.keys.reportIndex(index, shard), bound(min), bound(max), 'WITHSCORES', 'LIMIT', offset, limit))
-    const entries: ReportEntry[] = []
-    for (let i = 0; i < flat.length; i += 2) entries.push({ phoneNumber: flat[i]!, at: Number(flat[i + 1]) })
-    return entries
+  async reportIndex (index: 'stale' | 'offline', shard: number, min: number, max: number, after: Position | undefined, limit: number): Promise<ReportEntry[]> {
+    return (await this.rangeAfter(this.keys.reportIndex(index, shard), min, max, after, limit)).map(([phoneNumber, at]) => ({ phoneNumber, at }))
   }
 
   async takeToken (bucket: string, ratePerSecond: number, burst: number): Promise<number> {

@@ -74,6 +74,31 @@ return 1
 `
 
 /**
+ * A page of a sorted set by score, ties by member, after a position. KEYS: the set. ARGV: min, max, the position's
+ * score ('' = from the start) and member, limit. Answers member, score, member, score, ...
+ */
+export const RANGE_AFTER = `
+local limit = tonumber(ARGV[5])
+local afterScore = ARGV[3] ~= '' and tonumber(ARGV[3]) or nil
+local from = afterScore and ARGV[3] or ARGV[1]
+local out = {}
+local offset = 0
+while #out < limit * 2 do
+  local batch = redis.call('ZRANGE', KEYS[1], from, ARGV[2], 'BYSCORE', 'LIMIT', offset, 200, 'WITHSCORES')
+  for i = 1, #batch, 2 do
+    local score = tonumber(batch[i + 1])
+    if #out < limit * 2 and (not afterScore or score > afterScore or batch[i] > ARGV[4]) then
+      out[#out + 1] = batch[i]
+      out[#out + 1] = batch[i + 1]
+    end
+  end
+  if #batch < 400 then break end
+  offset = offset + 200
+end
+return out
+`
+
+/**
  * KEYS: outbox stream. ARGV: group, consumer, entry ids. Resets the idle time of the entries still pending for
  * this consumer (XCLAIM to itself, JUSTID: the delivery count stays); others' entries and acknowledged ones stay as they are.
  */
