@@ -4,7 +4,7 @@ import { underLease } from '../queue/chunk-lease.js'
 import { PollingLoop } from '../queue/polling-loop.js'
 import { AppError, ConflictError, StoreUnavailableError, UpstreamUnavailableError } from '../domain/errors.js'
 import type { ReachabilityResult } from '../domain/reachability.js'
-import type { NotificationService } from '../notifications/service.js'
+import type { AcceptOptions, NotificationService } from '../notifications/service.js'
 import { isFinal } from '../notifications/types.js'
 import type { UpstreamRateLimiter } from '../reachability/rate-limit.js'
 import type { ReachabilityService } from '../reachability/service.js'
@@ -37,6 +37,13 @@ export interface CampaignRunnerOptions {
    * service keeps any). Only a runner that lost the chunk's lease and woke up after that could still need it.
    */
   countedKeysTtlSeconds?: number
+  /**
+   * How long a campaign is kept (NOTIFICATION_RETENTION_SECONDS). A recipient's idempotency record is kept as long
+   * until its chunk is counted: a chunk whose runner died is taken again whenever the campaign runs again (resumed
+   * the next day, say), and its recipients notified before must be answered, not notified twice. Default: as the
+   * notification service keeps any record.
+   */
+  retentionSeconds?: number
 }
 
 /** The Idempotency-Key a campaign's recipient is accepted under (with a NUL, which no caller's header can hold). */
@@ -179,9 +186,14 @@ export class CampaignRunner extends PollingLoop {
    */
   private async accept (doc: CampaignDoc, index: number, request: Parameters<NotificationService['accept']>[1], reachability: ReachabilityResult | null): ReturnType<NotificationService['accept']> {
     const key = recipientKey(doc.id, index)
+    const { retentionSeconds } = this.options
+    // Typed beside AcceptOptions until NotificationService.accept takes idempotencyTtlSeconds (then it is one of them).
+    const options: AcceptOptions & { idempotencyTtlSeconds?: number } = {
+      campaignId: doc.id, bulk: true, reachability, ...(retentionSeconds !== undefined ? { idempotencyTtlSeconds: retentionSeconds } : {}),
+    }
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.options.notifications.accept(doc.owner, request, key, { campaignId: doc.id, bulk: true, reachability })
+        return await this.options.notifications.accept(doc.owner, request, key, options)
       } catch (err) {
         if (!(err instanceof ConflictError) || attempt >= 10) throw err
         await sleep(Math.max(1, Number(err.headers['retry-after'] ?? 1)) * 1000)

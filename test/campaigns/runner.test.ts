@@ -120,6 +120,68 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.same([...ids].filter(([, set]) => set.size !== 1).map(([to]) => to), [])
     })
 
+    t.test('a chunk whose runner died is taken again after a pause longer than IDEMPOTENCY_TTL_SECONDS: no recipient notified twice', async t => {
+      const { store, cleanup } = await open()
+      const { reachability, limiter } = await services(store)
+      // Single notifications' records last a second here; the campaign is kept an hour.
+      const notifications = new NotificationService({ store, reachability, retentionSeconds: 3600, idempotencyTtlSeconds: 1, firstRecheckSeconds: 3600 })
+      const campaigns = new CampaignService({ store, retentionSeconds: 3600, idempotencyTtlSeconds: 3600 })
+      const lines: RecipientLine[] = Array.from({ length: 20 }, (_, i) => ({ line: i + 2, recipient: { to: `+4479113${String(i).padStart(5, '0')}` } }))
+      const { answer } = await campaigns.create('svc', { name: 'paused a day', message: { sms: { text: 'hi' } }, routing: { prefer: 'sms', channels: ['push', 'sms'], on_unreachable: 'drop', on_unknown: 'sms', ttl_seconds: 3600 } }, lines)
+
+      // Every notification id each number was answered with (a replay answers the first one).
+      const ids = new Map<string, Set<string>>()
+      const record = async (...args: Parameters<NotificationService['accept']>) => {
+        const result = await notifications.accept(...args)
+        ids.set(args[1].to, (ids.get(args[1].to) ?? new Set()).add(result.answer.id))
+        return result
+      }
+      // Runner A notifies 5 recipients of its chunk, then its process dies: its calls hang, its store is gone.
+      const a = mortal(store)
+      const hung: (() => void)[] = []
+      let made = 0
+      let revived = false
+      const aNotifications = {
+        accept: async (...args: Parameters<NotificationService['accept']>) => {
+          if (made++ >= 5 && !revived) {
+            a.die()
+            await new Promise<void>(resolve => hung.push(resolve))
+          }
+          return record(...args)
+        },
+      } as unknown as NotificationService
+      const runnerA = new CampaignRunner({ store: a.store, notifications: aNotifications, reachability, limiter, concurrency: 1, chunkSize: 20, pollMs: 10, leaseMs: 300, retentionSeconds: 3600 })
+      const runnerB = new CampaignRunner({
+        store, notifications: { accept: record } as unknown as NotificationService, reachability, limiter, concurrency: 4, chunkSize: 20, pollMs: 10, leaseMs: 300, retentionSeconds: 3600,
+      })
+      t.teardown(async () => {
+        a.revive()
+        revived = true
+        for (const resume of hung.splice(0)) resume()
+        await Promise.all([runnerA.stop(), runnerB.stop()])
+        await cleanup()
+      })
+      runnerA.start()
+      await waitFor(() => hung.length > 0 ? true : undefined, 5000, 'runner A to die')
+      t.equal(ids.size, 5)
+
+      // Paused, and resumed after the single notifications' records would have gone.
+      await campaigns.pause(answer.id)
+      await sleep(1500)
+      await campaigns.resume(answer.id)
+      runnerB.start()
+      const done = await waitFor(async () => {
+        const c = await store.getCampaign(answer.id)
+        return c?.status === 'completed' ? c : undefined
+      }, 10_000, 'the campaign to complete')
+      t.match(done.counters, { processed: 20 })
+      t.equal(ids.size, 20, 'every recipient notified')
+      t.same([...ids].filter(([, set]) => set.size !== 1).map(([to]) => to), [], 'no recipient has a second notification')
+      let jobs = 0
+      for (let shard = 0; shard < SHARDS; shard++) jobs += (await store.outboxDepth(shard)).sms_bulk
+      t.equal(jobs, 20, 'one SMS job per recipient')
+    })
+
     t.test('once a chunk is counted, its recipients\' idempotency records are kept for countedKeysTtlSeconds only', async t => {
       const { store, cleanup } = await open()
       t.teardown(cleanup)
