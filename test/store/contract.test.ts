@@ -455,6 +455,13 @@ t.test('redis store', { skip: !(await redisAvailable()) && 'Redis is not running
   const store = await RedisStore.connect({ url: REDIS_URL, keyPrefix, commandTimeoutMs: 1000, shards: SHARDS })
   t.teardown(async () => { await store.close(); await dropPrefix(keyPrefix) })
   await suite(t, store)
+  t.test('outbox streams deleted under the store (a FLUSHDB): reading makes their groups again', async t => {
+    await store.redis.del(store.keys.outbox(2, 'sms'), store.keys.outbox(2, 'push'))
+    t.same(await store.readOutbox(2, ['sms', 'push'], 'worker-a', 10), [])
+    const n = notification(2)
+    await store.acceptNotification({ notification: n, events: [], next: { kind: 'outbox', lane: 'push' }, retentionSeconds: 60 })
+    t.match(await store.readOutbox(2, ['sms', 'push'], 'worker-a', 10), [{ notificationId: n.id, lane: 'push' }])
+  })
 })
 
 t.test('redis cluster store', { skip: !(await clusterAvailable()) && 'no Redis Cluster answers (.ci/redis-cluster starts one; CI=true makes this a failure)' }, async t => {

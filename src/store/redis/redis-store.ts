@@ -309,10 +309,10 @@ export class RedisStore implements Store {
     const read = () => this.redis.xreadgroup('GROUP', GROUP, consumer, 'COUNT', count, 'STREAMS', ...streams, ...lanes.map(() => '>')) as Promise<StreamReply>
     let reply: StreamReply
     try {
-      reply = await read()
+      reply = await this.guard(read())
     } catch (err) {
       // The groups vanish when the keys are deleted (FLUSHDB, a new Redis): make them again.
-      if (!(err as Error).message.includes('NOGROUP')) throw new StoreUnavailableError((err as Error).message, { cause: err })
+      if (!(err as Error).message.includes('NOGROUP')) throw err
       await this.ensureGroups()
       reply = await this.guard(read())
     }
