@@ -244,7 +244,7 @@ export interface Store {
   /** Applies a transition atomically; resolves false (and changes nothing but the ack) when onlyFrom did not match. */
   transition (transition: Transition): Promise<boolean>
 
-  /** New jobs of one shard, lanes in the order given (earlier lanes served first). */
+  /** New jobs of one shard, at most `count` in all, lanes in the order given (earlier lanes served first). */
   readOutbox (shard: number, lanes: readonly Lane[], consumer: string, count: number): Promise<OutboxJob[]>
   /** Jobs another consumer took more than minIdleMs ago and never acknowledged: now this consumer's. */
   reclaimOutbox (shard: number, lane: Lane, consumer: string, minIdleMs: number, count: number): Promise<OutboxJob[]>

@@ -191,6 +191,18 @@ async function suite (t: Test, store: Store) {
     }
   })
 
+  t.test('a read of several lanes gives at most the count in all, the earlier lanes first', async t => {
+    const accept = (lane: 'push_bulk' | 'sms_bulk') => {
+      const n = notification(0)
+      return store.acceptNotification({ notification: n, events: [], next: { kind: 'outbox', lane }, retentionSeconds: 60 }).then(() => n.id)
+    }
+    const sms = [await accept('sms_bulk'), await accept('sms_bulk')]
+    const push = [await accept('push_bulk'), await accept('push_bulk')]
+    const first = await store.readOutbox(0, ['sms_bulk', 'push_bulk'], 'counted', 3)
+    t.same(first.map(j => [j.lane, j.notificationId]), [['sms_bulk', sms[0]], ['sms_bulk', sms[1]], ['push_bulk', push[0]]])
+    t.same((await store.readOutbox(0, ['sms_bulk', 'push_bulk'], 'counted', 3)).map(j => j.notificationId), [push[1]])
+  })
+
   t.test('accepting into an outbox lane makes one job that one consumer gets', async t => {
     const n = notification(2)
     await store.acceptNotification({ notification: n, events: [], next: { kind: 'outbox', lane: 'sms' }, retentionSeconds: 60 })

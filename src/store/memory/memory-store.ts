@@ -318,13 +318,11 @@ export class MemoryStore implements Store {
   async readOutbox (shard: number, lanes: readonly Lane[], consumer: string, count: number): Promise<OutboxJob[]> {
     const jobs: OutboxJob[] = []
     for (const lane of lanes) {
-      let taken = 0
       for (const [entryId, entry] of this.stream(shard, lane)) {
-        if (taken >= count) break
+        if (jobs.length >= count) return jobs
         if (entry.consumer !== null) continue
         Object.assign(entry, { consumer, deliveredAt: this.now(), deliveries: 1 })
         jobs.push({ shard, lane, entryId, notificationId: entry.notificationId, deliveries: 1 })
-        taken++
       }
     }
     return jobs

@@ -13,7 +13,7 @@ import {
 import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
 import {
-  ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER,
+  ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER, READ_OUTBOX,
   RECORD_FAILURES, RELEASE, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
 } from './lua/scripts.js'
 
@@ -23,6 +23,7 @@ declare module 'ioredis' {
     rrAcceptToOutbox (notification: string, stream: string, cache: string, keptUntil: number, id: string, doc: string, status: string, cacheValue: string): Result<number, Context>
     rrTransition (...args: (string | number)[]): Result<number, Context>
     rrKeepJobs (stream: string, group: string, consumer: string, ...entryIds: string[]): Result<number, Context>
+    rrReadOutbox (numberOfKeys: number, ...args: (string | number)[]): Result<(string | number)[], Context>
     rrRangeAfter (key: string, min: string, max: string, afterScore: string, afterMember: string, limit: number): Result<string[], Context>
     rrClaim (key: string, token: string, hash: string, ms: number): Result<[string, ...(string | number)[]], Context>
     rrRelease (key: string, token: string): Result<number, Context>
@@ -145,7 +146,6 @@ class Deadlines {
   }
 }
 
-type StreamReply = [string, [string, string[]][]][] | null
 
 export class RedisStore implements Store {
   readonly kind = 'redis' as const
@@ -175,6 +175,7 @@ export class RedisStore implements Store {
     redis.defineCommand('rrTransition', { numberOfKeys: 7, lua: TRANSITION })
     redis.defineCommand('rrKeepJobs', { numberOfKeys: 1, lua: KEEP_JOBS })
     redis.defineCommand('rrRangeAfter', { numberOfKeys: 1, lua: RANGE_AFTER })
+    redis.defineCommand('rrReadOutbox', { lua: READ_OUTBOX })
     redis.defineCommand('rrTakeDue', { numberOfKeys: 2, lua: TAKE_DUE })
     redis.defineCommand('rrExpireLeases', { numberOfKeys: 2, lua: EXPIRE_LEASES })
     redis.defineCommand('rrTakeToken', { numberOfKeys: 1, lua: TAKE_TOKEN })
@@ -306,8 +307,8 @@ export class RedisStore implements Store {
 
   async readOutbox (shard: number, lanes: readonly Lane[], consumer: string, count: number): Promise<OutboxJob[]> {
     const streams = lanes.map(lane => this.keys.outbox(shard, lane))
-    const read = () => this.redis.xreadgroup('GROUP', GROUP, consumer, 'COUNT', count, 'STREAMS', ...streams, ...lanes.map(() => '>')) as Promise<StreamReply>
-    let reply: StreamReply
+    const read = () => this.redis.rrReadOutbox(streams.length, ...streams, GROUP, consumer, count)
+    let reply: (string | number)[]
     try {
       reply = await this.guard(read())
     } catch (err) {
@@ -317,11 +318,10 @@ export class RedisStore implements Store {
       reply = await this.guard(read())
     }
     const jobs: OutboxJob[] = []
-    for (const [stream, entries] of reply ?? []) {
-      const lane = lanes[streams.indexOf(stream)]!
-      for (const [entryId, fields] of entries) jobs.push({ shard, lane, entryId, notificationId: fieldValue(fields, 'id'), deliveries: 1 })
+    for (let i = 0; i < reply.length; i += 3) {
+      jobs.push({ shard, lane: lanes[Number(reply[i]) - 1]!, entryId: String(reply[i + 1]), notificationId: String(reply[i + 2]), deliveries: 1 })
     }
-    return jobs.sort((a, b) => lanes.indexOf(a.lane) - lanes.indexOf(b.lane))
+    return jobs
   }
 
   async reclaimOutbox (shard: number, lane: Lane, consumer: string, minIdleMs: number, count: number): Promise<OutboxJob[]> {

@@ -74,6 +74,32 @@ return 1
 `
 
 /**
+ * New jobs of one shard's lanes, in the order of KEYS, at most ARGV[3] in all (XREADGROUP's COUNT is per stream).
+ * ARGV: group, consumer, count. Answers lane index (1-based), entry id, notification id, ...
+ */
+export const READ_OUTBOX = `
+local out = {}
+local left = tonumber(ARGV[3])
+for i = 1, #KEYS do
+  if left <= 0 then break end
+  local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', left, 'STREAMS', KEYS[i], '>')
+  if reply then
+    for _, entry in ipairs(reply[1][2]) do
+      local fields, id = entry[2], ''
+      for f = 1, #fields, 2 do
+        if fields[f] == 'id' then id = fields[f + 1] end
+      end
+      out[#out + 1] = i
+      out[#out + 1] = entry[1]
+      out[#out + 1] = id
+      left = left - 1
+    end
+  end
+end
+return out
+`
+
+/**
  * A page of a sorted set by score, ties by member, after a position. KEYS: the set. ARGV: min, max, the position's
  * score ('' = from the start) and member, limit. Answers member, score, member, score, ...
  */
