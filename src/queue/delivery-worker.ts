@@ -152,7 +152,7 @@ export class DeliveryWorker {
         this.options.log?.warn({ err }, 'delivery worker: the store failed; trying again')
         idleMs = this.options.idlePollMs
       }
-      if (taken > 0) {
+      if (taken > 0 || !this.running) {
         idleMs = 5
         continue
       }

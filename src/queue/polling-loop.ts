@@ -49,7 +49,8 @@ export abstract class PollingLoop {
       } catch (err) {
         this.onError(err)
       }
-      if (worked) continue
+      // Stopped during the turn: no sleep (stop() waits for this loop to end).
+      if (worked || !this.started) continue
       await new Promise<void>(resolve => {
         const timer = setTimeout(resolve, this.pollMs)
         this.wake = () => { clearTimeout(timer); resolve() }
