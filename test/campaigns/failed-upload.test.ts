@@ -57,8 +57,8 @@ for (const store of STORES) {
     t.ok(id, 'the store still has it, until it expires')
     t.equal((await opened.getCampaign(id!))?.status, 'cancelled', 'cancelled: no runner takes it')
     t.same(await opened.activeCampaigns(), [], 'never started')
-    await t.rejects(campaigns.get(id!), { status: 404 })
-    await t.rejects(campaigns.resume(id!), { status: 404 })
+    await t.rejects(campaigns.get(id!), { status: 404, message: /^no campaign/ })
+    await t.rejects(campaigns.resume(id!), { status: 404, message: /^no campaign/ })
     t.equal(await campaigns.isCancelled(id!), true)
   })
 }
