@@ -100,6 +100,8 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     chunkSize: 200,
     leaseMs: workers.visibilityTimeoutMs,
     countedKeysTtlSeconds: delivery.campaignIdempotencyTtlSeconds,
+    // A recipient's idempotency record outlives any pause of its campaign (whose record is kept this long).
+    retentionSeconds: delivery.retentionSeconds,
     onProcessed: recordCampaignRecipients,
     pollMs: workers.idlePollMs,
     log: app.log,

@@ -187,8 +187,7 @@ export class CampaignRunner extends PollingLoop {
   private async accept (doc: CampaignDoc, index: number, request: Parameters<NotificationService['accept']>[1], reachability: ReachabilityResult | null): ReturnType<NotificationService['accept']> {
     const key = recipientKey(doc.id, index)
     const { retentionSeconds } = this.options
-    // Typed beside AcceptOptions until NotificationService.accept takes idempotencyTtlSeconds (then it is one of them).
-    const options: AcceptOptions & { idempotencyTtlSeconds?: number } = {
+    const options: AcceptOptions = {
       campaignId: doc.id, bulk: true, reachability, ...(retentionSeconds !== undefined ? { idempotencyTtlSeconds: retentionSeconds } : {}),
     }
     for (let attempt = 1; ; attempt++) {

@@ -46,6 +46,8 @@ export interface AcceptOptions {
   bulk?: boolean
   /** The reachability already looked up by the caller (null: the upstream gave no answer); no lookup is made here. */
   reachability?: ReachabilityResult | null
+  /** How long the answer to its Idempotency-Key is kept (default idempotencyTtlSeconds): a campaign recipient's, as long as its campaign may run. */
+  idempotencyTtlSeconds?: number
 }
 
 /** Accepts notifications (routed, stored and enqueued in one atomic step) and reads them back. */
@@ -198,7 +200,7 @@ export class NotificationService {
       next,
       retentionSeconds: this.options.retentionSeconds,
       ...(idem
-        ? { idempotency: { ...idem, response: JSON.stringify(answer), ttlSeconds: this.options.idempotencyTtlSeconds } }
+        ? { idempotency: { ...idem, response: JSON.stringify(answer), ttlSeconds: options.idempotencyTtlSeconds ?? this.options.idempotencyTtlSeconds } }
         : {}),
       ...(basedOnVersion !== undefined ? { basedOn: { phoneNumber: request.to, version: basedOnVersion } } : {}),
     })
