@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ConflictError, NotFoundError, UnprocessableError } from '../domain/errors.js'
-import { type Page } from '../domain/paging.js'
-import { ValidationError } from '../domain/errors.js'
+import { type Page, type Position, pageAcrossShards } from '../domain/paging.js'
 import { idempotencyRef } from '../notifications/ids.js'
 import { FINAL_STATUSES, type NotificationMessage, type NotificationStatus, type Routing } from '../notifications/types.js'
 import { usableChannels } from '../routing/decide.js'
@@ -194,15 +193,29 @@ export class CampaignService {
     return { ...view(record, this.now()), failures }
   }
 
+  /**
+   * A page of campaigns, oldest first. The cursor names the last campaign given (its creation time and id), so
+   * campaigns that leave the head of the list past their retention never shift the next page.
+   */
   async list (cursor: string | undefined, limit: number): Promise<Page<CampaignView>> {
-    const offset = parseOffset(cursor)
-    const ids = await this.options.store.listCampaigns(offset, limit)
-    const records = await Promise.all(ids.map(id => this.options.store.getCampaign(id)))
-    const now = this.now()
-    return {
-      items: records.filter((r): r is CampaignRecord => r !== null && !abandoned(r)).map(r => view(r, now)),
-      next_cursor: ids.length < limit ? null : String(offset + ids.length),
-    }
+    const { store } = this.options
+    // One list, read as a single shard; a page is filled past campaigns no longer shown (gone, or abandoned).
+    return pageAcrossShards(1, cursor, limit, async (_shard, after, count) => {
+      const shown: { at: Position, item: CampaignView }[] = []
+      while (shown.length < count) {
+        const wanted = count - shown.length
+        const listed = await store.listCampaigns(after, wanted)
+        const records = await Promise.all(listed.map(c => store.getCampaign(c.id)))
+        const now = this.now()
+        records.forEach((r, i) => {
+          if (r && !abandoned(r)) shown.push({ at: { score: listed[i]!.createdMs, member: listed[i]!.id }, item: view(r, now) })
+        })
+        if (listed.length < wanted) break
+        const last = listed.at(-1)!
+        after = { score: last.createdMs, member: last.id }
+      }
+      return shown
+    })
   }
 
   pause (id: string): Promise<CampaignView> {
@@ -263,14 +276,6 @@ export class CampaignService {
 /** Whether the campaign's request failed while it was read in (see abandon): to its caller it never was. */
 function abandoned (r: CampaignRecord): boolean {
   return (r.counters[ABANDONED] ?? 0) > 0
-}
-
-function parseOffset (cursor: string | undefined): number {
-  if (cursor === undefined || cursor === '') return 0
-  if (!/^\d{1,9}$/.test(cursor)) {
-    throw new ValidationError('the cursor is not one this service gave out', [{ path: 'querystring.cursor', message: 'not a cursor from a previous page' }])
-  }
-  return Number(cursor)
 }
 
 /** Recipients processed over the last minute: this minute's count and the part of the last minute's still inside the window. */

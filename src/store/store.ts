@@ -207,6 +207,12 @@ export interface CampaignFailure {
   reason: string
 }
 
+/** A campaign in the listing: its id and when it was created (epoch ms). */
+export interface ListedCampaign {
+  id: string
+  createdMs: number
+}
+
 /** How many failed recipients a campaign keeps with their reasons (all are counted). */
 export const CAMPAIGN_FAILURES_KEPT = 100
 
@@ -328,8 +334,11 @@ export interface Store {
   /** Completes a running campaign once every chunk is finished and every accepted recipient processed; resolves whether it is completed. */
   completeCampaign (id: string, at: string): Promise<boolean>
   getCampaign (id: string): Promise<CampaignRecord | null>
-  /** Campaign ids, oldest first, from `offset`. */
-  listCampaigns (offset: number, limit: number): Promise<string[]>
+  /**
+   * Campaigns by creation time (ms), ties by id, after `after` (score: created ms, member: id): a position, not an
+   * offset, so campaigns that leave the head of the list (past their retention) never shift the next page.
+   */
+  listCampaigns (after: Position | undefined, limit: number): Promise<ListedCampaign[]>
   /** The campaigns the runners look at. */
   activeCampaigns (): Promise<string[]>
   setCampaignActive (id: string, active: boolean): Promise<void>

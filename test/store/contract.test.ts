@@ -447,12 +447,35 @@ async function suite (t: Test, store: Store) {
     const ids = ['cmp_list_b', 'cmp_list_a'].map(id => `${id}_${Math.random().toString(36).slice(2)}`)
     await store.createCampaign(campaign(ids[0]!, '2026-11-25T09:00:00.000Z'), 3600 * 24 * 365 * 5)
     await store.createCampaign(campaign(ids[1]!, '2026-11-25T09:00:01.000Z'), 3600 * 24 * 365 * 5)
-    const listed = await store.listCampaigns(0, 1000)
+    const listed = (await store.listCampaigns(undefined, 1000)).map(c => c.id)
     t.ok(listed.indexOf(ids[0]!) >= 0 && listed.indexOf(ids[0]!) < listed.indexOf(ids[1]!), 'older first')
     await store.setCampaignActive(ids[0]!, true)
     t.ok((await store.activeCampaigns()).includes(ids[0]!))
     await store.setCampaignActive(ids[0]!, false)
     t.notOk((await store.activeCampaigns()).includes(ids[0]!))
+  })
+
+  t.test('campaign listing: the next page starts after the last campaign given, however many left the head of the list', async t => {
+    const tag = Math.random().toString(36).slice(2)
+    const t0 = Date.now()
+    const at = (ms: number) => new Date(ms).toISOString()
+    // Two campaigns kept for a second, then three kept for an hour.
+    const brief = [0, 1].map(i => `cmp_page_${i}_${tag}`)
+    const kept = [2, 3, 4].map(i => `cmp_page_${i}_${tag}`)
+    for (const [i, id] of brief.entries()) await store.createCampaign(campaign(id, at(t0 - 10_000 + i)), 1)
+    for (const [i, id] of kept.entries()) await store.createCampaign(campaign(id, at(t0 - 5000 + i)), 3600)
+    const from = { score: t0 - 10_001, member: '' }
+    const page1 = await store.listCampaigns(from, 2)
+    t.same(page1, brief.map((id, i) => ({ id, createdMs: t0 - 10_000 + i })))
+    await sleep(1100)
+    // A campaign created now: past their retention, the first two leave the list.
+    await store.createCampaign(campaign(`cmp_page_now_${tag}`, at(t0)), 7)
+    t.same((await store.listCampaigns(from, 3)).map(c => c.id), kept, 'the first two are gone')
+    const last = page1.at(-1)!
+    const page2 = await store.listCampaigns({ score: last.createdMs, member: last.id }, 2)
+    t.same(page2.map(c => c.id), kept.slice(0, 2), 'page 2 goes on where page 1 ended: nothing skipped')
+    const tie = await store.listCampaigns({ score: t0 - 5000, member: kept[0]! }, 1)
+    t.same(tie.map(c => c.id), [kept[1]], 'after a position, not at it')
   })
 }
 

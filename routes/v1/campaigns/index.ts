@@ -12,6 +12,8 @@ import { hashedBody, readJson, readNdjson } from './body.js'
 
 const security = [{ bearerAuth: [] }]
 const NDJSON = 'application/x-ndjson'
+/** A next_cursor as given out: the last campaign's creation time and id. */
+const CURSOR_EXAMPLE = 'WzAsMTc2NDE0MDAwMDAwMCwiY21wXzBjMWQyZTNmNDA1MTYyNzM4NDk1YTZiN2M4ZDllMGYxIl0'
 const Id = z.object({ id: z.string().max(100).meta({ description: 'The campaign id', examples: ['cmp_0c1d2e3f405162738495a6b7c8d9e0f1'] }) })
 
 /** The campaign's JSON body is checked here, not by the route's validator: a bad recipient is refused alone, the campaign goes on. */
@@ -75,13 +77,17 @@ const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
       description: 'Every campaign kept (NOTIFICATION_RETENTION_SECONDS after it was created) with its progress, a page at a time.',
       security,
       querystring: z.object({
-        cursor: z.string().max(20).optional().meta({ description: 'next_cursor of the previous page', examples: ['100'] }),
+        cursor: z.string().max(400).optional().meta({
+          description: 'next_cursor of the previous page; none for the first page (opaque; it names the last campaign given, so campaigns ' +
+            'that leave the list past their retention between pages skip none)',
+          examples: [CURSOR_EXAMPLE],
+        }),
         limit: z.coerce.number().int().min(1).max(100).default(20).meta({ description: 'Items per page (1 to 100)', examples: [20] }),
       }),
       response: {
         200: jsonResponse('A page of campaigns', z.object({
           items: z.array(CampaignSchema).meta({ description: 'Campaigns, oldest first' }),
-          next_cursor: z.string().nullable().meta({ description: 'Give it as cursor for the next page; null at the end', examples: ['20'] }),
+          next_cursor: z.string().nullable().meta({ description: 'Give it as cursor for the next page; null at the end', examples: [CURSOR_EXAMPLE] }),
         })),
         ...pickProblems(400, 401, 403, 503),
       },

@@ -7,7 +7,7 @@ import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
   type StoredNotification, type Transition, recordKeptUntil, transitionKeptUntil,
-  CAMPAIGN_FAILURES_KEPT, type CampaignFailure,
+  CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type ListedCampaign,
 } from '../store.js'
 
 interface Expiring<T> {
@@ -544,10 +544,10 @@ export class MemoryStore implements Store {
     return { doc: structuredClone(c.doc), status: c.status, counters: Object.fromEntries(c.counters), completed_at: c.completedAt }
   }
 
-  async listCampaigns (offset: number, limit: number): Promise<string[]> {
-    return [...this.campaigns.values()].filter(c => c.expiresAt > this.now())
-      .sort((a, b) => Date.parse(a.doc.created_at) - Date.parse(b.doc.created_at) || (a.doc.id < b.doc.id ? -1 : 1))
-      .slice(offset, offset + limit).map(c => c.doc.id)
+  async listCampaigns (after: Position | undefined, limit: number): Promise<ListedCampaign[]> {
+    const now = this.now()
+    const listed = new Map([...this.campaigns.values()].filter(c => c.expiresAt > now).map(c => [c.doc.id, Date.parse(c.doc.created_at)]))
+    return rangeAfter(listed, -Infinity, Infinity, after, limit).map(([id, createdMs]) => ({ id, createdMs }))
   }
 
   async activeCampaigns (): Promise<string[]> {

@@ -8,7 +8,7 @@ import type { NotificationEvent } from '../../notifications/types.js'
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
-  type StoredNotification, type Transition, CAMPAIGN_FAILURES_KEPT, type CampaignFailure, recordKeptUntil, transitionKeptUntil,
+  type StoredNotification, type Transition, CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type ListedCampaign, recordKeptUntil, transitionKeptUntil,
 } from '../store.js'
 import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
@@ -584,8 +584,8 @@ export class RedisStore implements Store {
     return { doc: JSON.parse(h.doc) as CampaignDoc, status: h.status as CampaignStatus, counters, completed_at: h.completed_at ?? null }
   }
 
-  async listCampaigns (offset: number, limit: number): Promise<string[]> {
-    return this.guard(this.redis.zrange(this.keys.campaignIndex(), String(offset), String(offset + limit - 1)))
+  async listCampaigns (after: Position | undefined, limit: number): Promise<ListedCampaign[]> {
+    return (await this.rangeAfter(this.keys.campaignIndex(), -Infinity, Infinity, after, limit)).map(([id, createdMs]) => ({ id, createdMs }))
   }
 
   async activeCampaigns (): Promise<string[]> {
