@@ -22,8 +22,9 @@ declare module 'ioredis' {
     rrAccept (...args: (string | number)[]): Result<number, Context>
     rrAcceptToOutbox (notification: string, stream: string, cache: string, keptUntil: number, id: string, doc: string, status: string, cacheValue: string): Result<number, Context>
     rrTransition (...args: (string | number)[]): Result<number, Context>
+    /** rrReadOutbox1 to rrReadOutbox5 (one per number of lanes read): lane streams, then group, consumer, count. */
+    rrReadOutbox1 (...args: (string | number)[]): Result<(string | number)[], Context>
     rrKeepJobs (stream: string, group: string, consumer: string, ...entryIds: string[]): Result<number, Context>
-    rrReadOutbox (numberOfKeys: number, ...args: (string | number)[]): Result<(string | number)[], Context>
     rrRangeAfter (key: string, min: string, max: string, afterScore: string, afterMember: string, limit: number): Result<string[], Context>
     rrClaim (key: string, token: string, hash: string, ms: number): Result<[string, ...(string | number)[]], Context>
     rrRelease (key: string, token: string): Result<number, Context>
@@ -175,7 +176,8 @@ export class RedisStore implements Store {
     redis.defineCommand('rrTransition', { numberOfKeys: 7, lua: TRANSITION })
     redis.defineCommand('rrKeepJobs', { numberOfKeys: 1, lua: KEEP_JOBS })
     redis.defineCommand('rrRangeAfter', { numberOfKeys: 1, lua: RANGE_AFTER })
-    redis.defineCommand('rrReadOutbox', { lua: READ_OUTBOX })
+    // One command per number of lanes: a fixed key count lets ioredis find the keys (Cluster routing, auto-pipelining).
+    for (let lanes = 1; lanes <= LANES.length; lanes++) redis.defineCommand(`rrReadOutbox${lanes}`, { numberOfKeys: lanes, lua: READ_OUTBOX })
     redis.defineCommand('rrTakeDue', { numberOfKeys: 2, lua: TAKE_DUE })
     redis.defineCommand('rrExpireLeases', { numberOfKeys: 2, lua: EXPIRE_LEASES })
     redis.defineCommand('rrTakeToken', { numberOfKeys: 1, lua: TAKE_TOKEN })
@@ -307,7 +309,8 @@ export class RedisStore implements Store {
 
   async readOutbox (shard: number, lanes: readonly Lane[], consumer: string, count: number): Promise<OutboxJob[]> {
     const streams = lanes.map(lane => this.keys.outbox(shard, lane))
-    const read = () => this.redis.rrReadOutbox(streams.length, ...streams, GROUP, consumer, count)
+    const command = `rrReadOutbox${streams.length}` as 'rrReadOutbox1'
+    const read = () => this.redis[command](...streams, GROUP, consumer, count)
     let reply: (string | number)[]
     try {
       reply = await this.guard(read())
