@@ -99,12 +99,13 @@ export class CampaignRunner extends PollingLoop {
           }))),
           this.now)
         failures.sort((a, b) => a.index - b.index)
-        if (failures.length > 0) await this.retrying(() => store.recordCampaignFailures(id, failures.slice(0, CAMPAIGN_FAILURES_KEPT)))
         const n = chunk.items.length
         counts.processed = n
         counts[`minute:${Math.floor(this.now() / 60_000)}`] = n
-        // Until these counts land the chunk stays leased, and the campaign cannot complete.
-        if (await this.retrying(() => store.finishCampaignChunk(id, lease, counts))) {
+        // Until these counts land the chunk stays leased, and the campaign cannot complete. The failures are kept in
+        // the same step, only if this runner still holds the lease: a runner that lost it may have failed recipients
+        // the new holder will not.
+        if (await this.retrying(() => store.finishCampaignChunk(id, lease, counts, failures.slice(0, CAMPAIGN_FAILURES_KEPT)))) {
           this.options.onProcessed?.(n)
           // Counted: no runner takes this chunk again, so its recipients' idempotency records have all but done their
           // job (a stalled runner that lost the lease may still be at it). Left to the full TTL, every recipient of the

@@ -321,12 +321,14 @@ export interface Store {
   claimCampaignRecipients (id: string, count: number, now: number, leaseUntil: number): Promise<ClaimedChunk | null>
   /** Extends a lease still held; resolves false when it was lost. */
   renewCampaignChunk (id: string, lease: ChunkLease, until: number): Promise<boolean>
-  /** Ends a chunk still held and adds its counts in the same step; resolves false (nothing counted) when the lease was lost. */
-  finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>): Promise<boolean>
+  /**
+   * Ends a chunk still held, adding its counts and keeping its failed recipients in the same step; resolves false
+   * (nothing counted or kept) when the lease was lost. Failures are kept once per index, the lowest
+   * CAMPAIGN_FAILURES_KEPT indexes of the campaign whatever order its chunks finish in; they expire with it.
+   */
+  finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>, failures?: CampaignFailure[]): Promise<boolean>
   /** Adds to the campaign's counters. */
   countCampaign (id: string, counts: Record<string, number>): Promise<void>
-  /** Keeps failed recipients with their reasons, once per index, up to CAMPAIGN_FAILURES_KEPT; expires with the campaign. */
-  recordCampaignFailures (id: string, failures: CampaignFailure[]): Promise<void>
   /** The failed recipients kept, by index. */
   campaignFailures (id: string): Promise<CampaignFailure[]>
   /** Moves the campaign to `to` if its status is one of `from`; resolves whether it did and the status it now has (null: no such campaign). */

@@ -350,20 +350,50 @@ async function suite (t: Test, store: Store) {
     t.equal(got?.doc.name, 'Black Friday')
   })
 
-  t.test('campaign: failed recipients are kept with their reasons, each place once, the first 100', async t => {
+  /** A running campaign of `count` recipients. */
+  async function runningCampaign (count: number): Promise<string> {
     const id = `cmp_contract_${Math.random().toString(36).slice(2)}`
-    await store.recordCampaignFailures(id, [{ index: 0, to: '+990100201', reason: 'x' }])
-    t.same(await store.campaignFailures(id), [], 'no campaign: nothing kept')
     await store.createCampaign(campaign(id), 3600)
-    await store.recordCampaignFailures(id, [{ index: 5, to: '+990100205', reason: 'no channel' }, { index: 2, to: '+990100202', reason: 'missing name' }])
-    await store.recordCampaignFailures(id, [{ index: 5, to: '+990100205', reason: 'a second try' }])
-    t.same(await store.campaignFailures(id), [
-      { index: 2, to: '+990100202', reason: 'missing name' }, { index: 5, to: '+990100205', reason: 'no channel' },
-    ], 'by place; a place failed twice keeps its first reason')
-    await store.recordCampaignFailures(id, Array.from({ length: 150 }, (_, i) => ({ index: 10 + i, to: '+990100299', reason: `r${i}` })))
-    const kept = await store.campaignFailures(id)
-    t.equal(kept.length, CAMPAIGN_FAILURES_KEPT)
-    t.equal(kept.at(-1)!.index, 10 + CAMPAIGN_FAILURES_KEPT - 3, 'the first ones are kept')
+    await store.appendCampaignRecipients(id, Array.from({ length: count }, (_, i) => ({ to: `+9901005${String(i).padStart(5, '0')}`, payload: `p${i}` })))
+    await store.setCampaignStatus(id, 'running', ['accepted'], 'x')
+    return id
+  }
+  const failed = (index: number, reason = 'no channel') => ({ index, to: `+9901005${String(index).padStart(5, '0')}`, reason })
+
+  t.test('campaign: failed recipients are kept as their chunk is counted, the lowest 100 indexes whatever order chunks finish in', async t => {
+    const id = await runningCampaign(250)
+    const now = Date.now()
+    const first = (await store.claimCampaignRecipients(id, 120, now, now + 60_000))!
+    const second = (await store.claimCampaignRecipients(id, 130, now, now + 60_000))!
+    t.same([first.lease.start, second.lease.start], [0, 120])
+    // The second chunk finishes first, every recipient failed: 130 failures, more than are kept.
+    t.ok(await store.finishCampaignChunk(id, second.lease, { processed: 130, recipients_failed: 130 }, Array.from({ length: 130 }, (_, i) => failed(120 + i))))
+    let kept = await store.campaignFailures(id)
+    t.same(kept.map(f => f.index), Array.from({ length: CAMPAIGN_FAILURES_KEPT }, (_, i) => 120 + i), 'the lowest 100 of those')
+    t.same(kept[0], failed(120), 'with its number and reason')
+    // Then the first chunk, with 60 failures before them: they take the place of the highest.
+    const early = Array.from({ length: 60 }, (_, i) => failed(2 * i, 'missing name'))
+    t.ok(await store.finishCampaignChunk(id, first.lease, { processed: 120, recipients_failed: 60 }, early))
+    kept = await store.campaignFailures(id)
+    t.same(kept.map(f => f.index), [...early.map(f => f.index), ...Array.from({ length: 40 }, (_, i) => 120 + i)], 'the lowest 100 indexes, by index')
+    t.same(kept[0], failed(0, 'missing name'))
+    t.match((await store.getCampaign(id))?.counters, { processed: 250, recipients_failed: 190 })
+  })
+
+  t.test('campaign: a runner that lost its chunk\'s lease keeps none of its failures', async t => {
+    const id = await runningCampaign(3)
+    const now = Date.now()
+    const lost = (await store.claimCampaignRecipients(id, 3, now, now + 1000))!
+    // Its lease ran out; another runner takes the chunk again and every recipient goes through.
+    const again = (await store.claimCampaignRecipients(id, 3, now + 2000, now + 62_000))!
+    t.same(again.lease.start, 0)
+    t.notOk(await store.finishCampaignChunk(id, lost.lease, { processed: 3, recipients_failed: 2 }, [failed(0, 'timed out'), failed(2, 'timed out')]))
+    t.same(await store.campaignFailures(id), [], 'recipients that only failed for the runner that lost the lease are not named')
+    t.ok(await store.finishCampaignChunk(id, again.lease, { processed: 3, 'channel:sms': 3 }, []))
+    t.same(await store.campaignFailures(id), [])
+    t.match((await store.getCampaign(id))?.counters, { processed: 3, 'channel:sms': 3 })
+    t.notOk((await store.getCampaign(id))?.counters.recipients_failed)
+    t.same(await store.campaignFailures('cmp_none'), [], 'no campaign: none kept')
   })
 
   t.test('campaign: status changes check the current status; completion waits for every recipient', async t => {

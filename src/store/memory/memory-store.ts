@@ -491,11 +491,15 @@ export class MemoryStore implements Store {
     return true
   }
 
-  async finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>): Promise<boolean> {
+  async finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>, failures: CampaignFailure[] = []): Promise<boolean> {
     const c = this.campaign(id)
     if (!c || !holds(c.chunks, lease)) return false
     c.chunks.leases.delete(`${lease.start}:${lease.count}`)
     await this.countCampaign(id, counts)
+    for (const f of failures) if (!c.failures.has(f.index)) c.failures.set(f.index, { ...f })
+    if (c.failures.size > CAMPAIGN_FAILURES_KEPT) {
+      for (const index of [...c.failures.keys()].sort((a, b) => a - b).slice(CAMPAIGN_FAILURES_KEPT)) c.failures.delete(index)
+    }
     return true
   }
 
@@ -503,15 +507,6 @@ export class MemoryStore implements Store {
     const c = this.campaign(id)
     if (!c) return
     for (const [field, n] of Object.entries(counts)) if (n !== 0) c.counters.set(field, (c.counters.get(field) ?? 0) + n)
-  }
-
-  async recordCampaignFailures (id: string, failures: CampaignFailure[]): Promise<void> {
-    const c = this.campaign(id)
-    if (!c) return
-    for (const f of failures) {
-      if (c.failures.size >= CAMPAIGN_FAILURES_KEPT) break
-      if (!c.failures.has(f.index)) c.failures.set(f.index, { ...f })
-    }
   }
 
   async campaignFailures (id: string): Promise<CampaignFailure[]> {

@@ -66,9 +66,12 @@ export class RedisKeys {
     return `${this.prefix}{c:${id}}:recipients`
   }
 
-  /** Failed recipients with their reasons, by index (the first CAMPAIGN_FAILURES_KEPT). */
+  /**
+   * Failed recipients with their reasons, a sorted set by index (the lowest CAMPAIGN_FAILURES_KEPT). Not `:failures`:
+   * that was a hash, and a campaign kept from before would answer WRONGTYPE.
+   */
   campaignFailures (id: string): string {
-    return `${this.prefix}{c:${id}}:failures`
+    return `${this.prefix}{c:${id}}:failed`
   }
 
   /** The numbers already in the campaign: a number listed twice is notified once. */

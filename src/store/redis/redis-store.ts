@@ -14,7 +14,7 @@ import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } fro
 import { RedisKeys } from './keys.js'
 import {
   ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER, READ_OUTBOX,
-  RECORD_FAILURES, RELEASE, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
+  FINISH_CAMPAIGN_CHUNK, RELEASE, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
 } from './lua/scripts.js'
 
 declare module 'ioredis' {
@@ -35,7 +35,8 @@ declare module 'ioredis' {
     rrTakeToken (bucket: string, rate: number, burst: number): Result<number, Context>
     rrCompleteRefresh (job: string, list: string, leases: string, at: string): Result<number, Context>
     rrAppendRecipients (campaign: string, list: string, numbers: string, ...pairs: string[]): Result<number[], Context>
-    rrRecordFailures (campaign: string, failures: string, kept: number, ...pairs: (string | number)[]): Result<number, Context>
+    rrFinishCampaignChunk (campaign: string, leases: string, failures: string, chunk: string, until: number, kept: number, countPairs: number,
+      ...pairs: (string | number)[]): Result<number, Context>
     rrClaimChunk (hash: string, list: string, leases: string, now: number, until: number, count: number): Result<(number | string)[], Context>
     rrRenewChunk (leases: string, chunk: string, until: number, newUntil: number): Result<number, Context>
     rrFinishChunk (hash: string, leases: string, chunk: string, until: number, ...counts: (string | number)[]): Result<number, Context>
@@ -184,7 +185,7 @@ export class RedisStore implements Store {
     redis.defineCommand('rrCompleteRefresh', { numberOfKeys: 3, lua: COMPLETE_REFRESH })
     redis.defineCommand('rrClaim', { numberOfKeys: 1, lua: CLAIM })
     redis.defineCommand('rrAppendRecipients', { numberOfKeys: 3, lua: APPEND_RECIPIENTS })
-    redis.defineCommand('rrRecordFailures', { numberOfKeys: 2, lua: RECORD_FAILURES })
+    redis.defineCommand('rrFinishCampaignChunk', { numberOfKeys: 3, lua: FINISH_CAMPAIGN_CHUNK })
     redis.defineCommand('rrClaimChunk', { numberOfKeys: 3, lua: CLAIM_CHUNK })
     redis.defineCommand('rrRenewChunk', { numberOfKeys: 1, lua: RENEW_CHUNK })
     redis.defineCommand('rrFinishChunk', { numberOfKeys: 2, lua: FINISH_CHUNK })
@@ -536,9 +537,10 @@ export class RedisStore implements Store {
     return (await this.guard(this.redis.rrRenewChunk(this.keys.campaignLeases(id), chunkMember(lease), lease.until, until))) === 1
   }
 
-  async finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>): Promise<boolean> {
-    const pairs = Object.entries(counts).filter(([, n]) => n !== 0).flat()
-    return (await this.guard(this.redis.rrFinishChunk(this.keys.campaign(id), this.keys.campaignLeases(id), chunkMember(lease), lease.until, ...pairs))) === 1
+  async finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>, failures: CampaignFailure[] = []): Promise<boolean> {
+    const pairs = Object.entries(counts).filter(([, n]) => n !== 0)
+    return (await this.guard(this.redis.rrFinishCampaignChunk(this.keys.campaign(id), this.keys.campaignLeases(id), this.keys.campaignFailures(id),
+      chunkMember(lease), lease.until, CAMPAIGN_FAILURES_KEPT, pairs.length, ...pairs.flat(), ...failures.flatMap(f => [f.index, JSON.stringify(f)])))) === 1
   }
 
   private async claimChunk (hash: string, list: string, leases: string, count: number, now: number, leaseUntil: number): Promise<ClaimedChunk | null> {
@@ -557,15 +559,9 @@ export class RedisStore implements Store {
     await this.guard(Promise.all(entries.map(([field, n]) => this.redis.hincrby(key, field, n))))
   }
 
-  async recordCampaignFailures (id: string, failures: CampaignFailure[]): Promise<void> {
-    if (failures.length === 0) return
-    await this.guard(this.redis.rrRecordFailures(this.keys.campaign(id), this.keys.campaignFailures(id), CAMPAIGN_FAILURES_KEPT,
-      ...failures.flatMap(f => [f.index, JSON.stringify(f)])))
-  }
-
   async campaignFailures (id: string): Promise<CampaignFailure[]> {
-    const kept = await this.guard(this.redis.hvals(this.keys.campaignFailures(id)))
-    return kept.map(f => JSON.parse(f) as CampaignFailure).sort((a, b) => a.index - b.index)
+    const kept = await this.guard(this.redis.zrange(this.keys.campaignFailures(id), '0', '-1'))
+    return kept.map(f => JSON.parse(f) as CampaignFailure)
   }
 
   async setCampaignStatus (id: string, to: CampaignStatus, from: readonly CampaignStatus[], at: string): Promise<{ changed: boolean, status: CampaignStatus | null }> {

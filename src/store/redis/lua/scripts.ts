@@ -306,18 +306,26 @@ return added
 `
 
 /**
- * KEYS: campaign hash, failures hash. ARGV: how many are kept, then index and failure (JSON) pairs. Each index
- * once, up to the limit; the hash expires with the campaign.
+ * FINISH_CHUNK for a campaign, keeping the chunk's failed recipients in the same step: only the holder of the
+ * lease records them (a runner that lost it may have failed recipients the new holder will not). KEYS: campaign
+ * hash, leases, failures (a sorted set by index). ARGV: chunk, lease until, how many failures are kept, the number
+ * of counter pairs, the pairs of counter and increment, then pairs of index and failure (JSON). Each index once;
+ * the lowest indexes are kept, whatever order chunks finish in; the set expires with the campaign. Answers 1, else 0.
  */
-export const RECORD_FAILURES = `
+export const FINISH_CAMPAIGN_CHUNK = `
+if tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]) or '-1') ~= tonumber(ARGV[2]) then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
 local pttl = redis.call('PTTL', KEYS[1])
-if pttl < 0 then return 0 end
-local kept = tonumber(ARGV[1])
-for i = 2, #ARGV, 2 do
-  if redis.call('HLEN', KEYS[2]) >= kept then break end
-  redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
+if pttl == -2 then return 1 end
+local last = 4 + 2 * tonumber(ARGV[4])
+for i = 5, last, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if last < #ARGV then
+  for i = last + 1, #ARGV, 2 do
+    if redis.call('ZCOUNT', KEYS[3], ARGV[i], ARGV[i]) == 0 then redis.call('ZADD', KEYS[3], ARGV[i], ARGV[i + 1]) end
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[3], tonumber(ARGV[3]), -1)
+  if pttl > 0 then redis.call('PEXPIRE', KEYS[3], pttl) end
 end
-redis.call('PEXPIRE', KEYS[2], pttl)
 return 1
 `
 
