@@ -20,7 +20,11 @@ const Id = z.object({ id: z.string().max(100).meta({ description: 'The campaign 
 const bodyAsIs: FastifySchemaCompiler<unknown> = (route) =>
   route.httpPart === 'body' ? (data: unknown) => ({ value: data }) : validatorCompiler(route as Parameters<typeof validatorCompiler>[0])
 
-const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
+/**
+ * POST /v1/campaigns, in a plugin of its own: the NDJSON parser (which holds no body to any limit) serves it alone.
+ * Any other campaign route refuses NDJSON with a 415, and keeps its body limit.
+ */
+const createCampaign: FastifyPluginAsyncZod = async (app) => {
   // The stream itself goes to the handler: a million recipients are read line by line, never held whole.
   app.addContentTypeParser(NDJSON, (_request, payload, done) => done(null, payload))
 
@@ -67,6 +71,10 @@ const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
     if (replayed) reply.header('idempotent-replayed', 'true')
     return reply.code(202).send(answer)
   })
+}
+
+const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
+  await app.register(createCampaign)
 
   app.get('/', {
     onRequest: app.requireScope('campaigns:read'),
