@@ -1,9 +1,10 @@
 import { Readable } from 'node:stream'
-import type { FastifySchemaCompiler } from 'fastify'
-import { type FastifyPluginAsyncZod, validatorCompiler } from 'fastify-type-provider-zod'
+import type { SwaggerTransform } from '@fastify/swagger'
+import type { FastifySchema, FastifySchemaCompiler } from 'fastify'
+import { type FastifyPluginAsyncZod, jsonSchemaTransform, validatorCompiler } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import {
-  CampaignAccepted, CampaignBody, CampaignDetailSchema, CampaignSchema,
+  CampaignAccepted, CampaignBody, CampaignDetailSchema, CampaignSchema, MAX_NDJSON_RECIPIENTS,
 } from '../../schemas/campaign.js'
 import { jsonResponse } from '../../schemas/docs.js'
 import { IdempotencyHeaders } from '../../schemas/notification.js'
@@ -19,6 +20,33 @@ const Id = z.object({ id: z.string().max(100).meta({ description: 'The campaign 
 /** The campaign's JSON body is checked here, not by the route's validator: a bad recipient is refused alone, the campaign goes on. */
 const bodyAsIs: FastifySchemaCompiler<unknown> = (route) =>
   route.httpPart === 'body' ? (data: unknown) => ({ value: data }) : validatorCompiler(route as Parameters<typeof validatorCompiler>[0])
+
+/** The NDJSON body as the spec shows it: lines of text, which the route reads itself (no schema of zod's). */
+const NdjsonBody = {
+  type: 'string',
+  description: `NDJSON: a first line with the campaign {name, message, routing} (as in the JSON body, without recipients), then one ` +
+    `recipient {to, push_token?, vars?} per line, up to ${MAX_NDJSON_RECIPIENTS.toLocaleString('en')}; read as a stream. A line that ` +
+    'is not a valid recipient is refused with its line number (from 1, the campaign being line 1) and the campaign goes on.',
+  examples: [[
+    JSON.stringify({ name: 'Black Friday 2026', message: { sms: { text: 'Hi {{name}}, 30% off today' } }, routing: { on_unreachable: 'drop' } }),
+    JSON.stringify({ to: '+990123400', push_token: 'fcm-registration-token-abc123', vars: { name: 'Ada' } }),
+    JSON.stringify({ to: '+990123401', vars: { name: 'Grace' } }),
+  ].join('\n') + '\n'],
+}
+
+/** The spec of POST /v1/campaigns gives both its bodies: JSON (from the zod schema, as for any route) and NDJSON. */
+const jsonAndNdjsonBodies: SwaggerTransform = (document) => {
+  const { schema, url } = jsonSchemaTransform(document as Parameters<typeof jsonSchemaTransform>[0])
+  const { body, ...rest } = schema as FastifySchema & { body: unknown }
+  return { url, schema: { ...rest, body: { content: { 'application/json': { schema: body }, [NDJSON]: { schema: NdjsonBody } } } } }
+}
+
+/** Pause, resume and cancel take no body; one sent anyway is read as JSON under a small limit. */
+const actionBodyProblems = {
+  400: problemResponse('A body was sent that is not JSON (malformed, or empty with Content-Type: application/json)'),
+  413: problemResponse('A body larger than 1 KB was sent (these routes take none)'),
+  415: problemResponse('A body was sent with a Content-Type other than application/json (these routes take none)'),
+}
 
 /**
  * POST /v1/campaigns, in a plugin of its own: the NDJSON parser (which holds no body to any limit) serves it alone.
@@ -41,6 +69,7 @@ const createCampaign: FastifyPluginAsyncZod = async (app) => {
     // A JSON body of 100,000 recipients; an NDJSON body is streamed and not held to this limit.
     bodyLimit: 64 * 1024 * 1024,
     validatorCompiler: bodyAsIs,
+    config: { swaggerTransform: jsonAndNdjsonBodies },
     schema: {
       tags: ['campaigns'],
       operationId: 'createCampaign',
@@ -57,6 +86,7 @@ const createCampaign: FastifyPluginAsyncZod = async (app) => {
       response: {
         202: jsonResponse('Read in and started: the campaign id and what was taken', CampaignAccepted),
         ...pickProblems(400, 401, 403, 413, 503),
+        415: problemResponse('The Content-Type is neither application/json nor application/x-ndjson'),
         409: problemResponse('A request with the same Idempotency-Key is still in flight; retry after Retry-After seconds'),
         422: problemResponse('No allowed channel can carry the message (SMS text, or push content, on a channel routing.channels allows), ' +
           'or the Idempotency-Key was used before with another request; nothing is created'),
@@ -135,6 +165,7 @@ const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
         response: {
           200: jsonResponse('The campaign, in its new status', CampaignSchema),
           ...pickProblems(401, 403, 404, 503),
+          ...actionBodyProblems,
           409: problemResponse(`The campaign's status does not allow it (only from ${from})`),
         },
       },
