@@ -415,6 +415,11 @@ async function suite (t: Test, store: Store) {
     t.ok(await store.completeCampaign(id, '2026-11-25T10:05:00.000Z'))
     const got = await store.getCampaign(id)
     t.match(got, { status: 'completed', completed_at: '2026-11-25T10:05:00.000Z', counters: { processed: 1, 'channel:sms': 1, recipients_accepted: 1 } })
+    t.ok(await store.completeCampaign(id, '2026-11-25T10:06:00.000Z'), 'completing again is a no-op')
+    t.equal(await store.claimCampaignRecipients(id, 10, now, now + 60_000), null, 'nothing to claim once completed')
+    if (store instanceof RedisStore) {
+      t.equal(await store.redis.exists(store.keys.campaignRecipients(id), store.keys.campaignNumbers(id)), 0, 'its recipients and numbers are gone, the record stays')
+    }
     t.same(await store.setCampaignStatus(id, 'cancelled', ['accepted', 'running', 'paused'], 'x'), { changed: false, status: 'completed' })
     t.same(await store.setCampaignStatus('cmp_none', 'cancelled', ['running'], 'x'), { changed: false, status: null })
     t.equal(await store.getCampaign('cmp_none'), null)
@@ -513,6 +518,24 @@ t.test('memory store', async t => {
   const store = new MemoryStore({ shards: SHARDS })
   t.teardown(() => store.close())
   await suite(t, store)
+})
+
+t.test('memory store: campaigns and fleet scans past their retention are swept, as their keys expire in Redis', async t => {
+  let now = Date.parse('2026-11-25T10:00:00.000Z')
+  const store = new MemoryStore({ shards: SHARDS, now: () => now, sweepIntervalMs: 10 })
+  t.teardown(() => store.close())
+  const routing = { prefer: 'push' as const, channels: ['push' as const, 'sms' as const], on_unreachable: 'queue' as const, on_unknown: 'sms' as const, ttl_seconds: 3600 }
+  await store.createCampaign({ id: 'cmp_swept', owner: 'svc', name: 'old', message: { sms: { text: 'hi' } }, created_at: new Date(now).toISOString(), routing }, 60)
+  await store.createRefreshJob({ id: 'scan_swept', owner: 'svc', status: 'running', total: 1, done: 0, failed: 0, created_at: new Date(now).toISOString(), completed_at: null }, ['+990100001'], 60)
+  now += 30_000
+  await sleep(40)
+  t.ok(await store.getCampaign('cmp_swept'), 'within its retention')
+  t.ok(await store.getRefreshJob('scan_swept'))
+  now += 31_000
+  await sleep(40)
+  t.equal(await store.getCampaign('cmp_swept'), null, 'past its retention: swept')
+  t.equal(await store.getRefreshJob('scan_swept'), null)
+  t.same(await store.activeRefreshJobs(), [])
 })
 
 t.test('redis store', { skip: !(await redisAvailable()) && 'Redis is not running (CI=true makes this a failure)' }, async t => {

@@ -140,7 +140,7 @@ export class MemoryStore implements Store {
   // Reports are kept for the life of the process, as the Redis ones are kept without expiry.
   private readonly reports = new Map<string, NumberReport>()
   private readonly buckets = new Map<string, { tokens: number, at: number }>()
-  private readonly refreshJobs = new Map<string, { job: RefreshJob, numbers: string[], chunks: Chunks }>()
+  private readonly refreshJobs = new Map<string, { job: RefreshJob, numbers: string[], chunks: Chunks, expiresAt: number }>()
   private readonly reportIndexes = { stale: new Map<number, Map<string, number>>(), offline: new Map<number, Map<string, number>>() }
   private readonly campaigns = new Map<string, CampaignEntry>()
   private readonly campaignsActive = new Set<string>()
@@ -166,6 +166,7 @@ export class MemoryStore implements Store {
       this.watching.sweep()
       this.subscriptions.sweep()
       this.sightings.sweep()
+      this.sweepCampaignsAndScans()
     }, options.sweepIntervalMs ?? 60_000)
     this.sweeper.unref()
   }
@@ -414,8 +415,8 @@ export class MemoryStore implements Store {
     return Math.ceil((1 - b.tokens) * 1000 / ratePerSecond)
   }
 
-  async createRefreshJob (job: RefreshJob, phoneNumbers: string[]): Promise<void> {
-    this.refreshJobs.set(job.id, { job: { ...job }, numbers: [...phoneNumbers], chunks: { next: 0, leases: new Map() } })
+  async createRefreshJob (job: RefreshJob, phoneNumbers: string[], retentionSeconds: number): Promise<void> {
+    this.refreshJobs.set(job.id, { job: { ...job }, numbers: [...phoneNumbers], chunks: { next: 0, leases: new Map() }, expiresAt: this.now() + retentionSeconds * 1000 })
   }
 
   async getRefreshJob (id: string): Promise<RefreshJob | null> {
@@ -458,9 +459,20 @@ export class MemoryStore implements Store {
     return true
   }
 
+  /** Campaigns and fleet scans past their retention go, as their keys expire in Redis. */
+  private sweepCampaignsAndScans (): void {
+    const now = this.now()
+    for (const [id, c] of this.campaigns) {
+      if (c.expiresAt > now) continue
+      this.campaigns.delete(id)
+      this.campaignsActive.delete(id)
+    }
+    for (const [id, j] of this.refreshJobs) if (j.expiresAt <= now) this.refreshJobs.delete(id)
+  }
+
   async createCampaign (doc: CampaignDoc, retentionSeconds: number): Promise<void> {
     const now = this.now()
-    for (const [id, c] of this.campaigns) if (c.expiresAt <= now) this.campaigns.delete(id)
+    this.sweepCampaignsAndScans()
     this.campaigns.set(doc.id, {
       doc: structuredClone(doc), status: 'accepted', counters: new Map(), recipients: [], numbers: new Set(), failures: new Map(), chunks: { next: 0, leases: new Map() },
       completedAt: null, expiresAt: now + retentionSeconds * 1000,
@@ -530,6 +542,9 @@ export class MemoryStore implements Store {
     if ((c.counters.get('processed') ?? 0) < (c.counters.get('recipients_accepted') ?? 0)) return false
     c.status = 'completed'
     c.completedAt = at
+    // As in Redis: the recipients go, the record and counts stay for the retention.
+    c.recipients = []
+    c.numbers.clear()
     return true
   }
 

@@ -41,7 +41,7 @@ declare module 'ioredis' {
     rrRenewChunk (leases: string, chunk: string, until: number, newUntil: number): Result<number, Context>
     rrFinishChunk (hash: string, leases: string, chunk: string, until: number, ...counts: (string | number)[]): Result<number, Context>
     rrSetCampaignStatus (campaign: string, to: string, at: string, ...from: string[]): Result<[number, string], Context>
-    rrCompleteCampaign (campaign: string, list: string, leases: string, at: string): Result<number, Context>
+    rrCompleteCampaign (campaign: string, list: string, leases: string, numbers: string, at: string): Result<number, Context>
     rrFinishIdempotency (key: string, token: string, hash: string, response: string, ttl: number): Result<number, Context>
   }
 }
@@ -190,7 +190,7 @@ export class RedisStore implements Store {
     redis.defineCommand('rrRenewChunk', { numberOfKeys: 1, lua: RENEW_CHUNK })
     redis.defineCommand('rrFinishChunk', { numberOfKeys: 2, lua: FINISH_CHUNK })
     redis.defineCommand('rrSetCampaignStatus', { numberOfKeys: 1, lua: SET_CAMPAIGN_STATUS })
-    redis.defineCommand('rrCompleteCampaign', { numberOfKeys: 3, lua: COMPLETE_CAMPAIGN })
+    redis.defineCommand('rrCompleteCampaign', { numberOfKeys: 4, lua: COMPLETE_CAMPAIGN })
     redis.defineCommand('rrFinishIdempotency', { numberOfKeys: 1, lua: FINISH_IDEMPOTENCY })
     redis.defineCommand('rrRelease', { numberOfKeys: 1, lua: RELEASE })
     redis.defineCommand('rrShortenAnswered', { numberOfKeys: 1, lua: SHORTEN_ANSWERED })
@@ -570,7 +570,7 @@ export class RedisStore implements Store {
   }
 
   async completeCampaign (id: string, at: string): Promise<boolean> {
-    return (await this.guard(this.redis.rrCompleteCampaign(this.keys.campaign(id), this.keys.campaignRecipients(id), this.keys.campaignLeases(id), at))) === 1
+    return (await this.guard(this.redis.rrCompleteCampaign(this.keys.campaign(id), this.keys.campaignRecipients(id), this.keys.campaignLeases(id), this.keys.campaignNumbers(id), at))) === 1
   }
 
   async getCampaign (id: string): Promise<CampaignRecord | null> {

@@ -392,8 +392,9 @@ return {0, status}
 `
 
 /**
- * KEYS: campaign hash, recipients list, leases. ARGV: at. Completes a running campaign once every chunk is
- * taken and finished and every accepted recipient is processed.
+ * KEYS: campaign hash, recipients list, leases, numbers set. ARGV: at. Completes a running campaign once every
+ * chunk is taken and finished and every accepted recipient is processed; its recipients and numbers go then
+ * (a million recipients hold about 100 MB), the campaign's record and counts stay for its retention.
  */
 export const COMPLETE_CAMPAIGN = `
 local c = redis.call('HMGET', KEYS[1], 'status', 'next', 'processed', 'recipients_accepted')
@@ -403,6 +404,7 @@ if tonumber(c[2] or '0') < redis.call('LLEN', KEYS[2]) then return 0 end
 if redis.call('ZCARD', KEYS[3]) > 0 then return 0 end
 if tonumber(c[3] or '0') < tonumber(c[4] or '0') then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'completed', 'completed_at', ARGV[1], 'updated_at', ARGV[1])
+redis.call('DEL', KEYS[2], KEYS[4])
 return 1
 `
 
