@@ -17,5 +17,6 @@ export default fp(async (app) => {
     retentionSeconds: delivery.retentionSeconds,
     idempotencyTtlSeconds: delivery.idempotencyTtlSeconds,
     onStarted: () => app.pokeCampaigns(),
+    onIdempotencyUnsaved: (campaign, err) => app.log.warn({ err, campaign }, 'campaign started, but its answer could not be kept under its Idempotency-Key: the key stays claimed until the claim runs out'),
   }))
 }, { name: 'campaigns', fastify: '5.x', dependencies: ['config', 'store'] })

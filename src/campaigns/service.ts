@@ -61,6 +61,8 @@ export interface CampaignServiceOptions {
   now?: () => number
   /** Told when a campaign starts running (wakes this process's runner). */
   onStarted?: () => void
+  /** Told when a started campaign's answer could not be kept under its Idempotency-Key (logged). Must not throw. */
+  onIdempotencyUnsaved?: (campaignId: string, err: unknown) => void
 }
 
 export const MAX_REJECTED_KEPT = 100
@@ -104,14 +106,20 @@ export class CampaignService {
       }
       idem = { ...ref, token: claim.token, requestHash: idempotency.requestHash }
     }
+    let answer: CreateAnswer
     try {
-      const answer = await this.readIn(owner, header, recipients)
-      if (idem) await store.finishIdempotency(idem, idem.token, await idem.requestHash(), JSON.stringify(answer), this.options.idempotencyTtlSeconds)
-      return { answer, replayed: false }
+      answer = await this.readIn(owner, header, recipients)
     } catch (err) {
       if (idem) await store.releaseIdempotency(idem, idem.token).catch(() => {})
       throw err
     }
+    if (idem) {
+      // The campaign is running: its 202 stands even if the answer cannot be stored now. Releasing the key would let
+      // a retry start it a second time; the claim is kept instead (a retry is a 409 until the claim runs out).
+      await store.finishIdempotency(idem, idem.token, await idem.requestHash(), JSON.stringify(answer), this.options.idempotencyTtlSeconds)
+        .catch((err: unknown) => this.options.onIdempotencyUnsaved?.(answer.id, err))
+    }
+    return { answer, replayed: false }
   }
 
   private async readIn (owner: string, header: CampaignHeader, recipients: AsyncIterable<RecipientLine> | Iterable<RecipientLine>): Promise<CreateAnswer> {
