@@ -38,6 +38,8 @@ try {
     url: `http://127.0.0.1:${appPort}/v1/notifications`, rate: notifyRps / 2, seconds: 10, body, headers: { authorization: `Bearer ${token}` },
   })
   if (h.codes.some(([code]) => code !== 202)) throw new Error(`half-load run answered ${JSON.stringify(h.codes)}`)
+  // The same paced load on bare Fastify: what this machine and the load generator alone give at that rate.
+  const hb = hey({ url: `http://127.0.0.1:${barePort}/v1/notifications`, rate: notifyRps / 2, seconds: 10, body })
 
   const result = {
     bare_rps: Math.round(median(rounds.map(r => r.bare))),
@@ -46,6 +48,8 @@ try {
     half_load_rps: Math.round(h.rps),
     half_load_p50_ms: h.p50,
     half_load_p99_ms: h.p99,
+    bare_same_rate_p50_ms: hb.p50,
+    bare_same_rate_p99_ms: hb.p99,
     target: 'ratio >= 0.50; p99 at half load < 5 ms',
   }
   console.log('\nbench/notify (cache-hit path, Redis store, auth + validation on; wrk -t1 -c' + CONNECTIONS + `, ${ROUNDS} x ${SECONDS} s alternating, median of the per-round ratios; latency with hey at half the notify rate, 8 paced connections)`)
