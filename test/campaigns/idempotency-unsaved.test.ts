@@ -26,6 +26,6 @@ t.test('a started campaign whose answer cannot be kept stands: 202, the key stay
   t.equal(replayed, false)
   t.same(unsaved, [answer.id], 'told, so it is logged')
   store.finishIdempotency = finish
-  await t.rejects(campaigns.create('svc', header, recipients, key), { status: 409 }, 'the retry does not start it again')
+  await t.rejects(campaigns.create('svc', header, recipients, key), { status: 409, message: /in flight/ }, 'the retry does not start it again')
   t.equal((await campaigns.list(undefined, 10)).items.length, 1, 'one campaign')
 })
