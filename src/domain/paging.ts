@@ -26,11 +26,11 @@ function invalid (): ValidationError {
   return new ValidationError('the cursor is not one this service gave out', [{ path: 'querystring.cursor', message: 'not a cursor from a previous page' }])
 }
 
-export function encodeCursor (shard: number, after?: Position): string {
+function encodeCursor (shard: number, after?: Position): string {
   return Buffer.from(JSON.stringify(after ? [shard, after.score, after.member] : [shard])).toString('base64url')
 }
 
-export function parseCursor (cursor: string | undefined, shards: number): Cursor {
+function parseCursor (cursor: string | undefined, shards: number): Cursor {
   if (cursor === undefined || cursor === '') return { shard: 0 }
   if (!CURSOR.test(cursor)) throw invalid()
   let value: unknown

@@ -64,6 +64,7 @@ export class DeliveryWorker {
   /** The jobs in this worker's hands, by shard, lane and entry id: kept from being taken over (see keepHeld). */
   private readonly held = new Map<string, OutboxJob>()
   private keeper: NodeJS.Timeout | undefined
+  private keeping = false
   private wake: (() => void) | undefined
   private nextShard = 0
   private nextReclaimShard = 0
@@ -116,8 +117,18 @@ export class DeliveryWorker {
     this.keeper = undefined
   }
 
-  /** Tells the store the jobs in hand are still being delivered, one call per shard and lane. */
+  /** Tells the store the jobs in hand are still being delivered, one call per shard and lane; never two rounds at once. */
   private async keepHeld (): Promise<void> {
+    if (this.keeping) return
+    this.keeping = true
+    try {
+      await this.keepHeldRound()
+    } finally {
+      this.keeping = false
+    }
+  }
+
+  private async keepHeldRound (): Promise<void> {
     const byStream = new Map<string, OutboxJob[]>()
     for (const job of this.held.values()) {
       const key = `${job.shard}|${job.lane}`
