@@ -119,9 +119,13 @@ export function verdict ({ requests, statuses, stored, deliveries, excused, camp
       // Stored, but the caller never saw its 202: fine only if no answer it got said it was refused.
       const refused = req.answers.some(a => a.status >= 400 && a.status < 500 && a.status !== 409 && a.status !== 429)
       if (refused) problems.push(`request ${req.tag} was refused (${req.answers.map(a => a.status).join(',')}) yet stored as ${ids[0]}`)
-      else storedWithoutAnswer.push(`${ids[0]} (${req.tag}: ${req.answers.map(a => a.status || a.slug).join(',')})`)
-      // The caller was told it failed (or told nothing): a message must not go out for it.
-      if (deliveries.byId.has(ids[0])) problems.push(`${ids[0]} (${req.tag}) was delivered, but its caller never got a 202 (${req.answers.map(a => a.status || a.slug).join(',')})`)
+      else storedWithoutAnswer.push(`${ids[0]} (${req.tag}: ${req.answers.map(a => a.status ? `${a.status} ${a.slug ?? ''}`.trim() : a.slug).join(',')})`)
+      // The caller was told it failed (or told nothing): a message must not go out for it. Unless the answer said
+      // the outcome was not known (outcome-unknown: the store stopped answering mid-accept and named the id).
+      const unknown = req.answers.some(a => a.slug === 'outcome-unknown')
+      // store-unavailable says nothing was stored.
+      if (!unknown && req.answers.some(a => a.slug === 'store-unavailable')) problems.push(`request ${req.tag} was answered store-unavailable, yet stored as ${ids[0]}`)
+      if (deliveries.byId.has(ids[0]) && !unknown) problems.push(`${ids[0]} (${req.tag}) was delivered, but its caller never got a 202 (${req.answers.map(a => a.status || a.slug).join(',')})`)
     }
     if (req.id && ids.length === 1 && ids[0] !== req.id) problems.push(`request ${req.tag}: the 202 named ${req.id}, the store holds ${ids[0]}`)
     if (req.id && ids.length === 0) lost.push(`${req.id} (${req.tag}): accepted but not in the store`)

@@ -7,6 +7,10 @@ export const ProblemSchema = z.looseObject({
   detail: z.string().optional().meta({ description: 'What went wrong with this request', examples: ['body.phone_numbers: Too small: expected array to have >=1 items'] }),
   instance: z.string().optional().meta({ description: 'The request path', examples: ['/v1/reachability/batch'] }),
   request_id: z.string().optional().meta({ description: 'The request id, as in the X-Request-Id answer header and the logs', examples: ['0b9f6f4e-7c61-4c1d-9f55-3a2e8d1c7b42'] }),
+  notification_id: z.string().optional().meta({
+    description: 'For outcome-unknown: the id the notification has if it was stored (GET /v1/notifications/{id} tells, once the store answers)',
+    examples: ['ntf_07_3f2a9c0d4b8e4f6a9b1c2d3e4f5a6b7c'],
+  }),
   errors: z.array(z.object({
     path: z.string().meta({
       description: 'Where the wrong value is: the request part (body, querystring, params, headers), then the field path, dot separated',

@@ -94,11 +94,26 @@ export class UpstreamUnavailableError extends AppError {
 
 export class StoreUnavailableError extends AppError {
   readonly status = 503
-  readonly slug = 'store-unavailable'
-  readonly title = 'Store unavailable'
+  readonly slug: string = 'store-unavailable'
+  readonly title: string = 'Store unavailable'
   constructor (detail: string, options?: { cause?: unknown }) {
     super(detail, options)
     this.headers = { 'retry-after': '2' }
+  }
+}
+
+/**
+ * The store stopped answering while a notification was being stored, and had not come back to say whether it
+ * was: it may have been accepted (and then it will be delivered). The caller can read it by its id, or send the
+ * request again with the same Idempotency-Key.
+ */
+export class OutcomeUnknownError extends StoreUnavailableError {
+  override readonly slug = 'outcome-unknown'
+  override readonly title = 'Outcome unknown'
+  constructor (readonly notificationId: string, cause: Error) {
+    super(`${cause.message}; notification ${notificationId} may or may not have been stored. Read GET /v1/notifications/${notificationId} ` +
+      'once the store answers (a 404 means it was not), or send the request again with the same Idempotency-Key (without one, sending it again may notify twice)', { cause })
+    this.extras = { notification_id: notificationId }
   }
 }
 

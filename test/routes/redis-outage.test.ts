@@ -49,14 +49,14 @@ async function kill (child: ChildProcess): Promise<void> {
   await exited
 }
 
-async function setup (t: Test, redisArgs?: string[]) {
+async function setup (t: Test, redisArgs?: string[], env: Record<string, string> = {}) {
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'rr-outage-'))
   const servers: ChildProcess[] = [await startRedis(port, dir, redisArgs)]
   const sms = new SandboxSmsChannel({ log: () => {} })
   const push = new SandboxPushChannel({ log: () => {} })
   const { app, bearer } = await buildTestApp({
-    REDIS_URL: `redis://127.0.0.1:${port}`, QUEUE_SHARDS: '4', WORKERS: 'on', WORKER_IDLE_POLL_MS: '20', REDIS_COMMAND_TIMEOUT_MS: '1000',
+    REDIS_URL: `redis://127.0.0.1:${port}`, QUEUE_SHARDS: '4', WORKERS: 'on', WORKER_IDLE_POLL_MS: '20', REDIS_COMMAND_TIMEOUT_MS: '1000', ...env,
   }, { upstream: new SandboxUpstream({ comebackSeconds: 20 }), channels: { sms, push } })
   t.teardown(async () => {
     await app.close()
@@ -190,3 +190,88 @@ t.test('a 202 is always stored: Redis killed mid-load (with an fsync-always AOF,
   }
   t.same(missing, [], 'every 202 reads back after the restart')
 })
+
+// An accept whose answer is lost may have run. CLIENT PAUSE WRITE holds the accept script inside Redis (the
+// connection stays open, the script runs when the pause ends), as a Redis that stalls does.
+t.test('an accept whose answer comes late', { skip: !haveRedis && 'Redis is not running' }, async t => {
+  const { notify, status, until, admin } = await setupWithAdmin(t)
+  const first = await notify({ to: '+990123411', message: both })
+  t.equal(first.statusCode, 202)
+  await until(first.json().id, 'sent')
+  // A second read of the cache entry makes it this process's guess: the requests below go straight to the accept
+  // script (no cache read first, which would wait behind the paused writes on the same connection).
+  t.equal((await notify({ to: '+990123411', message: both })).statusCode, 202)
+  // Stored: readable, and on its way (a delivery worker's read held by the pause is taken over later, so not waited for).
+  const stored = async (t: Test, id: string) => {
+    const res = await status(id)
+    t.equal(res.statusCode, 200, `${id} reads back`)
+    t.match(res.json().status, /^(queued|sending|sent)$/)
+  }
+
+  t.test('answered after the command timeout but before the store gave up: 202, as stored', async t => {
+    await admin.call('CLIENT', 'PAUSE', '1600', 'WRITE')
+    const started = Date.now()
+    const res = await notify({ to: '+990123411', message: both })
+    t.equal(res.statusCode, 202, `202 after ${Date.now() - started} ms: ${res.body.slice(0, 300)}`)
+    t.ok(Date.now() - started >= 1000, 'the accept did outlast the command timeout')
+    if (res.statusCode === 202) await stored(t, res.json().id)
+  })
+
+  t.test('no answer within the command timeout twice over: 503 outcome-unknown naming the id, which reads back once the store answers', async t => {
+    await admin.call('CLIENT', 'PAUSE', '3500', 'WRITE')
+    const res = await notify({ to: '+990123411', message: both })
+    t.equal(res.statusCode, 503)
+    t.equal(res.headers['retry-after'], '2')
+    const problem = res.json()
+    t.match(problem, { status: 503, type: /\/outcome-unknown$/, title: 'Outcome unknown', notification_id: /^ntf_/ })
+    t.match(problem.detail, /may or may not have been stored/)
+    // The script runs when the pause ends: the notification the answer named was stored after all.
+    await sleep(500)
+    await stored(t, problem.notification_id)
+  })
+
+})
+
+t.test('an accept that never ran: 503 store-unavailable, and nothing was stored', { skip: !haveRedis && 'Redis is not running' }, async t => {
+  // No workers: the accept is then the only command of its pipeline, and it waits inside Redis (paused) when Redis
+  // is killed. (With workers, a command of theirs held by the pause would hold the accept in the client's
+  // auto-pipeline queue instead; it would then run on the restarted Redis, and be answered 202, as stored.)
+  const { notify, status, admin, kill, restart } = await setupWithAdmin(t, { WORKERS: 'off' })
+  const first = await notify({ to: '+990123411', message: both })
+  t.equal((await notify({ to: '+990123411', message: both })).statusCode, 202, 'the cache entry is now this process\'s guess')
+  const records = async () => (await scanAll(admin, '*ntf_*')).length
+  const before = await records()
+  await admin.call('CLIENT', 'PAUSE', '5000', 'WRITE')
+  const answer = notify({ to: '+990123411', message: both })
+  await sleep(300)
+  // Killed while the accept waits in it unrun; back at once from its append-only file.
+  await kill()
+  await restart()
+  const res = await answer
+  t.equal(res.statusCode, 503, res.body)
+  t.match(res.json(), { type: /\/store-unavailable$/, detail: /not stored/ })
+  t.equal(await records(), before, 'no notification record or event list was written')
+  t.equal((await status(first.json().id)).statusCode, 200, 'what was stored before is still there')
+})
+
+async function setupWithAdmin (t: Test, appEnv: Record<string, string> = {}) {
+  const env = await setup(t, ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], appEnv)
+  const port = Number((env.server().spawnargs[env.server().spawnargs.indexOf('--port') + 1]))
+  const admin = new Redis({ port, host: '127.0.0.1' })
+  t.teardown(async () => {
+    await admin.call('CLIENT', 'UNPAUSE').catch(() => {})
+    admin.disconnect()
+  })
+  return { ...env, admin }
+}
+
+async function scanAll (redis: Redis, match: string): Promise<string[]> {
+  const keys: string[] = []
+  let cursor = '0'
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000)
+    cursor = next
+    keys.push(...found)
+  } while (cursor !== '0')
+  return keys
+}

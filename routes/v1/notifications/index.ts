@@ -22,7 +22,10 @@ const notificationRoutes: FastifyPluginAsyncZod = async (app) => {
       body: NotificationBody,
       response: {
         202: jsonResponse('Accepted and durably stored: the notification id and where it was routed (also for an Idempotency-Key replay)', AcceptAnswerSchema),
-        ...pickProblems(400, 401, 403, 413, 503),
+        ...pickProblems(400, 401, 403, 413),
+        503: problemResponse('The store is unavailable (store-unavailable: nothing was stored); or it stopped answering while the notification was ' +
+          'being stored and did not come back in time to say whether it was (outcome-unknown, with notification_id: read that notification once ' +
+          'the store answers, a 404 meaning it was not stored, or send the request again with the same Idempotency-Key). Retry after Retry-After seconds'),
         409: problemResponse('A request with the same Idempotency-Key is still in flight (or took over this one\'s claim); retry after Retry-After seconds'),
         422: problemResponse('No channel can carry this message (it needs SMS text, or push content with a push_token, on a channel routing.channels allows), ' +
           'or the Idempotency-Key was used before with another body'),

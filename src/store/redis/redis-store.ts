@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto'
-import { Cluster, type ClusterOptions, Redis, type RedisOptions, type Result } from 'ioredis'
-import { StoreUnavailableError } from '../../domain/errors.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Cluster, type ClusterOptions, Redis, type RedisOptions, ReplyError, type Result } from 'ioredis'
+import { OutcomeUnknownError, StoreUnavailableError } from '../../domain/errors.js'
 import type { Position } from '../../domain/paging.js'
 import { numberShard, shardOfId } from '../../notifications/ids.js'
 import type { Reachability } from '../../domain/reachability.js'
@@ -149,15 +150,36 @@ class Deadlines {
 }
 
 
+/** How often an accept whose answer was lost asks whether it ran (see settleAccept). */
+const SETTLE_POLL_MS = 100
+
+/**
+ * Whether a failed call may still have run in Redis: not when Redis answered with an error, nor when the
+ * command never left (no connection, and no offline queue to wait in).
+ */
+/** ioredis's words for a command it did not send. */
+const NEVER_SENT = ["Stream isn't writeable", "Cluster isn't ready", 'None of startup nodes', 'Cluster is disconnect', 'Node is disconnected']
+
+function mayHaveRun (err: unknown): boolean {
+  const cause = err instanceof StoreUnavailableError && err.cause !== undefined ? err.cause : err
+  if (cause instanceof ReplyError) return false
+  const message = cause instanceof Error ? cause.message : ''
+  return !(NEVER_SENT.some(text => message.includes(text)) || (cause instanceof Error && cause.name === 'MaxRetriesPerRequestError'))
+}
+
 export class RedisStore implements Store {
   readonly kind = 'redis' as const
   readonly keys: RedisKeys
 
   private readonly deadlines: Deadlines
+  /** How long an accept whose answer was lost waits for the store to say whether it ran: the command timeout. */
+  private readonly settleMs: number
+  private closing = false
 
   private constructor (readonly redis: Redis | Cluster, keyPrefix: string, readonly shards: number, deadlineMs: number) {
     this.keys = new RedisKeys(keyPrefix, shards)
     this.deadlines = new Deadlines(deadlineMs)
+    this.settleMs = deadlineMs
   }
 
   /** Every call of this store ends within its command timeout (and a quarter), answered or not. */
@@ -247,9 +269,18 @@ export class RedisStore implements Store {
   }
 
   async acceptNotification (command: AcceptCommand): Promise<boolean> {
-    const { notification: n, idempotency: idem } = command
+    const { notification: n } = command
     const shard = shardOfId(n.id, this.shards)!
-    const basedOn = command.basedOn
+    try {
+      return await this.runAccept(command, shard)
+    } catch (err) {
+      if (!mayHaveRun(err)) throw err
+      return await this.settleAccept(n.id, this.keys.notification(shard, n.id), err as StoreUnavailableError)
+    }
+  }
+
+  private async runAccept (command: AcceptCommand, shard: number): Promise<boolean> {
+    const { notification: n, idempotency: idem, basedOn } = command
     // Without a check the third key is the notification's own: every key stays in the shard's slot.
     const cacheKey = basedOn ? this.keys.reachability(basedOn.phoneNumber) : this.keys.notification(shard, n.id)
     const keptUntil = recordKeptUntil(Date.now(), command.retentionSeconds, n.expires_at)
@@ -268,6 +299,24 @@ export class RedisStore implements Store {
       acceptDocument(n, command.events), n.status, basedOn?.version ?? '',
     ))
     return result === 1
+  }
+
+  /**
+   * An accept whose answer was lost (the connection dropped, or no answer in time) may have run: its caller
+   * must not be told "not stored" for a notification that will be delivered. The store is asked whether the
+   * record exists; on one connection Redis runs commands in order, so the question is answered after the accept
+   * ran (the accept is never sent again: autoResendUnfulfilledCommands is off). Asked until the store answers,
+   * for at most the command timeout: then the caller is told the outcome is not known (OutcomeUnknownError).
+   */
+  private async settleAccept (id: string, recordKey: string, lost: StoreUnavailableError): Promise<boolean> {
+    const giveUpAt = Date.now() + this.settleMs
+    for (;;) {
+      const exists = await this.guard(this.redis.exists(recordKey)).catch(() => undefined)
+      if (exists === 1) return true
+      if (exists === 0) throw new StoreUnavailableError(`${lost.message}; the notification was not stored`, { cause: lost })
+      if (Date.now() >= giveUpAt || this.closing) throw new OutcomeUnknownError(id, lost)
+      await sleep(SETTLE_POLL_MS)
+    }
   }
 
   async getNotification (id: string, shard: number): Promise<StoredNotification | null> {
@@ -685,6 +734,7 @@ export class RedisStore implements Store {
   }
 
   async close (): Promise<void> {
+    this.closing = true
     await this.redis.quit().catch(() => this.redis.disconnect())
   }
 }
