@@ -178,6 +178,19 @@ t.test('channel provider', async t => {
     t.equal(seen.rejections(), 1)
   })
 
+  t.test('blockedForMs: 0 while closed, the open time left while open, 0 again once a probe may go', async t => {
+    const { push, message, fail } = await pushSetup(t)
+    t.equal(push.blockedForMs(), 0, 'closed')
+    fail(3)
+    for (let i = 0; i < 3; i++) await push.sendPush(message)
+    const left = push.blockedForMs()
+    t.ok(left > 0 && left <= HALF_OPEN_AFTER_MS, `open: ${left} ms left`)
+    await sleep(HALF_OPEN_AFTER_MS + 20)
+    t.equal(push.blockedForMs(), 0, 'past the half-open time: the next call is the probe')
+    t.match(await push.sendPush(message), { kind: 'sent' }, 'the probe')
+    t.equal(push.blockedForMs(), 0, 'closed again')
+  })
+
   t.test('a probe that succeeds closes the circuit; one that fails opens it again', async t => {
     const { receiver, push, seen, message, fail } = await pushSetup(t)
     fail(3)

@@ -33,12 +33,16 @@ export type DeliveryOutcome =
 export interface SmsChannel {
   readonly provider: string
   sendSms (message: SmsMessage): Promise<DeliveryOutcome>
+  /** How long until a call may be made (a circuit breaker's open time left); 0 or absent: now. */
+  blockedForMs?: () => number
   close (): Promise<void>
 }
 
 export interface PushChannel {
   readonly provider: string
   sendPush (message: PushMessage): Promise<DeliveryOutcome>
+  /** How long until a call may be made (a circuit breaker's open time left); 0 or absent: now. */
+  blockedForMs?: () => number
   close (): Promise<void>
 }
 

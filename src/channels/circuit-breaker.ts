@@ -3,7 +3,8 @@ import type { Channels, DeliveryOutcome, PushChannel, PushMessage, SmsChannel, S
 
 // Each provider behind a circuit breaker of its own. A `retry` outcome (network, timeout, 429, 5xx) or a
 // throw counts as a failure; `sent`, `failed` (a 4xx refusal) and `token_invalid` are answers and do not.
-// While the circuit is open the worker gets `retry` after the time left before a probe, and no call is made.
+// While the circuit is open the worker asks blockedForMs() first and waits without an attempt; a call that
+// meets an open circuit all the same gets `retry` after the time left before a probe, and no call is made.
 
 class GuardedSend {
   readonly breaker: CircuitBreaker<DeliveryOutcome>
@@ -42,6 +43,10 @@ export class CircuitBreakerSmsChannel implements SmsChannel {
     return this.guard.send(() => this.inner.sendSms(message))
   }
 
+  blockedForMs (): number {
+    return this.guard.breaker.blockedForMs()
+  }
+
   close (): Promise<void> {
     return this.inner.close()
   }
@@ -62,6 +67,10 @@ export class CircuitBreakerPushChannel implements PushChannel {
 
   sendPush (message: PushMessage): Promise<DeliveryOutcome> {
     return this.guard.send(() => this.inner.sendPush(message))
+  }
+
+  blockedForMs (): number {
+    return this.guard.breaker.blockedForMs()
   }
 
   close (): Promise<void> {

@@ -6,7 +6,7 @@ import type { CallbackSender } from '../notifications/callbacks.js'
 import { ChannelBudget } from './channel-budget.js'
 import { type Notification, type NotificationEvent, type NotificationStatus, isFinal } from '../notifications/types.js'
 import { usableChannels } from '../routing/decide.js'
-import { type JobTarget, type Lane, type OutboxJob, type Store, type Transition, channelOfLane, laneFor } from '../store/store.js'
+import { type JobTarget, type Lane, type OutboxJob, type Store, type StoredNotification, type Transition, channelOfLane, laneFor } from '../store/store.js'
 
 export interface DeliveryWorkerOptions {
   store: Store
@@ -32,8 +32,8 @@ export interface DeliveryWorkerOptions {
   onOutcome?: (channel: 'sms' | 'push', outcome: DeliveryOutcome) => void
   /** Whether a notification's campaign was cancelled: its notifications not yet sent are dropped. */
   isCampaignCancelled?: (campaignId: string) => Promise<boolean>
-  /** Told when a campaign's notification reaches a final status here. Must not throw. */
-  onCampaignFinal?: (campaignId: string, status: NotificationStatus) => void
+  /** Told when a campaign's notification reaches a final status here (counted once per notification id). Must not throw. */
+  onCampaignFinal?: (campaignId: string, status: NotificationStatus, notificationId: string) => void
   /**
    * Provider calls per second per channel, shared by every process through the store (0 or unset: no limit).
    * A job waits for a token before its provider call; one that gets none in time goes back to its lane, not counted as an attempt.
@@ -49,6 +49,8 @@ const LANE_ORDER: readonly Lane[] = ['sms', 'push', 'callback']
 const BULK_LANE_ORDER: readonly Lane[] = ['sms_bulk', 'push_bulk']
 /** A job that got no provider token in time waits this long in the retry set before it is read again. */
 const PUT_BACK_DELAY_MS = 1000
+/** Jobs waiting for a provider's circuit come back spread over this long. */
+const PROVIDER_WAIT_SPREAD_MS = 1000
 
 /**
  * Reads the outboxes of every shard through a consumer group, hands each job to its channel, and
@@ -313,6 +315,12 @@ export class DeliveryWorker {
     }
 
     const channel = channelOfLane(job.lane) as 'sms' | 'push'
+    // A provider whose circuit is open gets no call: the job waits for it, and no attempt is counted.
+    const blockedMs = this.options.channels[channel].blockedForMs?.() ?? 0
+    if (blockedMs > 0) {
+      await this.waitForProvider(job, stored, channel, blockedMs)
+      return
+    }
     const limited = this.limited[channel]
     if (limited) {
       const token = await limited.budget.acquire(job.lane !== channel, this.tokenWaitMs)
@@ -429,6 +437,41 @@ export class DeliveryWorker {
     }
   }
 
+  /**
+   * Puts the job back until the provider's circuit lets a call through (spread over a second, so the waiting
+   * jobs do not all come back at once), or expires it when that is past its ttl. The attempt count stays: no
+   * call was made. One event says so; a notification that waits again does not add another.
+   */
+  private async waitForProvider (job: OutboxJob, stored: StoredNotification, channel: 'sms' | 'push', blockedMs: number): Promise<void> {
+    const n = stored.notification
+    const provider = this.options.channels[channel].provider
+    const dueAt = this.now() + blockedMs + Math.floor(Math.random() * PROVIDER_WAIT_SPREAD_MS)
+    if (dueAt >= Date.parse(n.expires_at)) {
+      await this.finish(job, n, 'expired', `the ${channel} provider (${provider}) was unavailable (circuit open after repeated failures) until the ttl passed`, [])
+      return
+    }
+    const at = this.isoNow()
+    const last = stored.events.at(-1)
+    const waiting = last?.type === 'retry_scheduled' && last.circuit === 'open'
+    await this.options.store.transition({
+      notificationId: n.id,
+      shard: job.shard,
+      patch: { status: 'queued', updated_at: at },
+      events: waiting
+        ? []
+        : [{
+            at,
+            type: 'retry_scheduled',
+            detail: `no call made: the ${channel} provider (${provider}) failed repeatedly and its circuit is open; waiting until it lets calls through (not counted as an attempt)`,
+            due_at: new Date(dueAt).toISOString(),
+            circuit: 'open',
+          }],
+      onlyFrom: ['queued', 'sending'],
+      ack: job,
+      next: { kind: 'retry', lane: job.lane, dueAt },
+    })
+  }
+
   /** Exponential backoff with jitter: between half and all of base * 2^(attempt-1), capped. */
   private backoff (attempt: number): number {
     const ceiling = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** (attempt - 1))
@@ -451,7 +494,7 @@ export class DeliveryWorker {
       at: this.now(),
     }
     const ended = await this.options.store.transition(t)
-    if (ended && n.campaign_id !== undefined) this.options.onCampaignFinal?.(n.campaign_id, status)
+    if (ended && n.campaign_id !== undefined) this.options.onCampaignFinal?.(n.campaign_id, status, n.id)
   }
 
   private async sendCallback (job: OutboxJob, n: Notification, events: NotificationEvent[]): Promise<void> {

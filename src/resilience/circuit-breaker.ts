@@ -46,6 +46,9 @@ const STATE_NAMES: Record<CircuitState, CircuitStateName> = {
   [CircuitState.Isolated]: 'open',
 }
 
+/** While a probe is out, other calls wait this long before they ask again. */
+const PROBE_OUT_WAIT_MS = 500
+
 export class CircuitBreaker<T> {
   private readonly policy: CircuitBreakerPolicy
   private openedAt = 0
@@ -63,6 +66,18 @@ export class CircuitBreaker<T> {
 
   get state (): CircuitStateName {
     return STATE_NAMES[this.policy.state]
+  }
+
+  /**
+   * How long until a call may go through: 0 while closed, or open past the half-open time (the next call is
+   * the probe); the time left while open; a short wait while a probe is out (cockatiel turns other calls away).
+   */
+  blockedForMs (): number {
+    switch (this.policy.state) {
+      case CircuitState.Closed: return 0
+      case CircuitState.HalfOpen: return PROBE_OUT_WAIT_MS
+      default: return Math.max(0, this.openedAt + this.settings.halfOpenAfterMs - Date.now())
+    }
   }
 
   /** Runs the call through the breaker; throws CircuitOpenError, without calling, while the circuit is open. */

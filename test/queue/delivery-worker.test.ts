@@ -41,6 +41,8 @@ class FakeChannel implements SmsChannel, PushChannel {
   readonly calls: Call[] = []
   script: (message: SmsMessage | PushMessage, nth: number) => Scripted | Promise<Scripted>
   private readonly hung: ((outcome: DeliveryOutcome) => void)[] = []
+  /** What blockedForMs answers, as a circuit breaker in front of the provider would. */
+  blockedMs = 0
 
   constructor (readonly provider: string, readonly lane: Lane) {
     this.script = message => ({ kind: 'sent', provider: this.provider, providerMessageId: `${this.lane}-msg-${message.notificationId}` })
@@ -59,6 +61,10 @@ class FakeChannel implements SmsChannel, PushChannel {
     const scripted = await this.script(message, this.callsFor(message.notificationId))
     if (scripted !== 'hang') return scripted
     return new Promise<DeliveryOutcome>(resolve => this.hung.push(resolve))
+  }
+
+  blockedForMs (): number {
+    return this.blockedMs
   }
 
   callsFor (id: string): number {
@@ -544,6 +550,44 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.same(stored.flatMap(s => s.events.filter(e => e.type === 'attempt')).length, 6, 'one attempt event each')
       t.equal(h.sms.calls.length, 6, 'one provider call each')
       t.same(h.errors, [])
+    })
+
+    t.test('a provider whose circuit is open gets no call and no attempt: the job waits, then is sent once calls go through', async t => {
+      const h = await harness(t, open)
+      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
+      h.sms.blockedMs = 100
+      h.worker({ maintenanceEveryMs: 20 })
+      const id = await h.notify()
+      // Long enough for the job to come back and wait again more than once (each wait 100 ms and up to 1 s more).
+      await sleep(2500)
+      const waiting = await h.get(id)
+      t.equal(waiting.notification.status, 'queued')
+      t.equal(waiting.notification.attempts, 0, 'no attempt counted')
+      t.equal(h.sms.calls.length, 0, 'no call made')
+      const waits = waiting.events.filter(e => e.type === 'retry_scheduled')
+      t.equal(waits.length, 1, 'one event for the whole wait, not one per turn')
+      t.match(waits[0], { circuit: 'open', detail: /circuit is open.*not counted as an attempt/ })
+      t.notOk(waiting.events.some(e => e.type === 'attempt'), 'no attempt event')
+
+      h.sms.blockedMs = 0
+      const sent = await h.until(id, ['sent', 'failed', 'expired'], 5000)
+      t.equal(sent.notification.status, 'sent')
+      t.equal(sent.notification.attempts, 1, 'the one real call is attempt 1')
+      t.equal(h.sms.calls.length, 1)
+      t.same(h.errors, [])
+    })
+
+    t.test('a provider whose circuit stays open past the ttl: expired, no call made', async t => {
+      const h = await harness(t, open)
+      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
+      h.sms.blockedMs = 60_000
+      h.worker()
+      const id = await h.notify({ routing: { ...baseRequest().routing, ttl_seconds: 30 } })
+      const done = await h.until(id, ['sent', 'failed', 'expired'])
+      t.equal(done.notification.status, 'expired')
+      t.match(final(done.events)[0]?.detail, /unavailable \(circuit open after repeated failures\) until the ttl passed/)
+      t.equal(done.notification.attempts, 0)
+      t.equal(h.sms.calls.length, 0)
     })
 
     t.test('with SMS_RPS, a transactional SMS goes ahead of the campaign SMS waiting for tokens', async t => {
