@@ -1,6 +1,6 @@
 import type { Position } from '../domain/paging.js'
 import type { Reachability } from '../domain/reachability.js'
-import type { Notification, NotificationEvent, NotificationMessage, Routing } from '../notifications/types.js'
+import type { Notification, NotificationEvent, NotificationMessage, NotificationStatus, Routing } from '../notifications/types.js'
 
 // The port every piece of state goes through. Two adapters: redis/ (production) and memory/ (embedded default).
 // Everything a notification owns lives in its shard: one shard's keys share a Redis Cluster hash tag.
@@ -190,7 +190,8 @@ export interface CampaignDoc {
 
 /**
  * A campaign and its counters: recipients_total, recipients_accepted, recipients_rejected, processed,
- * recipients_failed, `channel:<channel>`, `status:<final status>`, `lookups:cache`, `lookups:upstream`,
+ * recipients_failed, `channel:<channel>`, `status:<final status>` (each notification once, in its latest final
+ * status: see countCampaignFinal), `lookups:cache`, `lookups:upstream` (one per recipient processed),
  * `minute:<epoch minute>` (recipients processed in that minute).
  */
 export interface CampaignRecord {
@@ -205,6 +206,12 @@ export interface CampaignFailure {
   index: number
   to: string
   reason: string
+}
+
+/** A campaign notification in the final status it is to be counted in (see countCampaignFinal). */
+export interface CampaignFinal {
+  notificationId: string
+  status: NotificationStatus
 }
 
 /** A campaign in the listing: its id and when it was created (epoch ms). */
@@ -322,13 +329,22 @@ export interface Store {
   /** Extends a lease still held; resolves false when it was lost. */
   renewCampaignChunk (id: string, lease: ChunkLease, until: number): Promise<boolean>
   /**
-   * Ends a chunk still held, adding its counts and keeping its failed recipients in the same step; resolves false
-   * (nothing counted or kept) when the lease was lost. Failures are kept once per index, the lowest
-   * CAMPAIGN_FAILURES_KEPT indexes of the campaign whatever order its chunks finish in; they expire with it.
+   * Ends a chunk still held, adding its counts, keeping its failed recipients and counting the notifications that
+   * were final when accepted (as countCampaignFinal) in the same step; resolves false (nothing counted or kept) when
+   * the lease was lost. Failures are kept once per index, the lowest CAMPAIGN_FAILURES_KEPT indexes of the campaign
+   * whatever order its chunks finish in; they expire with it. `counts` holds no `status:` counter: finals go by `finals`.
    */
-  finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>, failures?: CampaignFailure[]): Promise<boolean>
-  /** Adds to the campaign's counters. */
+  finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>, failures?: CampaignFailure[], finals?: CampaignFinal[]): Promise<boolean>
+  /** Adds to the campaign's counters (not its `status:` counters: see countCampaignFinal). */
   countCampaign (id: string, counts: Record<string, number>): Promise<void>
+  /**
+   * Counts a campaign notification once, in its latest final status, whatever order and however often it is told:
+   * the first status counted adds to `status:<status>`; a notification counted as `sent` moves to a later final
+   * (`delivered` or `failed` from a delivery receipt); anything else (the same status again, `sent` after a later
+   * final, a second later final) changes nothing. Resolves whether the counters moved. The status each notification
+   * is counted in is kept beside the campaign and expires with it; a campaign gone counts nothing.
+   */
+  countCampaignFinal (id: string, notificationId: string, status: NotificationStatus): Promise<boolean>
   /** The failed recipients kept, by index. */
   campaignFailures (id: string): Promise<CampaignFailure[]>
   /** Moves the campaign to `to` if its status is one of `from`; resolves whether it did and the status it now has (null: no such campaign). */

@@ -455,6 +455,57 @@ async function suite (t: Test, store: Store) {
     t.match((await store.getCampaign(id))?.counters, { processed: 5, 'channel:sms': 5 })
   })
 
+  t.test('campaign finals: each notification counted once, in its latest status, whatever the order and however often told', async t => {
+    const id = await runningCampaign(1)
+    const [sentThenDelivered, receiptFirst, dropped, sentThenFailed] = [0, 1, 2, 3].map(i => newNotificationId(i % SHARDS))
+    const count = (n: string, status: Notification['status']) => store.countCampaignFinal(id, n, status)
+    const statuses = async () => Object.fromEntries(Object.entries((await store.getCampaign(id))!.counters).filter(([k]) => k.startsWith('status:')))
+
+    t.ok(await count(sentThenDelivered!, 'sent'))
+    t.notOk(await count(sentThenDelivered!, 'sent'), 'told again (a retry after a timeout whose count did run): not counted twice')
+    t.ok(await count(sentThenDelivered!, 'delivered'), 'its delivery receipt moves it from sent to delivered')
+    t.notOk(await count(sentThenDelivered!, 'delivered'), 'a repeated receipt')
+    t.notOk(await count(sentThenDelivered!, 'failed'), 'a second later final does not move it again')
+    t.notOk(await count(sentThenDelivered!, 'sent'), 'nor does a late sent')
+
+    t.ok(await count(receiptFirst!, 'delivered'), 'the receipt came before the worker recorded sent')
+    t.notOk(await count(receiptFirst!, 'sent'), 'the worker\'s sent, told after: it stays delivered')
+    t.ok(await count(dropped!, 'dropped'))
+    t.notOk(await count(dropped!, 'sent'))
+    t.ok(await count(sentThenFailed!, 'sent'))
+    t.ok(await count(sentThenFailed!, 'failed'), 'an SMS the network could not deliver')
+    t.same(await statuses(), { 'status:sent': 0, 'status:delivered': 2, 'status:dropped': 1, 'status:failed': 1 }, 'four notifications, four counted, each in its latest status')
+
+    t.notOk(await store.countCampaignFinal('cmp_none', sentThenDelivered!, 'sent'), 'no campaign: nothing counted')
+    t.equal(await store.getCampaign('cmp_none'), null, 'nor brought into being')
+    if (store instanceof RedisStore) {
+      const counted = store.keys.campaignCounted(id)
+      t.equal(await store.redis.hget(counted, receiptFirst!), 'delivered', 'each notification\'s counted status, in the campaign\'s slot')
+      const [campaignTtl, countedTtl] = await Promise.all([store.redis.pttl(store.keys.campaign(id)), store.redis.pttl(counted)])
+      t.ok(countedTtl > 0 && countedTtl <= campaignTtl, `the record expires with the campaign (${countedTtl} of ${campaignTtl} ms)`)
+    }
+  })
+
+  t.test('campaign finals at acceptance are counted with their chunk, by the lease holder only, once with later counts', async t => {
+    const id = await runningCampaign(3)
+    const now = Date.now()
+    const [dropped, failedAtOnce, sent] = [0, 1, 2].map(i => newNotificationId(i % SHARDS))
+    const lost = (await store.claimCampaignRecipients(id, 3, now, now + 1000))!
+    const again = (await store.claimCampaignRecipients(id, 3, now + 2000, now + 62_000))!
+    const finals = [{ notificationId: dropped!, status: 'dropped' as const }, { notificationId: failedAtOnce!, status: 'failed' as const }]
+    t.notOk(await store.finishCampaignChunk(id, lost.lease, { processed: 3 }, [], finals), 'the runner that lost the lease counts nothing')
+    t.notOk((await store.getCampaign(id))!.counters['status:dropped'])
+    // The worker counted a notification of the chunk before the chunk was counted.
+    t.ok(await store.countCampaignFinal(id, sent!, 'sent'))
+    t.ok(await store.finishCampaignChunk(id, again.lease, { processed: 3, 'channel:none': 2, 'channel:sms': 1 }, [], [...finals, { notificationId: sent!, status: 'sent' }]))
+    t.notOk(await store.countCampaignFinal(id, dropped!, 'dropped'), 'counted with the chunk already')
+    t.match((await store.getCampaign(id))!.counters, { processed: 3, 'status:dropped': 1, 'status:failed': 1, 'status:sent': 1 })
+    // Completed, the campaign still takes its notifications' receipts.
+    t.ok(await store.completeCampaign(id, 'x'))
+    t.ok(await store.countCampaignFinal(id, sent!, 'delivered'))
+    t.match((await store.getCampaign(id))!.counters, { 'status:sent': 0, 'status:delivered': 1 })
+  })
+
   t.test('fleet-scan numbers: leased batches, a lapsed one taken again, counted once, then complete', async t => {
     const id = `rfr_contract_${Math.random().toString(36).slice(2)}`
     const job = { id, owner: 'svc', status: 'running' as const, total: 3, done: 0, failed: 0, created_at: '2026-11-25T10:00:00.000Z', completed_at: null }
@@ -527,6 +578,7 @@ t.test('memory store: campaigns and fleet scans past their retention are swept, 
   const routing = { prefer: 'push' as const, channels: ['push' as const, 'sms' as const], on_unreachable: 'queue' as const, on_unknown: 'sms' as const, ttl_seconds: 3600 }
   await store.createCampaign({ id: 'cmp_swept', owner: 'svc', name: 'old', message: { sms: { text: 'hi' } }, created_at: new Date(now).toISOString(), routing }, 60)
   await store.createRefreshJob({ id: 'scan_swept', owner: 'svc', status: 'running', total: 1, done: 0, failed: 0, created_at: new Date(now).toISOString(), completed_at: null }, ['+990100001'], 60)
+  t.ok(await store.countCampaignFinal('cmp_swept', 'ntf_00_0', 'sent'))
   now += 30_000
   await sleep(40)
   t.ok(await store.getCampaign('cmp_swept'), 'within its retention')
@@ -534,6 +586,7 @@ t.test('memory store: campaigns and fleet scans past their retention are swept, 
   now += 31_000
   await sleep(40)
   t.equal(await store.getCampaign('cmp_swept'), null, 'past its retention: swept')
+  t.notOk(await store.countCampaignFinal('cmp_swept', 'ntf_00_0', 'delivered'), 'its notifications\' counted statuses with it')
   t.equal(await store.getRefreshJob('scan_swept'), null)
   t.same(await store.activeRefreshJobs(), [])
 })

@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto'
 import { numberShard, shardOfId } from '../../notifications/ids.js'
 import type { Position } from '../../domain/paging.js'
 import type { Reachability } from '../../domain/reachability.js'
-import type { Notification } from '../../notifications/types.js'
+import type { Notification, NotificationStatus } from '../../notifications/types.js'
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
   type StoredNotification, type Transition, recordKeptUntil, transitionKeptUntil,
-  CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type ListedCampaign,
+  CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign,
 } from '../store.js'
 
 interface Expiring<T> {
@@ -69,10 +69,22 @@ interface CampaignEntry {
   recipients: string[]
   numbers: Set<string>
   failures: Map<number, CampaignFailure>
+  /** The final status each notification is counted in (see countCampaignFinal); goes with the campaign. */
+  counted: Map<string, NotificationStatus>
   /** Work in leased chunks, as in Redis. */
   chunks: Chunks
   completedAt: string | null
   expiresAt: number
+}
+
+/** As COUNT_FINAL in Redis: once per notification, in its latest final status (`sent` moves on, nothing else does). */
+function countFinal (c: CampaignEntry, notificationId: string, status: NotificationStatus): boolean {
+  const was = c.counted.get(notificationId)
+  if (was !== undefined && (was !== 'sent' || status === 'sent')) return false
+  c.counted.set(notificationId, status)
+  if (was !== undefined) c.counters.set(`status:${was}`, (c.counters.get(`status:${was}`) ?? 0) - 1)
+  c.counters.set(`status:${status}`, (c.counters.get(`status:${status}`) ?? 0) + 1)
+  return true
 }
 
 /** A list worked through in leased chunks: the next index, and the chunks held ("<start>:<count>" → lease until). */
@@ -474,7 +486,7 @@ export class MemoryStore implements Store {
     const now = this.now()
     this.sweepCampaignsAndScans()
     this.campaigns.set(doc.id, {
-      doc: structuredClone(doc), status: 'accepted', counters: new Map(), recipients: [], numbers: new Set(), failures: new Map(), chunks: { next: 0, leases: new Map() },
+      doc: structuredClone(doc), status: 'accepted', counters: new Map(), recipients: [], numbers: new Set(), failures: new Map(), counted: new Map(), chunks: { next: 0, leases: new Map() },
       completedAt: null, expiresAt: now + retentionSeconds * 1000,
     })
   }
@@ -503,11 +515,12 @@ export class MemoryStore implements Store {
     return true
   }
 
-  async finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>, failures: CampaignFailure[] = []): Promise<boolean> {
+  async finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>, failures: CampaignFailure[] = [], finals: CampaignFinal[] = []): Promise<boolean> {
     const c = this.campaign(id)
     if (!c || !holds(c.chunks, lease)) return false
     c.chunks.leases.delete(`${lease.start}:${lease.count}`)
     await this.countCampaign(id, counts)
+    for (const f of finals) countFinal(c, f.notificationId, f.status)
     for (const f of failures) if (!c.failures.has(f.index)) c.failures.set(f.index, { ...f })
     if (c.failures.size > CAMPAIGN_FAILURES_KEPT) {
       for (const index of [...c.failures.keys()].sort((a, b) => a - b).slice(CAMPAIGN_FAILURES_KEPT)) c.failures.delete(index)
@@ -519,6 +532,11 @@ export class MemoryStore implements Store {
     const c = this.campaign(id)
     if (!c) return
     for (const [field, n] of Object.entries(counts)) if (n !== 0) c.counters.set(field, (c.counters.get(field) ?? 0) + n)
+  }
+
+  async countCampaignFinal (id: string, notificationId: string, status: NotificationStatus): Promise<boolean> {
+    const c = this.campaign(id)
+    return c ? countFinal(c, notificationId, status) : false
   }
 
   async campaignFailures (id: string): Promise<CampaignFailure[]> {

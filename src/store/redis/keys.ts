@@ -79,6 +79,14 @@ export class RedisKeys {
     return `${this.prefix}{c:${id}}:numbers`
   }
 
+  /**
+   * The final status each of the campaign's notifications is counted in, a hash by notification id: a count told
+   * twice, or late, moves nothing. Expires with the campaign (receipts keep coming after it completes).
+   */
+  campaignCounted (id: string): string {
+    return `${this.prefix}{c:${id}}:counted`
+  }
+
   /** The chunks of recipients runners hold, by when their lease runs out. */
   campaignLeases (id: string): string {
     return `${this.prefix}{c:${id}}:leases`

@@ -5,16 +5,16 @@ import { OutcomeUnknownError, StoreUnavailableError } from '../../domain/errors.
 import type { Position } from '../../domain/paging.js'
 import { numberShard, shardOfId } from '../../notifications/ids.js'
 import type { Reachability } from '../../domain/reachability.js'
-import type { NotificationEvent } from '../../notifications/types.js'
+import type { NotificationEvent, NotificationStatus } from '../../notifications/types.js'
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
-  type StoredNotification, type Transition, CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type ListedCampaign, recordKeptUntil, transitionKeptUntil,
+  type StoredNotification, type Transition, CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign, recordKeptUntil, transitionKeptUntil,
 } from '../store.js'
 import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
 import {
-  ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER, READ_OUTBOX,
+  ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COUNT_CAMPAIGN_FINAL, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER, READ_OUTBOX,
   FINISH_CAMPAIGN_CHUNK, RELEASE, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
 } from './lua/scripts.js'
 
@@ -36,8 +36,9 @@ declare module 'ioredis' {
     rrTakeToken (bucket: string, rate: number, burst: number): Result<number, Context>
     rrCompleteRefresh (job: string, list: string, leases: string, at: string): Result<number, Context>
     rrAppendRecipients (campaign: string, list: string, numbers: string, ...pairs: string[]): Result<number[], Context>
-    rrFinishCampaignChunk (campaign: string, leases: string, failures: string, chunk: string, until: number, kept: number, countPairs: number,
-      ...pairs: (string | number)[]): Result<number, Context>
+    rrFinishCampaignChunk (campaign: string, leases: string, failures: string, counted: string, chunk: string, until: number, kept: number,
+      countPairs: number, failurePairs: number, ...pairs: (string | number)[]): Result<number, Context>
+    rrCountCampaignFinal (campaign: string, counted: string, notificationId: string, status: string): Result<number, Context>
     rrClaimChunk (hash: string, list: string, leases: string, now: number, until: number, count: number): Result<(number | string)[], Context>
     rrRenewChunk (leases: string, chunk: string, until: number, newUntil: number): Result<number, Context>
     rrFinishChunk (hash: string, leases: string, chunk: string, until: number, ...counts: (string | number)[]): Result<number, Context>
@@ -207,7 +208,8 @@ export class RedisStore implements Store {
     redis.defineCommand('rrCompleteRefresh', { numberOfKeys: 3, lua: COMPLETE_REFRESH })
     redis.defineCommand('rrClaim', { numberOfKeys: 1, lua: CLAIM })
     redis.defineCommand('rrAppendRecipients', { numberOfKeys: 3, lua: APPEND_RECIPIENTS })
-    redis.defineCommand('rrFinishCampaignChunk', { numberOfKeys: 3, lua: FINISH_CAMPAIGN_CHUNK })
+    redis.defineCommand('rrFinishCampaignChunk', { numberOfKeys: 4, lua: FINISH_CAMPAIGN_CHUNK })
+    redis.defineCommand('rrCountCampaignFinal', { numberOfKeys: 2, lua: COUNT_CAMPAIGN_FINAL })
     redis.defineCommand('rrClaimChunk', { numberOfKeys: 3, lua: CLAIM_CHUNK })
     redis.defineCommand('rrRenewChunk', { numberOfKeys: 1, lua: RENEW_CHUNK })
     redis.defineCommand('rrFinishChunk', { numberOfKeys: 2, lua: FINISH_CHUNK })
@@ -586,10 +588,11 @@ export class RedisStore implements Store {
     return (await this.guard(this.redis.rrRenewChunk(this.keys.campaignLeases(id), chunkMember(lease), lease.until, until))) === 1
   }
 
-  async finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>, failures: CampaignFailure[] = []): Promise<boolean> {
+  async finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>, failures: CampaignFailure[] = [], finals: CampaignFinal[] = []): Promise<boolean> {
     const pairs = Object.entries(counts).filter(([, n]) => n !== 0)
     return (await this.guard(this.redis.rrFinishCampaignChunk(this.keys.campaign(id), this.keys.campaignLeases(id), this.keys.campaignFailures(id),
-      chunkMember(lease), lease.until, CAMPAIGN_FAILURES_KEPT, pairs.length, ...pairs.flat(), ...failures.flatMap(f => [f.index, JSON.stringify(f)])))) === 1
+      this.keys.campaignCounted(id), chunkMember(lease), lease.until, CAMPAIGN_FAILURES_KEPT, pairs.length, failures.length, ...pairs.flat(),
+      ...failures.flatMap(f => [f.index, JSON.stringify(f)]), ...finals.flatMap(f => [f.notificationId, f.status])))) === 1
   }
 
   private async claimChunk (hash: string, list: string, leases: string, count: number, now: number, leaseUntil: number): Promise<ClaimedChunk | null> {
@@ -606,6 +609,10 @@ export class RedisStore implements Store {
     // A campaign past its retention is not brought back by a late count.
     if (!(await this.guard(this.redis.exists(key)))) return
     await this.guard(Promise.all(entries.map(([field, n]) => this.redis.hincrby(key, field, n))))
+  }
+
+  async countCampaignFinal (id: string, notificationId: string, status: NotificationStatus): Promise<boolean> {
+    return (await this.guard(this.redis.rrCountCampaignFinal(this.keys.campaign(id), this.keys.campaignCounted(id), notificationId, status))) === 1
   }
 
   async campaignFailures (id: string): Promise<CampaignFailure[]> {

@@ -306,26 +306,60 @@ return added
 `
 
 /**
- * FINISH_CHUNK for a campaign, keeping the chunk's failed recipients in the same step: only the holder of the
- * lease records them (a runner that lost it may have failed recipients the new holder will not). KEYS: campaign
- * hash, leases, failures (a sorted set by index). ARGV: chunk, lease until, how many failures are kept, the number
- * of counter pairs, the pairs of counter and increment, then pairs of index and failure (JSON). Each index once;
- * the lowest indexes are kept, whatever order chunks finish in; the set expires with the campaign. Answers 1, else 0.
+ * `countFinal(nid, status)`: counts a campaign notification once, in its latest final status, the status it is
+ * counted in kept in a hash by notification id. The first status adds to `status:<status>`; `sent` moves to a later
+ * final (a delivery receipt); anything else (a repeat, `sent` after a later final) changes nothing. Answers 1 when
+ * the counters moved, else 0. Expects `campaign` (the campaign hash), `counted` (the hash) and `pttl` (the
+ * campaign's; the hash expires with it).
+ */
+const COUNT_FINAL = `
+local function countFinal (nid, status)
+  local was = redis.call('HGET', counted, nid)
+  if was and (was ~= 'sent' or status == 'sent') then return 0 end
+  redis.call('HSET', counted, nid, status)
+  if pttl > 0 then redis.call('PEXPIRE', counted, pttl) end
+  if was then redis.call('HINCRBY', campaign, 'status:' .. was, -1) end
+  redis.call('HINCRBY', campaign, 'status:' .. status, 1)
+  return 1
+end
+`
+
+/** KEYS: campaign hash, counted statuses. ARGV: notification id, final status. See COUNT_FINAL; a campaign gone counts nothing. */
+export const COUNT_CAMPAIGN_FINAL = `
+local campaign, counted = KEYS[1], KEYS[2]
+local pttl = redis.call('PTTL', campaign)
+if pttl == -2 then return 0 end
+${COUNT_FINAL}
+return countFinal(ARGV[1], ARGV[2])
+`
+
+/**
+ * FINISH_CHUNK for a campaign, keeping the chunk's failed recipients and counting its notifications final at
+ * acceptance (as COUNT_CAMPAIGN_FINAL) in the same step: only the holder of the lease records them (a runner that
+ * lost it may have failed recipients the new holder will not). KEYS: campaign hash, leases, failures (a sorted set by
+ * index), counted statuses. ARGV: chunk, lease until, how many failures are kept, the number of counter pairs, the
+ * number of failure pairs, the pairs of counter and increment, the pairs of index and failure (JSON), then pairs of
+ * notification id and final status. Each index once; the lowest indexes are kept, whatever order chunks finish in;
+ * the set expires with the campaign. Answers 1, else 0.
  */
 export const FINISH_CAMPAIGN_CHUNK = `
 if tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]) or '-1') ~= tonumber(ARGV[2]) then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
-local pttl = redis.call('PTTL', KEYS[1])
+local campaign, counted = KEYS[1], KEYS[4]
+local pttl = redis.call('PTTL', campaign)
 if pttl == -2 then return 1 end
-local last = 4 + 2 * tonumber(ARGV[4])
-for i = 5, last, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
-if last < #ARGV then
-  for i = last + 1, #ARGV, 2 do
+${COUNT_FINAL}
+local countsEnd = 5 + 2 * tonumber(ARGV[4])
+local failuresEnd = countsEnd + 2 * tonumber(ARGV[5])
+for i = 6, countsEnd, 2 do redis.call('HINCRBY', campaign, ARGV[i], ARGV[i + 1]) end
+if failuresEnd > countsEnd then
+  for i = countsEnd + 1, failuresEnd, 2 do
     if redis.call('ZCOUNT', KEYS[3], ARGV[i], ARGV[i]) == 0 then redis.call('ZADD', KEYS[3], ARGV[i], ARGV[i + 1]) end
   end
   redis.call('ZREMRANGEBYRANK', KEYS[3], tonumber(ARGV[3]), -1)
   if pttl > 0 then redis.call('PEXPIRE', KEYS[3], pttl) end
 end
+for i = failuresEnd + 1, #ARGV, 2 do countFinal(ARGV[i], ARGV[i + 1]) end
 return 1
 `
 
