@@ -80,8 +80,13 @@ export class InboundAuth {
     if (cached && cached.exp * 1000 > nowMs) return cached.principal
 
     const payload = await this.verify(token)
+    // The subject names the caller: its Idempotency-Keys, rate limit and notifications are its own. Tokens
+    // without one would all share them.
+    if (typeof payload.sub !== 'string' || payload.sub === '') {
+      throw new UnauthorizedError('the token has no "sub" claim: it names the caller, whose Idempotency-Keys and rate limit are its own')
+    }
     const principal: Principal = {
-      subject: typeof payload.sub === 'string' && payload.sub ? payload.sub : 'anonymous',
+      subject: payload.sub,
       scopes: new Set(typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : []),
     }
     if (this.verified.size >= CACHE_LIMIT) this.verified.clear()

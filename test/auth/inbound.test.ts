@@ -120,6 +120,12 @@ t.test('AUTH_HS256_SECRET', async t => {
     await t.rejects(auth.authenticate(bearer(`${base64url({ alg: 'none' })}.${base64url({ exp: now() + 600 })}.`)), UnauthorizedError)
   })
 
+  t.test('refuses a token without a subject: Idempotency-Keys and rate limits belong to it', async t => {
+    for (const sub of [undefined, '']) {
+      await t.rejects(auth.authenticate(bearer(await token({ sub }, { alg: 'HS256', key: secret }))), { name: 'UnauthorizedError', message: /no "sub" claim/ })
+    }
+  })
+
   t.test('refuses an expired token and one without exp', async t => {
     await t.rejects(auth.authenticate(bearer(await token({ iat: now() - 1200, exp: now() - 600 }, { alg: 'HS256', key: secret }))), UnauthorizedError)
     await t.rejects(auth.authenticate(bearer(await token({ exp: undefined }, { alg: 'HS256', key: secret }))), UnauthorizedError)
