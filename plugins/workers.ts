@@ -28,9 +28,9 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     app.decorate('stuckWorkers', () => [])
     return
   }
-  const countCampaignFinal = (id: string, status: NotificationStatus) => {
+  const countCampaignFinal = (id: string, status: NotificationStatus, notificationId: string) => {
     recordCampaignFinal(status)
-    app.campaigns.countFinal(id, status)
+    app.campaigns.countFinal(id, notificationId, status)
       .catch(err => app.log.warn({ err, campaign: id }, 'a campaign counter was not updated'))
   }
   const callbacks = new CallbackSender({ secret: callbackSigningSecret, timeoutMs: channels.timeoutMs })

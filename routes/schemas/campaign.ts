@@ -71,7 +71,8 @@ export const CampaignSchema = z.object({
   notifications: z.object({
     created: Count('Notifications made', 4197),
     by_status: z.record(z.string(), z.number().int()).meta({
-      description: 'Notifications per final status (sent, delivered, failed, expired, dropped) and in_progress for the others',
+      description: 'Notifications per final status (sent, delivered, failed, expired, dropped), each once in its latest (a delivery receipt moves ' +
+        'an SMS from sent to delivered or failed), and in_progress for the others',
       examples: [{ sent: 4000, delivered: 0, failed: 10, expired: 0, dropped: 2, in_progress: 185 }],
     }),
     by_channel: z.record(z.string(), z.number().int()).meta({

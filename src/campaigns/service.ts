@@ -239,12 +239,16 @@ export class CampaignService {
     return this.move(id, 'cancelled', ['accepted', 'running', 'paused'])
   }
 
-  /** Counts a campaign notification's final status (from the delivery worker or the fallback scheduler). */
-  async countFinal (campaignId: string, status: NotificationStatus): Promise<void> {
-    // Tried a few times: a count lost leaves the campaign's totals short for good.
+  /**
+   * Counts a campaign notification's final status (from the delivery worker or the fallback scheduler): once per
+   * notification, in its latest final status (see Store.countCampaignFinal). Resolves whether the counters moved.
+   */
+  async countFinal (campaignId: string, notificationId: string, status: NotificationStatus): Promise<boolean> {
+    // Tried a few times: a count lost leaves the campaign's totals short for good. A try that failed may still have
+    // counted (a timeout after Redis ran it): the count is idempotent, so trying again never counts twice.
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.options.store.countCampaign(campaignId, { [`status:${status}`]: 1 })
+        return await this.options.store.countCampaignFinal(campaignId, notificationId, status)
       } catch (err) {
         if (attempt >= 5) throw err
         await sleep(100 * attempt)

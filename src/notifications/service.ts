@@ -253,6 +253,9 @@ const RECEIPT_STATUS: Record<string, 'delivered' | 'failed' | undefined> = {
 /**
  * Applies a provider's delivery receipt. Repeats and receipts for unknown or already final
  * notifications change nothing. Resolves whether the notification changed.
+ * A campaign's notification is counted in the receipt's final status (moved from `sent`, or counted for the first
+ * time when the receipt came before the worker recorded `sent`). A repeat of the receipt counts again (the count is
+ * idempotent): when the count failed (a 503), the provider's retry makes it.
  */
 export async function applyReceipt (store: Store, receipt: MessageReceipt, now = Date.now()): Promise<boolean> {
   const shard = shardOfId(receipt.clientRef, store.shards)
@@ -262,7 +265,7 @@ export async function applyReceipt (store: Store, receipt: MessageReceipt, now =
   const next = RECEIPT_STATUS[receipt.status]
   const at = new Date(now).toISOString()
   const detail = `receipt: ${receipt.status}${receipt.error ? ` (${receipt.error})` : ''}`
-  return store.transition({
+  const changed = await store.transition({
     notificationId: receipt.clientRef,
     shard,
     patch: next ? { status: next, updated_at: at } : {},
@@ -273,4 +276,9 @@ export async function applyReceipt (store: Store, receipt: MessageReceipt, now =
     onlyFrom: ['sending', 'sent'],
     next: next && stored.notification.request.callback_url ? { kind: 'outbox', lane: 'callback' } : { kind: 'none' },
   })
+  const campaignId = stored.notification.campaign_id
+  if (next && campaignId !== undefined && (changed || stored.notification.status === next)) {
+    await store.countCampaignFinal(campaignId, receipt.clientRef, next)
+  }
+  return changed
 }

@@ -29,8 +29,8 @@ export interface FallbackSchedulerOptions {
   onHandedOver?: () => void
   /** Told when a notification left the fallback queue, whatever the way (ends reachability subscriptions). Must not throw. */
   onLeft?: (notification: Notification) => Promise<void>
-  /** Told when a campaign's notification reaches a final status here. Must not throw. */
-  onCampaignFinal?: (campaignId: string, status: NotificationStatus) => void
+  /** Told when a campaign's notification reaches a final status here (counted once per notification id). Must not throw. */
+  onCampaignFinal?: (campaignId: string, status: NotificationStatus, notificationId: string) => void
   /** Whether a notification's campaign was cancelled: its notifications still waiting here are dropped when due. */
   isCampaignCancelled?: (campaignId: string) => Promise<boolean>
   log?: { warn: (obj: object, msg: string) => void, error: (obj: object, msg: string) => void }
@@ -212,7 +212,7 @@ export class FallbackScheduler extends PollingLoop {
       at: this.now(),
     })
     if (!ended) return
-    if (n.campaign_id !== undefined) this.options.onCampaignFinal?.(n.campaign_id, status)
+    if (n.campaign_id !== undefined) this.options.onCampaignFinal?.(n.campaign_id, status, n.id)
     await this.options.onLeft?.(n)
   }
 }

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { SignJWT } from 'jose'
 import t, { type Test } from 'tap'
 import type { DeliveryOutcome, PushMessage, SmsMessage } from '../../../src/channels/channel.js'
 import { SandboxPushChannel, SandboxSmsChannel } from '../../../src/channels/sandbox.js'
@@ -35,6 +37,14 @@ class SlowUpstream extends SandboxUpstream {
 }
 
 const message = { sms: { text: 'Hi {{name}}, 30% off today' }, push: { title: 'Black Friday', body: 'Hi {{name}}' } }
+
+const RECEIPT_SECRET = 'vonage-signature-secret-for-campaign-receipts'
+/** Signs a status webhook's body as Vonage does (HS256, the body's SHA-256 as payload_hash). */
+async function signReceipt (body: string): Promise<string> {
+  const jwt = await new SignJWT({ payload_hash: createHash('sha256').update(body).digest('hex') })
+    .setProtectedHeader({ alg: 'HS256' }).setIssuedAt().sign(new TextEncoder().encode(RECEIPT_SECRET))
+  return `Bearer ${jwt}`
+}
 const number = (i: number) => `+4479111${String(i).padStart(5, '0')}`
 
 async function setup (t: Test, store: 'memory' | 'redis', options: { env?: Record<string, string>, delayMs?: number, upstreamDelayMs?: number } = {}) {
@@ -77,6 +87,7 @@ for (const store of ['memory', 'redis'] as const) {
       t.equal(done.notifications.created + done.recipients.failed, 10_000)
       t.ok(done.recipients.failed <= 100, `${done.recipients.failed} failed`)
       t.ok(done.lookups.upstream + done.lookups.cache >= done.notifications.created)
+      t.ok(done.lookups.upstream + done.lookups.cache <= done.recipients.processed, 'at most one lookup counted per recipient')
       const { push, sms, none } = done.notifications.by_channel
       // The sandbox: about 75% push (DATA), 15% SMS only, 10% not reachable (dropped here).
       t.ok(push > 7000 && push < 8000, `push ${push}`)
@@ -113,6 +124,26 @@ for (const store of ['memory', 'redis'] as const) {
       t.equal(done.notifications.created, 1)
       await waitFor(() => s.sms.deliveries().length > 0 ? true : undefined)
       t.same(s.sms.deliveries().map(d => [d.to, d.text]), [['+447911100001', 'Hi Ada, 30% off today']])
+    })
+
+    t.test('Vonage delivery receipts move the campaign\'s SMS from sent to delivered or failed, each counted once', async t => {
+      const s = await setup(t, store, { env: { VONAGE_SIGNATURE_SECRET: RECEIPT_SECRET } })
+      const recipients = [0, 1, 2].map(i => ({ to: number(60_000 + i), vars: { name: 'x' } }))
+      const { id } = (await s.post('/v1/campaigns', { name: 'receipts', message: { sms: message.sms }, routing: { channels: ['sms'], on_unreachable: 'sms' }, recipients })).json()
+      const sent = await waitFor(async () => { const c = await s.progress(id); return c?.status === 'completed' && c.notifications.by_status.sent === 3 ? c : undefined }, 10_000, 'three SMS sent')
+      t.equal(sent.notifications.by_status.delivered, 0)
+      const [delivered, rejected] = s.sms.deliveries().map(d => d.notificationId)
+      const receipt = async (notificationId: string, status: string) => {
+        const body = JSON.stringify({ message_uuid: 'aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab', timestamp: new Date().toISOString(), status, channel: 'sms', client_ref: notificationId })
+        const res = await s.app.inject({ method: 'POST', url: '/v1/webhooks/vonage/messages', headers: { authorization: await signReceipt(body), 'content-type': 'application/json' }, payload: body })
+        t.equal(res.statusCode, 204, res.body)
+      }
+      await receipt(delivered!, 'delivered')
+      await receipt(rejected!, 'rejected')
+      await receipt(delivered!, 'delivered')
+      const after = await s.campaign(id)
+      t.same(after.notifications.by_status, { delivered: 1, failed: 1, expired: 0, dropped: 0, sent: 1, in_progress: 0 }, 'one delivered, one failed, one still sent: three notifications, three counted')
+      t.equal(after.notifications.created, 3)
     })
 
     t.test('pause, resume and cancel; cancel drops what is not yet sent', async t => {

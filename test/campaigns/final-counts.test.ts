@@ -1,0 +1,191 @@
+import t from 'tap'
+import type { DeliveryOutcome, PushChannel, SmsChannel, SmsMessage } from '../../src/channels/channel.js'
+import { CampaignRunner } from '../../src/campaigns/runner.js'
+import { CampaignService, type RecipientLine } from '../../src/campaigns/service.js'
+import { StoreUnavailableError } from '../../src/domain/errors.js'
+import { CallbackSender } from '../../src/notifications/callbacks.js'
+import { newNotificationId, shardOfId } from '../../src/notifications/ids.js'
+import { applyReceipt, NotificationService } from '../../src/notifications/service.js'
+import type { NotificationStatus } from '../../src/notifications/types.js'
+import { DeliveryWorker } from '../../src/queue/delivery-worker.js'
+import { UpstreamRateLimiter } from '../../src/reachability/rate-limit.js'
+import { ReachabilityService } from '../../src/reachability/service.js'
+import { MemoryStore } from '../../src/store/memory/memory-store.js'
+import { RedisStore } from '../../src/store/redis/redis-store.js'
+import type { Store } from '../../src/store/store.js'
+import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.js'
+import { ScriptedUpstream } from '../helpers/upstream.js'
+import { waitFor } from '../helpers/wait.js'
+
+// A campaign's progress counts each notification once, in its latest final status: an SMS counted as sent moves
+// to delivered or failed when its delivery receipt comes, whatever the order the worker and the receipt are told
+// in, and a count tried again after an answer lost counts once. Against both stores (Redis for real).
+
+const SHARDS = 3
+const haveRedis = await redisAvailable()
+
+type OpenStore = () => Promise<{ store: Store, cleanup: () => Promise<void> }>
+
+const number = (i: number) => `+4479333${String(i).padStart(5, '0')}`
+const receipt = (notificationId: string, status: string) => ({ clientRef: notificationId, status, at: new Date().toISOString() })
+
+/** An SMS channel whose answer for each number the test writes (by default: sent). */
+class ScriptedSms implements SmsChannel, PushChannel {
+  readonly provider = 'scripted-sms'
+  /** Notification ids by number, as sent. */
+  readonly ids = new Map<string, string>()
+  script: (message: SmsMessage) => Promise<void> = async () => {}
+
+  async sendSms (message: SmsMessage): Promise<DeliveryOutcome> {
+    this.ids.set(message.to, message.notificationId)
+    await this.script(message)
+    return { kind: 'sent', provider: this.provider, providerMessageId: `msg-${message.notificationId}` }
+  }
+
+  async sendPush (): Promise<DeliveryOutcome> {
+    return { kind: 'failed', provider: 'none', reason: 'no push here' }
+  }
+
+  async close (): Promise<void> {}
+}
+
+async function services (store: Store, countingStore: Store = store) {
+  const upstream = new ScriptedUpstream()
+  const reachability = new ReachabilityService({
+    store, upstream, policy: { reachableSeconds: 60, unreachableSeconds: 60, invalidSeconds: 60 }, maxStaleSeconds: 60, deadlineMs: 2000,
+  })
+  const notifications = new NotificationService({ store, reachability, retentionSeconds: 3600, idempotencyTtlSeconds: 3600, firstRecheckSeconds: 3600 })
+  const campaigns = new CampaignService({ store: countingStore, retentionSeconds: 3600, idempotencyTtlSeconds: 3600 })
+  const limiter = new UpstreamRateLimiter(store, 100_000, 'upstream', 1000)
+  return { upstream, reachability, notifications, campaigns, limiter }
+}
+
+function suite (name: string, open: OpenStore, skip: string | false = false) {
+  t.test(name, { skip }, async t => {
+    t.test('delivery receipts move campaign SMS from sent to delivered or failed, in whatever order they meet the worker', async t => {
+      const { store, cleanup } = await open()
+      const { reachability, notifications, campaigns, limiter } = await services(store)
+      const lines: RecipientLine[] = Array.from({ length: 5 }, (_, i) => ({ line: i + 2, recipient: { to: number(i) } }))
+      const { answer } = await campaigns.create('svc', {
+        name: 'receipts', message: { sms: { text: 'hi' } },
+        routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 },
+      }, lines)
+
+      const sms = new ScriptedSms()
+      // Number 1: its receipt comes back before the worker records sent (the worker's sent then no longer applies).
+      sms.script = async message => {
+        if (message.to === number(1)) t.ok(await applyReceipt(store, receipt(message.notificationId, 'delivered')), 'the early receipt applies')
+      }
+      // Number 3: the worker's count of sent is held until its receipt was counted (a count retried, or slow).
+      const held: (() => Promise<unknown>)[] = []
+      const counting: Promise<unknown>[] = []
+      const onCampaignFinal = (id: string, status: NotificationStatus, notificationId: string) => {
+        const count = () => campaigns.countFinal(id, notificationId, status)
+        if (notificationId === sms.ids.get(number(3))) held.push(count)
+        else counting.push(count())
+      }
+      const callbacks = new CallbackSender({ secret: 'callback-secret-for-the-count-test', timeoutMs: 2000 })
+      const worker = new DeliveryWorker({
+        store, channels: { sms, push: sms }, callbacks, concurrency: 4, idlePollMs: 10, visibilityTimeoutMs: 30_000,
+        maxAttempts: 3, retryBaseMs: 10, retryMaxMs: 40, onCampaignFinal,
+      })
+      const runner = new CampaignRunner({ store, notifications, reachability, limiter, concurrency: 4, chunkSize: 10, pollMs: 10, leaseMs: 5000 })
+      t.teardown(async () => {
+        await Promise.all([runner.stop(), worker.stop()])
+        await callbacks.close()
+        await cleanup()
+      })
+      runner.start()
+      worker.start()
+      await waitFor(async () => (await campaigns.get(answer.id)).status === 'completed' ? true : undefined, 10_000, 'every recipient processed')
+      // Number 1's sent never applies: its receipt made it delivered first. The worker tells of the other four.
+      const ids = await waitFor(() => held.length === 1 && counting.length === 3 ? [0, 1, 2, 3, 4].map(i => sms.ids.get(number(i))!) : undefined, 10_000, 'every SMS sent')
+      await Promise.all(counting)
+
+      t.ok(await applyReceipt(store, receipt(ids[0]!, 'delivered')))
+      t.ok(await applyReceipt(store, receipt(ids[2]!, 'undeliverable')))
+      t.ok(await applyReceipt(store, receipt(ids[3]!, 'delivered')))
+      t.notOk(await applyReceipt(store, receipt(ids[0]!, 'delivered')), 'a repeated receipt changes nothing')
+      await Promise.all(held.map(count => count()))
+
+      const view = await campaigns.get(answer.id)
+      t.same(view.notifications.by_status, { delivered: 3, failed: 1, expired: 0, dropped: 0, sent: 1, in_progress: 0 },
+        'five SMS, each counted once: three delivered (one whose receipt beat the worker, one whose sent was counted late), one failed, one still sent')
+      t.equal(view.notifications.created, 5)
+    })
+
+    t.test('a receipt whose campaign count failed (a 503 to Vonage) is counted when Vonage sends it again', async t => {
+      const { store, cleanup } = await open()
+      t.teardown(cleanup)
+      const { notifications, campaigns } = await services(store)
+      const { answer } = await campaigns.create('svc', {
+        name: 'receipt again', message: { sms: { text: 'hi' } },
+        routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 },
+      }, [{ line: 2, recipient: { to: number(0) } }])
+      const { answer: sms } = await notifications.accept('svc', { to: number(0), message: { sms: { text: 'hi' } }, routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 } },
+        undefined, { campaignId: answer.id, bulk: true })
+      const shard = shardOfId(sms.id, SHARDS)!
+      t.ok(await store.transition({ notificationId: sms.id, shard, patch: { status: 'sent' }, events: [] }))
+      t.ok(await campaigns.countFinal(answer.id, sms.id, 'sent'))
+      let down = true
+      const failing = new Proxy(store, {
+        get (target, prop, receiver) {
+          const value = Reflect.get(target, prop, receiver) as unknown
+          if (typeof value !== 'function') return value
+          if (prop === 'countCampaignFinal' && down) return () => Promise.reject(new StoreUnavailableError('the store did not answer (test)'))
+          return (value as (...a: unknown[]) => unknown).bind(target)
+        },
+      })
+      await t.rejects(applyReceipt(failing, receipt(sms.id, 'delivered')), StoreUnavailableError, 'the webhook answers 503')
+      t.match((await store.getNotification(sms.id, shard))?.notification, { status: 'delivered' }, 'the notification took the receipt')
+      down = false
+      t.notOk(await applyReceipt(failing, receipt(sms.id, 'delivered')), 'the repeat changes nothing of the notification')
+      t.match((await campaigns.get(answer.id)).notifications.by_status, { sent: 0, delivered: 1 }, 'but counts it for the campaign')
+    })
+
+    t.test('a count whose answer was lost after the store made it is tried again and counted once', async t => {
+      const { store, cleanup } = await open()
+      t.teardown(cleanup)
+      // Once armed, the store counts, then its answer is lost (a timeout after Redis ran the script), the first time.
+      let armed = false
+      let lost = 0
+      const losing = new Proxy(store, {
+        get (target, prop, receiver) {
+          const value = Reflect.get(target, prop, receiver) as unknown
+          if (typeof value !== 'function') return value
+          return async (...args: unknown[]) => {
+            const result = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args)
+            if (armed && String(prop).startsWith('countCampaign') && lost++ === 0) throw new StoreUnavailableError('the store did not answer: no answer within 1000 ms')
+            return result
+          }
+        },
+      })
+      const { campaigns } = await services(store, losing)
+      const { answer } = await campaigns.create('svc', {
+        name: 'lost answer', message: { sms: { text: 'hi' } },
+        routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 },
+      }, [{ line: 2, recipient: { to: number(0) } }])
+      armed = true
+      await campaigns.countFinal(answer.id, newNotificationId(0), 'sent')
+      t.equal(lost, 2, 'asked a second time')
+      t.equal((await campaigns.get(answer.id)).notifications.by_status.sent, 1, 'counted once')
+    })
+  })
+}
+
+suite('memory store', async () => {
+  const store = new MemoryStore({ shards: SHARDS })
+  return { store, cleanup: () => store.close() }
+})
+
+suite('redis store', async () => {
+  const keyPrefix = uniquePrefix()
+  const store = await RedisStore.connect({ url: REDIS_URL, keyPrefix, commandTimeoutMs: 2000, shards: SHARDS })
+  return {
+    store,
+    cleanup: async () => {
+      await store.close()
+      await dropPrefix(keyPrefix)
+    },
+  }
+}, !haveRedis && 'Redis is not running (CI=true makes this a failure)')
