@@ -8,7 +8,7 @@ import type { AcceptOptions, NotificationService } from '../notifications/servic
 import { isFinal } from '../notifications/types.js'
 import type { UpstreamRateLimiter } from '../reachability/rate-limit.js'
 import type { ReachabilityService } from '../reachability/service.js'
-import { CAMPAIGN_FAILURES_KEPT, type CampaignDoc, type CampaignFailure, type Store } from '../store/store.js'
+import { CAMPAIGN_FAILURES_KEPT, type CampaignDoc, type CampaignFailure, type CampaignFinal, type Store } from '../store/store.js'
 import { fillMessage } from './placeholders.js'
 import type { Recipient } from './service.js'
 
@@ -44,6 +44,13 @@ export interface CampaignRunnerOptions {
    * notification service keeps any record.
    */
   retentionSeconds?: number
+}
+
+/** What a chunk's recipients add up to: counters, failed recipients, notifications final at acceptance. */
+interface Tally {
+  add: (key: string) => void
+  fail: (reason: string) => void
+  final: (final: CampaignFinal) => void
 }
 
 /** The Idempotency-Key a campaign's recipient is accepted under (with a NUL, which no caller's header can hold). */
@@ -87,6 +94,7 @@ export class CampaignRunner extends PollingLoop {
         const counts: Record<string, number> = {}
         const add = (key: string) => { counts[key] = (counts[key] ?? 0) + 1 }
         const failures: CampaignFailure[] = []
+        const finals: CampaignFinal[] = []
         const { start } = chunk.lease
         const { lease } = await underLease(chunk.lease, leaseMs, (l, until) => store.renewCampaignChunk(id, l, until),
           () => Promise.all(chunk.items.map((p, i) => this.limit(() => {
@@ -95,17 +103,17 @@ export class CampaignRunner extends PollingLoop {
               add('recipients_failed')
               failures.push({ index: start + i, to: recipient.to, reason })
             }
-            return this.processOrFail(campaign.doc, start + i, recipient, add, fail)
+            return this.processOrFail(campaign.doc, start + i, recipient, { add, fail, final: f => finals.push(f) })
           }))),
           this.now)
         failures.sort((a, b) => a.index - b.index)
         const n = chunk.items.length
         counts.processed = n
         counts[`minute:${Math.floor(this.now() / 60_000)}`] = n
-        // Until these counts land the chunk stays leased, and the campaign cannot complete. The failures are kept in
-        // the same step, only if this runner still holds the lease: a runner that lost it may have failed recipients
-        // the new holder will not.
-        if (await this.retrying(() => store.finishCampaignChunk(id, lease, counts, failures.slice(0, CAMPAIGN_FAILURES_KEPT)))) {
+        // Until these counts land the chunk stays leased, and the campaign cannot complete. The failures are kept and
+        // the notifications final at acceptance counted in the same step, only if this runner still holds the lease: a
+        // runner that lost it may have failed recipients the new holder will not.
+        if (await this.retrying(() => store.finishCampaignChunk(id, lease, counts, failures.slice(0, CAMPAIGN_FAILURES_KEPT), finals))) {
           this.options.onProcessed?.(n)
           // Counted: no runner takes this chunk again, so its recipients' idempotency records have all but done their
           // job (a stalled runner that lost the lease may still be at it). Left to the full TTL, every recipient of the
@@ -128,11 +136,18 @@ export class CampaignRunner extends PollingLoop {
    * A recipient that still fails after a few tries is counted as failed: the campaign goes on. A store that does
    * not answer (Redis restarting) is waited for, up to STORE_PATIENCE_MS: a short outage must not drop recipients.
    */
-  private async processOrFail (doc: CampaignDoc, index: number, recipient: Recipient, add: (key: string) => void, fail: (reason: string) => void): Promise<void> {
+  private async processOrFail (doc: CampaignDoc, index: number, recipient: Recipient, tally: Tally): Promise<void> {
+    const { fail } = tally
     const giveUpAt = this.now() + STORE_PATIENCE_MS
+    // Looked up once: a recipient tried again is routed on the same answer, and its lookup is counted once.
+    let looked: { result: ReachabilityResult | null } | undefined
+    const lookup = async (): Promise<ReachabilityResult | null> => {
+      looked ??= { result: await this.lookup(recipient.to, doc.routing.max_age, tally.add) }
+      return looked.result
+    }
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.process(doc, index, recipient, add, fail)
+        await this.process(doc, index, recipient, lookup, tally)
         return
       } catch (err) {
         const storeAway = err instanceof StoreUnavailableError && this.now() < giveUpAt
@@ -157,13 +172,13 @@ export class CampaignRunner extends PollingLoop {
     }
   }
 
-  private async process (doc: CampaignDoc, index: number, recipient: Recipient, add: (key: string) => void, fail: (reason: string) => void): Promise<void> {
+  private async process (doc: CampaignDoc, index: number, recipient: Recipient, lookup: () => Promise<ReachabilityResult | null>, { add, fail, final }: Tally): Promise<void> {
     const filled = fillMessage(doc.message, recipient.vars)
     if ('missing' in filled) {
       fail(`the message's {{${filled.missing}}} has no value in this recipient's vars`)
       return
     }
-    const reachability = await this.lookup(recipient.to, doc.routing.max_age, add)
+    const reachability = await lookup()
     try {
       const { answer } = await this.accept(doc, index, {
         to: recipient.to,
@@ -172,7 +187,7 @@ export class CampaignRunner extends PollingLoop {
         ...(recipient.push_token !== undefined ? { push_token: recipient.push_token } : {}),
       }, reachability)
       add(`channel:${answer.channel}`)
-      if (isFinal(answer.status)) add(`status:${answer.status}`)
+      if (isFinal(answer.status)) final({ notificationId: answer.id, status: answer.status })
     } catch (err) {
       // No channel can carry this recipient's message (e.g. push only, and no push token): it fails, the campaign goes on.
       if (!(err instanceof AppError) || err.status !== 422) throw err

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { CampaignRunner, recipientKey } from '../../src/campaigns/runner.js'
 import { CampaignService, type RecipientLine } from '../../src/campaigns/service.js'
+import { StoreUnavailableError } from '../../src/domain/errors.js'
 import { idempotencyRef } from '../../src/notifications/ids.js'
 import { NotificationService } from '../../src/notifications/service.js'
 import { UpstreamRateLimiter } from '../../src/reachability/rate-limit.js'
@@ -98,6 +99,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
 
       t.match(done.counters, { recipients_accepted: 50, processed: 50 })
       t.equal((done.counters['channel:push'] ?? 0) + (done.counters['channel:sms'] ?? 0), 50, 'one channel counted per recipient')
+      t.equal((done.counters['lookups:cache'] ?? 0) + (done.counters['lookups:upstream'] ?? 0), 50, 'one lookup counted per recipient')
       t.equal(ids.size, 50, 'every recipient notified')
       t.same([...ids].filter(([, set]) => set.size !== 1).map(([to]) => to), [], 'no recipient has a second notification')
       const jobs = async () => {
@@ -180,6 +182,38 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       let jobs = 0
       for (let shard = 0; shard < SHARDS; shard++) jobs += (await store.outboxDepth(shard)).sms_bulk
       t.equal(jobs, 20, 'one SMS job per recipient')
+    })
+
+    t.test('a recipient tried again after the store failed is looked up once, and its lookup counted once', async t => {
+      const { store, cleanup } = await open()
+      const { upstream, reachability, notifications, limiter } = await services(store)
+      const campaigns = new CampaignService({ store, retentionSeconds: 3600, idempotencyTtlSeconds: 3600 })
+      const lines: RecipientLine[] = Array.from({ length: 10 }, (_, i) => ({ line: i + 2, recipient: { to: `+4479114${String(i).padStart(5, '0')}` } }))
+      const { answer } = await campaigns.create('svc', { name: 'tried again', message: { sms: { text: 'hi' } }, routing: { prefer: 'sms', channels: ['push', 'sms'], on_unreachable: 'drop', on_unknown: 'sms', ttl_seconds: 3600 } }, lines)
+      // Each recipient's first accept finds the store away (a Redis restarting); the next try goes through.
+      const tried = new Set<string>()
+      const flaky = {
+        accept: async (...args: Parameters<NotificationService['accept']>) => {
+          if (!tried.has(args[1].to)) {
+            tried.add(args[1].to)
+            throw new StoreUnavailableError('the store did not answer (test)')
+          }
+          return notifications.accept(...args)
+        },
+      } as unknown as NotificationService
+      const runner = new CampaignRunner({ store, notifications: flaky, reachability, limiter, concurrency: 4, chunkSize: 5, pollMs: 10, leaseMs: 5000 })
+      runner.start()
+      t.teardown(async () => {
+        await runner.stop()
+        await cleanup()
+      })
+      const done = await waitFor(async () => {
+        const c = await campaigns.get(answer.id)
+        return c.status === 'completed' ? c : undefined
+      }, 10_000, 'the campaign to complete')
+      t.match(done, { recipients: { processed: 10, failed: 0 }, notifications: { created: 10 } })
+      t.same(done.lookups, { cache: 0, upstream: 10 }, 'one lookup per recipient, the one its notification was routed on')
+      t.equal(upstream.calls, 10, 'and no second upstream call')
     })
 
     t.test('once a chunk is counted, its recipients\' idempotency records are kept for countedKeysTtlSeconds only', async t => {
