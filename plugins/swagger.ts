@@ -2,6 +2,8 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import { problemResponse } from '../routes/schemas/problem.js'
 
 // The version of the HTTP contract (the /v1 of the paths), not of the package.
 const API_VERSION = '1.0.0'
@@ -35,8 +37,8 @@ export default fp(async (app) => {
         },
       },
     },
-    transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
+    transform: input => jsonSchemaTransform(documentRoute(input)),
+    transformObject: input => markOptionalBodies(jsonSchemaTransformObject(input)),
   })
   if (!app.config.docsEnabled) return
   if (app.config.docsAuth === 'ops') {
@@ -54,4 +56,30 @@ export default fp(async (app) => {
 /** Swagger UI's routes (its page, files and spec) and /openapi.json. */
 export function isDocsRoute (url: string): boolean {
   return url === '/docs' || url.startsWith('/docs/') || url === '/openapi.json'
+}
+
+type TransformInput = Parameters<typeof jsonSchemaTransform>[0]
+
+/** Operations whose body may be left out: @fastify/swagger marks every requestBody required. */
+const optionalBodies = new Set<string>()
+
+/** What every route's own schema would repeat: a 414 for a path parameter longer than the router takes. */
+function documentRoute (input: TransformInput): TransformInput {
+  const schema = input.schema as { operationId?: string, body?: unknown, params?: unknown, response?: Record<string, unknown> } | undefined
+  if (!schema) return input
+  if (schema.operationId && schema.body instanceof z.ZodType && schema.body.safeParse(undefined).success) optionalBodies.add(schema.operationId)
+  if (!schema.params || !schema.response || '414' in schema.response) return input
+  return { ...input, schema: { ...schema, response: { ...schema.response, 414: PARAM_TOO_LONG } } as typeof input.schema }
+}
+
+const PARAM_TOO_LONG = problemResponse('A path parameter is longer than the router takes (100 characters)')
+
+function markOptionalBodies<T> (document: T): T {
+  const paths = (document as { paths?: Record<string, Record<string, { operationId?: string, requestBody?: { required?: boolean } }>> }).paths ?? {}
+  for (const operations of Object.values(paths)) {
+    for (const operation of Object.values(operations)) {
+      if (operation.requestBody && operation.operationId && optionalBodies.has(operation.operationId)) operation.requestBody.required = false
+    }
+  }
+  return document
 }

@@ -32,7 +32,7 @@ interface Operation {
   description?: string
   security?: Record<string, string[]>[]
   parameters?: Parameter[]
-  requestBody?: { content: Record<string, Media> }
+  requestBody?: { required?: boolean, content: Record<string, Media> }
   responses: Record<string, { description?: string, content?: Record<string, Media> }>
 }
 interface Spec {
@@ -283,6 +283,18 @@ t.test('the spec', async t => {
       t.match(op.responses['401'], problem, `${where} documents its 401 problem`)
     }
     t.same(unknownGaps(t, gaps), [], 'every webhook declares how it is authenticated')
+  })
+
+  t.test('a body the route lets out is not required; every operation with a path parameter documents its 414', async t => {
+    const optional = ops.filter(o => o.op.requestBody?.required === false).map(o => o.where)
+    t.same(optional, ['POST /v1/queue/dead/{id}/retry'], 'only the dead-letter retry takes no body')
+    const res = await app.inject({ method: 'POST', url: '/v1/queue/dead/ntf_00_x/retry' })
+    t.not(res.statusCode, 400, 'and the route does take a request without one (401 here: no token)')
+    const withParams = ops.filter(o => o.path.includes('{'))
+    t.ok(withParams.length >= 5)
+    for (const { where, op } of withParams) t.match(op.responses['414'], { content: { 'application/problem+json': { schema: Object } } }, `${where} documents 414`)
+    const long = await app.inject({ method: 'GET', url: `/v1/notifications/${'x'.repeat(101)}` })
+    t.equal(long.statusCode, 414, 'as the router answers')
   })
 
   t.test('every description and example of the zod schemas reaches the spec', async t => {
