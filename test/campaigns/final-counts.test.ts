@@ -10,10 +10,9 @@ import type { NotificationStatus } from '../../src/notifications/types.js'
 import { DeliveryWorker } from '../../src/queue/delivery-worker.js'
 import { UpstreamRateLimiter } from '../../src/reachability/rate-limit.js'
 import { ReachabilityService } from '../../src/reachability/service.js'
-import { MemoryStore } from '../../src/store/memory/memory-store.js'
-import { RedisStore } from '../../src/store/redis/redis-store.js'
 import type { Store } from '../../src/store/store.js'
-import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.js'
+import { redisAvailable } from '../helpers/redis.js'
+import { openMemoryStore, openRedisStore } from '../helpers/store.js'
 import { ScriptedUpstream } from '../helpers/upstream.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -173,19 +172,6 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
   })
 }
 
-suite('memory store', async () => {
-  const store = new MemoryStore({ shards: SHARDS })
-  return { store, cleanup: () => store.close() }
-})
+suite('memory store', () => openMemoryStore(SHARDS))
 
-suite('redis store', async () => {
-  const keyPrefix = uniquePrefix()
-  const store = await RedisStore.connect({ url: REDIS_URL, keyPrefix, commandTimeoutMs: 2000, shards: SHARDS })
-  return {
-    store,
-    cleanup: async () => {
-      await store.close()
-      await dropPrefix(keyPrefix)
-    },
-  }
-}, !haveRedis && 'Redis is not running (CI=true makes this a failure)')
+suite('redis store', () => openRedisStore(SHARDS), !haveRedis && 'Redis is not running (CI=true makes this a failure)')

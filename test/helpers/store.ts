@@ -1,5 +1,32 @@
 import { StoreUnavailableError } from '../../src/domain/errors.js'
+import { MemoryStore } from '../../src/store/memory/memory-store.js'
+import { RedisStore } from '../../src/store/redis/redis-store.js'
 import type { Store } from '../../src/store/store.js'
+import { dropPrefix, REDIS_URL, uniquePrefix } from './redis.js'
+
+/** A store of a test's own and how to be rid of it. */
+export interface OpenedStore {
+  store: Store
+  cleanup: () => Promise<void>
+}
+
+export async function openMemoryStore (shards: number): Promise<OpenedStore> {
+  const store = new MemoryStore({ shards })
+  return { store, cleanup: () => store.close() }
+}
+
+/** A Redis store on the shared Redis under a key prefix of its own, deleted at cleanup. */
+export async function openRedisStore (shards: number, commandTimeoutMs = 2000): Promise<OpenedStore> {
+  const keyPrefix = uniquePrefix()
+  const store = await RedisStore.connect({ url: REDIS_URL, keyPrefix, commandTimeoutMs, shards })
+  return {
+    store,
+    cleanup: async () => {
+      await store.close()
+      await dropPrefix(keyPrefix)
+    },
+  }
+}
 
 /** The store with a switch: while `down`, every call fails as a Redis that does not answer does. */
 export function withOutage (store: Store): { store: Store, state: { down: boolean } } {
