@@ -285,9 +285,13 @@ export class CampaignService {
   }
 }
 
-/** Whether the campaign's request failed while it was read in (see abandon): to its caller it never was. */
+/**
+ * Whether the campaign is none of its caller's business: its request failed while it was read in (see abandon),
+ * or it is still `accepted`, never started. Its caller has no id before the 202, which comes once it runs; one
+ * left `accepted` is an upload cut off with the process or with the store (which then could not take the abandon).
+ */
 function abandoned (r: CampaignRecord): boolean {
-  return (r.counters[ABANDONED] ?? 0) > 0
+  return r.status === 'accepted' || (r.counters[ABANDONED] ?? 0) > 0
 }
 
 /** Recipients processed over the last minute: this minute's count and the part of the last minute's still inside the window. */

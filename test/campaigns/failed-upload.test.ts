@@ -6,6 +6,7 @@ import { MemoryStore } from '../../src/store/memory/memory-store.js'
 import { RedisStore } from '../../src/store/redis/redis-store.js'
 import type { Store } from '../../src/store/store.js'
 import { dropPrefix, REDIS_URL, uniquePrefix } from '../helpers/redis.js'
+import { withOutage } from '../helpers/store.js'
 import { campaignApp, message, NDJSON, ndjson, skipStore, STORES } from './app.js'
 
 // A campaign whose upload failed (a line over 1 MiB, the client gone) stayed created, stuck in `accepted` and listed.
@@ -60,5 +61,28 @@ for (const store of STORES) {
     await t.rejects(campaigns.get(id!), { status: 404, message: /^no campaign/ })
     await t.rejects(campaigns.resume(id!), { status: 404, message: /^no campaign/ })
     t.equal(await campaigns.isCancelled(id!), true)
+  })
+
+  t.test(`the store gone mid-upload, so the campaign cannot even be cancelled: it stays accepted in the store, yet not listed, not found, never run (${store} store)`, { skip: skipStore(store) }, async t => {
+    const { store: opened, cleanup } = await openStore(store)
+    t.teardown(cleanup)
+    const { store: flaky, state } = withOutage(opened)
+    const campaigns = new CampaignService({ store: flaky, retentionSeconds: 3600, idempotencyTtlSeconds: 3600, chunkSize: 10 })
+    async function * storeGoes (): AsyncIterable<RecipientLine> {
+      for (let i = 0; i < 25; i++) {
+        if (i === 15) state.down = true
+        yield { line: i + 2, recipient: recipient(200 + i) }
+      }
+    }
+    const header = { name: 'outage', message, routing: { prefer: 'push' as const, channels: ['push' as const, 'sms' as const], on_unreachable: 'drop' as const, on_unknown: 'sms' as const, ttl_seconds: 3600 } }
+    await t.rejects(campaigns.create('svc', header, storeGoes()), { status: 503, message: /test outage/ })
+    state.down = false
+    const [id] = (await opened.listCampaigns(undefined, 10)).map(c => c.id)
+    t.ok(id, 'the store has it')
+    t.equal((await opened.getCampaign(id!))?.status, 'accepted', 'left accepted: the cancel could not be stored')
+    t.same((await campaigns.list(undefined, 100)).items, [], 'not listed')
+    await t.rejects(campaigns.get(id!), { status: 404, message: /^no campaign/ })
+    await t.rejects(campaigns.cancel(id!), { status: 404, message: /^no campaign/ })
+    t.same(await opened.activeCampaigns(), [], 'never started')
   })
 }
