@@ -114,6 +114,8 @@ export class QueueOps {
       at: nowMs,
     })
     if (!moved) throw new UnprocessableError(`notification ${id} is ${notification.status}: only failed or expired notifications can be retried`)
+    // Its campaign counts it in progress again, and in the status it ends in.
+    if (notification.campaign_id !== undefined) await this.store.reopenCampaignFinal(notification.campaign_id, id)
     const requeued = (await this.store.getNotification(id, shard))!.notification
     await this.onQueued?.(requeued)
     return requeued

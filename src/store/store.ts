@@ -345,6 +345,11 @@ export interface Store {
    * is counted in is kept beside the campaign and expires with it; a campaign gone counts nothing.
    */
   countCampaignFinal (id: string, notificationId: string, status: NotificationStatus): Promise<boolean>
+  /**
+   * A campaign notification is in progress again (a dead letter retried by hand): it leaves the final status it
+   * was counted in, and is counted anew when it ends. Resolves whether it was counted (a repeat changes nothing).
+   */
+  reopenCampaignFinal (id: string, notificationId: string): Promise<boolean>
   /** The failed recipients kept, by index. */
   campaignFailures (id: string): Promise<CampaignFailure[]>
   /** Moves the campaign to `to` if its status is one of `from`; resolves whether it did and the status it now has (null: no such campaign). */

@@ -486,6 +486,20 @@ async function suite (t: Test, store: Store) {
     }
   })
 
+  t.test('campaign finals: a notification reopened (a dead letter retried) leaves its count and is counted anew when it ends', async t => {
+    const id = await runningCampaign(1)
+    const n = newNotificationId(0)
+    const statuses = async () => Object.fromEntries(Object.entries((await store.getCampaign(id))!.counters).filter(([k]) => k.startsWith('status:')))
+    t.notOk(await store.reopenCampaignFinal(id, n), 'never counted: nothing to reopen')
+    t.ok(await store.countCampaignFinal(id, n, 'expired'))
+    t.ok(await store.reopenCampaignFinal(id, n))
+    t.same(await statuses(), { 'status:expired': 0 }, 'in progress again')
+    t.notOk(await store.reopenCampaignFinal(id, n), 'a repeat changes nothing')
+    t.ok(await store.countCampaignFinal(id, n, 'sent'), 'counted anew when it ends')
+    t.same(await statuses(), { 'status:expired': 0, 'status:sent': 1 })
+    t.notOk(await store.reopenCampaignFinal('cmp_none', n), 'no campaign')
+  })
+
   t.test('campaign finals at acceptance are counted with their chunk, by the lease holder only, once with later counts', async t => {
     const id = await runningCampaign(3)
     const now = Date.now()

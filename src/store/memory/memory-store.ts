@@ -539,6 +539,15 @@ export class MemoryStore implements Store {
     return c ? countFinal(c, notificationId, status) : false
   }
 
+  async reopenCampaignFinal (id: string, notificationId: string): Promise<boolean> {
+    const c = this.campaign(id)
+    const was = c?.counted.get(notificationId)
+    if (!c || was === undefined) return false
+    c.counted.delete(notificationId)
+    c.counters.set(`status:${was}`, (c.counters.get(`status:${was}`) ?? 0) - 1)
+    return true
+  }
+
   async campaignFailures (id: string): Promise<CampaignFailure[]> {
     const c = this.campaign(id)
     return c ? [...c.failures.values()].map(f => ({ ...f })).sort((a, b) => a.index - b.index) : []

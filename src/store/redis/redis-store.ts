@@ -15,7 +15,7 @@ import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } fro
 import { RedisKeys } from './keys.js'
 import {
   ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COUNT_CAMPAIGN_FINAL, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER, READ_OUTBOX,
-  FINISH_CAMPAIGN_CHUNK, RELEASE, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
+  FINISH_CAMPAIGN_CHUNK, RELEASE, REOPEN_CAMPAIGN_FINAL, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
 } from './lua/scripts.js'
 
 declare module 'ioredis' {
@@ -39,6 +39,7 @@ declare module 'ioredis' {
     rrFinishCampaignChunk (campaign: string, leases: string, failures: string, counted: string, chunk: string, until: number, kept: number,
       countPairs: number, failurePairs: number, ...pairs: (string | number)[]): Result<number, Context>
     rrCountCampaignFinal (campaign: string, counted: string, notificationId: string, status: string): Result<number, Context>
+    rrReopenCampaignFinal (campaign: string, counted: string, notificationId: string): Result<number, Context>
     rrClaimChunk (hash: string, list: string, leases: string, now: number, until: number, count: number): Result<(number | string)[], Context>
     rrRenewChunk (leases: string, chunk: string, until: number, newUntil: number): Result<number, Context>
     rrFinishChunk (hash: string, leases: string, chunk: string, until: number, ...counts: (string | number)[]): Result<number, Context>
@@ -210,6 +211,7 @@ export class RedisStore implements Store {
     redis.defineCommand('rrAppendRecipients', { numberOfKeys: 3, lua: APPEND_RECIPIENTS })
     redis.defineCommand('rrFinishCampaignChunk', { numberOfKeys: 4, lua: FINISH_CAMPAIGN_CHUNK })
     redis.defineCommand('rrCountCampaignFinal', { numberOfKeys: 2, lua: COUNT_CAMPAIGN_FINAL })
+    redis.defineCommand('rrReopenCampaignFinal', { numberOfKeys: 2, lua: REOPEN_CAMPAIGN_FINAL })
     redis.defineCommand('rrClaimChunk', { numberOfKeys: 3, lua: CLAIM_CHUNK })
     redis.defineCommand('rrRenewChunk', { numberOfKeys: 1, lua: RENEW_CHUNK })
     redis.defineCommand('rrFinishChunk', { numberOfKeys: 2, lua: FINISH_CHUNK })
@@ -613,6 +615,10 @@ export class RedisStore implements Store {
 
   async countCampaignFinal (id: string, notificationId: string, status: NotificationStatus): Promise<boolean> {
     return (await this.guard(this.redis.rrCountCampaignFinal(this.keys.campaign(id), this.keys.campaignCounted(id), notificationId, status))) === 1
+  }
+
+  async reopenCampaignFinal (id: string, notificationId: string): Promise<boolean> {
+    return (await this.guard(this.redis.rrReopenCampaignFinal(this.keys.campaign(id), this.keys.campaignCounted(id), notificationId))) === 1
   }
 
   async campaignFailures (id: string): Promise<CampaignFailure[]> {

@@ -67,6 +67,24 @@ for (const store of ['memory', 'redis'] as const) {
       t.equal((await get(`/v1/notifications/${ids[1]}`, writer)).json().status, 'expired', 'the record stays readable')
     })
 
+    t.test('a campaign\'s dead letter retried: its campaign counts it in progress again', async t => {
+      const campaigner = await bearer('campaigns:write campaigns:read')
+      const created = await app.inject({
+        method: 'POST', url: '/v1/campaigns', headers: { authorization: campaigner },
+        payload: { name: 'gone', message: { sms: { text: 'gone' } }, routing: { ttl_seconds: 1 }, recipients: [{ to: '+990123433' }] },
+      })
+      t.equal(created.statusCode, 202, created.body)
+      const campaign = () => get(`/v1/campaigns/${created.json().id}`, campaigner).then(r => r.json())
+      await waitFor(async () => (await campaign()).notifications.by_status.expired === 1 ? true : undefined, 10_000, 'the campaign notification to expire')
+      const listed = (await get('/v1/queue/dead?limit=100')).json().items as { id: string }[]
+      const notifications = await Promise.all(listed.map(async d => (await get(`/v1/notifications/${d.id}`, writer)).json()))
+      const dead = notifications.find(n => n.campaign_id === created.json().id)
+      t.ok(dead, 'the campaign notification is a dead letter')
+      const retry = await app.inject({ method: 'POST', url: `/v1/queue/dead/${dead.id}/retry`, headers: { authorization: ops }, payload: { ttl_seconds: 600 } })
+      t.equal(retry.statusCode, 202)
+      t.match((await campaign()).notifications.by_status, { expired: 0, in_progress: 1 }, 'no longer counted expired: in progress again')
+    })
+
     t.test('bad input is a problem', async t => {
       t.equal((await get('/v1/queue/dead?limit=0')).statusCode, 400)
       t.equal((await get('/v1/queue/dead?limit=abc')).statusCode, 400)

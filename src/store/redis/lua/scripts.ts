@@ -333,6 +333,15 @@ ${COUNT_FINAL}
 return countFinal(ARGV[1], ARGV[2])
 `
 
+/** KEYS: campaign hash, counted statuses. ARGV: notification id. Takes the notification out of the status it is counted in. */
+export const REOPEN_CAMPAIGN_FINAL = `
+local was = redis.call('HGET', KEYS[2], ARGV[1])
+if not was then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'status:' .. was, -1) end
+return 1
+`
+
 /**
  * FINISH_CHUNK for a campaign, keeping the chunk's failed recipients and counting its notifications final at
  * acceptance (as COUNT_CAMPAIGN_FINAL) in the same step: only the holder of the lease records them (a runner that
