@@ -73,6 +73,23 @@ for (const store of ['memory', 'redis'] as const) {
       t.equal(s.subs.subscriptions.length, 2)
     })
 
+    t.test('an event older than the status already known is ignored; a newer one applies', async t => {
+      const s = await setup(t, store)
+      const n = await s.notify()
+      await waitFor(() => s.subs.live().length === 2 ? true : undefined, 3000, 'two subscriptions')
+      const at = (offsetMs: number) => new Date(Date.now() + offsetMs).toISOString()
+      t.equal((await s.post({ ...s.event('reachability-data'), time: at(0) })).statusCode, 204)
+      await waitFor(async () => (await s.status(n.id)).status === 'sent' ? true : undefined, 5000, 'sent on the event')
+      const known = () => s.app.reachability.cached(PHONE)
+      t.match(await known(), { is_reachable: true, connectivity: ['DATA'] })
+
+      // Sent a minute before the DATA event, delivered after it.
+      t.equal((await s.post({ ...s.event('reachability-disconnected'), time: at(-60_000) })).statusCode, 204)
+      t.match(await known(), { is_reachable: true, connectivity: ['DATA'] }, 'the late, older event changed nothing')
+      t.equal((await s.post({ ...s.event('reachability-disconnected'), time: at(1000) })).statusCode, 204)
+      t.match(await known(), { is_reachable: false, connectivity: [] }, 'a newer one applies')
+    })
+
     t.test('a repeated event is ignored; bad tokens and bad bodies change nothing', async t => {
       const s = await setup(t, store)
       const n = await s.notify()

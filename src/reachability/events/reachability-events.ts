@@ -82,7 +82,10 @@ export class ReachabilityEvents {
     }
   }
 
-  /** Applies an operator's event; resolves how many queued notifications it woke. Repeats change nothing. */
+  /**
+   * Applies an operator's event; resolves how many queued notifications it woke. Repeats change nothing, nor does
+   * an event older (by its `time`) than the status already known for the number.
+   */
   async handle (event: ReachabilityEvent): Promise<number> {
     const { store, reachability } = this.options
     if (!(await store.firstSighting(event.id, EVENT_MEMORY_SECONDS))) return 0
@@ -91,16 +94,18 @@ export class ReachabilityEvents {
       await store.dropSubscriptions(event.phoneNumber, event.subscriptionId)
       return 0
     }
+    if (type !== 'reachability-disconnected' && type !== 'reachability-data' && type !== 'reachability-sms') return 0
     const latest = event.time ?? new Date(this.now()).toISOString()
+    const before = await reachability.cached(event.phoneNumber)
+    // Events can arrive out of order: one older than the status already known (from a later event or lookup) is history.
+    if (event.time !== undefined && before?.latest_status_at && Date.parse(event.time) < Date.parse(before.latest_status_at)) return 0
     const ok = { code: 'OK', message: 'Success (operator event)' }
     if (type === 'reachability-disconnected') {
       await reachability.record(event.phoneNumber, { is_reachable: false, connectivity: [], latest_status_at: latest, status: ok })
       return 0
     }
-    if (type !== 'reachability-data' && type !== 'reachability-sms') return 0
 
     // CAMARA's DATA means connected for data whatever the SMS state; keep an SMS we already knew of.
-    const before = await reachability.cached(event.phoneNumber)
     const hadSms = before?.is_reachable === true && before.connectivity.includes('SMS')
     const connectivity = type === 'reachability-data' ? (hadSms ? ['DATA', 'SMS'] : ['DATA']) : ['SMS']
     await reachability.record(event.phoneNumber, { is_reachable: true, connectivity, latest_status_at: latest, status: ok })
