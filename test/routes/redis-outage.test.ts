@@ -7,7 +7,9 @@ import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { SandboxPushChannel, SandboxSmsChannel } from '../../src/channels/sandbox.js'
 import { SandboxUpstream } from '../../src/reachability/upstreams/sandbox.js'
-import { freePort } from '../helpers/net.js'
+import { shardOfId } from '../../src/notifications/ids.js'
+import { RedisKeys } from '../../src/store/redis/keys.js'
+import { freePort, startLossyProxy } from '../helpers/net.js'
 import { buildTestApp } from '../helpers/app.js'
 import { redisAvailable } from '../helpers/redis.js'
 import { waitFor } from '../helpers/wait.js'
@@ -239,7 +241,12 @@ t.test('an accept that never ran: 503 store-unavailable, and nothing was stored'
   const { notify, status, admin, kill, restart } = await setupWithAdmin(t, { WORKERS: 'off' })
   const first = await notify({ to: '+990123411', message: both })
   t.equal((await notify({ to: '+990123411', message: both })).statusCode, 202, 'the cache entry is now this process\'s guess')
-  const records = async () => (await scanAll(admin, '*ntf_*')).length
+  // Notification records and event lists; not the tombstone the settled accept leaves (a hash without status).
+  const records = async () => {
+    const keys = await scanAll(admin, '*ntf_*')
+    const tombstones = await Promise.all(keys.map(async k => await admin.type(k) === 'hash' && await admin.hexists(k, 'status') === 0))
+    return keys.filter((_, i) => !tombstones[i]).length
+  }
   const before = await records()
   await admin.call('CLIENT', 'PAUSE', '5000', 'WRITE')
   const answer = notify({ to: '+990123411', message: both })
@@ -252,6 +259,7 @@ t.test('an accept that never ran: 503 store-unavailable, and nothing was stored'
   t.match(res.json(), { type: /\/store-unavailable$/, detail: /not stored/ })
   t.equal(await records(), before, 'no notification record or event list was written')
   t.equal((await status(first.json().id)).statusCode, 200, 'what was stored before is still there')
+  t.equal((await scanAll(admin, '*ntf_*')).length, before + 1, 'only a tombstone for its id, refusing the accept should it still come')
 })
 
 async function setupWithAdmin (t: Test, appEnv: Record<string, string> = {}) {
@@ -275,3 +283,37 @@ async function scanAll (redis: Redis, match: string): Promise<string[]> {
   } while (cursor !== '0')
   return keys
 }
+
+t.test('the answer of an accept that ran is lost, and Redis refuses the reconnect for a while: still 202, as stored', { skip: !haveRedis && 'Redis is not running' }, async t => {
+  // ioredis fails the commands of the dropped connection with MaxRetriesPerRequestError when a reconnect is
+  // refused: they were sent, and this one ran.
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'rr-lossy-'))
+  const server = await startRedis(port, dir)
+  const proxy = await startLossyProxy(port)
+  const { app, bearer } = await buildTestApp({
+    REDIS_URL: `redis://127.0.0.1:${proxy.port}`, QUEUE_SHARDS: '4', WORKERS: 'off', REDIS_COMMAND_TIMEOUT_MS: '1000',
+  }, { upstream: new SandboxUpstream({ comebackSeconds: 20 }) })
+  t.teardown(async () => {
+    await app.close()
+    await proxy.close()
+    await kill(server)
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const auth = await bearer()
+  const notify = () => app.inject({ method: 'POST', url: '/v1/notifications', headers: { authorization: auth }, payload: { to: '+990123411', message: both } })
+  t.equal((await notify()).statusCode, 202)
+  t.equal((await notify()).statusCode, 202, 'the cache entry is now this process\'s guess: the next request is the accept alone')
+
+  // The connection is cut with the accept's answer, and reconnects are refused for 500 ms.
+  proxy.dropNextAnswer(500)
+  const res = await notify()
+  t.equal(res.statusCode, 202, res.body.slice(0, 300))
+  const id = res.json().id as string
+  const read = await app.inject({ url: `/v1/notifications/${id}`, headers: { authorization: auth } })
+  t.equal(read.statusCode, 200, 'it is stored')
+  const redis = new Redis({ port })
+  t.teardown(() => redis.disconnect())
+  const jobs = await redis.xrange(new RedisKeys('rr:', 4).outbox(shardOfId(id, 4)!, 'sms'), '-', '+')
+  t.equal(jobs.filter(([, fields]) => fields[1] === id).length, 1, 'one job for it')
+})

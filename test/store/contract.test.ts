@@ -85,6 +85,41 @@ async function suite (t: Test, store: Store) {
     t.equal(await store.getNotification(newNotificationId(1), 1), null)
   })
 
+  t.test('the same accept twice (sent again after its answer was lost) stores one notification and one job', async t => {
+    for (const idempotent of [false, true]) {
+      const n = notification(3, { channel: 'push' })
+      const ref = { shard: 3, key: `twice-${n.id}` }
+      const claim = idempotent ? await store.claimIdempotency(ref, 'h', 30) : undefined
+      const command = {
+        notification: n, events: [event('accepted')], next: { kind: 'outbox' as const, lane: 'push' as const }, retentionSeconds: 60,
+        ...(claim?.state === 'claimed' ? { idempotency: { ...ref, token: claim.token, requestHash: 'h', response: '{"id":"x"}', ttlSeconds: 60 } } : {}),
+      }
+      t.equal(await store.acceptNotification(command), true)
+      t.equal(await store.acceptNotification(command), true, `${idempotent ? 'with' : 'without'} an Idempotency-Key: accepted, as it was`)
+      const jobs = (await store.readOutbox(3, ['push'], `twice-${idempotent}`, 100)).filter(j => j.notificationId === n.id)
+      t.equal(jobs.length, 1, 'one job')
+      for (const job of jobs) await store.transition({ notificationId: job.notificationId, shard: 3, patch: {}, events: [], ack: job })
+    }
+  })
+
+  if (store instanceof RedisStore) {
+    t.test('an accept settled as not stored leaves a tombstone: the accept arriving after it stores nothing', async t => {
+      const n = notification(2, { channel: 'push' })
+      const key = store.keys.notification(2, n.id)
+      t.equal(await store.redis.rrSettleAccept(key, 60_000), 0, 'not stored')
+      t.equal(await store.acceptNotification({ notification: n, events: [event('accepted')], next: { kind: 'outbox', lane: 'push' }, retentionSeconds: 60 }), false, 'refused')
+      t.equal(await store.getNotification(n.id, 2), null, 'nothing to read')
+      t.notOk((await store.readOutbox(2, ['push'], 'tombstone', 100)).some(j => j.notificationId === n.id), 'no job')
+      t.equal(await store.transition({ notificationId: n.id, shard: 2, patch: { status: 'sent' }, events: [event('x')] }), false, 'no transition applies to it')
+      const ttl = await store.redis.pttl(key)
+      t.ok(ttl > 0 && ttl <= 60_000, 'the tombstone expires')
+      const stored = notification(2)
+      await store.acceptNotification({ notification: stored, events: [], next: { kind: 'none' }, retentionSeconds: 60 })
+      t.equal(await store.redis.rrSettleAccept(store.keys.notification(2, stored.id), 60_000), 1, 'an accept that ran settles as stored')
+      t.ok(await store.getNotification(stored.id, 2), 'and is left as it was')
+    })
+  }
+
   t.test('a record is kept for its retention, and in any case a day past its delivery deadline', async t => {
     const iso = (ms: number) => new Date(ms).toISOString()
     const day = 86_400_000

@@ -219,6 +219,8 @@ export class MemoryStore implements Store {
 
   async acceptNotification (command: AcceptCommand): Promise<boolean> {
     const { notification, idempotency: idem } = command
+    // As in Redis: an id accepted already (the same accept again) is accepted, and nothing more is stored.
+    if (this.notifications.get(notification.id)) return true
     if (idem && this.idempotency.get(`${idem.shard}:${idem.key}`)?.token !== idem.token) return false
     const basedOn = command.basedOn
     if (basedOn && this.reachability.get(basedOn.phoneNumber)?.version !== basedOn.version) return false

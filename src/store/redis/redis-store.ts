@@ -15,7 +15,7 @@ import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } fro
 import { RedisKeys } from './keys.js'
 import {
   ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COUNT_CAMPAIGN_FINAL, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER, READ_OUTBOX,
-  FINISH_CAMPAIGN_CHUNK, RELEASE, REOPEN_CAMPAIGN_FINAL, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
+  FINISH_CAMPAIGN_CHUNK, RELEASE, REOPEN_CAMPAIGN_FINAL, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, SETTLE_ACCEPT, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
 } from './lua/scripts.js'
 
 declare module 'ioredis' {
@@ -23,6 +23,7 @@ declare module 'ioredis' {
     rrAccept (...args: (string | number)[]): Result<number, Context>
     rrAcceptToOutbox (notification: string, stream: string, cache: string, keptUntil: number, id: string, doc: string, status: string, cacheValue: string): Result<number, Context>
     rrTransition (...args: (string | number)[]): Result<number, Context>
+    rrSettleAccept (notification: string, tombstoneMs: number): Result<number, Context>
     /** rrReadOutbox1 to rrReadOutbox5 (one per number of lanes read): lane streams, then group, consumer, count. */
     rrReadOutbox1 (...args: (string | number)[]): Result<(string | number)[], Context>
     rrKeepJobs (stream: string, group: string, consumer: string, ...entryIds: string[]): Result<number, Context>
@@ -92,10 +93,11 @@ export function redisClusterOptions (commandTimeoutMs: number): ClusterOptions {
     // Queued only while the first connection is made; connect() turns it off (see RedisStore.connect).
     enableOfflineQueue: true,
     clusterRetryStrategy: reconnectDelay,
-    // A node that is gone (CLUSTERDOWN, a failover) is tried again briefly, never for long: each try of a
-    // command is one redirection, so a call to a dead master fails after about 4 x 50 ms. A failover takes
-    // the cluster's node timeout (seconds) anyway: until it is done, a fast 503 serves callers better.
-    retryDelayOnFailover: 50,
+    // A cluster that is down (CLUSTERDOWN) is tried again briefly, never for long: each try of a command is one
+    // redirection, so it fails after about 4 x 50 ms. A failover takes the cluster's node timeout (seconds) anyway:
+    // until it is done, a fast 503 serves callers better. A command whose node connection closed is not sent again
+    // (retryDelayOnFailover 0): it may have run, and a script that ran must not run a second time.
+    retryDelayOnFailover: 0,
     retryDelayOnClusterDown: 50,
     maxRedirections: 4,
     slotsRefreshTimeout: Math.max(1000, commandTimeoutMs),
@@ -154,19 +156,24 @@ class Deadlines {
 
 /** How often an accept whose answer was lost asks whether it ran (see settleAccept). */
 const SETTLE_POLL_MS = 100
+/** How long the id of an accept settled as not stored stays refused: past any resend of it still on its way. */
+const TOMBSTONE_MS = 10 * 60_000
 
 /**
  * Whether a failed call may still have run in Redis: not when Redis answered with an error, nor when the
  * command never left (no connection, and no offline queue to wait in).
  */
-/** ioredis's words for a command it did not send. */
+/**
+ * ioredis's words for a command it refused before writing it. (Not MaxRetriesPerRequestError: with no offline
+ * queue, ioredis raises it for the commands written to a connection that dropped, which may have run.)
+ */
 const NEVER_SENT = ["Stream isn't writeable", "Cluster isn't ready", 'None of startup nodes', 'Cluster is disconnect', 'Node is disconnected']
 
 function mayHaveRun (err: unknown): boolean {
   const cause = err instanceof StoreUnavailableError && err.cause !== undefined ? err.cause : err
   if (cause instanceof ReplyError) return false
   const message = cause instanceof Error ? cause.message : ''
-  return !(NEVER_SENT.some(text => message.includes(text)) || (cause instanceof Error && cause.name === 'MaxRetriesPerRequestError'))
+  return !NEVER_SENT.some(text => message.includes(text))
 }
 
 export class RedisStore implements Store {
@@ -199,6 +206,7 @@ export class RedisStore implements Store {
     redis.defineCommand('rrAccept', { numberOfKeys: 8, lua: ACCEPT })
     redis.defineCommand('rrAcceptToOutbox', { numberOfKeys: 3, lua: ACCEPT_TO_OUTBOX })
     redis.defineCommand('rrTransition', { numberOfKeys: 7, lua: TRANSITION })
+    redis.defineCommand('rrSettleAccept', { numberOfKeys: 1, lua: SETTLE_ACCEPT })
     redis.defineCommand('rrKeepJobs', { numberOfKeys: 1, lua: KEEP_JOBS })
     redis.defineCommand('rrRangeAfter', { numberOfKeys: 1, lua: RANGE_AFTER })
     // One command per number of lanes: a fixed key count lets ioredis find the keys (Cluster routing, auto-pipelining).
@@ -315,7 +323,7 @@ export class RedisStore implements Store {
   private async settleAccept (id: string, recordKey: string, lost: StoreUnavailableError): Promise<boolean> {
     const giveUpAt = Date.now() + this.settleMs
     for (;;) {
-      const exists = await this.guard(this.redis.exists(recordKey)).catch(() => undefined)
+      const exists = await this.guard(this.redis.rrSettleAccept(recordKey, TOMBSTONE_MS)).catch(() => undefined)
       if (exists === 1) return true
       if (exists === 0) throw new StoreUnavailableError(`${lost.message}; the notification was not stored`, { cause: lost })
       if (Date.now() >= giveUpAt || this.closing) throw new OutcomeUnknownError(id, lost)

@@ -36,6 +36,8 @@ local events = cjson.decode(ARGV[from + 1])
  * the entry expected ('': no check; else nothing is written unless the entry is still that text).
  */
 export const ACCEPT_TO_OUTBOX = `
+-- Run once already (a resend after a lost answer): accepted. A tombstone (see SETTLE_ACCEPT): refused.
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HEXISTS', KEYS[1], 'status') end
 if ARGV[5] ~= '' then
   local entry = redis.call('GET', KEYS[3])
   if not entry or redis.sha1hex(entry) ~= ARGV[5] then return 0 end
@@ -47,6 +49,19 @@ return 1
 `
 
 /**
+ * Settles an accept whose answer was lost: 1 when the notification's record exists (the accept ran). Else 0, and the
+ * id gets a tombstone (a record without `status`, for ARGV[1] ms) that the accept scripts refuse, so an accept still on
+ * its way (resent by the Cluster client, or queued behind a stuck pipeline) can no longer store what the caller was
+ * told is not stored. KEYS: notification. ARGV: tombstone lifetime (ms).
+ */
+export const SETTLE_ACCEPT = `
+if redis.call('HEXISTS', KEYS[1], 'status') == 1 then return 1 end
+redis.call('HSET', KEYS[1], 'void', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 0
+`
+
+/**
  * The hot path: one script per accepted notification. The whole notification and its first events go
  * in as one JSON field (`doc`) beside `status`, which transitions check; later changes are fields of
  * their own and events of a list (see TRANSITION).
@@ -55,6 +70,8 @@ return 1
  * the SHA-1 of the cache entry expected ('': no check)
  */
 export const ACCEPT = `
+-- Run once already (a resend after a lost answer): accepted. A tombstone (see SETTLE_ACCEPT): refused.
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HEXISTS', KEYS[1], 'status') end
 if ARGV[5] ~= '' and redis.call('HGET', KEYS[4], 'token') ~= ARGV[5] then return 0 end
 if ARGV[14] ~= '' then
   local entry = redis.call('GET', KEYS[8])
@@ -154,7 +171,7 @@ if ARGV[10] ~= '' then
   if redis.call('ZSCORE', KEYS[6], id) ~= ARGV[10] then return 0 end
   redis.call('ZREM', KEYS[6], id)
 end
-local applies = redis.call('EXISTS', KEYS[1]) == 1
+local applies = redis.call('HEXISTS', KEYS[1], 'status') == 1
 if applies and ARGV[3] ~= '' then
   local status = redis.call('HGET', KEYS[1], 'status')
   applies = false
