@@ -494,7 +494,14 @@ export class DeliveryWorker {
       at: this.now(),
     }
     const ended = await this.options.store.transition(t)
-    if (ended && n.campaign_id !== undefined) this.options.onCampaignFinal?.(n.campaign_id, status, n.id)
+    if (n.campaign_id === undefined) return
+    // Counted also when the status is there already: a transition whose answer was lost ran all the same, and
+    // recordOutcome's retry of it does not apply. (A count twice is harmless: counts are kept per notification.)
+    if (ended || await this.hasStatus(n.id, job.shard, status)) this.options.onCampaignFinal?.(n.campaign_id, status, n.id)
+  }
+
+  private async hasStatus (id: string, shard: number, status: NotificationStatus): Promise<boolean> {
+    return (await this.options.store.getNotification(id, shard))?.notification.status === status
   }
 
   private async sendCallback (job: OutboxJob, n: Notification, events: NotificationEvent[]): Promise<void> {

@@ -211,7 +211,8 @@ export class FallbackScheduler extends PollingLoop {
       dead: status !== 'dropped',
       at: this.now(),
     })
-    if (!ended) return
+    // A transition whose answer was lost ran all the same: its retry finds the status there, and finishes the job.
+    if (!ended && (await this.options.store.getNotification(n.id, lease.shard))?.notification.status !== status) return
     if (n.campaign_id !== undefined) this.options.onCampaignFinal?.(n.campaign_id, status, n.id)
     await this.options.onLeft?.(n)
   }

@@ -10,7 +10,7 @@ import type { NotificationStatus } from '../../src/notifications/types.js'
 import { DeliveryWorker } from '../../src/queue/delivery-worker.js'
 import { UpstreamRateLimiter } from '../../src/reachability/rate-limit.js'
 import { ReachabilityService } from '../../src/reachability/service.js'
-import type { Store } from '../../src/store/store.js'
+import type { Store, Transition } from '../../src/store/store.js'
 import { redisAvailable } from '../helpers/redis.js'
 import { openMemoryStore, openRedisStore } from '../helpers/store.js'
 import { ScriptedUpstream } from '../helpers/upstream.js'
@@ -111,6 +111,45 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.same(view.notifications.by_status, { delivered: 3, failed: 1, expired: 0, dropped: 0, sent: 1, in_progress: 0 },
         'five SMS, each counted once: three delivered (one whose receipt beat the worker, one whose sent was counted late), one failed, one still sent')
       t.equal(view.notifications.created, 5)
+    })
+
+    t.test('a final transition whose answer was lost (it ran, the worker was told 503) is counted all the same', async t => {
+      const { store, cleanup } = await open()
+      const { reachability, notifications, campaigns, limiter } = await services(store)
+      const { answer } = await campaigns.create('svc', {
+        name: 'lost answer', message: { sms: { text: 'hi' } },
+        routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 },
+      }, [{ line: 2, recipient: { to: number(40) } }])
+      let lost = 0
+      // The worker's store: its first `sent` transition runs, then its answer is lost.
+      const lossy = new Proxy(store, {
+        get (target, property, receiver) {
+          if (property !== 'transition') return Reflect.get(target, property, receiver) as unknown
+          return async (tr: Transition) => {
+            const ran = await target.transition(tr)
+            if (tr.patch.status === 'sent' && lost++ === 0) throw new StoreUnavailableError('the store did not answer (test: answer lost)')
+            return ran
+          }
+        },
+      })
+      const counted: Promise<unknown>[] = []
+      const callbacks = new CallbackSender({ secret: 'callback-secret-for-the-count-test', timeoutMs: 2000 })
+      const worker = new DeliveryWorker({
+        store: lossy, channels: { sms: new ScriptedSms(), push: new ScriptedSms() }, callbacks, concurrency: 4, idlePollMs: 10, visibilityTimeoutMs: 30_000,
+        maxAttempts: 3, retryBaseMs: 10, retryMaxMs: 40, onCampaignFinal: (id, status, nid) => { counted.push(campaigns.countFinal(id, nid, status)) },
+      })
+      const runner = new CampaignRunner({ store, notifications, reachability, limiter, concurrency: 4, chunkSize: 10, pollMs: 10, leaseMs: 5000 })
+      t.teardown(async () => {
+        await Promise.all([runner.stop(), worker.stop()])
+        await callbacks.close()
+        await cleanup()
+      })
+      runner.start()
+      worker.start()
+      await waitFor(() => lost >= 2 && counted.length > 0 ? true : undefined, 10_000, 'the sent transition tried again')
+      await Promise.all(counted)
+      t.equal(lost, 2, 'the transition was tried again, and no longer applied')
+      t.match((await campaigns.get(answer.id)).notifications.by_status, { sent: 1, in_progress: 0 }, 'counted sent once')
     })
 
     t.test('a receipt whose campaign count failed (a 503 to Vonage) is counted when Vonage sends it again', async t => {
