@@ -1,7 +1,7 @@
 import { NotFoundError, UnprocessableError } from '../domain/errors.js'
 import { type Page, pageAcrossShards } from '../domain/paging.js'
 import { shardOfId } from '../notifications/ids.js'
-import type { Notification } from '../notifications/types.js'
+import { type Notification, isFinal } from '../notifications/types.js'
 import type { Lane, Store } from '../store/store.js'
 
 export interface QueueState {
@@ -99,23 +99,32 @@ export class QueueOps {
   async retryDead (id: string, ttlSeconds: number | undefined): Promise<Notification> {
     const shard = shardOfId(id, this.store.shards)
     const stored = shard === undefined ? null : await this.store.getNotification(id, shard)
-    if (shard === undefined || !stored || !(await this.store.removeDead(shard, id))) throw new NotFoundError(`no dead letter ${id}`)
+    if (shard === undefined || !stored) throw new NotFoundError(`no dead letter ${id}`)
     const { notification } = stored
-    const nowMs = this.now()
-    const at = new Date(nowMs).toISOString()
-    const ttl = ttlSeconds ?? notification.request.routing.ttl_seconds
-    const moved = await this.store.transition({
-      notificationId: id,
-      shard,
-      patch: { status: 'queued', channel: 'fallback_queue', updated_at: at, expires_at: new Date(nowMs + ttl * 1000).toISOString() },
-      events: [{ at, type: 'enqueued', detail: `retried from the dead-letter list: back in the fallback queue with a ttl of ${ttl} s` }],
-      onlyFrom: ['failed', 'expired'],
-      next: { kind: 'fallback', dueAt: nowMs },
-      at: nowMs,
-    })
-    if (!moved) throw new UnprocessableError(`notification ${id} is ${notification.status}: only failed or expired notifications can be retried`)
-    // Its campaign counts it in progress again, and in the status it ends in.
-    if (notification.campaign_id !== undefined) await this.store.reopenCampaignFinal(notification.campaign_id, id)
+    const campaignId = notification.campaign_id
+    // Its campaign counts it in progress again, and in the status it ends in. First, while it is still a dead
+    // letter: a failure here leaves it one, and the retry can be asked again.
+    if (campaignId !== undefined) await this.store.reopenCampaignFinal(campaignId, id)
+    let moved = false
+    try {
+      if (!(await this.store.removeDead(shard, id))) throw new NotFoundError(`no dead letter ${id}`)
+      const nowMs = this.now()
+      const at = new Date(nowMs).toISOString()
+      const ttl = ttlSeconds ?? notification.request.routing.ttl_seconds
+      moved = await this.store.transition({
+        notificationId: id,
+        shard,
+        patch: { status: 'queued', channel: 'fallback_queue', updated_at: at, expires_at: new Date(nowMs + ttl * 1000).toISOString() },
+        events: [{ at, type: 'enqueued', detail: `retried from the dead-letter list: back in the fallback queue with a ttl of ${ttl} s` }],
+        onlyFrom: ['failed', 'expired'],
+        next: { kind: 'fallback', dueAt: nowMs },
+        at: nowMs,
+      })
+      if (!moved) throw new UnprocessableError(`notification ${id} is ${notification.status}: only failed or expired notifications can be retried`)
+    } finally {
+      // Not retried after all: counted again as it stands (a count is idempotent).
+      if (!moved && campaignId !== undefined && isFinal(notification.status)) await this.store.countCampaignFinal(campaignId, id, notification.status).catch(() => {})
+    }
     const requeued = (await this.store.getNotification(id, shard))!.notification
     await this.onQueued?.(requeued)
     return requeued

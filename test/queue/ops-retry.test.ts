@@ -1,0 +1,62 @@
+import t from 'tap'
+import { StoreUnavailableError } from '../../src/domain/errors.js'
+import { newNotificationId } from '../../src/notifications/ids.js'
+import type { Notification } from '../../src/notifications/types.js'
+import { QueueOps } from '../../src/queue/ops.js'
+import type { Store } from '../../src/store/store.js'
+import { redisAvailable } from '../helpers/redis.js'
+import { openMemoryStore, openRedisStore, type OpenedStore } from '../helpers/store.js'
+
+// Retrying a campaign's dead letter takes it out of its campaign's final count; a retry that fails on the way
+// leaves both as they were, so it can be asked again.
+
+const SHARDS = 2
+const haveRedis = await redisAvailable()
+
+async function expiredCampaignNotification (store: Store): Promise<{ campaignId: string, id: string }> {
+  const campaignId = `cmp_${Math.random().toString(36).slice(2)}`
+  await store.createCampaign({ id: campaignId, owner: 'svc', name: 'c', message: { sms: { text: 'hi' } }, routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'queue', on_unknown: 'sms', ttl_seconds: 60 }, created_at: new Date().toISOString() }, 3600)
+  await store.setCampaignStatus(campaignId, 'running', ['accepted'], new Date().toISOString())
+  const at = new Date().toISOString()
+  const n: Notification = {
+    id: newNotificationId(1), owner: 'svc', status: 'queued', channel: 'fallback_queue', reason: 'not reachable',
+    request: { to: '+990123433', message: { sms: { text: 'hi' } }, routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'queue', on_unknown: 'sms', ttl_seconds: 60 } },
+    reachability: null, attempts: 0, created_at: at, updated_at: at, expires_at: new Date(Date.now() + 60_000).toISOString(), campaign_id: campaignId,
+  }
+  await store.acceptNotification({ notification: n, events: [], next: { kind: 'none' }, retentionSeconds: 3600 })
+  await store.transition({ notificationId: n.id, shard: 1, patch: { status: 'expired' }, events: [], onlyFrom: ['queued'], dead: true })
+  await store.countCampaignFinal(campaignId, n.id, 'expired')
+  return { campaignId, id: n.id }
+}
+
+for (const [name, open] of [['memory', () => openMemoryStore(SHARDS)], ['redis', () => openRedisStore(SHARDS)]] as const) {
+  t.test(`a campaign's dead letter retried (${name} store)`, { skip: name === 'redis' && !haveRedis && 'Redis is not running (CI=true makes this a failure)' }, async t => {
+    const { store, cleanup }: OpenedStore = await open()
+    t.teardown(cleanup)
+    const { campaignId, id } = await expiredCampaignNotification(store)
+    const expiredCount = async () => (await store.getCampaign(campaignId))!.counters['status:expired']
+    const dead = async () => (await store.listDead(1, undefined, 100)).some(d => d.notificationId === id)
+    t.equal(await expiredCount(), 1)
+
+    let fail = true
+    const flaky = new Proxy(store, {
+      get (target, property, receiver) {
+        const value = Reflect.get(target, property, receiver) as unknown
+        if (property !== 'reopenCampaignFinal' || typeof value !== 'function') return value
+        return (...args: unknown[]) => fail ? Promise.reject(new StoreUnavailableError('the store did not answer (test)')) : (value as (...a: unknown[]) => unknown).apply(target, args)
+      },
+    })
+    const ops = new QueueOps(flaky)
+    await t.rejects(ops.retryDead(id, 600), { status: 503, message: /test/ })
+    t.ok(await dead(), 'still a dead letter: the retry can be asked again')
+    t.equal(await expiredCount(), 1, 'still counted expired')
+
+    fail = false
+    const retried = await ops.retryDead(id, 600)
+    t.equal(retried.status, 'queued')
+    t.notOk(await dead())
+    t.equal(await expiredCount(), 0, 'in progress again in its campaign')
+    await t.rejects(ops.retryDead(id, 600), { status: 404, message: /no dead letter/ })
+    t.equal(await expiredCount(), 0, 'a retry of what is no longer a dead letter changes no count')
+  })
+}
