@@ -517,7 +517,8 @@ async function suite (t: Test, store: Store) {
       const counted = store.keys.campaignCounted(id)
       t.equal(await store.redis.hget(counted, receiptFirst!), 'delivered', 'each notification\'s counted status, in the campaign\'s slot')
       const [campaignTtl, countedTtl] = await Promise.all([store.redis.pttl(store.keys.campaign(id)), store.redis.pttl(counted)])
-      t.ok(countedTtl > 0 && countedTtl <= campaignTtl, `the record expires with the campaign (${countedTtl} of ${campaignTtl} ms)`)
+      // The script copies the campaign's PTTL, whole milliseconds: the copy can end up to a millisecond later.
+      t.ok(countedTtl > 0 && countedTtl <= campaignTtl + 2, `the record expires with the campaign (${countedTtl} of ${campaignTtl} ms)`)
     }
   })
 
