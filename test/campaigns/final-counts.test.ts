@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { DeliveryOutcome, PushChannel, SmsChannel, SmsMessage } from '../../src/channels/channel.js'
 import { CampaignRunner } from '../../src/campaigns/runner.js'
 import { CampaignService, type RecipientLine } from '../../src/campaigns/service.js'
@@ -59,6 +59,26 @@ async function services (store: Store, countingStore: Store = store) {
   return { upstream, reachability, notifications, campaigns, limiter }
 }
 
+/** The campaign runner and a delivery worker (on workerStore when given), stopped, and the store cleaned up, at teardown. */
+function startWorkers (t: Test, o: Pick<Awaited<ReturnType<typeof services>>, 'notifications' | 'reachability' | 'limiter'> & {
+  store: Store, cleanup: () => Promise<void>, sms: ScriptedSms, workerStore?: Store,
+  onCampaignFinal: (campaignId: string, status: NotificationStatus, notificationId: string) => void
+}): void {
+  const callbacks = new CallbackSender({ secret: 'callback-secret-for-the-count-test', timeoutMs: 2000 })
+  const worker = new DeliveryWorker({
+    store: o.workerStore ?? o.store, channels: { sms: o.sms, push: o.sms }, callbacks, concurrency: 4, idlePollMs: 10, visibilityTimeoutMs: 30_000,
+    maxAttempts: 3, retryBaseMs: 10, retryMaxMs: 40, onCampaignFinal: o.onCampaignFinal,
+  })
+  const runner = new CampaignRunner({ store: o.store, notifications: o.notifications, reachability: o.reachability, limiter: o.limiter, concurrency: 4, chunkSize: 10, pollMs: 10, leaseMs: 5000 })
+  t.teardown(async () => {
+    await Promise.all([runner.stop(), worker.stop()])
+    await callbacks.close()
+    await o.cleanup()
+  })
+  runner.start()
+  worker.start()
+}
+
 function suite (name: string, open: OpenStore, skip: string | false = false) {
   t.test(name, { skip }, async t => {
     t.test('delivery receipts move campaign SMS from sent to delivered or failed, in whatever order they meet the worker', async t => {
@@ -83,19 +103,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
         if (notificationId === sms.ids.get(number(3))) held.push(count)
         else counting.push(count())
       }
-      const callbacks = new CallbackSender({ secret: 'callback-secret-for-the-count-test', timeoutMs: 2000 })
-      const worker = new DeliveryWorker({
-        store, channels: { sms, push: sms }, callbacks, concurrency: 4, idlePollMs: 10, visibilityTimeoutMs: 30_000,
-        maxAttempts: 3, retryBaseMs: 10, retryMaxMs: 40, onCampaignFinal,
-      })
-      const runner = new CampaignRunner({ store, notifications, reachability, limiter, concurrency: 4, chunkSize: 10, pollMs: 10, leaseMs: 5000 })
-      t.teardown(async () => {
-        await Promise.all([runner.stop(), worker.stop()])
-        await callbacks.close()
-        await cleanup()
-      })
-      runner.start()
-      worker.start()
+      startWorkers(t, { store, cleanup, notifications, reachability, limiter, sms, onCampaignFinal })
       await waitFor(async () => (await campaigns.get(answer.id)).status === 'completed' ? true : undefined, 10_000, 'every recipient processed')
       // Number 1's sent never applies: its receipt made it delivered first. The worker tells of the other four.
       const ids = await waitFor(() => held.length === 1 && counting.length === 3 ? [0, 1, 2, 3, 4].map(i => sms.ids.get(number(i))!) : undefined, 10_000, 'every SMS sent')
@@ -133,19 +141,10 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
         },
       })
       const counted: Promise<unknown>[] = []
-      const callbacks = new CallbackSender({ secret: 'callback-secret-for-the-count-test', timeoutMs: 2000 })
-      const worker = new DeliveryWorker({
-        store: lossy, channels: { sms: new ScriptedSms(), push: new ScriptedSms() }, callbacks, concurrency: 4, idlePollMs: 10, visibilityTimeoutMs: 30_000,
-        maxAttempts: 3, retryBaseMs: 10, retryMaxMs: 40, onCampaignFinal: (id, status, nid) => { counted.push(campaigns.countFinal(id, nid, status)) },
+      startWorkers(t, {
+        store, cleanup, notifications, reachability, limiter, sms: new ScriptedSms(), workerStore: lossy,
+        onCampaignFinal: (id, status, nid) => { counted.push(campaigns.countFinal(id, nid, status)) },
       })
-      const runner = new CampaignRunner({ store, notifications, reachability, limiter, concurrency: 4, chunkSize: 10, pollMs: 10, leaseMs: 5000 })
-      t.teardown(async () => {
-        await Promise.all([runner.stop(), worker.stop()])
-        await callbacks.close()
-        await cleanup()
-      })
-      runner.start()
-      worker.start()
       await waitFor(() => lost >= 2 && counted.length > 0 ? true : undefined, 10_000, 'the sent transition tried again')
       await Promise.all(counted)
       t.equal(lost, 2, 'the transition was tried again, and no longer applied')
