@@ -283,27 +283,28 @@ export class RedisStore implements Store {
   async acceptNotification (command: AcceptCommand): Promise<boolean> {
     const { notification: n } = command
     const shard = shardOfId(n.id, this.shards)!
+    const record = this.keys.notification(shard, n.id)
     try {
-      return await this.runAccept(command, shard)
+      return await this.runAccept(command, shard, record)
     } catch (err) {
       if (!mayHaveRun(err)) throw err
-      return await this.settleAccept(n.id, this.keys.notification(shard, n.id), err as StoreUnavailableError)
+      return await this.settleAccept(n.id, record, err as StoreUnavailableError)
     }
   }
 
-  private async runAccept (command: AcceptCommand, shard: number): Promise<boolean> {
+  private async runAccept (command: AcceptCommand, shard: number, record: string): Promise<boolean> {
     const { notification: n, idempotency: idem, basedOn } = command
     // Without a check the third key is the notification's own: every key stays in the shard's slot.
-    const cacheKey = basedOn ? this.keys.reachability(basedOn.phoneNumber) : this.keys.notification(shard, n.id)
+    const cacheKey = basedOn ? this.keys.reachability(basedOn.phoneNumber) : record
     const keptUntil = recordKeptUntil(Date.now(), command.retentionSeconds, n.expires_at)
     if (command.next.kind === 'outbox' && !idem) {
-      return await this.guard(this.redis.rrAcceptToOutbox(this.keys.notification(shard, n.id), this.keys.outbox(shard, command.next.lane),
+      return await this.guard(this.redis.rrAcceptToOutbox(record, this.keys.outbox(shard, command.next.lane),
         cacheKey, keptUntil, n.id, acceptDocument(n, command.events), n.status, basedOn?.version ?? '')) === 1
     }
     const next = this.nextArgs(shard, n.id, command.next)
     const result = await this.guard(this.redis.rrAccept(
-      this.keys.notification(shard, n.id), this.keys.events(shard, n.id), next.key,
-      idem ? this.keys.idempotency(idem.shard, idem.key) : this.keys.notification(shard, n.id),
+      record, this.keys.events(shard, n.id), next.key,
+      idem ? this.keys.idempotency(idem.shard, idem.key) : record,
       ...this.queueKeys(shard), cacheKey,
       keptUntil, next.kind, next.score, next.member,
       idem?.token ?? '', idem?.ttlSeconds ?? 0, idem?.requestHash ?? '', idem?.response ?? '',
@@ -316,9 +317,10 @@ export class RedisStore implements Store {
   /**
    * An accept whose answer was lost (the connection dropped, or no answer in time) may have run: its caller
    * must not be told "not stored" for a notification that will be delivered. The store is asked whether the
-   * record exists; on one connection Redis runs commands in order, so the question is answered after the accept
-   * ran (the accept is never sent again: autoResendUnfulfilledCommands is off). Asked until the store answers,
-   * for at most the command timeout: then the caller is told the outcome is not known (OutcomeUnknownError).
+   * record exists (SETTLE_ACCEPT); on one connection Redis runs commands in order, so the question is answered
+   * after the accept ran. When it did not, the id is left a tombstone the accept scripts refuse, should the accept
+   * still come some other way (a resend, a late connection). Asked until the store answers, for at most the
+   * command timeout: then the caller is told the outcome is not known (OutcomeUnknownError).
    */
   private async settleAccept (id: string, recordKey: string, lost: StoreUnavailableError): Promise<boolean> {
     const giveUpAt = Date.now() + this.settleMs
