@@ -47,6 +47,9 @@ t.test('a full notify flow logs no phone number, token, secret or message text, 
     LOG_LEVEL: 'debug',
     WORKERS: 'on', WORKER_IDLE_POLL_MS: '20', QUEUE_SHARDS: '2',
     SANDBOX_COMEBACK_SECONDS: '1', FALLBACK_FIRST_CHECK_SECONDS: '1', FALLBACK_POLL_MS: '50',
+    // Each re-check asks the upstream afresh: with the default 5 s freshness the device was seen back only at the
+    // third check, about 7 s in, close to the wait below (CI timed out once).
+    FALLBACK_RECHECK_MAX_AGE_SECONDS: '0',
     CAMARA_SINK_TOKEN: SINK_TOKEN, VONAGE_SIGNATURE_SECRET: VONAGE_SECRET,
   }, { logger: { level: 'debug', stream } })
   t.teardown(() => app.close())
@@ -64,7 +67,7 @@ t.test('a full notify flow logs no phone number, token, secret or message text, 
     payload: { to, message: { sms: { text: SMS_TEXT }, push: { title: PUSH_TITLE, body: PUSH_BODY, data: { code: '918273' } } }, push_token: PUSH_TOKEN, client_ref: 'order-1', ...extra },
   })
   const statusOf = async (id: string) => (await inject({ url: `/v1/notifications/${id}`, headers: { authorization } })).json().status as string
-  const until = (id: string, wanted: string) => waitFor(async () => await statusOf(id) === wanted ? true : undefined, 8000, `${id} ${wanted}`)
+  const until = (id: string, wanted: string) => waitFor(async () => await statusOf(id) === wanted ? true : undefined, 15000, `${id} ${wanted}`)
 
   // Push, SMS, a real-looking number, and a device that comes back after a spell in the fallback queue.
   const push = (await notify('+990123400')).json()
