@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { UnauthorizedError } from '../../src/domain/errors.js'
 import { verifyVonageSignature } from '../../src/http/signature.js'
+import { recordCampaignFinal } from '../../src/metrics/campaigns.js'
 import { applyReceipt } from '../../src/notifications/service.js'
 import { pickProblems, problemResponse } from '../schemas/problem.js'
 
@@ -91,7 +92,7 @@ const vonageWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
         providerMessageId: body.message_uuid,
         error: body.error?.title ?? body.error?.detail,
         at: body.timestamp,
-      })
+      }, { onCampaignFinal: recordCampaignFinal })
     }
     return reply.code(204).send(null)
   })

@@ -10,7 +10,8 @@ const recipients = counter({
 })
 const finals = counter({
   name: 'reachroute_campaign_notifications_final_total',
-  help: 'Campaign notifications that reached a final status, by status',
+  help: 'Campaign notifications that reached a final status, by status: counted by the workers, and as delivered or failed ' +
+    'again when a delivery receipt moves a sent SMS (so sent and the receipts\' statuses can count the same notification)',
   labelNames: ['status'] as const,
 })
 

@@ -255,9 +255,11 @@ const RECEIPT_STATUS: Record<string, 'delivered' | 'failed' | undefined> = {
  * notifications change nothing. Resolves whether the notification changed.
  * A campaign's notification is counted in the receipt's final status (moved from `sent`, or counted for the first
  * time when the receipt came before the worker recorded `sent`). A repeat of the receipt counts again (the count is
- * idempotent): when the count failed (a 503), the provider's retry makes it.
+ * idempotent): when the count failed (a 503), the provider's retry makes it. `onCampaignFinal` is told once, when
+ * the receipt moved a campaign's notification (metrics).
  */
-export async function applyReceipt (store: Store, receipt: MessageReceipt, now = Date.now()): Promise<boolean> {
+export async function applyReceipt (store: Store, receipt: MessageReceipt,
+  { now = Date.now(), onCampaignFinal }: { now?: number, onCampaignFinal?: (status: 'delivered' | 'failed') => void } = {}): Promise<boolean> {
   const shard = shardOfId(receipt.clientRef, store.shards)
   if (shard === undefined) return false
   const stored = await store.getNotification(receipt.clientRef, shard)
@@ -279,6 +281,7 @@ export async function applyReceipt (store: Store, receipt: MessageReceipt, now =
   const campaignId = stored.notification.campaign_id
   if (next && campaignId !== undefined && (changed || stored.notification.status === next)) {
     await store.countCampaignFinal(campaignId, receipt.clientRef, next)
+    if (changed) onCampaignFinal?.(next)
   }
   return changed
 }

@@ -127,12 +127,18 @@ for (const store of ['memory', 'redis'] as const) {
     })
 
     t.test('Vonage delivery receipts move the campaign\'s SMS from sent to delivered or failed, each counted once', async t => {
-      const s = await setup(t, store, { env: { VONAGE_SIGNATURE_SECRET: RECEIPT_SECRET } })
+      const s = await setup(t, store, { env: { VONAGE_SIGNATURE_SECRET: RECEIPT_SECRET, METRICS_AUTH: 'none' } })
+      const finals = async () => {
+        const text = (await s.app.inject({ url: '/metrics' })).body
+        const count = (status: string) => Number(new RegExp(`^reachroute_campaign_notifications_final_total\\{status="${status}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0)
+        return { delivered: count('delivered'), failed: count('failed') }
+      }
       const recipients = [0, 1, 2].map(i => ({ to: number(60_000 + i), vars: { name: 'x' } }))
       const { id } = (await s.post('/v1/campaigns', { name: 'receipts', message: { sms: message.sms }, routing: { channels: ['sms'], on_unreachable: 'sms' }, recipients })).json()
       const sent = await waitFor(async () => { const c = await s.progress(id); return c?.status === 'completed' && c.notifications.by_status.sent === 3 ? c : undefined }, 10_000, 'three SMS sent')
       t.equal(sent.notifications.by_status.delivered, 0)
       const [delivered, rejected] = s.sms.deliveries().map(d => d.notificationId)
+      const metricBefore = await finals()
       const receipt = async (notificationId: string, status: string) => {
         const body = JSON.stringify({ message_uuid: 'aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab', timestamp: new Date().toISOString(), status, channel: 'sms', client_ref: notificationId })
         const res = await s.app.inject({ method: 'POST', url: '/v1/webhooks/vonage/messages', headers: { authorization: await signReceipt(body), 'content-type': 'application/json' }, payload: body })
@@ -144,6 +150,9 @@ for (const store of ['memory', 'redis'] as const) {
       const after = await s.campaign(id)
       t.same(after.notifications.by_status, { delivered: 1, failed: 1, expired: 0, dropped: 0, sent: 1, in_progress: 0 }, 'one delivered, one failed, one still sent: three notifications, three counted')
       t.equal(after.notifications.created, 3)
+      const metricAfter = await finals()
+      t.same({ delivered: metricAfter.delivered - metricBefore.delivered, failed: metricAfter.failed - metricBefore.failed }, { delivered: 1, failed: 1 },
+        'the final-status metric counts each receipt that moved a notification once (the repeat not again)')
     })
 
     t.test('pause, resume and cancel; cancel drops what is not yet sent', async t => {
