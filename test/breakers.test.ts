@@ -191,6 +191,21 @@ t.test('channel provider', async t => {
     t.equal(push.blockedForMs(), 0, 'closed again')
   })
 
+  t.test('failingForMs: 0 while closed, counted from the first opening through a failed probe, 0 again once closed', async t => {
+    const { push, message, fail } = await pushSetup(t)
+    t.equal(push.failingForMs(), 0, 'closed')
+    fail(4)
+    for (let i = 0; i < 3; i++) await push.sendPush(message)
+    await sleep(HALF_OPEN_AFTER_MS + 20)
+    t.match(await push.sendPush(message), { kind: 'retry' }, 'the probe fails: open again')
+    t.equal(push.breaker.state, 'open')
+    const failing = push.failingForMs()
+    t.ok(failing >= HALF_OPEN_AFTER_MS + 20, `${failing} ms: since the first opening, not the second`)
+    await sleep(HALF_OPEN_AFTER_MS + 20)
+    t.match(await push.sendPush(message), { kind: 'sent' }, 'the next probe')
+    t.equal(push.failingForMs(), 0, 'closed again')
+  })
+
   t.test('a probe that succeeds closes the circuit; one that fails opens it again', async t => {
     const { receiver, push, seen, message, fail } = await pushSetup(t)
     fail(3)

@@ -35,6 +35,8 @@ export interface SmsChannel {
   sendSms (message: SmsMessage): Promise<DeliveryOutcome>
   /** How long until a call may be made (a circuit breaker's open time left); 0 or absent: now. */
   blockedForMs?: () => number
+  /** How long the provider has been failing (since its circuit opened, through failed probes); 0 or absent: it is not. */
+  failingForMs?: () => number
   close (): Promise<void>
 }
 
@@ -43,6 +45,8 @@ export interface PushChannel {
   sendPush (message: PushMessage): Promise<DeliveryOutcome>
   /** How long until a call may be made (a circuit breaker's open time left); 0 or absent: now. */
   blockedForMs?: () => number
+  /** How long the provider has been failing (since its circuit opened, through failed probes); 0 or absent: it is not. */
+  failingForMs?: () => number
   close (): Promise<void>
 }
 

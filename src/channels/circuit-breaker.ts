@@ -47,6 +47,10 @@ export class CircuitBreakerSmsChannel implements SmsChannel {
     return this.guard.breaker.blockedForMs()
   }
 
+  failingForMs (): number {
+    return this.guard.breaker.failingForMs()
+  }
+
   close (): Promise<void> {
     return this.inner.close()
   }
@@ -71,6 +75,10 @@ export class CircuitBreakerPushChannel implements PushChannel {
 
   blockedForMs (): number {
     return this.guard.breaker.blockedForMs()
+  }
+
+  failingForMs (): number {
+    return this.guard.breaker.failingForMs()
   }
 
   close (): Promise<void> {

@@ -49,7 +49,11 @@ const LANE_ORDER: readonly Lane[] = ['sms', 'push', 'callback']
 const BULK_LANE_ORDER: readonly Lane[] = ['sms_bulk', 'push_bulk']
 /** A job that got no provider token in time waits this long in the retry set before it is read again. */
 const PUT_BACK_DELAY_MS = 1000
-/** Jobs waiting for a provider's circuit come back spread over this long. */
+/**
+ * Jobs waiting for a provider's circuit come back spread over at least this long after a probe may go; over as
+ * long as the provider has been failing in a longer outage (at most DELIVERY_RETRY_MAX_MS), so a backlog is not
+ * read and put back whole at every probe.
+ */
 const PROVIDER_WAIT_SPREAD_MS = 1000
 
 /**
@@ -444,12 +448,17 @@ export class DeliveryWorker {
    */
   private async waitForProvider (job: OutboxJob, stored: StoredNotification, channel: 'sms' | 'push', blockedMs: number): Promise<void> {
     const n = stored.notification
-    const provider = this.options.channels[channel].provider
-    const dueAt = this.now() + blockedMs + Math.floor(Math.random() * PROVIDER_WAIT_SPREAD_MS)
-    if (dueAt >= Date.parse(n.expires_at)) {
+    const { provider } = this.options.channels[channel]
+    const probeAt = this.now() + blockedMs
+    const expiresAt = Date.parse(n.expires_at)
+    if (probeAt >= expiresAt) {
       await this.finish(job, n, 'expired', `the ${channel} provider (${provider}) was unavailable (circuit open after repeated failures) until the ttl passed`, [])
       return
     }
+    // Spread after the probe over as long as the outage has lasted (bounded), and back before the ttl passes.
+    const failingMs = this.options.channels[channel].failingForMs?.() ?? 0
+    const spread = Math.min(Math.max(PROVIDER_WAIT_SPREAD_MS, failingMs), this.options.retryMaxMs, expiresAt - probeAt)
+    const dueAt = probeAt + Math.floor(Math.random() * spread)
     const at = this.isoNow()
     const last = stored.events.at(-1)
     const waiting = last?.type === 'retry_scheduled' && last.circuit === 'open'

@@ -52,13 +52,19 @@ const PROBE_OUT_WAIT_MS = 500
 export class CircuitBreaker<T> {
   private readonly policy: CircuitBreakerPolicy
   private openedAt = 0
+  /** When the circuit first opened since it was last closed (0 while closed): the outage's start as seen here. */
+  private failingSince = 0
 
   // cockatiel times the open state with Date.now(): so does the Retry-After given out here.
   constructor (readonly target: string, private readonly settings: CircuitBreakerSettings, counts: FailureRule<T>) {
     const rule = counts.result ? handleWhen(counts.error).orWhenResult(value => counts.result!(value as T)) : handleWhen(counts.error)
     this.policy = circuitBreaker(rule, { halfOpenAfter: settings.halfOpenAfterMs, breaker: new ConsecutiveBreaker(settings.failures) })
     this.policy.onStateChange(state => {
-      if (state === CircuitState.Open) this.openedAt = Date.now()
+      if (state === CircuitState.Open) {
+        this.openedAt = Date.now()
+        if (this.failingSince === 0) this.failingSince = this.openedAt
+      }
+      if (state === CircuitState.Closed) this.failingSince = 0
       settings.observer?.stateChanged(target, STATE_NAMES[state])
     })
     settings.observer?.stateChanged(target, 'closed')
@@ -78,6 +84,11 @@ export class CircuitBreaker<T> {
       case CircuitState.HalfOpen: return PROBE_OUT_WAIT_MS
       default: return Math.max(0, this.openedAt + this.settings.halfOpenAfterMs - Date.now())
     }
+  }
+
+  /** How long the system has been failing: since the circuit opened, through any probes that failed; 0 once it closed again. */
+  failingForMs (): number {
+    return this.failingSince === 0 ? 0 : Date.now() - this.failingSince
   }
 
   /** Runs the call through the breaker; throws CircuitOpenError, without calling, while the circuit is open. */

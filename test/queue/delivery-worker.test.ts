@@ -67,6 +67,13 @@ class FakeChannel implements SmsChannel, PushChannel {
     return this.blockedMs
   }
 
+  /** What failingForMs answers: how long the provider has been failing, as its circuit breaker would tell. */
+  failingMs = 0
+
+  failingForMs (): number {
+    return this.failingMs
+  }
+
   callsFor (id: string): number {
     return this.calls.filter(c => c.message.notificationId === id).length
   }
@@ -559,7 +566,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       h.sms.blockedMs = 100
       h.worker({ maintenanceEveryMs: 20 })
       const id = await h.notify()
-      // Long enough for the job to come back and wait again more than once (each wait 100 ms and up to 1 s more).
+      // Long enough for the job to come back and wait again many times (each wait 100 ms and up to 40 ms more).
       await sleep(2500)
       const waiting = await h.get(id)
       t.equal(waiting.notification.status, 'queued')
@@ -576,6 +583,28 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.equal(sent.notification.attempts, 1, 'the one real call is attempt 1')
       t.equal(h.sms.calls.length, 1)
       t.same(h.errors, [])
+    })
+
+    t.test('in a long outage the waiting jobs come back spread over as long as it has lasted (at most the retry cap), each before its ttl', async t => {
+      const h = await harness(t, open)
+      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
+      h.sms.blockedMs = 100
+      h.sms.failingMs = 60_000
+      h.worker({ retryMaxMs: 10_000 })
+      const ids = await Promise.all(Array.from({ length: 20 }, () => h.notify()))
+      const short = await h.notify({ routing: { ...baseRequest().routing, ttl_seconds: 2 } })
+      const waitOf = async (id: string) => waitFor(async () => {
+        const stored = await h.get(id)
+        const wait = stored.events.find(e => e.type === 'retry_scheduled')
+        return wait ? { after: Date.parse(String(wait.due_at)) - Date.parse(wait.at), dueAt: Date.parse(String(wait.due_at)), expiresAt: Date.parse(stored.notification.expires_at) } : undefined
+      }, 5000, `${id} waiting`)
+      const waits = await Promise.all(ids.map(waitOf))
+      const after = waits.map(w => w.after)
+      t.ok(after.every(ms => ms >= 90 && ms <= 10_100 + 10), `each back after the probe time and within the 10 s cap: ${after.join(', ')} ms`)
+      t.ok(Math.max(...after) - Math.min(...after) > 2000, 'spread over seconds, not the 1 s of a fresh outage')
+      const shortWait = await waitOf(short)
+      t.ok(shortWait.dueAt < shortWait.expiresAt, 'the job whose ttl is near comes back before it passes')
+      t.equal(h.sms.calls.length, 0, 'no call made')
     })
 
     t.test('a provider whose circuit stays open past the ttl: expired, no call made', async t => {
