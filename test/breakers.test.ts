@@ -163,7 +163,7 @@ async function pushSetup (t: Test) {
 }
 
 t.test('channel provider', async t => {
-  t.test('opens after 3 retry outcomes; while open the worker gets retry after the time left, and no call is made', async t => {
+  t.test('opens after 3 retry outcomes; while open the worker gets blocked with the time left, and no call is made', async t => {
     const { receiver, push, seen, message, fail } = await pushSetup(t)
     fail(3)
     for (let i = 0; i < 3; i++) t.match(await push.sendPush(message), { kind: 'retry', reason: /503/ })
@@ -171,9 +171,9 @@ t.test('channel provider', async t => {
     t.equal(push.breaker.state, 'open')
 
     const outcome = await push.sendPush(message)
-    t.match(outcome, { kind: 'retry', provider: 'webhook', reason: /circuit to push:webhook is open/ })
-    const retryAfter = (outcome as Extract<DeliveryOutcome, { kind: 'retry' }>).retryAfterSeconds
-    t.equal(retryAfter, 1, 'the half-open time left, in whole seconds')
+    t.match(outcome, { kind: 'blocked', provider: 'webhook', reason: /circuit to push:webhook is open/ })
+    const { blockedMs } = outcome as Extract<DeliveryOutcome, { kind: 'blocked' }>
+    t.ok(blockedMs > 0 && blockedMs <= HALF_OPEN_AFTER_MS, `the half-open time left: ${blockedMs} ms`)
     t.equal(receiver.requests.length, 3, 'the provider was not called')
     t.equal(seen.rejections(), 1)
   })
@@ -219,7 +219,7 @@ t.test('channel provider', async t => {
     await sleep(HALF_OPEN_AFTER_MS + 20)
     t.match(await push.sendPush(message), { kind: 'retry', reason: /503/ }, 'the probe fails')
     t.equal(push.breaker.state, 'open')
-    t.match(await push.sendPush(message), { kind: 'retry', reason: /circuit/ })
+    t.match(await push.sendPush(message), { kind: 'blocked', reason: /circuit/ })
     t.equal(receiver.requests.length, 8, '3 + probe + 3 + probe: nothing while open')
     t.same(seen.states, ['closed', 'open', 'half_open', 'closed', 'open', 'half_open', 'open'])
   })
@@ -251,7 +251,9 @@ t.test('channel provider', async t => {
     const channels = withCircuitBreakers({ sms: broken, push: new SandboxPushChannel({ log: () => {} }) }, { failures: 2, halfOpenAfterMs: 60_000 })
     const sms = { notificationId: 'ntf_02', to: NUMBER, text: 'hi', ttlSeconds: 60 }
     for (let i = 0; i < 2; i++) await t.rejects(channels.sms.sendSms(sms), /socket hang up/)
-    t.match(await channels.sms.sendSms(sms), { kind: 'retry', provider: 'broken', retryAfterSeconds: 60 })
+    const blocked = await channels.sms.sendSms(sms)
+    t.match(blocked, { kind: 'blocked', provider: 'broken' })
+    t.ok((blocked as Extract<DeliveryOutcome, { kind: 'blocked' }>).blockedMs > 59_000, 'the half-open time left')
     t.equal(calls, 2)
     t.match(await channels.push.sendPush({ notificationId: 'ntf_02', token: 'tok', title: 't', body: 'b', ttlSeconds: 60 }), { kind: 'sent' }, 'push is unaffected')
   })

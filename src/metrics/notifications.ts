@@ -11,7 +11,7 @@ const decisions = counter({
 })
 const deliveries = counter({
   name: 'reachroute_deliveries_total',
-  help: 'Delivery attempts by channel, provider and outcome (sent, retry, failed, token_invalid)',
+  help: 'Delivery attempts by channel, provider and outcome (sent, retry, failed, token_invalid; calls an open circuit turned away are not attempts and not counted here)',
   labelNames: ['channel', 'provider', 'outcome'] as const,
 })
 

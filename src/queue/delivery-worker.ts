@@ -6,7 +6,7 @@ import type { CallbackSender } from '../notifications/callbacks.js'
 import { ChannelBudget } from './channel-budget.js'
 import { type Notification, type NotificationEvent, type NotificationStatus, isFinal } from '../notifications/types.js'
 import { usableChannels } from '../routing/decide.js'
-import { type JobTarget, type Lane, type OutboxJob, type Store, type StoredNotification, type Transition, channelOfLane, laneFor } from '../store/store.js'
+import { type JobTarget, type Lane, type NotificationPatch, type OutboxJob, type Store, type Transition, channelOfLane, laneFor } from '../store/store.js'
 
 export interface DeliveryWorkerOptions {
   store: Store
@@ -322,7 +322,8 @@ export class DeliveryWorker {
     // A provider whose circuit is open gets no call: the job waits for it, and no attempt is counted.
     const blockedMs = this.options.channels[channel].blockedForMs?.() ?? 0
     if (blockedMs > 0) {
-      await this.waitForProvider(job, stored, channel, blockedMs)
+      const last = stored.events.at(-1)
+      await this.waitForProvider(job, stored.notification, channel, blockedMs, { waiting: last?.type === 'retry_scheduled' && last.circuit === 'open' })
       return
     }
     const limited = this.limited[channel]
@@ -350,7 +351,7 @@ export class DeliveryWorker {
     }
 
     const outcome = await this.send(channel, n)
-    this.options.onOutcome?.(channel, outcome)
+    if (outcome.kind !== 'blocked') this.options.onOutcome?.(channel, outcome)
     await this.recordOutcome(job, n, attempt, outcome)
   }
 
@@ -394,6 +395,11 @@ export class DeliveryWorker {
     const at = this.isoNow()
     const answer: NotificationEvent = { at, type: 'provider_answer', detail: describe(outcome), provider: outcome.provider, outcome: outcome.kind }
     switch (outcome.kind) {
+      case 'blocked':
+        // The circuit opened (or another job's call became the probe) between the check and the call: no call was
+        // made, and the attempt marked for it is taken back.
+        await this.waitForProvider(job, n, channelOfLane(job.lane) as 'sms' | 'push', outcome.blockedMs, { attempts: attempt - 1, answer })
+        return
       case 'sent':
         await this.finish(job, n, 'sent', `sent over ${channelOfLane(job.lane)} by ${outcome.provider}`, [answer], outcome.providerMessageId)
         return
@@ -442,17 +448,20 @@ export class DeliveryWorker {
   }
 
   /**
-   * Puts the job back until the provider's circuit lets a call through (spread over a second, so the waiting
-   * jobs do not all come back at once), or expires it when that is past its ttl. The attempt count stays: no
-   * call was made. One event says so; a notification that waits again does not add another.
+   * Puts the job back until the provider's circuit lets a call through (spread, so the waiting jobs do not all
+   * come back at once), or expires it when that is past its ttl. No call was made, so no attempt is counted:
+   * `undo.attempts` sets the count back when the job had been marked for one (the call met the open circuit).
+   * One event says so; a notification already waiting (`undo.waiting`) does not add another.
    */
-  private async waitForProvider (job: OutboxJob, stored: StoredNotification, channel: 'sms' | 'push', blockedMs: number): Promise<void> {
-    const n = stored.notification
+  private async waitForProvider (job: OutboxJob, n: Notification, channel: 'sms' | 'push', blockedMs: number,
+    undo: { waiting?: boolean, attempts?: number, answer?: NotificationEvent }): Promise<void> {
     const { provider } = this.options.channels[channel]
+    const answered = undo.answer ? [undo.answer] : []
+    const attempts = undo.attempts !== undefined ? { attempts: undo.attempts } : {}
     const probeAt = this.now() + blockedMs
     const expiresAt = Date.parse(n.expires_at)
     if (probeAt >= expiresAt) {
-      await this.finish(job, n, 'expired', `the ${channel} provider (${provider}) was unavailable (circuit open after repeated failures) until the ttl passed`, [])
+      await this.finish(job, n, 'expired', `the ${channel} provider (${provider}) was unavailable (circuit open after repeated failures) until the ttl passed`, answered, undefined, attempts)
       return
     }
     // Spread after the probe over as long as the outage has lasted (bounded), and back before the ttl passes.
@@ -460,15 +469,13 @@ export class DeliveryWorker {
     const spread = Math.min(Math.max(PROVIDER_WAIT_SPREAD_MS, failingMs), this.options.retryMaxMs, expiresAt - probeAt)
     const dueAt = probeAt + Math.floor(Math.random() * spread)
     const at = this.isoNow()
-    const last = stored.events.at(-1)
-    const waiting = last?.type === 'retry_scheduled' && last.circuit === 'open'
     await this.options.store.transition({
       notificationId: n.id,
       shard: job.shard,
-      patch: { status: 'queued', updated_at: at },
-      events: waiting
+      patch: { status: 'queued', updated_at: at, ...attempts },
+      events: undo.waiting
         ? []
-        : [{
+        : [...answered, {
             at,
             type: 'retry_scheduled',
             detail: `no call made: the ${channel} provider (${provider}) failed repeatedly and its circuit is open; waiting until it lets calls through (not counted as an attempt)`,
@@ -488,13 +495,14 @@ export class DeliveryWorker {
   }
 
   /** Ends the notification in a final status (why: in the final event; `reason` keeps the routing reason). Its callback, when it has one, is the next job. */
-  private async finish (job: OutboxJob, n: Notification, status: 'sent' | 'failed' | 'expired' | 'dropped', reason: string, events: NotificationEvent[], providerMessageId?: string): Promise<void> {
+  private async finish (job: OutboxJob, n: Notification, status: 'sent' | 'failed' | 'expired' | 'dropped', reason: string, events: NotificationEvent[],
+    providerMessageId?: string, patch: NotificationPatch = {}): Promise<void> {
     const at = this.isoNow()
     const next: JobTarget = n.request.callback_url ? { kind: 'outbox', lane: 'callback' } : { kind: 'none' }
     const t: Transition = {
       notificationId: n.id,
       shard: job.shard,
-      patch: { status, updated_at: at, ...(providerMessageId ? { provider_message_id: providerMessageId } : {}) },
+      patch: { ...patch, status, updated_at: at, ...(providerMessageId ? { provider_message_id: providerMessageId } : {}) },
       events: [...events, { at, type: 'final', detail: `${status}: ${reason}`, status }],
       onlyFrom: ['queued', 'sending'],
       ack: job,
@@ -566,6 +574,7 @@ function describe (outcome: DeliveryOutcome): string {
     case 'retry': return `${outcome.provider}: ${outcome.reason}${outcome.retryAfterSeconds ? ` (retry after ${outcome.retryAfterSeconds} s)` : ''}`
     case 'failed': return `${outcome.provider} refused it: ${outcome.reason}`
     case 'token_invalid': return `${outcome.provider}: push token refused: ${outcome.reason}`
+    case 'blocked': return `no call made: ${outcome.reason}`
   }
 }
 

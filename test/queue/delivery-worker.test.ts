@@ -585,6 +585,24 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.same(h.errors, [])
     })
 
+    t.test('a call that meets the open circuit (another job\'s call was the probe) is no attempt: the count is taken back and the job waits', async t => {
+      const h = await harness(t, open)
+      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
+      h.sms.script = (message, nth) => nth === 1
+        ? { kind: 'blocked', provider: 'fake-sms', reason: 'the circuit to sms:fake-sms is open after repeated failures; no call was made', blockedMs: 50 }
+        : { kind: 'sent', provider: 'fake-sms', providerMessageId: `sms-msg-${message.notificationId}` }
+      h.worker()
+      const id = await h.notify()
+      const sent = await h.until(id, ['sent', 'failed', 'expired'], 5000)
+      t.equal(sent.notification.status, 'sent')
+      t.equal(sent.notification.attempts, 1, 'the call that was made is attempt 1')
+      t.match(sent.events.map(e => e.type), ['accepted', 'routed', 'enqueued', 'attempt', 'provider_answer', 'retry_scheduled', 'attempt', 'provider_answer', 'final'])
+      t.match(sent.events.find(e => e.type === 'provider_answer'), { outcome: 'blocked', detail: /^no call made: the circuit/ })
+      t.match(sent.events.find(e => e.type === 'retry_scheduled'), { circuit: 'open', detail: /not counted as an attempt/ })
+      t.same(sent.events.filter(e => e.type === 'attempt').map(e => e.attempt), [1, 1], 'the next real call is attempt 1 again')
+      t.same(h.errors, [])
+    })
+
     t.test('in a long outage the waiting jobs come back spread over as long as it has lasted (at most the retry cap), each before its ttl', async t => {
       const h = await harness(t, open)
       h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
