@@ -48,7 +48,7 @@ t.test('a full notify flow logs no phone number, token, secret or message text, 
     WORKERS: 'on', WORKER_IDLE_POLL_MS: '20', QUEUE_SHARDS: '2',
     SANDBOX_COMEBACK_SECONDS: '1', FALLBACK_FIRST_CHECK_SECONDS: '1', FALLBACK_POLL_MS: '50',
     // Each re-check asks the upstream afresh: with the default 5 s freshness the device was seen back only at the
-    // third check, about 7 s in, close to the wait below (CI timed out once).
+    // third check, about 7 s in, close to the 8 s wait this test had (CI timed out once; the wait is now 15 s).
     FALLBACK_RECHECK_MAX_AGE_SECONDS: '0',
     CAMARA_SINK_TOKEN: SINK_TOKEN, VONAGE_SIGNATURE_SECRET: VONAGE_SECRET,
   }, { logger: { level: 'debug', stream } })

@@ -4,8 +4,8 @@ import type { Channels, DeliveryOutcome, PushChannel, PushMessage, SmsChannel, S
 // Each provider behind a circuit breaker of its own. A `retry` outcome (network, timeout, 429, 5xx) or a
 // throw counts as a failure; `sent`, `failed` (a 4xx refusal) and `token_invalid` are answers and do not.
 // While the circuit is open the worker asks blockedForMs() first and waits without an attempt; a call that
-// meets an open circuit all the same (one of several let through together, of which only the first is the
-// probe) gets `blocked`: no call is made, and the worker takes its attempt back.
+// meets an open circuit all the same (it was let through with the probe, waited for the probe's answer, and the
+// probe failed) gets `blocked`: no call is made, and the worker takes its attempt back.
 
 class GuardedSend {
   readonly breaker: CircuitBreaker<DeliveryOutcome>

@@ -280,8 +280,9 @@ export async function applyReceipt (store: Store, receipt: MessageReceipt,
   })
   const campaignId = stored.notification.campaign_id
   if (next && campaignId !== undefined && (changed || stored.notification.status === next)) {
-    await store.countCampaignFinal(campaignId, receipt.clientRef, next)
+    // Told before the count: a count that fails is made by the provider's retry, which no longer changes the notification.
     if (changed) onCampaignFinal?.(next)
+    await store.countCampaignFinal(campaignId, receipt.clientRef, next)
   }
   return changed
 }

@@ -50,11 +50,13 @@ const BULK_LANE_ORDER: readonly Lane[] = ['sms_bulk', 'push_bulk']
 /** A job that got no provider token in time waits this long in the retry set before it is read again. */
 const PUT_BACK_DELAY_MS = 1000
 /**
- * Jobs waiting for a provider's circuit come back spread over at least this long after a probe may go; over as
- * long as the provider has been failing in a longer outage (at most DELIVERY_RETRY_MAX_MS), so a backlog is not
- * read and put back whole at every probe.
+ * Jobs waiting for a provider's circuit come back spread over up to this long after a probe may go; over as long
+ * as the provider has been failing in a longer outage, so a backlog is not read and put back whole at every
+ * probe. At most DELIVERY_RETRY_MAX_MS, and at most TRANSACTIONAL_WAIT_SPREAD_MAX_MS on the transactional lanes
+ * (how late they may be after the provider is back); and at most half the time left before the ttl.
  */
 const PROVIDER_WAIT_SPREAD_MS = 1000
+const TRANSACTIONAL_WAIT_SPREAD_MAX_MS = 30_000
 
 /**
  * Reads the outboxes of every shard through a consumer group, hands each job to its channel, and
@@ -443,6 +445,11 @@ export class DeliveryWorker {
           ack: job,
           next: { kind: 'retry', lane: job.lane, dueAt },
         })
+        return
+      }
+      default: {
+        const unknown: never = outcome
+        throw new Error(`unknown delivery outcome ${JSON.stringify(unknown)}`)
       }
     }
   }
@@ -451,7 +458,7 @@ export class DeliveryWorker {
    * Puts the job back until the provider's circuit lets a call through (spread, so the waiting jobs do not all
    * come back at once), or expires it when that is past its ttl. No call was made, so no attempt is counted:
    * `undo.attempts` sets the count back when the job had been marked for one (the call met the open circuit).
-   * One event says so; a notification already waiting (`undo.waiting`) does not add another.
+   * One event says so for each wait; a notification already waiting (`undo.waiting`) does not add another.
    */
   private async waitForProvider (job: OutboxJob, n: Notification, channel: 'sms' | 'push', blockedMs: number,
     undo: { waiting?: boolean, attempts?: number, answer?: NotificationEvent }): Promise<void> {
@@ -464,9 +471,10 @@ export class DeliveryWorker {
       await this.finish(job, n, 'expired', `the ${channel} provider (${provider}) was unavailable (circuit open after repeated failures) until the ttl passed`, answered, undefined, attempts)
       return
     }
-    // Spread after the probe over as long as the outage has lasted (bounded), and back before the ttl passes.
+    // Spread after the probe over as long as the outage has lasted (bounded), and back well before the ttl passes.
     const failingMs = this.options.channels[channel].failingForMs?.() ?? 0
-    const spread = Math.min(Math.max(PROVIDER_WAIT_SPREAD_MS, failingMs), this.options.retryMaxMs, expiresAt - probeAt)
+    const cap = job.lane === channel ? Math.min(this.options.retryMaxMs, TRANSACTIONAL_WAIT_SPREAD_MAX_MS) : this.options.retryMaxMs
+    const spread = Math.max(1, Math.min(Math.max(PROVIDER_WAIT_SPREAD_MS, failingMs), cap, (expiresAt - probeAt) / 2))
     const dueAt = probeAt + Math.floor(Math.random() * spread)
     const at = this.isoNow()
     await this.options.store.transition({
@@ -482,7 +490,8 @@ export class DeliveryWorker {
             due_at: new Date(dueAt).toISOString(),
             circuit: 'open',
           }],
-      onlyFrom: ['queued', 'sending'],
+      // After a call was tried, only from sending: a repeat of this record (its answer lost) must not apply again.
+      onlyFrom: undo.attempts !== undefined ? ['sending'] : ['queued', 'sending'],
       ack: job,
       next: { kind: 'retry', lane: job.lane, dueAt },
     })

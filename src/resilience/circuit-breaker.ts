@@ -76,7 +76,8 @@ export class CircuitBreaker<T> {
 
   /**
    * How long until a call may go through: 0 while closed, or open past the half-open time (the next call is
-   * the probe); the time left while open; a short wait while a probe is out (cockatiel turns other calls away).
+   * the probe); the time left while open; a short wait while a probe is out (cockatiel holds other calls until the
+   * probe's answer, then runs them, or turns them away when it failed).
    */
   blockedForMs (): number {
     switch (this.policy.state) {

@@ -596,7 +596,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       const sent = await h.until(id, ['sent', 'failed', 'expired'], 5000)
       t.equal(sent.notification.status, 'sent')
       t.equal(sent.notification.attempts, 1, 'the call that was made is attempt 1')
-      t.match(sent.events.map(e => e.type), ['accepted', 'routed', 'enqueued', 'attempt', 'provider_answer', 'retry_scheduled', 'attempt', 'provider_answer', 'final'])
+      t.same(sent.events.map(e => e.type), ['accepted', 'routed', 'enqueued', 'attempt', 'provider_answer', 'retry_scheduled', 'attempt', 'provider_answer', 'final'])
       t.match(sent.events.find(e => e.type === 'provider_answer'), { outcome: 'blocked', detail: /^no call made: the circuit/ })
       t.match(sent.events.find(e => e.type === 'retry_scheduled'), { circuit: 'open', detail: /not counted as an attempt/ })
       t.same(sent.events.filter(e => e.type === 'attempt').map(e => e.attempt), [1, 1], 'the next real call is attempt 1 again')
@@ -604,25 +604,31 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
     })
 
     t.test('in a long outage the waiting jobs come back spread over as long as it has lasted (at most the retry cap), each before its ttl', async t => {
-      const h = await harness(t, open)
-      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
-      h.sms.blockedMs = 100
-      h.sms.failingMs = 60_000
-      h.worker({ retryMaxMs: 10_000 })
-      const ids = await Promise.all(Array.from({ length: 20 }, () => h.notify()))
-      const short = await h.notify({ routing: { ...baseRequest().routing, ttl_seconds: 2 } })
-      const waitOf = async (id: string) => waitFor(async () => {
-        const stored = await h.get(id)
-        const wait = stored.events.find(e => e.type === 'retry_scheduled')
-        return wait ? { after: Date.parse(String(wait.due_at)) - Date.parse(wait.at), dueAt: Date.parse(String(wait.due_at)), expiresAt: Date.parse(stored.notification.expires_at) } : undefined
-      }, 5000, `${id} waiting`)
-      const waits = await Promise.all(ids.map(waitOf))
-      const after = waits.map(w => w.after)
-      t.ok(after.every(ms => ms >= 90 && ms <= 10_100 + 10), `each back after the probe time and within the 10 s cap: ${after.join(', ')} ms`)
-      t.ok(Math.max(...after) - Math.min(...after) > 2000, 'spread over seconds, not the 1 s of a fresh outage')
-      const shortWait = await waitOf(short)
-      t.ok(shortWait.dueAt < shortWait.expiresAt, 'the job whose ttl is near comes back before it passes')
-      t.equal(h.sms.calls.length, 0, 'no call made')
+      const waitsOf = async (failingMs: number, ttlSeconds?: number) => {
+        const h = await harness(t, open)
+        h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
+        h.sms.blockedMs = 100
+        h.sms.failingMs = failingMs
+        h.worker({ retryMaxMs: 10_000 })
+        const routing = { ...baseRequest().routing, ...(ttlSeconds ? { ttl_seconds: ttlSeconds } : {}) }
+        const ids = await Promise.all(Array.from({ length: ttlSeconds ? 1 : 20 }, () => h.notify({ routing })))
+        const waits = await Promise.all(ids.map(id => waitFor(async () => {
+          const stored = await h.get(id)
+          const wait = stored.events.find(e => e.type === 'retry_scheduled')
+          if (!wait) return undefined
+          const at = Date.parse(wait.at)
+          return { after: Date.parse(String(wait.due_at)) - at, ttlLeft: Date.parse(stored.notification.expires_at) - at }
+        }, 5000, `${id} waiting`)))
+        t.equal(h.sms.calls.length, 0, 'no call made')
+        return waits
+      }
+      const after = (await waitsOf(60_000)).map(w => w.after)
+      t.ok(after.every(ms => ms >= 90 && ms <= 10_100 + 10), `failing for a minute: each back after the probe time, within the 10 s cap: ${after.join(', ')} ms`)
+      t.ok(Math.max(...after) - Math.min(...after) > 2000, 'spread over seconds, not the second of a fresh outage')
+      const shorter = (await waitsOf(3000)).map(w => w.after)
+      t.ok(shorter.every(ms => ms >= 90 && ms <= 3100 + 100), `failing for 3 s: spread over at most that: ${shorter.join(', ')} ms`)
+      const [near] = await waitsOf(60_000, 2)
+      t.ok(near!.after <= 100 + (near!.ttlLeft - 100) / 2 + 10, `the job whose ttl is near comes back in at most half the time left (${near!.after} of ${near!.ttlLeft} ms)`)
     })
 
     t.test('a provider whose circuit stays open past the ttl: expired, no call made', async t => {
