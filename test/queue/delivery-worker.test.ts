@@ -3,6 +3,7 @@ import http, { type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { DeliveryOutcome, PushChannel, PushMessage, SmsChannel, SmsMessage } from '../../src/channels/channel.js'
+import { StoreUnavailableError } from '../../src/domain/errors.js'
 import { verifyHmacSignature } from '../../src/http/signature.js'
 import { CALLBACK_SIGNATURE_HEADER, CallbackSender } from '../../src/notifications/callbacks.js'
 import { newNotificationId, shardOfId } from '../../src/notifications/ids.js'
@@ -12,7 +13,7 @@ import { DeliveryWorker, type DeliveryWorkerOptions } from '../../src/queue/deli
 import { ReachabilityService } from '../../src/reachability/service.js'
 import { MemoryStore } from '../../src/store/memory/memory-store.js'
 import { RedisStore } from '../../src/store/redis/redis-store.js'
-import type { Store, StoredNotification } from '../../src/store/store.js'
+import type { Store, StoredNotification, Transition } from '../../src/store/store.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.js'
 import { ScriptedUpstream } from '../helpers/upstream.js'
 import { waitFor } from '../helpers/wait.js'
@@ -601,6 +602,32 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.match(sent.events.find(e => e.type === 'retry_scheduled'), { circuit: 'open', detail: /not counted as an attempt/ })
       t.same(sent.events.filter(e => e.type === 'attempt').map(e => e.attempt), [1, 1], 'the next real call is attempt 1 again')
       t.same(h.errors, [])
+    })
+
+    t.test('a blocked call\'s wait whose answer was lost is recorded again but applies once', async t => {
+      const h = await harness(t, open)
+      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
+      h.sms.script = (message, nth) => nth === 1
+        ? { kind: 'blocked', provider: 'fake-sms', reason: 'the circuit to sms:fake-sms is open after repeated failures; no call was made', blockedMs: 50 }
+        : { kind: 'sent', provider: 'fake-sms', providerMessageId: `sms-msg-${message.notificationId}` }
+      let lost = 0
+      // The worker's store: the wait's transition runs, then its answer is lost (the worker records it again).
+      const lossy = new Proxy(h.store, {
+        get (target, property, receiver) {
+          if (property !== 'transition') return Reflect.get(target, property, receiver) as unknown
+          return async (tr: Transition) => {
+            const ran = await target.transition(tr)
+            if (tr.patch.attempts === 0 && lost++ === 0) throw new StoreUnavailableError('the store did not answer (test: answer lost)')
+            return ran
+          }
+        },
+      })
+      h.worker({ store: lossy })
+      const id = await h.notify()
+      const sent = await h.until(id, ['sent', 'failed', 'expired'], 5000)
+      t.equal(lost, 2, 'recorded twice')
+      t.same(sent.events.map(e => e.type), ['accepted', 'routed', 'enqueued', 'attempt', 'provider_answer', 'retry_scheduled', 'attempt', 'provider_answer', 'final'], 'the wait applied once')
+      t.equal(sent.notification.attempts, 1)
     })
 
     t.test('in a long outage the waiting jobs come back spread over as long as it has lasted (at most the retry cap), each before its ttl', async t => {
