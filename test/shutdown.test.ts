@@ -208,7 +208,13 @@ async function sigtermUnderLoad (t: Test, scenario: Scenario): Promise<void> {
 
   const twice: string[] = []
   const wrong: string[] = []
-  const delivered = scenario.delivered(firstOutput + second.output())
+  // The store says sent once the provider answered: the provider side's record (the sandbox's log line, read from
+  // the second run's stdout) may reach this process a moment later. Wait for it before comparing.
+  const sentIds = [...seen].filter(([, n]) => n.status === 'sent').map(([id]) => id)
+  const delivered = await waitFor(() => {
+    const counts = scenario.delivered(firstOutput + second.output())
+    return sentIds.every(id => counts.has(id)) ? counts : undefined
+  }, 5000, 'the provider side to show every sent notification').catch(() => scenario.delivered(firstOutput + second.output()))
   for (const [id, to] of accepted) {
     const n = seen.get(id)
     if (!n) continue
