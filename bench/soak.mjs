@@ -305,6 +305,16 @@ async function main () {
     push_gateway: push.counters,
     timeline,
   })
+  // What happened to each lost notification (the first few), for whoever reads a failed run.
+  result.lost_events = {}
+  for (const line of result.lost.slice(0, 5)) {
+    const id = /ntf_\d{2}_[0-9a-f]{32}/.exec(line)?.[0]
+    if (!id) continue
+    const res = await fetch(`${api.base}/v1/notifications/${id}`, { headers: auth }).catch(err => ({ ok: false, status: err.message }))
+    result.lost_events[id] = res.ok
+      ? (await res.json()).events.map(e => `${e.at.slice(11, 23)} ${e.type}: ${e.detail ?? ''}${e.outcome ? ` (${e.outcome})` : ''}`)
+      : [`not readable: ${res.status}`]
+  }
   await stop(api)
   printTable(result)
   return result
@@ -336,5 +346,6 @@ function printTable (r) {
   for (const [title, list] of [['DUPLICATES', r.duplicates], ['LOST', r.lost], ['PROBLEMS', r.problems]]) {
     if (list.length) console.log(`\n${title} (${list.length}):\n  ${list.slice(0, 30).join('\n  ')}`)
   }
+  for (const [id, events] of Object.entries(r.lost_events ?? {})) console.log(`\n${id} events:\n  ${events.join('\n  ')}`)
   console.log(r.ok ? '\nOK: nothing lost, nothing doubled' : '\nFAILED')
 }
