@@ -592,11 +592,13 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       h.sms.script = (message, nth) => nth === 1
         ? { kind: 'blocked', provider: 'fake-sms', reason: 'the circuit to sms:fake-sms is open after repeated failures; no call was made', blockedMs: 50 }
         : { kind: 'sent', provider: 'fake-sms', providerMessageId: `sms-msg-${message.notificationId}` }
-      h.worker()
+      const outcomes: string[] = []
+      h.worker({ onOutcome: (_channel, outcome) => { outcomes.push(outcome.kind) } })
       const id = await h.notify()
       const sent = await h.until(id, ['sent', 'failed', 'expired'], 5000)
       t.equal(sent.notification.status, 'sent')
       t.equal(sent.notification.attempts, 1, 'the call that was made is attempt 1')
+      t.same(outcomes, ['sent'], 'only the call that was made is counted in the delivery metrics')
       t.same(sent.events.map(e => e.type), ['accepted', 'routed', 'enqueued', 'attempt', 'provider_answer', 'retry_scheduled', 'attempt', 'provider_answer', 'final'])
       t.match(sent.events.find(e => e.type === 'provider_answer'), { outcome: 'blocked', detail: /^no call made: the circuit/ })
       t.match(sent.events.find(e => e.type === 'retry_scheduled'), { circuit: 'open', detail: /not counted as an attempt/ })
