@@ -271,9 +271,12 @@ async function main () {
   let stored
   let drained = false
   for (;;) {
+    // The campaign first: once it is done, every notification it makes is in the store before the store is read.
+    // (Read the other way round, a recipient accepted and counted between the two readings was missed: a runner
+    // that waited out the idempotency claim of the worker killed mid-accept made it then, 30 s after the kill.)
+    const view = await (await fetch(`${api.base}/v1/campaigns/${campaign.id}`, { headers: auth })).json()
     stored = await storedNotifications(redis)
     const open = [...stored.values()].filter(n => !['sent', 'delivered', 'failed', 'expired', 'dropped'].includes(n.status)).length
-    const view = await (await fetch(`${api.base}/v1/campaigns/${campaign.id}`, { headers: auth })).json()
     const campaignDone = view.status === 'completed' || view.recipients.processed >= view.recipients.accepted
     drained = open === 0 && campaignDone
     if (drained || Date.now() > drainUntil) {
