@@ -121,6 +121,14 @@ async function startReceiver (statuses: number[]): Promise<{ url: string, posts:
   }
 }
 
+/** SMS only; the first call for a notification meets an open circuit (blocked, no call made), the next is sent. */
+function blockedOnce (h: Harness): void {
+  h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
+  h.sms.script = (message, nth) => nth === 1
+    ? { kind: 'blocked', provider: 'fake-sms', reason: 'the circuit to sms:fake-sms is open after repeated failures; no call was made', blockedMs: 50 }
+    : { kind: 'sent', provider: 'fake-sms', providerMessageId: `sms-msg-${message.notificationId}` }
+}
+
 // ---- The harness: a store, a notification service, channels and workers ----
 
 interface Harness {
@@ -588,10 +596,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
 
     t.test('a call that meets the open circuit (another job\'s call was the probe) is no attempt: the count is taken back and the job waits', async t => {
       const h = await harness(t, open)
-      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
-      h.sms.script = (message, nth) => nth === 1
-        ? { kind: 'blocked', provider: 'fake-sms', reason: 'the circuit to sms:fake-sms is open after repeated failures; no call was made', blockedMs: 50 }
-        : { kind: 'sent', provider: 'fake-sms', providerMessageId: `sms-msg-${message.notificationId}` }
+      blockedOnce(h)
       const outcomes: string[] = []
       h.worker({ onOutcome: (_channel, outcome) => { outcomes.push(outcome.kind) } })
       const id = await h.notify()
@@ -608,10 +613,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
 
     t.test('a blocked call\'s wait whose answer was lost is recorded again but applies once', async t => {
       const h = await harness(t, open)
-      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
-      h.sms.script = (message, nth) => nth === 1
-        ? { kind: 'blocked', provider: 'fake-sms', reason: 'the circuit to sms:fake-sms is open after repeated failures; no call was made', blockedMs: 50 }
-        : { kind: 'sent', provider: 'fake-sms', providerMessageId: `sms-msg-${message.notificationId}` }
+      blockedOnce(h)
       let lost = 0
       // The worker's store: the wait's transition runs, then its answer is lost (the worker records it again).
       const lossy = new Proxy(h.store, {
