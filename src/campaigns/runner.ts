@@ -44,7 +44,16 @@ export interface CampaignRunnerOptions {
    * notification service keeps any record.
    */
   retentionSeconds?: number
+  /**
+   * How long a recipient's Idempotency-Key claim holds while its notification is accepted (default
+   * CAMPAIGN_CLAIM_SECONDS). A runner that dies mid-accept holds that recipient, and so its chunk, this long. A
+   * claim that runs out under a slow accept costs no duplicate: the accept checks its claim is still its own.
+   */
+  claimSeconds?: number
 }
+
+/** An accept takes milliseconds: a few seconds covers a slow store, and a runner that died holds its recipient no longer. */
+const CAMPAIGN_CLAIM_SECONDS = 5
 
 /** What a chunk's recipients add up to: counters, failed recipients, notifications final at acceptance. */
 interface Tally {
@@ -204,7 +213,8 @@ export class CampaignRunner extends PollingLoop {
     const key = recipientKey(doc.id, index)
     const { retentionSeconds } = this.options
     const options: AcceptOptions = {
-      campaignId: doc.id, bulk: true, reachability, ...(retentionSeconds !== undefined ? { idempotencyTtlSeconds: retentionSeconds } : {}),
+      campaignId: doc.id, bulk: true, reachability, claimSeconds: this.options.claimSeconds ?? CAMPAIGN_CLAIM_SECONDS,
+      ...(retentionSeconds !== undefined ? { idempotencyTtlSeconds: retentionSeconds } : {}),
     }
     for (let attempt = 1; ; attempt++) {
       try {

@@ -48,6 +48,8 @@ export interface AcceptOptions {
   reachability?: ReachabilityResult | null
   /** How long the answer to its Idempotency-Key is kept (default idempotencyTtlSeconds): a campaign recipient's, as long as its campaign may run. */
   idempotencyTtlSeconds?: number
+  /** How long its Idempotency-Key claim holds before another request may take it (default idempotencyClaimSeconds). */
+  claimSeconds?: number
 }
 
 /** Accepts notifications (routed, stored and enqueued in one atomic step) and reads them back. */
@@ -71,7 +73,7 @@ export class NotificationService {
     if (idempotencyKey !== undefined) {
       const requestHash = hashRequest(request)
       const ref = this.idempotencyRef(owner, idempotencyKey)
-      const claim = await store.claimIdempotency(ref, requestHash, this.options.idempotencyClaimSeconds ?? 30)
+      const claim = await store.claimIdempotency(ref, requestHash, options.claimSeconds ?? this.options.idempotencyClaimSeconds ?? 30)
       if (claim.state === 'in_flight') throw new ConflictError('a request with this Idempotency-Key is still in flight', claim.retryAfterSeconds)
       if (claim.state === 'done') {
         if (claim.requestHash !== requestHash) throw new UnprocessableError('this Idempotency-Key was used with another request body')

@@ -121,6 +121,50 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.same([...ids].filter(([, set]) => set.size !== 1).map(([to]) => to), [])
     })
 
+    t.test('a runner that dies mid-accept holds that recipient only for the claim time: another finishes the campaign soon after', async t => {
+      const { store, cleanup } = await open()
+      const { reachability, notifications, limiter } = await services(store)
+      const campaigns = new CampaignService({ store, retentionSeconds: 3600, idempotencyTtlSeconds: 3600 })
+      const lines: RecipientLine[] = Array.from({ length: 20 }, (_, i) => ({ line: i + 2, recipient: { to: `+4479112${String(i).padStart(5, '0')}` } }))
+      const { answer } = await campaigns.create('svc', { name: 'claim', message: { sms: { text: 'hi' } }, routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 } }, lines)
+
+      // Runner A's process dies inside its 5th accept: the recipient's Idempotency-Key is claimed, nothing stored.
+      const a = mortal(store)
+      const hung: (() => void)[] = []
+      let accepts = 0
+      const aStore = new Proxy(a.store, {
+        get (target, prop, receiver) {
+          if (prop !== 'acceptNotification') return Reflect.get(target, prop, receiver) as unknown
+          return async (...args: Parameters<Store['acceptNotification']>) => {
+            if (++accepts < 5) return target.acceptNotification(...args)
+            a.die()
+            await new Promise<void>(resolve => hung.push(resolve))
+            throw new Error('this process is dead')
+          }
+        },
+      })
+      const aNotifications = new NotificationService({ store: aStore, reachability, retentionSeconds: 3600, idempotencyTtlSeconds: 3600, firstRecheckSeconds: 3600 })
+      const runnerA = new CampaignRunner({ store: a.store, notifications: aNotifications, reachability, limiter, concurrency: 1, chunkSize: 20, pollMs: 10, leaseMs: 300, claimSeconds: 2 })
+      runnerA.start()
+      await waitFor(() => hung.length > 0 ? true : undefined, 5000, 'runner A to die mid-accept')
+
+      const runnerB = new CampaignRunner({ store, notifications, reachability, limiter, concurrency: 4, chunkSize: 20, pollMs: 10, leaseMs: 300, claimSeconds: 2 })
+      const startedAt = Date.now()
+      runnerB.start()
+      t.teardown(async () => {
+        for (const resume of hung.splice(0)) resume()
+        await Promise.all([runnerA.stop(), runnerB.stop()])
+        await cleanup()
+      })
+      const done = await waitFor(async () => {
+        const c = await store.getCampaign(answer.id)
+        return c?.status === 'completed' ? c : undefined
+      }, 10_000, 'the campaign to complete')
+      const tookMs = Date.now() - startedAt
+      t.ok(tookMs < 6000, `completed ${tookMs} ms after runner B started: the dead runner's claim ran out after its 2 s (the default claim of a request is 30 s)`)
+      t.match(done.counters, { recipients_accepted: 20, processed: 20, 'channel:sms': 20 })
+    })
+
     t.test('a chunk whose runner died is taken again after a pause longer than IDEMPOTENCY_TTL_SECONDS: no recipient notified twice', async t => {
       const { store, cleanup } = await open()
       const { reachability, limiter } = await services(store)
