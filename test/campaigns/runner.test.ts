@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { CampaignRunner, recipientKey } from '../../src/campaigns/runner.js'
 import { CampaignService, type RecipientLine } from '../../src/campaigns/service.js'
 import { StoreUnavailableError } from '../../src/domain/errors.js'
@@ -45,6 +45,23 @@ async function services (store: Store) {
   return { upstream, reachability, notifications, limiter: new UpstreamRateLimiter(store, 100_000, 'upstream', 1000) }
 }
 
+/** The campaign once it is completed. */
+function completed (store: Store, id: string) {
+  return waitFor(async () => {
+    const c = await store.getCampaign(id)
+    return c?.status === 'completed' ? c : undefined
+  }, 10_000, 'the campaign to complete')
+}
+
+/** At teardown: the calls a dead runner left hanging let go, the runners stopped, the store cleaned up. */
+function stopRunners (t: Test, hung: (() => void)[], runners: CampaignRunner[], cleanup: () => Promise<void>): void {
+  t.teardown(async () => {
+    for (const resume of hung.splice(0)) resume()
+    await Promise.all(runners.map(r => r.stop()))
+    await cleanup()
+  })
+}
+
 function suite (name: string, open: OpenStore, skip: string | false = false) {
   t.test(name, { skip }, async t => {
     t.test('a runner that dies mid-chunk: another finishes the campaign, each recipient notified exactly once', async t => {
@@ -86,15 +103,8 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
         store, notifications: recording(notifications.accept.bind(notifications)), reachability, limiter, concurrency: 4, chunkSize: 20, pollMs: 10, leaseMs: 300, countedKeysTtlSeconds: 60,
       })
       runnerB.start()
-      t.teardown(async () => {
-        for (const resume of hung.splice(0)) resume()
-        await Promise.all([runnerA.stop(), runnerB.stop()])
-        await cleanup()
-      })
-      const done = await waitFor(async () => {
-        const c = await store.getCampaign(id)
-        return c?.status === 'completed' ? c : undefined
-      }, 10_000, 'the campaign to complete')
+      stopRunners(t, hung, [runnerA, runnerB], cleanup)
+      const done = await completed(store, id)
 
       t.match(done.counters, { recipients_accepted: 50, processed: 50 })
       t.equal((done.counters['channel:push'] ?? 0) + (done.counters['channel:sms'] ?? 0), 50, 'one channel counted per recipient')
@@ -151,15 +161,8 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       const runnerB = new CampaignRunner({ store, notifications, reachability, limiter, concurrency: 4, chunkSize: 20, pollMs: 10, leaseMs: 300, claimSeconds: 2 })
       const startedAt = Date.now()
       runnerB.start()
-      t.teardown(async () => {
-        for (const resume of hung.splice(0)) resume()
-        await Promise.all([runnerA.stop(), runnerB.stop()])
-        await cleanup()
-      })
-      const done = await waitFor(async () => {
-        const c = await store.getCampaign(answer.id)
-        return c?.status === 'completed' ? c : undefined
-      }, 10_000, 'the campaign to complete')
+      stopRunners(t, hung, [runnerA, runnerB], cleanup)
+      const done = await completed(store, answer.id)
       const tookMs = Date.now() - startedAt
       t.ok(tookMs < 6000, `completed ${tookMs} ms after runner B started: the dead runner's claim ran out after its 2 s (the default claim of a request is 30 s)`)
       t.match(done.counters, { recipients_accepted: 20, processed: 20, 'channel:sms': 20 })
@@ -215,10 +218,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       await sleep(1500)
       await campaigns.resume(answer.id)
       runnerB.start()
-      const done = await waitFor(async () => {
-        const c = await store.getCampaign(answer.id)
-        return c?.status === 'completed' ? c : undefined
-      }, 10_000, 'the campaign to complete')
+      const done = await completed(store, answer.id)
       t.match(done.counters, { processed: 20 })
       t.equal(ids.size, 20, 'every recipient notified')
       t.same([...ids].filter(([, set]) => set.size !== 1).map(([to]) => to), [], 'no recipient has a second notification')
