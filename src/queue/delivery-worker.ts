@@ -325,7 +325,7 @@ export class DeliveryWorker {
     const blockedMs = this.options.channels[channel].blockedForMs?.() ?? 0
     if (blockedMs > 0) {
       const last = stored.events.at(-1)
-      await this.waitForProvider(job, stored.notification, channel, blockedMs, { waiting: last?.type === 'retry_scheduled' && last.circuit === 'open' })
+      await this.waitForProvider(job, stored.notification, channel, blockedMs, { alreadyWaiting: last?.type === 'retry_scheduled' && last.circuit === 'open' })
       return
     }
     const limited = this.limited[channel]
@@ -457,14 +457,15 @@ export class DeliveryWorker {
   /**
    * Puts the job back until the provider's circuit lets a call through (spread, so the waiting jobs do not all
    * come back at once), or expires it when that is past its ttl. No call was made, so no attempt is counted:
-   * `undo.attempts` sets the count back when the job had been marked for one (the call met the open circuit).
-   * One event says so for each wait; a notification already waiting (`undo.waiting`) does not add another.
+   * `wait.attempts` sets the count back when the job had been marked for one (the call met the open circuit), and
+   * `wait.answer` records that call's answer. One event says so for each wait; a notification already waiting
+   * (`wait.alreadyWaiting`) does not add another.
    */
   private async waitForProvider (job: OutboxJob, n: Notification, channel: 'sms' | 'push', blockedMs: number,
-    undo: { waiting?: boolean, attempts?: number, answer?: NotificationEvent }): Promise<void> {
+    wait: { alreadyWaiting?: boolean, attempts?: number, answer?: NotificationEvent }): Promise<void> {
     const { provider } = this.options.channels[channel]
-    const answered = undo.answer ? [undo.answer] : []
-    const attempts = undo.attempts !== undefined ? { attempts: undo.attempts } : {}
+    const answered = wait.answer ? [wait.answer] : []
+    const attempts = wait.attempts !== undefined ? { attempts: wait.attempts } : {}
     const probeAt = this.now() + blockedMs
     const expiresAt = Date.parse(n.expires_at)
     if (probeAt >= expiresAt) {
@@ -481,7 +482,7 @@ export class DeliveryWorker {
       notificationId: n.id,
       shard: job.shard,
       patch: { status: 'queued', updated_at: at, ...attempts },
-      events: undo.waiting
+      events: wait.alreadyWaiting
         ? []
         : [...answered, {
             at,
@@ -491,7 +492,7 @@ export class DeliveryWorker {
             circuit: 'open',
           }],
       // After a call was tried, only from sending: a repeat of this record (its answer lost) must not apply again.
-      onlyFrom: undo.attempts !== undefined ? ['sending'] : ['queued', 'sending'],
+      onlyFrom: wait.attempts !== undefined ? ['sending'] : ['queued', 'sending'],
       ack: job,
       next: { kind: 'retry', lane: job.lane, dueAt },
     })
