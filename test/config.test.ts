@@ -1,12 +1,9 @@
 import t from 'tap'
-import { execFile, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { buildApp } from '../src/app.js'
 import { ConfigError, loadConfig } from '../src/config.js'
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
+import { buildProject, ROOT } from './helpers/build.js'
 
 t.test('loadConfig', async t => {
   t.test('defaults: port 3000, the sandbox upstream, no Redis', async t => {
@@ -124,7 +121,7 @@ async function within<T> (ms: number, what: string, promise: Promise<T>): Promis
 
 t.test('the built server', async t => {
   t.before(async () => {
-    await promisify(execFile)(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { cwd: ROOT })
+    await buildProject()
   })
 
   t.test('a bad variable stops the start, naming it', async t => {

@@ -1,13 +1,12 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer as createHttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { promisify } from 'node:util'
 import { SignJWT } from 'jose'
 import t, { type Test } from 'tap'
 import { ALL_SCOPES } from '../src/auth/inbound.js'
+import { buildProject, ROOT } from './helpers/build.js'
 import { freePort } from './helpers/net.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from './helpers/redis.js'
 import { waitFor } from './helpers/wait.js'
@@ -17,7 +16,6 @@ import { waitFor } from './helpers/wait.js'
 // delay. A second start on the same Redis prefix then brings every notification that got a 202 to its final
 // status (or keeps it waiting in the fallback queue), each one delivered exactly once.
 
-const ROOT = join(import.meta.dirname, '..')
 // A build of this test's own (incremental across runs): other test files build dist/ at the same time, and a
 // file being rewritten under a starting server would make this test flaky.
 const OUT = join(ROOT, 'dist', 'shutdown-test')
@@ -83,13 +81,8 @@ function sandboxDeliveries (output: string): Map<string, number> {
 
 t.before(async () => {
   if (!haveRedis) return
-  try {
-    await promisify(execFile)(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json', '--outDir', OUT, '--tsBuildInfoFile', join(OUT, '.tsbuildinfo')], { cwd: ROOT })
-  } catch (err) {
-    // Type errors still emit JavaScript; only a build that gave no server is fatal here (type checking is tsconfig.check.json's job).
-    if (!existsSync(SERVER)) throw err
-    t.comment(`tsc reported errors; running the JavaScript it emitted: ${(err as { stdout?: string }).stdout?.split('\n')[0] ?? ''}`)
-  }
+  const errors = await buildProject(OUT)
+  if (errors !== undefined) t.comment(`tsc reported errors; running the JavaScript it emitted: ${errors}`)
 })
 
 interface Scenario {

@@ -23,11 +23,14 @@ export function killAll () {
   }
 }
 
-/** Compiles the project into `outDir` (incremental). Type errors still emit JavaScript: only a build without a server fails. */
+/**
+ * Compiles the project into `outDir` (incremental). Type errors still emit JavaScript: only a build without a server
+ * fails. The compiler runs without NODE_V8_COVERAGE (set when the soak runs under the test suite's coverage): it is a tool.
+ */
 export async function build (root, outDir) {
   const args = ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json']
   if (outDir !== join(root, 'dist')) args.push('--outDir', outDir, '--tsBuildInfoFile', join(outDir, '.tsbuildinfo'))
-  const building = promisify(execFile)(process.execPath, args, { cwd: root })
+  const building = promisify(execFile)(process.execPath, args, { cwd: root, env: { ...process.env, NODE_V8_COVERAGE: undefined } })
   children.add(building.child)
   try {
     await building
