@@ -8,7 +8,7 @@ import type { AcceptOptions, NotificationService } from '../notifications/servic
 import { isFinal } from '../notifications/types.js'
 import type { UpstreamRateLimiter } from '../reachability/rate-limit.js'
 import type { ReachabilityService } from '../reachability/service.js'
-import { CAMPAIGN_FAILURES_KEPT, type CampaignDoc, type CampaignFailure, type CampaignFinal, type Store } from '../store/store.js'
+import { CAMPAIGN_FAILURES_KEPT, type CampaignDoc, type CampaignFailure, type CampaignFinal, type ClaimedChunk, type Store } from '../store/store.js'
 import { fillMessage } from './placeholders.js'
 import type { Recipient } from './service.js'
 
@@ -100,40 +100,15 @@ export class CampaignRunner extends PollingLoop {
       const chunk = await store.claimCampaignRecipients(id, this.options.chunkSize, now, now + leaseMs)
       if (chunk) {
         worked = true
-        const counts: Record<string, number> = {}
-        const add = (key: string) => { counts[key] = (counts[key] ?? 0) + 1 }
-        const failures: CampaignFailure[] = []
-        const finals: CampaignFinal[] = []
-        const { start } = chunk.lease
-        const { lease } = await underLease(chunk.lease, leaseMs, (l, until) => store.renewCampaignChunk(id, l, until),
-          () => Promise.all(chunk.items.map((p, i) => this.limit(() => {
-            const recipient = JSON.parse(p) as Recipient
-            const fail = (reason: string) => {
-              add('recipients_failed')
-              failures.push({ index: start + i, to: recipient.to, reason })
-            }
-            return this.processOrFail(campaign.doc, start + i, recipient, { add, fail, final: f => finals.push(f) })
-          }))),
-          this.now)
-        failures.sort((a, b) => a.index - b.index)
-        const n = chunk.items.length
-        counts.processed = n
-        counts[`minute:${Math.floor(this.now() / 60_000)}`] = n
-        // Until these counts land the chunk stays leased, and the campaign cannot complete. The failures are kept and
-        // the notifications final at acceptance counted in the same step, only if this runner still holds the lease: a
-        // runner that lost it may have failed recipients the new holder will not.
-        if (await this.retrying(() => store.finishCampaignChunk(id, lease, counts, failures.slice(0, CAMPAIGN_FAILURES_KEPT), finals))) {
-          this.options.onProcessed?.(n)
-          // Counted: no runner takes this chunk again, so its recipients' idempotency records have all but done their
-          // job (a stalled runner that lost the lease may still be at it). Left to the full TTL, every recipient of the
-          // day's campaigns would keep one for a day.
-          const ttl = this.options.countedKeysTtlSeconds
-          if (ttl !== undefined) {
-            await this.options.notifications.shortenIdempotencyKeys(campaign.doc.owner, chunk.items.map((_, i) => recipientKey(id, start + i)), ttl)
-              .catch((err: unknown) => this.options.log?.warn({ err, campaign: id, start }, 'campaign runner: the chunk\'s idempotency records keep their full time'))
-          }
-        } else {
-          this.options.log?.warn({ campaign: id, start, count: n }, 'campaign runner: the chunk\'s lease ran out and another runner took it; that runner counts it')
+        try {
+          await this.work(campaign.doc, chunk, leaseMs)
+        } catch (err) {
+          if (this.running) throw err
+          // Stopping: a runner waits neither for a failing store nor for a claim held elsewhere. The chunk is left
+          // uncounted to its lease; the runner that takes it again gets the recipients already notified answered
+          // by their keys, and counts the chunk.
+          this.options.log?.warn({ err, campaign: id, start: chunk.lease.start }, 'campaign runner: stopped before the chunk in hand could be counted; it is left to its lease')
+          break
         }
       }
       if (await store.completeCampaign(id, new Date(this.now()).toISOString())) await store.setCampaignActive(id, false)
@@ -141,9 +116,51 @@ export class CampaignRunner extends PollingLoop {
     return worked
   }
 
+  /** Processes a claimed chunk under its lease and counts it, if this runner still holds the lease. */
+  private async work (doc: CampaignDoc, chunk: ClaimedChunk, leaseMs: number): Promise<void> {
+    const { store } = this.options
+    const id = doc.id
+    const counts: Record<string, number> = {}
+    const add = (key: string) => { counts[key] = (counts[key] ?? 0) + 1 }
+    const failures: CampaignFailure[] = []
+    const finals: CampaignFinal[] = []
+    const { start } = chunk.lease
+    const { lease } = await underLease(chunk.lease, leaseMs, (l, until) => store.renewCampaignChunk(id, l, until),
+      () => Promise.all(chunk.items.map((p, i) => this.limit(() => {
+        const recipient = JSON.parse(p) as Recipient
+        const fail = (reason: string) => {
+          add('recipients_failed')
+          failures.push({ index: start + i, to: recipient.to, reason })
+        }
+        return this.processOrFail(doc, start + i, recipient, { add, fail, final: f => finals.push(f) })
+      }))),
+      this.now)
+    failures.sort((a, b) => a.index - b.index)
+    const n = chunk.items.length
+    counts.processed = n
+    counts[`minute:${Math.floor(this.now() / 60_000)}`] = n
+    // Until these counts land the chunk stays leased, and the campaign cannot complete. The failures are kept and
+    // the notifications final at acceptance counted in the same step, only if this runner still holds the lease: a
+    // runner that lost it may have failed recipients the new holder will not.
+    if (await this.retrying(() => store.finishCampaignChunk(id, lease, counts, failures.slice(0, CAMPAIGN_FAILURES_KEPT), finals))) {
+      this.options.onProcessed?.(n)
+      // Counted: no runner takes this chunk again, so its recipients' idempotency records have all but done their
+      // job (a stalled runner that lost the lease may still be at it). Left to the full TTL, every recipient of the
+      // day's campaigns would keep one for a day.
+      const ttl = this.options.countedKeysTtlSeconds
+      if (ttl !== undefined) {
+        await this.options.notifications.shortenIdempotencyKeys(doc.owner, chunk.items.map((_, i) => recipientKey(id, start + i)), ttl)
+          .catch((err: unknown) => this.options.log?.warn({ err, campaign: id, start }, 'campaign runner: the chunk\'s idempotency records keep their full time'))
+      }
+    } else {
+      this.options.log?.warn({ campaign: id, start, count: n }, 'campaign runner: the chunk\'s lease ran out and another runner took it; that runner counts it')
+    }
+  }
+
   /**
    * A recipient that still fails after a few tries is counted as failed: the campaign goes on. A store that does
    * not answer (Redis restarting) is waited for, up to STORE_PATIENCE_MS: a short outage must not drop recipients.
+   * A runner that is stopping tries once: the failure ends the chunk uncounted (see tick).
    */
   private async processOrFail (doc: CampaignDoc, index: number, recipient: Recipient, tally: Tally): Promise<void> {
     const { fail } = tally
@@ -159,6 +176,7 @@ export class CampaignRunner extends PollingLoop {
         await this.process(doc, index, recipient, lookup, tally)
         return
       } catch (err) {
+        if (!this.running) throw err
         const storeAway = err instanceof StoreUnavailableError && this.now() < giveUpAt
         if (!storeAway && attempt >= 3) {
           this.options.log?.warn({ err, campaign: doc.id }, 'campaign runner: a recipient failed')
@@ -170,12 +188,13 @@ export class CampaignRunner extends PollingLoop {
     }
   }
 
+  /** Tries `work` again after a failure, up to `tries` times; a runner that is stopping does not try again. */
   private async retrying<T> (work: () => Promise<T>, tries = 20): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await work()
       } catch (err) {
-        if (attempt >= tries) throw err
+        if (attempt >= tries || !this.running) throw err
         await sleep(Math.min(1000, 50 * 2 ** attempt))
       }
     }
@@ -220,7 +239,7 @@ export class CampaignRunner extends PollingLoop {
       try {
         return await this.options.notifications.accept(doc.owner, request, key, options)
       } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= 10) throw err
+        if (!(err instanceof ConflictError) || attempt >= 10 || !this.running) throw err
         await sleep(Math.max(1, Number(err.headers['retry-after'] ?? 1)) * 1000)
       }
     }
