@@ -125,16 +125,25 @@ export class CampaignRunner extends PollingLoop {
     const failures: CampaignFailure[] = []
     const finals: CampaignFinal[] = []
     const { start } = chunk.lease
+    // A recipient throws only when the runner is stopping (processOrFail). Then the recipients not yet started are
+    // not started, and the chunk ends uncounted once those under way have ended: nothing goes on after stop().
+    let stoppedBy: { err: unknown } | undefined
     const { lease } = await underLease(chunk.lease, leaseMs, (l, until) => store.renewCampaignChunk(id, l, until),
-      () => Promise.all(chunk.items.map((p, i) => this.limit(() => {
+      () => Promise.all(chunk.items.map((p, i) => this.limit(async () => {
+        if (stoppedBy) return
         const recipient = JSON.parse(p) as Recipient
         const fail = (reason: string) => {
           add('recipients_failed')
           failures.push({ index: start + i, to: recipient.to, reason })
         }
-        return this.processOrFail(doc, start + i, recipient, { add, fail, final: f => finals.push(f) })
+        try {
+          await this.processOrFail(doc, start + i, recipient, { add, fail, final: f => finals.push(f) })
+        } catch (err) {
+          stoppedBy ??= { err }
+        }
       }))),
       this.now)
+    if (stoppedBy) throw stoppedBy.err
     failures.sort((a, b) => a.index - b.index)
     const n = chunk.items.length
     counts.processed = n

@@ -6,7 +6,7 @@ import { NotificationService } from '../../src/notifications/service.js'
 import { UpstreamRateLimiter } from '../../src/reachability/rate-limit.js'
 import { ReachabilityService } from '../../src/reachability/service.js'
 import { MemoryStore } from '../../src/store/memory/memory-store.js'
-import { withOutage } from '../helpers/store.js'
+import { counted, withOutage } from '../helpers/store.js'
 import { ScriptedUpstream } from '../helpers/upstream.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -56,7 +56,10 @@ t.test('a store outage of a second while a campaign runs: every recipient still 
 
 t.test('a runner stopped during a store outage stops at once; the runner that takes its chunk notifies every recipient once', async t => {
   const base = new MemoryStore({ shards: SHARDS })
-  const { store, state } = withOutage(base)
+  const outage = withOutage(base)
+  const { state } = outage
+  const { store, calls } = counted(outage.store)
+  const callsMade = () => [...calls.values()].reduce((a, b) => a + b, 0)
   const upstream = new ScriptedUpstream()
   upstream.delayMs = 20
   const reachability = new ReachabilityService({
@@ -96,6 +99,9 @@ t.test('a runner stopped during a store outage stops at once; the runner that ta
   const tookMs = Date.now() - stoppingAt
   // Before, it waited for the store up to 30 s for each recipient in hand, then up to 17 s more to count the chunk.
   t.ok(tookMs < 2000, `stopped ${tookMs} ms after stop(), the store still down`)
+  const callsAtStop = callsMade()
+  await sleep(300)
+  t.equal(callsMade(), callsAtStop, 'nothing goes on after stop(): no store call since')
   t.ok(warnings.includes('campaign runner: stopped before the chunk in hand could be counted; it is left to its lease'), 'the chunk left to its lease is logged')
   const left = await base.getCampaign(answer.id)
   t.equal(left?.status, 'running', 'the campaign is not completed')
