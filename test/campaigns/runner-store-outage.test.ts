@@ -17,22 +17,37 @@ import { waitFor } from '../helpers/wait.js'
 
 const SHARDS = 3
 
-t.test('a store outage of a second while a campaign runs: every recipient still gets its notification', async t => {
+/** A memory store that can be taken down (state.down), with its calls counted, and the services a runner needs over it. */
+function services () {
   const base = new MemoryStore({ shards: SHARDS })
-  const { store, state } = withOutage(base)
+  const outage = withOutage(base)
+  const { store, calls } = counted(outage.store)
   const upstream = new ScriptedUpstream()
   upstream.delayMs = 20
   const reachability = new ReachabilityService({
     store, upstream, policy: { reachableSeconds: 60, unreachableSeconds: 60, invalidSeconds: 60 }, maxStaleSeconds: 60, deadlineMs: 2000,
   })
-  const notifications = new NotificationService({ store, reachability, retentionSeconds: 3600, idempotencyTtlSeconds: 3600, firstRecheckSeconds: 3600 })
-  const limiter = new UpstreamRateLimiter(store, 100_000, 'upstream', 1000)
-  const campaigns = new CampaignService({ store: base, retentionSeconds: 3600, idempotencyTtlSeconds: 3600 })
-  const lines: RecipientLine[] = Array.from({ length: 60 }, (_, i) => ({ line: i + 2, recipient: { to: `+4479111${String(i).padStart(5, '0')}` } }))
+  return {
+    base, store, calls, state: outage.state, reachability,
+    notifications: new NotificationService({ store, reachability, retentionSeconds: 3600, idempotencyTtlSeconds: 3600, firstRecheckSeconds: 3600 }),
+    limiter: new UpstreamRateLimiter(store, 100_000, 'upstream', 1000),
+    campaigns: new CampaignService({ store: base, retentionSeconds: 3600, idempotencyTtlSeconds: 3600 }),
+  }
+}
+
+/** A campaign of 60 SMS recipients, numbers `prefix` + 5 digits. */
+async function campaign (campaigns: CampaignService, name: string, prefix: string) {
+  const lines: RecipientLine[] = Array.from({ length: 60 }, (_, i) => ({ line: i + 2, recipient: { to: `${prefix}${String(i).padStart(5, '0')}` } }))
   const { answer } = await campaigns.create('svc', {
-    name: 'outage', message: { sms: { text: 'hi' } },
+    name, message: { sms: { text: 'hi' } },
     routing: { prefer: 'push', channels: ['push', 'sms'], on_unreachable: 'drop', on_unknown: 'sms', ttl_seconds: 3600 },
   }, lines)
+  return answer
+}
+
+t.test('a store outage of a second while a campaign runs: every recipient still gets its notification', async t => {
+  const { base, store, state, notifications, reachability, limiter, campaigns } = services()
+  const answer = await campaign(campaigns, 'outage', '+4479111')
 
   const runner = new CampaignRunner({ store, notifications, reachability, limiter, concurrency: 8, chunkSize: 30, pollMs: 10, leaseMs: 5000 })
   t.teardown(async () => {
@@ -55,17 +70,8 @@ t.test('a store outage of a second while a campaign runs: every recipient still 
 })
 
 t.test('a runner stopped during a store outage stops at once; the runner that takes its chunk notifies every recipient once', async t => {
-  const base = new MemoryStore({ shards: SHARDS })
-  const outage = withOutage(base)
-  const { state } = outage
-  const { store, calls } = counted(outage.store)
+  const { base, store, calls, state, notifications, reachability, limiter, campaigns } = services()
   const callsMade = () => [...calls.values()].reduce((a, b) => a + b, 0)
-  const upstream = new ScriptedUpstream()
-  upstream.delayMs = 20
-  const reachability = new ReachabilityService({
-    store, upstream, policy: { reachableSeconds: 60, unreachableSeconds: 60, invalidSeconds: 60 }, maxStaleSeconds: 60, deadlineMs: 2000,
-  })
-  const notifications = new NotificationService({ store, reachability, retentionSeconds: 3600, idempotencyTtlSeconds: 3600, firstRecheckSeconds: 3600 })
   // Every notification id each number was answered with, by either runner (a replay answers the first one).
   const ids = new Map<string, Set<string>>()
   const accept = notifications.accept.bind(notifications)
@@ -74,13 +80,7 @@ t.test('a runner stopped during a store outage stops at once; the runner that ta
     ids.set(args[1].to, (ids.get(args[1].to) ?? new Set()).add(result.answer.id))
     return result
   }
-  const limiter = new UpstreamRateLimiter(store, 100_000, 'upstream', 1000)
-  const campaigns = new CampaignService({ store: base, retentionSeconds: 3600, idempotencyTtlSeconds: 3600 })
-  const lines: RecipientLine[] = Array.from({ length: 60 }, (_, i) => ({ line: i + 2, recipient: { to: `+4479112${String(i).padStart(5, '0')}` } }))
-  const { answer } = await campaigns.create('svc', {
-    name: 'stopped in an outage', message: { sms: { text: 'hi' } },
-    routing: { prefer: 'push', channels: ['push', 'sms'], on_unreachable: 'drop', on_unknown: 'sms', ttl_seconds: 3600 },
-  }, lines)
+  const answer = await campaign(campaigns, 'stopped in an outage', '+4479112')
   const options = { store, notifications, reachability, limiter, concurrency: 8, chunkSize: 30, pollMs: 10, leaseMs: 600 }
   const warnings: string[] = []
   const a = new CampaignRunner({ ...options, log: { warn: (_obj, msg) => { warnings.push(msg) } } })
