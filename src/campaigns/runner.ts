@@ -104,9 +104,9 @@ export class CampaignRunner extends PollingLoop {
           await this.work(campaign.doc, chunk, leaseMs)
         } catch (err) {
           if (this.running) throw err
-          // Stopping: a runner waits neither for a failing store nor for a claim held elsewhere. The chunk is left
-          // uncounted to its lease; the runner that takes it again gets the recipients already notified answered
-          // by their keys, and counts the chunk.
+          // Stopping: a runner starts no more recipients, and waits neither for a failing store nor for a claim held
+          // elsewhere. The chunk is left uncounted to its lease; the runner that takes it again gets the recipients
+          // already notified answered by their keys, and counts the chunk.
           this.options.log?.warn({ err, campaign: id, start: chunk.lease.start }, 'campaign runner: stopped before the chunk in hand could be counted; it is left to its lease')
           break
         }
@@ -125,11 +125,12 @@ export class CampaignRunner extends PollingLoop {
     const failures: CampaignFailure[] = []
     const finals: CampaignFinal[] = []
     const { start } = chunk.lease
-    // A recipient throws only when the runner is stopping (processOrFail). Then the recipients not yet started are
-    // not started, and the chunk ends uncounted once those under way have ended: nothing goes on after stop().
+    // Once the runner is stopping, recipients not yet started are not started (a recipient throws only then: see
+    // processOrFail), and the chunk ends uncounted once those under way have ended: nothing goes on after stop().
     let stoppedBy: { err: unknown } | undefined
     const { lease } = await underLease(chunk.lease, leaseMs, (l, until) => store.renewCampaignChunk(id, l, until),
       () => Promise.all(chunk.items.map((p, i) => this.limit(async () => {
+        if (!this.running) stoppedBy ??= { err: new Error('the runner stopped before every recipient of the chunk was started') }
         if (stoppedBy) return
         const recipient = JSON.parse(p) as Recipient
         const fail = (reason: string) => {
