@@ -611,6 +611,24 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.same(h.errors, [])
     })
 
+    t.test('times a channel reports that are not finite (NaN, Infinity) count as no wait: the job waits the usual spread, then is sent', async t => {
+      const h = await harness(t, open)
+      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
+      h.sms.blockedMs = Number.POSITIVE_INFINITY // asked before the call: not a reason to hold the job (nor to expire it)
+      h.sms.failingMs = Number.NaN
+      h.sms.script = (message, nth) => nth === 1
+        ? { kind: 'blocked', provider: 'fake-sms', reason: 'the circuit is open; no call was made', blockedMs: Number.NaN }
+        : { kind: 'sent', provider: 'fake-sms', providerMessageId: `sms-msg-${message.notificationId}` }
+      h.worker()
+      const id = await h.notify()
+      const sent = await h.until(id, ['sent', 'failed', 'expired'], 5000)
+      t.equal(sent.notification.status, 'sent')
+      const wait = sent.events.find(e => e.type === 'retry_scheduled')
+      t.ok(wait && Number.isFinite(Date.parse(String(wait.due_at))), `the wait has a due time: ${String(wait?.due_at)}`)
+      t.ok(Date.parse(String(wait?.due_at)) - Date.parse(wait?.at ?? '') <= 1000, 'within the usual spread after now (no time was added for the reported ones)')
+      t.same(h.errors, [])
+    })
+
     t.test('a blocked call\'s wait whose answer was lost is recorded again but applies once', async t => {
       const h = await harness(t, open)
       blockedOnce(h)
