@@ -107,18 +107,17 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     log: app.log,
   })
   app.pokeCampaigns = () => campaignRunner.poke()
-  app.addHook('onReady', async () => campaignRunner.start())
-  app.addHook('onClose', async () => campaignRunner.stop())
-  app.addHook('onReady', async () => refresh.start())
-  app.addHook('onClose', async () => refresh.stop())
   app.addHook('onReady', async () => {
+    campaignRunner.start()
+    refresh.start()
     worker.start()
     scheduler.start()
     app.log.info({ consumer: worker.consumer, scheduler: scheduler.id }, 'delivery worker and fallback scheduler started')
   })
-  // Runs before the store closes (hooks run in reverse order of registration).
+  // Runs before the store closes (hooks run in reverse order of registration). Every loop is told to stop at once:
+  // one after the other, the campaign runner would go on making notifications while the workers drained.
   app.addHook('onClose', async () => {
-    await Promise.all([worker.stop(), scheduler.stop()])
+    await Promise.all([campaignRunner.stop(), refresh.stop(), worker.stop(), scheduler.stop()])
     await callbacks.close()
   })
 }, { name: 'workers', fastify: '5.x', dependencies: ['config', 'store', 'notifications', 'campaigns'] })

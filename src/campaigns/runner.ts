@@ -77,10 +77,23 @@ export function recipientKey (campaignId: string, index: number): string {
  */
 export class CampaignRunner extends PollingLoop {
   private readonly limit: ReturnType<typeof pLimit>
+  /** Aborted by stop(): ends the waits of the recipients under way (a store that fails, a claim held elsewhere, the upstream budget). */
+  private stopping = new AbortController()
 
   constructor (private readonly options: CampaignRunnerOptions) {
     super(options.pollMs, err => options.log?.warn({ err }, 'campaign runner: the store failed; trying again'), options.now)
     this.limit = pLimit(options.concurrency)
+  }
+
+  override start (): void {
+    if (!this.running) this.stopping = new AbortController()
+    super.start()
+  }
+
+  override async stop (): Promise<void> {
+    const stopped = super.stop() // not running from here on
+    this.stopping.abort()
+    await stopped
   }
 
   /** One chunk of each running campaign; resolves whether there was anything to do. */
@@ -104,10 +117,11 @@ export class CampaignRunner extends PollingLoop {
           await this.work(campaign.doc, chunk, leaseMs)
         } catch (err) {
           if (this.running) throw err
-          // Stopping: a runner starts no more recipients, and waits neither for a failing store nor for a claim held
-          // elsewhere. The chunk is left uncounted to its lease; the runner that takes it again gets the recipients
-          // already notified answered by their keys, and counts the chunk.
-          this.options.log?.warn({ err, campaign: id, start: chunk.lease.start }, 'campaign runner: stopped before the chunk in hand could be counted; it is left to its lease')
+          // Stopping: a runner starts no more recipients, and waits neither for a failing store, nor for a claim held
+          // elsewhere, nor for the upstream budget. The chunk is left uncounted and its lease given back (with the
+          // store failing, left to run out); the runner that takes it again gets the recipients already notified
+          // answered by their keys, and counts the chunk.
+          this.options.log?.warn({ err, campaign: id, start: chunk.lease.start }, 'campaign runner: stopped before the chunk in hand could be counted; it is left for another runner')
           break
         }
       }
@@ -125,26 +139,31 @@ export class CampaignRunner extends PollingLoop {
     const failures: CampaignFailure[] = []
     const finals: CampaignFinal[] = []
     const { start } = chunk.lease
-    // Once the runner is stopping, recipients not yet started are not started (a recipient throws only then: see
-    // processOrFail), and the chunk ends uncounted once those under way have ended: nothing goes on after stop().
+    // Once the runner is stopping, recipients not yet started are not started, and those under way stop waiting (a
+    // recipient throws only then: see processOrFail). The chunk then ends uncounted, once nothing of it is running,
+    // and its lease is given back so that another runner takes it at once.
     let stoppedBy: { err: unknown } | undefined
     const { lease } = await underLease(chunk.lease, leaseMs, (l, until) => store.renewCampaignChunk(id, l, until),
       () => Promise.all(chunk.items.map((p, i) => this.limit(async () => {
         if (!this.running) stoppedBy ??= { err: new Error('the runner stopped before every recipient of the chunk was started') }
         if (stoppedBy) return
-        const recipient = JSON.parse(p) as Recipient
-        const fail = (reason: string) => {
-          add('recipients_failed')
-          failures.push({ index: start + i, to: recipient.to, reason })
-        }
         try {
+          const recipient = JSON.parse(p) as Recipient
+          const fail = (reason: string) => {
+            add('recipients_failed')
+            failures.push({ index: start + i, to: recipient.to, reason })
+          }
           await this.processOrFail(doc, start + i, recipient, { add, fail, final: f => finals.push(f) })
         } catch (err) {
           stoppedBy ??= { err }
         }
       }))),
       this.now)
-    if (stoppedBy) throw stoppedBy.err
+    if (stoppedBy) {
+      // A store that fails keeps the lease until it runs out.
+      await store.renewCampaignChunk(id, lease, this.now()).catch(() => false)
+      throw stoppedBy.err
+    }
     failures.sort((a, b) => a.index - b.index)
     const n = chunk.items.length
     counts.processed = n
@@ -193,7 +212,7 @@ export class CampaignRunner extends PollingLoop {
           fail(`not accepted after ${attempt} tries: ${(err as Error).message}`)
           return
         }
-        await sleep(Math.min(1000, 50 * 2 ** attempt))
+        await sleep(Math.min(1000, 50 * 2 ** attempt), undefined, { signal: this.stopping.signal })
       }
     }
   }
@@ -205,7 +224,7 @@ export class CampaignRunner extends PollingLoop {
         return await work()
       } catch (err) {
         if (attempt >= tries || !this.running) throw err
-        await sleep(Math.min(1000, 50 * 2 ** attempt))
+        await sleep(Math.min(1000, 50 * 2 ** attempt), undefined, { signal: this.stopping.signal })
       }
     }
   }
@@ -250,7 +269,7 @@ export class CampaignRunner extends PollingLoop {
         return await this.options.notifications.accept(doc.owner, request, key, options)
       } catch (err) {
         if (!(err instanceof ConflictError) || attempt >= 10 || !this.running) throw err
-        await sleep(Math.max(1, Number(err.headers['retry-after'] ?? 1)) * 1000)
+        await sleep(Math.max(1, Number(err.headers['retry-after'] ?? 1)) * 1000, undefined, { signal: this.stopping.signal })
       }
     }
   }
@@ -259,7 +278,7 @@ export class CampaignRunner extends PollingLoop {
   private async lookup (phone: string, maxAgeSeconds: number | undefined, add: (key: string) => void): Promise<ReachabilityResult | null> {
     const { reachability, limiter } = this.options
     try {
-      const result = await reachability.lookup(phone, { maxAgeSeconds, purpose: 'campaign', beforeUpstream: () => limiter.acquire() })
+      const result = await reachability.lookup(phone, { maxAgeSeconds, purpose: 'campaign', beforeUpstream: () => limiter.acquire(this.stopping.signal) })
       add(result.source === 'cache' ? 'lookups:cache' : 'lookups:upstream')
       return result
     } catch (err) {

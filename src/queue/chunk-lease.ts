@@ -23,12 +23,13 @@ export async function underLease<T> (
       .catch(() => {})
       .finally(() => { renewing = undefined })
   }, Math.max(10, Math.floor(leaseMs / 3)))
+  let result: T
   try {
-    const result = await work()
-    clearInterval(timer)
-    await renewing
-    return { result, lease: held }
+    result = await work()
   } finally {
     clearInterval(timer)
+    // Whether the work ended or threw, no renewal is left running after this returns (a renewal never rejects).
+    await renewing
   }
+  return { result, lease: held }
 }

@@ -322,7 +322,7 @@ export class DeliveryWorker {
 
     const channel = channelOfLane(job.lane) as 'sms' | 'push'
     // A provider whose circuit is open gets no call: the job waits for it, and no attempt is counted.
-    const blockedMs = durationMs(this.options.channels[channel].blockedForMs?.())
+    const blockedMs = durationMs(this.options.channels[channel].blockedForMs?.(), 0)
     if (blockedMs > 0) {
       const last = stored.events.at(-1)
       await this.waitForProvider(job, stored.notification, channel, blockedMs, { alreadyWaiting: last?.type === 'retry_scheduled' && last.circuit === 'open' })
@@ -466,14 +466,15 @@ export class DeliveryWorker {
     const { provider } = this.options.channels[channel]
     const answered = wait.answer ? [wait.answer] : []
     const attempts = wait.attempts !== undefined ? { attempts: wait.attempts } : {}
-    const probeAt = this.now() + durationMs(blockedMs)
+    // A wait the channel could not say (not a finite number) is the longest retry wait, not none: no busy loop.
+    const probeAt = this.now() + durationMs(blockedMs, this.options.retryMaxMs)
     const expiresAt = Date.parse(n.expires_at)
     if (probeAt >= expiresAt) {
       await this.finish(job, n, 'expired', `the ${channel} provider (${provider}) was unavailable (circuit open after repeated failures) until the ttl passed`, answered, undefined, attempts)
       return
     }
     // Spread after the probe over as long as the outage has lasted (bounded), and back well before the ttl passes.
-    const failingMs = durationMs(this.options.channels[channel].failingForMs?.())
+    const failingMs = durationMs(this.options.channels[channel].failingForMs?.(), 0)
     const cap = job.lane === channel ? Math.min(this.options.retryMaxMs, TRANSACTIONAL_WAIT_SPREAD_MAX_MS) : this.options.retryMaxMs
     const spread = Math.max(1, Math.min(Math.max(PROVIDER_WAIT_SPREAD_MS, failingMs), cap, (expiresAt - probeAt) / 2))
     const dueAt = probeAt + Math.floor(Math.random() * spread)
@@ -592,7 +593,8 @@ function heldKey (job: OutboxJob): string {
   return `${job.shard}|${job.lane}|${job.entryId}`
 }
 
-/** A time a channel reports (blocked for, failing for) as a wait: a time that is not a finite positive number is none. */
-function durationMs (ms: number | undefined): number {
-  return ms !== undefined && Number.isFinite(ms) && ms > 0 ? ms : 0
+/** A time a channel reports (blocked for, failing for): absent or negative is none; NaN or infinite is `otherwise`. */
+function durationMs (ms: number | undefined, otherwise: number): number {
+  if (ms === undefined || ms <= 0) return 0
+  return Number.isFinite(ms) ? ms : otherwise
 }
