@@ -121,7 +121,8 @@ async function within<T> (ms: number, what: string, promise: Promise<T>): Promis
 
 t.test('the built server', async t => {
   t.before(async () => {
-    await buildProject()
+    const errors = await buildProject()
+    if (errors !== undefined) t.comment(`tsc reported errors; running the JavaScript it emitted: ${errors}`)
   })
 
   t.test('a bad variable stops the start, naming it', async t => {
