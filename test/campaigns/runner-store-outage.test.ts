@@ -6,6 +6,7 @@ import { NotificationService } from '../../src/notifications/service.js'
 import { UpstreamRateLimiter } from '../../src/reachability/rate-limit.js'
 import { ReachabilityService } from '../../src/reachability/service.js'
 import { MemoryStore } from '../../src/store/memory/memory-store.js'
+import { recordNotified } from '../helpers/notified.js'
 import { counted, withOutage } from '../helpers/store.js'
 import { ScriptedUpstream } from '../helpers/upstream.js'
 import { waitFor } from '../helpers/wait.js'
@@ -73,14 +74,8 @@ t.test('a runner stopped during a store outage stops at once; the runner that ta
   const { base, store, calls, state, upstream, notifications, reachability, limiter, campaigns } = services()
   upstream.delayMs = 100 // a chunk takes about 0.4 s: the second is still in hand when the store goes down
   const callsMade = () => [...calls.values()].reduce((a, b) => a + b, 0)
-  // Every notification id each number was answered with, by either runner (a replay answers the first one).
-  const ids = new Map<string, Set<string>>()
-  const accept = notifications.accept.bind(notifications)
-  notifications.accept = async (...args) => {
-    const result = await accept(...args)
-    ids.set(args[1].to, (ids.get(args[1].to) ?? new Set()).add(result.answer.id))
-    return result
-  }
+  // Every notification id each number was answered with, by either runner.
+  const ids = recordNotified(notifications)
   const answer = await campaign(campaigns, 'stopped in an outage', '+4479112')
   const options = { store, notifications, reachability, limiter, concurrency: 8, chunkSize: 30, pollMs: 10, leaseMs: 600 }
   const warnings: string[] = []

@@ -9,6 +9,7 @@ import { UpstreamRateLimiter } from '../../src/reachability/rate-limit.js'
 import { ReachabilityService } from '../../src/reachability/service.js'
 import { RefreshRunner, startRefresh } from '../../src/reports/refresh.js'
 import type { Store } from '../../src/store/store.js'
+import { recordNotified } from '../helpers/notified.js'
 import { redisAvailable } from '../helpers/redis.js'
 import { openMemoryStore, openRedisStore } from '../helpers/store.js'
 import { ScriptedUpstream } from '../helpers/upstream.js'
@@ -172,13 +173,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       const { store, cleanup } = await open()
       const { upstream, reachability, notifications, limiter } = await services(store)
       upstream.delayMs = 100 // a lookup each: the chunk of 40, two at a time, takes about 2 s
-      const ids = new Map<string, Set<string>>()
-      const accept = notifications.accept.bind(notifications)
-      notifications.accept = async (...args) => {
-        const result = await accept(...args)
-        ids.set(args[1].to, (ids.get(args[1].to) ?? new Set()).add(result.answer.id))
-        return result
-      }
+      const ids = recordNotified(notifications)
       const campaigns = new CampaignService({ store, retentionSeconds: 3600, idempotencyTtlSeconds: 3600 })
       const lines: RecipientLine[] = Array.from({ length: 40 }, (_, i) => ({ line: i + 2, recipient: { to: `+4479114${String(i).padStart(5, '0')}` } }))
       const { answer } = await campaigns.create('svc', { name: 'stopped', message: { sms: { text: 'hi' } }, routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 } }, lines)
