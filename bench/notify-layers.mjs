@@ -1,9 +1,11 @@
 // bench/notify-layers: where the notify path's time goes. Bare Fastify, then the stack of POST /v1/notifications
 // built up one layer at a time (bench/layers-server.mjs), then reachroute itself, measured side by side in
-// alternating rounds: requests/s, the ratio to bare Fastify in the same round, and the server's CPU per request.
+// alternating rounds: requests/s, the ratio to bare Fastify in the same round, and the CPU per request of the server
+// and of Redis: together with wrk they share the machine's cores, so their sum bounds the rate.
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { randomUUID } from 'node:crypto'
+import { Redis } from 'ioredis'
 import { build, dropPrefix, freePort, median, REDIS_URL, requireTools, root, startProcess, stopProcess, wrk } from './lib/harness.mjs'
 import { NOTIFY_BODY as body, notifyToken, serverEnv, warmCache } from './lib/notify-request.mjs'
 
@@ -50,15 +52,25 @@ try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
     return (Number(fields[11]) + Number(fields[12])) / TICKS // utime + stime
   }
+  // Redis's own CPU (INFO cpu): the accept's script and the replies are work too, on the same two cores.
+  const redis = new Redis(REDIS_URL)
+  const redisCpuSeconds = async () => {
+    const info = await redis.info('cpu')
+    return ['used_cpu_sys', 'used_cpu_user'].reduce((sum, field) => sum + Number(new RegExp(`${field}:([\\d.]+)`).exec(info)?.[1]), 0)
+  }
   for (const s of servers) wrk({ url: `${s.url}/v1/notifications`, script, seconds: 2, connections: CONNECTIONS, env })
 
   for (let round = 0; round < ROUNDS; round++) {
     for (const s of servers) {
-      const before = cpuSeconds(s.child.pid)
+      const [before, redisBefore] = [cpuSeconds(s.child.pid), await redisCpuSeconds()]
       const r = wrk({ url: `${s.url}/v1/notifications`, script, seconds: SECONDS, connections: CONNECTIONS, env })
       if (r.non2xx > 0) throw new Error(`${s.name} answered ${r.non2xx} non-2xx responses:\n${r.raw}`)
       const requests = Number(/(\d+) requests in/.exec(r.raw)?.[1])
-      s.rounds.push({ rps: r.rps, cpuUs: (cpuSeconds(s.child.pid) - before) * 1e6 / requests })
+      s.rounds.push({
+        rps: r.rps,
+        cpuUs: (cpuSeconds(s.child.pid) - before) * 1e6 / requests,
+        redisCpuUs: (await redisCpuSeconds() - redisBefore) * 1e6 / requests,
+      })
     }
     const bare = servers[0].rounds[round].rps
     for (const s of servers) s.rounds[round].ratio = s.rounds[round].rps / bare
@@ -69,8 +81,10 @@ try {
     'req/s': Math.round(median(s.rounds.map(r => r.rps))),
     ratio: Number(median(s.rounds.map(r => r.ratio)).toFixed(2)),
     'cpu µs/req': Math.round(median(s.rounds.map(r => r.cpuUs))),
+    'redis cpu µs/req': Math.round(median(s.rounds.map(r => r.redisCpuUs))),
   }))
-  console.log(`\nbench/notify-layers (wrk -t1 -c${CONNECTIONS}, ${ROUNDS} rounds of ${SECONDS} s, every server once per round; medians; ratio to bare Fastify in the same round; server CPU per request from /proc)`)
+  redis.disconnect()
+  console.log(`\nbench/notify-layers (wrk -t1 -c${CONNECTIONS}, ${ROUNDS} rounds of ${SECONDS} s, every server once per round; medians; ratio to bare Fastify in the same round; CPU per request of the server from /proc, of Redis from INFO cpu)`)
   console.table(rows)
   console.log(JSON.stringify({ layers: rows }))
 } finally {

@@ -96,7 +96,8 @@ export function hey ({ url, rate, seconds = 10, workers = 8, method = 'POST', bo
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}: ${v}`)
   if (body) args.push('-d', body)
   const out = execFileSync('hey', [...args, url], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
-  const pct = (p) => Number(new RegExp(`${p}% in ([\\d.]+) secs`).exec(out)?.[1]) * 1000
+  // hey prints seconds to 4 decimals: whole 0.1 ms.
+  const pct = (p) => Math.round(Number(new RegExp(`${p}% in ([\\d.]+) secs`).exec(out)?.[1]) * 10_000) / 10
   const codes = [...out.matchAll(/\[(\d{3})\]\s+(\d+) responses/g)].map(m => [Number(m[1]), Number(m[2])])
   return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]), p50: pct(50), p99: pct(99), codes, raw: out }
 }
