@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { z } from 'zod'
+import { parseAllowedHost } from './notifications/callback-hosts.js'
 
 // The one place that reads the environment. Everything else receives a Config.
 
@@ -109,6 +110,10 @@ export const envSchema = z
     PUSH_WEBHOOK_URL: optionalUrl,
     PUSH_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
     CALLBACK_SIGNING_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+    CALLBACK_ALLOWED_HOSTS: z.string().trim()
+      .refine(list => hostList(list).every(host => parseAllowedHost(host) !== undefined),
+        'comma-separated host names or IP addresses (IPv6 in brackets), "*.example.com" for any name under example.com; no scheme, port or path')
+      .optional(),
   })
   .superRefine((env, ctx) => {
     const need = (cond: boolean, path: string, message: string) => {
@@ -277,6 +282,8 @@ export interface Config {
     pushWebhookSecret: string | undefined
   }
   callbackSigningSecret: string | undefined
+  /** Where status callbacks may go (CALLBACK_ALLOWED_HOSTS, normalised); empty: anywhere. */
+  callbackAllowedHosts: string[]
 }
 
 export class ConfigError extends Error {
@@ -400,7 +407,13 @@ export function loadConfig (source: Record<string, string | undefined> = process
       pushWebhookSecret: e.PUSH_WEBHOOK_SECRET,
     },
     callbackSigningSecret: e.CALLBACK_SIGNING_SECRET,
+    callbackAllowedHosts: hostList(e.CALLBACK_ALLOWED_HOSTS).map(host => parseAllowedHost(host)!),
   }
+}
+
+/** "a.example.com, *.example.org" → ['a.example.com', '*.example.org']; unset or empty → []. */
+function hostList (list: string | undefined): string[] {
+  return (list ?? '').split(',').map(host => host.trim()).filter(host => host !== '')
 }
 
 /** "h1:6379, [::1]:7001" → [{ host: 'h1', port: 6379 }, { host: '::1', port: 7001 }] (the format is checked by the schema). */

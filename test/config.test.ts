@@ -43,6 +43,12 @@ t.test('loadConfig', async t => {
     t.match(loadConfig({ SMS_RPS: '0.5', PUSH_RPS: '0' }).channels, { smsRps: 0.5, pushRps: 0 })
   })
 
+  t.test('callback hosts: anywhere by default; CALLBACK_ALLOWED_HOSTS is a comma-separated list, written as URLs write hosts', async t => {
+    t.same(loadConfig({}).callbackAllowedHosts, [])
+    t.same(loadConfig({ CALLBACK_ALLOWED_HOSTS: ' Hooks.Example.com , *.example.ORG,, [0::1] ' }).callbackAllowedHosts,
+      ['hooks.example.com', '*.example.org', '[::1]'])
+  })
+
   t.test('an empty variable counts as unset', async t => {
     t.equal(loadConfig({ PORT: '', REDIS_URL: '' }).port, 3000)
   })
@@ -58,6 +64,8 @@ t.test('loadConfig', async t => {
     ['a negative SMS_RPS', { SMS_RPS: '-1' }, 'SMS_RPS'],
     ['PUSH_RPS=fast', { PUSH_RPS: 'fast' }, 'PUSH_RPS'],
     ['HSTS_MAX_AGE_SECONDS=forever', { HSTS_MAX_AGE_SECONDS: 'forever' }, 'HSTS_MAX_AGE_SECONDS'],
+    ['a URL in CALLBACK_ALLOWED_HOSTS', { CALLBACK_ALLOWED_HOSTS: 'hooks.example.com,https://other.example.com' }, 'CALLBACK_ALLOWED_HOSTS', /no scheme, port or path/],
+    ['a port in CALLBACK_ALLOWED_HOSTS', { CALLBACK_ALLOWED_HOSTS: 'hooks.example.com:8443' }, 'CALLBACK_ALLOWED_HOSTS'],
     ['vonage without VONAGE_APPLICATION_ID',
       { REACHABILITY_PROVIDER: 'vonage', VONAGE_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----' }, 'VONAGE_APPLICATION_ID'],
     ['vonage without a private key', { REACHABILITY_PROVIDER: 'vonage', VONAGE_APPLICATION_ID: 'app-id' }, 'VONAGE_PRIVATE_KEY'],

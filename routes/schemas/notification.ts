@@ -43,7 +43,8 @@ export const NotificationBody = z.strictObject({
   client_ref: z.string().min(1).max(100).optional().meta({ description: 'Your reference, echoed back and in callbacks', examples: ['order-5521'] }),
   callback_url: z.url({ protocol: /^https?$/ }).max(2048).optional().meta({
     description: 'Where reachroute POSTs {id, status, channel, client_ref, metadata, at} when the notification reaches a final status ' +
-      '(sent, delivered, failed, expired, dropped), signed in X-Reachroute-Signature: sha256=<hex HMAC-SHA256 of the body under CALLBACK_SIGNING_SECRET>',
+      '(sent, delivered, failed, expired, dropped), signed in X-Reachroute-Signature: sha256=<hex HMAC-SHA256 of the body under CALLBACK_SIGNING_SECRET>. ' +
+      'When the service sets CALLBACK_ALLOWED_HOSTS, the URL\'s host must be one of them (else 422)',
     examples: ['https://orders.internal.example/notify-status'],
   }),
   metadata: z.record(z.string().min(1).max(64), z.string().max(500)).optional()

@@ -1,4 +1,5 @@
 import { Agent, request } from 'undici'
+import type { CallbackHosts } from './callback-hosts.js'
 import { hmacSignature } from '../http/signature.js'
 import { isRetryableStatus, isTransientError } from '../http/retry.js'
 
@@ -19,11 +20,14 @@ export type CallbackOutcome = { ok: true } | { ok: false, retry: boolean, reason
 export class CallbackSender {
   private readonly agent: Agent
 
-  constructor (private readonly options: { secret: string | undefined, timeoutMs: number }) {
+  constructor (private readonly options: { secret: string | undefined, timeoutMs: number, hosts?: CallbackHosts }) {
     this.agent = new Agent({ headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs, connectTimeout: options.timeoutMs, keepAliveTimeout: 10_000 })
   }
 
   async send (url: string, callback: StatusCallback): Promise<CallbackOutcome> {
+    // Checked at accept too; here for a notification accepted before the list changed.
+    const refusal = this.options.hosts?.refusal(url)
+    if (refusal) return { ok: false, retry: false, reason: refusal }
     const body = JSON.stringify(callback)
     const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'reachroute' }
     if (this.options.secret) headers[CALLBACK_SIGNATURE_HEADER] = hmacSignature(body, this.options.secret)

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { DeliveryOutcome, PushChannel, PushMessage, SmsChannel, SmsMessage } from '../../src/channels/channel.js'
 import { StoreUnavailableError } from '../../src/domain/errors.js'
 import { verifyHmacSignature } from '../../src/http/signature.js'
+import { CallbackHosts } from '../../src/notifications/callback-hosts.js'
 import { CALLBACK_SIGNATURE_HEADER, CallbackSender } from '../../src/notifications/callbacks.js'
 import { newNotificationId, shardOfId } from '../../src/notifications/ids.js'
 import { NotificationService } from '../../src/notifications/service.js'
@@ -415,6 +416,26 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.equal(n.status, 'sent', 'the callback does not change the status')
       t.equal(h.push.callsFor(id), 1)
       t.same(await h.store.outboxDepth(shardOfId(id, SHARDS)!), { push: 0, sms: 0, callback: 0, push_bulk: 0, sms_bulk: 0, retry: 0 })
+    })
+
+    t.test('a callback_url whose host CALLBACK_ALLOWED_HOSTS no longer allows is not called: the callback gives up at once', async t => {
+      const h = await harness(t, open)
+      const receiver = await startReceiver([])
+      t.teardown(receiver.close)
+      // Accepted while any host was allowed (the harness's service checks none); the worker's list has changed since.
+      const callbacks = new CallbackSender({ secret: CALLBACK_SECRET, timeoutMs: 2000, hosts: new CallbackHosts(['hooks.example.com']) })
+      t.teardown(() => callbacks.close())
+      h.worker({ callbacks })
+      const id = await h.notify({ callback_url: receiver.url })
+      const { events } = await waitFor(async () => {
+        const stored = await h.get(id)
+        return stored.events.some(e => e.type === 'callback') ? stored : undefined
+      }, 8000, 'the callback to be tried')
+      t.match(events.filter(e => e.type === 'callback'),
+        [{ ok: false, detail: 'callback_url host 127.0.0.1 is not one that callbacks may go to (CALLBACK_ALLOWED_HOSTS); giving up' }])
+      t.equal(receiver.posts.length, 0, 'nothing was posted')
+      t.equal((await h.get(id)).notification.status, 'sent', 'the notification itself was delivered')
+      t.same(await h.store.outboxDepth(shardOfId(id, SHARDS)!), { push: 0, sms: 0, callback: 0, push_bulk: 0, sms_bulk: 0, retry: 0 }, 'no retry waiting')
     })
 
     t.test('a worker killed mid-delivery: its job is reclaimed and delivered exactly once', async t => {

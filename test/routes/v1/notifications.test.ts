@@ -189,28 +189,30 @@ for (const store of ['memory', 'redis'] as const) {
       t.equal(final.events.filter((e: { type: string }) => e.type === 'receipt').length, 1)
     })
 
-    t.test('callback_url receives the final status, signed', async t => {
-      const received: { body: string, signature: string | undefined }[] = []
-      const server = createServer((req: IncomingMessage, res) => {
-        let body = ''
-        req.on('data', c => { body += c })
-        req.on('end', () => {
-          received.push({ body, signature: req.headers['x-reachroute-signature'] as string | undefined })
-          res.statusCode = received.length === 1 ? 503 : 200
-          res.end()
+    for (const allowed of [undefined, '127.0.0.1,*.example.org']) {
+      t.test(`callback_url receives the final status, signed${allowed ? ' (its host in CALLBACK_ALLOWED_HOSTS)' : ''}`, async t => {
+        const received: { body: string, signature: string | undefined }[] = []
+        const server = createServer((req: IncomingMessage, res) => {
+          let body = ''
+          req.on('data', c => { body += c })
+          req.on('end', () => {
+            received.push({ body, signature: req.headers['x-reachroute-signature'] as string | undefined })
+            res.statusCode = received.length === 1 ? 503 : 200
+            res.end()
+          })
         })
+        await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+        t.teardown(() => server.close())
+        const { notify, until } = await setup(t, store, { DELIVERY_RETRY_BASE_MS: '10', ...(allowed ? { CALLBACK_ALLOWED_HOSTS: allowed } : {}) })
+        const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/status`
+        const { id } = (await notify({ to: '+990123411', message: both, callback_url: url, client_ref: 'c-1', metadata: { k: 'v' } })).json()
+        await until(id, 'sent')
+        await waitFor(() => received.length >= 2 ? true : undefined, 5000, 'the retried callback')
+        const last = received[1]!
+        t.ok(verifyHmacSignature(last.body, CALLBACK_SECRET, last.signature), 'signed with CALLBACK_SIGNING_SECRET')
+        t.match(JSON.parse(last.body), { id, status: 'sent', channel: 'sms', client_ref: 'c-1', metadata: { k: 'v' } })
       })
-      await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-      t.teardown(() => server.close())
-      const { notify, until } = await setup(t, store, { DELIVERY_RETRY_BASE_MS: '10' })
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/status`
-      const { id } = (await notify({ to: '+990123411', message: both, callback_url: url, client_ref: 'c-1', metadata: { k: 'v' } })).json()
-      await until(id, 'sent')
-      await waitFor(() => received.length >= 2 ? true : undefined, 5000, 'the retried callback')
-      const last = received[1]!
-      t.ok(verifyHmacSignature(last.body, CALLBACK_SECRET, last.signature), 'signed with CALLBACK_SIGNING_SECRET')
-      t.match(JSON.parse(last.body), { id, status: 'sent', channel: 'sms', client_ref: 'c-1', metadata: { k: 'v' } })
-    })
+    }
 
     t.test('unknown and malformed ids are 404 problems', async t => {
       const { app, auth } = await setup(t, store)
@@ -224,7 +226,7 @@ for (const store of ['memory', 'redis'] as const) {
 }
 
 t.test('bad input on every field: a problem, nothing stored, sent or asked upstream', { skip: !haveRedis && 'Redis is not running' }, async t => {
-  const { notify, upstream, sms, push, prefix, app, bearer } = await setup(t, 'redis')
+  const { notify, upstream, sms, push, prefix, app, bearer } = await setup(t, 'redis', { CALLBACK_ALLOWED_HOSTS: 'hooks.example.com,*.example.org' })
   const good = { to: '+990123400', message: both, push_token: 'tok' }
   const cases: [string, unknown, number][] = [
     ['to missing', { message: both }, 400],
@@ -256,6 +258,8 @@ t.test('bad input on every field: a problem, nothing stored, sent or asked upstr
     ['body an array', [good], 400],
     ['push only without a token', { to: '+990123400', message: { push: { title: 't', body: 'b' } } }, 422],
     ['sms only but channels push', { to: '+990123400', message: { sms: { text: 'x' } }, routing: { channels: ['push'] } }, 422],
+    ['callback_url on a host CALLBACK_ALLOWED_HOSTS does not allow', { ...good, callback_url: 'http://169.254.169.254/latest' }, 422],
+    ['callback_url on the wildcard\'s own host', { ...good, callback_url: 'https://example.org/status' }, 422],
   ]
   for (const [name, payload, code] of cases) {
     const res = await notify(payload)
@@ -269,6 +273,10 @@ t.test('bad input on every field: a problem, nothing stored, sent or asked upstr
   t.equal(tooBig.statusCode, 413)
   const longKey = await notify(good, { 'idempotency-key': 'k'.repeat(256) })
   t.equal(longKey.statusCode, 400)
+  // Refused before its Idempotency-Key is claimed: the key is free for the corrected request (checked below, after the counts).
+  const refusedHost = await notify({ ...good, callback_url: 'https://evil.example.net/x' }, { 'idempotency-key': 'fix-me' })
+  t.equal(refusedHost.statusCode, 422)
+  t.match(refusedHost.json().detail, 'callback_url host evil.example.net is not one that callbacks may go to (CALLBACK_ALLOWED_HOSTS)')
   const noScope = await app.inject({ method: 'POST', url: '/v1/notifications', headers: { authorization: await bearer('notifications:read') }, payload: good })
   t.equal(noScope.statusCode, 403)
   const noToken = await app.inject({ method: 'POST', url: '/v1/notifications', payload: good })
@@ -282,6 +290,8 @@ t.test('bad input on every field: a problem, nothing stored, sent or asked upstr
   const keys = (await redis.keys(`${prefix}*`)).filter(k => !k.includes('{rl:'))
   t.same(keys.filter(k => !k.includes(':outbox:')), [], 'nothing stored')
   for (const key of keys.filter(k => k.includes(':outbox:'))) t.equal(await redis.xlen(key), 0, `nothing queued in ${key}`)
+  const corrected = await notify({ ...good, callback_url: 'https://hooks.example.com/status' }, { 'idempotency-key': 'fix-me' })
+  t.equal(corrected.statusCode, 202, 'the refused request left its Idempotency-Key unclaimed: the corrected one is accepted')
 })
 
 t.test('with Redis, the notification and its job live in Redis under the shard\'s tag', { skip: !haveRedis && 'Redis is not running' }, async t => {

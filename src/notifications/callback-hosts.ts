@@ -1,0 +1,48 @@
+/**
+ * The hosts status callbacks may go to (CALLBACK_ALLOWED_HOSTS): a host name or IP literal (IPv6 in brackets) matches
+ * itself, `*.example.com` any name under example.com (not example.com itself). No patterns: any host. Names are
+ * compared as the URL parser gives them: lower case, punycode, no trailing dot.
+ */
+export class CallbackHosts {
+  private readonly exact = new Set<string>()
+  private readonly suffixes: string[] = []
+
+  constructor (patterns: readonly string[]) {
+    for (const pattern of patterns) {
+      if (pattern.startsWith('*.')) this.suffixes.push(normalHost(pattern.slice(1)))
+      else this.exact.add(normalHost(pattern))
+    }
+  }
+
+  /** Why a callback may not go to `url`, or undefined when it may. */
+  refusal (url: string): string | undefined {
+    if (this.exact.size === 0 && this.suffixes.length === 0) return undefined
+    let host: string
+    try {
+      host = normalHost(new URL(url).hostname)
+    } catch {
+      return 'callback_url is not a URL'
+    }
+    if (this.exact.has(host) || this.suffixes.some(suffix => host.endsWith(suffix))) return undefined
+    return `callback_url host ${host} is not one that callbacks may go to (CALLBACK_ALLOWED_HOSTS)`
+  }
+}
+
+/**
+ * One CALLBACK_ALLOWED_HOSTS entry as CallbackHosts takes it (the host as the URL parser writes it, `*.` kept), or
+ * undefined when it is not a bare host or `*.` and a host: no scheme, port, path or user.
+ */
+export function parseAllowedHost (pattern: string): string | undefined {
+  const wildcard = pattern.startsWith('*.')
+  const host = wildcard ? pattern.slice(2) : pattern
+  if (!/^([^\s/?#@:[\]\\*]+|\[[0-9A-Fa-f:.]+\])$/.test(host)) return undefined
+  try {
+    return `${wildcard ? '*.' : ''}${normalHost(new URL(`http://${host}/`).hostname)}`
+  } catch {
+    return undefined
+  }
+}
+
+function normalHost (host: string): string {
+  return host.toLowerCase().replace(/\.$/, '')
+}
