@@ -19,7 +19,7 @@ const secret = 'bench-secret-0123456789-0123456789-abcdef'
 const message = { sms: { text: 'Hi {{name}}, 30% off today' }, push: { title: 'Black Friday', body: 'Hi {{name}}' } }
 const number = (base, i) => `+44${base + i}`
 
-build()
+await build()
 // The store's own key layout (imported once built): where the cache entry of a number lives.
 const { RedisKeys } = await import('../dist/src/store/redis/keys.js')
 const SHARDS = 16

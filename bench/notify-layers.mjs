@@ -29,7 +29,7 @@ const LAYERS = [
 ]
 
 requireTools('wrk')
-build()
+await build()
 const servers = []
 try {
   for (let i = 0; i < LAYERS.length; i++) {

@@ -12,7 +12,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64)
 const prefix = `rrbench:${randomUUID().slice(0, 8)}:`
 
 requireTools('wrk', 'hey')
-build()
+await build()
 const [barePort, appPort] = [await freePort(), await freePort()]
 const bare = await startProcess(['bench/bare-server.mjs'], { PORT: String(barePort) }, `http://127.0.0.1:${barePort}/healthz`)
 const app = await startProcess(['dist/src/server.js'], serverEnv({ port: appPort, redisUrl: REDIS_URL, prefix }), `http://127.0.0.1:${appPort}/readyz`)

@@ -19,7 +19,7 @@ import { freePort, root } from './lib/harness.mjs'
 import { apiStatuses, heldBy, storedNotifications, verdict } from './soak/check.mjs'
 import { newLedger, startPushGateway, startSmsProvider, startUpstream } from './soak/fakes.mjs'
 import { createLoad, ukNumbers } from './soak/load.mjs'
-import { build, keepLogsIn, killAll, startApi, startRedis, startWorker, stop } from './soak/processes.mjs'
+import { buildInto, keepLogsIn, killAll, startApi, startRedis, startWorker, stop } from './soak/processes.mjs'
 
 const { values: flags } = parseArgs({
   options: {
@@ -89,8 +89,7 @@ try {
 async function main () {
   const started = Date.now()
   log(`building into ${OUT_DIR}`)
-  const buildNote = await build(root, OUT_DIR)
-  if (buildNote) log(`tsc reported errors; running the JavaScript it emitted: ${buildNote}`)
+  await buildInto(OUT_DIR)
 
   const redisPort = Number(flags['redis-port'] ?? env.SOAK_REDIS_PORT ?? await freePort())
   const apiPort = Number(flags['api-port'] ?? env.SOAK_API_PORT ?? await freePort())

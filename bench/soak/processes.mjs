@@ -1,12 +1,11 @@
 // The processes of a soak run: its own redis-server (AOF, fsync on every write), the API and the workers,
 // all built from this checkout. Every child is tracked so that the harness can kill what is left on any exit.
-import { execFile, spawn } from 'node:child_process'
-import { createWriteStream, existsSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
-import { SERVICE_NODE_FLAGS } from '../lib/harness.mjs'
+import { build, SERVICE_NODE_FLAGS } from '../lib/harness.mjs'
 
 const children = new Set()
 let logDir
@@ -23,24 +22,14 @@ export function killAll () {
   }
 }
 
-/**
- * Compiles the project into `outDir` (incremental). Type errors still emit JavaScript: only a build without a server
- * fails. The compiler runs without NODE_V8_COVERAGE (set when the soak runs under the test suite's coverage): it is a tool.
- */
-export async function build (root, outDir) {
-  const args = ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json']
-  if (outDir !== join(root, 'dist')) args.push('--outDir', outDir, '--tsBuildInfoFile', join(outDir, '.tsbuildinfo'))
-  const building = promisify(execFile)(process.execPath, args, { cwd: root, env: { ...process.env, NODE_V8_COVERAGE: undefined } })
-  children.add(building.child)
-  try {
-    await building
-  } catch (err) {
-    if (!existsSync(join(outDir, 'src', 'server.js')) || !existsSync(join(outDir, 'src', 'worker.js'))) throw err
-    return (err.stdout ?? '').split('\n')[0]
-  } finally {
-    children.delete(building.child)
-  }
-  return undefined
+/** Compiles the project into `outDir` (bench/lib/harness.mjs build), the compiler tracked as a child. */
+export function buildInto (outDir) {
+  return build(outDir, {
+    onChild: child => {
+      children.add(child)
+      child.once('exit', () => children.delete(child))
+    },
+  })
 }
 
 function track (child, name, logLines) {
