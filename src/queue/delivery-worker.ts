@@ -82,6 +82,9 @@ export class DeliveryWorker {
   private readonly limited: Partial<Record<'sms' | 'push', { budget: ChannelBudget, cap: number, unserved: number }>> = {}
   /** How long a job waits for a provider token before it goes back to its lane: well within the visibility timeout. */
   private readonly tokenWaitMs: number
+  /** Callback jobs in hand, and how many there may be: a slow or dead receiver never holds the slots of SMS and push. */
+  private callbacksInHand = 0
+  private readonly callbackCap: number
   /** Set when a loop iteration finished; readiness reads it to tell a stuck worker. */
   lastLoopAt = 0
 
@@ -91,6 +94,7 @@ export class DeliveryWorker {
       Math.max(10, Math.min(1000, options.visibilityTimeoutMs / 2, options.retryBaseMs / 2))
     this.now = options.now ?? Date.now
     this.tokenWaitMs = Math.max(50, Math.floor(options.visibilityTimeoutMs / 2))
+    this.callbackCap = Math.max(1, Math.floor(options.concurrency / 4))
     for (const channel of ['sms', 'push'] as const) {
       const rps = options.providerRps?.[channel] ?? 0
       if (rps <= 0) continue
@@ -208,7 +212,9 @@ export class DeliveryWorker {
         for (const lane of [...LANE_ORDER, ...BULK_LANE_ORDER]) {
           const free = this.options.concurrency - this.inFlight.size
           if (free <= 0) break
-          const jobs = await store.reclaimOutbox(shard, lane, this.consumer, this.options.visibilityTimeoutMs, free)
+          const room = lane === 'callback' ? Math.min(free, this.callbackCap - this.callbacksInHand) : free
+          if (room <= 0) continue
+          const jobs = await store.reclaimOutbox(shard, lane, this.consumer, this.options.visibilityTimeoutMs, room)
           for (const job of jobs) {
             // Its idle time ran out while this worker still has it (the store answered the hold late): not a second copy.
             if (this.held.has(heldKey(job))) continue
@@ -243,7 +249,7 @@ export class DeliveryWorker {
   /**
    * Reads new jobs of the lanes, in order, as far as there is room: the lanes of a rate-limited channel one by
    * one, no more jobs than may wait for that channel's tokens here (campaign lanes leave a quarter of that to
-   * transactional jobs); the other lanes together.
+   * transactional jobs); the other message lanes together; callbacks last, at most a quarter of the slots in all.
    */
   private async read (shard: number, lanes: readonly Lane[], bulk = false): Promise<number> {
     let taken = 0
@@ -255,12 +261,15 @@ export class DeliveryWorker {
       taken += jobs.length
     }
     const open: Lane[] = []
+    let callbacks = false
     for (const lane of lanes) {
       const limited = this.limitOf(lane)
       if (limited) await take([lane], limited.cap - limited.unserved - (bulk ? Math.max(1, Math.floor(limited.cap / 4)) : 0))
+      else if (lane === 'callback') callbacks = true
       else open.push(lane)
     }
     await take(open, Infinity)
+    if (callbacks) await take(['callback'], this.callbackCap - this.callbacksInHand)
     return taken
   }
 
@@ -281,12 +290,15 @@ export class DeliveryWorker {
     }
     const key = heldKey(job)
     this.held.set(key, job)
+    const callback = job.lane === 'callback'
+    if (callback) this.callbacksInHand++
     const work = this.deliver(job, served)
       .finally(served)
       .catch(err => this.options.log?.error({ err, notification: job.notificationId }, 'delivery job failed; it will be taken over after the visibility timeout'))
       .finally(() => {
         this.held.delete(key)
         this.inFlight.delete(work)
+        if (callback) this.callbacksInHand--
       })
     this.inFlight.add(work)
   }

@@ -418,6 +418,51 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.same(await h.store.outboxDepth(shardOfId(id, SHARDS)!), { push: 0, sms: 0, callback: 0, push_bulk: 0, sms_bulk: 0, retry: 0 })
     })
 
+    t.test('callbacks to a receiver that does not answer hold at most a quarter of the slots: messages go on', async t => {
+      const h = await harness(t, open)
+      const waiting: http.ServerResponse[] = []
+      // Until `answering`, the receiver never answers; then it answers each POST after 20 ms, counting those open at once.
+      let answering = false
+      let posting = 0
+      let most = 0
+      const server = http.createServer((req, res) => {
+        req.resume()
+        if (!answering) return void waiting.push(res)
+        most = Math.max(most, ++posting)
+        setTimeout(() => {
+          posting--
+          res.end()
+        }, 20)
+      })
+      await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+      t.teardown(() => {
+        server.closeAllConnections()
+        server.close()
+      })
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/status`
+      // A timeout longer than the test: each callback holds its slot until the receiver answers.
+      const callbacks = new CallbackSender({ secret: CALLBACK_SECRET, timeoutMs: 60_000 })
+      t.teardown(() => callbacks.close())
+      h.worker({ callbacks, concurrency: 8 })
+      const first = await Promise.all(Array.from({ length: 10 }, () => h.notify({ callback_url: url })))
+      for (const id of first) await h.until(id, ['sent'])
+      await waitFor(() => waiting.length >= 2 ? true : undefined, 5000, 'callbacks to be posted')
+      await sleep(300)
+      t.equal(waiting.length, 2, 'two callbacks in hand (8 slots / 4); the other 8 wait in their lane')
+      const later = await Promise.all(Array.from({ length: 12 }, () => h.notify()))
+      for (const id of later) await h.until(id, ['sent'], 3000)
+      t.pass('12 messages accepted while the callbacks hang were sent')
+      t.equal(waiting.length, 2, 'still two callbacks posted')
+      // The receiver answers: the rest are posted, never more than two at a time.
+      answering = true
+      for (const res of waiting.splice(0)) res.end()
+      await waitFor(async () => {
+        const done = await Promise.all(first.map(async id => (await h.get(id)).events.some(e => e.type === 'callback' && e.ok === true)))
+        return done.every(Boolean) ? true : undefined
+      }, 8000, 'every callback to be posted')
+      t.ok(most >= 1 && most <= 2, `at most two callbacks at once once the receiver answers (${most})`)
+    })
+
     t.test('a callback_url whose host CALLBACK_ALLOWED_HOSTS no longer allows is not called: the callback gives up at once', async t => {
       const h = await harness(t, open)
       const receiver = await startReceiver([])
