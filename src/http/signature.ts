@@ -20,7 +20,8 @@ export function verifyHmacSignature (body: string | Buffer, secret: string, sign
 
 /**
  * Vonage signs its webhooks with an HS256 JWT in `Authorization: Bearer ...` under the account's
- * signature secret; its `payload_hash` claim, when present, is the hex SHA-256 of the body.
+ * signature secret; its `payload_hash` claim is the hex SHA-256 of the body. Both are required: a token
+ * without the hash would vouch for any body.
  * Never throws: anything that does not check out is false.
  */
 export async function verifyVonageSignature (
@@ -32,7 +33,6 @@ export async function verifyVonageSignature (
   if (!match?.[1] || !secret) return false
   try {
     const { payload } = await jwtVerify(match[1], new TextEncoder().encode(secret), { algorithms: ['HS256'] })
-    if (payload.payload_hash === undefined) return true
     if (typeof payload.payload_hash !== 'string') return false
     const hash = createHash('sha256').update(rawBody).digest('hex')
     return payload.payload_hash.toLowerCase() === hash

@@ -37,6 +37,8 @@ t.test('a forged request is 401 before its body is validated: no field errors', 
     'a hash of another body, malformed JSON': ['{"status":', await sign(A_STATUS)],
     'not a JWT, no body': [undefined, 'Bearer abc.def.ghi'],
     'a hash of a body, no body sent': [undefined, await sign(A_STATUS)],
+    'the right secret but no payload_hash, a good body': [A_STATUS, `Bearer ${await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' }).setIssuedAt().sign(new TextEncoder().encode(SECRET))}`],
   }
   for (const [what, [payload, authorization]] of Object.entries(forged)) {
     const res = await post(payload, authorization)
