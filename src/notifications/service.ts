@@ -277,7 +277,8 @@ export async function applyReceipt (store: Store, receipt: MessageReceipt,
   const changed = await store.transition({
     notificationId: receipt.clientRef,
     shard,
-    patch: next ? { status: next, updated_at: at } : {},
+    // A failed one says why in its reason; a delivered one keeps its routing reason.
+    patch: next ? { status: next, updated_at: at, ...(next === 'failed' ? { reason: detail } : {}) } : {},
     events: [
       { at, type: 'receipt', detail, provider_status: receipt.status, provider_at: receipt.at, provider_message_id: receipt.providerMessageId },
       ...(next ? [{ at, type: 'final' as const, detail: `${next}: ${detail}`, status: next }] : []),

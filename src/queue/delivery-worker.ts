@@ -517,7 +517,11 @@ export class DeliveryWorker {
     return Math.floor(ceiling / 2 + Math.random() * ceiling / 2)
   }
 
-  /** Ends the notification in a final status (why: in the final event; `reason` keeps the routing reason). Its callback, when it has one, is the next job. */
+  /**
+   * Ends the notification in a final status, saying why in the final event. A notification that did not go out
+   * (failed, expired, dropped) takes that as its `reason` too; a sent one keeps its routing reason. Its callback,
+   * when it has one, is the next job.
+   */
   private async finish (job: OutboxJob, n: Notification, status: 'sent' | 'failed' | 'expired' | 'dropped', reason: string, events: NotificationEvent[],
     providerMessageId?: string, patch: NotificationPatch = {}): Promise<void> {
     const at = this.isoNow()
@@ -525,7 +529,9 @@ export class DeliveryWorker {
     const t: Transition = {
       notificationId: n.id,
       shard: job.shard,
-      patch: { ...patch, status, updated_at: at, ...(providerMessageId ? { provider_message_id: providerMessageId } : {}) },
+      patch: {
+        ...patch, status, updated_at: at, ...(status === 'sent' ? {} : { reason }), ...(providerMessageId ? { provider_message_id: providerMessageId } : {}),
+      },
       events: [...events, { at, type: 'final', detail: `${status}: ${reason}`, status }],
       onlyFrom: ['queued', 'sending'],
       ack: job,

@@ -203,7 +203,7 @@ export class FallbackScheduler extends PollingLoop {
     const ended = await this.options.store.transition({
       notificationId: n.id,
       shard: lease.shard,
-      patch: { status, updated_at: at, ...(reachability ? { reachability } : {}) },
+      patch: { status, reason, updated_at: at, ...(reachability ? { reachability } : {}) },
       events: [...events, { at, type: 'final', detail: `${status}: ${reason}`, status }],
       lease,
       next,

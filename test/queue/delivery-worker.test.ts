@@ -318,6 +318,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.equal(h.sms.calls.length, 0, 'a transient failure is not a reason to fail over')
       t.equal(events.filter(e => e.type === 'retry_scheduled').length, 2)
       t.match(final(events), [{ status: 'failed', detail: 'failed: gave up after 3 attempts: HTTP 503' }])
+      t.equal(n.reason, 'gave up after 3 attempts: HTTP 503', 'the reason says why it failed')
       t.same(await h.store.outboxDepth(shardOfId(id, SHARDS)!), { push: 0, sms: 0, callback: 0, push_bulk: 0, sms_bulk: 0, retry: 0 })
     })
 
@@ -333,6 +334,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.equal(h.sms.calls.length, 0, 'no failover on a refusal of the message itself')
       t.match(events.find(e => e.type === 'provider_answer'), { outcome: 'failed', detail: 'fake-push refused it: HTTP 400: message too big' })
       t.match(final(events), [{ status: 'failed', detail: 'failed: fake-push refused it: HTTP 400: message too big' }])
+      t.equal(n.reason, 'fake-push refused it: HTTP 400: message too big', 'the notification\'s reason is the provider\'s')
     })
 
     t.test('token_invalid on push with SMS content fails over to SMS', async t => {
@@ -361,6 +363,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.equal(h.sms.calls.length, 0)
       t.notOk(events.some(e => e.type === 'failover'))
       t.match(final(events), [{ status: 'failed', detail: 'failed: push token refused (INVALID_ARGUMENT) and SMS is not possible for this message' }])
+      t.equal(n.reason, 'push token refused (INVALID_ARGUMENT) and SMS is not possible for this message')
     })
 
     t.test('token_invalid with SMS content but SMS not allowed fails', async t => {
@@ -391,6 +394,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.equal(n.attempts, 0)
       t.equal(h.push.calls.length + h.sms.calls.length, 0, 'nothing sent')
       t.match(final(events), [{ status: 'expired', detail: 'expired: ttl of 5 s passed before delivery' }])
+      t.equal(n.reason, 'ttl of 5 s passed before delivery')
       t.same(await h.store.outboxDepth(1), { push: 0, sms: 0, callback: 0, push_bulk: 0, sms_bulk: 0, retry: 0 })
     })
 

@@ -164,6 +164,7 @@ for (const kind of ['memory', 'redis'] as const) {
       const done = await r.until(answer.id, 'expired', 5000)
       t.equal(r.push.sent.length + r.sms.sent.length, 0, 'nothing sent')
       t.match(done.events.at(-1), { type: 'final', status: 'expired' })
+      t.equal(done.notification.reason, 'the device did not come back within the ttl of 1 s', 'the reason says why it ended')
       const recheck = done.events.filter(e => e.type === 'recheck')
       t.ok(recheck.every(e => Date.parse(e.at) <= Date.parse(done.notification.expires_at)), 'never checked after the expiry')
       const dead = await new QueueOps(r.store).listDead(undefined, 10)

@@ -189,6 +189,27 @@ for (const store of ['memory', 'redis'] as const) {
       t.equal(final.events.filter((e: { type: string }) => e.type === 'receipt').length, 1)
     })
 
+    t.test('a receipt that the SMS was rejected fails it, the carrier\'s error as its reason; GET shows the reachability it was routed on', async t => {
+      const { notify, until, app, status } = await setup(t, store)
+      const { id } = (await notify({ to: '+990123411', message: { sms: { text: 'hi' } } })).json()
+      const sent = await until(id, 'sent')
+      t.match(sent.reason, /connected for SMS only/, 'sent: the routing reason')
+      t.match(sent.reachability, { phone_number: '+990123411', is_reachable: true, connectivity: ['SMS'], status: { code: 'OK' } })
+      t.match(sent.events.find((e: { type: string }) => e.type === 'routed'),
+        { channel: 'sms', reachability: { is_reachable: true, connectivity: ['SMS'], status: 'OK' } }, 'the routed event keeps what routing saw')
+      const receipt = JSON.stringify({
+        message_uuid: 'm-2', to: '990123411', from: 'reachroute', timestamp: '2026-11-25T10:00:00Z', status: 'rejected', channel: 'sms', client_ref: id,
+        error: { type: 'https://developer.nexmo.com/api-errors/messages#1260', title: 'Destination unreachable', detail: 'The message could not be delivered to the phone number' },
+      })
+      const jwt = await new SignJWT({ payload_hash: createHash('sha256').update(receipt).digest('hex') })
+        .setProtectedHeader({ alg: 'HS256' }).setIssuedAt().sign(new TextEncoder().encode(VONAGE_SECRET))
+      const res = await app.inject({ method: 'POST', url: '/v1/webhooks/vonage/messages', payload: receipt, headers: { 'content-type': 'application/json', authorization: `Bearer ${jwt}` } })
+      t.equal(res.statusCode, 204)
+      const failed = await status(id)
+      t.equal(failed.status, 'failed')
+      t.match(failed.reason, /^receipt: rejected \(.*Destination unreachable/, 'the reason is the carrier\'s')
+    })
+
     for (const allowed of [undefined, '127.0.0.1,*.example.org']) {
       t.test(`callback_url receives the final status, signed${allowed ? ' (its host in CALLBACK_ALLOWED_HOSTS)' : ''}`, async t => {
         const received: { body: string, signature: string | undefined }[] = []
