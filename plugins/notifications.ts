@@ -4,7 +4,7 @@ import { withCircuitBreakers } from '../src/channels/circuit-breaker.js'
 import { createChannels } from '../src/channels/index.js'
 import { circuitMetrics } from '../src/metrics/circuits.js'
 import { recordRoutingDecision } from '../src/metrics/notifications.js'
-import { CallbackHosts } from '../src/notifications/callback-hosts.js'
+import { CallbackPolicy } from '../src/notifications/callback-policy.js'
 import { NotificationService } from '../src/notifications/service.js'
 import { CamaraSubscriptions } from '../src/reachability/events/camara-subscriptions.js'
 import { ReachabilityEvents } from '../src/reachability/events/reachability-events.js'
@@ -61,6 +61,6 @@ export default fp<{ channels?: Channels }>(async (app, options) => {
     onEnqueued: () => app.pokeWorkers(),
     onQueued: n => events.watch(n.request.to, n.id, Date.parse(n.expires_at)),
     onRouted: recordRoutingDecision,
-    callbackHosts: new CallbackHosts(app.config.callbackAllowedHosts),
+    callbackPolicy: new CallbackPolicy({ signed: app.config.callbackSigningSecret !== undefined, allowedHosts: app.config.callbackAllowedHosts }),
   }))
 }, { name: 'notifications', fastify: '5.x', dependencies: ['config', 'store', 'reachability'] })

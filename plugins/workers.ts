@@ -2,7 +2,6 @@ import fp from 'fastify-plugin'
 import { recordCampaignFinal, recordCampaignRecipients } from '../src/metrics/campaigns.js'
 import { recordDelivery } from '../src/metrics/notifications.js'
 import { CampaignRunner } from '../src/campaigns/runner.js'
-import { CallbackHosts } from '../src/notifications/callback-hosts.js'
 import { CallbackSender } from '../src/notifications/callbacks.js'
 import type { NotificationStatus } from '../src/notifications/types.js'
 import { DeliveryWorker } from '../src/queue/delivery-worker.js'
@@ -34,7 +33,7 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     app.campaigns.countFinal(id, notificationId, status)
       .catch(err => app.log.warn({ err, campaign: id }, 'a campaign counter was not updated'))
   }
-  const callbacks = new CallbackSender({ secret: callbackSigningSecret, timeoutMs: channels.timeoutMs, hosts: new CallbackHosts(app.config.callbackAllowedHosts) })
+  const callbacks = new CallbackSender({ secret: callbackSigningSecret, timeoutMs: channels.timeoutMs, allowedHosts: app.config.callbackAllowedHosts })
   const worker = new DeliveryWorker({
     store: app.store,
     channels: app.channels,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { z } from 'zod'
-import { parseAllowedHost } from './notifications/callback-hosts.js'
+import { parseAllowedHost } from './notifications/callback-policy.js'
 
 // The one place that reads the environment. Everything else receives a Config.
 

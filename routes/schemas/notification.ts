@@ -44,7 +44,7 @@ export const NotificationBody = z.strictObject({
   callback_url: z.url({ protocol: /^https?$/ }).max(2048).optional().meta({
     description: 'Where reachroute POSTs {id, status, channel, client_ref, metadata, at} when the notification reaches a final status ' +
       '(sent, delivered, failed, expired, dropped), signed in X-Reachroute-Signature: sha256=<hex HMAC-SHA256 of the body under CALLBACK_SIGNING_SECRET>. ' +
-      'When the service sets CALLBACK_ALLOWED_HOSTS, the URL\'s host must be one of them (else 422)',
+      'A 422 when the service has no CALLBACK_SIGNING_SECRET (no unsigned callbacks), or sets CALLBACK_ALLOWED_HOSTS and the URL\'s host is not one of them',
     examples: ['https://orders.internal.example/notify-status'],
   }),
   metadata: z.record(z.string().min(1).max(64), z.string().max(500)).optional()

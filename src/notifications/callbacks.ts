@@ -1,5 +1,5 @@
 import { Agent, request } from 'undici'
-import type { CallbackHosts } from './callback-hosts.js'
+import { CallbackPolicy } from './callback-policy.js'
 import { hmacSignature } from '../http/signature.js'
 import { isRetryableStatus, isTransientError } from '../http/retry.js'
 
@@ -16,21 +16,28 @@ export interface StatusCallback {
 
 export type CallbackOutcome = { ok: true } | { ok: false, retry: boolean, reason: string }
 
-/** POSTs a final status to the caller's callback_url, signed with HMAC-SHA256 of the body when a secret is set. */
+/**
+ * POSTs a final status to the caller's callback_url, signed with HMAC-SHA256 of the body. Without a secret, or to a
+ * host CALLBACK_ALLOWED_HOSTS does not allow, it posts nothing and says why (accepted before the settings changed,
+ * or by an API process set up otherwise).
+ */
 export class CallbackSender {
   private readonly agent: Agent
+  private readonly policy: CallbackPolicy
 
-  constructor (private readonly options: { secret: string | undefined, timeoutMs: number, hosts?: CallbackHosts }) {
+  constructor (private readonly options: { secret: string | undefined, timeoutMs: number, allowedHosts?: readonly string[] }) {
+    this.policy = new CallbackPolicy({ signed: options.secret !== undefined, allowedHosts: options.allowedHosts ?? [] })
     this.agent = new Agent({ headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs, connectTimeout: options.timeoutMs, keepAliveTimeout: 10_000 })
   }
 
   async send (url: string, callback: StatusCallback): Promise<CallbackOutcome> {
-    // Checked at accept too; here for a notification accepted before the list changed.
-    const refusal = this.options.hosts?.refusal(url)
-    if (refusal) return { ok: false, retry: false, reason: refusal }
+    // Checked at accept too; here for a notification accepted before the settings changed.
+    const refusal = this.policy.refusal(url)
+    if (refusal || this.options.secret === undefined) return { ok: false, retry: false, reason: refusal ?? 'no signing secret' }
     const body = JSON.stringify(callback)
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'reachroute' }
-    if (this.options.secret) headers[CALLBACK_SIGNATURE_HEADER] = hmacSignature(body, this.options.secret)
+    const headers: Record<string, string> = {
+      'content-type': 'application/json', 'user-agent': 'reachroute', [CALLBACK_SIGNATURE_HEADER]: hmacSignature(body, this.options.secret),
+    }
     try {
       const res = await request(url, { method: 'POST', body, headers, dispatcher: this.agent, signal: AbortSignal.timeout(this.options.timeoutMs) })
       await res.body.dump()

@@ -4,7 +4,7 @@ import type { ReachabilityResult } from '../domain/reachability.js'
 import type { ReachabilityService } from '../reachability/service.js'
 import { type Decision, decide, usableChannels } from '../routing/decide.js'
 import { type IdempotencyRef, type JobTarget, type Store, type StoredNotification, laneFor } from '../store/store.js'
-import type { CallbackHosts } from './callback-hosts.js'
+import type { CallbackPolicy } from './callback-policy.js'
 import { idempotencyRef, newNotificationId, numberShard, shardOfId } from './ids.js'
 import type { Notification, NotificationEvent, NotificationRequest, NotificationStatus, RoutedChannel } from './types.js'
 
@@ -33,8 +33,8 @@ export interface NotificationServiceOptions {
   onEnqueued?: () => void
   /** Told when a notification starts waiting in the fallback queue (reachability subscriptions). Must not throw. */
   onQueued?: (notification: Notification) => Promise<void>
-  /** Where callback_url may point (CALLBACK_ALLOWED_HOSTS); absent: anywhere. */
-  callbackHosts?: CallbackHosts
+  /** Whether callbacks are on and where callback_url may point; absent: anywhere. */
+  callbackPolicy?: CallbackPolicy
   /** Told of the routing decision of each notification accepted (metrics). Must not throw. */
   onRouted?: (decision: Decision, reachability: ReachabilityResult | null, request: NotificationRequest) => void
 }
@@ -71,7 +71,7 @@ export class NotificationService {
     if (usableChannels(request).size === 0) {
       throw new UnprocessableError('no channel can carry this message: give SMS text, or push content with a push_token, on a channel that routing.channels allows')
     }
-    const refusal = request.callback_url === undefined ? undefined : this.options.callbackHosts?.refusal(request.callback_url)
+    const refusal = request.callback_url === undefined ? undefined : this.options.callbackPolicy?.refusal(request.callback_url)
     if (refusal) throw new UnprocessableError(refusal)
     const { store } = this.options
     let idem: ClaimedKey | undefined

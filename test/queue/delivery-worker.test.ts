@@ -5,7 +5,6 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { DeliveryOutcome, PushChannel, PushMessage, SmsChannel, SmsMessage } from '../../src/channels/channel.js'
 import { StoreUnavailableError } from '../../src/domain/errors.js'
 import { verifyHmacSignature } from '../../src/http/signature.js'
-import { CallbackHosts } from '../../src/notifications/callback-hosts.js'
 import { CALLBACK_SIGNATURE_HEADER, CallbackSender } from '../../src/notifications/callbacks.js'
 import { newNotificationId, shardOfId } from '../../src/notifications/ids.js'
 import { NotificationService } from '../../src/notifications/service.js'
@@ -467,25 +466,32 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.ok(most >= 1 && most <= 2, `at most two callbacks at once once the receiver answers (${most})`)
     })
 
-    t.test('a callback_url whose host CALLBACK_ALLOWED_HOSTS no longer allows is not called: the callback gives up at once', async t => {
-      const h = await harness(t, open)
-      const receiver = await startReceiver([])
-      t.teardown(receiver.close)
-      // Accepted while any host was allowed (the harness's service checks none); the worker's list has changed since.
-      const callbacks = new CallbackSender({ secret: CALLBACK_SECRET, timeoutMs: 2000, hosts: new CallbackHosts(['hooks.example.com']) })
-      t.teardown(() => callbacks.close())
-      h.worker({ callbacks })
-      const id = await h.notify({ callback_url: receiver.url })
-      const { events } = await waitFor(async () => {
-        const stored = await h.get(id)
-        return stored.events.some(e => e.type === 'callback') ? stored : undefined
-      }, 8000, 'the callback to be tried')
-      t.match(events.filter(e => e.type === 'callback'),
-        [{ ok: false, detail: 'callback_url host 127.0.0.1 is not one that callbacks may go to (CALLBACK_ALLOWED_HOSTS); giving up' }])
-      t.equal(receiver.posts.length, 0, 'nothing was posted')
-      t.equal((await h.get(id)).notification.status, 'sent', 'the notification itself was delivered')
-      t.same(await h.store.outboxDepth(shardOfId(id, SHARDS)!), { push: 0, sms: 0, callback: 0, push_bulk: 0, sms_bulk: 0, retry: 0 }, 'no retry waiting')
-    })
+    const refusedBySender: [string, ConstructorParameters<typeof CallbackSender>[0], string][] = [
+      ['a host CALLBACK_ALLOWED_HOSTS no longer allows', { secret: CALLBACK_SECRET, timeoutMs: 2000, allowedHosts: ['hooks.example.com'] },
+        'callback_url host 127.0.0.1 is not one that callbacks may go to (CALLBACK_ALLOWED_HOSTS); giving up'],
+      ['a worker without CALLBACK_SIGNING_SECRET', { secret: undefined, timeoutMs: 2000 },
+        'status callbacks are off: the service has no CALLBACK_SIGNING_SECRET to sign them with; giving up'],
+    ]
+    for (const [what, senderOptions, detail] of refusedBySender) {
+      t.test(`a callback to ${what} is not posted: the callback gives up at once`, async t => {
+        const h = await harness(t, open)
+        const receiver = await startReceiver([])
+        t.teardown(receiver.close)
+        // Accepted while callbacks could go anywhere (the harness's service checks nothing); the worker is set up otherwise.
+        const callbacks = new CallbackSender(senderOptions)
+        t.teardown(() => callbacks.close())
+        h.worker({ callbacks })
+        const id = await h.notify({ callback_url: receiver.url })
+        const { events } = await waitFor(async () => {
+          const stored = await h.get(id)
+          return stored.events.some(e => e.type === 'callback') ? stored : undefined
+        }, 8000, 'the callback to be tried')
+        t.match(events.filter(e => e.type === 'callback'), [{ ok: false, detail }])
+        t.equal(receiver.posts.length, 0, 'nothing was posted')
+        t.equal((await h.get(id)).notification.status, 'sent', 'the notification itself was delivered')
+        t.same(await h.store.outboxDepth(shardOfId(id, SHARDS)!), { push: 0, sms: 0, callback: 0, push_bulk: 0, sms_bulk: 0, retry: 0 }, 'no retry waiting')
+      })
+    }
 
     t.test('a worker killed mid-delivery: its job is reclaimed and delivered exactly once', async t => {
       const h = await harness(t, open)

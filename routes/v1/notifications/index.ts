@@ -28,7 +28,7 @@ const notificationRoutes: FastifyPluginAsyncZod = async (app) => {
           'the store answers, a 404 meaning it was not stored, or send the request again with the same Idempotency-Key). Retry after Retry-After seconds'),
         409: problemResponse('A request with the same Idempotency-Key is still in flight (or took over this one\'s claim); retry after Retry-After seconds'),
         422: problemResponse('No channel can carry this message (it needs SMS text, or push content with a push_token, on a channel routing.channels allows), ' +
-          'or callback_url\'s host is not one CALLBACK_ALLOWED_HOSTS allows, or the Idempotency-Key was used before with another body'),
+          'or callback_url is given without CALLBACK_SIGNING_SECRET on the service or on a host CALLBACK_ALLOWED_HOSTS does not allow, or the Idempotency-Key was used before with another body'),
       },
     },
   }, async (request, reply) => {

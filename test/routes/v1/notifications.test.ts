@@ -315,6 +315,18 @@ t.test('bad input on every field: a problem, nothing stored, sent or asked upstr
   t.equal(corrected.statusCode, 202, 'the refused request left its Idempotency-Key unclaimed: the corrected one is accepted')
 })
 
+t.test('without CALLBACK_SIGNING_SECRET there are no status callbacks: a callback_url is a 422 and takes no Idempotency-Key', async t => {
+  const { notify } = await setup(t, 'memory', { CALLBACK_SIGNING_SECRET: '' })
+  const good = { to: '+990123400', message: both, push_token: 'tok' }
+  const refused = await notify({ ...good, callback_url: 'https://hooks.example.com/status' }, { 'idempotency-key': 'k-1' })
+  t.equal(refused.statusCode, 422)
+  t.equal(refused.headers['content-type'], 'application/problem+json; charset=utf-8')
+  t.match(refused.json(), { status: 422, detail: 'status callbacks are off: the service has no CALLBACK_SIGNING_SECRET to sign them with' })
+  const accepted = await notify(good, { 'idempotency-key': 'k-1' })
+  t.equal(accepted.statusCode, 202, 'the same key with the callback_url left out: accepted, not a replay or a conflict')
+  t.notOk(accepted.headers['idempotent-replayed'])
+})
+
 t.test('with Redis, the notification and its job live in Redis under the shard\'s tag', { skip: !haveRedis && 'Redis is not running' }, async t => {
   const { notify, prefix } = await setup(t, 'redis', { WORKERS: 'off' })
   const { id } = (await notify({ to: '+990123411', message: both })).json()

@@ -1,14 +1,17 @@
 /**
- * The hosts status callbacks may go to (CALLBACK_ALLOWED_HOSTS): a host name or IP literal (IPv6 in brackets) matches
- * itself, `*.example.com` any name under example.com (not example.com itself). No patterns: any host. Names are
- * compared as the URL parser gives them: lower case, punycode, no trailing dot.
+ * Where status callbacks may go, and whether they may go at all. They are always signed: without a signing secret
+ * (CALLBACK_SIGNING_SECRET) there are none. The hosts (CALLBACK_ALLOWED_HOSTS): a host name or IP literal (IPv6 in
+ * brackets) matches itself, `*.example.com` any name under example.com (not example.com itself); none listed, any
+ * host. Names are compared as the URL parser gives them: lower case, punycode, no trailing dot.
  */
-export class CallbackHosts {
+export class CallbackPolicy {
   private readonly exact = new Set<string>()
   private readonly suffixes: string[] = []
+  private readonly signed: boolean
 
-  constructor (patterns: readonly string[]) {
-    for (const pattern of patterns) {
+  constructor ({ signed, allowedHosts = [] }: { signed: boolean, allowedHosts?: readonly string[] }) {
+    this.signed = signed
+    for (const pattern of allowedHosts) {
       if (pattern.startsWith('*.')) this.suffixes.push(normalHost(pattern.slice(1)))
       else this.exact.add(normalHost(pattern))
     }
@@ -16,6 +19,7 @@ export class CallbackHosts {
 
   /** Why a callback may not go to `url`, or undefined when it may. */
   refusal (url: string): string | undefined {
+    if (!this.signed) return 'status callbacks are off: the service has no CALLBACK_SIGNING_SECRET to sign them with'
     if (this.exact.size === 0 && this.suffixes.length === 0) return undefined
     let host: string
     try {
@@ -29,7 +33,7 @@ export class CallbackHosts {
 }
 
 /**
- * One CALLBACK_ALLOWED_HOSTS entry as CallbackHosts takes it (the host as the URL parser writes it, `*.` kept), or
+ * One CALLBACK_ALLOWED_HOSTS entry as CallbackPolicy takes it (the host as the URL parser writes it, `*.` kept), or
  * undefined when it is not a bare host or `*.` and a host: no scheme, port, path or user.
  */
 export function parseAllowedHost (pattern: string): string | undefined {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { CallbackHosts, parseAllowedHost } from '../../src/notifications/callback-hosts.js'
+import { CallbackPolicy, parseAllowedHost } from '../../src/notifications/callback-policy.js'
 
 t.test('parseAllowedHost takes bare hosts and *. wildcards, written as the URL parser writes them', async t => {
   const cases: [string, string | undefined][] = [
@@ -27,14 +27,21 @@ t.test('parseAllowedHost takes bare hosts and *. wildcards, written as the URL p
   for (const [pattern, wanted] of cases) t.equal(parseAllowedHost(pattern), wanted, JSON.stringify(pattern))
 })
 
-t.test('CallbackHosts', async t => {
-  t.test('with no patterns any URL may be called back', async t => {
-    const hosts = new CallbackHosts([])
+t.test('CallbackPolicy', async t => {
+  t.test('without a signing secret there are no callbacks', async t => {
+    for (const allowedHosts of [[], ['hooks.example.com']]) {
+      t.equal(new CallbackPolicy({ signed: false, allowedHosts }).refusal('https://hooks.example.com/x'),
+        'status callbacks are off: the service has no CALLBACK_SIGNING_SECRET to sign them with')
+    }
+  })
+
+  t.test('with no hosts listed any URL may be called back', async t => {
+    const hosts = new CallbackPolicy({ signed: true })
     for (const url of ['https://anything.example/x', 'http://127.0.0.1:9/cb', 'http://[::1]/']) t.equal(hosts.refusal(url), undefined, url)
   })
 
   t.test('exact hosts and wildcards; any port, path and scheme', async t => {
-    const hosts = new CallbackHosts(['hooks.example.com', '*.example.org', '127.0.0.1', '[::1]'])
+    const hosts = new CallbackPolicy({ signed: true, allowedHosts: ['hooks.example.com', '*.example.org', '127.0.0.1', '[::1]'] })
     const allowed = [
       'https://hooks.example.com/status', 'http://HOOKS.example.com:8080/x?y=1', 'https://hooks.example.com./status',
       'https://a.example.org/', 'https://deep.a.example.org/', 'http://127.0.0.1:3000/cb', 'http://0x7f.0.0.1/cb', 'http://[::1]:9/cb',
@@ -48,6 +55,6 @@ t.test('CallbackHosts', async t => {
   })
 
   t.test('a string that is not a URL is refused, not thrown', async t => {
-    t.equal(new CallbackHosts(['hooks.example.com']).refusal('later'), 'callback_url is not a URL')
+    t.equal(new CallbackPolicy({ signed: true, allowedHosts: ['hooks.example.com'] }).refusal('later'), 'callback_url is not a URL')
   })
 })
