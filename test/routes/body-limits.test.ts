@@ -42,7 +42,8 @@ async function capturingApp (): Promise<{ app: FastifyInstance, bearer: () => Pr
   }
   diagnostics.subscribe('fastify.initialization', capture)
   try {
-    const { app, bearer } = await buildTestApp({ CAMARA_SINK_TOKEN: SINK_TOKEN, VONAGE_SIGNATURE_SECRET: 'vonage-signature-secret-0123456789' })
+    const { app, bearer } = await buildTestApp({ CAMARA_SINK_TOKEN: SINK_TOKEN, VONAGE_SIGNATURE_SECRET: 'vonage-signature-secret-0123456789',
+      CALLBACK_SIGNING_SECRET: 'callback-signing-secret-0123456789' })
     return { app, bearer: () => bearer(), routes }
   } finally {
     diagnostics.unsubscribe('fastify.initialization', capture)
