@@ -6,6 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { SignJWT } from 'jose'
 import t, { type Test } from 'tap'
 import { ALL_SCOPES } from '../src/auth/inbound.js'
+import { slow } from './fakes/scripted-server.js'
+import { startWebhookReceiver } from './fakes/webhook-receiver.js'
 import { buildProject, ROOT } from './helpers/build.js'
 import { freePort } from './helpers/net.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from './helpers/redis.js'
@@ -15,11 +17,13 @@ import { waitFor } from './helpers/wait.js'
 // accepting, finishes what is in flight, its workers finish the jobs in hand, and it exits 0 within the grace
 // delay. A second start on the same Redis prefix then brings every notification that got a 202 to its final
 // status (or keeps it waiting in the fallback queue), each one delivered exactly once.
+// And SIGKILL: a `npm run worker` process killed while it holds a push call is taken over by another worker process.
 
 // A build of this test's own (incremental across runs): other test files build dist/ at the same time, and a
 // file being rewritten under a starting server would make this test flaky.
 const OUT = join(ROOT, 'dist', 'shutdown-test')
 const SERVER = join(OUT, 'src', 'server.js')
+const WORKER = join(OUT, 'src', 'worker.js')
 const SECRET = 'shutdown-test-secret-at-least-32-characters'
 const GRACE_MS = 10_000 // src/server.ts: closeWithGrace({ delay: 10_000 })
 const FINAL = ['sent', 'delivered', 'failed', 'dropped', 'expired']
@@ -271,3 +275,72 @@ t.test('SIGTERM while the workers hold slow push deliveries: they finish them be
   })
   t.ok(openAtSignal > 0, `${openAtSignal} push deliveries in the workers' hands at SIGTERM`)
 })
+
+t.test('a worker process SIGKILLed mid-delivery: another worker process takes its job over after the visibility timeout; sent once',
+  { skip: !haveRedis && 'Redis is not running' }, async t => {
+    const prefix = uniquePrefix()
+    t.teardown(() => dropPrefix(prefix))
+    const pushSecret = 'push-webhook-secret-for-the-kill-test'
+    const gateway = await startWebhookReceiver({ secret: pushSecret })
+    t.teardown(() => gateway.close())
+    // The first push is never answered: its worker dies holding it. The next call is taken (202).
+    gateway.script.next(slow({ status: 202, json: { message_id: 'never-answered' } }, 600_000))
+    const env = {
+      NODE_ENV: 'production', LOG_LEVEL: 'info', AUTH_HS256_SECRET: SECRET, REDIS_URL, REDIS_KEY_PREFIX: prefix, QUEUE_SHARDS: '4',
+      WORKER_IDLE_POLL_MS: '20', WORKER_VISIBILITY_TIMEOUT_MS: '1500',
+      PUSH_PROVIDER: 'webhook', PUSH_WEBHOOK_URL: gateway.url, PUSH_WEBHOOK_SECRET: pushSecret, RATE_LIMIT_NOTIFICATIONS_PER_MINUTE: '0',
+    }
+    const api = await start({ ...env, WORKERS: 'off' })
+    t.teardown(async () => {
+      if (api.child.exitCode === null) api.child.kill('SIGTERM')
+      await api.exited
+    })
+    const token = await new SignJWT({ scope: ALL_SCOPES }).setProtectedHeader({ alg: 'HS256' }).setSubject('kill-test')
+      .setIssuedAt().setExpirationTime('10m').sign(new TextEncoder().encode(SECRET))
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
+    const res = await fetch(`${api.base}/v1/notifications`, {
+      method: 'POST', headers, body: JSON.stringify({ to: '+990123400', message: { push: { title: 'Code', body: '123456' } }, push_token: 'device-1' }),
+    })
+    t.equal(res.status, 202)
+    const { id, channel } = await res.json() as { id: string, channel: string }
+    t.equal(channel, 'push')
+    const get = async () => await (await fetch(`${api.base}/v1/notifications/${id}`, { headers })).json() as {
+      status: string, attempts: number, events: { type: string, outcome?: string }[]
+    }
+
+    const startWorker = () => {
+      const child = spawn(process.execPath, [WORKER], { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+      let output = ''
+      child.stdout!.on('data', (chunk: Buffer) => { output += chunk.toString() })
+      child.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString() })
+      const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => child.once('exit', (code, signal) => resolve({ code, signal })))
+      t.teardown(async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+        await exited
+      })
+      return { child, exited, output: () => output }
+    }
+
+    const first = startWorker()
+    await waitFor(() => gateway.valid().length >= 1 ? true : undefined, 15_000, 'the first worker to call the push gateway')
+    first.child.kill('SIGKILL')
+    t.equal((await first.exited).signal, 'SIGKILL')
+    t.match(await get(), { status: 'sending', attempts: 1 }, 'the dead worker left it sending, its job unacknowledged')
+
+    const second = startWorker()
+    const sent = await waitFor(async () => {
+      const n = await get()
+      return n.status === 'sent' ? n : undefined
+    }, 15_000, 'the second worker to take the job over and send it')
+    t.equal(sent.attempts, 2)
+    t.equal(sent.events.filter(e => e.type === 'provider_answer' && e.outcome === 'sent').length, 1, 'one sent answer')
+    const calls = gateway.valid()
+    t.equal(calls.length, 2, 'the gateway saw the push twice: the dead worker\'s call, never answered, and the take-over\'s, taken')
+    t.same(calls.map(c => c.headers['idempotency-key']), [id, id], 'both carry the notification id, so the gateway can tell the repeat')
+    t.match(second.output(), /taking over a job whose worker went silent/)
+    const queue = await (await fetch(`${api.base}/v1/queue`, { headers })).json() as { outbox: Record<string, number> }
+    t.equal(queue.outbox.push, 0, 'nothing left in the push outbox')
+
+    second.child.kill('SIGTERM')
+    t.equal((await second.exited).code, 0, 'the second worker exits 0 on SIGTERM')
+  })

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t from 'tap'
 import type { DeliveryOutcome, PushMessage, SmsMessage } from '../../src/channels/channel.js'
 import { FcmPushChannel } from '../../src/channels/fcm-push.js'
@@ -141,6 +144,36 @@ contract('webhook push', async () => {
     },
     close: async () => { await channel.close(); await receiver.close() },
   }
+})
+
+t.test('createChannels builds the adapters from the environment: each reaches its configured URL with its settings', async t => {
+  const keys = await generateApplicationKeys()
+  const account = await generateServiceAccount()
+  const vonage = await startFakeVonageMessages({ applicationId: 'app-env', publicKey: keys.publicKey })
+  const fcm = await startFakeFcm({ projectId: account.serviceAccount.project_id, clientEmail: account.serviceAccount.client_email, publicKey: account.publicKey })
+  const dir = mkdtempSync(join(tmpdir(), 'reachroute-fcm-'))
+  writeFileSync(join(dir, 'service-account.json'), account.json)
+  const channels = createChannels(loadConfig({
+    NODE_ENV: 'test',
+    SMS_PROVIDER: 'vonage', VONAGE_APPLICATION_ID: 'app-env', VONAGE_PRIVATE_KEY: keys.privateKey, VONAGE_MESSAGES_BASE_URL: `${vonage.url}/`, SMS_FROM: 'AcmeBank',
+    PUSH_PROVIDER: 'fcm', FCM_SERVICE_ACCOUNT_PATH: join(dir, 'service-account.json'), FCM_BASE_URL: fcm.url, FCM_TOKEN_URL: fcm.tokenUrl,
+  }), silent)
+  t.teardown(async () => {
+    await channels.sms.close()
+    await channels.push.close()
+    await vonage.close()
+    await fcm.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  t.match(await channels.sms.sendSms(sms('n-env-sms')), { kind: 'sent' })
+  t.equal(vonage.valid().length, 1, 'VONAGE_MESSAGES_BASE_URL (its trailing slash dropped), with the application JWT of VONAGE_APPLICATION_ID')
+  t.match(vonage.valid()[0]!.body, { from: 'AcmeBank', to: '447700900123', client_ref: 'n-env-sms', ttl: 3600 }, 'SMS_FROM is the sender')
+
+  t.match(await channels.push.sendPush(push('n-env-push')), { kind: 'sent' })
+  t.equal(fcm.tokenFetches(), 1, 'an access token from FCM_TOKEN_URL, for the service account read from FCM_SERVICE_ACCOUNT_PATH')
+  t.match(fcm.tokenRequests[0]!.claims, { iss: account.serviceAccount.client_email, aud: fcm.tokenUrl })
+  t.equal(fcm.valid().length, 1, 'the message went to FCM_BASE_URL with that token')
 })
 
 t.test('createChannels picks the adapters the config names', async t => {

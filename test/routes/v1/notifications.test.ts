@@ -337,4 +337,11 @@ t.test('with Redis, the notification and its job live in Redis under the shard\'
   t.ok(await redis.ttl(`${prefix}{s${shard}}:n:${id}`) > 6 * 86400, 'kept for the retention time')
   t.equal(await redis.xlen(`${prefix}{s${shard}}:outbox:sms`), 1)
   t.ok(await redis.exists(`${prefix}{s${shard}}:reach:+990123411`), 'the reachability cache is in Redis, in the number\'s shard: the notification\'s')
+  // IDEMPOTENCY_TTL_SECONDS at its default: a replay answers the first answer for 24 h.
+  const first = (await notify({ to: '+990123411', message: both }, { 'idempotency-key': 'day-1' })).json()
+  const idemKeys = await redis.keys(`${prefix}*:idem:*`)
+  t.equal(idemKeys.length, 1, 'the Idempotency-Key record is in Redis')
+  const ttl = await redis.ttl(idemKeys[0]!)
+  t.ok(ttl > 86400 - 60 && ttl <= 86400, `the first answer is kept 24 h (${ttl} s)`)
+  t.equal((await notify({ to: '+990123411', message: both }, { 'idempotency-key': 'day-1' })).json().id, first.id)
 })
