@@ -15,8 +15,10 @@ export class UpstreamRateLimiter {
     private readonly burst = 1,
   ) {}
 
+  /** Resolves once a token is taken; rejects (AbortError) once `signal` is aborted, before taking one. */
   async acquire (signal?: AbortSignal): Promise<void> {
     for (;;) {
+      signal?.throwIfAborted()
       const waitMs = await this.store.takeToken(this.bucket, this.ratePerSecond, this.burst)
       if (waitMs === 0) return
       await sleep(waitMs, undefined, signal ? { signal } : undefined)

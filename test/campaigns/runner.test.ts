@@ -191,8 +191,11 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       const tookMs = Date.now() - stoppingAt
       t.ok(tookMs < 1000, `stopped ${tookMs} ms after stop(): the two recipients under way ended`)
       const notifiedAtStop = ids.size
+      const lookupsAfterStop = upstream.calls
       await sleep(300)
-      t.equal(upstream.calls, lookupsAtStop, 'no recipient started after stop() was called: no lookup since')
+      // The two recipients under way at stop() may have been past the budget, their lookup about to start; none other.
+      t.ok(lookupsAfterStop - lookupsAtStop <= 2, `no recipient started after stop() was called: ${lookupsAfterStop - lookupsAtStop} lookups since, at most the two under way`)
+      t.equal(upstream.calls, lookupsAfterStop, 'nothing runs once stop() has returned: no lookup since')
       t.equal(ids.size, notifiedAtStop, 'no recipient notified after stop()')
       t.ok(notifiedAtStop < 40, `${notifiedAtStop} of 40 notified before the stop`)
       const left = await store.getCampaign(answer.id)
