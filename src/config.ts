@@ -111,8 +111,17 @@ export const envSchema = z
     PUSH_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
     CALLBACK_SIGNING_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
     CALLBACK_ALLOWED_HOSTS: z.string().trim()
-      .refine(list => hostList(list).every(host => parseAllowedHost(host) !== undefined),
-        'comma-separated host names or IP addresses (IPv6 in brackets), "*.example.com" for any name under example.com; no scheme, port or path')
+      .superRefine((list, ctx) => {
+        const hosts = hostList(list)
+        const bad = hosts.filter(host => parseAllowedHost(host) === undefined)
+        // A list of nothing (",") would allow any host: the opposite of what was meant.
+        if (hosts.length > 0 && bad.length === 0) return
+        ctx.addIssue({
+          code: 'custom',
+          message: `${bad.length > 0 ? `${bad.map(host => JSON.stringify(host)).join(', ')}: ` : 'no host given: '}comma-separated host names or IP addresses ` +
+            '(IPv6 in brackets), "*.example.com" for any name under example.com; no scheme, port or path',
+        })
+      })
       .optional(),
   })
   .superRefine((env, ctx) => {

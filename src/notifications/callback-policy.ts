@@ -1,3 +1,5 @@
+import { isIP } from 'node:net'
+
 /**
  * Where status callbacks may go, and whether they may go at all. They are always signed: without a signing secret
  * (CALLBACK_SIGNING_SECRET) there are none. The hosts (CALLBACK_ALLOWED_HOSTS): a host name or IP literal (IPv6 in
@@ -27,6 +29,8 @@ export class CallbackPolicy {
     } catch {
       return 'callback_url is not a URL'
     }
+    // A name with an empty label (".example.org", from "http://.example.org/") is no name under example.org.
+    if (host.split('.').includes('')) return `callback_url host ${host} is not a host name`
     if (this.exact.has(host) || this.suffixes.some(suffix => host.endsWith(suffix))) return undefined
     return `callback_url host ${host} is not one that callbacks may go to (CALLBACK_ALLOWED_HOSTS)`
   }
@@ -40,11 +44,16 @@ export function parseAllowedHost (pattern: string): string | undefined {
   const wildcard = pattern.startsWith('*.')
   const host = wildcard ? pattern.slice(2) : pattern
   if (!/^([^\s/?#@:[\]\\*]+|\[[0-9A-Fa-f:.]+\])$/.test(host)) return undefined
+  let hostname: string
   try {
-    return `${wildcard ? '*.' : ''}${normalHost(new URL(`http://${host}/`).hostname)}`
+    hostname = normalHost(new URL(`http://${host}/`).hostname)
   } catch {
     return undefined
   }
+  if (hostname.split('.').includes('')) return undefined
+  // Names under an IP address do not exist: a wildcard over one would match nothing.
+  if (wildcard && (isIP(hostname) !== 0 || hostname.startsWith('['))) return undefined
+  return `${wildcard ? '*.' : ''}${hostname}`
 }
 
 function normalHost (host: string): string {

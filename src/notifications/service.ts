@@ -71,8 +71,6 @@ export class NotificationService {
     if (usableChannels(request).size === 0) {
       throw new UnprocessableError('no channel can carry this message: give SMS text, or push content with a push_token, on a channel that routing.channels allows')
     }
-    const refusal = request.callback_url === undefined ? undefined : this.options.callbackPolicy?.refusal(request.callback_url)
-    if (refusal) throw new UnprocessableError(refusal)
     const { store } = this.options
     let idem: ClaimedKey | undefined
     if (idempotencyKey !== undefined) {
@@ -88,6 +86,9 @@ export class NotificationService {
     }
 
     try {
+      // After the key's replay: the callback settings may have changed since its first answer, which stays the answer.
+      const refusal = request.callback_url === undefined ? undefined : this.options.callbackPolicy?.refusal(request.callback_url)
+      if (refusal) throw new UnprocessableError(refusal)
       return { answer: await this.route(owner, request, idem, options), replayed: false }
     } catch (err) {
       if (idem) await store.releaseIdempotency(idem, idem.token).catch(() => {})

@@ -1,5 +1,10 @@
 import t from 'tap'
 import { CallbackPolicy, parseAllowedHost } from '../../src/notifications/callback-policy.js'
+import { NotificationService } from '../../src/notifications/service.js'
+import type { NotificationRequest } from '../../src/notifications/types.js'
+import { ReachabilityService } from '../../src/reachability/service.js'
+import { SandboxUpstream } from '../../src/reachability/upstreams/sandbox.js'
+import { MemoryStore } from '../../src/store/memory/memory-store.js'
 
 t.test('parseAllowedHost takes bare hosts and *. wildcards, written as the URL parser writes them', async t => {
   const cases: [string, string | undefined][] = [
@@ -22,6 +27,10 @@ t.test('parseAllowedHost takes bare hosts and *. wildcards, written as the URL p
     ['**.example.com', undefined],
     ['::1', undefined],
     ['hooks example.com', undefined],
+    ['a..example.com', undefined],
+    ['*.10.0.0.7', undefined],
+    ['*.1', undefined],
+    ['*.[::1]', undefined],
     ['', undefined],
   ]
   for (const [pattern, wanted] of cases) t.equal(parseAllowedHost(pattern), wanted, JSON.stringify(pattern))
@@ -49,12 +58,36 @@ t.test('CallbackPolicy', async t => {
     for (const url of allowed) t.equal(hosts.refusal(url), undefined, url)
     const refused = [
       'https://example.com/', 'https://evil-hooks.example.com/', 'https://hooks.example.com.evil.net/', 'https://example.org/',
-      'https://badexample.org/', 'http://127.0.0.2/', 'http://169.254.169.254/latest/meta-data', 'http://[::2]/', 'http://localhost/',
+      'https://badexample.org/', 'http://.example.org/', 'http://%2eexample.org/', 'http://127.0.0.2/', 'http://169.254.169.254/latest/meta-data', 'http://[::2]/', 'http://localhost/',
     ]
-    for (const url of refused) t.match(hosts.refusal(url), /callback_url host .* is not one that callbacks may go to \(CALLBACK_ALLOWED_HOSTS\)/, url)
+    for (const url of refused) t.match(hosts.refusal(url), /^callback_url host \S+ is not (one that callbacks may go to \(CALLBACK_ALLOWED_HOSTS\)|a host name)$/, url)
   })
 
   t.test('a string that is not a URL is refused, not thrown', async t => {
     t.equal(new CallbackPolicy({ signed: true, allowedHosts: ['hooks.example.com'] }).refusal('later'), 'callback_url is not a URL')
   })
+})
+
+t.test('a replay answers its first answer even after the callback settings changed (a rolling deploy, a secret removed)', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  const reachability = new ReachabilityService({
+    store, upstream: new SandboxUpstream({ comebackSeconds: 20 }), policy: { reachableSeconds: 60, unreachableSeconds: 60, invalidSeconds: 60 }, maxStaleSeconds: 60, deadlineMs: 2000,
+  })
+  const service = (callbackPolicy: CallbackPolicy) =>
+    new NotificationService({ store, reachability, retentionSeconds: 3600, idempotencyTtlSeconds: 3600, firstRecheckSeconds: 3600, callbackPolicy })
+  const request: NotificationRequest = {
+    to: '+990123411', message: { sms: { text: 'hi' } }, callback_url: 'https://hooks.example.com/status',
+    routing: { prefer: 'push', channels: ['push', 'sms'], on_unreachable: 'queue', on_unknown: 'sms', ttl_seconds: 3600 },
+  }
+  const before = service(new CallbackPolicy({ signed: true }))
+  const first = await before.accept('svc', request, 'key-1')
+  t.equal(first.replayed, false)
+
+  const after = service(new CallbackPolicy({ signed: false }))
+  const again = await after.accept('svc', request, 'key-1')
+  t.same(again, { answer: first.answer, replayed: true }, 'the stored notification\'s answer, not a 422 for what was accepted')
+  await t.rejects(after.accept('svc', request, 'key-2'), { status: 422, message: /status callbacks are off/ }, 'a new key is refused')
+  const freed = await after.accept('svc', { ...request, callback_url: undefined }, 'key-2')
+  t.equal(freed.replayed, false, 'the refused request left its key free')
 })
