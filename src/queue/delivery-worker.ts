@@ -298,7 +298,9 @@ export class DeliveryWorker {
       .finally(() => {
         this.held.delete(key)
         this.inFlight.delete(work)
-        if (callback) this.callbacksInHand--
+        if (!callback) return
+        // At the cap, the loop took no callbacks and may be asleep for its idle poll: more may be waiting.
+        if (this.callbacksInHand-- === this.callbackCap) this.wake?.()
       })
     this.inFlight.add(work)
   }

@@ -114,7 +114,10 @@ export class QueueOps {
       moved = await this.store.transition({
         notificationId: id,
         shard,
-        patch: { status: 'queued', channel: 'fallback_queue', updated_at: at, expires_at: new Date(nowMs + ttl * 1000).toISOString() },
+        patch: {
+          status: 'queued', channel: 'fallback_queue', reason: 'retried from the dead-letter list: waiting in the fallback queue for its re-check',
+          updated_at: at, expires_at: new Date(nowMs + ttl * 1000).toISOString(),
+        },
         events: [{ at, type: 'enqueued', detail: `retried from the dead-letter list: back in the fallback queue with a ttl of ${ttl} s` }],
         onlyFrom: ['failed', 'expired'],
         next: { kind: 'fallback', dueAt: nowMs },

@@ -443,8 +443,8 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
         server.close()
       })
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/status`
-      // A timeout longer than the test: each callback holds its slot until the receiver answers.
-      const callbacks = new CallbackSender({ secret: CALLBACK_SECRET, timeoutMs: 60_000 })
+      // A timeout longer than the test needs: each callback holds its slot until the receiver answers.
+      const callbacks = new CallbackSender({ secret: CALLBACK_SECRET, timeoutMs: 10_000 })
       t.teardown(() => callbacks.close())
       h.worker({ callbacks, concurrency: 8 })
       const first = await Promise.all(Array.from({ length: 10 }, () => h.notify({ callback_url: url })))

@@ -24,7 +24,7 @@ async function expiredCampaignNotification (store: Store): Promise<{ campaignId:
     reachability: null, attempts: 0, created_at: at, updated_at: at, expires_at: new Date(Date.now() + 60_000).toISOString(), campaign_id: campaignId,
   }
   await store.acceptNotification({ notification: n, events: [], next: { kind: 'none' }, retentionSeconds: 3600 })
-  await store.transition({ notificationId: n.id, shard: 1, patch: { status: 'expired' }, events: [], onlyFrom: ['queued'], dead: true })
+  await store.transition({ notificationId: n.id, shard: 1, patch: { status: 'expired', reason: 'the device did not come back within the ttl of 60 s' }, events: [], onlyFrom: ['queued'], dead: true })
   await store.countCampaignFinal(campaignId, n.id, 'expired')
   return { campaignId, id: n.id }
 }
@@ -54,6 +54,7 @@ for (const [name, open] of [['memory', () => openMemoryStore(SHARDS)], ['redis',
     fail = false
     const retried = await ops.retryDead(id, 600)
     t.equal(retried.status, 'queued')
+    t.equal(retried.reason, 'retried from the dead-letter list: waiting in the fallback queue for its re-check', 'no longer the reason it ended')
     t.notOk(await dead())
     t.equal(await expiredCount(), 0, 'in progress again in its campaign')
     await t.rejects(ops.retryDead(id, 600), { status: 404, message: /no dead letter/ })
