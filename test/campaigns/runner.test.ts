@@ -171,8 +171,18 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
 
     t.test('a runner stopped mid-chunk starts no more recipients and gives its lease back: another runner takes the chunk at once and notifies each recipient once', async t => {
       const { store, cleanup } = await open()
-      const { upstream, reachability, notifications, limiter } = await services(store)
+      const { upstream, reachability, notifications, limiter: budget } = await services(store)
       upstream.delayMs = 100 // a lookup each: the chunk of 40, two at a time, takes about 2 s
+      // Counts the upstream tokens taken by calls that began once stop() had been called.
+      let stopCalled = false
+      let tokensAfterStop = 0
+      const limiter = new (class extends UpstreamRateLimiter {
+        override async acquire (signal?: AbortSignal): Promise<void> {
+          const late = stopCalled
+          await budget.acquire(signal)
+          if (late) tokensAfterStop++
+        }
+      })(store, 1)
       const ids = recordNotified(notifications)
       const campaigns = new CampaignService({ store, retentionSeconds: 3600, idempotencyTtlSeconds: 3600 })
       const lines: RecipientLine[] = Array.from({ length: 40 }, (_, i) => ({ line: i + 2, recipient: { to: `+4479114${String(i).padStart(5, '0')}` } }))
@@ -187,6 +197,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
 
       const stoppingAt = Date.now()
       const lookupsAtStop = upstream.calls
+      stopCalled = true
       await a.stop()
       const tookMs = Date.now() - stoppingAt
       t.ok(tookMs < 1000, `stopped ${tookMs} ms after stop(): the two recipients under way ended`)
@@ -196,6 +207,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       // The two recipients under way at stop() may have been past the budget, their lookup about to start; none other.
       t.ok(lookupsAfterStop - lookupsAtStop <= 2, `no recipient started after stop() was called: ${lookupsAfterStop - lookupsAtStop} lookups since, at most the two under way`)
       t.equal(upstream.calls, lookupsAfterStop, 'nothing runs once stop() has returned: no lookup since')
+      t.equal(tokensAfterStop, 0, 'no upstream token taken by a lookup that came to the budget after stop() was called')
       t.equal(ids.size, notifiedAtStop, 'no recipient notified after stop()')
       t.ok(notifiedAtStop < 40, `${notifiedAtStop} of 40 notified before the stop`)
       const left = await store.getCampaign(answer.id)
