@@ -31,6 +31,7 @@ const LAYERS = [
 requireTools('wrk')
 await build()
 const servers = []
+let redis
 try {
   for (let i = 0; i < LAYERS.length; i++) {
     if (ONLY && i > 0 && !ONLY.has(i)) continue
@@ -52,8 +53,9 @@ try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
     return (Number(fields[11]) + Number(fields[12])) / TICKS // utime + stime
   }
-  // Redis's own CPU (INFO cpu): the accept's script and the replies are work too, on the same two cores.
-  const redis = new Redis(REDIS_URL)
+  // Redis's own CPU (INFO cpu): the accept's script and the replies are work too, on the same two cores. It counts
+  // every client's commands: run the bench on a Redis nothing else is using.
+  redis = new Redis(REDIS_URL)
   const redisCpuSeconds = async () => {
     const info = await redis.info('cpu')
     return ['used_cpu_sys', 'used_cpu_user'].reduce((sum, field) => sum + Number(new RegExp(`${field}:([\\d.]+)`).exec(info)?.[1]), 0)
@@ -83,11 +85,11 @@ try {
     'cpu µs/req': Math.round(median(s.rounds.map(r => r.cpuUs))),
     'redis cpu µs/req': Math.round(median(s.rounds.map(r => r.redisCpuUs))),
   }))
-  redis.disconnect()
   console.log(`\nbench/notify-layers (wrk -t1 -c${CONNECTIONS}, ${ROUNDS} rounds of ${SECONDS} s, every server once per round; medians; ratio to bare Fastify in the same round; CPU per request of the server from /proc, of Redis from INFO cpu)`)
   console.table(rows)
   console.log(JSON.stringify({ layers: rows }))
 } finally {
+  redis?.disconnect()
   await Promise.all(servers.map(s => stopProcess(s.child)))
   await dropPrefix(prefix)
 }

@@ -18,7 +18,8 @@ export async function buildProject (outDir = join(ROOT, 'dist')): Promise<string
     await promisify(execFile)(process.execPath, args, { cwd: ROOT, env: withoutCoverage() })
     return undefined
   } catch (err) {
-    if (!existsSync(join(outDir, 'src', 'server.js'))) throw err
+    // Exit code 2 is tsc's "errors found, output written"; anything else (a crash, no compiler) ran nothing new.
+    if ((err as { code?: unknown }).code !== 2 || !existsSync(join(outDir, 'src', 'server.js'))) throw err
     return (err as { stdout?: string }).stdout?.split('\n')[0] ?? ''
   }
 }
