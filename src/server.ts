@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ALL_SCOPES } from './auth/inbound.js'
@@ -12,6 +13,12 @@ try {
   process.exit(1)
 }
 
+// The embedded defaults (no AUTH_* variable, so never production): status callbacks are signed with a random
+// secret made for this process, as the tokens are, and printed below for a receiver to check them with.
+const embedded = !config.auth.jwksUrl && !config.auth.publicKey && !config.auth.hs256Secret
+const madeCallbackSecret = embedded && config.callbackSigningSecret === undefined ? randomBytes(24).toString('base64url') : undefined
+if (madeCallbackSecret) config = { ...config, callbackSigningSecret: madeCallbackSecret }
+
 const app = await buildApp({ config })
 closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'closing after an error')
@@ -22,7 +29,7 @@ const address = await app.listen({ port: config.port, host: config.host })
 if (config.metrics.port !== undefined) app.log.info(`metrics on ${await app.metrics.listen(config.metrics.port, config.host)}`)
 
 const { auth } = config
-if (!auth.jwksUrl && !auth.publicKey && !auth.hs256Secret) {
+if (embedded) {
   const token = await app.auth.issue({ sub: 'dev', scope: ALL_SCOPES, ttlSeconds: 30 * 86400, issuer: auth.issuer, audience: auth.audience })
   const base = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1')
   process.stdout.write([
@@ -33,6 +40,7 @@ if (!auth.jwksUrl && !auth.publicKey && !auth.hs256Secret) {
     `  export TOKEN=${token}`,
     `  curl -H "Authorization: Bearer $TOKEN" ${base}/v1/reachability/+990123411`,
     '',
+    ...(madeCallbackSecret ? [`Status callbacks (callback_url) are signed with a random CALLBACK_SIGNING_SECRET for this process: ${madeCallbackSecret}`, ''] : []),
     `API docs: ${base}/docs`,
     '',
   ].join('\n'))

@@ -1,9 +1,13 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { buildApp } from '../src/app.js'
 import { ConfigError, loadConfig } from '../src/config.js'
+import { verifyHmacSignature } from '../src/http/signature.js'
 import { buildProject, ROOT } from './helpers/build.js'
+import { waitFor } from './helpers/wait.js'
 
 t.test('loadConfig', async t => {
   t.test('defaults: port 3000, the sandbox upstream, no Redis', async t => {
@@ -173,6 +177,31 @@ t.test('the built server', async t => {
     t.match(await lookup(), { connectivity: ['SMS'], source: 'cache' })
     const noToken = await fetch(`${base}/v1/reachability/+990123411`, { signal: AbortSignal.timeout(5000) })
     t.equal(noToken.status, 401)
+
+    // Status callbacks are on, signed with the random secret the banner prints.
+    const callbackSecret = /signed with a random CALLBACK_SIGNING_SECRET for this process: (\S+)/.exec(server.output().stdout)?.[1]
+    t.ok(callbackSecret, 'the banner prints the callback signing secret')
+    const posts: { body: string, signature: string | undefined }[] = []
+    const receiver = createServer((req, res) => {
+      let body = ''
+      req.on('data', (chunk: Buffer) => { body += chunk.toString() })
+      req.on('end', () => {
+        posts.push({ body, signature: req.headers['x-reachroute-signature'] as string | undefined })
+        res.end()
+      })
+    })
+    await new Promise<void>(resolve => receiver.listen(0, '127.0.0.1', resolve))
+    t.teardown(() => { receiver.closeAllConnections(); receiver.close() })
+    const accepted = await fetch(`${base}/v1/notifications`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ to: '+990123411', message: { sms: { text: 'hi' } }, callback_url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/status` }),
+      signal: AbortSignal.timeout(5000),
+    })
+    t.equal(accepted.status, 202)
+    await waitFor(() => posts.length > 0 ? true : undefined, 10_000, 'the status callback')
+    t.ok(verifyHmacSignature(posts[0]!.body, callbackSecret!, posts[0]!.signature), 'the callback checks out with the printed secret')
+    t.match(JSON.parse(posts[0]!.body), { status: 'sent', channel: 'sms' })
 
     server.child.kill('SIGTERM')
     const [code] = await within(15_000, 'exit after SIGTERM', server.exited)
