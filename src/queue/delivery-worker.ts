@@ -299,8 +299,10 @@ export class DeliveryWorker {
         this.held.delete(key)
         this.inFlight.delete(work)
         if (!callback) return
+        const wasAtCap = this.callbacksInHand === this.callbackCap
+        this.callbacksInHand--
         // At the cap, the loop took no callbacks and may be asleep for its idle poll: more may be waiting.
-        if (this.callbacksInHand-- === this.callbackCap) this.wake?.()
+        if (wasAtCap) this.wake?.()
       })
     this.inFlight.add(work)
   }
