@@ -2,13 +2,14 @@
 // measured side by side with a bare Fastify route in the same run; then p99 latency at half that load.
 import { randomUUID } from 'node:crypto'
 import { build, dropPrefix, freePort, hey, median, REDIS_URL, requireTools, root, startProcess, stopProcess, wrk } from './lib/harness.mjs'
-import { NOTIFY_BODY as body, notifyToken, serverEnv, warmCache } from './lib/notify-request.mjs'
+import { NOTIFY_BODY as body, minorGcs, notifyToken, opsToken, serverEnv, warmCache } from './lib/notify-request.mjs'
 
 // These machines are small and shared: the two servers are measured in alternating short rounds and
 // the ratio of each pair is kept, so a slow spell of the machine hits both sides alike.
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64)
+const HALF_LOAD_SECONDS = 10
 const prefix = `rrbench:${randomUUID().slice(0, 8)}:`
 
 requireTools('wrk', 'hey')
@@ -34,12 +35,17 @@ try {
     console.log(`round ${i + 1}: bare ${b.rps.toFixed(0)} req/s, notify ${n.rps.toFixed(0)} req/s, ratio ${(n.rps / b.rps).toFixed(2)}`)
   }
   const notifyRps = median(rounds.map(r => r.notify))
+  const ops = await opsToken()
+  const gcBefore = await minorGcs(`http://127.0.0.1:${appPort}`, ops)
   const h = hey({
-    url: `http://127.0.0.1:${appPort}/v1/notifications`, rate: notifyRps / 2, seconds: 10, body, headers: { authorization: `Bearer ${token}` },
+    url: `http://127.0.0.1:${appPort}/v1/notifications`, rate: notifyRps / 2, seconds: HALF_LOAD_SECONDS, body, headers: { authorization: `Bearer ${token}` },
   })
+  // The young-generation GCs (scavenges) during the half-load run: each pauses every request in flight.
+  const gcAfter = await minorGcs(`http://127.0.0.1:${appPort}`, ops)
+  const scavenges = gcAfter.count - gcBefore.count
   if (h.codes.some(([code]) => code !== 202)) throw new Error(`half-load run answered ${JSON.stringify(h.codes)}`)
   // The same paced load on bare Fastify: what this machine and the load generator alone give at that rate.
-  const hb = hey({ url: `http://127.0.0.1:${barePort}/v1/notifications`, rate: notifyRps / 2, seconds: 10, body })
+  const hb = hey({ url: `http://127.0.0.1:${barePort}/v1/notifications`, rate: notifyRps / 2, seconds: HALF_LOAD_SECONDS, body })
 
   const result = {
     bare_rps: Math.round(median(rounds.map(r => r.bare))),
@@ -48,6 +54,8 @@ try {
     half_load_rps: Math.round(h.rps),
     half_load_p50_ms: h.p50,
     half_load_p99_ms: h.p99,
+    half_load_scavenges_per_s: Number((scavenges / HALF_LOAD_SECONDS).toFixed(1)),
+    half_load_scavenge_mean_ms: scavenges > 0 ? Number(((gcAfter.seconds - gcBefore.seconds) * 1000 / scavenges).toFixed(2)) : 0,
     bare_same_rate_p50_ms: hb.p50,
     bare_same_rate_p99_ms: hb.p99,
     target: 'ratio >= 0.50; p99 at half load < 5 ms',

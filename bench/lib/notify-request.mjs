@@ -27,6 +27,24 @@ export function notifyToken () {
     .setProtectedHeader({ alg: 'HS256' }).setSubject('bench').setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(SECRET))
 }
 
+/** A token for GET /metrics (production mode serves it to the ops scope only). */
+export function opsToken () {
+  return new SignJWT({ scope: 'ops' })
+    .setProtectedHeader({ alg: 'HS256' }).setSubject('bench-ops').setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(SECRET))
+}
+
+/**
+ * The server's young-generation GCs so far (scavenges), from prom-client's nodejs_gc_duration_seconds:
+ * how many, and their total pause in seconds. Two readings around a run give its count and mean pause.
+ */
+export async function minorGcs (baseUrl, token) {
+  const res = await fetch(`${baseUrl}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+  if (!res.ok) throw new Error(`GET /metrics answered ${res.status}`)
+  const text = await res.text()
+  const read = name => Number(text.match(new RegExp(`^nodejs_gc_duration_seconds_${name}\\{kind="minor"\\} (\\S+)$`, 'm'))?.[1] ?? 0)
+  return { count: read('count'), seconds: read('sum') }
+}
+
 /** Looks the number up once, so every request of the run is a cache hit. */
 export async function warmCache (baseUrl, token) {
   const res = await fetch(`${baseUrl}/v1/reachability/+990123400`, { headers: { authorization: `Bearer ${token}` } })
