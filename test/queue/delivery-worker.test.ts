@@ -466,6 +466,40 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.ok(most >= 1 && most <= 2, `at most two callbacks at once once the receiver answers (${most})`)
     })
 
+    t.test('a callback that ends at the cap wakes the idle worker: the next callback goes at once', async t => {
+      const h = await harness(t, open)
+      // The receiver holds the first POST until told; it answers any later one at once. Each POST's arrival is noted.
+      const arrivals: number[] = []
+      let release: (() => void) | undefined
+      const server = http.createServer((req, res) => {
+        req.resume()
+        arrivals.push(Date.now())
+        if (arrivals.length === 1) release = () => res.end()
+        else res.end()
+      })
+      await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+      t.teardown(() => {
+        server.closeAllConnections()
+        server.close()
+      })
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/status`
+      const callbacks = new CallbackSender({ secret: CALLBACK_SECRET, timeoutMs: 10_000 })
+      t.teardown(() => callbacks.close())
+      // 4 slots: one callback at a time. An idle poll of 10 s: with nothing to take, the loop's sleeps double up to it.
+      h.worker({ callbacks, concurrency: 4, idlePollMs: 10_000 })
+      const ids = await Promise.all([h.notify({ callback_url: url }), h.notify({ callback_url: url })])
+      for (const id of ids) await h.until(id, ['sent'])
+      await waitFor(() => release, 5000, 'the first callback to be posted')
+      // By now the loop sleeps in steps of 1.3 s and more (5 ms doubled): the second callback waits in its lane.
+      await sleep(3000)
+      t.equal(arrivals.length, 1, 'the second callback waits while the first holds the only callback slot')
+      const releasedAt = Date.now()
+      release!()
+      await waitFor(() => arrivals.length === 2 ? true : undefined, 5000, 'the second callback to be posted')
+      // Without the wake it would wait for the loop's next poll, a second or more away.
+      t.ok(arrivals[1]! - releasedAt < 500, `the second callback was posted ${arrivals[1]! - releasedAt} ms after the first ended`)
+    })
+
     const refusedBySender: [string, ConstructorParameters<typeof CallbackSender>[0], string][] = [
       ['a host CALLBACK_ALLOWED_HOSTS no longer allows', { secret: CALLBACK_SECRET, timeoutMs: 2000, allowedHosts: ['hooks.example.com'] },
         'callback_url host 127.0.0.1 is not one that callbacks may go to (CALLBACK_ALLOWED_HOSTS); giving up'],
