@@ -121,6 +121,23 @@ async function startReceiver (statuses: number[]): Promise<{ url: string, posts:
   }
 }
 
+/** Starts a receiver (closed in teardown) and gives its callback URL. */
+async function listen (t: Test, server: http.Server): Promise<string> {
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    server.closeAllConnections()
+    server.close()
+  })
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/status`
+}
+
+/** A sender whose timeout is longer than the test needs: each callback holds its slot until the receiver answers. */
+function slowCallbacks (t: Test): CallbackSender {
+  const callbacks = new CallbackSender({ secret: CALLBACK_SECRET, timeoutMs: 10_000 })
+  t.teardown(() => callbacks.close())
+  return callbacks
+}
+
 /** SMS only; the first call for a notification meets an open circuit (blocked, no call made), the next is sent. */
 function blockedOnce (h: Harness): void {
   h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
@@ -437,15 +454,8 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
           res.end()
         }, 20)
       })
-      await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-      t.teardown(() => {
-        server.closeAllConnections()
-        server.close()
-      })
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/status`
-      // A timeout longer than the test needs: each callback holds its slot until the receiver answers.
-      const callbacks = new CallbackSender({ secret: CALLBACK_SECRET, timeoutMs: 10_000 })
-      t.teardown(() => callbacks.close())
+      const url = await listen(t, server)
+      const callbacks = slowCallbacks(t)
       h.worker({ callbacks, concurrency: 8 })
       const first = await Promise.all(Array.from({ length: 10 }, () => h.notify({ callback_url: url })))
       for (const id of first) await h.until(id, ['sent'])
@@ -477,14 +487,8 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
         if (arrivals.length === 1) release = () => res.end()
         else res.end()
       })
-      await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-      t.teardown(() => {
-        server.closeAllConnections()
-        server.close()
-      })
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/status`
-      const callbacks = new CallbackSender({ secret: CALLBACK_SECRET, timeoutMs: 10_000 })
-      t.teardown(() => callbacks.close())
+      const url = await listen(t, server)
+      const callbacks = slowCallbacks(t)
       // 4 slots: one callback at a time. An idle poll of 10 s: with nothing to take, the loop's sleeps double up to it.
       h.worker({ callbacks, concurrency: 4, idlePollMs: 10_000 })
       const ids = await Promise.all([h.notify({ callback_url: url }), h.notify({ callback_url: url })])
