@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pLimit from 'p-limit'
 import { underLease } from '../queue/chunk-lease.js'
@@ -78,16 +79,27 @@ export function recipientKey (campaignId: string, index: number): string {
 export class CampaignRunner extends PollingLoop {
   private readonly limit: ReturnType<typeof pLimit>
   /** Aborted by stop(): ends the waits of the recipients under way (a store that fails, a claim held elsewhere, the upstream budget). */
-  private stopping = new AbortController()
+  private stopping: AbortController
 
   constructor (private readonly options: CampaignRunnerOptions) {
     super(options.pollMs, err => options.log?.warn({ err }, 'campaign runner: the store failed; trying again'), options.now)
     this.limit = pLimit(options.concurrency)
+    this.stopping = this.stopSignal()
   }
 
   override start (): void {
-    if (!this.running) this.stopping = new AbortController()
+    if (!this.running) this.stopping = this.stopSignal()
     super.start()
+  }
+
+  /**
+   * Each recipient under way listens to the stop signal while it waits (one wait at a time), so up to `concurrency`
+   * listeners at once are expected: Node would otherwise warn of a possible leak past 10. Past that bound it still does.
+   */
+  private stopSignal (): AbortController {
+    const controller = new AbortController()
+    setMaxListeners(this.options.concurrency + 10, controller.signal)
+    return controller
   }
 
   override async stop (): Promise<void> {

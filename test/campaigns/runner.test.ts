@@ -223,6 +223,29 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.same([...ids].filter(([, set]) => set.size !== 1).map(([to]) => to), [], 'no recipient has a second notification')
     })
 
+    t.test('recipients waiting for the upstream budget, many at once, raise no MaxListenersExceededWarning', async t => {
+      const { store, cleanup } = await open()
+      const { reachability, notifications } = await services(store)
+      // 20 lookups a second for 30 recipients under way at once: most wait for a token, each listening to the
+      // runner's stop signal. Node warns of a possible leak past 10 listeners on one signal: this many is expected.
+      const limiter = new UpstreamRateLimiter(store, 20)
+      const warnings: Error[] = []
+      const onWarning = (warning: Error) => { warnings.push(warning) }
+      process.on('warning', onWarning)
+      t.teardown(() => { process.off('warning', onWarning) })
+      const campaigns = new CampaignService({ store, retentionSeconds: 3600, idempotencyTtlSeconds: 3600 })
+      const lines: RecipientLine[] = Array.from({ length: 30 }, (_, i) => ({ line: i + 2, recipient: { to: `+4479115${String(i).padStart(5, '0')}` } }))
+      const { answer } = await campaigns.create('svc', { name: 'budget', message: { sms: { text: 'hi' } }, routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 } }, lines)
+      const runner = new CampaignRunner({ store, notifications, reachability, limiter, concurrency: 30, chunkSize: 30, pollMs: 10, leaseMs: 60_000 })
+      stopRunners(t, [], [runner], cleanup)
+      runner.start()
+      const done = await completed(store, answer.id)
+      t.match(done.counters, { processed: 30 })
+      // Warnings are emitted on the next tick.
+      await sleep(10)
+      t.same(warnings.filter(w => w.name === 'MaxListenersExceededWarning').map(w => w.message), [], 'no listener warning')
+    })
+
     t.test('a chunk whose runner died is taken again after a pause longer than IDEMPOTENCY_TTL_SECONDS: no recipient notified twice', async t => {
       const { store, cleanup } = await open()
       const { reachability, limiter } = await services(store)
