@@ -41,7 +41,11 @@ export async function minorGcs (baseUrl, token) {
   const res = await fetch(`${baseUrl}/metrics`, { headers: { authorization: `Bearer ${token}` } })
   if (!res.ok) throw new Error(`GET /metrics answered ${res.status}`)
   const text = await res.text()
-  const read = name => Number(text.match(new RegExp(`^nodejs_gc_duration_seconds_${name}\\{kind="minor"\\} (\\S+)$`, 'm'))?.[1] ?? 0)
+  const read = name => {
+    const value = text.match(new RegExp(`^nodejs_gc_duration_seconds_${name}\\{kind="minor"\\} (\\S+)$`, 'm'))?.[1]
+    if (value === undefined) throw new Error(`GET /metrics has no nodejs_gc_duration_seconds_${name}{kind="minor"}`)
+    return Number(value)
+  }
   return { count: read('count'), seconds: read('sum') }
 }
 
