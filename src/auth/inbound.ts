@@ -64,7 +64,6 @@ export class InboundAuth {
     return new InboundAuth({ kind: 'key', key: secret, algorithms: ['HS256'] }, verifyOptions, secret)
   }
 
-  /** Checks "Bearer <jwt>"; throws UnauthorizedError, or UpstreamUnavailableError when the key set cannot be fetched. */
   /** The principal of a token verified before and not yet expired, without a signature check; else undefined. */
   remembered (authorization: string | undefined, nowMs = Date.now()): Principal | undefined {
     const token = authorization === undefined ? undefined : tokenOf(authorization)
@@ -72,6 +71,7 @@ export class InboundAuth {
     return cached && cached.exp * 1000 > nowMs ? cached.principal : undefined
   }
 
+  /** Checks "Bearer <jwt>"; throws UnauthorizedError, or UpstreamUnavailableError when the key set cannot be fetched. */
   async authenticate (authorization: string | undefined, nowMs = Date.now()): Promise<Principal> {
     if (!authorization) throw new UnauthorizedError('an "Authorization: Bearer <token>" header is required')
     const token = tokenOf(authorization)

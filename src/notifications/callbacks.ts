@@ -33,11 +33,12 @@ export class CallbackSender {
   async send (url: string, callback: StatusCallback): Promise<CallbackOutcome> {
     // Checked at accept too; here for a notification accepted before the settings changed.
     const refusal = this.policy.refusal(url)
-    if (refusal !== undefined) return { ok: false, retry: false, reason: refusal }
+    const { secret } = this.options
+    // The policy refuses every URL when there is no secret: past this line there is one.
+    if (refusal !== undefined || secret === undefined) return { ok: false, retry: false, reason: refusal ?? 'no CALLBACK_SIGNING_SECRET' }
     const body = JSON.stringify(callback)
-    // The policy refuses every URL when there is no secret: here there is one.
     const headers: Record<string, string> = {
-      'content-type': 'application/json', 'user-agent': 'reachroute', [CALLBACK_SIGNATURE_HEADER]: hmacSignature(body, this.options.secret!),
+      'content-type': 'application/json', 'user-agent': 'reachroute', [CALLBACK_SIGNATURE_HEADER]: hmacSignature(body, secret),
     }
     try {
       const res = await request(url, { method: 'POST', body, headers, dispatcher: this.agent, signal: AbortSignal.timeout(this.options.timeoutMs) })

@@ -116,3 +116,12 @@ t.test('the largest real bodies fit', async t => {
   const res = await app.inject({ method: 'POST', url: '/v1/notifications', headers: { 'content-type': 'application/json', authorization }, payload: notification })
   t.equal(res.statusCode, 202)
 })
+
+t.test('text lengths count characters (code points), as the OpenAPI document\'s maxLength does, not UTF-16 units', async t => {
+  // 1,000 emoji are 2,000 UTF-16 units: a valid SMS text of 1 to 1000 characters.
+  const text = '\u{1F4E6}'.repeat(1000)
+  const res = await app.inject({ method: 'POST', url: '/v1/notifications', headers: { authorization }, payload: { to: '+990123400', message: { sms: { text } } } })
+  t.equal(res.statusCode, 202)
+  const stored = await app.inject({ url: `/v1/notifications/${res.json().id}`, headers: { authorization } })
+  t.equal(stored.statusCode, 200)
+})

@@ -257,6 +257,7 @@ t.test('bad input on every field: a problem, nothing stored, sent or asked upstr
     ['message empty', { ...good, message: {} }, 400],
     ['sms text empty', { ...good, message: { sms: { text: '' } } }, 400],
     ['sms text too long', { ...good, message: { sms: { text: 'x'.repeat(1001) } } }, 400],
+    ['sms text of 1,001 emoji', { ...good, message: { sms: { text: '\u{1F4E6}'.repeat(1001) } } }, 400],
     ['push without body', { ...good, message: { push: { title: 't' } } }, 400],
     ['push data not strings', { ...good, message: { push: { title: 't', body: 'b', data: { n: 1 } } } }, 400],
     ['unknown field', { ...good, colour: 'blue' }, 400],
