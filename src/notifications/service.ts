@@ -251,12 +251,13 @@ export interface MessageReceipt {
   at: string
 }
 
-const RECEIPT_STATUS: Record<string, 'delivered' | 'failed' | undefined> = {
-  delivered: 'delivered',
-  rejected: 'failed',
-  undeliverable: 'failed',
-  failed: 'failed',
-}
+/** A Map, not an object: a receipt's status is the sender's text, and `__proto__` or `toString` must not find anything. */
+const RECEIPT_STATUS: ReadonlyMap<string, 'delivered' | 'failed'> = new Map([
+  ['delivered', 'delivered'],
+  ['rejected', 'failed'],
+  ['undeliverable', 'failed'],
+  ['failed', 'failed'],
+])
 
 /**
  * Applies a provider's delivery receipt. Repeats and receipts for unknown or already final
@@ -272,7 +273,7 @@ export async function applyReceipt (store: Store, receipt: MessageReceipt,
   if (shard === undefined) return false
   const stored = await store.getNotification(receipt.clientRef, shard)
   if (!stored) return false
-  const next = RECEIPT_STATUS[receipt.status]
+  const next = RECEIPT_STATUS.get(receipt.status)
   const at = new Date(now).toISOString()
   const detail = `receipt: ${receipt.status}${receipt.error ? ` (${receipt.error})` : ''}`
   const changed = await store.transition({

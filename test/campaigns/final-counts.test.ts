@@ -184,6 +184,30 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.match((await campaigns.get(answer.id)).notifications.by_status, { sent: 0, delivered: 1 }, 'but counts it for the campaign')
     })
 
+    t.test('a receipt status that names nothing (submitted, or a property of every object) is recorded and moves nothing', async t => {
+      const { store, cleanup } = await open()
+      t.teardown(cleanup)
+      const { notifications, campaigns } = await services(store)
+      const { answer } = await campaigns.create('svc', {
+        name: 'odd receipts', message: { sms: { text: 'hi' } },
+        routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 },
+      }, [{ line: 2, recipient: { to: number(0) } }])
+      const { answer: sms } = await notifications.accept('svc', { to: number(0), message: { sms: { text: 'hi' } }, routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 } },
+        undefined, { campaignId: answer.id, bulk: true })
+      const shard = shardOfId(sms.id, SHARDS)!
+      t.ok(await store.transition({ notificationId: sms.id, shard, patch: { status: 'sent' }, events: [] }))
+      t.ok(await campaigns.countFinal(answer.id, sms.id, 'sent'))
+      const odd = ['submitted', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf']
+      for (const status of odd) await applyReceipt(store, receipt(sms.id, status))
+      const stored = (await store.getNotification(sms.id, shard))!
+      t.equal(stored.notification.status, 'sent', 'still sent')
+      t.same(stored.events.filter(e => e.type === 'receipt').map(e => e.provider_status), odd, 'each receipt recorded as received')
+      t.notOk(stored.events.some(e => e.type === 'final'), 'none of them final')
+      t.match((await campaigns.get(answer.id)).notifications.by_status, { sent: 1, delivered: 0, failed: 0 }, 'the campaign counts it sent')
+      t.ok(await applyReceipt(store, receipt(sms.id, 'delivered')), 'a real receipt still applies')
+      t.match((await campaigns.get(answer.id)).notifications.by_status, { sent: 0, delivered: 1 })
+    })
+
     t.test('a count whose answer was lost after the store made it is tried again and counted once', async t => {
       const { store, cleanup } = await open()
       t.teardown(cleanup)
