@@ -66,6 +66,15 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : crypto.randomUUID()
     },
     bodyLimit: 1024 * 1024,
+    // A request (headers and body) must arrive within REQUEST_TIMEOUT_MS, or it is a 408 (the clientErrorHandler
+    // below) and the connection is closed: a stalled body holds no socket or handler for ever. Node checks the
+    // open requests every connectionsCheckingInterval, so a tenth of the timeout keeps it within 10% late.
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.requestTimeoutMs / 10)),
+    },
     // Requests that arrive while the server drains get our own 503 problem (the onRequest hook below).
     return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },

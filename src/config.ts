@@ -16,6 +16,7 @@ export const envSchema = z
     PORT: z.coerce.number().int().min(0).max(65535).default(3000),
     HOST: z.string().min(1).default('0.0.0.0'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(120_000),
 
     REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
     REDIS_CLUSTER_NODES: z.string().trim()
@@ -182,6 +183,8 @@ export interface Config {
   port: number
   host: string
   logLevel: Env['LOG_LEVEL']
+  /** How long a client may take to send a whole request, headers and body (then 408 and the connection closed). */
+  requestTimeoutMs: number
   redis: {
     url: string | undefined
     /** Redis Cluster seed nodes (REDIS_CLUSTER_NODES); set, the store uses Redis Cluster instead of REDIS_URL. */
@@ -316,6 +319,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
     port: e.PORT,
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     redis: { url: e.REDIS_URL, clusterNodes: parseNodes(e.REDIS_CLUSTER_NODES), keyPrefix: e.REDIS_KEY_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS },
     shards: e.QUEUE_SHARDS,
     workers: {

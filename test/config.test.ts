@@ -15,6 +15,7 @@ t.test('loadConfig', async t => {
     t.equal(config.port, 3000)
     t.equal(config.host, '0.0.0.0')
     t.equal(config.env, 'development')
+    t.equal(config.requestTimeoutMs, 120_000, 'a request may take two minutes to arrive')
     t.equal(config.reachability.provider, 'sandbox')
     t.equal(config.redis.url, undefined)
     t.equal(config.vonage.baseUrl, 'https://api-eu.vonage.com')
@@ -67,6 +68,7 @@ t.test('loadConfig', async t => {
     ['a fractional rate limit', { RATE_LIMIT_DEFAULT_PER_MINUTE: '1.5' }, 'RATE_LIMIT_DEFAULT_PER_MINUTE'],
     ['a negative SMS_RPS', { SMS_RPS: '-1' }, 'SMS_RPS'],
     ['PUSH_RPS=fast', { PUSH_RPS: 'fast' }, 'PUSH_RPS'],
+    ['REQUEST_TIMEOUT_MS=0 (no timeout at all)', { REQUEST_TIMEOUT_MS: '0' }, 'REQUEST_TIMEOUT_MS'],
     ['HSTS_MAX_AGE_SECONDS=forever', { HSTS_MAX_AGE_SECONDS: 'forever' }, 'HSTS_MAX_AGE_SECONDS'],
     ['a URL in CALLBACK_ALLOWED_HOSTS', { CALLBACK_ALLOWED_HOSTS: 'hooks.example.com,https://other.example.com' }, 'CALLBACK_ALLOWED_HOSTS', /no scheme, port or path/],
     ['a port in CALLBACK_ALLOWED_HOSTS', { CALLBACK_ALLOWED_HOSTS: 'hooks.example.com:8443' }, 'CALLBACK_ALLOWED_HOSTS', /"hooks\.example\.com:8443": /],

@@ -17,13 +17,14 @@ export function skipStore (store: typeof STORES[number]): string | false {
   return store === 'redis' && !haveRedis && 'Redis is not running'
 }
 
-export async function campaignApp (t: Test, store: typeof STORES[number]) {
+export async function campaignApp (t: Test, store: typeof STORES[number], env: Record<string, string> = {}) {
   const prefix = uniquePrefix()
   const sms = new SandboxSmsChannel({ log: () => {} })
   const push = new SandboxPushChannel({ log: () => {} })
   const { app, bearer } = await buildTestApp({
     ...(store === 'redis' ? { REDIS_URL, REDIS_KEY_PREFIX: prefix } : {}),
     QUEUE_SHARDS: '3', WORKERS: 'on', WORKER_IDLE_POLL_MS: '20', FALLBACK_POLL_MS: '20', REACHABILITY_UPSTREAM_RPS: '100000',
+    ...env,
   }, { channels: { sms, push } })
   t.teardown(async () => {
     await app.close()

@@ -6,7 +6,9 @@ import { MemoryStore } from '../../src/store/memory/memory-store.js'
 import { RedisStore } from '../../src/store/redis/redis-store.js'
 import type { Store } from '../../src/store/store.js'
 import { dropPrefix, REDIS_URL, uniquePrefix } from '../helpers/redis.js'
+import { raw } from '../helpers/net.js'
 import { withOutage } from '../helpers/store.js'
+import { waitFor } from '../helpers/wait.js'
 import { campaignApp, message, NDJSON, ndjson, skipStore, STORES } from './app.js'
 
 // A campaign whose upload failed (a line over 1 MiB, the client gone) stayed created, stuck in `accepted` and listed.
@@ -41,6 +43,23 @@ for (const store of STORES) {
     const whole = await s.post(head, { ...NDJSON, 'idempotency-key': 'cut' })
     t.equal(whole.statusCode, 202, whole.body)
     t.same((await s.listed()).map(c => c.id), [whole.json().id])
+  })
+
+  t.test(`NDJSON that stops arriving is a 408 after REQUEST_TIMEOUT_MS; the campaign read in so far is not listed and notifies nobody (${store} store)`, { skip: skipStore(store) }, async t => {
+    const s = await campaignApp(t, store, { REQUEST_TIMEOUT_MS: '500' })
+    await s.app.listen({ port: 0, host: '127.0.0.1' })
+    const port = (s.app.server.address() as { port: number }).port
+    const lines = ndjson({ name: 'stalled', message, routing: {} }, ...Array.from({ length: 30 }, (_, i) => recipient(40 + i)))
+    const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`
+    // Chunked, and the last chunk never comes.
+    const answer = await raw(port, `POST /v1/campaigns HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${s.auth}\r\n` +
+      'Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n' + chunk(lines))
+    t.equal(answer.status, 408, answer.body)
+    t.match(JSON.parse(answer.body), { type: /\/request-timeout$/, status: 408 })
+    t.ok(answer.closed, 'connection closed')
+    await waitFor(async () => (await s.listed()).length === 0 ? true : undefined, 3000, 'not listed')
+    await sleep(300)
+    t.equal(s.sent(), 0, 'nobody notified')
   })
 
   t.test(`a body cut short after some chunks were stored: the campaign is cancelled, not listed, not found (${store} store)`, { skip: skipStore(store) }, async t => {

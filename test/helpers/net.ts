@@ -62,3 +62,28 @@ export async function startLossyProxy (targetPort: number): Promise<{ port: numb
     },
   }
 }
+
+export interface RawAnswer { status: number, headers: Record<string, string>, body: string, closed: boolean }
+
+/** Writes the bytes as they are, and reads everything the server answers until it closes the connection. */
+export async function raw (port: number, request: string, waitMs = 3000): Promise<RawAnswer> {
+  const socket = connect(port, '127.0.0.1')
+  await once(socket, 'connect')
+  const chunks: Buffer[] = []
+  socket.on('data', chunk => chunks.push(chunk))
+  socket.on('error', () => {})
+  socket.write(request)
+  const closed = await Promise.race([
+    once(socket, 'close').then(() => true),
+    new Promise<boolean>(resolve => setTimeout(() => resolve(false), waitMs)),
+  ])
+  socket.destroy()
+  const text = Buffer.concat(chunks).toString('utf8')
+  const [head = '', body = ''] = text.split('\r\n\r\n', 2)
+  const [statusLine = '', ...lines] = head.split('\r\n')
+  const headers = Object.fromEntries(lines.map(line => {
+    const colon = line.indexOf(':')
+    return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()]
+  }))
+  return { status: Number(statusLine.split(' ')[1]), headers, body, closed }
+}

@@ -1,8 +1,9 @@
-import { once } from 'node:events'
-import { connect } from 'node:net'
 import t, { type Test } from 'tap'
 import { clientErrorResponse } from '../../plugins/errors.js'
+import { SandboxPushChannel, SandboxSmsChannel } from '../../src/channels/sandbox.js'
 import { buildTestApp } from '../helpers/app.js'
+import { raw, type RawAnswer } from '../helpers/net.js'
+import { waitFor } from '../helpers/wait.js'
 
 // The HTTP parser refuses these before Fastify sees a request, so app.inject cannot reach them: a real socket does.
 
@@ -11,31 +12,6 @@ async function listening (t: Test) {
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   return (app.server.address() as { port: number }).port
-}
-
-interface RawAnswer { status: number, headers: Record<string, string>, body: string, closed: boolean }
-
-/** Writes the bytes as they are, and reads everything the server answers until it closes the connection. */
-async function raw (port: number, request: string): Promise<RawAnswer> {
-  const socket = connect(port, '127.0.0.1')
-  await once(socket, 'connect')
-  const chunks: Buffer[] = []
-  socket.on('data', chunk => chunks.push(chunk))
-  socket.on('error', () => {})
-  socket.write(request)
-  const closed = await Promise.race([
-    once(socket, 'close').then(() => true),
-    new Promise<boolean>(resolve => setTimeout(() => resolve(false), 3000)),
-  ])
-  socket.destroy()
-  const text = Buffer.concat(chunks).toString('utf8')
-  const [head = '', body = ''] = text.split('\r\n\r\n', 2)
-  const [statusLine = '', ...lines] = head.split('\r\n')
-  const headers = Object.fromEntries(lines.map(line => {
-    const colon = line.indexOf(':')
-    return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()]
-  }))
-  return { status: Number(statusLine.split(' ')[1]), headers, body, closed }
 }
 
 function problemAnswer (t: Test, answer: RawAnswer, status: number, type: RegExp) {
@@ -79,6 +55,40 @@ t.test('a request timeout stays 408, and a code that is not a plain name is not 
   const odd = clientErrorResponse('x\r\ny')
   t.match(odd, /^HTTP\/1\.1 400 Bad Request\r\n/)
   t.notMatch(odd, /x\r\ny/)
+})
+
+t.test('a request that stops arriving is a 408 problem after REQUEST_TIMEOUT_MS, connection closed, nothing accepted', async t => {
+  const sms = new SandboxSmsChannel({ log: () => {} })
+  const push = new SandboxPushChannel({ log: () => {} })
+  const built = await buildTestApp({ REQUEST_TIMEOUT_MS: '400', WORKERS: 'on', WORKER_IDLE_POLL_MS: '20' }, { channels: { sms, push } })
+  t.teardown(() => built.app.close())
+  await built.app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (built.app.server.address() as { port: number }).port
+  const authorization = await built.bearer()
+  const body = JSON.stringify({ to: '+447911123456', message: { sms: { text: 'hello' } } })
+  const cases: Record<string, string> = {
+    'headers never finished': `POST /v1/notifications HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${authorization}\r\n`,
+    'a body stalled halfway': `POST /v1/notifications HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${authorization}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 20)}`,
+    'a chunked body without its last chunk': `POST /v1/notifications HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${authorization}\r\n` +
+      `Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n`,
+  }
+  for (const [what, request] of Object.entries(cases)) {
+    t.test(what, async t => {
+      const started = Date.now()
+      const answer = await raw(port, request)
+      const waited = Date.now() - started
+      problemAnswer(t, answer, 408, /^https:\/\/reachroute\.dev\/problems\/request-timeout$/)
+      t.ok(waited >= 400 && waited < 2500, `answered after the timeout, within a check interval (${waited} ms)`)
+    })
+  }
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.equal(sms.deliveries().length + push.deliveries().length, 0, 'nothing sent')
+  // The server still serves whole requests at once.
+  const answer = await raw(port, `POST /v1/notifications HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${authorization}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`)
+  t.equal(answer.status, 202, answer.body)
+  await waitFor(() => sms.deliveries().length + push.deliveries().length === 1 ? true : undefined, 5000, 'the whole request delivered')
 })
 
 t.test('a well-formed request on the same server still answers', async t => {
