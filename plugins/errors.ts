@@ -36,7 +36,6 @@ const CLIENT_ERRORS: Record<string, [number, string, string]> = {
   FST_ERR_CTP_INVALID_JSON_BODY: [400, 'malformed-json', 'Body is not valid JSON'],
   FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'malformed-json', 'Body is empty'],
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'payload-too-large', 'Body is too large'],
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported-media-type', 'Unsupported media type'],
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'bad-request', 'Content-Length does not match the body'],
   FST_ERR_BAD_URL: [400, 'bad-request', 'URL is not valid'],
   FST_ERR_MAX_PARAM_LENGTH: [414, 'uri-too-long', 'A path parameter is too long'],
@@ -59,6 +58,15 @@ export function toProblem (err: FastifyError | Error, request: FastifyRequest): 
     }
   }
   const fe = err as FastifyError
+  if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    const given = request.headers['content-type']
+    return {
+      problem: problem(request, 415, 'unsupported-media-type', 'Unsupported media type',
+        `${given ? `Content-Type "${clip(given)}"` : 'a body without a Content-Type'} is not one this operation takes: bodies are application/json` +
+        `${request.routeOptions.url === '/v1/campaigns' ? ' or application/x-ndjson' : ''}`),
+      headers: {},
+    }
+  }
   const known = fe.code ? CLIENT_ERRORS[fe.code] : undefined
   // Fastify's messages for a bad URL or a too-long parameter quote the whole URL.
   if (known) return { problem: problem(request, known[0], known[1], known[2], clip(fe.message)), headers: {} }

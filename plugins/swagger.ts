@@ -3,7 +3,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { problemResponse } from '../routes/schemas/problem.js'
+import { problemResponse, problems } from '../routes/schemas/problem.js'
 
 // The version of the HTTP contract (the /v1 of the paths), not of the package.
 const API_VERSION = '1.0.0'
@@ -63,16 +63,25 @@ type TransformInput = Parameters<typeof jsonSchemaTransform>[0]
 /** Operations whose body may be left out: @fastify/swagger marks every requestBody required. */
 const optionalBodies = new Set<string>()
 
-/** What every route's own schema would repeat: a 414 for a path parameter longer than the router takes. */
+/**
+ * What every route's own schema would repeat: a 414 for a path parameter longer than the router takes; on the
+ * methods whose body Fastify reads (a body sent to a route that takes none included), a 413 and a 415.
+ */
 function documentRoute (input: TransformInput): TransformInput {
   const schema = input.schema as { operationId?: string, body?: unknown, params?: unknown, response?: Record<string, unknown> } | undefined
-  if (!schema) return input
+  if (!schema?.response) return input
   if (schema.operationId && schema.body instanceof z.ZodType && schema.body.safeParse(undefined).success) optionalBodies.add(schema.operationId)
-  if (!schema.params || !schema.response || '414' in schema.response) return input
-  return { ...input, schema: { ...schema, response: { ...schema.response, 414: PARAM_TOO_LONG } } as typeof input.schema }
+  const methods = [input.route.method].flat()
+  const added: Record<string, unknown> = {
+    ...(schema.params ? { 414: PARAM_TOO_LONG } : {}),
+    ...(methods.some(m => BODY_METHODS.has(m)) ? { 413: problems[413], 415: UNSUPPORTED_MEDIA_TYPE } : {}),
+  }
+  return { ...input, schema: { ...schema, response: { ...added, ...schema.response } } as typeof input.schema }
 }
 
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 const PARAM_TOO_LONG = problemResponse('A path parameter is longer than the router takes (100 characters)')
+const UNSUPPORTED_MEDIA_TYPE = problemResponse('A body was sent with a Content-Type this operation does not take')
 
 function markOptionalBodies<T> (document: T): T {
   const paths = (document as { paths?: Record<string, Record<string, { operationId?: string, requestBody?: { required?: boolean } }>> }).paths ?? {}

@@ -98,6 +98,9 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
       socket.end(clientErrorResponse(err.code, app.apiSecurityHeaders), () => socket.destroy())
     },
   }).withTypeProvider<ZodTypeProvider>()
+  // Every body is JSON (or a campaign's NDJSON): text/plain is a 415 like any other type, not a string handed to a
+  // route (a campaign action or a dead letter's DELETE would act on it).
+  app.removeContentTypeParser('text/plain')
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
   let closing = false

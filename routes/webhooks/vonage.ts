@@ -53,6 +53,14 @@ const vonageWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
     }
   })
 
+  // Any other Content-Type is read too, only to check its signature: a forged request is a 401 whatever it sends,
+  // a signed one that is not JSON a 415.
+  app.addContentTypeParser('*', { parseAs: 'string' }, async (request: FastifyRequest, body: string): Promise<unknown> => {
+    request.rawBody = body
+    await verifySignature(request)
+    throw Object.assign(new Error(`Unsupported Media Type: ${request.headers['content-type'] ?? '(none)'}`), { statusCode: 415, code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' })
+  })
+
   /** 401 unless the Authorization JWT is Vonage's, over exactly the bytes received (none for a bodyless request). */
   async function verifySignature (request: FastifyRequest): Promise<void> {
     const ok = await verifyVonageSignature(request.headers.authorization, request.rawBody ?? '', app.config.channels.vonageSignatureSecret!)

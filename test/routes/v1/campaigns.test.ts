@@ -250,7 +250,7 @@ for (const store of ['memory', 'redis'] as const) {
       const badFirstLine = await s.post('/v1/campaigns', '{"name":"x"}\n{"to":"+447911100021"}\n', { 'content-type': 'application/x-ndjson' })
       t.equal(badFirstLine.statusCode, 400)
       t.match(badFirstLine.json(), { detail: /first line/ })
-      t.equal((await s.post('/v1/campaigns', 'hello', { 'content-type': 'text/plain' })).statusCode, 400)
+      t.equal((await s.post('/v1/campaigns', 'hello', { 'content-type': 'text/plain' })).statusCode, 415)
       t.same((await s.get('/v1/campaigns')).json(), { items: [], next_cursor: null }, 'nothing was created')
       t.equal((await s.get('/v1/campaigns/cmp_nope')).statusCode, 404)
       const readOnly = await s.bearer('campaigns:read')
