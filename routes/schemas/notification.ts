@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { MESSAGE_LIMITS } from '../../src/notifications/types.js'
 import { transformingBodyExamples } from './docs.js'
 import { PhoneNumber, ReachabilitySchema } from './reachability.js'
 
@@ -8,12 +9,12 @@ export const NotificationBody = z.strictObject({
   to: PhoneNumber,
   message: z.strictObject({
     sms: z.strictObject({
-      text: z.string().min(1).max(1000).meta({ description: 'The SMS text, 1 to 1000 characters', examples: ['Your parcel arrives today between 10:00 and 12:00'] }),
+      text: z.string().min(1).max(MESSAGE_LIMITS.smsText).meta({ description: `The SMS text, 1 to ${MESSAGE_LIMITS.smsText} characters`, examples: ['Your parcel arrives today between 10:00 and 12:00'] }),
     }).optional().meta({ description: 'SMS content; without it SMS is never chosen' }),
     push: z.strictObject({
-      title: z.string().min(1).max(200).meta({ description: 'The notification title, 1 to 200 characters', examples: ['Parcel on its way'] }),
-      body: z.string().min(1).max(2000).meta({ description: 'The notification text, 1 to 2000 characters', examples: ['Arrives today between 10:00 and 12:00'] }),
-      data: z.record(z.string().min(1).max(100), z.string().max(1000)).optional()
+      title: z.string().min(1).max(MESSAGE_LIMITS.pushTitle).meta({ description: `The notification title, 1 to ${MESSAGE_LIMITS.pushTitle} characters`, examples: ['Parcel on its way'] }),
+      body: z.string().min(1).max(MESSAGE_LIMITS.pushBody).meta({ description: `The notification text, 1 to ${MESSAGE_LIMITS.pushBody} characters`, examples: ['Arrives today between 10:00 and 12:00'] }),
+      data: z.record(z.string().min(1).max(100), z.string().max(MESSAGE_LIMITS.pushDataValue)).optional()
         .refine(d => !d || Object.keys(d).length <= 50, 'at most 50 entries')
         .meta({ description: 'Extra key/value data for the app (strings only)', examples: [{ parcel_id: 'P-123' }] }),
     }).optional().meta({ description: 'Push content; without it (or without push_token) push is never chosen' }),

@@ -247,6 +247,10 @@ export class CampaignRunner extends PollingLoop {
       fail(`the message's {{${filled.missing}}} has no value in this recipient's vars`)
       return
     }
+    if ('tooLong' in filled) {
+      fail(filled.tooLong)
+      return
+    }
     const reachability = await lookup()
     try {
       const { answer } = await this.accept(doc, index, {

@@ -22,6 +22,9 @@ export interface Routing {
   on_expiry?: 'expire' | 'sms' | undefined
 }
 
+/** The longest texts a message may carry, in characters (code points, as JSON Schema's maxLength counts them). */
+export const MESSAGE_LIMITS = { smsText: 1000, pushTitle: 200, pushBody: 2000, pushDataValue: 1000 } as const
+
 export interface NotificationMessage {
   sms?: { text: string } | undefined
   push?: { title: string, body: string, data?: Record<string, string> | undefined } | undefined

@@ -101,8 +101,9 @@ for (const store of ['memory', 'redis'] as const) {
       t.ok(sent.rate_per_minute > 0)
     })
 
-    t.test('duplicates are notified once; placeholders are filled, a missing one fails that recipient', async t => {
+    t.test('duplicates are notified once; placeholders are filled, a missing one or a text too long once filled fails that recipient', async t => {
       const s = await setup(t, store)
+      // 18 characters around the placeholder: 982 emoji fill it to 1,000 characters (1,982 UTF-16 units), 983 past the limit.
       const res = await s.post('/v1/campaigns', {
         name: 'small',
         message: { sms: { text: 'Hi {{name}}, 30% off today' } },
@@ -112,18 +113,26 @@ for (const store of ['memory', 'redis'] as const) {
           { to: '+447911100001', vars: { name: 'Ada again' } },
           { to: '+447911100002' },
           { to: 'not a number' },
+          { to: '+447911100003', vars: { name: '\u{1F600}'.repeat(983) } },
+          { to: '+447911100004', vars: { name: '\u{1F600}'.repeat(982) } },
         ],
       })
       t.equal(res.statusCode, 202, res.body)
       const created = res.json()
-      t.match(created, { recipients_accepted: 2, recipients_rejected: 2 })
+      t.match(created, { recipients_accepted: 4, recipients_rejected: 2 })
       t.match(created.rejected, [{ line: 2, reason: 'duplicate of an earlier recipient' }, { line: 4, reason: /^to: / }])
       const done = await s.until(created.id, 'completed')
-      t.match(done.recipients, { total: 4, accepted: 2, rejected: 2, processed: 2, failed: 1 })
-      t.same(done.failures, [{ index: 1, to: '+447911100002', reason: 'the message\'s {{name}} has no value in this recipient\'s vars' }], 'why it failed')
-      t.equal(done.notifications.created, 1)
-      await waitFor(() => s.sms.deliveries().length > 0 ? true : undefined)
-      t.same(s.sms.deliveries().map(d => [d.to, d.text]), [['+447911100001', 'Hi Ada, 30% off today']])
+      t.match(done.recipients, { total: 6, accepted: 4, rejected: 2, processed: 4, failed: 2 })
+      t.same(done.failures, [
+        { index: 1, to: '+447911100002', reason: 'the message\'s {{name}} has no value in this recipient\'s vars' },
+        { index: 2, to: '+447911100003', reason: 'the SMS text is 1,001 characters once filled from this recipient\'s vars (at most 1,000)' },
+      ], 'why they failed')
+      t.equal(done.notifications.created, 2)
+      await waitFor(() => s.sms.deliveries().length === 2 ? true : undefined)
+      t.same(s.sms.deliveries().map(d => [d.to, d.text]).sort(), [
+        ['+447911100001', 'Hi Ada, 30% off today'],
+        ['+447911100004', `Hi ${'\u{1F600}'.repeat(982)}, 30% off today`],
+      ], 'nothing longer than an SMS may be was sent')
     })
 
     t.test('Vonage delivery receipts move the campaign\'s SMS from sent to delivered or failed, each counted once', async t => {
