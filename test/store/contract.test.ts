@@ -176,6 +176,25 @@ async function suite (t: Test, store: Store) {
     t.same((await page()).map(e => e.phoneNumber), phones.slice(1, 3), 'the one back online has left the index')
   })
 
+  t.test('report index pages keep to their lower bound when the cursor lies below it', async t => {
+    const phones: string[] = []
+    for (let i = 0; phones.length < 4; i++) {
+      const phone = `+99051${String(i).padStart(5, '0')}`
+      if (shardFor(phone, SHARDS) === 1) phones.push(phone)
+    }
+    phones.sort()
+    const quiet = (phone: string, latest: string) => ({ ...record(phone), is_reachable: false, connectivity: [], latest_status_at: latest })
+    await store.recordReport(quiet(phones[0]!, '2025-01-01T00:00:00.000Z'), false)
+    await store.recordReport(quiet(phones[1]!, '2025-02-01T00:00:00.000Z'), false)
+    await store.recordReport(quiet(phones[2]!, '2025-03-01T00:00:00.000Z'), false)
+    await store.recordReport(quiet(phones[3]!, '2025-04-01T00:00:00.000Z'), false)
+    // A cursor from a page without the lower bound (the first number), then a page from 1 March on.
+    const page = await store.reportIndex('stale', 1, Date.parse('2025-03-01'), Date.parse('2025-06-01'), { score: Date.parse('2025-01-01'), member: phones[0]! }, 10)
+    t.same(page.map(e => e.phoneNumber), phones.slice(2), 'nothing before the lower bound')
+    const within = await store.reportIndex('stale', 1, Date.parse('2025-01-15'), Date.parse('2025-06-01'), { score: Date.parse('2025-02-01'), member: phones[1]! }, 10)
+    t.same(within.map(e => e.phoneNumber), phones.slice(2), 'a cursor within the bounds still starts after itself')
+  })
+
   t.test('a fallback lease ended on a record that is gone no longer counts as waiting', async t => {
     const n = notification(3, { expires_at: new Date(Date.now() - 2 * 86_400_000).toISOString() })
     await store.acceptNotification({ notification: n, events: [], next: { kind: 'fallback', dueAt: Date.now() - 1 }, retentionSeconds: 1 })

@@ -123,7 +123,9 @@ return out
 export const RANGE_AFTER = `
 local limit = tonumber(ARGV[5])
 local afterScore = ARGV[3] ~= '' and tonumber(ARGV[3]) or nil
-local from = afterScore and ARGV[3] or ARGV[1]
+-- From the position, unless it lies below min: then from min, where every score is past the position.
+local from = ARGV[1]
+if afterScore and (ARGV[1] == '-inf' or afterScore >= tonumber(ARGV[1])) then from = ARGV[3] end
 local out = {}
 local offset = 0
 while #out < limit * 2 do
