@@ -126,6 +126,14 @@ t.test('AUTH_HS256_SECRET', async t => {
     }
   })
 
+  t.test('refuses a subject that is not well-formed Unicode: in UTF-8 two such subjects would be one caller', async t => {
+    for (const sub of ['\ud800', 'caller-\udfff', '\udc00\ud800']) {
+      await t.rejects(auth.authenticate(bearer(await token({ sub }, { alg: 'HS256', key: secret }))), { name: 'UnauthorizedError', message: /lone surrogate/ }, JSON.stringify(sub))
+    }
+    const emoji = await auth.authenticate(bearer(await token({ sub: 'caller-\u{1F600}' }, { alg: 'HS256', key: secret })))
+    t.equal(emoji.subject, 'caller-\u{1F600}', 'a surrogate pair is a character like any other')
+  })
+
   t.test('refuses an expired token and one without exp', async t => {
     await t.rejects(auth.authenticate(bearer(await token({ iat: now() - 1200, exp: now() - 600 }, { alg: 'HS256', key: secret }))), UnauthorizedError)
     await t.rejects(auth.authenticate(bearer(await token({ exp: undefined }, { alg: 'HS256', key: secret }))), UnauthorizedError)
