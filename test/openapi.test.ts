@@ -297,6 +297,25 @@ t.test('the spec', async t => {
     t.equal(long.statusCode, 414, 'as the router answers')
   })
 
+  t.test('the rules the server enforces beyond types are in the spec; each body names every Content-Type it takes', async t => {
+    const body = (path: string, type = 'application/json') => spec.paths[path]!.post!.requestBody!.content[type]!.schema
+    t.match(body('/v1/notifications'), {
+      properties: {
+        message: { anyOf: [{ required: ['sms'] }, { required: ['push'] }], properties: { push: { properties: { data: { maxProperties: 50 } } } } },
+        routing: { properties: { channels: { uniqueItems: true } } },
+        metadata: { maxProperties: 20 },
+        callback_url: { pattern: '^[Hh][Tt][Tt][Pp][Ss]?://' },
+      },
+    }, 'a notification: sms, push or both; each channel once; map sizes; http(s) callbacks only')
+    t.match(body('/v1/campaigns'), {
+      properties: { recipients: { items: { type: 'object', required: ['to'], additionalProperties: false, properties: { vars: { maxProperties: 50 } } } } },
+    }, 'a campaign\'s recipients are described as each is read')
+    t.ok(body('/v1/campaigns', 'application/x-ndjson'), 'and its NDJSON body')
+    t.match(body('/identity-insights/v1/requests'), { properties: { insights: { required: ['reachability'], maxProperties: 1 } } })
+    t.same(Object.keys(spec.paths['/v1/webhooks/camara']!.post!.requestBody!.content), ['application/cloudevents+json', 'application/json'],
+      'CAMARA events come as CloudEvents JSON')
+  })
+
   t.test('every description and example of the zod schemas reaches the spec', async t => {
     const lost: string[] = []
     let compared = 0

@@ -20,7 +20,7 @@ const InsightsRequest = z.strictObject({
     } else if (!('reachability' in insights)) {
       ctx.addIssue({ code: 'custom', message: 'ask for the "reachability" insight: {"reachability": {}}' })
     }
-  }).meta({ description: 'The insights asked for: only {"reachability": {}} is served', examples: [{ reachability: {} }] }),
+  }).meta({ required: ['reachability'], maxProperties: 1, description: 'The insights asked for: only {"reachability": {}} is served', examples: [{ reachability: {} }] }),
 }).meta(transformingBodyExamples({
   reachability: {
     summary: 'The reachability insight, as in Vonage\'s documented curl example',

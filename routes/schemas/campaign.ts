@@ -16,7 +16,7 @@ export const Recipient = z.strictObject({
   push_token: NotificationBody.shape.push_token,
   vars: z.record(z.string().min(1).max(64), z.string().max(1000)).optional()
     .refine(v => !v || Object.keys(v).length <= 50, 'at most 50 entries')
-    .meta({ description: 'Values of the message\'s placeholders for this recipient', examples: [{ name: 'Ada' }] }),
+    .meta({ maxProperties: 50, description: 'Values of the message\'s placeholders for this recipient (at most 50)', examples: [{ name: 'Ada' }] }),
 }).meta({ description: 'One recipient' })
 
 export const MAX_JSON_RECIPIENTS = 100_000

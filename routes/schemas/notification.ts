@@ -16,16 +16,16 @@ export const NotificationBody = z.strictObject({
       body: z.string().min(1).max(MESSAGE_LIMITS.pushBody).meta({ description: `The notification text, 1 to ${MESSAGE_LIMITS.pushBody} characters`, examples: ['Arrives today between 10:00 and 12:00'] }),
       data: z.record(z.string().min(1).max(100), z.string().max(MESSAGE_LIMITS.pushDataValue)).optional()
         .refine(d => !d || Object.keys(d).length <= 50, 'at most 50 entries')
-        .meta({ description: 'Extra key/value data for the app (strings only)', examples: [{ parcel_id: 'P-123' }] }),
+        .meta({ maxProperties: 50, description: 'Extra key/value data for the app (strings only, at most 50 entries)', examples: [{ parcel_id: 'P-123' }] }),
     }).optional().meta({ description: 'Push content; without it (or without push_token) push is never chosen' }),
   }).refine(m => m.sms !== undefined || m.push !== undefined, 'give at least one of message.sms and message.push')
-    .meta({ description: 'The content, per channel: at least one' }),
+    .meta({ anyOf: [{ required: ['sms'] }, { required: ['push'] }], description: 'The content, per channel: at least one' }),
   push_token: z.string().min(1).max(4096).optional().meta({ description: 'The device\'s push registration token (needed for push)', examples: ['fcm-registration-token-abc123'] }),
   routing: z.strictObject({
     prefer: ChannelName.default('push').meta({ description: 'The channel to use when the device is connected for both', examples: ['push'] }),
     channels: z.array(ChannelName).min(1).max(2).default(['push', 'sms'])
       .refine(c => new Set(c).size === c.length, 'each channel once')
-      .meta({ description: 'The channels allowed for this notification', examples: [['push', 'sms']] }),
+      .meta({ uniqueItems: true, description: 'The channels allowed for this notification, each once', examples: [['push', 'sms']] }),
     on_unreachable: z.enum(['queue', 'sms', 'drop']).default('queue').meta({
       description: 'When the device is not reachable for any usable channel: wait in the fallback queue, send SMS anyway (the SMS centre stores and forwards), or drop',
       examples: ['queue'],
@@ -43,6 +43,7 @@ export const NotificationBody = z.strictObject({
   }).prefault({}).meta({ description: 'How to route; every field is optional' }),
   client_ref: z.string().min(1).max(100).optional().meta({ description: 'Your reference, echoed back and in callbacks', examples: ['order-5521'] }),
   callback_url: z.url({ protocol: /^https?$/ }).max(2048).optional().meta({
+    pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
     description: 'Where reachroute POSTs {id, status, channel, client_ref, metadata, at} when the notification reaches a final status ' +
       '(sent, delivered, failed, expired, dropped), signed in X-Reachroute-Signature: sha256=<hex HMAC-SHA256 of the body under CALLBACK_SIGNING_SECRET>. ' +
       'A 422 when the service has no CALLBACK_SIGNING_SECRET (no unsigned callbacks), or sets CALLBACK_ALLOWED_HOSTS and the URL\'s host is not one of them',
@@ -50,7 +51,7 @@ export const NotificationBody = z.strictObject({
   }),
   metadata: z.record(z.string().min(1).max(64), z.string().max(500)).optional()
     .refine(m => !m || Object.keys(m).length <= 20, 'at most 20 entries')
-    .meta({ description: 'Small string map, echoed back (at most 20 entries)', examples: [{ order: '5521' }] }),
+    .meta({ maxProperties: 20, description: 'Small string map, echoed back (at most 20 entries)', examples: [{ order: '5521' }] }),
 }).meta(transformingBodyExamples({
   push_or_sms: {
     summary: 'Push when the device is connected for data, SMS otherwise; queued while it is not reachable',

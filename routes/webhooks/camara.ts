@@ -60,6 +60,7 @@ const camaraWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
         'subscription (CAMARA_SINK_TOKEN) as a bearer token. A reachability-data or -sms event updates the cache and makes the number\'s ' +
         'queued notifications due at once; repeats of an event id are ignored. Answers 204.',
       security: [{ sinkToken: [] }],
+      consumes: ['application/cloudevents+json', 'application/json'],
       body: CloudEvent,
       response: {
         204: z.null().meta({ description: 'Taken (or a repeat, ignored)' }),

@@ -4,7 +4,7 @@ import type { FastifySchema, FastifySchemaCompiler } from 'fastify'
 import { type FastifyPluginAsyncZod, jsonSchemaTransform, validatorCompiler } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import {
-  CampaignAccepted, CampaignBody, CampaignDetailSchema, CampaignSchema, MAX_NDJSON_RECIPIENTS,
+  CampaignAccepted, CampaignBody, CampaignDetailSchema, CampaignSchema, MAX_NDJSON_RECIPIENTS, Recipient,
 } from '../../schemas/campaign.js'
 import { jsonResponse } from '../../schemas/docs.js'
 import { IdempotencyHeaders } from '../../schemas/notification.js'
@@ -34,11 +34,18 @@ const NdjsonBody = {
   ].join('\n') + '\n'],
 }
 
-/** The spec of POST /v1/campaigns gives both its bodies: JSON (from the zod schema, as for any route) and NDJSON. */
+/** What a recipient looks like: the route takes any item and refuses a bad one alone, but the spec shows a good one. */
+const { $schema: _, ...RecipientJsonSchema } = z.toJSONSchema(Recipient, { io: 'input' })
+
+/**
+ * The spec of POST /v1/campaigns gives both its bodies: JSON (from the zod schema, as for any route, its recipients
+ * described as the route reads each) and NDJSON.
+ */
 const jsonAndNdjsonBodies: SwaggerTransform = (document) => {
   const { schema, url } = jsonSchemaTransform(document as Parameters<typeof jsonSchemaTransform>[0])
-  const { body, ...rest } = schema as FastifySchema & { body: unknown }
-  return { url, schema: { ...rest, body: { content: { 'application/json': { schema: body }, [NDJSON]: { schema: NdjsonBody } } } } }
+  const { body, ...rest } = schema as FastifySchema & { body: { properties: { recipients: Record<string, unknown> } } }
+  const json = { ...body, properties: { ...body.properties, recipients: { ...body.properties.recipients, items: RecipientJsonSchema } } }
+  return { url, schema: { ...rest, body: { content: { 'application/json': { schema: json }, [NDJSON]: { schema: NdjsonBody } } } } }
 }
 
 /** Pause, resume and cancel take no body; one sent anyway is read as JSON under a small limit. */
