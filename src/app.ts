@@ -24,6 +24,8 @@ import vonageWebhookRoutes from '../routes/webhooks/vonage.js'
 import reachabilityRoutes from '../routes/v1/reachability/index.js'
 import type { Channels } from './channels/channel.js'
 import { ShuttingDownError } from './domain/errors.js'
+import { parseJsonBody } from './http/json-body.js'
+import { headersProblem } from './http/request-headers.js'
 import type { Config } from './config.js'
 import { loggerOptions, requestLogger } from './logging.js'
 import type { ReachabilityUpstream } from './reachability/upstreams/upstream.js'
@@ -101,6 +103,18 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   // Every body is JSON (or a campaign's NDJSON): text/plain is a 415 like any other type, not a string handed to a
   // route (a campaign action or a dead letter's DELETE would act on it).
   app.removeContentTypeParser('text/plain')
+  // JSON as Fastify parses it, with problems that say where it breaks or which key was refused.
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    let parsed: unknown
+    try {
+      parsed = parseJsonBody(body as string)
+    } catch (err) {
+      done(err as Error, undefined)
+      return
+    }
+    done(null, parsed)
+  })
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
   let closing = false
@@ -112,6 +126,12 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
     done(closing ? new ShuttingDownError() : undefined)
+  })
+  // After the routes' own onRequest hooks (a request without a token is a 401 first), before the body is read.
+  app.addHook('preParsing', (request, _reply, payload, done) => {
+    const problem = headersProblem(request.headers, request.raw.rawHeaders)
+    if (problem) done(problem)
+    else done(null, payload)
   })
 
   await app.register(configPlugin, { config })

@@ -66,7 +66,7 @@ export const NotificationBody = z.strictObject({
 }))
 
 export const IdempotencyHeaders = z.looseObject({
-  'idempotency-key': z.string().min(1).max(255).optional().meta({
+  'idempotency-key': z.string().min(1).max(255).regex(/^[\x20-\x7e]+$/, 'must be printable ASCII (letters, digits, punctuation, spaces)').optional().meta({
     description: 'Makes the request safe to retry: the same key with the same body within 24 h answers the first answer again ' +
       '(Idempotent-Replayed: true) and sends nothing again; another body → 422; while the first is in flight → 409. Keys are per caller.',
     examples: ['5c1f0e5a-order-5521'],

@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { UnauthorizedError } from '../../src/domain/errors.js'
+import { parseJsonBody } from '../../src/http/json-body.js'
 import { transformingBodyExamples } from '../schemas/docs.js'
 import { pickProblems, problemResponse, storeUnavailable } from '../schemas/problem.js'
 import { PhoneNumber } from '../schemas/reachability.js'
@@ -40,7 +41,7 @@ const CloudEvent = z.looseObject({
 
 /** Events from a CAMARA operator, for numbers with notifications waiting in the fallback queue. */
 const camaraWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
-  app.addContentTypeParser('application/cloudevents+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'ignore'))
+  app.addContentTypeParser('application/cloudevents+json', { parseAs: 'string' }, async (_request: unknown, body: string) => parseJsonBody(body))
   const expected = app.config.camara.sinkToken
 
   app.post('/', {

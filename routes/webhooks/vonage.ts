@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { UnauthorizedError } from '../../src/domain/errors.js'
+import { parseJsonBody } from '../../src/http/json-body.js'
 import { verifyVonageSignature } from '../../src/http/signature.js'
 import { recordCampaignFinal } from '../../src/metrics/campaigns.js'
 import { applyReceipt } from '../../src/notifications/service.js'
@@ -42,14 +43,15 @@ const MessageStatus = z.looseObject({
 /** Vonage Messages status webhooks: verified, then applied to the notification they name. */
 const vonageWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
   // The signature covers the exact bytes received: keep them beside the parsed body.
+  app.removeContentTypeParser('application/json')
   app.addContentTypeParser('application/json', { parseAs: 'string' }, async (request: FastifyRequest, body: string): Promise<unknown> => {
     request.rawBody = body
     try {
-      return JSON.parse(body)
+      return parseJsonBody(body)
     } catch (err) {
       // A forged body that is not even JSON is refused for its signature too: 401, not 400.
       await verifySignature(request)
-      throw Object.assign(err as Error, { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' })
+      throw err
     }
   })
 

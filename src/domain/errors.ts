@@ -81,6 +81,12 @@ export class UnprocessableError extends AppError {
   readonly title = 'Request cannot be processed'
 }
 
+export class UnsupportedMediaTypeError extends AppError {
+  readonly status = 415
+  readonly slug = 'unsupported-media-type'
+  readonly title = 'Unsupported media type'
+}
+
 /** The reachability upstream gave no usable answer (timeout, network, 5xx after retries). */
 export class UpstreamUnavailableError extends AppError {
   readonly status = 503

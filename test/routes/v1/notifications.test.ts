@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { gzipSync } from 'node:zlib'
 import t, { type Test } from 'tap'
 import { SignJWT } from 'jose'
 import { createHash } from 'node:crypto'
@@ -289,8 +290,29 @@ t.test('bad input on every field: a problem, nothing stored, sent or asked upstr
     t.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8', name)
     t.equal(res.json().status, code, name)
   }
-  const malformed = await app.inject({ method: 'POST', url: '/v1/notifications', headers: { authorization: await bearer(), 'content-type': 'application/json' }, payload: '{"to": ' })
-  t.equal(malformed.statusCode, 400)
+  const authorization = await bearer()
+  const raw: [string, string | Buffer, Record<string, string>, number, RegExp, RegExp][] = [
+    ['malformed JSON', '{"to": ', {}, 400, /\/malformed-json$/, /^the body is not valid JSON: Unexpected end of JSON input$/],
+    ['JSON with more after it', '{"to":"+990123400"}}', {}, 400, /\/malformed-json$/, /not valid JSON: .*position 19/],
+    ['an empty body', '', {}, 400, /\/malformed-json$/, /the body is empty/],
+    ['a __proto__ key', `{"__proto__":{"admin":true},${JSON.stringify(good).slice(1)}`, {}, 400, /\/validation-error$/, /"__proto__" key/],
+    ['a constructor.prototype deep inside', JSON.stringify({ ...good, metadata: { constructor: { prototype: { x: 1 } } } }), {}, 400, /\/validation-error$/, /"constructor" key holding "prototype"/],
+    ['a gzip body', gzipSync(JSON.stringify(good)), { 'content-encoding': 'gzip' }, 415, /\/unsupported-media-type$/, /Content-Encoding "gzip" is not taken/],
+    ['an Idempotency-Key of non-ASCII bytes', JSON.stringify(good), { 'idempotency-key': Buffer.from('\u{1F4E6}').toString('latin1') }, 400, /\/validation-error$/, /printable ASCII/],
+  ]
+  for (const [name, payload, headers, code, type, detail] of raw) {
+    const res = await app.inject({ method: 'POST', url: '/v1/notifications', headers: { authorization, 'content-type': 'application/json', ...headers }, payload })
+    t.equal(res.statusCode, code, `${name}: ${res.body.slice(0, 300)}`)
+    t.match(res.json(), { type, status: code, detail }, name)
+    if (code === 415) t.equal(res.headers['accept-encoding'], 'identity', `${name}: says which coding is taken`)
+  }
+  // Node joins a header given twice into one value ("a, b"): a key given twice is refused, not taken as a third key.
+  const twice = await app.inject({
+    method: 'POST', url: '/v1/notifications', payload: JSON.stringify(good),
+    headers: { authorization, 'content-type': 'application/json', 'idempotency-key': ['k-1', 'k-2'] as unknown as string },
+  })
+  t.equal(twice.statusCode, 400, twice.body)
+  t.match(twice.json(), { errors: [{ path: 'headers.idempotency-key', message: 'given 2 times: send one key' }] })
   const tooBig = await notify({ ...good, metadata: { big: 'x'.repeat(70_000) } })
   t.equal(tooBig.statusCode, 413)
   const longKey = await notify(good, { 'idempotency-key': 'k'.repeat(256) })
