@@ -17,13 +17,16 @@ const MaxAgeSeconds = z.number({ error: 'must be a whole number of seconds from 
 export const MaxAge = MaxAgeSeconds.optional().meta(MAX_AGE_META)
 
 /**
- * max_age in a query string: digits only; "", " ", "1e3" or "0x10" stay strings and fail as not a number.
- * The meta sits on the inner schema: the spec describes a request by its input, and zod drops a pipe's examples there.
+ * A whole number in a query string: digits only; "", " 5", "1e3" or "0x10" stay strings and fail as not a number
+ * (z.coerce.number would take them as 0, 5, 1000 and 16). The meta sits on the inner schema: the spec describes a
+ * request by its input, and zod drops a pipe's examples there.
  */
-export const MaxAgeQuery = z.preprocess(
-  value => typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value,
-  MaxAgeSeconds.meta(MAX_AGE_META),
-).optional()
+export function queryInt (schema: z.ZodNumber) {
+  return z.preprocess(value => typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value, schema)
+}
+
+/** max_age in a query string. */
+export const MaxAgeQuery = queryInt(MaxAgeSeconds.meta(MAX_AGE_META)).optional()
 
 export const ReachabilityStatusSchema = z.object({
   code: z.string().meta({

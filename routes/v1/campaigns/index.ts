@@ -9,6 +9,7 @@ import {
 import { jsonResponse } from '../../schemas/docs.js'
 import { IdempotencyHeaders } from '../../schemas/notification.js'
 import { pickProblems, problemResponse } from '../../schemas/problem.js'
+import { queryInt } from '../../schemas/reachability.js'
 import { hashedBody, readJson, readNdjson } from './body.js'
 
 const security = [{ bearerAuth: [] }]
@@ -127,7 +128,7 @@ const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
             'that leave the list past their retention between pages skip none)',
           examples: [CURSOR_EXAMPLE],
         }),
-        limit: z.coerce.number().int().min(1).max(100).default(20).meta({ description: 'Items per page (1 to 100)', examples: [20] }),
+        limit: queryInt(z.number({ error: 'must be a whole number from 1 to 100' }).int().min(1).max(100).meta({ description: 'Items per page (1 to 100)', examples: [20], default: 20 })).default(20),
       }),
       response: {
         200: jsonResponse('A page of campaigns', z.object({

@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { QueueOps } from '../../../src/queue/ops.js'
 import { jsonResponse } from '../../schemas/docs.js'
 import { pickProblems, problemResponse, storeUnavailable } from '../../schemas/problem.js'
-import { ReachabilitySchema } from '../../schemas/reachability.js'
+import { queryInt, ReachabilitySchema } from '../../schemas/reachability.js'
 
 const security = [{ bearerAuth: [] }]
 const IdParam = z.object({
@@ -68,7 +68,7 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
       security,
       querystring: z.object({
         cursor: z.string().max(400).optional().meta({ description: 'next_cursor of the previous page; none for the first page (opaque; it names the last item given, so letters retried or added between pages shift nothing)', examples: ['WzAsMTc5NTY3MzYwMjMwMywibnRmXzAwXzNmMmE5YzBkNGI4ZTRmNmE5YjFjMmQzZTRmNWE2YjdjIl0'] }),
-        limit: z.coerce.number().int().min(1).max(500).default(50).meta({ description: 'Dead letters per page, 1 to 500 (default 50)', examples: [50] }),
+        limit: queryInt(z.number({ error: 'must be a whole number from 1 to 500' }).int().min(1).max(500).meta({ description: 'Dead letters per page, 1 to 500 (default 50)', examples: [50], default: 50 })).default(50),
       }),
       response: {
         200: jsonResponse('One page of dead letters, oldest first within each shard', z.object({

@@ -4,11 +4,11 @@ import { getRefresh, startRefresh } from '../../../src/reports/refresh.js'
 import { Reports, toCsv } from '../../../src/reports/reports.js'
 import { jsonResponse } from '../../schemas/docs.js'
 import { pickProblems } from '../../schemas/problem.js'
-import { PhoneNumberInput } from '../../schemas/reachability.js'
+import { PhoneNumberInput, queryInt } from '../../schemas/reachability.js'
 
 const security = [{ bearerAuth: [] }]
 const Cursor = z.string().max(400).optional().meta({ description: 'next_cursor of the previous page (opaque; it names the last item given, so items that change between pages are neither skipped nor repeated)', examples: ['WzEsMTc5NTY3MzYwMjMwMywiKzQ0NzkxMTEwMDAwMCJd'] })
-const Limit = z.coerce.number().int().min(1).max(1000).default(100).meta({ description: 'Items per page (1 to 1000)', examples: [100] })
+const Limit = queryInt(z.number({ error: 'must be a whole number from 1 to 1000' }).int().min(1).max(1000).meta({ description: 'Items per page (1 to 1000)', examples: [100], default: 100 })).default(100)
 const When = z.string().nullable().meta({ examples: ['2026-09-01T08:00:00.000Z'] })
 
 const StaleContact = z.object({
@@ -63,7 +63,7 @@ const reportRoutes: FastifyPluginAsyncZod = async (app) => {
         '`days` days ago, with the last time each was reachable: the customers whose phone number needs updating. `Accept: text/csv` gives CSV.',
       security,
       querystring: z.object({
-        days: z.coerce.number().int().min(1).max(3650).default(60).meta({ description: 'Days without connectivity', examples: [60] }),
+        days: queryInt(z.number({ error: 'must be a whole number from 1 to 3650' }).int().min(1).max(3650).meta({ description: 'Days without connectivity', examples: [60], default: 60 })).default(60),
         cursor: Cursor,
         limit: Limit,
       }),
