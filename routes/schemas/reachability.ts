@@ -1,10 +1,12 @@
 import { z } from 'zod'
 import { normalizePhoneNumber } from '../../src/domain/phone.js'
 
-export const PhoneNumberInput = z.string().min(1).max(32).meta({
+export const PHONE_NUMBER_META = {
   description: 'A phone number in E.164 form; the leading "+" is optional. The +990 test range of the sandbox is accepted.',
   examples: ['+447911123456', '+990123411'],
-})
+}
+
+export const PhoneNumberInput = z.string().min(1).max(32).meta(PHONE_NUMBER_META)
 
 const MAX_AGE_META = {
   description: 'Accept a cached answer only if it is at most this many seconds old (0 forces a fresh upstream lookup)',

@@ -38,7 +38,8 @@ export class InvalidPhoneNumberError extends AppError {
   readonly slug = 'invalid-phone-number'
   readonly title = 'Phone number is not valid'
   constructor (readonly input: string, reason: string) {
-    super(`"${input}" is not a valid phone number: ${reason}`)
+    // The input as given, up to a number's length and a little more: a batch item may be any string.
+    super(`${JSON.stringify(input.length > 40 ? `${input.slice(0, 40)}…` : input)} is not a valid phone number: ${reason}`)
   }
 }
 

@@ -4,7 +4,7 @@ import { lookupMany } from '../../../src/reachability/service.js'
 import { toProblem } from '../../../plugins/errors.js'
 import { jsonResponse } from '../../schemas/docs.js'
 import { pickProblems, problemResponse, ProblemSchema } from '../../schemas/problem.js'
-import { MaxAge, MaxAgeQuery, PhoneNumber, PhoneNumberInput, ReachabilitySchema } from '../../schemas/reachability.js'
+import { MaxAge, MaxAgeQuery, PHONE_NUMBER_META, PhoneNumber, ReachabilitySchema } from '../../schemas/reachability.js'
 
 const security = [{ bearerAuth: [] }]
 
@@ -43,7 +43,8 @@ const reachabilityRoutes: FastifyPluginAsyncZod = async (app) => {
         '(an invalid number does not fail the batch). Upstream lookups run with bounded concurrency.',
       security,
       body: z.strictObject({
-        phone_numbers: z.array(PhoneNumberInput).min(1).max(1000).meta({
+        // Any string: one that is empty or too long to be a number is a problem in its place, as any invalid number.
+        phone_numbers: z.array(z.string().meta(PHONE_NUMBER_META)).min(1).max(1000).meta({
           description: '1 to 1000 phone numbers, each in E.164 form (the leading "+" is optional); an invalid one gets a problem in its place',
           examples: [['+990123400', '+990123411']],
         }),
@@ -57,7 +58,7 @@ const reachabilityRoutes: FastifyPluginAsyncZod = async (app) => {
         })),
         ...pickProblems(401, 403, 413),
         400: problemResponse('phone_numbers is missing, empty, longer than 1000 or holds a non-string, max_age is wrong, or the JSON is malformed ' +
-          '(a number that is not valid is a problem in its place in results, not a 400)'),
+          '(a string that is not a valid number, even an empty one, is a problem in its place in results, not a 400)'),
       },
     },
   }, async (request) => {

@@ -90,15 +90,18 @@ t.test('batch: one result per number in order, an invalid number fails alone', a
     method: 'POST',
     url: '/v1/reachability/batch',
     headers: { authorization: auth },
-    payload: { phone_numbers: ['+990123400', 'nope', '990123411', '+990123488'] },
+    payload: { phone_numbers: ['+990123400', 'nope', '990123411', '+990123488', '', '9'.repeat(5000)] },
   })
   t.equal(res.statusCode, 200)
   const { results } = res.json()
-  t.equal(results.length, 4)
+  t.equal(results.length, 6)
   t.match(results[0], { phone_number: '+990123400', connectivity: ['DATA', 'SMS'] })
   t.match(results[1], { status: 400, type: /invalid-phone-number$/ })
   t.match(results[2], { phone_number: '+990123411', connectivity: ['SMS'] })
   t.match(results[3], { status: 503 })
+  t.match(results[4], { status: 400, type: /invalid-phone-number$/, detail: '"" is not a valid phone number: it is empty' }, 'an empty string fails alone')
+  t.match(results[5], { status: 400, type: /invalid-phone-number$/, detail: `"${'9'.repeat(40)}…" is not a valid phone number: an E.164 number has a "+" and 2 to 15 digits` },
+    'so does a string too long to be a number, quoted in part')
 })
 
 t.test('batch: upstream calls run with bounded concurrency', async t => {
