@@ -45,6 +45,21 @@ for (const store of STORES) {
     t.same((await s.listed()).map(c => c.id), [whole.json().id])
   })
 
+  t.test(`NDJSON with no recipient line is a 400, as a JSON body with none, and leaves no campaign (${store} store)`, { skip: skipStore(store) }, async t => {
+    const s = await campaignApp(t, store)
+    const header = { name: 'nobody', message, routing: {} }
+    for (const [what, body] of [['the campaign line alone', ndjson(header)], ['and blank lines', `${ndjson(header)}\n\r\n  \n`], ['without a newline', JSON.stringify(header)]]) {
+      const res = await s.post(body!, NDJSON)
+      t.equal(res.statusCode, 400, `${what}: ${res.body.slice(0, 300)}`)
+      t.match(res.json(), { type: /\/validation-error$/, detail: /^no recipients/, errors: [{ path: 'body.line.2' }] }, what!)
+    }
+    t.same(await s.listed(), [], 'not listed')
+    // A recipient line that is refused is still a recipient given: the campaign is taken, as a JSON body's would be.
+    const refused = await s.post(ndjson(header, { to: 'not a number' }), NDJSON)
+    t.equal(refused.statusCode, 202, refused.body)
+    t.match(refused.json(), { recipients_accepted: 0, recipients_rejected: 1 })
+  })
+
   t.test(`NDJSON that stops arriving is a 408 after REQUEST_TIMEOUT_MS; the campaign read in so far is not listed and notifies nobody (${store} store)`, { skip: skipStore(store) }, async t => {
     const s = await campaignApp(t, store, { REQUEST_TIMEOUT_MS: '500' })
     await s.app.listen({ port: 0, host: '127.0.0.1' })

@@ -89,6 +89,9 @@ export async function readNdjson (stream: Readable, digest: () => string): Promi
       }
       yield checkRecipient(line, value)
     }
+    // As a JSON body's recipients must hold one: a campaign of nobody is a mistake, refused (and left behind
+    // cancelled, never run, as any upload that fails).
+    if (count === 0) throw new ValidationError('no recipients: give at least one, a line each after the campaign', [{ path: 'body.line.2', message: 'missing' }])
   }
   const requestHash = async () => {
     let next: IteratorResult<string>

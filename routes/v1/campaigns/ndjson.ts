@@ -20,14 +20,19 @@ export async function * ndjsonLines (stream: Readable): AsyncGenerator<string> {
     let from = 0
     for (let end = text.indexOf('\n', from); end !== -1; end = text.indexOf('\n', from)) {
       line++
-      yield text.slice(from, end > from && text.charCodeAt(end - 1) === 13 ? end - 1 : end)
+      const to = end > from && text.charCodeAt(end - 1) === 13 ? end - 1 : end
+      // Whole lines too: whether a long line arrives in one chunk or across several must not matter.
+      if (to - from > MAX_LINE_LENGTH) throw tooLong(line)
+      yield text.slice(from, to)
       from = end + 1
     }
     carry = text.slice(from)
-    if (carry.length > MAX_LINE_LENGTH) {
-      throw new ValidationError(`line ${line + 1} is longer than ${MAX_LINE_LENGTH} characters`, [{ path: `body.line.${line + 1}`, message: 'too long' }])
-    }
+    if (carry.length > MAX_LINE_LENGTH) throw tooLong(line + 1)
   }
   carry += decoder.end()
   if (carry !== '') yield carry.endsWith('\r') ? carry.slice(0, -1) : carry
+}
+
+function tooLong (line: number): ValidationError {
+  return new ValidationError(`line ${line} is longer than ${MAX_LINE_LENGTH} characters`, [{ path: `body.line.${line}`, message: 'too long' }])
 }

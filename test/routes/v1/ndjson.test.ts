@@ -20,3 +20,11 @@ t.test('a line longer than the limit is refused with its number, before it is he
   const chunks = ['{"a":1}\n', ...Array.from({ length: Math.ceil(MAX_LINE_LENGTH / long.length) + 1 }, () => long)]
   await t.rejects(collect(chunks), { status: 400, message: /^line 2 is longer than/ })
 })
+
+t.test('the limit holds whatever the chunking: a line just over it is refused in one chunk as across many', async t => {
+  const over = `${'x'.repeat(MAX_LINE_LENGTH + 1)}\n`
+  await t.rejects(collect(['{"a":1}\n', `${over}{"b":2}\n`]), { status: 400, message: /^line 2 is longer than/ }, 'in one chunk, with a line after it')
+  await t.rejects(collect(['{"a":1}\n', over.slice(0, 1000), over.slice(1000)]), { status: 400, message: /^line 2 is longer than/ }, 'across two chunks')
+  const at = 'x'.repeat(MAX_LINE_LENGTH)
+  t.same((await collect(['{"a":1}\n', `${at}\r\n`])).map(l => l.length), [7, MAX_LINE_LENGTH], 'a line at the limit is read (its CR not counted)')
+})
