@@ -29,7 +29,7 @@ t.test('every operation that reads a body refuses text/plain and XML with a 415 
   for (const [path, operations] of Object.entries(s.paths)) {
     for (const [method, operation] of Object.entries(operations)) {
       if (!['post', 'put', 'patch', 'delete'].includes(method)) continue
-      t.ok(operation.responses['413'] && operation.responses['415'], `${method} ${path} documents 413 and 415`)
+      t.ok(operation.responses['400'] && operation.responses['413'] && operation.responses['415'], `${method} ${path} documents 400, 413 and 415`)
       const url = path.replace(/\{[^}]+\}/g, 'x1')
       for (const [contentType, payload] of [['text/plain', '{"ttl_seconds":60}'], ['application/xml', '<a/>']]) {
         const authorization = path.startsWith('/v1/webhooks/vonage') ? await signed(payload!)
