@@ -79,6 +79,19 @@ function startWorkers (t: Test, o: Pick<Awaited<ReturnType<typeof services>>, 'n
   worker.start()
 }
 
+/** A campaign of one SMS, accepted, moved to sent and counted so. */
+async function sentCampaignSms (t: Test, store: Store, name: string) {
+  const { notifications, campaigns } = await services(store)
+  const routing = { prefer: 'sms' as const, channels: ['sms' as const], on_unreachable: 'sms' as const, on_unknown: 'sms' as const, ttl_seconds: 3600 }
+  const { answer } = await campaigns.create('svc', { name, message: { sms: { text: 'hi' } }, routing }, [{ line: 2, recipient: { to: number(0) } }])
+  const { answer: sms } = await notifications.accept('svc', { to: number(0), message: { sms: { text: 'hi' } }, routing },
+    undefined, { campaignId: answer.id, bulk: true })
+  const shard = shardOfId(sms.id, SHARDS)!
+  t.ok(await store.transition({ notificationId: sms.id, shard, patch: { status: 'sent' }, events: [] }))
+  t.ok(await campaigns.countFinal(answer.id, sms.id, 'sent'))
+  return { campaigns, answer, sms, shard }
+}
+
 function suite (name: string, open: OpenStore, skip: string | false = false) {
   t.test(name, { skip }, async t => {
     t.test('delivery receipts move campaign SMS from sent to delivered or failed, in whatever order they meet the worker', async t => {
@@ -158,16 +171,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
     t.test('a receipt whose campaign count failed (a 503 to Vonage) is counted when Vonage sends it again', async t => {
       const { store, cleanup } = await open()
       t.teardown(cleanup)
-      const { notifications, campaigns } = await services(store)
-      const { answer } = await campaigns.create('svc', {
-        name: 'receipt again', message: { sms: { text: 'hi' } },
-        routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 },
-      }, [{ line: 2, recipient: { to: number(0) } }])
-      const { answer: sms } = await notifications.accept('svc', { to: number(0), message: { sms: { text: 'hi' } }, routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 } },
-        undefined, { campaignId: answer.id, bulk: true })
-      const shard = shardOfId(sms.id, SHARDS)!
-      t.ok(await store.transition({ notificationId: sms.id, shard, patch: { status: 'sent' }, events: [] }))
-      t.ok(await campaigns.countFinal(answer.id, sms.id, 'sent'))
+      const { campaigns, answer, sms, shard } = await sentCampaignSms(t, store, 'receipt again')
       let down = true
       const failing = new Proxy(store, {
         get (target, prop, receiver) {
@@ -187,16 +191,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
     t.test('a receipt status that names nothing (submitted, or a property of every object) is recorded and moves nothing', async t => {
       const { store, cleanup } = await open()
       t.teardown(cleanup)
-      const { notifications, campaigns } = await services(store)
-      const { answer } = await campaigns.create('svc', {
-        name: 'odd receipts', message: { sms: { text: 'hi' } },
-        routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 },
-      }, [{ line: 2, recipient: { to: number(0) } }])
-      const { answer: sms } = await notifications.accept('svc', { to: number(0), message: { sms: { text: 'hi' } }, routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 } },
-        undefined, { campaignId: answer.id, bulk: true })
-      const shard = shardOfId(sms.id, SHARDS)!
-      t.ok(await store.transition({ notificationId: sms.id, shard, patch: { status: 'sent' }, events: [] }))
-      t.ok(await campaigns.countFinal(answer.id, sms.id, 'sent'))
+      const { campaigns, answer, sms, shard } = await sentCampaignSms(t, store, 'odd receipts')
       const odd = ['submitted', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf']
       for (const status of odd) await applyReceipt(store, receipt(sms.id, status))
       const stored = (await store.getNotification(sms.id, shard))!

@@ -147,14 +147,20 @@ async function suite (t: Test, store: Store) {
     t.equal(await store.getNotification(moved.id, 2), null, 'a day past the moved deadline: gone')
   })
 
-  t.test('report index pages run on from the last item given: ties by number, nothing skipped when an item leaves', async t => {
+  /** `count` numbers under `prefix` that fall in shard 1, in order. */
+  const phonesOfShard1 = (prefix: string, count: number) => {
     const phones: string[] = []
-    for (let i = 0; phones.length < 7; i++) {
-      const phone = `+99050${String(i).padStart(5, '0')}`
+    for (let i = 0; phones.length < count; i++) {
+      const phone = `${prefix}${String(i).padStart(5, '0')}`
       if (shardFor(phone, SHARDS) === 1) phones.push(phone)
     }
-    phones.sort()
-    const quiet = (phone: string, latest: string) => ({ ...record(phone), is_reachable: false, connectivity: [], latest_status_at: latest })
+    return phones.sort()
+  }
+  /** A report record of a number without connectivity since `latest`. */
+  const quiet = (phone: string, latest: string) => ({ ...record(phone), is_reachable: false, connectivity: [], latest_status_at: latest })
+
+  t.test('report index pages run on from the last item given: ties by number, nothing skipped when an item leaves', async t => {
+    const phones = phonesOfShard1('+99050', 7)
     // Five went quiet at the same instant, two later.
     for (const phone of phones.slice(0, 5)) await store.recordReport(quiet(phone, '2026-01-01T00:00:00.000Z'), false)
     for (const phone of phones.slice(5)) await store.recordReport(quiet(phone, '2026-01-02T00:00:00.000Z'), false)
@@ -177,13 +183,7 @@ async function suite (t: Test, store: Store) {
   })
 
   t.test('report index pages keep to their lower bound when the cursor lies below it', async t => {
-    const phones: string[] = []
-    for (let i = 0; phones.length < 4; i++) {
-      const phone = `+99051${String(i).padStart(5, '0')}`
-      if (shardFor(phone, SHARDS) === 1) phones.push(phone)
-    }
-    phones.sort()
-    const quiet = (phone: string, latest: string) => ({ ...record(phone), is_reachable: false, connectivity: [], latest_status_at: latest })
+    const phones = phonesOfShard1('+99051', 4)
     await store.recordReport(quiet(phones[0]!, '2025-01-01T00:00:00.000Z'), false)
     await store.recordReport(quiet(phones[1]!, '2025-02-01T00:00:00.000Z'), false)
     await store.recordReport(quiet(phones[2]!, '2025-03-01T00:00:00.000Z'), false)
