@@ -3,6 +3,7 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ALL_SCOPES } from './auth/inbound.js'
 import { ConfigError, loadConfig } from './config.js'
+import { StoreUnavailableError } from './domain/errors.js'
 
 let config
 try {
@@ -19,7 +20,15 @@ const embedded = !config.auth.jwksUrl && !config.auth.publicKey && !config.auth.
 const madeCallbackSecret = embedded && config.callbackSigningSecret === undefined ? randomBytes(24).toString('base64url') : undefined
 if (madeCallbackSecret) config = { ...config, callbackSigningSecret: madeCallbackSecret }
 
-const app = await buildApp({ config })
+let app
+try {
+  app = await buildApp({ config })
+} catch (err) {
+  // The store not answering at start (Redis down or unreachable): said in a line, not a stack trace.
+  if (!(err instanceof StoreUnavailableError)) throw err
+  process.stderr.write(`reachroute cannot start: ${err.message}\n`)
+  process.exit(1)
+}
 closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'closing after an error')
   else app.log.info({ signal }, 'closing')

@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildWorker } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
+import { StoreUnavailableError } from './domain/errors.js'
 
 // `npm run worker`: the delivery workers as a process of their own (run the API with WORKERS=off).
 
@@ -17,7 +18,14 @@ if (!config.redis.url && !config.redis.clusterNodes) {
   process.exit(1)
 }
 
-const worker = await buildWorker({ config })
+let worker
+try {
+  worker = await buildWorker({ config })
+} catch (err) {
+  if (!(err instanceof StoreUnavailableError)) throw err
+  process.stderr.write(`reachroute worker cannot start: ${err.message}\n`)
+  process.exit(1)
+}
 closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
   if (err) worker.log.error({ err }, 'closing after an error')
   else worker.log.info({ signal }, 'closing: finishing the jobs in hand')

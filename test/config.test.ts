@@ -7,6 +7,7 @@ import { buildApp } from '../src/app.js'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { verifyHmacSignature } from '../src/http/signature.js'
 import { buildProject, ROOT } from './helpers/build.js'
+import { freePort } from './helpers/net.js'
 import { waitFor } from './helpers/wait.js'
 
 t.test('loadConfig', async t => {
@@ -114,8 +115,8 @@ function serverEnv (vars: Record<string, string>): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, ...vars }
 }
 
-function startServer (vars: Record<string, string>) {
-  const child = spawn(process.execPath, ['dist/src/server.js'], { cwd: ROOT, env: serverEnv(vars), stdio: ['ignore', 'pipe', 'pipe'] })
+function startServer (vars: Record<string, string>, script = 'dist/src/server.js') {
+  const child = spawn(process.execPath, [script], { cwd: ROOT, env: serverEnv(vars), stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', chunk => { stdout += chunk })
@@ -145,6 +146,17 @@ t.test('the built server', async t => {
     const [code] = await within(15_000, 'exit', exited)
     t.not(code, 0)
     t.match(output().stderr, /reachroute cannot start: .*\n.*PORT: /)
+  })
+
+  t.test('a Redis that does not answer stops the start (API and worker) with a line saying where and why, no stack trace', async t => {
+    const port = await freePort()
+    for (const [script, name] of [['dist/src/server.js', 'reachroute'], ['dist/src/worker.js', 'reachroute worker']] as const) {
+      const { exited, output } = startServer({ PORT: '0', HOST: '127.0.0.1', REDIS_URL: `redis://user:a-password@127.0.0.1:${port}` }, script)
+      const [code] = await within(15_000, 'exit', exited)
+      t.equal(code, 1, script)
+      t.match(output().stderr, new RegExp(`^${name} cannot start: Redis at 127\\.0\\.0\\.1:${port} did not answer: .*ECONNREFUSED`), script)
+      t.notMatch(output().stderr, /a-password|\n\s+at /, `${script}: no password, no stack`)
+    }
   })
 
   t.test('NODE_ENV=production without an AUTH_* variable refuses to start', async t => {

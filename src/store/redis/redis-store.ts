@@ -200,9 +200,11 @@ export class RedisStore implements Store {
     const redis = options.clusterNodes
       ? new Cluster(options.clusterNodes, redisClusterOptions(options.commandTimeoutMs))
       : new Redis(options.url ?? 'redis://127.0.0.1:6379', redisClientOptions(options.commandTimeoutMs))
-    // Without a listener ioredis prints every reconnect failure as an unhandled error.
-    redis.on('error', () => {})
-    redis.on('node error', () => {})
+    // Without a listener ioredis prints every reconnect failure as an unhandled error. The last one says why a
+    // first connection failed (ECONNREFUSED, a DNS name unknown), where connect() only says it closed.
+    let lastError: Error | undefined
+    redis.on('error', (err: Error) => { lastError = err })
+    redis.on('node error', (err: Error) => { lastError = err })
     redis.defineCommand('rrAccept', { numberOfKeys: 8, lua: ACCEPT })
     redis.defineCommand('rrAcceptToOutbox', { numberOfKeys: 3, lua: ACCEPT_TO_OUTBOX })
     redis.defineCommand('rrTransition', { numberOfKeys: 7, lua: TRANSITION })
@@ -229,12 +231,19 @@ export class RedisStore implements Store {
     redis.defineCommand('rrRelease', { numberOfKeys: 1, lua: RELEASE })
     redis.defineCommand('rrShortenAnswered', { numberOfKeys: 1, lua: SHORTEN_ANSWERED })
     redis.defineCommand('rrReleaseDue', { numberOfKeys: 1 + LANES.length, lua: RELEASE_DUE })
-    await redis.connect()
-    // From now on a command while the cluster is away fails at once (a 503) instead of waiting in a queue.
-    if (redis instanceof Cluster) redis.options.enableOfflineQueue = false
-    const store = new RedisStore(redis, options.keyPrefix, options.shards, options.commandTimeoutMs)
-    await store.ensureGroups()
-    return store
+    try {
+      await redis.connect()
+      // From now on a command while the cluster is away fails at once (a 503) instead of waiting in a queue.
+      if (redis instanceof Cluster) redis.options.enableOfflineQueue = false
+      const store = new RedisStore(redis, options.keyPrefix, options.shards, options.commandTimeoutMs)
+      await store.ensureGroups()
+      return store
+    } catch (err) {
+      // Not left reconnecting in the background: whoever asked gives up (a process that cannot start exits).
+      redis.disconnect()
+      const why = lastError && lastError.message !== (err as Error).message ? `${(err as Error).message} (${lastError.message})` : (err as Error).message
+      throw new StoreUnavailableError(`${whereRedis(options)} did not answer: ${why}`, { cause: err })
+    }
   }
 
   /** Creates every outbox stream's consumer group (from the start of the stream, so nothing added before is missed). */
@@ -785,4 +794,11 @@ function fieldValue (fields: string[], name: string): string {
 /** How a chunk is named in its leases set. */
 function chunkMember (lease: ChunkLease): string {
   return `${lease.start}:${lease.count}`
+}
+
+/** Where the store's Redis is, for a message: host and port only (a URL may carry a password). */
+function whereRedis (options: RedisStoreOptions): string {
+  if (options.clusterNodes) return `Redis Cluster (${options.clusterNodes.map(n => `${n.host}:${n.port}`).join(', ')})`
+  const url = new URL(options.url ?? 'redis://127.0.0.1:6379')
+  return `Redis at ${url.hostname}:${url.port || '6379'}`
 }
