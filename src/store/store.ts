@@ -85,6 +85,26 @@ export function recordKeptUntil (nowMs: number, retentionSeconds: number, expire
   return Math.max(nowMs + retentionSeconds * 1000, Date.parse(expiresAt) + KEPT_PAST_DEADLINE_MS)
 }
 
+/** In a `u` regex a surrogate pair is one code point: only lone surrogates match. */
+const LONE_SURROGATE = /\p{Cs}/u
+const LONE_SURROGATES = /\p{Cs}/gu
+
+/**
+ * A patch's texts as every store keeps them: well-formed Unicode, a lone surrogate (half an emoji, from a provider's
+ * id or error text) written as U+FFFD. Redis's Lua JSON decoder refuses one, and a transition it refused would leave
+ * the notification where it was.
+ */
+export function wellFormedPatch (patch: NotificationPatch): NotificationPatch {
+  let out: NotificationPatch | undefined
+  for (const key in patch) {
+    const value = patch[key as keyof NotificationPatch]
+    if (typeof value !== 'string' || !LONE_SURROGATE.test(value)) continue
+    out ??= { ...patch }
+    ;(out as Record<string, unknown>)[key] = value.replace(LONE_SURROGATES, '\uFFFD')
+  }
+  return out ?? patch
+}
+
 /** Until when a transition that sets expires_at keeps the record at least (never shortened); undefined: unchanged. */
 export function transitionKeptUntil (patch: NotificationPatch): number | undefined {
   return patch.expires_at === undefined ? undefined : Date.parse(patch.expires_at) + KEPT_PAST_DEADLINE_MS
@@ -254,7 +274,10 @@ export interface Store {
    */
   acceptNotification (command: AcceptCommand): Promise<boolean>
   getNotification (id: string, shard: number): Promise<StoredNotification | null>
-  /** Applies a transition atomically; resolves false (and changes nothing but the ack) when onlyFrom did not match. */
+  /**
+   * Applies a transition atomically; resolves false (and changes nothing but the ack) when onlyFrom did not match.
+   * The patch's texts are kept well-formed (wellFormedPatch).
+   */
   transition (transition: Transition): Promise<boolean>
 
   /** New jobs of one shard, at most `count` in all, lanes in the order given (earlier lanes served first). */

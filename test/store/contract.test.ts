@@ -118,6 +118,21 @@ async function suite (t: Test, store: Store) {
       t.equal(await store.redis.rrSettleAccept(store.keys.notification(2, stored.id), 60_000), 1, 'an accept that ran settles as stored')
       t.ok(await store.getNotification(stored.id, 2), 'and is left as it was')
     })
+
+    t.test('a transition script that fails on its arguments writes nothing: its job is not acknowledged', async t => {
+      const n = notification(2)
+      await store.acceptNotification({ notification: n, events: [], next: { kind: 'outbox', lane: 'push' }, retentionSeconds: 60 })
+      const [job] = await store.readOutbox(2, ['push'], 'bad-args', 1)
+      const key = store.keys.notification(2, n.id)
+      // Fields Lua's JSON decoder refuses (what a lone surrogate was before wellFormedPatch).
+      await t.rejects(store.redis.rrTransition(key, store.keys.events(2, n.id), key, store.keys.outbox(2, 'push'),
+        store.keys.fallbackSince(2), store.keys.fallbackLeased(2), store.keys.dead(2),
+        job!.entryId, 'delivery', '', 'none', 0, '', n.id, Date.now(), '0', '', '{"reason":"\\ud83d"}', '[]', ''), /invalid unicode escape/)
+      t.equal((await store.outboxDepth(2)).push, 1, 'the job is still there, to be taken over and tried again')
+      t.equal((await store.getNotification(n.id, 2))!.notification.status, n.status, 'the notification unchanged')
+      t.ok(await store.transition({ notificationId: n.id, shard: 2, patch: { status: 'sent' }, events: [], ack: job! }), 'a good transition then applies')
+      t.equal((await store.outboxDepth(2)).push, 0)
+    })
   }
 
   t.test('a record is kept for its retention, and in any case a day past its delivery deadline', async t => {
@@ -280,6 +295,21 @@ async function suite (t: Test, store: Store) {
     const stored = await store.getNotification(n.id, 2)
     t.match(stored!.notification, { status: 'sent', attempts: 1, provider_message_id: 'm-1', channel: 'sms' })
     t.equal(stored!.events.length, 1)
+  })
+
+  t.test('a provider text with half an emoji (a lone surrogate) is kept well-formed, and the transition applies', async t => {
+    const n = notification(2)
+    await store.acceptNotification({ notification: n, events: [], next: { kind: 'outbox', lane: 'push' }, retentionSeconds: 60 })
+    const [job] = await store.readOutbox(2, ['push'], 'c', 1)
+    const done = await store.transition({
+      notificationId: n.id, shard: 2, ack: job!, events: [{ ...event('sent'), detail: 'gateway said gw-\ud83d' }],
+      patch: { status: 'sent', attempts: 1, provider_message_id: 'gw-\ud83d', reason: 'sent \ud83d\ude00 and \ude00 \ud83d' },
+    })
+    t.equal(done, true, 'applied')
+    const stored = await store.getNotification(n.id, 2)
+    t.match(stored!.notification, { status: 'sent', provider_message_id: 'gw-\ufffd', reason: 'sent \u{1F600} and \ufffd \ufffd' }, 'lone halves as U+FFFD, a whole pair kept')
+    t.equal(stored!.events.length, 1, 'the event kept')
+    t.equal((await store.outboxDepth(2)).push, 0, 'and its job acknowledged')
   })
 
   t.test('a transition guarded by onlyFrom changes nothing when the status differs, but still acknowledges', async t => {

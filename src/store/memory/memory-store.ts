@@ -6,7 +6,7 @@ import type { Notification, NotificationStatus } from '../../notifications/types
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
-  type StoredNotification, type Transition, recordKeptUntil, transitionKeptUntil,
+  type StoredNotification, type Transition, recordKeptUntil, transitionKeptUntil, wellFormedPatch,
   CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign,
 } from '../store.js'
 
@@ -253,7 +253,7 @@ export class MemoryStore implements Store {
     }
     const keptUntil = transitionKeptUntil(t.patch)
     if (keptUntil !== undefined) this.notifications.keepUntil(t.notificationId, keptUntil)
-    const patch = Object.fromEntries(Object.entries(t.patch).filter(([, v]) => v !== undefined)) as Partial<Notification>
+    const patch = Object.fromEntries(Object.entries(wellFormedPatch(t.patch)).filter(([, v]) => v !== undefined)) as Partial<Notification>
     Object.assign(stored.notification, structuredClone(patch))
     stored.events.push(...structuredClone(t.events))
     const at = t.at ?? this.now()

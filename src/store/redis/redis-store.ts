@@ -9,7 +9,7 @@ import type { NotificationEvent, NotificationStatus } from '../../notifications/
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
-  type StoredNotification, type Transition, CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign, recordKeptUntil, transitionKeptUntil,
+  type StoredNotification, type Transition, CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign, recordKeptUntil, transitionKeptUntil, wellFormedPatch,
 } from '../store.js'
 import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
@@ -355,7 +355,7 @@ export class RedisStore implements Store {
   async transition (t: Transition): Promise<boolean> {
     const { shard, notificationId: id } = t
     const next = this.nextArgs(shard, id, t.next ?? { kind: 'none' })
-    const fields = patchToFields(t.patch)
+    const fields = patchToFields(wellFormedPatch(t.patch))
     const result = await this.guard(this.redis.rrTransition(
       this.keys.notification(shard, id), this.keys.events(shard, id), next.key,
       t.ack ? this.keys.outbox(shard, t.ack.lane) : this.keys.notification(shard, id),

@@ -164,6 +164,10 @@ return 1
  * With a lease, nothing happens unless this caller still holds it (the leased score is its lease).
  */
 export const TRANSITION = `
+-- Decoded before anything is written: Redis does not undo a script's writes when it fails halfway, and a job
+-- acknowledged by a transition that then failed would leave its notification where it was, for ever.
+local from = 11
+${FIELDS_AND_EVENTS}
 if ARGV[1] ~= '' then
   redis.call('XACK', KEYS[4], ARGV[2], ARGV[1])
   redis.call('XDEL', KEYS[4], ARGV[1])
@@ -186,8 +190,6 @@ if not applies then
   if ARGV[10] ~= '' then redis.call('ZREM', KEYS[5], id) end
   return 0
 end
-local from = 11
-${FIELDS_AND_EVENTS}
 if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
 if ARGV[13] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[13], 'GT') end
 if #events > 0 then
