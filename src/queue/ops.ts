@@ -99,7 +99,7 @@ export class QueueOps {
   async retryDead (id: string, ttlSeconds: number | undefined): Promise<Notification> {
     const shard = shardOfId(id, this.store.shards)
     const stored = shard === undefined ? null : await this.store.getNotification(id, shard)
-    if (shard === undefined || !stored) throw new NotFoundError(`no dead letter ${id}`)
+    if (shard === undefined || !stored || !(await this.store.isDead(shard, id))) throw new NotFoundError(`no dead letter ${id}`)
     const { notification } = stored
     const campaignId = notification.campaign_id
     // Its campaign counts it in progress again, and in the status it ends in. First, while it is still a dead
@@ -107,7 +107,6 @@ export class QueueOps {
     if (campaignId !== undefined) await this.store.reopenCampaignFinal(campaignId, id)
     let moved = false
     try {
-      if (!(await this.store.removeDead(shard, id))) throw new NotFoundError(`no dead letter ${id}`)
       const nowMs = this.now()
       const at = new Date(nowMs).toISOString()
       const ttl = ttlSeconds ?? notification.request.routing.ttl_seconds
@@ -120,10 +119,16 @@ export class QueueOps {
         },
         events: [{ at, type: 'enqueued', detail: `retried from the dead-letter list: back in the fallback queue with a ttl of ${ttl} s` }],
         onlyFrom: ['failed', 'expired'],
+        // Off the dead-letter list in the same step: a transition that fails leaves it there, to be retried again.
+        fromDead: true,
         next: { kind: 'fallback', dueAt: nowMs },
         at: nowMs,
       })
-      if (!moved) throw new UnprocessableError(`notification ${id} is ${notification.status}: only failed or expired notifications can be retried`)
+      if (!moved) {
+        // No longer a dead letter (retried or deleted meanwhile), or no longer failed or expired.
+        if (!(await this.store.isDead(shard, id))) throw new NotFoundError(`no dead letter ${id}`)
+        throw new UnprocessableError(`notification ${id} is ${notification.status}: only failed or expired notifications can be retried`)
+      }
     } finally {
       // Not retried after all: counted again as it stands (a count is idempotent).
       if (!moved && campaignId !== undefined && isFinal(notification.status)) await this.store.countCampaignFinal(campaignId, id, notification.status).catch(() => {})

@@ -124,6 +124,11 @@ export interface Transition {
   lease?: FallbackLease
   /** Also put the notification on the dead-letter list. */
   dead?: boolean
+  /**
+   * Applies only while the notification is on the dead-letter list, and takes it off in the same step (a dead letter
+   * retried: it never leaves the list without being moved, nor is moved twice).
+   */
+  fromDead?: boolean
   /** The transition's time (epoch ms), for the queue's bookkeeping. */
   at?: number
 }
@@ -305,6 +310,7 @@ export interface Store {
   /** Dead letters of one shard, oldest first (ties by id), after the one at `after`. */
   listDead (shard: number, after: Position | undefined, limit: number): Promise<DeadLetter[]>
   removeDead (shard: number, notificationId: string): Promise<boolean>
+  isDead (shard: number, notificationId: string): Promise<boolean>
   /** Drops dead letters older than `before` (epoch ms). */
   trimDead (shard: number, before: number): Promise<number>
 

@@ -38,12 +38,12 @@ for (const [name, open] of [['memory', () => openMemoryStore(SHARDS)], ['redis',
     const dead = async () => (await store.listDead(1, undefined, 100)).some(d => d.notificationId === id)
     t.equal(await expiredCount(), 1)
 
-    let fail = true
+    let failing: string | undefined = 'reopenCampaignFinal'
     const flaky = new Proxy(store, {
       get (target, property, receiver) {
         const value = Reflect.get(target, property, receiver) as unknown
-        if (property !== 'reopenCampaignFinal' || typeof value !== 'function') return value
-        return (...args: unknown[]) => fail ? Promise.reject(new StoreUnavailableError('the store did not answer (test)')) : (value as (...a: unknown[]) => unknown).apply(target, args)
+        if (property !== failing || typeof value !== 'function') return value
+        return () => Promise.reject(new StoreUnavailableError('the store did not answer (test)'))
       },
     })
     const ops = new QueueOps(flaky)
@@ -51,7 +51,14 @@ for (const [name, open] of [['memory', () => openMemoryStore(SHARDS)], ['redis',
     t.ok(await dead(), 'still a dead letter: the retry can be asked again')
     t.equal(await expiredCount(), 1, 'still counted expired')
 
-    fail = false
+    // The move itself fails: the dead letter stays (it left the list before its move, for good).
+    failing = 'transition'
+    await t.rejects(ops.retryDead(id, 600), { status: 503, message: /test/ })
+    t.ok(await dead(), 'still a dead letter after a failed move')
+    t.equal((await store.getNotification(id, 1))!.notification.status, 'expired')
+    t.equal(await expiredCount(), 1, 'counted expired again')
+
+    failing = undefined
     const retried = await ops.retryDead(id, 600)
     t.equal(retried.status, 'queued')
     t.equal(retried.reason, 'retried from the dead-letter list: waiting in the fallback queue for its re-check', 'no longer the reason it ended')

@@ -312,6 +312,20 @@ async function suite (t: Test, store: Store) {
     t.equal((await store.outboxDepth(2)).push, 0, 'and its job acknowledged')
   })
 
+  t.test('a transition from the dead letters applies only to a dead letter, and takes it off the list in the same step', async t => {
+    const n = notification(3)
+    await store.acceptNotification({ notification: n, events: [], next: { kind: 'none' }, retentionSeconds: 60 })
+    const retry = () => store.transition({ notificationId: n.id, shard: 3, patch: { status: 'queued' }, events: [], onlyFrom: ['failed'], fromDead: true, next: { kind: 'fallback', dueAt: Date.now() } })
+    t.ok(await store.transition({ notificationId: n.id, shard: 3, patch: { status: 'failed' }, events: [] }))
+    t.equal(await retry(), false, 'failed, but not a dead letter: nothing moves')
+    t.equal((await store.getNotification(n.id, 3))!.notification.status, 'failed')
+    t.ok(await store.transition({ notificationId: n.id, shard: 3, patch: {}, events: [], dead: true }))
+    t.equal(await store.isDead(3, n.id), true)
+    t.equal(await retry(), true, 'a dead letter moves')
+    t.equal(await store.isDead(3, n.id), false, 'and is off the list')
+    t.equal(await retry(), false, 'once')
+  })
+
   t.test('a transition guarded by onlyFrom changes nothing when the status differs, but still acknowledges', async t => {
     const n = notification(3, { status: 'sent' })
     await store.acceptNotification({ notification: n, events: [], next: { kind: 'outbox', lane: 'push' }, retentionSeconds: 60 })

@@ -246,7 +246,8 @@ export class MemoryStore implements Store {
       leased.delete(t.notificationId)
     }
     const stored = this.notifications.get(t.notificationId)
-    if (!stored || (t.onlyFrom && !t.onlyFrom.includes(stored.notification.status))) {
+    const dead = this.sorted(this.deadLetters, t.shard)
+    if (!stored || (t.onlyFrom && !t.onlyFrom.includes(stored.notification.status)) || (t.fromDead && !dead.has(t.notificationId))) {
       // A lease held on a record that is gone or has left the fallback path: it no longer waits there.
       if (t.lease) this.sorted(this.fallbackSince, t.shard).delete(t.notificationId)
       return false
@@ -259,7 +260,8 @@ export class MemoryStore implements Store {
     const at = t.at ?? this.now()
     if (t.next) this.schedule(t.shard, t.notificationId, t.next, at)
     if (t.lease && t.next?.kind !== 'fallback') this.sorted(this.fallbackSince, t.shard).delete(t.notificationId)
-    if (t.dead) this.sorted(this.deadLetters, t.shard).set(t.notificationId, at)
+    if (t.fromDead) dead.delete(t.notificationId)
+    if (t.dead) dead.set(t.notificationId, at)
     return true
   }
 
@@ -321,6 +323,10 @@ export class MemoryStore implements Store {
 
   async removeDead (shard: number, notificationId: string): Promise<boolean> {
     return this.sorted(this.deadLetters, shard).delete(notificationId)
+  }
+
+  async isDead (shard: number, notificationId: string): Promise<boolean> {
+    return this.sorted(this.deadLetters, shard).has(notificationId)
   }
 
   async trimDead (shard: number, before: number): Promise<number> {

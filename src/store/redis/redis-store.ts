@@ -361,7 +361,7 @@ export class RedisStore implements Store {
       t.ack ? this.keys.outbox(shard, t.ack.lane) : this.keys.notification(shard, id),
       ...this.queueKeys(shard),
       t.ack?.entryId ?? '', GROUP, (t.onlyFrom ?? []).join(','), next.kind, next.score, next.member,
-      id, t.at ?? Date.now(), t.dead ? '1' : '0', t.lease ? String(t.lease.until) : '',
+      id, t.at ?? Date.now(), t.dead ? '1' : t.fromDead ? '-1' : '0', t.lease ? String(t.lease.until) : '',
       fields, encodeEvents(t.events), transitionKeptUntil(t.patch) ?? '',
     ))
     return result === 1
@@ -492,6 +492,10 @@ export class RedisStore implements Store {
 
   async removeDead (shard: number, notificationId: string): Promise<boolean> {
     return (await this.guard(this.redis.zrem(this.keys.dead(shard), notificationId))) === 1
+  }
+
+  async isDead (shard: number, notificationId: string): Promise<boolean> {
+    return (await this.guard(this.redis.zscore(this.keys.dead(shard), notificationId))) !== null
   }
 
   async trimDead (shard: number, before: number): Promise<number> {

@@ -14,7 +14,7 @@ elseif nextKind == 'fallback' then
   redis.call('ZADD', nextKey, nextScore, nextMember)
   redis.call('ZADD', KEYS[5], 'NX', nowMs, id)
 end
-if dead == '1' then redis.call('ZADD', KEYS[7], nowMs, id) end
+if dead == '1' then redis.call('ZADD', KEYS[7], nowMs, id) elseif dead == '-1' then redis.call('ZREM', KEYS[7], id) end
 `
 
 /**
@@ -160,7 +160,8 @@ return 1
 /**
  * KEYS: notification, events, next key, ack stream, fallback-since, fallback-leased, dead letters.
  * ARGV: ackEntryId, group, onlyFrom (comma separated, '' = any), nextKind, nextScore, nextMember,
- *       id, nowMs, dead, leaseScore ('' = none), fields, events, kept until (epoch ms; '' = unchanged; never shortened)
+ *       id, nowMs, dead ('1': onto the dead letters; '-1': only from them, and off them), leaseScore ('' = none), fields, events,
+ *       kept until (epoch ms; '' = unchanged; never shortened)
  * With a lease, nothing happens unless this caller still holds it (the leased score is its lease).
  */
 export const TRANSITION = `
@@ -178,6 +179,8 @@ if ARGV[10] ~= '' then
   redis.call('ZREM', KEYS[6], id)
 end
 local applies = redis.call('HEXISTS', KEYS[1], 'status') == 1
+-- dead '-1': only a dead letter moves (and leaves the list, in NEXT).
+if applies and dead == '-1' and not redis.call('ZSCORE', KEYS[7], id) then applies = false end
 if applies and ARGV[3] ~= '' then
   local status = redis.call('HGET', KEYS[1], 'status')
   applies = false
