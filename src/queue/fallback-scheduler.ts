@@ -47,6 +47,8 @@ export class FallbackScheduler extends PollingLoop {
   private readonly random: () => number
   private readonly inFlight = new Set<Promise<void>>()
   private lastTrim = 0
+  /** The shard the next pass starts with. */
+  private firstShard = 0
 
   constructor (private readonly options: FallbackSchedulerOptions) {
     super(options.pollMs, err => options.log?.warn({ err }, 'fallback scheduler: the store failed; trying again'), options.now)
@@ -67,13 +69,15 @@ export class FallbackScheduler extends PollingLoop {
     const { store } = this.options
     const trim = this.options.deadLetterRetentionSeconds !== undefined && this.now() - this.lastTrim > 60_000
     if (trim) this.lastTrim = this.now()
-    for (let shard = 0; shard < store.shards; shard++) {
+    // Each pass starts one shard further on, and a shard met with every slot taken waits for one, not skipped:
+    // shards behind a backlog in the earlier ones would otherwise be re-checked only once it drained.
+    const first = this.firstShard
+    this.firstShard = (first + 1) % store.shards
+    for (let i = 0; i < store.shards; i++) {
+      const shard = (first + i) % store.shards
+      while (this.inFlight.size >= this.options.concurrency) await Promise.race(this.inFlight)
       const now = this.now()
       const free = this.options.concurrency - this.inFlight.size
-      if (free <= 0) {
-        await Promise.race(this.inFlight)
-        continue
-      }
       let leases: FallbackLease[]
       // One shard whose Redis node is down must not hold up the others' re-checks.
       try {
