@@ -560,11 +560,25 @@ export class DeliveryWorker {
       await this.ackOnly(job)
       return
     }
+    // A callback is about the latest final status: its tries are counted from it (a receipt's `delivered` after
+    // `sent` has tries of its own), and it is not posted twice, nor for a notification on its way again.
+    const sinceFinal = events.slice(events.findLastIndex(e => e.type === 'final') + 1).filter(e => e.type === 'callback')
+    if (!isFinal(n.status)) {
+      await this.options.store.transition({
+        notificationId: n.id, shard: job.shard, patch: {}, ack: job, next: { kind: 'none' },
+        events: [{ at: this.isoNow(), type: 'callback', detail: `not posted: the notification is ${n.status} again; its final status will be`, ok: false, status: n.status }],
+      })
+      return
+    }
+    if (sinceFinal.some(e => e.ok === true && e.status === n.status)) {
+      await this.ackOnly(job)
+      return
+    }
     const outcome = await this.options.callbacks.send(url, {
       id: n.id, status: n.status, channel: n.channel, client_ref: n.request.client_ref ?? null, metadata: n.request.metadata ?? null, at: n.updated_at,
     })
     const at = this.isoNow()
-    const tries = events.filter(e => e.type === 'callback').length + 1
+    const tries = sinceFinal.length + 1
     const max = this.options.callbackMaxAttempts ?? 8
     const retry = !outcome.ok && outcome.retry && tries < max
     const detail = outcome.ok ? `status ${n.status} posted to the callback URL` : `${outcome.reason}${retry ? '; will retry' : '; giving up'}`

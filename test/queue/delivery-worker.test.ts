@@ -7,7 +7,7 @@ import { StoreUnavailableError } from '../../src/domain/errors.js'
 import { verifyHmacSignature } from '../../src/http/signature.js'
 import { CALLBACK_SIGNATURE_HEADER, CallbackSender } from '../../src/notifications/callbacks.js'
 import { newNotificationId, shardOfId } from '../../src/notifications/ids.js'
-import { NotificationService } from '../../src/notifications/service.js'
+import { applyReceipt, NotificationService } from '../../src/notifications/service.js'
 import type { Notification, NotificationEvent, NotificationRequest } from '../../src/notifications/types.js'
 import { DeliveryWorker, type DeliveryWorkerOptions } from '../../src/queue/delivery-worker.js'
 import { ReachabilityService } from '../../src/reachability/service.js'
@@ -436,6 +436,37 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.equal(n.status, 'sent', 'the callback does not change the status')
       t.equal(h.push.callsFor(id), 1)
       t.same(await h.store.outboxDepth(shardOfId(id, SHARDS)!), { push: 0, sms: 0, callback: 0, push_bulk: 0, sms_bulk: 0, retry: 0 })
+    })
+
+    t.test('each final status gets its callback with tries of its own: a receipt\'s delivered after sent\'s four tries', async t => {
+      const h = await harness(t, open)
+      // sent: three 500s, then taken (4 tries, the most callbackMaxAttempts allows); delivered: one 500, then taken.
+      const receiver = await startReceiver([500, 500, 500, 204, 500, 204])
+      t.teardown(receiver.close)
+      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
+      h.worker()
+      const id = await h.notify({ callback_url: receiver.url })
+      const postedOk = (status: string) => async () => (await h.get(id)).events.some(e => e.type === 'callback' && e.ok === true && e.status === status) ? true : undefined
+      await waitFor(postedOk('sent'), 8000, 'the sent callback taken')
+      t.ok(await applyReceipt(h.store, { clientRef: id, status: 'delivered', at: new Date().toISOString() }))
+      await waitFor(postedOk('delivered'), 8000, 'the delivered callback taken, after a 500 of its own')
+      t.same(receiver.posts.map(p => JSON.parse(p.rawBody).status), ['sent', 'sent', 'sent', 'sent', 'delivered', 'delivered'])
+    })
+
+    t.test('a callback for a notification on its way again (a dead letter retried) is not posted: its next final status will be', async t => {
+      const h = await harness(t, open)
+      const receiver = await startReceiver([])
+      t.teardown(receiver.close)
+      h.upstream.answer = { ...h.upstream.answer, is_reachable: false, connectivity: [] }
+      const id = await h.notify({ callback_url: receiver.url })
+      t.match((await h.get(id)).notification, { status: 'queued', channel: 'fallback_queue' })
+      // The callback job of a final status that is no longer the notification's.
+      t.ok(await h.store.transition({ notificationId: id, shard: shardOfId(id, SHARDS)!, patch: {}, events: [], next: { kind: 'outbox', lane: 'callback' } }))
+      h.worker()
+      const { events } = await waitFor(async () => { const s = await h.get(id); return s.events.some(e => e.type === 'callback') ? s : undefined }, 5000, 'the callback job taken')
+      t.match(events.filter(e => e.type === 'callback'), [{ ok: false, status: 'queued', detail: /^not posted: the notification is queued again/ }])
+      t.equal(receiver.posts.length, 0, 'nothing posted')
+      t.equal((await h.store.outboxDepth(shardOfId(id, SHARDS)!)).callback, 0, 'the job done')
     })
 
     t.test('callbacks to a receiver that does not answer hold at most a quarter of the slots: messages go on', async t => {
