@@ -370,7 +370,7 @@ export class DeliveryWorker {
 
     const outcome = await this.send(channel, n)
     if (outcome.kind !== 'blocked') this.options.onOutcome?.(channel, outcome)
-    await this.recordOutcome(job, n, attempt, outcome)
+    await this.recordOutcome(job, n, { attempt, base: attemptsBase(stored.events) }, outcome)
   }
 
   /**
@@ -378,7 +378,7 @@ export class DeliveryWorker {
    * must not be left unacknowledged, or it is taken over after the visibility timeout and sent a second time.
    * A repeat is harmless: every transition record() makes checks the status it moves from.
    */
-  private async recordOutcome (job: OutboxJob, n: Notification, attempt: number, outcome: DeliveryOutcome): Promise<void> {
+  private async recordOutcome (job: OutboxJob, n: Notification, attempt: Attempt, outcome: DeliveryOutcome): Promise<void> {
     const giveUpAt = this.now() + RECORD_PATIENCE_MS
     for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
       try {
@@ -409,7 +409,7 @@ export class DeliveryWorker {
     }
   }
 
-  private async record (job: OutboxJob, n: Notification, attempt: number, outcome: DeliveryOutcome): Promise<void> {
+  private async record (job: OutboxJob, n: Notification, { attempt, base }: Attempt, outcome: DeliveryOutcome): Promise<void> {
     const at = this.isoNow()
     const answer: NotificationEvent = { at, type: 'provider_answer', detail: describe(outcome), provider: outcome.provider, outcome: outcome.kind }
     switch (outcome.kind) {
@@ -430,7 +430,8 @@ export class DeliveryWorker {
             notificationId: n.id,
             shard: job.shard,
             patch: { status: 'queued', channel: 'sms', reason: `push token refused (${outcome.reason}); failed over to SMS`, updated_at: at },
-            events: [answer, { at, type: 'failover', detail: 'the push token is dead or invalid: failing over to SMS', from: 'push', to: 'sms' }],
+            // SMS gets DELIVERY_MAX_ATTEMPTS of its own: its attempts count from this one's (attempts_base).
+            events: [answer, { at, type: 'failover', detail: 'the push token is dead or invalid: failing over to SMS', from: 'push', to: 'sms', attempts_base: attempt }],
             onlyFrom: ['sending'],
             ack: job,
             next: { kind: 'outbox', lane: laneFor('sms', job.lane === 'push_bulk') },
@@ -441,9 +442,11 @@ export class DeliveryWorker {
         return
       }
       case 'retry': {
-        const delay = Math.max(this.backoff(attempt), (outcome.retryAfterSeconds ?? 0) * 1000)
-        if (attempt >= this.options.maxAttempts) {
-          await this.finish(job, n, 'failed', `gave up after ${attempt} attempts: ${outcome.reason}`, [answer])
+        // This delivery's attempts: after a failover or a dead letter retried, counted anew (`attempts` is the total).
+        const tries = attempt - base
+        const delay = Math.max(this.backoff(tries), (outcome.retryAfterSeconds ?? 0) * 1000)
+        if (tries >= this.options.maxAttempts) {
+          await this.finish(job, n, 'failed', `gave up after ${tries} attempts: ${outcome.reason}`, [answer])
           return
         }
         if (this.now() + delay >= Date.parse(n.expires_at)) {
@@ -633,4 +636,16 @@ function heldKey (job: OutboxJob): string {
 function durationMs (ms: number | undefined, otherwise: number): number {
   if (ms === undefined || ms <= 0) return 0
   return Number.isFinite(ms) ? ms : otherwise
+}
+
+/** An attempt: its number among all the notification's, and the number its delivery started from. */
+interface Attempt { attempt: number, base: number }
+
+/** The attempt count the current delivery started from: the latest failover's or dead-letter retry's, else 0. */
+function attemptsBase (events: readonly NotificationEvent[]): number {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const base = events[i]!.attempts_base
+    if (typeof base === 'number') return base
+  }
+  return 0
 }

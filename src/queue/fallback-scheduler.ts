@@ -131,7 +131,9 @@ export class FallbackScheduler extends PollingLoop {
       if (!(err instanceof UpstreamUnavailableError)) throw err
       unavailable = err.message
     }
-    const checks = (stored!.events.filter(e => e.type === 'recheck').length) + 1
+    // Counted since its last final status: a dead letter retried backs off from the first interval again.
+    const { events } = stored!
+    const checks = events.slice(events.findLastIndex(e => e.type === 'final') + 1).filter(e => e.type === 'recheck').length + 1
     await store.countFallbackActivity(lease.shard, Math.floor(nowMs / 60_000), 'checks', 1)
 
     // On a re-check, "not reachable" and "no answer" both mean: keep waiting.

@@ -117,7 +117,8 @@ export class QueueOps {
           status: 'queued', channel: 'fallback_queue', reason: 'retried from the dead-letter list: waiting in the fallback queue for its re-check',
           updated_at: at, expires_at: new Date(nowMs + ttl * 1000).toISOString(),
         },
-        events: [{ at, type: 'enqueued', detail: `retried from the dead-letter list: back in the fallback queue with a ttl of ${ttl} s` }],
+        // A delivery anew: DELIVERY_MAX_ATTEMPTS of its own, counted from here (attempts_base).
+        events: [{ at, type: 'enqueued', detail: `retried from the dead-letter list: back in the fallback queue with a ttl of ${ttl} s`, attempts_base: notification.attempts }],
         onlyFrom: ['failed', 'expired'],
         // Off the dead-letter list in the same step: a transition that fails leaves it there, to be retried again.
         fromDead: true,

@@ -10,6 +10,7 @@ import { newNotificationId, shardOfId } from '../../src/notifications/ids.js'
 import { applyReceipt, NotificationService } from '../../src/notifications/service.js'
 import type { Notification, NotificationEvent, NotificationRequest } from '../../src/notifications/types.js'
 import { DeliveryWorker, type DeliveryWorkerOptions } from '../../src/queue/delivery-worker.js'
+import { QueueOps } from '../../src/queue/ops.js'
 import { ReachabilityService } from '../../src/reachability/service.js'
 import { MemoryStore } from '../../src/store/memory/memory-store.js'
 import { RedisStore } from '../../src/store/redis/redis-store.js'
@@ -367,6 +368,27 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.same(types(events), ['accepted', 'routed', 'enqueued', 'attempt', 'provider_answer', 'failover', 'attempt', 'provider_answer', 'final'])
       t.match(events.find(e => e.type === 'failover'), { from: 'push', to: 'sms' })
       t.match(events.filter(e => e.type === 'attempt'), [{ channel: 'push' }, { channel: 'sms' }])
+    })
+
+    t.test('after a failover, and after a dead letter is retried, the delivery has DELIVERY_MAX_ATTEMPTS of its own', async t => {
+      const h = await harness(t, open)
+      h.push.script = () => ({ kind: 'token_invalid', provider: 'fake-push', reason: 'UNREGISTERED' })
+      // SMS: two 503s, then taken: three SMS attempts after the push one (maxAttempts is 3).
+      h.sms.script = (message, nth) => nth <= 2 ? { kind: 'retry', provider: 'fake-sms', reason: 'HTTP 503' } : { kind: 'sent', provider: 'fake-sms', providerMessageId: `sms-${nth}` }
+      h.worker()
+      const failedOver = await h.notify()
+      t.match((await h.until(failedOver, ['sent', 'failed', 'expired'])).notification, { status: 'sent', channel: 'sms', attempts: 4 }, 'sent on the third SMS attempt')
+
+      // SMS only, three 503s: failed, a dead letter. Retried, it meets one more 503, then is taken.
+      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
+      const id = await h.notify({ push_token: undefined, message: { sms: { text: 'hi' } } })
+      const calls = () => h.sms.callsFor(id)
+      h.sms.script = () => calls() <= 4 ? { kind: 'retry', provider: 'fake-sms', reason: 'HTTP 503' } : { kind: 'sent', provider: 'fake-sms', providerMessageId: 'sms-late' }
+      t.match((await h.until(id, ['failed'])).notification, { attempts: 3, reason: /gave up after 3 attempts/ })
+      await new QueueOps(h.store).retryDead(id, 3600)
+      // What the fallback scheduler does when the device is there: back to the SMS outbox.
+      t.ok(await h.store.transition({ notificationId: id, shard: shardOfId(id, SHARDS)!, patch: { channel: 'sms' }, events: [], onlyFrom: ['queued'], next: { kind: 'outbox', lane: 'sms' } }))
+      t.match((await h.until(id, ['sent', 'failed'])).notification, { status: 'sent', attempts: 5 }, 'sent on its second attempt since the retry')
     })
 
     t.test('token_invalid without SMS content fails', async t => {
