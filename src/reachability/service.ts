@@ -131,6 +131,7 @@ export class ReachabilityService {
 
   private async fetch (phoneNumber: string, cached: CachedReachability | null, purpose: string | undefined): Promise<ReachabilityResult> {
     let record: Reachability
+    const startedAt = this.now()
     try {
       const signal = AbortSignal.timeout(this.options.deadlineMs)
       const answer = await withDeadline(this.options.upstream.check(phoneNumber, { signal, ...(purpose ? { purpose } : {}) }), signal)
@@ -144,6 +145,12 @@ export class ReachabilityService {
     }
 
     if (isTransientCode(record.status.code)) return this.stale(cached) ?? this.emit({ ...record, source: 'upstream' })
+    // News that came while the upstream was asked (an operator's event: the device is back) is not overwritten
+    // by an answer about an earlier moment: the newer entry stands, and is the answer.
+    const meanwhile = (await this.options.store.getReachability(phoneNumber))?.record
+    if (meanwhile && Date.parse(meanwhile.checked_at) > startedAt && statusTime(meanwhile) >= statusTime(record)) {
+      return this.emit({ ...meanwhile, source: 'cache' })
+    }
     await this.keep(record)
     return this.emit({ ...record, source: 'upstream' })
   }
@@ -158,6 +165,11 @@ export class ReachabilityService {
     this.options.onResult?.(result)
     return result
   }
+}
+
+/** When the network last told of the device's status, as far as a record says (else when it was checked). */
+function statusTime (record: Reachability): number {
+  return Date.parse(record.latest_status_at ?? record.checked_at)
 }
 
 /** Settles with the work, or rejects when the signal fires first, whether or not the work heeds it. */
