@@ -285,7 +285,10 @@ export async function applyReceipt (store: Store, receipt: MessageReceipt,
       { at, type: 'receipt', detail, provider_status: receipt.status, provider_at: receipt.at, provider_message_id: receipt.providerMessageId },
       ...(next ? [{ at, type: 'final' as const, detail: `${next}: ${detail}`, status: next }] : []),
     ],
-    onlyFrom: ['sending', 'sent'],
+    // `delivered` also while the notification waits to retry (queued after an attempt): the provider took the SMS
+    // although its answer to us was lost, and the retry, finding it delivered, is not sent. A failure report then
+    // changes nothing: the retry may still get through.
+    onlyFrom: next === 'delivered' && stored.notification.attempts > 0 ? ['sending', 'sent', 'queued'] : ['sending', 'sent'],
     next: next && stored.notification.request.callback_url ? { kind: 'outbox', lane: 'callback' } : { kind: 'none' },
   })
   const campaignId = stored.notification.campaign_id

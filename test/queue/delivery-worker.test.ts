@@ -491,6 +491,28 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.equal((await h.store.outboxDepth(shardOfId(id, SHARDS)!)).callback, 0, 'the job done')
     })
 
+    t.test('a delivered receipt for an SMS waiting to retry (the provider took it, its answer was lost) ends it: not sent again', async t => {
+      const h = await harness(t, open)
+      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
+      h.sms.script = (message, nth) => nth === 1 ? { kind: 'retry', provider: 'fake-sms', reason: 'no answer within 10000 ms' } : { kind: 'sent', provider: 'fake-sms', providerMessageId: 'second' }
+      h.worker({ retryBaseMs: 1000, retryMaxMs: 1000 })
+      const id = await h.notify()
+      await waitFor(async () => { const { notification: n } = await h.get(id); return n.status === 'queued' && n.attempts === 1 ? true : undefined }, 5000, 'waiting to retry')
+      t.ok(await applyReceipt(h.store, { clientRef: id, status: 'delivered', at: new Date().toISOString() }), 'the receipt applies')
+      t.equal((await h.get(id)).notification.status, 'delivered')
+      // The retry comes due (0.5 to 1 s) and finds it delivered.
+      await waitFor(async () => (await h.store.outboxDepth(shardOfId(id, SHARDS)!)).retry === 0 ? true : undefined, 5000, 'the retry taken')
+      await sleep(100)
+      t.equal(h.sms.callsFor(id), 1, 'the SMS was not sent again')
+      t.equal((await h.get(id)).notification.status, 'delivered')
+
+      // A failure report while it waits changes nothing: the retry may still get through.
+      const other = await h.notify({ to: '+447700900124' })
+      await waitFor(async () => { const { notification: n } = await h.get(other); return n.status === 'queued' && n.attempts === 1 ? true : undefined }, 5000, 'the other waiting to retry')
+      t.notOk(await applyReceipt(h.store, { clientRef: other, status: 'undeliverable', at: new Date().toISOString() }))
+      t.match((await h.until(other, ['sent', 'failed'])).notification, { status: 'sent', attempts: 2 })
+    })
+
     t.test('callbacks to a receiver that does not answer hold at most a quarter of the slots: messages go on', async t => {
       const h = await harness(t, open)
       const waiting: http.ServerResponse[] = []
