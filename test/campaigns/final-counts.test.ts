@@ -203,6 +203,41 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.match((await campaigns.get(answer.id)).notifications.by_status, { sent: 0, delivered: 1 })
     })
 
+    t.test('a store that does not answer for a while (a failover) is tried until it does; a closing service gives up', async t => {
+      const { store, cleanup } = await open()
+      t.teardown(cleanup)
+      let refusals = 0
+      let refusing = 8
+      const away = new Proxy(store, {
+        get (target, prop, receiver) {
+          const value = Reflect.get(target, prop, receiver) as unknown
+          if (typeof value !== 'function') return value
+          if (prop === 'countCampaignFinal' && refusals < refusing) {
+            return () => { refusals++; return Promise.reject(new StoreUnavailableError('the store did not answer (test)')) }
+          }
+          return (value as (...a: unknown[]) => unknown).bind(target)
+        },
+      })
+      const { campaigns: creating } = await services(store)
+      const { answer } = await creating.create('svc', {
+        name: 'failover', message: { sms: { text: 'hi' } },
+        routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 },
+      }, [{ line: 2, recipient: { to: number(0) } }])
+      const counting = new CampaignService({ store: away, retentionSeconds: 3600, idempotencyTtlSeconds: 3600, countRetryBaseMs: 5 })
+      t.ok(await counting.countFinal(answer.id, newNotificationId(0), 'sent'), 'counted once the store answered')
+      t.equal(refusals, 8, 'after eight refusals (five tries were all it had)')
+      t.match((await creating.get(answer.id)).notifications.by_status, { sent: 1 })
+
+      refusals = 0
+      refusing = Infinity
+      const closing = counting.countFinal(answer.id, newNotificationId(0), 'delivered')
+      await waitFor(() => refusals >= 2 ? true : undefined, 2000, 'a few refusals')
+      const closedAt = Date.now()
+      counting.close()
+      await t.rejects(closing, StoreUnavailableError, 'closed: it gives up')
+      t.ok(Date.now() - closedAt < 1000, 'at once, not after its patience')
+    })
+
     t.test('a count whose answer was lost after the store made it is tried again and counted once', async t => {
       const { store, cleanup } = await open()
       t.teardown(cleanup)
