@@ -62,8 +62,7 @@ export function toProblem (err: FastifyError | Error, request: FastifyRequest): 
     const given = request.headers['content-type']
     return {
       problem: problem(request, 415, 'unsupported-media-type', 'Unsupported media type',
-        `${given ? `Content-Type "${clip(given)}"` : 'a body without a Content-Type'} is not one this operation takes: bodies are application/json` +
-        `${request.routeOptions.url === '/v1/campaigns' ? ' or application/x-ndjson' : ''}`),
+        `${given ? `Content-Type "${clip(given)}"` : 'a body without a Content-Type'} is not one this operation takes (its requestBody in /openapi.json lists them)`),
       headers: {},
     }
   }

@@ -23,12 +23,18 @@ export const MaxAge = MaxAgeSeconds.optional().meta(MAX_AGE_META)
  * (z.coerce.number would take them as 0, 5, 1000 and 16). The meta sits on the inner schema: the spec describes a
  * request by its input, and zod drops a pipe's examples there.
  */
-export function queryInt (schema: z.ZodNumber) {
+function digitsOnly (schema: z.ZodNumber) {
   return z.preprocess(value => typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value, schema)
 }
 
 /** max_age in a query string. */
-export const MaxAgeQuery = queryInt(MaxAgeSeconds.meta(MAX_AGE_META)).optional()
+export const MaxAgeQuery = digitsOnly(MaxAgeSeconds.meta(MAX_AGE_META)).optional()
+
+/** An integer query parameter from min to max, `fallback` when left out (also its example in the spec). */
+export function queryInt ({ min, max, fallback, description }: { min: number, max: number, fallback: number, description: string }) {
+  const inner = z.number({ error: `must be a whole number from ${min} to ${max}` }).int().min(min).max(max)
+  return digitsOnly(inner.meta({ description, examples: [fallback], default: fallback })).default(fallback)
+}
 
 export const ReachabilityStatusSchema = z.object({
   code: z.string().meta({

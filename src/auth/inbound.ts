@@ -10,6 +10,7 @@ import {
   type JWTVerifyOptions,
 } from 'jose'
 import { UnauthorizedError, UpstreamUnavailableError } from '../domain/errors.js'
+import { hasLoneSurrogate } from '../domain/unicode.js'
 import { SCOPES } from './scopes.js'
 
 // Verifies the bearer tokens of internal callers. Knows nothing of HTTP beyond the header's text.
@@ -34,8 +35,6 @@ type KeySource = { kind: 'jwks', getKey: JWTVerifyGetKey } | { kind: 'key', key:
 const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']
 // Verified tokens are remembered so a busy caller does not pay a signature check per request.
 const CACHE_LIMIT = 10_000
-/** A UTF-16 surrogate not part of a pair (in a `u` regex a pair is one code point, so only lone ones match). */
-const LONE_SURROGATE = /\p{Cs}/u
 
 export class InboundAuth {
   private readonly verified = new Map<string, { principal: Principal, exp: number }>()
@@ -88,7 +87,7 @@ export class InboundAuth {
       throw new UnauthorizedError('the token has no "sub" claim: it names the caller, whose Idempotency-Keys and rate limit are its own')
     }
     // A lone surrogate is written as U+FFFD in UTF-8, where the caller's keys are scoped: two such subjects would share them.
-    if (LONE_SURROGATE.test(payload.sub)) throw new UnauthorizedError('the token\'s "sub" claim is not well-formed Unicode (it holds a lone surrogate)')
+    if (hasLoneSurrogate(payload.sub)) throw new UnauthorizedError('the token\'s "sub" claim is not well-formed Unicode (it holds a lone surrogate)')
     const principal: Principal = {
       subject: payload.sub,
       scopes: new Set(typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : []),

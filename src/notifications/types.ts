@@ -48,6 +48,11 @@ export interface NotificationEvent {
   [extra: string]: unknown
 }
 
+/** The events since the latest final one: what the current final status (or delivery, after a retry) has done. */
+export function eventsSinceFinal (events: readonly NotificationEvent[]): NotificationEvent[] {
+  return events.slice(events.findLastIndex(e => e.type === 'final') + 1)
+}
+
 export interface Notification {
   id: string
   /** The token subject that asked for it. */

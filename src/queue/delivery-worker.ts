@@ -4,7 +4,7 @@ import type { Channels, DeliveryOutcome } from '../channels/channel.js'
 import { StoreUnavailableError } from '../domain/errors.js'
 import type { CallbackSender } from '../notifications/callbacks.js'
 import { ChannelBudget } from './channel-budget.js'
-import { type Notification, type NotificationEvent, type NotificationStatus, isFinal } from '../notifications/types.js'
+import { eventsSinceFinal, type Notification, type NotificationEvent, type NotificationStatus, isFinal } from '../notifications/types.js'
 import { usableChannels } from '../routing/decide.js'
 import { type JobTarget, type Lane, type NotificationPatch, type OutboxJob, type Store, type Transition, channelOfLane, laneFor } from '../store/store.js'
 
@@ -565,7 +565,7 @@ export class DeliveryWorker {
     }
     // A callback is about the latest final status: its tries are counted from it (a receipt's `delivered` after
     // `sent` has tries of its own), and it is not posted twice, nor for a notification on its way again.
-    const sinceFinal = events.slice(events.findLastIndex(e => e.type === 'final') + 1).filter(e => e.type === 'callback')
+    const sinceFinal = eventsSinceFinal(events).filter(e => e.type === 'callback')
     if (!isFinal(n.status)) {
       await this.options.store.transition({
         notificationId: n.id, shard: job.shard, patch: {}, ack: job, next: { kind: 'none' },

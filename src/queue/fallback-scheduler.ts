@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { UpstreamUnavailableError } from '../domain/errors.js'
 import type { ReachabilityResult } from '../domain/reachability.js'
-import type { Notification, NotificationEvent, NotificationStatus } from '../notifications/types.js'
+import { eventsSinceFinal, type Notification, type NotificationEvent, type NotificationStatus } from '../notifications/types.js'
 import type { ReachabilityService } from '../reachability/service.js'
 import { decide, usableChannels } from '../routing/decide.js'
 import { PollingLoop } from './polling-loop.js'
@@ -132,8 +132,7 @@ export class FallbackScheduler extends PollingLoop {
       unavailable = err.message
     }
     // Counted since its last final status: a dead letter retried backs off from the first interval again.
-    const { events } = stored!
-    const checks = events.slice(events.findLastIndex(e => e.type === 'final') + 1).filter(e => e.type === 'recheck').length + 1
+    const checks = eventsSinceFinal(stored!.events).filter(e => e.type === 'recheck').length + 1
     await store.countFallbackActivity(lease.shard, Math.floor(nowMs / 60_000), 'checks', 1)
 
     // On a re-check, "not reachable" and "no answer" both mean: keep waiting.

@@ -1,5 +1,6 @@
 import type { Position } from '../domain/paging.js'
 import type { Reachability } from '../domain/reachability.js'
+import { hasLoneSurrogate, wellFormed } from '../domain/unicode.js'
 import type { Notification, NotificationEvent, NotificationMessage, NotificationStatus, Routing } from '../notifications/types.js'
 
 // The port every piece of state goes through. Two adapters: redis/ (production) and memory/ (embedded default).
@@ -85,10 +86,6 @@ export function recordKeptUntil (nowMs: number, retentionSeconds: number, expire
   return Math.max(nowMs + retentionSeconds * 1000, Date.parse(expiresAt) + KEPT_PAST_DEADLINE_MS)
 }
 
-/** In a `u` regex a surrogate pair is one code point: only lone surrogates match. */
-const LONE_SURROGATE = /\p{Cs}/u
-const LONE_SURROGATES = /\p{Cs}/gu
-
 /**
  * A patch's texts as every store keeps them: well-formed Unicode, a lone surrogate (half an emoji, from a provider's
  * id or error text) written as U+FFFD. Redis's Lua JSON decoder refuses one, and a transition it refused would leave
@@ -98,9 +95,9 @@ export function wellFormedPatch (patch: NotificationPatch): NotificationPatch {
   let out: NotificationPatch | undefined
   for (const key in patch) {
     const value = patch[key as keyof NotificationPatch]
-    if (typeof value !== 'string' || !LONE_SURROGATE.test(value)) continue
+    if (typeof value !== 'string' || !hasLoneSurrogate(value)) continue
     out ??= { ...patch }
-    ;(out as Record<string, unknown>)[key] = value.replace(LONE_SURROGATES, '\uFFFD')
+    ;(out as Record<string, unknown>)[key] = wellFormed(value)
   }
   return out ?? patch
 }

@@ -128,7 +128,7 @@ const campaignRoutes: FastifyPluginAsyncZod = async (app) => {
             'that leave the list past their retention between pages skip none)',
           examples: [CURSOR_EXAMPLE],
         }),
-        limit: queryInt(z.number({ error: 'must be a whole number from 1 to 100' }).int().min(1).max(100).meta({ description: 'Items per page (1 to 100)', examples: [20], default: 20 })).default(20),
+        limit: queryInt({ min: 1, max: 100, fallback: 20, description: 'Items per page (1 to 100)' }),
       }),
       response: {
         200: jsonResponse('A page of campaigns', z.object({

@@ -68,7 +68,7 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
       security,
       querystring: z.object({
         cursor: z.string().max(400).optional().meta({ description: 'next_cursor of the previous page; none for the first page (opaque; it names the last item given, so letters retried or added between pages shift nothing)', examples: ['WzAsMTc5NTY3MzYwMjMwMywibnRmXzAwXzNmMmE5YzBkNGI4ZTRmNmE5YjFjMmQzZTRmNWE2YjdjIl0'] }),
-        limit: queryInt(z.number({ error: 'must be a whole number from 1 to 500' }).int().min(1).max(500).meta({ description: 'Dead letters per page, 1 to 500 (default 50)', examples: [50], default: 50 })).default(50),
+        limit: queryInt({ min: 1, max: 500, fallback: 50, description: 'Dead letters per page, 1 to 500 (default 50)' }),
       }),
       response: {
         200: jsonResponse('One page of dead letters, oldest first within each shard', z.object({

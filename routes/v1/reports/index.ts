@@ -8,7 +8,7 @@ import { PhoneNumberInput, queryInt } from '../../schemas/reachability.js'
 
 const security = [{ bearerAuth: [] }]
 const Cursor = z.string().max(400).optional().meta({ description: 'next_cursor of the previous page (opaque; it names the last item given, so items that change between pages are neither skipped nor repeated)', examples: ['WzEsMTc5NTY3MzYwMjMwMywiKzQ0NzkxMTEwMDAwMCJd'] })
-const Limit = queryInt(z.number({ error: 'must be a whole number from 1 to 1000' }).int().min(1).max(1000).meta({ description: 'Items per page (1 to 1000)', examples: [100], default: 100 })).default(100)
+const Limit = queryInt({ min: 1, max: 1000, fallback: 100, description: 'Items per page (1 to 1000)' })
 const When = z.string().nullable().meta({ examples: ['2026-09-01T08:00:00.000Z'] })
 
 const StaleContact = z.object({
@@ -63,7 +63,7 @@ const reportRoutes: FastifyPluginAsyncZod = async (app) => {
         '`days` days ago, with the last time each was reachable: the customers whose phone number needs updating. `Accept: text/csv` gives CSV.',
       security,
       querystring: z.object({
-        days: queryInt(z.number({ error: 'must be a whole number from 1 to 3650' }).int().min(1).max(3650).meta({ description: 'Days without connectivity', examples: [60], default: 60 })).default(60),
+        days: queryInt({ min: 1, max: 3650, fallback: 60, description: 'Days without connectivity' }),
         cursor: Cursor,
         limit: Limit,
       }),
