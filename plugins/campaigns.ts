@@ -20,6 +20,4 @@ export default fp(async (app) => {
     onIdempotencyUnsaved: (campaign, err) => app.log.warn({ err, campaign }, 'campaign started, but its answer could not be kept under its Idempotency-Key: the key stays claimed until the claim runs out'),
   })
   app.decorate('campaigns', campaigns)
-  // Counts still trying against a store that does not answer give up: closing never waits for them.
-  app.addHook('preClose', async () => campaigns.close())
 }, { name: 'campaigns', fastify: '5.x', dependencies: ['config', 'store'] })

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { recordCampaignFinal, recordCampaignRecipients } from '../src/metrics/campaigns.js'
 import { recordDelivery } from '../src/metrics/notifications.js'
+import { CampaignCountSweeper } from '../src/campaigns/count-sweeper.js'
 import { CampaignRunner } from '../src/campaigns/runner.js'
 import { CallbackSender } from '../src/notifications/callbacks.js'
 import type { NotificationStatus } from '../src/notifications/types.js'
@@ -31,7 +32,7 @@ export default fp<{ force?: boolean }>(async (app, options) => {
   const countCampaignFinal = (id: string, status: NotificationStatus, notificationId: string) => {
     recordCampaignFinal(status)
     app.campaigns.countFinal(id, notificationId, status)
-      .catch(err => app.log.warn({ err, campaign: id }, 'a campaign counter was not updated'))
+      .catch(err => app.log.warn({ err, campaign: id, notification: notificationId }, 'a campaign count failed: it stays pending, and the count sweeper makes it'))
   }
   const callbacks = new CallbackSender({ secret: callbackSigningSecret, timeoutMs: channels.timeoutMs, allowedHosts: app.config.callbackAllowedHosts })
   const worker = new DeliveryWorker({
@@ -107,8 +108,10 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     log: app.log,
   })
   app.pokeCampaigns = () => campaignRunner.poke()
+  const countSweeper = new CampaignCountSweeper({ store: app.store, log: app.log })
   app.addHook('onReady', async () => {
     campaignRunner.start()
+    countSweeper.start()
     refresh.start()
     worker.start()
     scheduler.start()
@@ -117,7 +120,7 @@ export default fp<{ force?: boolean }>(async (app, options) => {
   // Runs before the store closes (hooks run in reverse order of registration). Every loop is told to stop at once:
   // one after the other, the campaign runner would go on making notifications while the workers drained.
   app.addHook('onClose', async () => {
-    await Promise.all([campaignRunner.stop(), refresh.stop(), worker.stop(), scheduler.stop()])
+    await Promise.all([campaignRunner.stop(), refresh.stop(), worker.stop(), scheduler.stop(), countSweeper.stop()])
     await callbacks.close()
   })
 }, { name: 'workers', fastify: '5.x', dependencies: ['config', 'store', 'notifications', 'campaigns'] })

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { ConflictError, NotFoundError, UnprocessableError } from '../domain/errors.js'
 import { type Page, type Position, pageAcrossShards } from '../domain/paging.js'
 import { idempotencyRef } from '../notifications/ids.js'
 import { FINAL_STATUSES, type NotificationMessage, type NotificationStatus, type Routing } from '../notifications/types.js'
 import { usableChannels } from '../routing/decide.js'
+import { countAndSettle } from './count-sweeper.js'
 import type { CampaignDoc, CampaignFailure, CampaignRecord, CampaignStatus, IdempotencyRef, Store } from '../store/store.js'
 
 /** The first part of a campaign: what to send and how to route it. */
@@ -63,10 +63,6 @@ export interface CampaignServiceOptions {
   onStarted?: () => void
   /** Told when a started campaign's answer could not be kept under its Idempotency-Key (logged). Must not throw. */
   onIdempotencyUnsaved?: (campaignId: string, err: unknown) => void
-  /** How long countFinal keeps trying while the store does not answer (10 minutes: a Redis failover). */
-  countPatienceMs?: number
-  /** countFinal's first wait between tries, doubled each time up to 30 s. */
-  countRetryBaseMs?: number
 }
 
 export const MAX_REJECTED_KEPT = 100
@@ -79,8 +75,6 @@ const ABANDONED = 'abandoned'
 export class CampaignService {
   private readonly now: () => number
   private readonly cancelled = new Map<string, { cancelled: boolean, until: number }>()
-  /** Aborted by close(): counts still trying give up. */
-  private readonly closing = new AbortController()
 
   constructor (private readonly options: CampaignServiceOptions) {
     this.now = options.now ?? Date.now
@@ -247,26 +241,10 @@ export class CampaignService {
 
   /**
    * Counts a campaign notification's final status (from the delivery worker or the fallback scheduler): once per
-   * notification, in its latest final status (see Store.countCampaignFinal). Resolves whether the counters moved.
+   * notification, in its latest final status (see countAndSettle). Resolves whether the counters moved.
    */
   async countFinal (campaignId: string, notificationId: string, status: NotificationStatus): Promise<boolean> {
-    // Tried until the store answers, for up to countPatienceMs (a Redis failover), or until the service closes: a
-    // count lost leaves the campaign's totals short for good. A try that failed may still have counted (a timeout
-    // after Redis ran it): the count is idempotent, so trying again never counts twice.
-    const giveUpAt = this.now() + (this.options.countPatienceMs ?? 600_000)
-    for (let wait = this.options.countRetryBaseMs ?? 100; ; wait = Math.min(wait * 2, 30_000)) {
-      try {
-        return await this.options.store.countCampaignFinal(campaignId, notificationId, status)
-      } catch (err) {
-        if (this.closing.signal.aborted || this.now() + wait > giveUpAt) throw err
-        await sleep(wait, undefined, { signal: this.closing.signal }).catch(() => {})
-      }
-    }
-  }
-
-  /** Counts still trying give up (at the next failure, or now if waiting). */
-  close (): void {
-    this.closing.abort()
+    return countAndSettle(this.options.store, { campaignId, notificationId, status })
   }
 
   /** Whether the campaign was cancelled, as this process saw it at most cancelledCacheMs ago. */

@@ -16,6 +16,11 @@ const oldestWaiting = gauge({
   help: 'Age of the oldest notification waiting in the fallback queue (0 when none waits)',
 })
 
+const campaignCountsPending = gauge({
+  name: 'reachroute_campaign_counts_pending',
+  help: 'Campaign notifications in a final status not yet counted in their campaign (the count sweeper makes counts left over 30 s)',
+})
+
 export interface QueueGaugesOptions {
   /** Reads the queues' state (QueueOps.state()). */
   read: () => Promise<QueueState>
@@ -42,6 +47,7 @@ export class QueueGauges {
         for (const [lane, depth] of Object.entries(state.outbox)) outboxDepth.set({ lane }, depth)
         for (const key of ['waiting', 'due', 'leased', 'dead'] as const) fallbackEntries.set({ state: key }, state[key])
         oldestWaiting.set(state.oldest_waiting_seconds ?? 0)
+        campaignCountsPending.set(state.campaign_counts_pending)
         this.readAt = this.now()
       })
       .finally(() => { this.reading = undefined })

@@ -7,6 +7,7 @@ import { type IdempotencyRef, type JobTarget, type Store, type StoredNotificatio
 import type { CallbackPolicy } from './callback-policy.js'
 import { idempotencyRef, newNotificationId, numberShard, shardOfId } from './ids.js'
 import type { Notification, NotificationEvent, NotificationRequest, NotificationStatus, RoutedChannel } from './types.js'
+import { countAndSettle } from '../campaigns/count-sweeper.js'
 
 export interface AcceptAnswer {
   id: string
@@ -264,7 +265,7 @@ const RECEIPT_STATUS: ReadonlyMap<string, 'delivered' | 'failed'> = new Map([
  * notifications change nothing. Resolves whether the notification changed.
  * A campaign's notification is counted in the receipt's final status (moved from `sent`, or counted for the first
  * time when the receipt came before the worker recorded `sent`). A repeat of the receipt counts again (the count is
- * idempotent): when the count failed (a 503), the provider's retry makes it. `onCampaignFinal` is told once, when
+ * idempotent): when the count failed (a 503), the provider's retry makes it, or the count sweeper. `onCampaignFinal` is told once, when
  * the receipt moved a campaign's notification (metrics).
  */
 export async function applyReceipt (store: Store, receipt: MessageReceipt,
@@ -290,12 +291,14 @@ export async function applyReceipt (store: Store, receipt: MessageReceipt,
     // changes nothing: the retry may still get through.
     onlyFrom: next === 'delivered' && stored.notification.attempts > 0 ? ['sending', 'sent', 'queued'] : ['sending', 'sent'],
     next: next && stored.notification.request.callback_url ? { kind: 'outbox', lane: 'callback' } : { kind: 'none' },
+    campaignId: stored.notification.campaign_id,
   })
   const campaignId = stored.notification.campaign_id
   if (next && campaignId !== undefined && (changed || stored.notification.status === next)) {
-    // Told before the count: a count that fails is made by the provider's retry, which no longer changes the notification.
+    // Told before the count: a count that fails stays pending (the transition noted it), and is made by the
+    // provider's retry, which no longer changes the notification, or by the count sweeper.
     if (changed) onCampaignFinal?.(next)
-    await store.countCampaignFinal(campaignId, receipt.clientRef, next)
+    await countAndSettle(store, { campaignId, notificationId: receipt.clientRef, status: next })
   }
   return changed
 }

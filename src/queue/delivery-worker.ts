@@ -545,6 +545,8 @@ export class DeliveryWorker {
       next,
       dead: status === 'failed' || status === 'expired',
       at: this.now(),
+      // Its campaign's count is noted in the same step, and made by the sweeper if onCampaignFinal's never is.
+      campaignId: n.campaign_id,
     }
     const ended = await this.options.store.transition(t)
     if (n.campaign_id === undefined) return

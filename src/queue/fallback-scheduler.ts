@@ -215,6 +215,8 @@ export class FallbackScheduler extends PollingLoop {
       // A drop is what was asked for: no dead letter.
       dead: status !== 'dropped',
       at: this.now(),
+      // Its campaign's count is noted in the same step, and made by the sweeper if onCampaignFinal's never is.
+      campaignId: n.campaign_id,
     })
     // A transition whose answer was lost ran all the same: its retry finds the status there, and finishes the job.
     if (!ended && (await this.options.store.getNotification(n.id, lease.shard))?.notification.status !== status) return

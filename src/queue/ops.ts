@@ -1,3 +1,4 @@
+import { countAndSettle } from '../campaigns/count-sweeper.js'
 import { NotFoundError, UnprocessableError } from '../domain/errors.js'
 import { type Page, pageAcrossShards } from '../domain/paging.js'
 import { shardOfId } from '../notifications/ids.js'
@@ -14,6 +15,7 @@ export interface QueueState {
   checks_last_hour: number
   wakeups_last_hour: number
   outbox: Record<Lane | 'retry', number>
+  campaign_counts_pending: number
 }
 
 export interface DeadLetterView {
@@ -40,10 +42,11 @@ export class QueueOps {
     const now = this.now()
     const shards = Array.from({ length: this.store.shards }, (_, i) => i)
     const fromMinute = Math.floor(now / 60_000) - 59
-    const [states, activity, depths] = await Promise.all([
+    const [states, activity, depths, pendingCounts] = await Promise.all([
       Promise.all(shards.map(s => this.store.fallbackState(s, now))),
       Promise.all(shards.map(s => this.store.fallbackActivity(s, fromMinute))),
       Promise.all(shards.map(s => this.store.outboxDepth(s))),
+      Promise.all(shards.map(s => this.store.pendingCampaignCountDepth(s))),
     ])
     const sum = <T>(items: T[], pick: (t: T) => number) => items.reduce((a, t) => a + pick(t), 0)
     const oldest = states.map(s => s.oldestSince).filter((v): v is number => v !== null)
@@ -65,6 +68,7 @@ export class QueueOps {
         sms_bulk: sum(depths, d => d.sms_bulk),
         retry: sum(depths, d => d.retry),
       },
+      campaign_counts_pending: sum(pendingCounts, n => n),
     }
   }
 
@@ -102,6 +106,10 @@ export class QueueOps {
     if (shard === undefined || !stored || !(await this.store.isDead(shard, id))) throw new NotFoundError(`no dead letter ${id}`)
     const { notification } = stored
     const campaignId = notification.campaign_id
+    // The count it stands in, should it not move (made again below, or by the count sweeper if this process dies
+    // first); the move takes it off in the same step.
+    const standing = campaignId !== undefined && isFinal(notification.status) ? { campaignId, notificationId: id, status: notification.status } : undefined
+    if (standing) await this.store.notePendingCampaignCount(shard, standing, this.now())
     // Its campaign counts it in progress again, and in the status it ends in. First, while it is still a dead
     // letter: a failure here leaves it one, and the retry can be asked again.
     if (campaignId !== undefined) await this.store.reopenCampaignFinal(campaignId, id)
@@ -124,6 +132,7 @@ export class QueueOps {
         fromDead: true,
         next: { kind: 'fallback', dueAt: nowMs },
         at: nowMs,
+        campaignId,
       })
       if (!moved) {
         // No longer a dead letter (retried or deleted meanwhile), or no longer failed or expired.
@@ -131,8 +140,8 @@ export class QueueOps {
         throw new UnprocessableError(`notification ${id} is ${notification.status}: only failed or expired notifications can be retried`)
       }
     } finally {
-      // Not retried after all: counted again as it stands (a count is idempotent).
-      if (!moved && campaignId !== undefined && isFinal(notification.status)) await this.store.countCampaignFinal(campaignId, id, notification.status).catch(() => {})
+      // Not retried after all: counted again as it stands (a count is idempotent; one that fails stays pending).
+      if (!moved && standing) await countAndSettle(this.store, standing).catch(() => {})
     }
     const requeued = (await this.store.getNotification(id, shard))!.notification
     await this.onQueued?.(requeued)

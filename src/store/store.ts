@@ -1,7 +1,7 @@
 import type { Position } from '../domain/paging.js'
 import type { Reachability } from '../domain/reachability.js'
 import { hasLoneSurrogate, wellFormed } from '../domain/unicode.js'
-import type { Notification, NotificationEvent, NotificationMessage, NotificationStatus, Routing } from '../notifications/types.js'
+import { isFinal, NOTIFICATION_STATUSES, type Notification, type NotificationEvent, type NotificationMessage, type NotificationStatus, type Routing } from '../notifications/types.js'
 
 // The port every piece of state goes through. Two adapters: redis/ (production) and memory/ (embedded default).
 // Everything a notification owns lives in its shard: one shard's keys share a Redis Cluster hash tag.
@@ -128,6 +128,36 @@ export interface Transition {
   fromDead?: boolean
   /** The transition's time (epoch ms), for the queue's bookkeeping. */
   at?: number
+  /**
+   * The notification's campaign, when it has one. A transition to a status the campaign counts (`sent` or a final
+   * one) notes it in the shard's pending campaign counts in the same step (see pendingCampaignCounts); a `fromDead`
+   * transition takes the notification's pending counts off (it is in progress again).
+   */
+  campaignId?: string
+}
+
+/**
+ * A campaign notification in a status its campaign is to count (see countCampaignFinal), noted beside the
+ * notification in the same step as the transition that made it so, and settled once the campaign has counted it.
+ */
+export interface PendingCampaignCount {
+  campaignId: string
+  notificationId: string
+  status: NotificationStatus
+}
+
+/** The count a transition notes (see Transition.campaignId), if any. */
+export function notedCampaignCount (t: Transition): PendingCampaignCount | undefined {
+  const status = t.patch.status
+  if (t.campaignId === undefined || status === undefined || !isFinal(status)) return undefined
+  return { campaignId: t.campaignId, notificationId: t.notificationId, status }
+}
+
+/** The counts a `fromDead` transition takes off: the notification's, in any status its campaign counts. */
+export function droppedCampaignCounts (t: Transition): PendingCampaignCount[] {
+  if (t.campaignId === undefined || !t.fromDead) return []
+  const campaignId = t.campaignId
+  return NOTIFICATION_STATUSES.filter(isFinal).map(status => ({ campaignId, notificationId: t.notificationId, status }))
 }
 
 /** A fallback-queue entry a scheduler holds until `until` (epoch ms); past it, the entry is due again. */
@@ -376,6 +406,17 @@ export interface Store {
    * was counted in, and is counted anew when it ends. Resolves whether it was counted (a repeat changes nothing).
    */
   reopenCampaignFinal (id: string, notificationId: string): Promise<boolean>
+  /**
+   * Notes a count for the campaign to make (as a transition with `campaignId` does), at `at` (epoch ms): for a
+   * count that is not made by a transition (a dead letter's count reopened, made again if its retry fails).
+   */
+  notePendingCampaignCount (shard: number, count: PendingCampaignCount, at: number): Promise<void>
+  /** The shard's pending campaign counts noted before `notedBefore` (epoch ms), oldest first. */
+  pendingCampaignCounts (shard: number, notedBefore: number, limit: number): Promise<PendingCampaignCount[]>
+  /** How many campaign counts the shard has pending. */
+  pendingCampaignCountDepth (shard: number): Promise<number>
+  /** Takes a pending count off once the campaign has counted it (or has no use for it). */
+  settlePendingCampaignCount (shard: number, count: PendingCampaignCount): Promise<void>
   /** The failed recipients kept, by index. */
   campaignFailures (id: string): Promise<CampaignFailure[]>
   /** Moves the campaign to `to` if its status is one of `from`; resolves whether it did and the status it now has (null: no such campaign). */

@@ -1,10 +1,12 @@
 import t, { type Test } from 'tap'
 import type { DeliveryOutcome, PushChannel, SmsChannel, SmsMessage } from '../../src/channels/channel.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { CampaignCountSweeper } from '../../src/campaigns/count-sweeper.js'
 import { CampaignRunner } from '../../src/campaigns/runner.js'
 import { CampaignService, type RecipientLine } from '../../src/campaigns/service.js'
 import { StoreUnavailableError } from '../../src/domain/errors.js'
 import { CallbackSender } from '../../src/notifications/callbacks.js'
-import { newNotificationId, shardOfId } from '../../src/notifications/ids.js'
+import { shardOfId } from '../../src/notifications/ids.js'
 import { applyReceipt, NotificationService } from '../../src/notifications/service.js'
 import type { NotificationStatus } from '../../src/notifications/types.js'
 import { DeliveryWorker } from '../../src/queue/delivery-worker.js'
@@ -79,6 +81,12 @@ function startWorkers (t: Test, o: Pick<Awaited<ReturnType<typeof services>>, 'n
   worker.start()
 }
 
+async function pendingDepth (store: Store): Promise<number> {
+  let n = 0
+  for (let shard = 0; shard < SHARDS; shard++) n += await store.pendingCampaignCountDepth(shard)
+  return n
+}
+
 /** A campaign of one SMS, accepted, moved to sent and counted so. */
 async function sentCampaignSms (t: Test, store: Store, name: string) {
   const { notifications, campaigns } = await services(store)
@@ -87,8 +95,9 @@ async function sentCampaignSms (t: Test, store: Store, name: string) {
   const { answer: sms } = await notifications.accept('svc', { to: number(0), message: { sms: { text: 'hi' } }, routing },
     undefined, { campaignId: answer.id, bulk: true })
   const shard = shardOfId(sms.id, SHARDS)!
-  t.ok(await store.transition({ notificationId: sms.id, shard, patch: { status: 'sent' }, events: [] }))
+  t.ok(await store.transition({ notificationId: sms.id, shard, patch: { status: 'sent' }, events: [], campaignId: answer.id }))
   t.ok(await campaigns.countFinal(answer.id, sms.id, 'sent'))
+  t.equal(await store.pendingCampaignCountDepth(shard), 0, 'the count noted by the transition is settled')
   return { campaigns, answer, sms, shard }
 }
 
@@ -203,42 +212,86 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.match((await campaigns.get(answer.id)).notifications.by_status, { sent: 0, delivered: 1 })
     })
 
-    t.test('a store that does not answer for a while (a failover) is tried until it does; a closing service gives up', async t => {
+    t.test('a count the store refused stays pending, and the count sweeper makes it once the store answers', async t => {
       const { store, cleanup } = await open()
-      t.teardown(cleanup)
+      const { reachability, notifications, campaigns: creating, limiter } = await services(store)
+      let refusing = true
       let refusals = 0
-      let refusing = 8
       const away = new Proxy(store, {
         get (target, prop, receiver) {
           const value = Reflect.get(target, prop, receiver) as unknown
           if (typeof value !== 'function') return value
-          if (prop === 'countCampaignFinal' && refusals < refusing) {
-            return () => { refusals++; return Promise.reject(new StoreUnavailableError('the store did not answer (test)')) }
-          }
+          if (prop === 'countCampaignFinal' && refusing) return () => { refusals++; return Promise.reject(new StoreUnavailableError('the store did not answer (test)')) }
           return (value as (...a: unknown[]) => unknown).bind(target)
         },
       })
-      const { campaigns: creating } = await services(store)
+      const counting = new CampaignService({ store: away, retentionSeconds: 3600, idempotencyTtlSeconds: 3600 })
       const { answer } = await creating.create('svc', {
-        name: 'failover', message: { sms: { text: 'hi' } },
+        name: 'refused count', message: { sms: { text: 'hi' } },
         routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 },
-      }, [{ line: 2, recipient: { to: number(0) } }])
-      const counting = new CampaignService({ store: away, retentionSeconds: 3600, idempotencyTtlSeconds: 3600, countRetryBaseMs: 5 })
-      t.ok(await counting.countFinal(answer.id, newNotificationId(0), 'sent'), 'counted once the store answered')
-      t.equal(refusals, 8, 'after eight refusals (five tries were all it had)')
-      t.match((await creating.get(answer.id)).notifications.by_status, { sent: 1 })
+      }, [0, 1, 2].map(i => ({ line: i + 2, recipient: { to: number(50 + i) } })))
+      const counts: Promise<unknown>[] = []
+      startWorkers(t, {
+        store, cleanup, notifications, reachability, limiter, sms: new ScriptedSms(),
+        onCampaignFinal: (id, status, nid) => { counts.push(counting.countFinal(id, nid, status).catch(err => err)) },
+      })
+      await waitFor(() => counts.length === 3 ? true : undefined, 10_000, 'three SMS sent')
+      t.ok((await Promise.all(counts)).every(r => r instanceof StoreUnavailableError), 'every count refused')
+      t.equal(refusals, 3)
+      const view = await creating.get(answer.id)
+      t.match(view.notifications.by_status, { sent: 0, in_progress: 3 }, 'none counted yet')
+      t.equal(await pendingDepth(store), 3, 'three counts pending, noted by the final transitions')
 
-      refusals = 0
-      refusing = Infinity
-      const closing = counting.countFinal(answer.id, newNotificationId(0), 'delivered')
-      await waitFor(() => refusals >= 2 ? true : undefined, 2000, 'a few refusals')
-      const closedAt = Date.now()
-      counting.close()
-      await t.rejects(closing, StoreUnavailableError, 'closed: it gives up')
-      t.ok(Date.now() - closedAt < 1000, 'at once, not after its patience')
+      const sweeper = new CampaignCountSweeper({ store: away, graceMs: 0, pollMs: 10 })
+      t.teardown(() => sweeper.stop())
+      sweeper.start()
+      await sleep(100)
+      t.equal(await pendingDepth(store), 3, 'still pending while the store refuses')
+      refusing = false
+      await waitFor(async () => await pendingDepth(store) === 0 ? true : undefined, 5000, 'the sweeper settled them')
+      t.match((await creating.get(answer.id)).notifications.by_status, { sent: 3, in_progress: 0 }, 'each counted once')
     })
 
-    t.test('a count whose answer was lost after the store made it is tried again and counted once', async t => {
+    t.test('a process that died between the final transition and the count: the sweeper counts it, after the grace time', async t => {
+      const { store, cleanup } = await open()
+      t.teardown(cleanup)
+      const { notifications, campaigns } = await services(store)
+      const routing = { prefer: 'sms' as const, channels: ['sms' as const], on_unreachable: 'sms' as const, on_unknown: 'sms' as const, ttl_seconds: 3600 }
+      const { answer } = await campaigns.create('svc', { name: 'died', message: { sms: { text: 'hi' } }, routing }, [{ line: 2, recipient: { to: number(60) } }])
+      const { answer: sms } = await notifications.accept('svc', { to: number(60), message: { sms: { text: 'hi' } }, routing }, undefined, { campaignId: answer.id, bulk: true })
+      const shard = shardOfId(sms.id, SHARDS)!
+      // The worker's final transition, and then nothing: its process died before it counted.
+      t.ok(await store.transition({ notificationId: sms.id, shard, patch: { status: 'failed', reason: 'refused' }, events: [], dead: true, campaignId: answer.id }))
+      t.same(await store.pendingCampaignCounts(shard, Date.now() + 1, 10), [{ campaignId: answer.id, notificationId: sms.id, status: 'failed' }], 'its count noted in the same step')
+
+      const patient = new CampaignCountSweeper({ store, graceMs: 60_000, pollMs: 10 })
+      patient.start()
+      await sleep(100)
+      await patient.stop()
+      t.equal(await store.pendingCampaignCountDepth(shard), 1, 'within the grace time the count is left to its process')
+      t.match((await campaigns.get(answer.id)).notifications.by_status, { failed: 0 }, 'not counted')
+
+      const sweeper = new CampaignCountSweeper({ store, graceMs: 0, pollMs: 10 })
+      t.teardown(() => sweeper.stop())
+      sweeper.start()
+      await waitFor(async () => await store.pendingCampaignCountDepth(shard) === 0 ? true : undefined, 5000, 'swept')
+      t.match((await campaigns.get(answer.id)).notifications.by_status, { failed: 1 }, 'counted failed')
+    })
+
+    t.test('a pending count whose notification moved on since is settled without counting', async t => {
+      const { store, cleanup } = await open()
+      t.teardown(cleanup)
+      const { campaigns, answer, sms, shard } = await sentCampaignSms(t, store, 'moved on')
+      // A count noted as failed (a dead letter's standing count) for a notification now sent: stale.
+      await store.notePendingCampaignCount(shard, { campaignId: answer.id, notificationId: sms.id, status: 'failed' }, Date.now() - 1000)
+      const sweeper = new CampaignCountSweeper({ store, graceMs: 0, pollMs: 10 })
+      t.teardown(() => sweeper.stop())
+      sweeper.start()
+      await waitFor(async () => await store.pendingCampaignCountDepth(shard) === 0 ? true : undefined, 5000, 'swept')
+      t.match((await campaigns.get(answer.id)).notifications.by_status, { sent: 1, failed: 0 }, 'still counted sent')
+    })
+
+    t.test('a count whose answer was lost after the store made it stays pending, and is counted once', async t => {
       const { store, cleanup } = await open()
       t.teardown(cleanup)
       // Once armed, the store counts, then its answer is lost (a timeout after Redis ran the script), the first time.
@@ -250,20 +303,26 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
           if (typeof value !== 'function') return value
           return async (...args: unknown[]) => {
             const result = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args)
-            if (armed && String(prop).startsWith('countCampaign') && lost++ === 0) throw new StoreUnavailableError('the store did not answer: no answer within 1000 ms')
+            if (armed && prop === 'countCampaignFinal' && lost++ === 0) throw new StoreUnavailableError('the store did not answer: no answer within 1000 ms')
             return result
           }
         },
       })
-      const { campaigns } = await services(store, losing)
-      const { answer } = await campaigns.create('svc', {
-        name: 'lost answer', message: { sms: { text: 'hi' } },
-        routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 },
-      }, [{ line: 2, recipient: { to: number(0) } }])
+      const { notifications, campaigns } = await services(store, losing)
+      const routing = { prefer: 'sms' as const, channels: ['sms' as const], on_unreachable: 'sms' as const, on_unknown: 'sms' as const, ttl_seconds: 3600 }
+      const { answer } = await campaigns.create('svc', { name: 'lost answer', message: { sms: { text: 'hi' } }, routing }, [{ line: 2, recipient: { to: number(0) } }])
+      const { answer: sms } = await notifications.accept('svc', { to: number(0), message: { sms: { text: 'hi' } }, routing }, undefined, { campaignId: answer.id, bulk: true })
+      const shard = shardOfId(sms.id, SHARDS)!
+      t.ok(await store.transition({ notificationId: sms.id, shard, patch: { status: 'sent' }, events: [], campaignId: answer.id }))
       armed = true
-      await campaigns.countFinal(answer.id, newNotificationId(0), 'sent')
-      t.equal(lost, 2, 'asked a second time')
-      t.equal((await campaigns.get(answer.id)).notifications.by_status.sent, 1, 'counted once')
+      await t.rejects(campaigns.countFinal(answer.id, sms.id, 'sent'), StoreUnavailableError, 'the count made, its answer lost')
+      t.equal(await store.pendingCampaignCountDepth(shard), 1, 'still pending')
+      const sweeper = new CampaignCountSweeper({ store: losing, graceMs: 0, pollMs: 10 })
+      t.teardown(() => sweeper.stop())
+      sweeper.start()
+      await waitFor(async () => await store.pendingCampaignCountDepth(shard) === 0 ? true : undefined, 5000, 'swept')
+      t.equal(lost, 2, 'counted a second time by the sweeper')
+      t.match((await campaigns.get(answer.id)).notifications.by_status, { sent: 1, in_progress: 0 }, 'counted once')
     })
   })
 }

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { CampaignCountSweeper } from '../../src/campaigns/count-sweeper.js'
 import { StoreUnavailableError } from '../../src/domain/errors.js'
 import { newNotificationId } from '../../src/notifications/ids.js'
 import type { Notification } from '../../src/notifications/types.js'
@@ -6,6 +7,7 @@ import { QueueOps } from '../../src/queue/ops.js'
 import type { Store } from '../../src/store/store.js'
 import { redisAvailable } from '../helpers/redis.js'
 import { openMemoryStore, openRedisStore, type OpenedStore } from '../helpers/store.js'
+import { waitFor } from '../helpers/wait.js'
 
 // Retrying a campaign's dead letter takes it out of its campaign's final count; a retry that fails on the way
 // leaves both as they were, so it can be asked again.
@@ -38,11 +40,11 @@ for (const [name, open] of [['memory', () => openMemoryStore(SHARDS)], ['redis',
     const dead = async () => (await store.listDead(1, undefined, 100)).some(d => d.notificationId === id)
     t.equal(await expiredCount(), 1)
 
-    let failing: string | undefined = 'reopenCampaignFinal'
+    let failing: string[] = ['reopenCampaignFinal']
     const flaky = new Proxy(store, {
       get (target, property, receiver) {
         const value = Reflect.get(target, property, receiver) as unknown
-        if (property !== failing || typeof value !== 'function') return value
+        if (!failing.includes(String(property)) || typeof value !== 'function') return value
         return () => Promise.reject(new StoreUnavailableError('the store did not answer (test)'))
       },
     })
@@ -52,18 +54,32 @@ for (const [name, open] of [['memory', () => openMemoryStore(SHARDS)], ['redis',
     t.equal(await expiredCount(), 1, 'still counted expired')
 
     // The move itself fails: the dead letter stays (it left the list before its move, for good).
-    failing = 'transition'
+    failing = ['transition']
     await t.rejects(ops.retryDead(id, 600), { status: 503, message: /test/ })
     t.ok(await dead(), 'still a dead letter after a failed move')
     t.equal((await store.getNotification(id, 1))!.notification.status, 'expired')
     t.equal(await expiredCount(), 1, 'counted expired again')
+    t.equal(await store.pendingCampaignCountDepth(1), 0, 'and its standing count settled')
 
-    failing = undefined
+    // The move fails, and so does the count made again (or the process died after the reopen): the standing
+    // count stays pending, and the count sweeper makes it.
+    failing = ['transition', 'countCampaignFinal']
+    await t.rejects(ops.retryDead(id, 600), { status: 503, message: /test/ })
+    t.equal(await expiredCount(), 0, 'out of its count for now')
+    t.equal(await store.pendingCampaignCountDepth(1), 1, 'but its count is pending')
+    const sweeper = new CampaignCountSweeper({ store, graceMs: 0, pollMs: 10 })
+    sweeper.start()
+    await waitFor(async () => await store.pendingCampaignCountDepth(1) === 0 ? true : undefined, 5000, 'swept')
+    await sweeper.stop()
+    t.equal(await expiredCount(), 1, 'counted expired again by the sweeper')
+
+    failing = []
     const retried = await ops.retryDead(id, 600)
     t.equal(retried.status, 'queued')
     t.equal(retried.reason, 'retried from the dead-letter list: waiting in the fallback queue for its re-check', 'no longer the reason it ended')
     t.notOk(await dead())
     t.equal(await expiredCount(), 0, 'in progress again in its campaign')
+    t.equal(await store.pendingCampaignCountDepth(1), 0, 'no count pending: the move took its standing count off')
     await t.rejects(ops.retryDead(id, 600), { status: 404, message: /no dead letter/ })
     t.equal(await expiredCount(), 0, 'a retry of what is no longer a dead letter changes no count')
   })

@@ -126,8 +126,8 @@ async function suite (t: Test, store: Store) {
       const key = store.keys.notification(2, n.id)
       // Fields Lua's JSON decoder refuses (what a lone surrogate was before wellFormedPatch).
       await t.rejects(store.redis.rrTransition(key, store.keys.events(2, n.id), key, store.keys.outbox(2, 'push'),
-        store.keys.fallbackSince(2), store.keys.fallbackLeased(2), store.keys.dead(2),
-        job!.entryId, 'delivery', '', 'none', 0, '', n.id, Date.now(), '0', '', '{"reason":"\\ud83d"}', '[]', ''), /invalid unicode escape/)
+        store.keys.fallbackSince(2), store.keys.fallbackLeased(2), store.keys.dead(2), store.keys.pendingCounts(2),
+        job!.entryId, 'delivery', '', 'none', 0, '', n.id, Date.now(), '0', '', '{"reason":"\\ud83d"}', '[]', '', ''), /invalid unicode escape/)
       t.equal((await store.outboxDepth(2)).push, 1, 'the job is still there, to be taken over and tried again')
       t.equal((await store.getNotification(n.id, 2))!.notification.status, n.status, 'the notification unchanged')
       t.ok(await store.transition({ notificationId: n.id, shard: 2, patch: { status: 'sent' }, events: [], ack: job! }), 'a good transition then applies')
@@ -324,6 +324,41 @@ async function suite (t: Test, store: Store) {
     t.equal(await retry(), true, 'a dead letter moves')
     t.equal(await store.isDead(3, n.id), false, 'and is off the list')
     t.equal(await retry(), false, 'once')
+  })
+
+  t.test('a campaign notification\'s final transition notes its count in the same step, until it is settled', async t => {
+    const shard = 1
+    const mine = async () => (await store.pendingCampaignCounts(shard, Date.now() + 1000, 1000)).filter(c => c.campaignId === 'cmp_pending')
+    const a = notification(shard, { campaign_id: 'cmp_pending' })
+    const b = notification(shard, { campaign_id: 'cmp_pending' })
+    for (const n of [a, b]) await store.acceptNotification({ notification: n, events: [], next: { kind: 'none' }, retentionSeconds: 60 })
+    const before = await store.pendingCampaignCountDepth(shard)
+    t.ok(await store.transition({ notificationId: a.id, shard, patch: { status: 'sending' }, events: [], campaignId: 'cmp_pending' }))
+    t.same(await mine(), [], 'not final: nothing noted')
+    t.notOk(await store.transition({ notificationId: a.id, shard, patch: { status: 'sent' }, events: [], onlyFrom: ['queued'], campaignId: 'cmp_pending' }))
+    t.same(await mine(), [], 'a transition that does not apply notes nothing')
+    const t0 = Date.now()
+    t.ok(await store.transition({ notificationId: a.id, shard, patch: { status: 'sent' }, events: [], campaignId: 'cmp_pending', at: t0 }))
+    t.ok(await store.transition({ notificationId: b.id, shard, patch: { status: 'expired' }, events: [], dead: true, campaignId: 'cmp_pending', at: t0 + 5 }))
+    t.ok(await store.transition({ notificationId: a.id, shard, patch: { status: 'delivered' }, events: [], campaignId: 'cmp_pending', at: t0 + 10 }))
+    const sent = { campaignId: 'cmp_pending', notificationId: a.id, status: 'sent' as const }
+    const expired = { campaignId: 'cmp_pending', notificationId: b.id, status: 'expired' as const }
+    const delivered = { campaignId: 'cmp_pending', notificationId: a.id, status: 'delivered' as const }
+    t.same(await mine(), [sent, expired, delivered], 'one per status reached, oldest first')
+    t.equal(await store.pendingCampaignCountDepth(shard), before + 3)
+    t.same((await store.pendingCampaignCounts(shard, t0 + 5, 1000)).filter(c => c.campaignId === 'cmp_pending'), [sent], 'only those noted before the bound')
+    t.equal((await store.pendingCampaignCounts(shard, t0 + 1000, 1)).length, 1, 'at most the limit')
+    await store.settlePendingCampaignCount(shard, sent)
+    await store.settlePendingCampaignCount(shard, sent)
+    t.same(await mine(), [expired, delivered], 'settled (twice is harmless)')
+
+    // A dead letter retried: off the list and off the pending counts, in one step; its standing count noted by hand first.
+    await store.notePendingCampaignCount(shard, expired, t0 + 20)
+    t.ok(await store.transition({ notificationId: b.id, shard, patch: { status: 'queued' }, events: [], onlyFrom: ['expired'], fromDead: true, next: { kind: 'fallback', dueAt: t0 }, campaignId: 'cmp_pending' }))
+    t.same(await mine(), [delivered], 'in progress again: its pending count is gone')
+    await store.settlePendingCampaignCount(shard, delivered)
+    t.equal(await store.pendingCampaignCountDepth(shard), before)
+    t.notOk(await store.transition({ notificationId: b.id, shard, patch: { status: 'failed' }, events: [] }) && (await mine()).length > 0, 'without a campaign id nothing is noted')
   })
 
   t.test('a transition guarded by onlyFrom changes nothing when the status differs, but still acknowledges', async t => {

@@ -32,7 +32,7 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
       operationId: 'getQueueState',
       summary: 'The fallback queue and outboxes at a glance',
       description: 'Fallback-queue entries by state (waiting for a later check, due, leased by a scheduler, dead), the oldest waiting age, ' +
-        'the next check time, re-checks and wake-ups in the last hour, and the depth of each outbox lane and of the retry set.',
+        'the next check time, re-checks and wake-ups in the last hour, the depth of each outbox lane and of the retry set, and the campaign counts pending.',
       security,
       response: {
         200: jsonResponse('The state of the fallback queue and the outboxes, over all shards', z.object({
@@ -52,6 +52,7 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
             sms_bulk: z.number().int().meta({ description: 'SMS jobs of campaigns (served after the transactional lanes)', examples: [700] }),
             retry: z.number().int().meta({ description: 'Provider retries waiting for their time', examples: [0] }),
           }).meta({ description: 'Jobs waiting (or in hand, not yet acknowledged) per lane, and provider retries waiting for their time' }),
+          campaign_counts_pending: z.number().int().meta({ description: 'Campaign notifications that reached a final status and are not yet counted in their campaign\'s progress (counted at once as a rule; a count its process could not make is made by the count sweeper after 30 s)', examples: [0] }),
         }).meta({ id: 'QueueState', description: 'The fallback queue and outboxes at a glance' })),
         ...pickProblems(401, 403),
         503: storeUnavailable,

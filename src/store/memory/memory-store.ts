@@ -7,7 +7,7 @@ import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
   type StoredNotification, type Transition, recordKeptUntil, transitionKeptUntil, wellFormedPatch,
-  CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign,
+  CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign, type PendingCampaignCount, notedCampaignCount, droppedCampaignCounts,
 } from '../store.js'
 
 interface Expiring<T> {
@@ -78,6 +78,11 @@ interface CampaignEntry {
 }
 
 /** As COUNT_FINAL in Redis: once per notification, in its latest final status (`sent` moves on, nothing else does). */
+/** One key per campaign, notification and status (the fields in a fixed order). */
+function pendingKey (count: PendingCampaignCount): string {
+  return JSON.stringify({ campaignId: count.campaignId, notificationId: count.notificationId, status: count.status })
+}
+
 function countFinal (c: CampaignEntry, notificationId: string, status: NotificationStatus): boolean {
   const was = c.counted.get(notificationId)
   if (was !== undefined && (was !== 'sent' || status === 'sent')) return false
@@ -148,6 +153,8 @@ export class MemoryStore implements Store {
   private readonly fallbackSince = new Map<number, Map<string, number>>()
   private readonly leased = new Map<number, Map<string, number>>()
   private readonly deadLetters = new Map<number, Map<string, number>>()
+  /** Pending campaign counts by shard: when each was noted, by pendingKey. */
+  private readonly pendingCounts = new Map<number, Map<string, number>>()
   private readonly activity = new Map<string, number>()
   // Reports are kept for the life of the process, as the Redis ones are kept without expiry.
   private readonly reports = new Map<string, NumberReport>()
@@ -262,7 +269,31 @@ export class MemoryStore implements Store {
     if (t.lease && t.next?.kind !== 'fallback') this.sorted(this.fallbackSince, t.shard).delete(t.notificationId)
     if (t.fromDead) dead.delete(t.notificationId)
     if (t.dead) dead.set(t.notificationId, at)
+    const pending = this.sorted(this.pendingCounts, t.shard)
+    for (const count of droppedCampaignCounts(t)) pending.delete(pendingKey(count))
+    const noted = notedCampaignCount(t)
+    if (noted) pending.set(pendingKey(noted), at)
     return true
+  }
+
+  async notePendingCampaignCount (shard: number, count: PendingCampaignCount, at: number): Promise<void> {
+    this.sorted(this.pendingCounts, shard).set(pendingKey(count), at)
+  }
+
+  async pendingCampaignCounts (shard: number, notedBefore: number, limit: number): Promise<PendingCampaignCount[]> {
+    return [...this.sorted(this.pendingCounts, shard)]
+      .filter(([, at]) => at < notedBefore)
+      .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+      .slice(0, limit)
+      .map(([key]) => JSON.parse(key) as PendingCampaignCount)
+  }
+
+  async pendingCampaignCountDepth (shard: number): Promise<number> {
+    return this.sorted(this.pendingCounts, shard).size
+  }
+
+  async settlePendingCampaignCount (shard: number, count: PendingCampaignCount): Promise<void> {
+    this.sorted(this.pendingCounts, shard).delete(pendingKey(count))
   }
 
   async takeDueFallback (shard: number, now: number, leaseUntil: number, count: number): Promise<FallbackLease[]> {

@@ -1,5 +1,5 @@
 import type { Notification, NotificationEvent } from '../../notifications/types.js'
-import type { NotificationPatch } from '../store.js'
+import type { NotificationPatch, PendingCampaignCount } from '../store.js'
 
 // A notification is a hash: the accept document as one JSON field, and each field a transition changed as a field of its own.
 
@@ -41,4 +41,14 @@ export function fieldsToNotification (hash: Record<string, string>): { notificat
 /** Events as a JSON array of JSON strings: the list items stay one JSON document each. */
 export function encodeEvents (events: NotificationEvent[]): string {
   return JSON.stringify(events.map(e => JSON.stringify(e)))
+}
+
+/** A pending campaign count as a sorted-set member: `<notification id> <status> <campaign id>` (ids hold no space). */
+export function encodePendingCount (count: PendingCampaignCount): string {
+  return `${count.notificationId} ${count.status} ${count.campaignId}`
+}
+
+export function decodePendingCount (member: string): PendingCampaignCount {
+  const [notificationId, status, campaignId] = member.split(' ') as [string, PendingCampaignCount['status'], string]
+  return { campaignId, notificationId, status }
 }

@@ -129,6 +129,14 @@ export class RedisKeys {
     return `${this.shard(shard)}:fallback`
   }
 
+  /**
+   * Campaign counts to make (see Store.pendingCampaignCounts): a sorted set by when each was noted, beside the
+   * notifications, so the transition that makes a notification final notes its count in the same step.
+   */
+  pendingCounts (shard: number): string {
+    return `${this.shard(shard)}:counts:pending`
+  }
+
   /** When each entry entered the fallback queue: the oldest waiting age. */
   fallbackSince (shard: number): string {
     return `${this.shard(shard)}:fallback:since`

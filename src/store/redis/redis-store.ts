@@ -9,9 +9,9 @@ import type { NotificationEvent, NotificationStatus } from '../../notifications/
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
-  type StoredNotification, type Transition, CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign, recordKeptUntil, transitionKeptUntil, wellFormedPatch,
+  type StoredNotification, type Transition, CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign, type PendingCampaignCount, notedCampaignCount, droppedCampaignCounts, recordKeptUntil, transitionKeptUntil, wellFormedPatch,
 } from '../store.js'
-import { acceptDocument, encodeEvents, fieldsToNotification, patchToFields } from './codec.js'
+import { acceptDocument, decodePendingCount, encodeEvents, encodePendingCount, fieldsToNotification, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
 import {
   ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COUNT_CAMPAIGN_FINAL, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER, READ_OUTBOX,
@@ -207,7 +207,7 @@ export class RedisStore implements Store {
     redis.on('node error', (err: Error) => { lastError = err })
     redis.defineCommand('rrAccept', { numberOfKeys: 8, lua: ACCEPT })
     redis.defineCommand('rrAcceptToOutbox', { numberOfKeys: 3, lua: ACCEPT_TO_OUTBOX })
-    redis.defineCommand('rrTransition', { numberOfKeys: 7, lua: TRANSITION })
+    redis.defineCommand('rrTransition', { numberOfKeys: 8, lua: TRANSITION })
     redis.defineCommand('rrSettleAccept', { numberOfKeys: 1, lua: SETTLE_ACCEPT })
     redis.defineCommand('rrKeepJobs', { numberOfKeys: 1, lua: KEEP_JOBS })
     redis.defineCommand('rrRangeAfter', { numberOfKeys: 1, lua: RANGE_AFTER })
@@ -356,13 +356,15 @@ export class RedisStore implements Store {
     const { shard, notificationId: id } = t
     const next = this.nextArgs(shard, id, t.next ?? { kind: 'none' })
     const fields = patchToFields(wellFormedPatch(t.patch))
+    const noted = notedCampaignCount(t)
     const result = await this.guard(this.redis.rrTransition(
       this.keys.notification(shard, id), this.keys.events(shard, id), next.key,
       t.ack ? this.keys.outbox(shard, t.ack.lane) : this.keys.notification(shard, id),
-      ...this.queueKeys(shard),
+      ...this.queueKeys(shard), this.keys.pendingCounts(shard),
       t.ack?.entryId ?? '', GROUP, (t.onlyFrom ?? []).join(','), next.kind, next.score, next.member,
       id, t.at ?? Date.now(), t.dead ? '1' : t.fromDead ? '-1' : '0', t.lease ? String(t.lease.until) : '',
       fields, encodeEvents(t.events), transitionKeptUntil(t.patch) ?? '',
+      noted ? encodePendingCount(noted) : '', ...droppedCampaignCounts(t).map(encodePendingCount),
     ))
     return result === 1
   }
@@ -492,6 +494,23 @@ export class RedisStore implements Store {
 
   async removeDead (shard: number, notificationId: string): Promise<boolean> {
     return (await this.guard(this.redis.zrem(this.keys.dead(shard), notificationId))) === 1
+  }
+
+  async notePendingCampaignCount (shard: number, count: PendingCampaignCount, at: number): Promise<void> {
+    await this.guard(this.redis.zadd(this.keys.pendingCounts(shard), at, encodePendingCount(count)))
+  }
+
+  async pendingCampaignCounts (shard: number, notedBefore: number, limit: number): Promise<PendingCampaignCount[]> {
+    const members = await this.guard(this.redis.zrangebyscore(this.keys.pendingCounts(shard), '-inf', `(${notedBefore}`, 'LIMIT', 0, limit))
+    return members.map(decodePendingCount)
+  }
+
+  async pendingCampaignCountDepth (shard: number): Promise<number> {
+    return this.guard(this.redis.zcard(this.keys.pendingCounts(shard)))
+  }
+
+  async settlePendingCampaignCount (shard: number, count: PendingCampaignCount): Promise<void> {
+    await this.guard(this.redis.zrem(this.keys.pendingCounts(shard), encodePendingCount(count)))
   }
 
   async isDead (shard: number, notificationId: string): Promise<boolean> {

@@ -28,6 +28,16 @@ for (const store of ['memory', 'redis'] as const) {
       t.equal((await app.inject({ method: 'DELETE', url: '/v1/queue/dead/ntf_00_00000000000000000000000000000000', headers: { authorization: writer } })).statusCode, 403)
     })
 
+    t.test('campaign counts pending are shown (and settled ones are not)', async t => {
+      const count = { campaignId: 'cmp_shown', notificationId: 'ntf_01_00000000000000000000000000000000', status: 'sent' as const }
+      t.equal((await get('/v1/queue')).json().campaign_counts_pending, 0)
+      // Noted now: the in-process sweeper leaves it alone for its 30 s of grace.
+      await app.store.notePendingCampaignCount(1, count, Date.now())
+      t.equal((await get('/v1/queue')).json().campaign_counts_pending, 1)
+      await app.store.settlePendingCampaignCount(1, count)
+      t.equal((await get('/v1/queue')).json().campaign_counts_pending, 0)
+    })
+
     t.test('the device that comes back (+990123444): its re-checks show in the event list and it is delivered', async t => {
       const { id } = await notify({ to: '+990123444', message: { sms: { text: 'back?' } } })
       const queued = (await get('/v1/queue')).json()

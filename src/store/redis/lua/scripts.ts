@@ -158,10 +158,11 @@ return 1
 `
 
 /**
- * KEYS: notification, events, next key, ack stream, fallback-since, fallback-leased, dead letters.
+ * KEYS: notification, events, next key, ack stream, fallback-since, fallback-leased, dead letters, pending campaign counts.
  * ARGV: ackEntryId, group, onlyFrom (comma separated, '' = any), nextKind, nextScore, nextMember,
  *       id, nowMs, dead ('1': onto the dead letters; '-1': only from them, and off them), leaseScore ('' = none), fields, events,
- *       kept until (epoch ms; '' = unchanged; never shortened)
+ *       kept until (epoch ms; '' = unchanged; never shortened), the campaign count to note ('' = none),
+ *       then any pending campaign counts to take off.
  * With a lease, nothing happens unless this caller still holds it (the leased score is its lease).
  */
 export const TRANSITION = `
@@ -204,6 +205,8 @@ if ARGV[13] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIR
 local nextKind, nextScore, nextMember, nextKey = ARGV[4], ARGV[5], ARGV[6], KEYS[3]
 ${NEXT}
 if ARGV[10] ~= '' and nextKind ~= 'fallback' then redis.call('ZREM', KEYS[5], id) end
+for i = 15, #ARGV do redis.call('ZREM', KEYS[8], ARGV[i]) end
+if ARGV[14] ~= '' then redis.call('ZADD', KEYS[8], nowMs, ARGV[14]) end
 return 1
 `
 
