@@ -106,15 +106,25 @@ export class ReachabilityService {
     return this.emit({ ...record, source: 'upstream' })
   }
 
-  /** A new answer goes into the cache for as long as its outcome deserves, and into the number's report. */
-  private async keep (record: Reachability): Promise<void> {
+  /**
+   * A new answer goes into the cache for as long as its outcome deserves, and into the number's report. With
+   * `askedAt` (an upstream answer: when it was asked), news cached meanwhile (an operator's event: the device is
+   * back) is not overwritten by an answer about an earlier moment: checked in the same step as the write, the newer
+   * entry stands and is resolved, and the answer goes nowhere.
+   */
+  private async keep (record: Reachability, askedAt?: number): Promise<Reachability | null> {
     const { store, policy, maxStaleSeconds } = this.options
     this.recent.delete(record.phone_number)
     const fresh = freshSeconds(record, policy)
-    await Promise.all([
-      fresh > 0 ? store.putReachability({ record, freshUntil: this.now() + fresh * 1000 }, fresh + maxStaleSeconds) : undefined,
-      store.recordReport(record, isSuccessCode(record.status.code) ? record.is_reachable : null),
-    ])
+    const entry = { record, freshUntil: this.now() + fresh * 1000 }
+    const report = () => store.recordReport(record, isSuccessCode(record.status.code) ? record.is_reachable : null)
+    if (askedAt === undefined) {
+      await Promise.all([fresh > 0 ? store.putReachability(entry, fresh + maxStaleSeconds) : undefined, report()])
+      return null
+    }
+    const newer = await store.putReachability(entry, fresh > 0 ? fresh + maxStaleSeconds : 0, askedAt)
+    if (!newer) await report()
+    return newer
   }
 
   /** The cached entry as it is, fresh or not (null when there is none). */
@@ -145,14 +155,9 @@ export class ReachabilityService {
     }
 
     if (isTransientCode(record.status.code)) return this.stale(cached) ?? this.emit({ ...record, source: 'upstream' })
-    // News that came while the upstream was asked (an operator's event: the device is back) is not overwritten
-    // by an answer about an earlier moment: the newer entry stands, and is the answer.
-    const meanwhile = (await this.options.store.getReachability(phoneNumber))?.record
-    if (meanwhile && Date.parse(meanwhile.checked_at) > startedAt && statusTime(meanwhile) >= statusTime(record)) {
-      return this.emit({ ...meanwhile, source: 'cache' })
-    }
-    await this.keep(record)
-    return this.emit({ ...record, source: 'upstream' })
+    // News cached while the upstream was asked stands, and is the answer.
+    const newer = await this.keep(record, startedAt)
+    return this.emit(newer ? { ...newer, source: 'cache' } : { ...record, source: 'upstream' })
   }
 
   private stale (cached: CachedReachability | null): ReachabilityResult | undefined {
@@ -165,11 +170,6 @@ export class ReachabilityService {
     this.options.onResult?.(result)
     return result
   }
-}
-
-/** When the network last told of the device's status, as far as a record says (else when it was checked). */
-function statusTime (record: Reachability): number {
-  return Date.parse(record.latest_status_at ?? record.checked_at)
 }
 
 /** Settles with the work, or rejects when the signal fires first, whether or not the work heeds it. */

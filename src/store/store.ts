@@ -146,6 +146,19 @@ export interface PendingCampaignCount {
   status: NotificationStatus
 }
 
+/** When the network last told of the device's status, as far as a record says (else when it was checked), as an ISO instant. */
+export function statusInstant (record: Reachability): string {
+  return record.latest_status_at ?? record.checked_at
+}
+
+/**
+ * Whether `held` is news checked after `since` (epoch ms) and at least as new as `record`: an answer about an
+ * earlier moment does not overwrite it. Times are ISO instants (toISOString), compared as text (as the Redis script does).
+ */
+export function newerNews (held: Reachability, record: Reachability, since: number): boolean {
+  return held.checked_at > new Date(since).toISOString() && statusInstant(held) >= statusInstant(record)
+}
+
 /** The count a transition notes (see Transition.campaignId), if any. */
 export function notedCampaignCount (t: Transition): PendingCampaignCount | undefined {
   const status = t.patch.status
@@ -290,8 +303,13 @@ export interface Store {
   readonly shards: number
 
   getReachability (phoneNumber: string): Promise<CachedReachability | null>
-  /** Keeps the entry for keepSeconds (its freshness plus the stale window). */
-  putReachability (entry: CachedReachability, keepSeconds: number): Promise<void>
+  /**
+   * Keeps the entry for keepSeconds (its freshness plus the stale window; nothing is written when it is 0 or less).
+   * With `unlessNewerSince` (epoch ms), in the same step: when the number's entry holds news checked after that
+   * moment and at least as new as the entry's (by status time: see newerNews), that entry stands and is resolved,
+   * and nothing is written. Resolves null otherwise.
+   */
+  putReachability (entry: CachedReachability, keepSeconds: number, unlessNewerSince?: number): Promise<Reachability | null>
 
   /** Takes an idempotency key for an in-flight request, or says what already holds it. */
   claimIdempotency (ref: IdempotencyRef, requestHash: string, claimSeconds: number): Promise<IdempotencyClaim>

@@ -77,6 +77,40 @@ async function suite (t: Test, store: Store) {
     t.same((await store.getReachability('+990100003'))!.record.connectivity, [])
   })
 
+  t.test('a write unless newer: news checked after the moment given, and no older, stands; anything else is replaced', async t => {
+    const phone = '+990100004'
+    const at = (ms: number) => new Date(ms).toISOString()
+    const t0 = Date.parse('2026-11-25T10:00:00.000Z')
+    const rec = (checked: number, status: number | null, reachable = true): Reachability => ({
+      ...record(phone), is_reachable: reachable, connectivity: reachable ? ['DATA'] : [], checked_at: at(checked), latest_status_at: status === null ? null : at(status),
+    })
+    const put = (r: Reachability, since?: number, keep = 60) => store.putReachability({ record: r, freshUntil: Date.now() + 60_000 }, keep, since)
+    // The upstream was asked at t0 and answers with a status of t0 - 5 s (not reachable).
+    const answer = rec(t0 + 2000, t0 - 5000, false)
+    t.equal(await put(answer, t0), null, 'no entry: written')
+    t.match((await store.getReachability(phone))!.record, answer)
+
+    const event = rec(t0 + 1000, t0, true)
+    await put(event)
+    t.same(await put(answer, t0), event, 'an event checked after the ask, with a newer status time, stands')
+    t.match((await store.getReachability(phone))!.record, event, 'nothing written')
+    t.same(await put(answer, t0, 0), event, 'also when the answer would not be kept')
+
+    await put(rec(t0 - 1000, t0, true))
+    t.equal(await put(answer, t0), null, 'an entry checked before the ask is replaced')
+    t.match((await store.getReachability(phone))!.record, answer)
+
+    await put(rec(t0 + 1000, t0 - 6000, true))
+    t.equal(await put(answer, t0), null, 'an entry checked after the ask but telling of an earlier moment is replaced')
+
+    await put(rec(t0 + 1000, null, true))
+    t.same(await put(rec(t0 + 2000, t0 + 1000, false), t0), rec(t0 + 1000, null, true), 'no status time: its check time stands for it (equal: the held one stands)')
+    t.same(await put(rec(t0 + 2000, t0 + 1001, false), t0), null, 'a later status time replaces it')
+
+    await store.putReachability({ record: { ...answer, phone_number: '+990100005' }, freshUntil: 0 }, 0, t0)
+    t.equal(await store.getReachability('+990100005'), null, 'a keep time of 0 writes nothing')
+  })
+
   t.test('an accepted notification reads back whole, with its events', async t => {
     const n = notification(1, { campaign_id: 'cmp_1' })
     t.equal(await store.acceptNotification({ notification: n, events: [event('a'), event('b')], next: { kind: 'none' }, retentionSeconds: 60 }), true)

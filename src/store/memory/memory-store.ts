@@ -7,7 +7,7 @@ import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
   type StoredNotification, type Transition, recordKeptUntil, transitionKeptUntil, wellFormedPatch,
-  CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign, type PendingCampaignCount, notedCampaignCount, droppedCampaignCounts,
+  CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign, type PendingCampaignCount, notedCampaignCount, droppedCampaignCounts, newerNews,
 } from '../store.js'
 
 interface Expiring<T> {
@@ -194,9 +194,12 @@ export class MemoryStore implements Store {
     return structuredClone(this.reachability.get(phoneNumber) ?? null)
   }
 
-  async putReachability (entry: CachedReachability, keepSeconds: number): Promise<void> {
+  async putReachability (entry: CachedReachability, keepSeconds: number, unlessNewerSince?: number): Promise<Reachability | null> {
     const { record, freshUntil } = entry
-    this.reachability.set(record.phone_number, { record: structuredClone(record), freshUntil, version: String(++this.reachabilityWrites) }, keepSeconds * 1000)
+    const held = unlessNewerSince === undefined ? undefined : this.reachability.get(record.phone_number)?.record
+    if (held && newerNews(held, record, unlessNewerSince!)) return structuredClone(held)
+    if (keepSeconds > 0) this.reachability.set(record.phone_number, { record: structuredClone(record), freshUntil, version: String(++this.reachabilityWrites) }, keepSeconds * 1000)
+    return null
   }
 
   async claimIdempotency (ref: IdempotencyRef, requestHash: string, claimSeconds: number): Promise<IdempotencyClaim> {

@@ -9,13 +9,13 @@ import type { NotificationEvent, NotificationStatus } from '../../notifications/
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
-  type StoredNotification, type Transition, CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign, type PendingCampaignCount, notedCampaignCount, droppedCampaignCounts, recordKeptUntil, transitionKeptUntil, wellFormedPatch,
+  type StoredNotification, type Transition, CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign, type PendingCampaignCount, notedCampaignCount, droppedCampaignCounts, statusInstant, recordKeptUntil, transitionKeptUntil, wellFormedPatch,
 } from '../store.js'
 import { acceptDocument, decodePendingCount, encodeEvents, encodePendingCount, fieldsToNotification, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
 import {
   ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COUNT_CAMPAIGN_FINAL, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER, READ_OUTBOX,
-  FINISH_CAMPAIGN_CHUNK, RELEASE, REOPEN_CAMPAIGN_FINAL, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, SETTLE_ACCEPT, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
+  FINISH_CAMPAIGN_CHUNK, RELEASE, REOPEN_CAMPAIGN_FINAL, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, PUT_REACHABILITY, SETTLE_ACCEPT, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
 } from './lua/scripts.js'
 
 declare module 'ioredis' {
@@ -23,6 +23,7 @@ declare module 'ioredis' {
     rrAccept (...args: (string | number)[]): Result<number, Context>
     rrAcceptToOutbox (notification: string, stream: string, cache: string, keptUntil: number, id: string, doc: string, status: string, cacheValue: string): Result<number, Context>
     rrTransition (...args: (string | number)[]): Result<number, Context>
+    rrPutReachability (...args: (string | number)[]): Result<string | null, Context>
     rrSettleAccept (notification: string, tombstoneMs: number): Result<number, Context>
     /** rrReadOutbox1 to rrReadOutbox5 (one per number of lanes read): lane streams, then group, consumer, count. */
     rrReadOutbox1 (...args: (string | number)[]): Result<(string | number)[], Context>
@@ -209,6 +210,7 @@ export class RedisStore implements Store {
     redis.defineCommand('rrAcceptToOutbox', { numberOfKeys: 3, lua: ACCEPT_TO_OUTBOX })
     redis.defineCommand('rrTransition', { numberOfKeys: 8, lua: TRANSITION })
     redis.defineCommand('rrSettleAccept', { numberOfKeys: 1, lua: SETTLE_ACCEPT })
+    redis.defineCommand('rrPutReachability', { numberOfKeys: 1, lua: PUT_REACHABILITY })
     redis.defineCommand('rrKeepJobs', { numberOfKeys: 1, lua: KEEP_JOBS })
     redis.defineCommand('rrRangeAfter', { numberOfKeys: 1, lua: RANGE_AFTER })
     // One command per number of lanes: a fixed key count lets ioredis find the keys (Cluster routing, auto-pipelining).
@@ -266,10 +268,16 @@ export class RedisStore implements Store {
     return { ...JSON.parse(raw) as CachedReachability, version: createHash('sha1').update(raw).digest('hex') }
   }
 
-  async putReachability (entry: CachedReachability, keepSeconds: number): Promise<void> {
-    if (keepSeconds <= 0) return
+  async putReachability (entry: CachedReachability, keepSeconds: number, unlessNewerSince?: number): Promise<Reachability | null> {
     const { record, freshUntil } = entry
-    await this.guard(this.redis.set(this.keys.reachability(record.phone_number), JSON.stringify({ record, freshUntil }), 'EX', keepSeconds))
+    const key = this.keys.reachability(record.phone_number)
+    const text = JSON.stringify({ record, freshUntil })
+    if (unlessNewerSince === undefined) {
+      if (keepSeconds > 0) await this.guard(this.redis.set(key, text, 'EX', keepSeconds))
+      return null
+    }
+    const held = await this.guard(this.redis.rrPutReachability(key, text, Math.ceil(keepSeconds), new Date(unlessNewerSince).toISOString(), statusInstant(record)))
+    return held === null ? null : (JSON.parse(held) as CachedReachability).record
   }
 
   async claimIdempotency (ref: IdempotencyRef, requestHash: string, claimSeconds: number): Promise<IdempotencyClaim> {

@@ -211,6 +211,28 @@ return 1
 `
 
 /**
+ * Writes a cached reachability unless the entry held is newer news (see newerNews in store.ts: ISO instants compare
+ * as text). KEYS: the entry. ARGV: the entry's text, keep seconds (nothing written when 0 or less), since (an ISO
+ * instant; '' = no check), the entry's status instant. Answers the entry held when it stands, else nil.
+ */
+export const PUT_REACHABILITY = `
+if ARGV[3] ~= '' then
+  local raw = redis.call('GET', KEYS[1])
+  if raw then
+    -- An entry this script cannot read (it holds a lone surrogate, which cjson refuses) is taken as older.
+    local ok, held = pcall(cjson.decode, raw)
+    local r = ok and type(held) == 'table' and held.record
+    if type(r) == 'table' and type(r.checked_at) == 'string' then
+      local status = type(r.latest_status_at) == 'string' and r.latest_status_at or r.checked_at
+      if r.checked_at > ARGV[3] and status >= ARGV[4] then return raw end
+    end
+  end
+end
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+return false
+`
+
+/**
  * KEYS: idempotency key. ARGV: token, requestHash, claim ms.
  * Answers {'claimed'} | {'in_flight', pttl} | {'done', hash, response}.
  */
