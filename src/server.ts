@@ -2,17 +2,10 @@ import { randomBytes } from 'node:crypto'
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ALL_SCOPES } from './auth/inbound.js'
-import { ConfigError, loadConfig } from './config.js'
-import { StoreUnavailableError } from './domain/errors.js'
+import { loadConfig } from './config.js'
+import { startStep } from './startup.js'
 
-let config
-try {
-  config = loadConfig()
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err
-  process.stderr.write(`reachroute cannot start: ${err.message}\n`)
-  process.exit(1)
-}
+let config = await startStep('reachroute', loadConfig)
 
 // The embedded defaults (no AUTH_* variable, so never production): status callbacks are signed with a random
 // secret made for this process, as the tokens are, and printed below for a receiver to check them with.
@@ -20,15 +13,7 @@ const embedded = !config.auth.jwksUrl && !config.auth.publicKey && !config.auth.
 const madeCallbackSecret = embedded && config.callbackSigningSecret === undefined ? randomBytes(24).toString('base64url') : undefined
 if (madeCallbackSecret) config = { ...config, callbackSigningSecret: madeCallbackSecret }
 
-let app
-try {
-  app = await buildApp({ config })
-} catch (err) {
-  // The store not answering at start (Redis down or unreachable): said in a line, not a stack trace.
-  if (!(err instanceof StoreUnavailableError)) throw err
-  process.stderr.write(`reachroute cannot start: ${err.message}\n`)
-  process.exit(1)
-}
+const app = await startStep('reachroute', () => buildApp({ config }))
 closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'closing after an error')
   else app.log.info({ signal }, 'closing')

@@ -1,31 +1,16 @@
 import closeWithGrace from 'close-with-grace'
 import { buildWorker } from './app.js'
-import { ConfigError, loadConfig } from './config.js'
-import { StoreUnavailableError } from './domain/errors.js'
+import { loadConfig } from './config.js'
+import { startStep } from './startup.js'
 
 // `npm run worker`: the delivery workers as a process of their own (run the API with WORKERS=off).
 
-let config
-try {
-  config = loadConfig()
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err
-  process.stderr.write(`reachroute worker cannot start: ${err.message}\n`)
-  process.exit(1)
-}
+const config = await startStep('reachroute worker', loadConfig)
 if (!config.redis.url && !config.redis.clusterNodes) {
   process.stderr.write('reachroute worker cannot start: neither REDIS_URL nor REDIS_CLUSTER_NODES is set; a separate worker needs the shared Redis store (the embedded store lives inside the API process)\n')
   process.exit(1)
 }
-
-let worker
-try {
-  worker = await buildWorker({ config })
-} catch (err) {
-  if (!(err instanceof StoreUnavailableError)) throw err
-  process.stderr.write(`reachroute worker cannot start: ${err.message}\n`)
-  process.exit(1)
-}
+const worker = await startStep('reachroute worker', () => buildWorker({ config }))
 closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
   if (err) worker.log.error({ err }, 'closing after an error')
   else worker.log.info({ signal }, 'closing: finishing the jobs in hand')

@@ -141,11 +141,20 @@ t.test('the built server', async t => {
     if (errors !== undefined) t.comment(`tsc reported errors; running the JavaScript it emitted: ${errors}`)
   })
 
-  t.test('a bad variable stops the start, naming it', async t => {
-    const { exited, output } = startServer({ PORT: 'abc' })
+  t.test('a bad variable stops the start (API and worker), naming it', async t => {
+    for (const [script, name] of [['dist/src/server.js', 'reachroute'], ['dist/src/worker.js', 'reachroute worker']] as const) {
+      const { exited, output } = startServer({ PORT: 'abc' }, script)
+      const [code] = await within(15_000, 'exit', exited)
+      t.equal(code, 1, script)
+      t.match(output().stderr, new RegExp(`^${name} cannot start: .*\\n.*PORT: `), script)
+    }
+  })
+
+  t.test('a worker without Redis refuses to start, saying why', async t => {
+    const { exited, output } = startServer({ PORT: '0', HOST: '127.0.0.1' }, 'dist/src/worker.js')
     const [code] = await within(15_000, 'exit', exited)
-    t.not(code, 0)
-    t.match(output().stderr, /reachroute cannot start: .*\n.*PORT: /)
+    t.equal(code, 1)
+    t.match(output().stderr, /^reachroute worker cannot start: neither REDIS_URL nor REDIS_CLUSTER_NODES is set/)
   })
 
   t.test('a Redis that does not answer stops the start (API and worker) with a line saying where and why, no stack trace', async t => {
