@@ -80,6 +80,8 @@ export default fp<MetricsPluginOptions>(async (app, options) => {
   if (options.route === false || port !== undefined) return
   if (auth === 'ops' && !app.hasDecorator('requireScope')) throw new Error('METRICS_AUTH=ops needs the auth plugin registered before the metrics plugin')
   app.withTypeProvider<ZodTypeProvider>().get('/metrics', {
+    // HEAD too, as on the METRICS_PORT listener: a scrape reads the store, writes nothing and asks no upstream.
+    config: { head: true },
     schema: {
       tags: ['ops'],
       operationId: 'metrics',

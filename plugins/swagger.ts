@@ -17,7 +17,9 @@ export default fp(async (app) => {
         version: API_VERSION,
         description: 'Delivers a customer notification over the channel that will actually reach the phone. ' +
           'Asks whether a phone is on the mobile network right now, and for DATA, SMS, both or nothing, then routes accordingly. ' +
-          'Every /v1 route needs `Authorization: Bearer <JWT>` with the scope named on the route. Errors are RFC 9457 problem documents.',
+          'Every /v1 route needs `Authorization: Bearer <JWT>` with the scope named on the route. Errors are RFC 9457 problem documents. ' +
+          'HEAD is answered only where this document lists it (health, readiness, metrics): on any other GET path it would do ' +
+          'the GET\'s work for nothing, and is a 405 problem whose Allow header names the methods the path takes.',
       },
       tags: [
         { name: 'reachability', description: 'Is a phone on the network, and for what (scope reachability:read)' },
@@ -51,7 +53,7 @@ export default fp(async (app) => {
   // No validator badge: it would send the spec's URL to validator.swagger.io.
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { persistAuthorization: true, tryItOutEnabled: false, validatorUrl: null } })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
-}, { name: 'swagger', fastify: '5.x', dependencies: ['config', 'auth'] })
+}, { name: 'swagger', fastify: '5.x', dependencies: ['config', 'auth', 'head-requests'] })
 
 /** Swagger UI's routes (its page, files and spec) and /openapi.json. */
 export function isDocsRoute (url: string): boolean {
@@ -76,7 +78,23 @@ function documentRoute (input: TransformInput): TransformInput {
     ...(schema.params ? { 414: PARAM_TOO_LONG } : {}),
     ...(methods.some(m => BODY_METHODS.has(m)) ? { 413: problems[413], 415: UNSUPPORTED_MEDIA_TYPE } : {}),
   }
-  return { ...input, schema: { ...schema, response: { ...added, ...schema.response } } as typeof input.schema }
+  const response = { ...added, ...schema.response }
+  return { ...input, schema: (input.route.method === 'HEAD' ? headOperation(schema, response) : { ...schema, response }) as typeof input.schema }
+}
+
+/**
+ * The HEAD twin of a GET (plugins/head-requests.ts): the GET's answers, each without its body. @fastify/swagger named
+ * it `<operationId>-head`; camelCase like every other operationId.
+ */
+function headOperation (schema: { operationId?: string, summary?: string, description?: string }, response: Record<string, unknown>) {
+  return {
+    ...schema,
+    operationId: schema.operationId?.replace(/-head$/, 'Head'),
+    summary: `${schema.summary} (HEAD: headers only)`,
+    description: `The status and headers GET answers, without the body. ${schema.description}`,
+    response: Object.fromEntries(Object.entries(response).map(([status, answer]) =>
+      [status, z.null().meta({ description: answer instanceof z.ZodType ? z.globalRegistry.get(answer)?.description : (answer as { description?: string }).description })])),
+  }
 }
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])

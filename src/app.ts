@@ -4,6 +4,7 @@ import authPlugin from '../plugins/auth.js'
 import campaignsPlugin from '../plugins/campaigns.js'
 import configPlugin from '../plugins/config.js'
 import errorsPlugin, { clientErrorResponse, sendProblem, toProblem } from '../plugins/errors.js'
+import headRequestsPlugin from '../plugins/head-requests.js'
 import metricsPlugin from '../plugins/metrics.js'
 import notificationsPlugin from '../plugins/notifications.js'
 import reachabilityPlugin from '../plugins/reachability.js'
@@ -136,6 +137,8 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   // Before every route: their onRoute hooks set each route's rate limit and headers, the docs' included.
   await app.register(rateLimitPlugin)
   await app.register(securityHeadersPlugin)
+  // Before swagger too: it marks the HEAD routes the spec documents.
+  await app.register(headRequestsPlugin)
   await app.register(swaggerPlugin)
   await app.register(reachabilityPlugin, options.upstream ? { upstream: options.upstream } : {})
   await app.register(notificationsPlugin, options.channels ? { channels: options.channels } : {})

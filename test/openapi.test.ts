@@ -4,8 +4,10 @@ import { readFileSync } from 'node:fs'
 import { isDeepStrictEqual } from 'node:util'
 import type { FastifyInstance, RouteOptions } from 'fastify'
 import { z } from 'zod'
+import { isDocsRoute } from '../plugins/swagger.js'
 import { firstDifference, generateSpec, SPEC_PATH, specConfig } from '../scripts/openapi.js'
 import { buildApp } from '../src/app.js'
+import { ALL_SCOPES } from '../src/auth/inbound.js'
 
 // The committed openapi/openapi.json is what the code generates, and it documents every operation.
 
@@ -324,13 +326,53 @@ t.test('the spec', async t => {
       const path = route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')
       for (const method of methods) {
         const op = spec.paths[path]?.[method]
-        if (!op) continue // hidden routes (the docs UI, /openapi.json) and HEAD twins of GET routes
+        if (!op) continue // hidden routes (the docs UI, /openapi.json) and the HEAD twins that are refused
         compared++
+        if (method === 'head') continue // its GET's answers without bodies: checked against the GET below
         lost.push(...lostDocs(route, op, spec, `${method.toUpperCase()} ${path}`))
       }
     }
     t.equal(compared, ops.length, 'every operation of the spec was compared with its route')
     t.same(unknownGaps(t, lost), [], 'nothing documented in zod is missing from the spec')
+  })
+
+  t.test('HEAD: the spec lists exactly the HEAD routes that answer it, each with its GET\'s answers and no body', async t => {
+    const authorization = `Bearer ${await app.auth.issue({ sub: 'spec', scope: ALL_SCOPES, ttlSeconds: 60 })}`
+    const specPath = (url: string) => url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')
+    const answered: string[] = []
+    const hidden: string[] = []
+    const refused: string[] = []
+    // The app's own HEAD routes (the security-headers plugin builds a probe instance of its own, captured too).
+    for (const route of routes.filter(r => [r.method].flat().includes('HEAD') && app.hasRoute({ method: 'HEAD', url: r.url }))) {
+      const path = specPath(route.url)
+      const res = await app.inject({ method: 'HEAD', url: route.url.replace(/:[A-Za-z0-9_]+|\*/g, 'x'), headers: { authorization } })
+      if (res.statusCode === 405) {
+        refused.push(path)
+        const methods = Object.keys(spec.paths[path] ?? {}).filter(m => HTTP_METHODS.includes(m)).map(m => m.toUpperCase()).sort()
+        t.equal(res.headers.allow, methods.join(', '), `HEAD ${path}: Allow names the methods the spec gives the path`)
+      } else if (spec.paths[path]?.get) {
+        answered.push(path)
+      } else {
+        hidden.push(route.url)
+      }
+    }
+    const documented = ops.filter(o => o.where.startsWith('HEAD ')).map(o => o.path)
+    t.same(documented.sort(), answered.sort(), 'every HEAD answered is documented, and no HEAD refused is')
+    t.same(answered.sort(), ['/healthz', '/metrics', '/readyz'], 'the probes and the metrics answer HEAD')
+    t.same(hidden.filter(url => !isDocsRoute(url)), [], 'a HEAD answered but not documented is one of the docs, hidden as their GETs are')
+    t.ok(refused.includes('/v1/reachability/{phone_number}') && refused.length >= 9, `refused: ${refused.join(', ')}`)
+
+    for (const path of documented) {
+      const head = spec.paths[path]!.head!
+      const get = spec.paths[path]!.get!
+      t.equal(head.operationId, `${get.operationId}Head`, `HEAD ${path} operationId`)
+      t.same(head.security, get.security, `HEAD ${path} needs what its GET needs`)
+      t.same(Object.keys(head.responses), Object.keys(get.responses), `HEAD ${path} answers what its GET answers`)
+      for (const [status, response] of Object.entries(head.responses)) {
+        t.equal(response.description, get.responses[status]!.description, `HEAD ${path} ${status} described as the GET's`)
+        t.equal(response.content, undefined, `HEAD ${path} ${status} has no body`)
+      }
+    }
   })
 
   t.test('every answer, parameter, body and field is described, with examples', async t => {

@@ -5,7 +5,9 @@ import { jsonResponse } from '../schemas/docs.js'
 import { problemResponse } from '../schemas/problem.js'
 
 const healthRoutes: FastifyPluginAsyncZod = async (app) => {
+  // Probes may use HEAD: both answer it (config.head), as cheap as GET and writing nothing.
   app.get('/healthz', {
+    config: { head: true },
     schema: {
       tags: ['ops'],
       operationId: 'healthz',
@@ -20,6 +22,7 @@ const healthRoutes: FastifyPluginAsyncZod = async (app) => {
   }, async () => ({ status: 'ok' as const }))
 
   app.get('/readyz', {
+    config: { head: true },
     schema: {
       tags: ['ops'],
       operationId: 'readyz',

@@ -66,6 +66,17 @@ export class NotFoundError extends AppError {
   readonly title = 'Not found'
 }
 
+/** The path exists but does not take this method; Allow lists the methods it takes. */
+export class MethodNotAllowedError extends AppError {
+  readonly status = 405
+  readonly slug = 'method-not-allowed'
+  readonly title = 'Method not allowed'
+  constructor (detail: string, allowed: readonly string[]) {
+    super(detail)
+    this.headers = { allow: allowed.join(', ') }
+  }
+}
+
 export class ConflictError extends AppError {
   readonly status = 409
   readonly slug = 'conflict'
