@@ -99,32 +99,38 @@ export class ReachabilityService {
     this.recent.delete(phoneNumber)
   }
 
-  /** Caches an answer that came by other means (an operator's event) as if the upstream had just given it. */
-  async record (phoneNumber: string, answer: UpstreamAnswer): Promise<ReachabilityResult> {
+  /**
+   * Caches an answer that came by other means (an operator's event) as if the upstream had just given it, unless
+   * it tells of an earlier moment than the number's report already knows (an event that came late, maybe after
+   * the cache entry it was older than expired): then nothing is kept, and it resolves null.
+   */
+  async record (phoneNumber: string, answer: UpstreamAnswer): Promise<ReachabilityResult | null> {
     const record = toRecord(phoneNumber, answer, new Date(this.now()))
-    await this.keep(record)
+    this.recent.delete(phoneNumber)
+    if (!(await this.report(record, true))) return null
+    const fresh = freshSeconds(record, this.options.policy)
+    if (fresh > 0) await this.options.store.putReachability({ record, freshUntil: this.now() + fresh * 1000 }, fresh + this.options.maxStaleSeconds)
     return this.emit({ ...record, source: 'upstream' })
   }
 
   /**
-   * A new answer goes into the cache for as long as its outcome deserves, and into the number's report. With
-   * `askedAt` (an upstream answer: when it was asked), news cached meanwhile (an operator's event: the device is
-   * back) is not overwritten by an answer about an earlier moment: checked in the same step as the write, the newer
-   * entry stands and is resolved, and the answer goes nowhere.
+   * An upstream answer (asked at `askedAt`) goes into the cache for as long as its outcome deserves, and into the
+   * number's report. News cached meanwhile (an operator's event: the device is back) is not overwritten by an answer
+   * about an earlier moment: checked in the same step as the write, the newer entry stands and is resolved, and the
+   * report is left as that news made it.
    */
-  private async keep (record: Reachability, askedAt?: number): Promise<Reachability | null> {
+  private async keep (record: Reachability, askedAt: number): Promise<Reachability | null> {
     const { store, policy, maxStaleSeconds } = this.options
     this.recent.delete(record.phone_number)
     const fresh = freshSeconds(record, policy)
-    const entry = { record, freshUntil: this.now() + fresh * 1000 }
-    const report = () => store.recordReport(record, isSuccessCode(record.status.code) ? record.is_reachable : null)
-    if (askedAt === undefined) {
-      await Promise.all([fresh > 0 ? store.putReachability(entry, fresh + maxStaleSeconds) : undefined, report()])
-      return null
-    }
-    const newer = await store.putReachability(entry, fresh > 0 ? fresh + maxStaleSeconds : 0, askedAt)
-    if (!newer) await report()
+    const newer = await store.putReachability({ record, freshUntil: this.now() + fresh * 1000 }, fresh > 0 ? fresh + maxStaleSeconds : 0, askedAt)
+    if (!newer) await this.report(record, false)
     return newer
+  }
+
+  /** Folds a new record into the number's report (see Store.recordReport); resolves whether it was. */
+  private report (record: Reachability, unlessLater: boolean): Promise<boolean> {
+    return this.options.store.recordReport(record, isSuccessCode(record.status.code) ? record.is_reachable : null, unlessLater)
   }
 
   /** The cached entry as it is, fresh or not (null when there is none). */

@@ -231,6 +231,27 @@ async function suite (t: Test, store: Store) {
     t.same((await page()).map(e => e.phoneNumber), phones.slice(1, 3), 'the one back online has left the index')
   })
 
+  t.test('a report record that tells of an earlier moment than the report knows changes nothing (an event that came late), when so asked', async t => {
+    const [phone] = phonesOfShard1('+99052', 1)
+    const at = (s: string) => `2026-03-0${s}T00:00:00.000Z`
+    const back = { ...record(phone!), checked_at: at('2'), latest_status_at: at('2') }
+    t.equal(await store.recordReport(back, true), true, 'reachable as of 2 March')
+    const late = { ...quiet(phone!, at('1')), checked_at: at('3') }
+    t.equal(await store.recordReport(late, false, true), false, 'a disconnection as of 1 March, told on the 3rd: history')
+    t.match((await store.getReports([phone!]))[0], { is_reachable: true, latest_status_at: at('2'), last_checked_at: at('2') }, 'the report unchanged')
+    const stale = await store.reportIndex('stale', 1, -Infinity, Infinity, undefined, 1000)
+    t.notOk(stale.some(e => e.phoneNumber === phone), 'and not indexed as quiet')
+    t.equal(await store.recordReport({ ...back, checked_at: at('4') }, true, true), true, 'the same moment told again is taken (a later check)')
+    t.equal(await store.recordReport({ ...quiet(phone!, at('5')), checked_at: at('5') }, false, true), true, 'a later moment is taken')
+    t.match((await store.getReports([phone!]))[0], { is_reachable: false, latest_status_at: at('5') })
+    t.ok((await store.reportIndex('stale', 1, -Infinity, Infinity, undefined, 1000)).some(e => e.phoneNumber === phone), 'indexed as quiet')
+    const unknown = { ...record(phone!), checked_at: at('6'), latest_status_at: null }
+    t.equal(await store.recordReport(unknown, null, true), true, 'no status time: its check time stands for it')
+    t.equal(await store.recordReport({ ...back, checked_at: at('7'), latest_status_at: at('5') }, true, true), false, 'older than that check: history')
+    t.equal(await store.recordReport({ ...back, checked_at: at('8'), latest_status_at: at('5') }, true), true, 'without unlessLater (a lookup\'s answer) it is folded in whatever the report knew')
+    t.match((await store.getReports([phone!]))[0], { is_reachable: true, last_checked_at: at('8') })
+  })
+
   t.test('report index pages keep to their lower bound when the cursor lies below it', async t => {
     const phones = phonesOfShard1('+99051', 4)
     await store.recordReport(quiet(phones[0]!, '2025-01-01T00:00:00.000Z'), false)

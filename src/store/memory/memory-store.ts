@@ -7,7 +7,7 @@ import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
   type StoredNotification, type Transition, recordKeptUntil, transitionKeptUntil, wellFormedPatch,
-  CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign, type PendingCampaignCount, notedCampaignCount, droppedCampaignCounts, newerNews,
+  CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign, type PendingCampaignCount, notedCampaignCount, droppedCampaignCounts, newerNews, statusInstant,
 } from '../store.js'
 
 interface Expiring<T> {
@@ -420,9 +420,10 @@ export class MemoryStore implements Store {
     return { ...depth, retry: this.sorted(this.retries, shard).size }
   }
 
-  async recordReport (r: Reachability, reachable: boolean | null): Promise<void> {
+  async recordReport (r: Reachability, reachable: boolean | null, unlessLater = false): Promise<boolean> {
     const at = r.checked_at
     const before = this.reports.get(r.phone_number)
+    if (unlessLater && before && (before.latest_status_at ?? before.last_checked_at) > statusInstant(r)) return false
     this.reports.set(r.phone_number, {
       phone_number: r.phone_number,
       first_seen_at: before?.first_seen_at ?? at,
@@ -446,6 +447,7 @@ export class MemoryStore implements Store {
       stale.set(r.phone_number, Date.parse(r.latest_status_at ?? at))
       offline.set(r.phone_number, Date.parse(at))
     }
+    return true
   }
 
   async getReports (phoneNumbers: string[]): Promise<(NumberReport | null)[]> {

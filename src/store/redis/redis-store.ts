@@ -15,7 +15,7 @@ import { acceptDocument, decodePendingCount, encodeEvents, encodePendingCount, f
 import { RedisKeys } from './keys.js'
 import {
   ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COUNT_CAMPAIGN_FINAL, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER, READ_OUTBOX,
-  FINISH_CAMPAIGN_CHUNK, RELEASE, REOPEN_CAMPAIGN_FINAL, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, PUT_REACHABILITY, SETTLE_ACCEPT, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
+  FINISH_CAMPAIGN_CHUNK, RELEASE, REOPEN_CAMPAIGN_FINAL, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, PUT_REACHABILITY, RECORD_REPORT, SETTLE_ACCEPT, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
 } from './lua/scripts.js'
 
 declare module 'ioredis' {
@@ -24,6 +24,7 @@ declare module 'ioredis' {
     rrAcceptToOutbox (notification: string, stream: string, cache: string, keptUntil: number, id: string, doc: string, status: string, cacheValue: string): Result<number, Context>
     rrTransition (...args: (string | number)[]): Result<number, Context>
     rrPutReachability (...args: (string | number)[]): Result<string | null, Context>
+    rrRecordReport (...args: (string | number)[]): Result<number, Context>
     rrSettleAccept (notification: string, tombstoneMs: number): Result<number, Context>
     /** rrReadOutbox1 to rrReadOutbox5 (one per number of lanes read): lane streams, then group, consumer, count. */
     rrReadOutbox1 (...args: (string | number)[]): Result<(string | number)[], Context>
@@ -211,6 +212,7 @@ export class RedisStore implements Store {
     redis.defineCommand('rrTransition', { numberOfKeys: 8, lua: TRANSITION })
     redis.defineCommand('rrSettleAccept', { numberOfKeys: 1, lua: SETTLE_ACCEPT })
     redis.defineCommand('rrPutReachability', { numberOfKeys: 1, lua: PUT_REACHABILITY })
+    redis.defineCommand('rrRecordReport', { numberOfKeys: 1, lua: RECORD_REPORT })
     redis.defineCommand('rrKeepJobs', { numberOfKeys: 1, lua: KEEP_JOBS })
     redis.defineCommand('rrRangeAfter', { numberOfKeys: 1, lua: RANGE_AFTER })
     // One command per number of lanes: a fixed key count lets ioredis find the keys (Cluster routing, auto-pipelining).
@@ -529,7 +531,7 @@ export class RedisStore implements Store {
     return this.guard(this.redis.zremrangebyscore(this.keys.dead(shard), '-inf', `(${before}`))
   }
 
-  async recordReport (r: Reachability, reachable: boolean | null): Promise<void> {
+  async recordReport (r: Reachability, reachable: boolean | null, unlessLater = false): Promise<boolean> {
     const key = this.keys.report(r.phone_number)
     const at = r.checked_at
     const fields: Record<string, string> = {
@@ -542,7 +544,10 @@ export class RedisStore implements Store {
     const shard = numberShard(r.phone_number, this.shards)
     const stale = this.keys.reportIndex('stale', shard)
     const offline = this.keys.reportIndex('offline', shard)
-    const writes: Promise<unknown>[] = [this.redis.hsetnx(key, 'first_seen_at', at), this.redis.hset(key, fields)]
+    const folded = await this.guard(this.redis.rrRecordReport(key, unlessLater ? statusInstant(r) : '', at, ...Object.entries(fields).flat()))
+    if (folded !== 1) return false
+    // The indexes are other slots than the record's: written once the record took the news.
+    const writes: Promise<unknown>[] = []
     if (reachable === true) writes.push(this.redis.zrem(stale, r.phone_number), this.redis.zrem(offline, r.phone_number))
     if (reachable === false) {
       writes.push(
@@ -551,6 +556,7 @@ export class RedisStore implements Store {
       )
     }
     await this.guard(Promise.all(writes))
+    return true
   }
 
   async getReports (phoneNumbers: string[]): Promise<(NumberReport | null)[]> {

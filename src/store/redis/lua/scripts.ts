@@ -233,6 +233,23 @@ return false
 `
 
 /**
+ * Folds a reachability into a number's report record, unless the record already tells of a later moment (its
+ * latest_status_at, else its last_checked_at, after the new status instant: ISO instants compare as text).
+ * KEYS: the report hash. ARGV: the new status instant ('' = fold in whatever the record knows), first_seen_at
+ * (set when none is), then field, value pairs. Answers 1 when folded in, 0 when it changed nothing.
+ */
+export const RECORD_REPORT = `
+if ARGV[1] ~= '' then
+  local held = redis.call('HGET', KEYS[1], 'latest_status_at')
+  if not held or held == '' then held = redis.call('HGET', KEYS[1], 'last_checked_at') end
+  if held and held > ARGV[1] then return 0 end
+end
+redis.call('HSETNX', KEYS[1], 'first_seen_at', ARGV[2])
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+return 1
+`
+
+/**
  * KEYS: idempotency key. ARGV: token, requestHash, claim ms.
  * Answers {'claimed'} | {'in_flight', pttl} | {'done', hash, response}.
  */
