@@ -42,7 +42,7 @@ const VALID_BODIES: Record<string, unknown> = {
   '/v1/webhooks/vonage/messages': { message_uuid: 'm-1', to: '990123411', timestamp: '2026-11-25T10:00:00Z', status: 'delivered', client_ref: 'ntf_07_00000000000000000000000000000000' },
   '/v1/webhooks/camara': {
     id: 'ev-1', source: 'https://operator.example/s/1', type: 'org.camaraproject.device-reachability-status-subscriptions.v0.reachability-data',
-    specversion: '1.0', data: { device: { phoneNumber: '+990123444' }, subscriptionId: 's-1' },
+    specversion: '1.0', time: '2026-11-25T10:41:38.657Z', data: { device: { phoneNumber: '+990123444' }, subscriptionId: 's-1' },
   },
 }
 

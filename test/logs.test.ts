@@ -97,7 +97,7 @@ t.test('a full notify flow logs no phone number, token, secret or message text, 
   }
   t.equal((await inject({ method: 'POST', url: '/v1/reachability/batch', headers: { authorization }, payload: { phone_numbers: NUMBERS } })).statusCode, 200)
   t.equal((await inject({ method: 'POST', url: '/identity-insights/v1/requests', headers: { authorization }, payload: { phone_number: '+447911123456', insights: { reachability: {} } } })).statusCode, 200)
-  const event = { id: 'ev-1', source: 'https://operator.example/s/1', type: 'org.camaraproject.device-reachability-status-subscriptions.v0.reachability-data', specversion: '1.0', data: { device: { phoneNumber: '+990123433' } } }
+  const event = { id: 'ev-1', source: 'https://operator.example/s/1', type: 'org.camaraproject.device-reachability-status-subscriptions.v0.reachability-data', specversion: '1.0', time: '2026-11-25T10:41:38.657Z', data: { device: { phoneNumber: '+990123433' }, subscriptionId: 'sub-1' } }
   t.equal((await inject({ method: 'POST', url: '/v1/webhooks/camara', payload: event, headers: { authorization: `Bearer ${SINK_TOKEN}` } })).statusCode, 204)
 
   // Refused: a bad token, a token signed with another secret, a wrong sink token, an invalid number, malformed JSON.

@@ -8,7 +8,7 @@ import { pickProblems, problemResponse, storeUnavailable } from '../schemas/prob
 import { PhoneNumber } from '../schemas/reachability.js'
 
 const CloudEvent = z.looseObject({
-  id: z.string().min(1).max(200).meta({ description: 'Event id; a repeat of an id already seen is ignored', examples: ['83a0d986-0866-4f38-b8c0-fc65bfcda452'] }),
+  id: z.string().min(1).max(200).meta({ description: 'Event id, unique for its source; a repeat of a source and id already applied is ignored', examples: ['83a0d986-0866-4f38-b8c0-fc65bfcda452'] }),
   source: z.string().min(1).max(2000).meta({ description: 'The event\'s source: the operator\'s subscription', examples: ['https://operator.example/device-reachability-status-subscriptions/v0.7/subscriptions/qs15-h556-rt89-1298'] }),
   type: z.string().min(1).max(200).meta({
     description: 'org.camaraproject.device-reachability-status-subscriptions.v0.reachability-data, …-sms, …-disconnected or …-subscription-ends',
@@ -16,10 +16,15 @@ const CloudEvent = z.looseObject({
   }),
   specversion: z.literal('1.0').meta({ description: 'The CloudEvents version: 1.0', examples: ['1.0'] }),
   datacontenttype: z.string().max(100).optional().meta({ description: 'The media type of data', examples: ['application/json'] }),
-  time: z.iso.datetime({ offset: true }).optional().meta({ description: 'When the operator saw the change (ISO 8601 with offset)', examples: ['2026-11-25T10:41:38.657Z'] }),
+  time: z.iso.datetime({ offset: true }).meta({ description: 'When the operator saw the change (ISO 8601 with offset)', examples: ['2026-11-25T10:41:38.657Z'] }),
   data: z.looseObject({
-    device: z.looseObject({ phoneNumber: PhoneNumber }).meta({ description: 'The device the event is about, named by its phone number' }),
-    subscriptionId: z.string().max(200).optional().meta({ description: 'The operator\'s id of the subscription', examples: ['qs15-h556-rt89-1298'] }),
+    device: z.looseObject({ phoneNumber: PhoneNumber.optional() }).optional().meta({
+      description: 'The device the event is about (optional: the subscription names it); a phone number given must be the subscription\'s',
+    }),
+    subscriptionId: z.string().min(1).max(200).meta({
+      description: 'The operator\'s id of the subscription; an event from a subscription that is not (or no longer) ours is ignored',
+      examples: ['qs15-h556-rt89-1298'],
+    }),
   }).meta({ description: 'The event\'s payload' }),
 }).meta({
   description: 'A CloudEvents 1.0 event of CAMARA Device Reachability Status Subscriptions',
@@ -59,12 +64,14 @@ const camaraWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
       summary: 'CAMARA reachability events (the subscriptions\' sink)',
       description: 'The operator posts CloudEvents here (Content-Type application/cloudevents+json) with the sink access token given at ' +
         'subscription (CAMARA_SINK_TOKEN) as a bearer token. A reachability-data or -sms event updates the cache and makes the number\'s ' +
-        'queued notifications due at once; repeats of an event id are ignored. Answers 204.',
+        'queued notifications due at once. The number is the one subscribed under `data.subscriptionId`; an event from a subscription ' +
+        'that is not (or no longer) ours changes nothing, nor does a repeat (the same `source` and `id`) of an event already applied. A ' +
+        'subscription-ends the operator decided re-subscribes while notifications still wait. Answers 204.',
       security: [{ sinkToken: [] }],
       consumes: ['application/cloudevents+json', 'application/json'],
       body: CloudEvent,
       response: {
-        204: z.null().meta({ description: 'Taken (or a repeat, ignored)' }),
+        204: z.null().meta({ description: 'Taken (or ignored: a repeat, or a subscription that is not ours)' }),
         ...pickProblems(413),
         400: problemResponse('Not a CloudEvent of this API (a field is missing or wrong), the phone number is not valid, or the JSON is malformed'),
         401: problemResponse('CAMARA_SINK_TOKEN is not set, or the bearer token is not the sink access token'),
@@ -74,7 +81,7 @@ const camaraWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
   }, async (request, reply) => {
     const event = request.body
     await app.reachabilityEvents.handle({
-      id: event.id, type: event.type, phoneNumber: event.data.device.phoneNumber, subscriptionId: event.data.subscriptionId, time: event.time,
+      id: event.id, source: event.source, type: event.type, subscriptionId: event.data.subscriptionId, phoneNumber: event.data.device?.phoneNumber, time: event.time,
     })
     return reply.code(204).send(null)
   })

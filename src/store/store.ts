@@ -465,15 +465,31 @@ export interface Store {
   /** Resolves how many notifications still wait for the number. */
   unwatchNumber (phoneNumber: string, notificationId: string): Promise<number>
   watchers (phoneNumber: string): Promise<string[]>
-  /** The number's reachability subscriptions at the operator, by event type. */
+  /** When the last notification waiting for the number stops waiting, at the latest (epoch ms); null: none waits. */
+  watchedUntil (phoneNumber: string): Promise<number | null>
+  /** The number's reachability subscriptions at the operator: event type → subscription id. */
   getSubscriptions (phoneNumber: string): Promise<Record<string, string>>
-  /** Takes the right to create the number's subscription of this type (false: one exists or is being made). */
-  claimSubscription (phoneNumber: string, type: string, untilMs: number): Promise<boolean>
-  setSubscription (phoneNumber: string, type: string, subscriptionId: string, untilMs: number): Promise<void>
-  /** Forgets the number's subscriptions (all, or the one with this id); resolves those forgotten. */
+  /**
+   * Takes the right to make the number's subscription of this type, to last until `untilMs`: resolves a claim token;
+   * null when the type's subscription lasts that long already, or one that will is being made.
+   */
+  claimSubscription (phoneNumber: string, type: string, untilMs: number): Promise<string | null>
+  /** Gives up a claim (the subscription could not be made); the type's stored subscription, if any, stays. */
+  releaseSubscriptionClaim (phoneNumber: string, type: string, claim: string): Promise<void>
+  /**
+   * Stores the subscription made under the claim, in place of the type's earlier one (`replaced`: to end at the
+   * operator), and notes its number under its id until `untilMs`. `stored` false: the claim is gone (the number's
+   * subscriptions were dropped, or a longer-lasting claim took over) and nothing changed: end the new one.
+   */
+  setSubscription (phoneNumber: string, type: string, claim: string, subscriptionId: string, untilMs: number): Promise<{ stored: boolean, replaced: string | null }>
+  /** Forgets the number's subscriptions (all, claims too; or the one with this id); resolves those forgotten. */
   dropSubscriptions (phoneNumber: string, subscriptionId?: string): Promise<Record<string, string>>
-  /** True the first time an event id is seen within ttlSeconds: repeats are ignored. */
-  firstSighting (eventId: string, ttlSeconds: number): Promise<boolean>
+  /** The number a stored subscription is for; null: not one of ours, or ended. */
+  subscriptionNumber (subscriptionId: string): Promise<string | null>
+  /** True when an event with this key was marked seen within the last ttlSeconds given. */
+  eventSeen (eventKey: string): Promise<boolean>
+  /** Marks an event applied, for ttlSeconds: repeats are ignored. */
+  markEventSeen (eventKey: string, ttlSeconds: number): Promise<void>
 
   /** Resolves when the store answers; throws StoreUnavailableError when it does not. */
   ping (): Promise<void>

@@ -22,12 +22,15 @@ export interface FakeSubscriptions {
   subscriptions: Subscription[]
   live (): Subscription[]
   rejected: string[]
+  /** How long the creation of a subscription of a type (short: reachability-sms) takes, in ms. */
+  delays: Record<string, number>
 }
 
 export function addSubscriptions (fake: FakeCamara): FakeSubscriptions {
   const subscriptions: Subscription[] = []
   const rejected: string[] = []
-  fake.route('POST', `${SUBSCRIPTIONS_ROOT}/subscriptions`, (request: CamaraRequest) => {
+  const delays: Record<string, number> = {}
+  fake.route('POST', `${SUBSCRIPTIONS_ROOT}/subscriptions`, async (request: CamaraRequest) => {
     const problem = check(request.body)
     if (problem) {
       rejected.push(problem)
@@ -43,6 +46,8 @@ export function addSubscriptions (fake: FakeCamara): FakeSubscriptions {
       expireTime: body.config.subscriptionExpireTime,
       deleted: false,
     }
+    const delay = delays[sub.type.split('.').at(-1)!]
+    if (delay) await new Promise(resolve => setTimeout(resolve, delay))
     subscriptions.push(sub)
     fake.route('DELETE', `${SUBSCRIPTIONS_ROOT}/subscriptions/${sub.id}`, () => {
       sub.deleted = true
@@ -50,7 +55,7 @@ export function addSubscriptions (fake: FakeCamara): FakeSubscriptions {
     })
     return { status: 201, json: { id: sub.id, protocol: 'HTTP', sink: sub.sink, types: body.types, config: body.config, startsAt: new Date().toISOString() } }
   })
-  return { url: fake.url + SUBSCRIPTIONS_ROOT, subscriptions, live: () => subscriptions.filter(s => !s.deleted), rejected }
+  return { url: fake.url + SUBSCRIPTIONS_ROOT, subscriptions, live: () => subscriptions.filter(s => !s.deleted), rejected, delays }
 }
 
 function check (body: unknown): string | undefined {

@@ -34,6 +34,19 @@ export function withOutage (store: Store): { store: Store, state: { down: boolea
   return { store: wrapCalls(store, call => state.down ? Promise.reject(new StoreUnavailableError('the store does not answer (test outage)')) : call()), state }
 }
 
+/** The store, failing the next `fail[method]` calls of each method named as a Redis that does not answer. */
+export function failingCalls (store: Store): { store: Store, fail: Record<string, number> } {
+  const fail: Record<string, number> = {}
+  return {
+    store: wrapCalls(store, (call, method) => {
+      if ((fail[method] ?? 0) <= 0) return call()
+      fail[method]!--
+      return Promise.reject(new StoreUnavailableError(`${method} failed (test)`))
+    }),
+    fail,
+  }
+}
+
 /** The store, with a count of the calls made to it by method. */
 export function counted (store: Store): { store: Store, calls: Map<string, number> } {
   const calls = new Map<string, number>()

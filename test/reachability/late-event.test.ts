@@ -33,6 +33,9 @@ for (const kind of ['memory', 'redis'] as const) {
     await new Promise(resolve => setTimeout(resolve, 10))
     t.equal(await app.store.getReachability(PHONE), null, 'no cache entry')
 
+    // A subscription of the number's, so its events are taken.
+    const claim = await app.store.claimSubscription(PHONE, 'reachability-disconnected', Date.now() + 3600_000)
+    t.ok((await app.store.setSubscription(PHONE, 'reachability-disconnected', claim!, 's1', Date.now() + 3600_000)).stored)
     const late = {
       id: randomUUID(), source: 'https://operator.example/subscriptions/1', type: `${TYPE}reachability-disconnected`, specversion: '1.0',
       time: new Date(t0 - 30 * 60_000).toISOString(), data: { device: { phoneNumber: PHONE }, subscriptionId: 's1' },
@@ -48,5 +51,14 @@ for (const kind of ['memory', 'redis'] as const) {
     t.same(offline.items, [], 'not an offline device')
     const n = (await app.inject({ method: 'POST', url: '/v1/notifications', headers: { authorization: auth }, payload: { to: PHONE, message: { sms: { text: 'hi' } } } })).json()
     t.equal(n.channel, 'sms', 'the next notification is routed on a fresh lookup, not on the late event')
+
+    // The same event, on time (after the status known): taken.
+    const onTime = { ...late, id: randomUUID(), time: new Date().toISOString() }
+    const taken = await app.inject({
+      method: 'POST', url: '/v1/webhooks/camara', payload: JSON.stringify(onTime),
+      headers: { 'content-type': 'application/cloudevents+json', authorization: `Bearer ${SINK}` },
+    })
+    t.equal(taken.statusCode, 204)
+    t.match((await app.store.getReports([PHONE]))[0], { is_reachable: false, latest_status_at: onTime.time }, 'an event on time is reported')
   })
 }

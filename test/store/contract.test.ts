@@ -518,6 +518,91 @@ async function suite (t: Test, store: Store) {
     routing: { prefer: 'push' as const, channels: ['push' as const, 'sms' as const], on_unreachable: 'queue' as const, on_unknown: 'sms' as const, ttl_seconds: 3600 },
   })
 
+  t.test('subscriptions: a claim per type and length; stored under the claim, replacing a shorter one; the id names its number', async t => {
+    const phone = `+44791110${String(Date.now() % 10000).padStart(4, '0')}`
+    const until = Date.now() + 60_000
+    const claim = await store.claimSubscription(phone, 'reachability-data', until)
+    t.type(claim, 'string')
+    t.equal(await store.claimSubscription(phone, 'reachability-data', until), null, 'one being made lasts as long')
+    t.type(await store.claimSubscription(phone, 'reachability-sms', until), 'string', 'another type is claimed apart')
+    t.same(await store.getSubscriptions(phone), {}, 'a claim is no subscription')
+    t.same(await store.setSubscription(phone, 'reachability-data', claim!, 'sub-a', until), { stored: true, replaced: null })
+    t.same(await store.getSubscriptions(phone), { 'reachability-data': 'sub-a' })
+    t.equal(await store.subscriptionNumber('sub-a'), phone)
+    t.equal(await store.claimSubscription(phone, 'reachability-data', until - 1000), null, 'the stored one lasts long enough')
+
+    const longer = await store.claimSubscription(phone, 'reachability-data', until + 60_000)
+    t.type(longer, 'string', 'a longer wait claims a new one')
+    t.same(await store.getSubscriptions(phone), { 'reachability-data': 'sub-a' }, 'the stored one stays while the new one is made')
+    t.same(await store.setSubscription(phone, 'reachability-data', longer!, 'sub-b', until + 60_000), { stored: true, replaced: 'sub-a' })
+    t.same(await store.getSubscriptions(phone), { 'reachability-data': 'sub-b' })
+    t.equal(await store.subscriptionNumber('sub-a'), null, 'the replaced id is forgotten')
+    t.equal(await store.subscriptionNumber('sub-b'), phone)
+
+    const lost = await store.claimSubscription(phone, 'reachability-data', until + 120_000)
+    const taken = await store.claimSubscription(phone, 'reachability-data', until + 180_000)
+    t.type(taken, 'string', 'a longer claim takes over one in flight')
+    t.same(await store.setSubscription(phone, 'reachability-data', lost!, 'sub-lost', until + 120_000), { stored: false, replaced: null }, 'the claim taken over stores nothing')
+    t.equal(await store.subscriptionNumber('sub-lost'), null)
+    await store.releaseSubscriptionClaim(phone, 'reachability-data', taken!)
+    t.same(await store.getSubscriptions(phone), { 'reachability-data': 'sub-b' }, 'a released claim leaves the stored one')
+    t.type(await store.claimSubscription(phone, 'reachability-data', until + 120_000), 'string', 'and frees the type')
+  })
+
+  t.test('subscriptions: dropped by id (a claim in flight stays) or all (claims too)', async t => {
+    const phone = `+44791120${String(Date.now() % 10000).padStart(4, '0')}`
+    const until = Date.now() + 60_000
+    for (const [type, id] of [['reachability-data', 'sub-d'], ['reachability-sms', 'sub-s']] as const) {
+      await store.setSubscription(phone, type, (await store.claimSubscription(phone, type, until))!, id, until)
+    }
+    const inFlight = await store.claimSubscription(phone, 'reachability-data', until + 60_000)
+    t.same(await store.dropSubscriptions(phone, 'sub-d'), { 'reachability-data': 'sub-d' })
+    t.same(await store.getSubscriptions(phone), { 'reachability-sms': 'sub-s' })
+    t.equal(await store.subscriptionNumber('sub-d'), null)
+    t.same(await store.dropSubscriptions(phone, 'sub-unknown'), {})
+    t.same(await store.setSubscription(phone, 'reachability-data', inFlight!, 'sub-d2', until + 60_000), { stored: true, replaced: null }, 'the claim in flight stayed')
+
+    const again = await store.claimSubscription(phone, 'reachability-data', until + 120_000)
+    t.same(await store.dropSubscriptions(phone), { 'reachability-data': 'sub-d2', 'reachability-sms': 'sub-s' })
+    t.same(await store.getSubscriptions(phone), {})
+    t.equal(await store.subscriptionNumber('sub-s'), null)
+    t.same(await store.setSubscription(phone, 'reachability-data', again!, 'sub-late', until + 120_000), { stored: false, replaced: null }, 'dropping all ended the claim')
+    t.equal(await store.subscriptionNumber('sub-late'), null)
+  })
+
+  t.test('subscriptions: an id\'s number is forgotten when the subscription ends', async t => {
+    const phone = `+44791130${String(Date.now() % 10000).padStart(4, '0')}`
+    const until = Date.now() + 1000
+    await store.setSubscription(phone, 'reachability-sms', (await store.claimSubscription(phone, 'reachability-sms', until))!, 'sub-short', until)
+    t.equal(await store.subscriptionNumber('sub-short'), phone)
+    await sleep(1200)
+    t.equal(await store.subscriptionNumber('sub-short'), null)
+  })
+
+  t.test('watchers: how long the longest-waiting notification waits; none once the last leaves', async t => {
+    const phone = `+44791140${String(Date.now() % 10000).padStart(4, '0')}`
+    const until = Date.now() + 60_000
+    t.equal(await store.watchedUntil(phone), null)
+    await store.watchNumber(phone, 'ntf_a', until)
+    await store.watchNumber(phone, 'ntf_b', until + 5000)
+    await store.watchNumber(phone, 'ntf_c', until - 5000)
+    t.ok(Math.abs(await store.watchedUntil(phone) as number - (until + 5000)) < 50)
+    await store.unwatchNumber(phone, 'ntf_a')
+    await store.unwatchNumber(phone, 'ntf_b')
+    t.equal(await store.unwatchNumber(phone, 'ntf_c'), 0)
+    t.equal(await store.watchedUntil(phone), null)
+  })
+
+  t.test('events: seen once marked, until the mark runs out', async t => {
+    const key = `event-key-${Date.now()}`
+    t.notOk(await store.eventSeen(key))
+    await store.markEventSeen(key, 1)
+    t.ok(await store.eventSeen(key))
+    t.notOk(await store.eventSeen(`${key}-other`))
+    await sleep(1100)
+    t.notOk(await store.eventSeen(key))
+  })
+
   t.test('campaign: a number listed twice is appended once; chunks are claimed in order only while running', async t => {
     const id = `cmp_contract_${Math.random().toString(36).slice(2)}`
     await store.createCampaign(campaign(id), 3600)

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { shardOfId } from '../../notifications/ids.js'
 import type { Store } from '../../store/store.js'
 import type { ReachabilityService } from '../service.js'
@@ -5,10 +6,19 @@ import { type CamaraSubscriptions, EVENT_TYPE_PREFIX, SUBSCRIBED_TYPES } from '.
 
 export interface ReachabilityEvent {
   id: string
+  /** With `id`, what makes an event unique (CloudEvents). */
+  source: string
   type: string
-  phoneNumber: string
-  subscriptionId?: string | undefined
-  time?: string | undefined
+  /** The subscription the event comes from: it names the number. */
+  subscriptionId: string
+  /** The device's number if the event names it; it must be the subscription's. */
+  phoneNumber?: string | undefined
+  time: string
+}
+
+/** The key an event is remembered by: CloudEvents promises `source` and `id` unique together, not `id` alone. */
+export function eventKey (source: string, id: string): string {
+  return createHash('sha256').update(source).update('\0').update(id).digest('base64url')
 }
 
 export interface ReachabilityEventsOptions {
@@ -25,8 +35,11 @@ export interface ReachabilityEventsOptions {
 }
 
 const EVENT_MEMORY_SECONDS = 86_400
-/** What the store holds for a subscription claimed but not yet created. */
-const PENDING = 'pending'
+/**
+ * Subscriptions end on the hour after the longest wait they cover: notifications of the same ttl accepted within the
+ * hour share them, instead of each replacing them by one a few milliseconds longer.
+ */
+const SUBSCRIPTION_STEP_MS = 3_600_000
 
 /**
  * Faster than polling: a queued number gets reachability subscriptions at the operator; an event
@@ -47,23 +60,9 @@ export class ReachabilityEvents {
 
   /** A notification started waiting for the number's device. */
   async watch (phoneNumber: string, notificationId: string, expiresAt: number): Promise<void> {
-    const { store, subscriptions } = this.options
     try {
-      await store.watchNumber(phoneNumber, notificationId, expiresAt)
-      if (!subscriptions) return
-      await Promise.all(SUBSCRIBED_TYPES.map(async type => {
-        // One creator per number and type, across processes; the others see the claim and go on.
-        if (!(await store.claimSubscription(phoneNumber, type, expiresAt))) return
-        try {
-          const id = await subscriptions.create({
-            phoneNumber, type, sink: this.options.sinkUrl, sinkToken: this.options.sinkToken, expireAt: new Date(expiresAt),
-          })
-          await store.setSubscription(phoneNumber, type, id, expiresAt)
-        } catch (err) {
-          await store.dropSubscriptions(phoneNumber, PENDING)
-          throw err
-        }
-      }))
+      await this.options.store.watchNumber(phoneNumber, notificationId, expiresAt)
+      await this.subscribe(phoneNumber, expiresAt)
     } catch (err) {
       this.options.log?.warn({ err, notification: notificationId }, 'reachability subscription failed; polling will find the device')
     }
@@ -75,8 +74,9 @@ export class ReachabilityEvents {
     try {
       const left = await store.unwatchNumber(phoneNumber, notificationId)
       if (left > 0 || !subscriptions) return
-      const dropped = await store.dropSubscriptions(phoneNumber)
-      await Promise.all(Object.values(dropped).filter(id => id !== PENDING).map(id => subscriptions.delete(id)))
+      await this.end(phoneNumber)
+      // A notification that started waiting meanwhile may have counted on what was just ended.
+      await this.resubscribe(phoneNumber)
     } catch (err) {
       this.options.log?.warn({ err, notification: notificationId }, 'ending a reachability subscription failed; it ends at its expiry')
     }
@@ -84,33 +84,51 @@ export class ReachabilityEvents {
 
   /**
    * Applies an operator's event; resolves how many queued notifications it woke. Repeats change nothing, nor does
-   * an event older (by its `time`) than the status already known for the number.
+   * an event older (by its `time`) than the status already known for the number, nor one from a subscription that
+   * is not (or no longer) ours. An event is remembered as seen only once applied: one that failed half way is
+   * applied again when the operator sends it again (applying is idempotent).
    */
   async handle (event: ReachabilityEvent): Promise<number> {
+    const { store } = this.options
+    const key = eventKey(event.source, event.id)
+    if (await store.eventSeen(key)) return 0
+    const woken = await this.apply(event)
+    await store.markEventSeen(key, EVENT_MEMORY_SECONDS)
+    return woken
+  }
+
+  private async apply (event: ReachabilityEvent): Promise<number> {
     const { store, reachability } = this.options
-    if (!(await store.firstSighting(event.id, EVENT_MEMORY_SECONDS))) return 0
+    const phoneNumber = await store.subscriptionNumber(event.subscriptionId)
+    if (phoneNumber === null) return 0
+    if (event.phoneNumber !== undefined && event.phoneNumber !== phoneNumber) {
+      this.options.log?.warn({ subscription: event.subscriptionId }, 'a reachability event names another device than its subscription; ignored')
+      return 0
+    }
     const type = event.type.startsWith(EVENT_TYPE_PREFIX) ? event.type.slice(EVENT_TYPE_PREFIX.length) : event.type
     if (type === 'subscription-ends') {
-      await store.dropSubscriptions(event.phoneNumber, event.subscriptionId)
+      // Ours to end are forgotten before they are deleted: this one the operator ended, so subscribe again while notifications wait.
+      const dropped = await store.dropSubscriptions(phoneNumber, event.subscriptionId)
+      if (Object.keys(dropped).length > 0) await this.resubscribe(phoneNumber)
       return 0
     }
     if (type !== 'reachability-disconnected' && type !== 'reachability-data' && type !== 'reachability-sms') return 0
-    const latest = event.time ?? new Date(this.now()).toISOString()
-    const before = await reachability.cached(event.phoneNumber)
+    const before = await reachability.cached(phoneNumber)
     // Events can arrive out of order: one older than the status already known (from a later event or lookup) is history.
-    if (event.time !== undefined && before?.latest_status_at && Date.parse(event.time) < Date.parse(before.latest_status_at)) return 0
+    if (before?.latest_status_at && Date.parse(event.time) < Date.parse(before.latest_status_at)) return 0
     const ok = { code: 'OK', message: 'Success (operator event)' }
     if (type === 'reachability-disconnected') {
-      await reachability.record(event.phoneNumber, { is_reachable: false, connectivity: [], latest_status_at: latest, status: ok })
+      await reachability.record(phoneNumber, { is_reachable: false, connectivity: [], latest_status_at: event.time, status: ok })
       return 0
     }
 
     // CAMARA's DATA means connected for data whatever the SMS state; keep an SMS we already knew of.
     const hadSms = before?.is_reachable === true && before.connectivity.includes('SMS')
     const connectivity = type === 'reachability-data' ? (hadSms ? ['DATA', 'SMS'] : ['DATA']) : ['SMS']
-    await reachability.record(event.phoneNumber, { is_reachable: true, connectivity, latest_status_at: latest, status: ok })
+    // Older than what the number's report knows (the cache entry expired meanwhile): history, wakes nothing.
+    if (!(await reachability.record(phoneNumber, { is_reachable: true, connectivity, latest_status_at: event.time, status: ok }))) return 0
 
-    const waiting = await store.watchers(event.phoneNumber)
+    const waiting = await store.watchers(phoneNumber)
     const byShard = new Map<number, string[]>()
     for (const id of waiting) {
       const shard = shardOfId(id, store.shards)
@@ -121,5 +139,46 @@ export class ReachabilityEvents {
     for (const [shard, ids] of byShard) woken += await store.wakeFallback(shard, ids, now)
     if (woken > 0) this.options.onWake?.()
     return woken
+  }
+
+  /**
+   * Makes sure each event type has a subscription lasting past `waitsUntilMs`: one is made where none does, in place of
+   * a shorter one (then deleted at the operator). One maker per number and type across processes.
+   */
+  private async subscribe (phoneNumber: string, waitsUntilMs: number): Promise<void> {
+    const { store, subscriptions } = this.options
+    if (!subscriptions) return
+    const untilMs = Math.ceil(waitsUntilMs / SUBSCRIPTION_STEP_MS) * SUBSCRIPTION_STEP_MS
+    await Promise.all(SUBSCRIBED_TYPES.map(async type => {
+      const claim = await store.claimSubscription(phoneNumber, type, untilMs)
+      if (claim === null) return
+      let id: string
+      try {
+        id = await subscriptions.create({ phoneNumber, type, sink: this.options.sinkUrl, sinkToken: this.options.sinkToken, expireAt: new Date(untilMs) })
+      } catch (err) {
+        await store.releaseSubscriptionClaim(phoneNumber, type, claim)
+        throw err
+      }
+      const { stored, replaced } = await store.setSubscription(phoneNumber, type, claim, id, untilMs)
+      // Not stored: the last notification left while it was made, or a longer-lasting one is being made.
+      if (!stored) return subscriptions.delete(id)
+      if (replaced !== null) await subscriptions.delete(replaced)
+      // The last notification may have left before the claim: then its unwatch found nothing to end.
+      if ((await store.watchers(phoneNumber)).length === 0) await this.end(phoneNumber)
+    }))
+  }
+
+  /** Subscribes again for as long as notifications still wait for the number. */
+  private async resubscribe (phoneNumber: string): Promise<void> {
+    const until = await this.options.store.watchedUntil(phoneNumber)
+    if (until !== null && until > this.now()) await this.subscribe(phoneNumber, until)
+  }
+
+  /** Forgets the number's subscriptions, then deletes them at the operator. */
+  private async end (phoneNumber: string): Promise<void> {
+    const { store, subscriptions } = this.options
+    if (!subscriptions) return
+    const dropped = await store.dropSubscriptions(phoneNumber)
+    await Promise.all(Object.values(dropped).map(id => subscriptions.delete(id)))
   }
 }

@@ -55,6 +55,13 @@ class ExpiringMap<T> {
   }
 }
 
+/** One event type's subscription of a number: the one stored (and when it ends), and a creation in flight. */
+interface SubscriptionSlot {
+  id?: string
+  untilMs?: number
+  claim?: { token: string, untilMs: number }
+}
+
 interface StreamEntry {
   notificationId: string
   consumer: string | null
@@ -164,7 +171,8 @@ export class MemoryStore implements Store {
   private readonly campaigns = new Map<string, CampaignEntry>()
   private readonly campaignsActive = new Set<string>()
   private readonly watching: ExpiringMap<Set<string>>
-  private readonly subscriptions: ExpiringMap<Map<string, string>>
+  private readonly subscriptions: ExpiringMap<Map<string, SubscriptionSlot>>
+  private readonly subscriptionNumbers: ExpiringMap<string>
   private readonly sightings: ExpiringMap<true>
   private readonly sweeper: NodeJS.Timeout
   private sequence = 0
@@ -177,6 +185,7 @@ export class MemoryStore implements Store {
     this.idempotency = new ExpiringMap(this.now)
     this.watching = new ExpiringMap(this.now)
     this.subscriptions = new ExpiringMap(this.now)
+    this.subscriptionNumbers = new ExpiringMap(this.now)
     this.sightings = new ExpiringMap(this.now)
     this.sweeper = setInterval(() => {
       this.reachability.sweep()
@@ -184,6 +193,7 @@ export class MemoryStore implements Store {
       this.idempotency.sweep()
       this.watching.sweep()
       this.subscriptions.sweep()
+      this.subscriptionNumbers.sweep()
       this.sightings.sweep()
       this.sweepCampaignsAndScans()
     }, options.sweepIntervalMs ?? 60_000)
@@ -675,39 +685,71 @@ export class MemoryStore implements Store {
     return [...(this.watching.get(phoneNumber) ?? [])]
   }
 
+  async watchedUntil (phoneNumber: string): Promise<number | null> {
+    return (this.watching.get(phoneNumber)?.size ?? 0) > 0 ? this.now() + this.watching.ttl(phoneNumber) : null
+  }
+
   async getSubscriptions (phoneNumber: string): Promise<Record<string, string>> {
-    return Object.fromEntries(this.subscriptions.get(phoneNumber) ?? [])
+    const subs = this.subscriptions.get(phoneNumber) ?? new Map<string, SubscriptionSlot>()
+    return Object.fromEntries([...subs].flatMap(([type, slot]) => slot.id === undefined ? [] : [[type, slot.id]]))
   }
 
-  async claimSubscription (phoneNumber: string, type: string, untilMs: number): Promise<boolean> {
-    const subs = this.subscriptions.get(phoneNumber) ?? new Map<string, string>()
-    if (subs.has(type)) return false
-    subs.set(type, 'pending')
-    this.subscriptions.set(phoneNumber, subs, Math.max(untilMs - this.now(), this.subscriptions.ttl(phoneNumber)))
-    return true
+  async claimSubscription (phoneNumber: string, type: string, untilMs: number): Promise<string | null> {
+    const subs = this.subscriptions.get(phoneNumber) ?? new Map<string, SubscriptionSlot>()
+    const slot = subs.get(type) ?? {}
+    if ((slot.id !== undefined && slot.untilMs! >= untilMs) || (slot.claim && slot.claim.untilMs >= untilMs)) return null
+    const token = randomUUID()
+    subs.set(type, { ...slot, claim: { token, untilMs } })
+    this.keepSubscriptions(phoneNumber, subs, untilMs)
+    return token
   }
 
-  async setSubscription (phoneNumber: string, type: string, subscriptionId: string, untilMs: number): Promise<void> {
-    const subs = this.subscriptions.get(phoneNumber) ?? new Map()
-    subs.set(type, subscriptionId)
-    this.subscriptions.set(phoneNumber, subs, Math.max(untilMs - this.now(), this.subscriptions.ttl(phoneNumber)))
+  async releaseSubscriptionClaim (phoneNumber: string, type: string, claim: string): Promise<void> {
+    const slot = this.subscriptions.get(phoneNumber)?.get(type)
+    if (slot?.claim?.token === claim) delete slot.claim
+  }
+
+  async setSubscription (phoneNumber: string, type: string, claim: string, subscriptionId: string, untilMs: number): Promise<{ stored: boolean, replaced: string | null }> {
+    const subs = this.subscriptions.get(phoneNumber)
+    const slot = subs?.get(type)
+    if (!subs || slot?.claim?.token !== claim) return { stored: false, replaced: null }
+    subs.set(type, { id: subscriptionId, untilMs })
+    this.keepSubscriptions(phoneNumber, subs, untilMs)
+    this.subscriptionNumbers.set(subscriptionId, phoneNumber, untilMs - this.now())
+    if (slot.id !== undefined) this.subscriptionNumbers.delete(slot.id)
+    return { stored: true, replaced: slot.id ?? null }
   }
 
   async dropSubscriptions (phoneNumber: string, subscriptionId?: string): Promise<Record<string, string>> {
-    const subs = this.subscriptions.get(phoneNumber) ?? new Map<string, string>()
+    const subs = this.subscriptions.get(phoneNumber) ?? new Map<string, SubscriptionSlot>()
     const dropped: Record<string, string> = {}
-    for (const [type, id] of subs) {
-      if (subscriptionId !== undefined && id !== subscriptionId) continue
-      dropped[type] = id
-      subs.delete(type)
+    for (const [type, slot] of subs) {
+      if (subscriptionId !== undefined && slot.id !== subscriptionId) continue
+      if (slot.id !== undefined) {
+        dropped[type] = slot.id
+        this.subscriptionNumbers.delete(slot.id)
+      }
+      // One subscription dropped keeps the type's creation in flight; dropping them all ends it too.
+      if (subscriptionId !== undefined && slot.claim) subs.set(type, { claim: slot.claim })
+      else subs.delete(type)
     }
     return dropped
   }
 
-  async firstSighting (eventId: string, ttlSeconds: number): Promise<boolean> {
-    if (this.sightings.get(eventId)) return false
-    this.sightings.set(eventId, true, ttlSeconds * 1000)
-    return true
+  async subscriptionNumber (subscriptionId: string): Promise<string | null> {
+    return this.subscriptionNumbers.get(subscriptionId) ?? null
+  }
+
+  async eventSeen (eventKey: string): Promise<boolean> {
+    return this.sightings.get(eventKey) === true
+  }
+
+  async markEventSeen (eventKey: string, ttlSeconds: number): Promise<void> {
+    this.sightings.set(eventKey, true, ttlSeconds * 1000)
+  }
+
+  private keepSubscriptions (phoneNumber: string, subs: Map<string, SubscriptionSlot>, untilMs: number): void {
+    this.subscriptions.set(phoneNumber, subs, Math.max(untilMs - this.now(), this.subscriptions.ttl(phoneNumber)))
   }
 
   async ping (): Promise<void> {}

@@ -22,8 +22,14 @@ export class RedisKeys {
     return `${this.prefix}{n:${phoneNumber}}:waiting`
   }
 
+  /** Per event type: the subscription id, `<type>:until` (epoch ms), and `<type>:claim`/`<type>:claimed` for one being made. */
   subscriptions (phoneNumber: string): string {
     return `${this.prefix}{n:${phoneNumber}}:subs`
+  }
+
+  /** The number a subscription is for, kept as long as the subscription (events need not name the device). */
+  subscriptionNumber (subscriptionId: string): string {
+    return `${this.prefix}{sub:${subscriptionId}}:number`
   }
 
   report (phoneNumber: string): string {
@@ -101,8 +107,9 @@ export class RedisKeys {
     return `${this.prefix}{campaigns}:active`
   }
 
-  event (eventId: string): string {
-    return `${this.prefix}{e:${eventId}}:seen`
+  /** An event applied; `eventKey` is a hash of its source and id. */
+  event (eventKey: string): string {
+    return `${this.prefix}{e:${eventKey}}:seen`
   }
 
   private shard (shard: number): string {

@@ -16,6 +16,7 @@ import { RedisKeys } from './keys.js'
 import {
   ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COUNT_CAMPAIGN_FINAL, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER, READ_OUTBOX,
   FINISH_CAMPAIGN_CHUNK, RELEASE, REOPEN_CAMPAIGN_FINAL, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, PUT_REACHABILITY, RECORD_REPORT, SETTLE_ACCEPT, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
+  CLAIM_SUBSCRIPTION, DROP_SUBSCRIPTIONS, RELEASE_SUBSCRIPTION_CLAIM, SET_SUBSCRIPTION,
 } from './lua/scripts.js'
 
 declare module 'ioredis' {
@@ -49,6 +50,10 @@ declare module 'ioredis' {
     rrSetCampaignStatus (campaign: string, to: string, at: string, ...from: string[]): Result<[number, string], Context>
     rrCompleteCampaign (campaign: string, list: string, leases: string, numbers: string, at: string): Result<number, Context>
     rrFinishIdempotency (key: string, token: string, hash: string, response: string, ttl: number): Result<number, Context>
+    rrClaimSubscription (subs: string, type: string, until: number, token: string): Result<number, Context>
+    rrReleaseSubscriptionClaim (subs: string, type: string, token: string): Result<number, Context>
+    rrSetSubscription (subs: string, type: string, token: string, id: string, until: number): Result<[number, string], Context>
+    rrDropSubscriptions (subs: string, id: string): Result<string[], Context>
   }
 }
 
@@ -62,8 +67,6 @@ export interface RedisStoreOptions {
 }
 
 const GROUP = 'delivery'
-/** A subscription being created: claimed, no id yet. */
-const PENDING = 'pending'
 
 /** Reconnects for ever, at most a second apart: the service comes back by itself when Redis does. */
 const reconnectDelay = (attempt: number) => Math.min(attempt * 100, 1000)
@@ -232,6 +235,10 @@ export class RedisStore implements Store {
     redis.defineCommand('rrSetCampaignStatus', { numberOfKeys: 1, lua: SET_CAMPAIGN_STATUS })
     redis.defineCommand('rrCompleteCampaign', { numberOfKeys: 4, lua: COMPLETE_CAMPAIGN })
     redis.defineCommand('rrFinishIdempotency', { numberOfKeys: 1, lua: FINISH_IDEMPOTENCY })
+    redis.defineCommand('rrClaimSubscription', { numberOfKeys: 1, lua: CLAIM_SUBSCRIPTION })
+    redis.defineCommand('rrReleaseSubscriptionClaim', { numberOfKeys: 1, lua: RELEASE_SUBSCRIPTION_CLAIM })
+    redis.defineCommand('rrSetSubscription', { numberOfKeys: 1, lua: SET_SUBSCRIPTION })
+    redis.defineCommand('rrDropSubscriptions', { numberOfKeys: 1, lua: DROP_SUBSCRIPTIONS })
     redis.defineCommand('rrRelease', { numberOfKeys: 1, lua: RELEASE })
     redis.defineCommand('rrShortenAnswered', { numberOfKeys: 1, lua: SHORTEN_ANSWERED })
     redis.defineCommand('rrReleaseDue', { numberOfKeys: 1 + LANES.length, lua: RELEASE_DUE })
@@ -743,39 +750,60 @@ export class RedisStore implements Store {
     return this.guard(this.redis.smembers(this.keys.watchers(phoneNumber)))
   }
 
+  async watchedUntil (phoneNumber: string): Promise<number | null> {
+    // The set lives as long as its longest-waiting notification, and is gone once empty.
+    const at = await this.guard(this.redis.pexpiretime(this.keys.watchers(phoneNumber)))
+    return at > 0 ? at : null
+  }
+
   async getSubscriptions (phoneNumber: string): Promise<Record<string, string>> {
-    return this.guard(this.redis.hgetall(this.keys.subscriptions(phoneNumber)))
+    const all = await this.guard(this.redis.hgetall(this.keys.subscriptions(phoneNumber)))
+    return Object.fromEntries(Object.entries(all).filter(([field]) => !field.includes(':')))
   }
 
-  async claimSubscription (phoneNumber: string, type: string, untilMs: number): Promise<boolean> {
-    const key = this.keys.subscriptions(phoneNumber)
-    const [claimed] = await this.guard(Promise.all([
-      this.redis.hsetnx(key, type, PENDING),
-      this.redis.pexpireat(key, untilMs, 'NX'),
-      this.redis.pexpireat(key, untilMs, 'GT'),
-    ]))
-    return claimed === 1
+  async claimSubscription (phoneNumber: string, type: string, untilMs: number): Promise<string | null> {
+    const token = randomUUID()
+    const claimed = await this.guard(this.redis.rrClaimSubscription(this.keys.subscriptions(phoneNumber), type, untilMs, token))
+    return claimed === 1 ? token : null
   }
 
-  async setSubscription (phoneNumber: string, type: string, subscriptionId: string, untilMs: number): Promise<void> {
-    const key = this.keys.subscriptions(phoneNumber)
-    await this.guard(Promise.all([
-      this.redis.hset(key, type, subscriptionId),
-      this.redis.pexpireat(key, untilMs, 'NX'),
-      this.redis.pexpireat(key, untilMs, 'GT'),
-    ]))
+  async releaseSubscriptionClaim (phoneNumber: string, type: string, claim: string): Promise<void> {
+    await this.guard(this.redis.rrReleaseSubscriptionClaim(this.keys.subscriptions(phoneNumber), type, claim))
+  }
+
+  async setSubscription (phoneNumber: string, type: string, claim: string, subscriptionId: string, untilMs: number): Promise<{ stored: boolean, replaced: string | null }> {
+    // The id's number is written first (another slot): an event from the new subscription may come at once.
+    const index = this.keys.subscriptionNumber(subscriptionId)
+    await this.guard(this.redis.set(index, phoneNumber, 'PXAT', untilMs))
+    const [stored, replaced] = await this.guard(this.redis.rrSetSubscription(this.keys.subscriptions(phoneNumber), type, claim, subscriptionId, untilMs))
+    if (stored !== 1) {
+      await this.guard(this.redis.del(index))
+      return { stored: false, replaced: null }
+    }
+    if (replaced) await this.guard(this.redis.del(this.keys.subscriptionNumber(replaced)))
+    return { stored: true, replaced: replaced || null }
   }
 
   async dropSubscriptions (phoneNumber: string, subscriptionId?: string): Promise<Record<string, string>> {
-    const key = this.keys.subscriptions(phoneNumber)
-    const all = await this.guard(this.redis.hgetall(key))
-    const dropped = Object.fromEntries(Object.entries(all).filter(([, id]) => subscriptionId === undefined || id === subscriptionId))
-    if (Object.keys(dropped).length > 0) await this.guard(this.redis.hdel(key, ...Object.keys(dropped)))
+    const flat = await this.guard(this.redis.rrDropSubscriptions(this.keys.subscriptions(phoneNumber), subscriptionId ?? ''))
+    const dropped: Record<string, string> = {}
+    for (let i = 0; i < flat.length; i += 2) dropped[flat[i]!] = flat[i + 1]!
+    const ids = Object.values(dropped)
+    // One key per id, each in its own slot.
+    if (ids.length > 0) await this.guard(Promise.all(ids.map(id => this.redis.del(this.keys.subscriptionNumber(id)))))
     return dropped
   }
 
-  async firstSighting (eventId: string, ttlSeconds: number): Promise<boolean> {
-    return (await this.guard(this.redis.set(this.keys.event(eventId), '1', 'EX', ttlSeconds, 'NX'))) === 'OK'
+  async subscriptionNumber (subscriptionId: string): Promise<string | null> {
+    return this.guard(this.redis.get(this.keys.subscriptionNumber(subscriptionId)))
+  }
+
+  async eventSeen (eventKey: string): Promise<boolean> {
+    return (await this.guard(this.redis.exists(this.keys.event(eventKey)))) === 1
+  }
+
+  async markEventSeen (eventKey: string, ttlSeconds: number): Promise<void> {
+    await this.guard(this.redis.set(this.keys.event(eventKey), '1', 'EX', ttlSeconds))
   }
 
   async ping (): Promise<void> {

@@ -525,3 +525,63 @@ redis.call('HDEL', KEYS[1], 'token')
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 `
+
+/** Keeps KEYS[1] at least until `till` (epoch ms); never shortens it. */
+const KEEP_UNTIL = `
+if redis.call('PEXPIRETIME', KEYS[1]) < till then redis.call('PEXPIREAT', KEYS[1], till) end
+`
+
+/**
+ * KEYS: the number's subscriptions hash. ARGV: type, until (epoch ms), token. Claims the making of the type's
+ * subscription unless the stored one, or one being made, lasts that long. Answers 1 when claimed.
+ */
+export const CLAIM_SUBSCRIPTION = `
+local t = ARGV[1]
+local till = tonumber(ARGV[2])
+local f = redis.call('HMGET', KEYS[1], t, t .. ':until', t .. ':claimed')
+if f[1] and tonumber(f[2] or '0') >= till then return 0 end
+if f[3] and tonumber(f[3]) >= till then return 0 end
+redis.call('HSET', KEYS[1], t .. ':claim', ARGV[3], t .. ':claimed', ARGV[2])
+${KEEP_UNTIL}
+return 1
+`
+
+/** KEYS: the number's subscriptions hash. ARGV: type, token. Drops the claim if it is still this one. */
+export const RELEASE_SUBSCRIPTION_CLAIM = `
+if redis.call('HGET', KEYS[1], ARGV[1] .. ':claim') == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1] .. ':claim', ARGV[1] .. ':claimed') end
+return 1
+`
+
+/**
+ * KEYS: the number's subscriptions hash. ARGV: type, token, subscription id, until (epoch ms). Stores the subscription if
+ * the claim is still this one. Answers {1, the id it replaced or ''}, or {0, ''}.
+ */
+export const SET_SUBSCRIPTION = `
+local t = ARGV[1]
+local till = tonumber(ARGV[4])
+if redis.call('HGET', KEYS[1], t .. ':claim') ~= ARGV[2] then return {0, ''} end
+local old = redis.call('HGET', KEYS[1], t)
+redis.call('HSET', KEYS[1], t, ARGV[3], t .. ':until', ARGV[4])
+redis.call('HDEL', KEYS[1], t .. ':claim', t .. ':claimed')
+${KEEP_UNTIL}
+return {1, old or ''}
+`
+
+/**
+ * KEYS: the number's subscriptions hash. ARGV: a subscription id, or '' for all (claims too). Answers the dropped
+ * ones as type, id, type, id, ...
+ */
+export const DROP_SUBSCRIPTIONS = `
+local all = redis.call('HGETALL', KEYS[1])
+local dropped = {}
+for i = 1, #all, 2 do
+  local field, value = all[i], all[i + 1]
+  if not string.find(field, ':', 1, true) and (ARGV[1] == '' or ARGV[1] == value) then
+    dropped[#dropped + 1] = field
+    dropped[#dropped + 1] = value
+    if ARGV[1] ~= '' then redis.call('HDEL', KEYS[1], field, field .. ':until') end
+  end
+end
+if ARGV[1] == '' then redis.call('DEL', KEYS[1]) end
+return dropped
+`
