@@ -29,8 +29,8 @@ const RefreshJobSchema = z.object({
   id: z.string().meta({ description: 'The job id', examples: ['rfr_0c1d2e3f405162738495a6b7c8d9e0f1'] }),
   status: z.enum(['running', 'completed']).meta({ description: 'running until every number is checked', examples: ['running'] }),
   total: z.number().int().meta({ description: 'Distinct numbers to check', examples: [1200] }),
-  done: z.number().int().meta({ description: 'Checked (whatever the answer)', examples: [350] }),
-  failed: z.number().int().meta({ description: 'Could not be checked (upstream unavailable)', examples: [2] }),
+  done: z.number().int().meta({ description: 'Checked: the upstream answered with news of the number (whatever it said)', examples: [350] }),
+  failed: z.number().int().meta({ description: 'Not checked: the upstream gave no answer, or said to try again later (SUPPLIER_ERROR, INTERNAL_ERROR); a stale cache entry standing in does not count as checked', examples: [2] }),
   created_at: z.string().meta({ description: 'When the scan was asked for', examples: ['2026-11-25T10:00:00.000Z'] }),
   completed_at: z.string().nullable().meta({ description: 'When every number was counted (null while running)', examples: [null] }),
 }).meta({ id: 'RefreshJob' })

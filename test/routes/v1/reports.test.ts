@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import type { UpstreamAnswer } from '../../../src/domain/reachability.js'
-import type { ReachabilityUpstream } from '../../../src/reachability/upstreams/upstream.js'
+import { type ReachabilityUpstream, UpstreamFailure } from '../../../src/reachability/upstreams/upstream.js'
 import { buildTestApp } from '../../helpers/app.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../../helpers/redis.js'
 import { waitFor } from '../../helpers/wait.js'
@@ -12,13 +12,15 @@ const DAY = 86_400_000
 const haveRedis = await redisAvailable()
 const OK = { code: 'OK', message: 'Success' }
 
-/** Answers per number as the test sets them; counts calls with their times. */
+/** Answers per number as the test sets them (or fails for the numbers that are `down`); counts calls with their times. */
 class MapUpstream implements ReachabilityUpstream {
   readonly name = 'map'
   readonly answers = new Map<string, UpstreamAnswer>()
+  readonly down = new Set<string>()
   readonly calls: number[] = []
   async check (phone: string): Promise<UpstreamAnswer> {
     this.calls.push(Date.now())
+    if (this.down.has(phone)) throw new UpstreamFailure('the upstream is down', 1)
     return this.answers.get(phone) ?? { is_reachable: true, connectivity: ['DATA', 'SMS'], latest_status_at: new Date().toISOString(), status: OK }
   }
 
@@ -126,6 +128,30 @@ for (const store of ['memory', 'redis'] as const) {
       const span = s.upstream.calls.at(-1)! - s.upstream.calls[0]!
       t.ok(span >= 19 / 20 * 1000 * 0.9, `20 lookups at 20/s took ${span} ms`)
       t.equal((await s.get('/v1/reports/stale-contacts?days=60')).json().items.length, 5, 'the reports learned from the scan')
+    })
+
+    t.test('refresh: a number counts done only when the upstream answered with news of it, not when a stale entry stood in', async t => {
+      const s = await setup(t, store, { WORKERS: 'on', REACHABILITY_UPSTREAM_RPS: '200', REACHABILITY_RETRIES: '0', BREAKER_FAILURES: '1000' })
+      const n = {
+        downCached: '+447911130001', downNew: '+447911130002', supplierCached: '+447911130003', supplierNew: '+447911130004',
+        notFound: '+447911130005', fine: '+447911130006',
+      }
+      await s.look(n.downCached)
+      await s.look(n.supplierCached)
+      const supplierError = { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'SUPPLIER_ERROR', message: 'The supplier returned an error' } }
+      s.upstream.down.add(n.downCached).add(n.downNew)
+      s.upstream.answers.set(n.supplierCached, supplierError)
+      s.upstream.answers.set(n.supplierNew, supplierError)
+      s.upstream.answers.set(n.notFound, { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'NOT_FOUND', message: 'Not found' } })
+      const started = await s.app.inject({ method: 'POST', url: '/v1/reports/refresh', headers: { authorization: s.auth }, payload: { phone_numbers: Object.values(n) } })
+      const done = await waitFor(async () => {
+        const job = (await s.get(`/v1/reports/refresh/${started.json().id}`)).json()
+        return job.status === 'completed' ? job : undefined
+      }, 10_000, 'the job to complete')
+      t.match(done, { total: 6, done: 2, failed: 4 }, 'only NOT_FOUND and the reachable number were checked')
+      const [supplierNew, notFound] = await s.app.store.getReports([n.supplierNew, n.notFound])
+      t.equal(supplierNew, null, 'a "try again later" answer is recorded nowhere')
+      t.match(notFound, { status_code: 'NOT_FOUND' }, 'an answer about the number is recorded')
     })
 
     t.test('bad input is a problem and creates nothing', async t => {
