@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache'
 import pLimit from 'p-limit'
 import { UpstreamUnavailableError } from '../domain/errors.js'
 import { normalizePhoneNumber } from '../domain/phone.js'
-import { isSuccessCode, isTransientCode, type Reachability, type ReachabilityResult, toRecord, type UpstreamAnswer } from '../domain/reachability.js'
+import { hasData, hasSms, isSuccessCode, isTransientCode, type Reachability, type ReachabilityResult, toRecord, type UpstreamAnswer } from '../domain/reachability.js'
 import type { CachedReachability, Store } from '../store/store.js'
 import { type CachePolicy, freshSeconds } from './cache-policy.js'
 import { type ReachabilityUpstream, UpstreamFailure } from './upstreams/upstream.js'
@@ -117,7 +117,7 @@ export class ReachabilityService {
     this.recent.delete(record.phone_number)
     const fresh = freshSeconds(record, policy)
     const entry = { record, freshUntil: this.now() + fresh * 1000 }
-    const report = () => store.recordReport(record, isSuccessCode(record.status.code) ? record.is_reachable : null)
+    const report = () => store.recordReport(record, isSuccessCode(record.status.code) ? hasData(record) || hasSms(record) : null)
     if (askedAt === undefined) {
       await Promise.all([fresh > 0 ? store.putReachability(entry, fresh + maxStaleSeconds) : undefined, report()])
       return null

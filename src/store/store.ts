@@ -362,7 +362,8 @@ export interface Store {
   /**
    * Folds a fresh reachability into the number's report record and the report indexes: a number not
    * reachable is indexed by its latest status time (stale contacts) and by its check time (offline
-   * devices); a reachable one leaves both. Answers that say nothing of the device change only the record.
+   * devices); a reachable one (DATA or SMS connectivity, as the caller decides it) leaves both. Answers that say
+   * nothing of the device (`reachable` null) change only the record.
    */
   recordReport (record: Reachability, reachable: boolean | null): Promise<void>
   getReports (phoneNumbers: string[]): Promise<(NumberReport | null)[]>

@@ -89,6 +89,22 @@ for (const store of ['memory', 'redis'] as const) {
       t.ok(lines.slice(1).every(l => /^\+4479111000\d\d,\d{4}-/.test(l)))
     })
 
+    t.test('reachable means DATA or SMS: an is_reachable answer with neither connectivity keeps the number stale and offline', async t => {
+      const s = await setup(t, store)
+      const n = '+447911160001'
+      s.upstream.answers.set(n, away(90 * DAY))
+      await s.look(n)
+      s.upstream.answers.set(n, { is_reachable: true, connectivity: [], latest_status_at: new Date(Date.now() - 90 * DAY).toISOString(), status: { code: 'PARTIAL_SUCCESS', message: 'partial' } })
+      await s.look(n)
+      const stale = (await s.get('/v1/reports/stale-contacts?days=60')).json().items
+      t.match(stale, [{ phone_number: n, last_reachable_at: null }], 'still a stale contact, never seen reachable')
+      t.match((await s.get('/v1/reports/offline-devices')).json().items, [{ phone_number: n, last_online_at: null }], 'still offline')
+      s.upstream.answers.set(n, back())
+      await s.look(n)
+      t.same((await s.get('/v1/reports/stale-contacts?days=60')).json().items, [], 'SMS connectivity takes it out')
+      t.same((await s.get('/v1/reports/offline-devices')).json().items, [])
+    })
+
     t.test('offline devices: not reachable at their last check, with last online and last checked; since filters', async t => {
       const s = await setup(t, store)
       s.upstream.answers.set('+447911200001', back())
