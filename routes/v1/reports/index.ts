@@ -1,5 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import Negotiator from 'negotiator'
 import { z } from 'zod'
+import { NotAcceptableError } from '../../../src/domain/errors.js'
 import { getRefresh, startRefresh } from '../../../src/reports/refresh.js'
 import { Reports, toCsv } from '../../../src/reports/reports.js'
 import { jsonResponse } from '../../schemas/docs.js'
@@ -48,7 +50,17 @@ const csvOr = <T extends z.ZodType>(schema: T, description: string) => ({
   },
 })
 
-const wantsCsv = (accept: string | undefined) => accept !== undefined && /\btext\/csv\b/.test(accept)
+// What the reports answer with: the CSV is UTF-8 with a header line (RFC 4180's `header=present`).
+const REPRESENTATIONS = ['application/json; charset=utf-8', 'text/csv; charset=utf-8; header=present']
+
+/** Whether the page goes out as CSV, by the Accept header's q-values (RFC 9110 §12.5.1); none acceptable is a 406. */
+function wantsCsv (accept: string | undefined): boolean {
+  // An empty Accept is taken as none at all: some clients send one.
+  if (accept === undefined || accept.trim() === '') return false
+  const chosen = new Negotiator({ headers: { accept } }).mediaType(REPRESENTATIONS)
+  if (chosen === undefined) throw new NotAcceptableError('the Accept header allows neither application/json nor text/csv (UTF-8), the media types of this report')
+  return chosen.startsWith('text/csv')
+}
 
 const reportRoutes: FastifyPluginAsyncZod = async (app) => {
   const reports = new Reports(app.store)
@@ -60,18 +72,20 @@ const reportRoutes: FastifyPluginAsyncZod = async (app) => {
       operationId: 'staleContacts',
       summary: 'Contact hygiene: numbers with no connectivity for at least `days` days',
       description: 'Numbers whose device had neither DATA nor SMS connectivity at their last check, and whose latest status time is at least ' +
-        '`days` days ago, with the last time each was reachable: the customers whose phone number needs updating. `Accept: text/csv` gives CSV.',
+        '`days` days ago, with the last time each was reachable: the customers whose phone number needs updating. `Accept: text/csv` gives CSV (q-values are honoured; an Accept allowing neither JSON nor CSV is a 406).',
       security,
       querystring: z.object({
         days: queryInt({ min: 1, max: 3650, fallback: 60, description: 'Days without connectivity' }),
         cursor: Cursor,
         limit: Limit,
       }),
-      response: { 200: csvOr(StaleContact, 'Stale contacts, oldest first'), ...pickProblems(400, 401, 403, 503) },
+      response: { 200: csvOr(StaleContact, 'Stale contacts, oldest first'), ...pickProblems(400, 401, 403, 406, 503) },
     },
   }, async (request, reply) => {
+    const csv = wantsCsv(request.headers.accept)
+    reply.header('vary', 'Accept')
     const page = await reports.staleContacts(request.query.days, request.query.cursor, request.query.limit)
-    if (!wantsCsv(request.headers.accept)) return page
+    if (!csv) return page
     if (page.next_cursor) reply.header('x-next-cursor', page.next_cursor)
     return reply.type('text/csv; charset=utf-8').send(toCsv(page.items, ['phone_number', 'latest_status_at', 'last_reachable_at', 'last_checked_at']))
   })
@@ -82,19 +96,21 @@ const reportRoutes: FastifyPluginAsyncZod = async (app) => {
       operationId: 'offlineDevices',
       summary: 'IoT fleets: devices not reachable at their last check',
       description: 'With when each was last online and when last checked; `since` keeps only devices checked at or after that time. ' +
-        '`Accept: text/csv` gives CSV.',
+        '`Accept: text/csv` gives CSV (q-values are honoured; an Accept allowing neither JSON nor CSV is a 406).',
       security,
       querystring: z.object({
         since: z.iso.datetime({ offset: true }).optional().meta({ description: 'Only devices last checked at or after this time', examples: ['2026-11-24T00:00:00Z'] }),
         cursor: Cursor,
         limit: Limit,
       }),
-      response: { 200: csvOr(OfflineDevice, 'Offline devices, least recently checked first'), ...pickProblems(400, 401, 403, 503) },
+      response: { 200: csvOr(OfflineDevice, 'Offline devices, least recently checked first'), ...pickProblems(400, 401, 403, 406, 503) },
     },
   }, async (request, reply) => {
     const since = request.query.since ? Date.parse(request.query.since) : -Infinity
+    const csv = wantsCsv(request.headers.accept)
+    reply.header('vary', 'Accept')
     const page = await reports.offlineDevices(since, request.query.cursor, request.query.limit)
-    if (!wantsCsv(request.headers.accept)) return page
+    if (!csv) return page
     if (page.next_cursor) reply.header('x-next-cursor', page.next_cursor)
     return reply.type('text/csv; charset=utf-8').send(toCsv(page.items, ['phone_number', 'last_online_at', 'latest_status_at', 'last_checked_at']))
   })

@@ -128,6 +128,37 @@ for (const store of ['memory', 'redis'] as const) {
       t.equal(csv.body.split('\r\n')[0], 'phone_number,last_online_at,latest_status_at,last_checked_at')
     })
 
+    t.test('CSV or JSON by the Accept header\'s q-values; an Accept allowing neither is a 406 problem', async t => {
+      const s = await setup(t, store)
+      s.upstream.answers.set('+447911170001', away(90 * DAY))
+      await s.look('+447911170001')
+      const json = [undefined, '', '*/*', 'application/json', 'text/csv;q=0, application/json', 'application/json;q=1, text/csv;q=0.1',
+        'application/json, text/csv', 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8', 'application/*']
+      const csv = ['text/csv', 'text/csv, application/json', 'application/json;q=0.5, text/csv', 'text/*', 'TEXT/CSV; charset=UTF-8', 'text/csv;header=present']
+      const neither = ['image/png', 'text/csv;q=0', 'application/json;q=0, text/csv;q=0', '*/*;q=0', 'text/csv;charset=latin1', 'nonsense']
+      for (const path of ['/v1/reports/stale-contacts', '/v1/reports/offline-devices']) {
+        for (const accept of json) {
+          const res = await s.get(path, accept === undefined ? {} : { accept })
+          t.equal(res.statusCode, 200, `${path} ${accept}`)
+          t.match(res.headers['content-type'], /^application\/json/, `${path} ${accept} is JSON`)
+          t.equal(res.json().items.length, 1)
+          t.equal(res.headers.vary, 'Accept')
+        }
+        for (const accept of csv) {
+          const res = await s.get(path, { accept })
+          t.equal(res.statusCode, 200, `${path} ${accept}`)
+          t.match(res.headers['content-type'], /^text\/csv; charset=utf-8/, `${path} ${accept} is CSV`)
+          t.equal(res.body.trim().split('\r\n').length, 2)
+        }
+        for (const accept of neither) {
+          const res = await s.get(path, { accept })
+          t.equal(res.statusCode, 406, `${path} ${accept}`)
+          t.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8')
+          t.match(res.json(), { type: 'https://reachroute.dev/problems/not-acceptable', status: 406 })
+        }
+      }
+    })
+
     t.test('refresh: a fleet scan re-checks each number once through the rate-limited upstream', async t => {
       const s = await setup(t, store, { WORKERS: 'on', REACHABILITY_UPSTREAM_RPS: '20' })
       const phone_numbers = Array.from({ length: 20 }, (_, i) => `+4479111${String(50000 + i)}`)
