@@ -9,7 +9,15 @@ import { pickProblems } from '../../schemas/problem.js'
 import { PhoneNumberInput, queryInt } from '../../schemas/reachability.js'
 
 const security = [{ bearerAuth: [] }]
-const Cursor = z.string().max(400).optional().meta({ description: 'next_cursor of the previous page (opaque; it names the last item given, so items that change between pages are neither skipped nor repeated)', examples: ['WzEsMTc5NTY3MzYwMjMwMywiKzQ0NzkxMTEwMDAwMCJd'] })
+const CURSOR_EXAMPLE = 'WzEsMTc5NTY3MzcwMDAwMCwxNzk1NjczNjAyMzAzLCIrNDQ3OTExMTAwMDAwIl0'
+// The cursor names the last item given and the time of the listing's first page, which bounds every later page.
+const cursor = (description: string) => z.string().max(400).optional().meta({ description: `next_cursor of the previous page (opaque). ${description}`, examples: [CURSOR_EXAMPLE] })
+const StaleCursor = cursor('It names the last number given and the time of the first page, whose `days` cut-off every page keeps: ' +
+  'numbers never shift the next page, and a number that comes back, or whose status time turns newer than the cut-off, between pages ' +
+  'leaves the listing. Only a number whose status time changes to another time before the cut-off could be given twice or not at all.')
+const OfflineCursor = cursor('It names the last device given and the time of the first page, which bounds every page: devices never ' +
+  'shift the next page, and none is given twice (bar one whose check was being recorded as the first page was read). A device checked again after the first page leaves the listing (given already or not: ' +
+  'its new check, like a device found offline after the first page, is in the next listing).')
 const Limit = queryInt({ min: 1, max: 1000, fallback: 100, description: 'Items per page (1 to 1000)' })
 const When = z.string().nullable().meta({ examples: ['2026-09-01T08:00:00.000Z'] })
 
@@ -43,7 +51,7 @@ const csvOr = <T extends z.ZodType>(schema: T, description: string) => ({
     'application/json': {
       schema: z.object({
         items: z.array(schema).meta({ description: 'This page\'s items', examples: [[]] }),
-        next_cursor: z.string().nullable().meta({ description: 'Give it as cursor for the next page; null at the end', examples: ['WzEsMTc5NTY3MzYwMjMwMywiKzQ0NzkxMTEwMDAwMCJd'] }),
+        next_cursor: z.string().nullable().meta({ description: 'Give it as cursor for the next page; null at the end', examples: [CURSOR_EXAMPLE] }),
       }),
     },
     'text/csv': { schema: z.string().meta({ description: 'The same items as CSV (RFC 4180), with a header line; the next cursor is in the Link-free header X-Next-Cursor' }) },
@@ -76,7 +84,7 @@ const reportRoutes: FastifyPluginAsyncZod = async (app) => {
       security,
       querystring: z.object({
         days: queryInt({ min: 1, max: 3650, fallback: 60, description: 'Days without connectivity' }),
-        cursor: Cursor,
+        cursor: StaleCursor,
         limit: Limit,
       }),
       response: { 200: csvOr(StaleContact, 'Stale contacts, oldest first'), ...pickProblems(400, 401, 403, 406, 503) },
@@ -100,7 +108,7 @@ const reportRoutes: FastifyPluginAsyncZod = async (app) => {
       security,
       querystring: z.object({
         since: z.iso.datetime({ offset: true }).optional().meta({ description: 'Only devices last checked at or after this time', examples: ['2026-11-24T00:00:00Z'] }),
-        cursor: Cursor,
+        cursor: OfflineCursor,
         limit: Limit,
       }),
       response: { 200: csvOr(OfflineDevice, 'Offline devices, least recently checked first'), ...pickProblems(400, 401, 403, 406, 503) },

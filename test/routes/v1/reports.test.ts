@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { setTimeout } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import type { UpstreamAnswer } from '../../../src/domain/reachability.js'
@@ -155,6 +156,44 @@ for (const store of ['memory', 'redis'] as const) {
           t.equal(res.statusCode, 406, `${path} ${accept}`)
           t.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8')
           t.match(res.json(), { type: 'https://reachroute.dev/problems/not-acceptable', status: 406 })
+        }
+      }
+    })
+
+    t.test('offline devices: a device checked again between pages is not given twice', async t => {
+      const s = await setup(t, store, { QUEUE_SHARDS: '1' })
+      const devices = ['+447911140001', '+447911140002', '+447911140003']
+      for (const n of devices) {
+        s.upstream.answers.set(n, away(DAY))
+        await s.look(n)
+        await setTimeout(5)
+      }
+      let page = (await s.get('/v1/reports/offline-devices?limit=1')).json()
+      const seen: string[] = page.items.map((i: { phone_number: string }) => i.phone_number)
+      await setTimeout(5)
+      await s.look(devices[0]!) // checked again, still offline: its check time moves past the cursor
+      while (page.next_cursor) {
+        page = (await s.get(`/v1/reports/offline-devices?limit=1&cursor=${page.next_cursor}`)).json()
+        seen.push(...page.items.map((i: { phone_number: string }) => i.phone_number))
+      }
+      t.same(seen, devices, 'each device once')
+    })
+
+    t.test('a forged cursor is a 400 problem; a cursor given out before cursors carried their time is still taken', async t => {
+      const s = await setup(t, store)
+      await s.look('+447911150001')
+      const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
+      for (const cursor of [enc([0, 'x']), enc([0, null, 1, '+1']), enc([0, 1, 2, 3]), enc([0, 1, 2, '+1', 5]), enc([0, true]), enc([3, 1]), enc([])]) {
+        for (const path of ['stale-contacts', 'offline-devices']) {
+          const res = await s.get(`/v1/reports/${path}?cursor=${cursor}`)
+          t.equal(res.statusCode, 400, `${path} ${Buffer.from(cursor, 'base64url').toString()}`)
+          t.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8')
+        }
+      }
+      for (const cursor of [enc([0]), enc([1, 0, '+1']), enc([0, 1e308]), enc([0, -1e308, 5e-324, '+1']), enc([2, Date.now(), 0, ''])]) {
+        for (const path of ['stale-contacts', 'offline-devices']) {
+          const res = await s.get(`/v1/reports/${path}?cursor=${cursor}`)
+          t.equal(res.statusCode, 200, `${path} ${Buffer.from(cursor, 'base64url').toString()}`)
         }
       }
     })
