@@ -32,6 +32,7 @@ export const problems = {
   401: problemResponse('No bearer token, or the token was refused (signature, expiry, issuer, audience)'),
   403: problemResponse('The token lacks the scope this operation needs'),
   404: problemResponse('No such resource'),
+  406: problemResponse('The Accept header allows none of the media types this operation answers with'),
   409: problemResponse('A request with the same Idempotency-Key is still in flight; retry after Retry-After seconds'),
   413: problemResponse('The body is larger than this route accepts'),
   422: problemResponse('The request is well formed but cannot be processed'),

@@ -77,6 +77,13 @@ export class MethodNotAllowedError extends AppError {
   }
 }
 
+/** The Accept header allows none of the media types the operation answers with. */
+export class NotAcceptableError extends AppError {
+  readonly status = 406
+  readonly slug = 'not-acceptable'
+  readonly title = 'Not acceptable'
+}
+
 export class ConflictError extends AppError {
   readonly status = 409
   readonly slug = 'conflict'

@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache'
 import pLimit from 'p-limit'
 import { UpstreamUnavailableError } from '../domain/errors.js'
 import { normalizePhoneNumber } from '../domain/phone.js'
-import { isSuccessCode, isTransientCode, type Reachability, type ReachabilityResult, toRecord, type UpstreamAnswer } from '../domain/reachability.js'
+import { hasData, hasSms, isSuccessCode, isTransientCode, type Reachability, type ReachabilityResult, toRecord, type UpstreamAnswer } from '../domain/reachability.js'
 import type { CachedReachability, Store } from '../store/store.js'
 import { type CachePolicy, freshSeconds } from './cache-policy.js'
 import { type ReachabilityUpstream, UpstreamFailure } from './upstreams/upstream.js'
@@ -130,7 +130,7 @@ export class ReachabilityService {
 
   /** Folds a new record into the number's report (see Store.recordReport); resolves whether it was. */
   private report (record: Reachability, unlessLater: boolean): Promise<boolean> {
-    return this.options.store.recordReport(record, isSuccessCode(record.status.code) ? record.is_reachable : null, unlessLater)
+    return this.options.store.recordReport(record, isSuccessCode(record.status.code) ? hasData(record) || hasSms(record) : null, unlessLater)
   }
 
   /** The cached entry as it is, fresh or not (null when there is none). */

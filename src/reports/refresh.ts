@@ -4,6 +4,7 @@ import { underLease } from '../queue/chunk-lease.js'
 import { PollingLoop } from '../queue/polling-loop.js'
 import { type FieldError, NotFoundError, ValidationError } from '../domain/errors.js'
 import { normalizePhoneNumber } from '../domain/phone.js'
+import { isTransientCode, type ReachabilityResult } from '../domain/reachability.js'
 import type { UpstreamRateLimiter } from '../reachability/rate-limit.js'
 import type { ReachabilityService } from '../reachability/service.js'
 import type { RefreshJob, Store } from '../store/store.js'
@@ -50,8 +51,17 @@ export interface RefreshRunnerOptions {
 }
 
 /**
+ * Whether a scan's lookup checked the number: the upstream answered with news of it. A stale entry standing in
+ * for an upstream that failed, or a "try again later" code (cached nowhere, recorded nowhere), checked nothing.
+ */
+function isFreshAnswer (result: ReachabilityResult): boolean {
+  return result.source !== 'stale_cache' && !isTransientCode(result.status.code)
+}
+
+/**
  * Works through the numbers of running refresh jobs: each one a fresh upstream lookup (which updates
  * the cache and the number's report), each lookup waiting for a token of the shared upstream budget.
+ * A number is counted done when its lookup brought news of it, failed otherwise (see isFreshAnswer).
  * A batch is held under a lease: one whose runner died is taken again by another (a number may then be
  * checked twice, never counted twice: only the runner holding the lease at the end counts the batch).
  */
@@ -77,8 +87,7 @@ export class RefreshRunner extends PollingLoop {
           () => Promise.all(batch.items.map(phone => this.limit(async () => {
             await limiter.acquire()
             try {
-              await reachability.lookup(phone, { maxAgeSeconds: 0 })
-              return true
+              return isFreshAnswer(await reachability.lookup(phone, { maxAgeSeconds: 0 }))
             } catch {
               return false
             }

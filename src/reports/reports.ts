@@ -1,4 +1,4 @@
-import { type Page, pageAcrossShards } from '../domain/paging.js'
+import { type Page, pageAsOf } from '../domain/paging.js'
 import type { Store } from '../store/store.js'
 
 const DAY_MS = 86_400_000
@@ -27,11 +27,13 @@ export class Reports {
     this.now = now ?? Date.now
   }
 
-  /** Numbers with neither DATA nor SMS connectivity for at least `days` days (by their latest status time). */
+  /**
+   * Numbers with neither DATA nor SMS connectivity for at least `days` days (by their latest status time), as at
+   * the listing's first page: its time is the cut-off of every page.
+   */
   async staleContacts (days: number, cursor: string | undefined, limit: number): Promise<Page<StaleContact>> {
-    const before = this.now() - days * DAY_MS
-    return pageAcrossShards(this.store.shards, cursor, limit, async (shard, after, count) => {
-      const entries = await this.store.reportIndex('stale', shard, -Infinity, before, after, count)
+    return pageAsOf(this.store.shards, cursor, limit, this.now(), async (shard, after, count, asOf) => {
+      const entries = await this.store.reportIndex('stale', shard, -Infinity, asOf - days * DAY_MS, after, count)
       const reports = await this.store.getReports(entries.map(e => e.phoneNumber))
       return entries.map((e, i) => ({
         at: { score: e.at, member: e.phoneNumber },
@@ -45,10 +47,13 @@ export class Reports {
     })
   }
 
-  /** Numbers not reachable at their last check, checked at or after `since` (epoch ms). */
+  /**
+   * Numbers not reachable at their last check, checked at or after `since` (epoch ms) and by the listing's first
+   * page: a device checked again after it has moved past every cursor of the listing, and is left out.
+   */
   async offlineDevices (since: number, cursor: string | undefined, limit: number): Promise<Page<OfflineDevice>> {
-    return pageAcrossShards(this.store.shards, cursor, limit, async (shard, after, count) => {
-      const entries = await this.store.reportIndex('offline', shard, since, Infinity, after, count)
+    return pageAsOf(this.store.shards, cursor, limit, this.now(), async (shard, after, count, asOf) => {
+      const entries = await this.store.reportIndex('offline', shard, since, asOf, after, count)
       const reports = await this.store.getReports(entries.map(e => e.phoneNumber))
       return entries.map((e, i) => ({
         at: { score: e.at, member: e.phoneNumber },

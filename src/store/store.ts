@@ -362,7 +362,8 @@ export interface Store {
   /**
    * Folds a fresh reachability into the number's report record and the report indexes: a number not
    * reachable is indexed by its latest status time (stale contacts) and by its check time (offline
-   * devices); a reachable one leaves both. Answers that say nothing of the device change only the record.
+   * devices); a reachable one (DATA or SMS connectivity, as the caller decides it) leaves both. Answers that say
+   * nothing of the device (`reachable` null) change only the record.
    * With `unlessLater` (news that came by other means than a lookup: an operator's event, which may come late), a
    * record that tells of an earlier moment than the report already knows (its status instant before the report's:
    * see statusInstant) changes nothing, checked in the same step as the record's write. Resolves whether it was

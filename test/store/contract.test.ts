@@ -265,6 +265,16 @@ async function suite (t: Test, store: Store) {
     t.same(within.map(e => e.phoneNumber), phones.slice(2), 'a cursor within the bounds still starts after itself')
   })
 
+  t.test('report index pages keep to their upper bound, even from a cursor past it', async t => {
+    const phones = phonesOfShard1('+99052', 3)
+    await store.recordReport(quiet(phones[0]!, '2024-01-01T00:00:00.000Z'), false)
+    await store.recordReport(quiet(phones[1]!, '2024-02-01T00:00:00.000Z'), false)
+    await store.recordReport(quiet(phones[2]!, '2024-03-01T00:00:00.000Z'), false)
+    const upTo = (max: string, after?: { score: number, member: string }) => store.reportIndex('stale', 1, Date.parse('2023-12-01'), Date.parse(max), after, 10)
+    t.same((await upTo('2024-02-15', { score: Date.parse('2024-01-01'), member: phones[0]! })).map(e => e.phoneNumber), [phones[1]], 'nothing after the upper bound')
+    t.same(await upTo('2024-02-15', { score: Date.parse('2024-02-20'), member: '' }), [], 'a cursor past the bound gives nothing')
+  })
+
   t.test('a fallback lease ended on a record that is gone no longer counts as waiting', async t => {
     const n = notification(3, { expires_at: new Date(Date.now() - 2 * 86_400_000).toISOString() })
     await store.acceptNotification({ notification: n, events: [], next: { kind: 'fallback', dueAt: Date.now() - 1 }, retentionSeconds: 1 })

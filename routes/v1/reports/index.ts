@@ -1,5 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import Negotiator from 'negotiator'
 import { z } from 'zod'
+import { NotAcceptableError } from '../../../src/domain/errors.js'
 import { getRefresh, startRefresh } from '../../../src/reports/refresh.js'
 import { Reports, toCsv } from '../../../src/reports/reports.js'
 import { jsonResponse } from '../../schemas/docs.js'
@@ -7,7 +9,15 @@ import { pickProblems } from '../../schemas/problem.js'
 import { PhoneNumberInput, queryInt } from '../../schemas/reachability.js'
 
 const security = [{ bearerAuth: [] }]
-const Cursor = z.string().max(400).optional().meta({ description: 'next_cursor of the previous page (opaque; it names the last item given, so items that change between pages are neither skipped nor repeated)', examples: ['WzEsMTc5NTY3MzYwMjMwMywiKzQ0NzkxMTEwMDAwMCJd'] })
+const CURSOR_EXAMPLE = 'WzEsMTc5NTY3MzcwMDAwMCwxNzk1NjczNjAyMzAzLCIrNDQ3OTExMTAwMDAwIl0'
+// The cursor names the last item given and the time of the listing's first page, which bounds every later page.
+const cursor = (description: string) => z.string().max(400).optional().meta({ description: `next_cursor of the previous page (opaque). ${description}`, examples: [CURSOR_EXAMPLE] })
+const StaleCursor = cursor('It names the last number given and the time of the first page, whose `days` cut-off every page keeps: ' +
+  'numbers never shift the next page, and a number that comes back, or whose status time turns newer than the cut-off, between pages ' +
+  'leaves the listing. Only a number whose status time changes to another time before the cut-off could be given twice or not at all.')
+const OfflineCursor = cursor('It names the last device given and the time of the first page, which bounds every page: devices never ' +
+  'shift the next page, and none is given twice (bar one whose check was being recorded as the first page was read). A device checked again after the first page leaves the listing (given already or not: ' +
+  'its new check, like a device found offline after the first page, is in the next listing).')
 const Limit = queryInt({ min: 1, max: 1000, fallback: 100, description: 'Items per page (1 to 1000)' })
 const When = z.string().nullable().meta({ examples: ['2026-09-01T08:00:00.000Z'] })
 
@@ -29,8 +39,8 @@ const RefreshJobSchema = z.object({
   id: z.string().meta({ description: 'The job id', examples: ['rfr_0c1d2e3f405162738495a6b7c8d9e0f1'] }),
   status: z.enum(['running', 'completed']).meta({ description: 'running until every number is checked', examples: ['running'] }),
   total: z.number().int().meta({ description: 'Distinct numbers to check', examples: [1200] }),
-  done: z.number().int().meta({ description: 'Checked (whatever the answer)', examples: [350] }),
-  failed: z.number().int().meta({ description: 'Could not be checked (upstream unavailable)', examples: [2] }),
+  done: z.number().int().meta({ description: 'Checked: the upstream answered with news of the number (whatever it said)', examples: [350] }),
+  failed: z.number().int().meta({ description: 'Not checked: the upstream gave no answer, or said to try again later (SUPPLIER_ERROR, INTERNAL_ERROR); a stale cache entry standing in does not count as checked', examples: [2] }),
   created_at: z.string().meta({ description: 'When the scan was asked for', examples: ['2026-11-25T10:00:00.000Z'] }),
   completed_at: z.string().nullable().meta({ description: 'When every number was counted (null while running)', examples: [null] }),
 }).meta({ id: 'RefreshJob' })
@@ -41,14 +51,24 @@ const csvOr = <T extends z.ZodType>(schema: T, description: string) => ({
     'application/json': {
       schema: z.object({
         items: z.array(schema).meta({ description: 'This page\'s items', examples: [[]] }),
-        next_cursor: z.string().nullable().meta({ description: 'Give it as cursor for the next page; null at the end', examples: ['WzEsMTc5NTY3MzYwMjMwMywiKzQ0NzkxMTEwMDAwMCJd'] }),
+        next_cursor: z.string().nullable().meta({ description: 'Give it as cursor for the next page; null at the end', examples: [CURSOR_EXAMPLE] }),
       }),
     },
     'text/csv': { schema: z.string().meta({ description: 'The same items as CSV (RFC 4180), with a header line; the next cursor is in the Link-free header X-Next-Cursor' }) },
   },
 })
 
-const wantsCsv = (accept: string | undefined) => accept !== undefined && /\btext\/csv\b/.test(accept)
+// What the reports answer with: the CSV is UTF-8 with a header line (RFC 4180's `header=present`).
+const REPRESENTATIONS = ['application/json; charset=utf-8', 'text/csv; charset=utf-8; header=present']
+
+/** Whether the page goes out as CSV, by the Accept header's q-values (RFC 9110 §12.5.1); none acceptable is a 406. */
+function wantsCsv (accept: string | undefined): boolean {
+  // An empty Accept is taken as none at all: some clients send one.
+  if (accept === undefined || accept.trim() === '') return false
+  const chosen = new Negotiator({ headers: { accept } }).mediaType(REPRESENTATIONS)
+  if (chosen === undefined) throw new NotAcceptableError('the Accept header allows neither application/json nor text/csv (UTF-8), the media types of this report')
+  return chosen.startsWith('text/csv')
+}
 
 const reportRoutes: FastifyPluginAsyncZod = async (app) => {
   const reports = new Reports(app.store)
@@ -60,18 +80,20 @@ const reportRoutes: FastifyPluginAsyncZod = async (app) => {
       operationId: 'staleContacts',
       summary: 'Contact hygiene: numbers with no connectivity for at least `days` days',
       description: 'Numbers whose device had neither DATA nor SMS connectivity at their last check, and whose latest status time is at least ' +
-        '`days` days ago, with the last time each was reachable: the customers whose phone number needs updating. `Accept: text/csv` gives CSV.',
+        '`days` days ago, with the last time each was reachable: the customers whose phone number needs updating. `Accept: text/csv` gives CSV (q-values are honoured; an Accept allowing neither JSON nor CSV is a 406).',
       security,
       querystring: z.object({
         days: queryInt({ min: 1, max: 3650, fallback: 60, description: 'Days without connectivity' }),
-        cursor: Cursor,
+        cursor: StaleCursor,
         limit: Limit,
       }),
-      response: { 200: csvOr(StaleContact, 'Stale contacts, oldest first'), ...pickProblems(400, 401, 403, 503) },
+      response: { 200: csvOr(StaleContact, 'Stale contacts, oldest first'), ...pickProblems(400, 401, 403, 406, 503) },
     },
   }, async (request, reply) => {
+    const csv = wantsCsv(request.headers.accept)
+    reply.header('vary', 'Accept')
     const page = await reports.staleContacts(request.query.days, request.query.cursor, request.query.limit)
-    if (!wantsCsv(request.headers.accept)) return page
+    if (!csv) return page
     if (page.next_cursor) reply.header('x-next-cursor', page.next_cursor)
     return reply.type('text/csv; charset=utf-8').send(toCsv(page.items, ['phone_number', 'latest_status_at', 'last_reachable_at', 'last_checked_at']))
   })
@@ -82,19 +104,21 @@ const reportRoutes: FastifyPluginAsyncZod = async (app) => {
       operationId: 'offlineDevices',
       summary: 'IoT fleets: devices not reachable at their last check',
       description: 'With when each was last online and when last checked; `since` keeps only devices checked at or after that time. ' +
-        '`Accept: text/csv` gives CSV.',
+        '`Accept: text/csv` gives CSV (q-values are honoured; an Accept allowing neither JSON nor CSV is a 406).',
       security,
       querystring: z.object({
         since: z.iso.datetime({ offset: true }).optional().meta({ description: 'Only devices last checked at or after this time', examples: ['2026-11-24T00:00:00Z'] }),
-        cursor: Cursor,
+        cursor: OfflineCursor,
         limit: Limit,
       }),
-      response: { 200: csvOr(OfflineDevice, 'Offline devices, least recently checked first'), ...pickProblems(400, 401, 403, 503) },
+      response: { 200: csvOr(OfflineDevice, 'Offline devices, least recently checked first'), ...pickProblems(400, 401, 403, 406, 503) },
     },
   }, async (request, reply) => {
     const since = request.query.since ? Date.parse(request.query.since) : -Infinity
+    const csv = wantsCsv(request.headers.accept)
+    reply.header('vary', 'Accept')
     const page = await reports.offlineDevices(since, request.query.cursor, request.query.limit)
-    if (!wantsCsv(request.headers.accept)) return page
+    if (!csv) return page
     if (page.next_cursor) reply.header('x-next-cursor', page.next_cursor)
     return reply.type('text/csv; charset=utf-8').send(toCsv(page.items, ['phone_number', 'last_online_at', 'latest_status_at', 'last_checked_at']))
   })

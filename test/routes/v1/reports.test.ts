@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { setTimeout } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import type { UpstreamAnswer } from '../../../src/domain/reachability.js'
-import type { ReachabilityUpstream } from '../../../src/reachability/upstreams/upstream.js'
+import { type ReachabilityUpstream, UpstreamFailure } from '../../../src/reachability/upstreams/upstream.js'
 import { buildTestApp } from '../../helpers/app.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../../helpers/redis.js'
 import { waitFor } from '../../helpers/wait.js'
@@ -12,13 +13,15 @@ const DAY = 86_400_000
 const haveRedis = await redisAvailable()
 const OK = { code: 'OK', message: 'Success' }
 
-/** Answers per number as the test sets them; counts calls with their times. */
+/** Answers per number as the test sets them (or fails for the numbers that are `down`); counts calls with their times. */
 class MapUpstream implements ReachabilityUpstream {
   readonly name = 'map'
   readonly answers = new Map<string, UpstreamAnswer>()
+  readonly down = new Set<string>()
   readonly calls: number[] = []
   async check (phone: string): Promise<UpstreamAnswer> {
     this.calls.push(Date.now())
+    if (this.down.has(phone)) throw new UpstreamFailure('the upstream is down', 1)
     return this.answers.get(phone) ?? { is_reachable: true, connectivity: ['DATA', 'SMS'], latest_status_at: new Date().toISOString(), status: OK }
   }
 
@@ -87,6 +90,22 @@ for (const store of ['memory', 'redis'] as const) {
       t.ok(lines.slice(1).every(l => /^\+4479111000\d\d,\d{4}-/.test(l)))
     })
 
+    t.test('reachable means DATA or SMS: an is_reachable answer with neither connectivity keeps the number stale and offline', async t => {
+      const s = await setup(t, store)
+      const n = '+447911160001'
+      s.upstream.answers.set(n, away(90 * DAY))
+      await s.look(n)
+      s.upstream.answers.set(n, { is_reachable: true, connectivity: [], latest_status_at: new Date(Date.now() - 90 * DAY).toISOString(), status: { code: 'PARTIAL_SUCCESS', message: 'partial' } })
+      await s.look(n)
+      const stale = (await s.get('/v1/reports/stale-contacts?days=60')).json().items
+      t.match(stale, [{ phone_number: n, last_reachable_at: null }], 'still a stale contact, never seen reachable')
+      t.match((await s.get('/v1/reports/offline-devices')).json().items, [{ phone_number: n, last_online_at: null }], 'still offline')
+      s.upstream.answers.set(n, back())
+      await s.look(n)
+      t.same((await s.get('/v1/reports/stale-contacts?days=60')).json().items, [], 'SMS connectivity takes it out')
+      t.same((await s.get('/v1/reports/offline-devices')).json().items, [])
+    })
+
     t.test('offline devices: not reachable at their last check, with last online and last checked; since filters', async t => {
       const s = await setup(t, store)
       s.upstream.answers.set('+447911200001', back())
@@ -110,6 +129,75 @@ for (const store of ['memory', 'redis'] as const) {
       t.equal(csv.body.split('\r\n')[0], 'phone_number,last_online_at,latest_status_at,last_checked_at')
     })
 
+    t.test('CSV or JSON by the Accept header\'s q-values; an Accept allowing neither is a 406 problem', async t => {
+      const s = await setup(t, store)
+      s.upstream.answers.set('+447911170001', away(90 * DAY))
+      await s.look('+447911170001')
+      const json = [undefined, '', '*/*', 'application/json', 'text/csv;q=0, application/json', 'application/json;q=1, text/csv;q=0.1',
+        'application/json, text/csv', 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8', 'application/*']
+      const csv = ['text/csv', 'text/csv, application/json', 'application/json;q=0.5, text/csv', 'text/*', 'TEXT/CSV; charset=UTF-8', 'text/csv;header=present']
+      const neither = ['image/png', 'text/csv;q=0', 'application/json;q=0, text/csv;q=0', '*/*;q=0', 'text/csv;charset=latin1', 'nonsense']
+      for (const path of ['/v1/reports/stale-contacts', '/v1/reports/offline-devices']) {
+        for (const accept of json) {
+          const res = await s.get(path, accept === undefined ? {} : { accept })
+          t.equal(res.statusCode, 200, `${path} ${accept}`)
+          t.match(res.headers['content-type'], /^application\/json/, `${path} ${accept} is JSON`)
+          t.equal(res.json().items.length, 1)
+          t.equal(res.headers.vary, 'Accept')
+        }
+        for (const accept of csv) {
+          const res = await s.get(path, { accept })
+          t.equal(res.statusCode, 200, `${path} ${accept}`)
+          t.match(res.headers['content-type'], /^text\/csv; charset=utf-8/, `${path} ${accept} is CSV`)
+          t.equal(res.body.trim().split('\r\n').length, 2)
+        }
+        for (const accept of neither) {
+          const res = await s.get(path, { accept })
+          t.equal(res.statusCode, 406, `${path} ${accept}`)
+          t.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8')
+          t.match(res.json(), { type: 'https://reachroute.dev/problems/not-acceptable', status: 406 })
+        }
+      }
+    })
+
+    t.test('offline devices: a device checked again between pages is not given twice', async t => {
+      const s = await setup(t, store, { QUEUE_SHARDS: '1' })
+      const devices = ['+447911140001', '+447911140002', '+447911140003']
+      for (const n of devices) {
+        s.upstream.answers.set(n, away(DAY))
+        await s.look(n)
+        await setTimeout(5)
+      }
+      let page = (await s.get('/v1/reports/offline-devices?limit=1')).json()
+      const seen: string[] = page.items.map((i: { phone_number: string }) => i.phone_number)
+      await setTimeout(5)
+      await s.look(devices[0]!) // checked again, still offline: its check time moves past the cursor
+      while (page.next_cursor) {
+        page = (await s.get(`/v1/reports/offline-devices?limit=1&cursor=${page.next_cursor}`)).json()
+        seen.push(...page.items.map((i: { phone_number: string }) => i.phone_number))
+      }
+      t.same(seen, devices, 'each device once')
+    })
+
+    t.test('a forged cursor is a 400 problem; a cursor given out before cursors carried their time is still taken', async t => {
+      const s = await setup(t, store)
+      await s.look('+447911150001')
+      const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
+      for (const cursor of [enc([0, 'x']), enc([0, null, 1, '+1']), enc([0, 1, 2, 3]), enc([0, 1, 2, '+1', 5]), enc([0, true]), enc([3, 1]), enc([])]) {
+        for (const path of ['stale-contacts', 'offline-devices']) {
+          const res = await s.get(`/v1/reports/${path}?cursor=${cursor}`)
+          t.equal(res.statusCode, 400, `${path} ${Buffer.from(cursor, 'base64url').toString()}`)
+          t.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8')
+        }
+      }
+      for (const cursor of [enc([0]), enc([1, 0, '+1']), enc([0, 1e308]), enc([0, -1e308, 5e-324, '+1']), enc([2, Date.now(), 0, ''])]) {
+        for (const path of ['stale-contacts', 'offline-devices']) {
+          const res = await s.get(`/v1/reports/${path}?cursor=${cursor}`)
+          t.equal(res.statusCode, 200, `${path} ${Buffer.from(cursor, 'base64url').toString()}`)
+        }
+      }
+    })
+
     t.test('refresh: a fleet scan re-checks each number once through the rate-limited upstream', async t => {
       const s = await setup(t, store, { WORKERS: 'on', REACHABILITY_UPSTREAM_RPS: '20' })
       const phone_numbers = Array.from({ length: 20 }, (_, i) => `+4479111${String(50000 + i)}`)
@@ -126,6 +214,30 @@ for (const store of ['memory', 'redis'] as const) {
       const span = s.upstream.calls.at(-1)! - s.upstream.calls[0]!
       t.ok(span >= 19 / 20 * 1000 * 0.9, `20 lookups at 20/s took ${span} ms`)
       t.equal((await s.get('/v1/reports/stale-contacts?days=60')).json().items.length, 5, 'the reports learned from the scan')
+    })
+
+    t.test('refresh: a number counts done only when the upstream answered with news of it, not when a stale entry stood in', async t => {
+      const s = await setup(t, store, { WORKERS: 'on', REACHABILITY_UPSTREAM_RPS: '200', REACHABILITY_RETRIES: '0', BREAKER_FAILURES: '1000' })
+      const n = {
+        downCached: '+447911130001', downNew: '+447911130002', supplierCached: '+447911130003', supplierNew: '+447911130004',
+        notFound: '+447911130005', fine: '+447911130006',
+      }
+      await s.look(n.downCached)
+      await s.look(n.supplierCached)
+      const supplierError = { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'SUPPLIER_ERROR', message: 'The supplier returned an error' } }
+      s.upstream.down.add(n.downCached).add(n.downNew)
+      s.upstream.answers.set(n.supplierCached, supplierError)
+      s.upstream.answers.set(n.supplierNew, supplierError)
+      s.upstream.answers.set(n.notFound, { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'NOT_FOUND', message: 'Not found' } })
+      const started = await s.app.inject({ method: 'POST', url: '/v1/reports/refresh', headers: { authorization: s.auth }, payload: { phone_numbers: Object.values(n) } })
+      const done = await waitFor(async () => {
+        const job = (await s.get(`/v1/reports/refresh/${started.json().id}`)).json()
+        return job.status === 'completed' ? job : undefined
+      }, 10_000, 'the job to complete')
+      t.match(done, { total: 6, done: 2, failed: 4 }, 'only NOT_FOUND and the reachable number were checked')
+      const [supplierNew, notFound] = await s.app.store.getReports([n.supplierNew, n.notFound])
+      t.equal(supplierNew, null, 'a "try again later" answer is recorded nowhere')
+      t.match(notFound, { status_code: 'NOT_FOUND' }, 'an answer about the number is recorded')
     })
 
     t.test('bad input is a problem and creates nothing', async t => {
