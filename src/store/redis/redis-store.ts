@@ -551,18 +551,20 @@ export class RedisStore implements Store {
     const shard = numberShard(r.phone_number, this.shards)
     const stale = this.keys.reportIndex('stale', shard)
     const offline = this.keys.reportIndex('offline', shard)
-    const folded = await this.guard(this.redis.rrRecordReport(key, unlessLater ? statusInstant(r) : '', at, ...Object.entries(fields).flat()))
-    if (folded !== 1) return false
-    // The indexes are other slots than the record's: written once the record took the news.
-    const writes: Promise<unknown>[] = []
-    if (reachable === true) writes.push(this.redis.zrem(stale, r.phone_number), this.redis.zrem(offline, r.phone_number))
-    if (reachable === false) {
-      writes.push(
-        this.redis.zadd(stale, Date.parse(r.latest_status_at ?? at), r.phone_number),
-        this.redis.zadd(offline, Date.parse(at), r.phone_number),
-      )
+    const record = () => this.redis.rrRecordReport(key, unlessLater ? statusInstant(r) : '', at, ...Object.entries(fields).flat())
+    const indexes = () => {
+      if (reachable === true) return [this.redis.zrem(stale, r.phone_number), this.redis.zrem(offline, r.phone_number)]
+      if (reachable === false) return [this.redis.zadd(stale, Date.parse(r.latest_status_at ?? at), r.phone_number), this.redis.zadd(offline, Date.parse(at), r.phone_number)]
+      return []
     }
-    await this.guard(Promise.all(writes))
+    // Without a check, the record and the indexes (other slots) are written at once, in one round trip.
+    if (!unlessLater) {
+      await this.guard(Promise.all([record(), ...indexes()]))
+      return true
+    }
+    // With one, the indexes only once the record took the news.
+    if (await this.guard(record()) !== 1) return false
+    await this.guard(Promise.all(indexes()))
     return true
   }
 
