@@ -32,6 +32,9 @@ export interface InboundAuthOptions {
 
 type KeySource = { kind: 'jwks', getKey: JWTVerifyGetKey } | { kind: 'key', key: Awaited<ReturnType<typeof importSPKI>> | Uint8Array, algorithms: string[] }
 
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u
+/** The clock difference tolerated between the token's issuer and this process, for `exp` and `nbf` (seconds). */
+export const CLOCK_TOLERANCE_SECONDS = 30
 const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']
 // Verified tokens are remembered so a busy caller does not pay a signature check per request.
 const CACHE_LIMIT = 10_000
@@ -46,7 +49,7 @@ export class InboundAuth {
   ) {}
 
   static async create (options: InboundAuthOptions): Promise<InboundAuth> {
-    const verifyOptions: JWTVerifyOptions = { requiredClaims: ['exp'] }
+    const verifyOptions: JWTVerifyOptions = { requiredClaims: ['exp'], clockTolerance: CLOCK_TOLERANCE_SECONDS }
     if (options.issuer) verifyOptions.issuer = options.issuer
     if (options.audience) verifyOptions.audience = options.audience
     if (options.jwksUrl) {
@@ -88,6 +91,9 @@ export class InboundAuth {
     }
     // A lone surrogate is written as U+FFFD in UTF-8, where the caller's keys are scoped: two such subjects would share them.
     if (hasLoneSurrogate(payload.sub)) throw new UnauthorizedError('the token\'s "sub" claim is not well-formed Unicode (it holds a lone surrogate)')
+    // The caller's keys are scoped as `<sub>\0<key>` (and `<sub>\0campaign\0<key>`): a NUL in a subject would reach
+    // another caller's keys. No control character names a caller.
+    if (CONTROL.test(payload.sub)) throw new UnauthorizedError('the token\'s "sub" claim holds a control character')
     const principal: Principal = {
       subject: payload.sub,
       scopes: new Set(typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : []),

@@ -134,6 +134,19 @@ t.test('AUTH_HS256_SECRET', async t => {
     t.equal(emoji.subject, 'caller-\u{1F600}', 'a surrogate pair is a character like any other')
   })
 
+  t.test('refuses a subject with a control character: a NUL would reach another caller\'s Idempotency-Keys', async t => {
+    for (const sub of ['victim\u0000campaign', 'caller\n', '\u0085caller', 'a\u007fb']) {
+      await t.rejects(auth.authenticate(bearer(await token({ sub }, { alg: 'HS256', key: secret }))), { name: 'UnauthorizedError', message: /control character/ }, JSON.stringify(sub))
+    }
+  })
+
+  t.test('tolerates 30 s of clock difference with the issuer, no more', async t => {
+    t.ok(await auth.authenticate(bearer(await token({ sub: 'skewed', nbf: now() + 5 }, { alg: 'HS256', key: secret }))), 'nbf 5 s ahead: taken')
+    await t.rejects(auth.authenticate(bearer(await token({ sub: 'ahead', nbf: now() + 60 }, { alg: 'HS256', key: secret }))), UnauthorizedError, 'nbf a minute ahead: refused')
+    t.ok(await auth.authenticate(bearer(await token({ sub: 'late', iat: now() - 600, exp: now() - 10 }, { alg: 'HS256', key: secret }))), 'expired 10 s ago: taken')
+    await t.rejects(auth.authenticate(bearer(await token({ sub: 'gone', iat: now() - 600, exp: now() - 60 }, { alg: 'HS256', key: secret }))), UnauthorizedError, 'expired a minute ago: refused')
+  })
+
   t.test('refuses an expired token and one without exp', async t => {
     await t.rejects(auth.authenticate(bearer(await token({ iat: now() - 1200, exp: now() - 600 }, { alg: 'HS256', key: secret }))), UnauthorizedError)
     await t.rejects(auth.authenticate(bearer(await token({ exp: undefined }, { alg: 'HS256', key: secret }))), UnauthorizedError)
