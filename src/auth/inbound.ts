@@ -32,7 +32,8 @@ export interface InboundAuthOptions {
 
 type KeySource = { kind: 'jwks', getKey: JWTVerifyGetKey } | { kind: 'key', key: Awaited<ReturnType<typeof importSPKI>> | Uint8Array, algorithms: string[] }
 
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u
+/** Unicode's control characters (C0, DEL and C1). */
+const CONTROL = /\p{Cc}/u
 /** The clock difference tolerated between the token's issuer and this process, for `exp` and `nbf` (seconds). */
 export const CLOCK_TOLERANCE_SECONDS = 30
 const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']
