@@ -16,6 +16,8 @@ export default fp(async (app) => {
     store: app.store,
     retentionSeconds: delivery.retentionSeconds,
     idempotencyTtlSeconds: delivery.idempotencyTtlSeconds,
+    // The recipients are read in within the request's time: the key is held that long, and a minute to start it.
+    idempotencyClaimSeconds: Math.ceil(app.config.requestTimeoutMs / 1000) + 60,
     onStarted: () => app.pokeCampaigns(),
     onIdempotencyUnsaved: (campaign, err) => app.log.warn({ err, campaign }, 'campaign started, but its answer could not be kept under its Idempotency-Key: the key stays claimed until the claim runs out'),
   })

@@ -61,6 +61,12 @@ export interface CampaignServiceOptions {
   now?: () => number
   /** Told when a campaign starts running (wakes this process's runner). */
   onStarted?: () => void
+  /**
+   * How long an Idempotency-Key is held while the campaign's recipients are read in (600 s by default): at least as
+   * long as the request may take (REQUEST_TIMEOUT_MS), or a retry could take the key meanwhile and start the
+   * campaign a second time.
+   */
+  idempotencyClaimSeconds?: number
   /** Told when a started campaign's answer could not be kept under its Idempotency-Key (logged). Must not throw. */
   onIdempotencyUnsaved?: (campaignId: string, err: unknown) => void
 }
@@ -97,8 +103,9 @@ export class CampaignService {
     if (idempotency) {
       const scoped = `${owner}\u0000campaign\u0000${idempotency.key}`
       const ref = idempotencyRef(scoped, store.shards)
-      // A million recipients take a while to read in: the claim lasts as long. Their hash is not known yet: the claim holds none.
-      const claim = await store.claimIdempotency(ref, '', 600)
+      // A million recipients take a while to read in: the claim lasts as long as the request may. Their hash is not
+      // known yet: the claim holds none.
+      const claim = await store.claimIdempotency(ref, '', this.options.idempotencyClaimSeconds ?? 600)
       if (claim.state === 'in_flight') throw new ConflictError('a request with this Idempotency-Key is still in flight', claim.retryAfterSeconds)
       if (claim.state === 'done') {
         if (claim.requestHash !== await idempotency.requestHash()) throw new UnprocessableError('this Idempotency-Key was used with another request')
@@ -116,8 +123,9 @@ export class CampaignService {
     if (idem) {
       // The campaign is running: its 202 stands even if the answer cannot be stored now. Releasing the key would let
       // a retry start it a second time; the claim is kept instead (a retry is a 409 until the claim runs out).
-      await store.finishIdempotency(idem, idem.token, await idem.requestHash(), JSON.stringify(answer), this.options.idempotencyTtlSeconds)
-        .catch((err: unknown) => this.options.onIdempotencyUnsaved?.(answer.id, err))
+      const saved = await store.finishIdempotency(idem, idem.token, await idem.requestHash(), JSON.stringify(answer), this.options.idempotencyTtlSeconds)
+        .catch((err: unknown) => { this.options.onIdempotencyUnsaved?.(answer.id, err); return true })
+      if (!saved) this.options.onIdempotencyUnsaved?.(answer.id, new Error('the Idempotency-Key\'s claim ran out while the recipients were read in, and another request may hold it'))
     }
     return { answer, replayed: false }
   }
