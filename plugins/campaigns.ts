@@ -19,7 +19,7 @@ export default fp(async (app) => {
     // The recipients are read in within the request's time: the key is held that long, and a minute to start it.
     idempotencyClaimSeconds: Math.ceil(app.config.requestTimeoutMs / 1000) + 60,
     onStarted: () => app.pokeCampaigns(),
-    onIdempotencyUnsaved: (campaign, err) => app.log.warn({ err, campaign }, 'campaign started, but its answer could not be kept under its Idempotency-Key: the key stays claimed until the claim runs out'),
+    onIdempotencyUnsaved: (campaign, err) => app.log.warn({ err, campaign }, 'campaign started, but its answer could not be kept under its Idempotency-Key (err says why): a retry with the key is a 409 while the claim lasts, and may start the campaign again after'),
   })
   app.decorate('campaigns', campaigns)
 }, { name: 'campaigns', fastify: '5.x', dependencies: ['config', 'store'] })
