@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import { randomUUID } from 'node:crypto'
 import pLimit from 'p-limit'
 import { underLease } from '../queue/chunk-lease.js'
@@ -67,10 +68,35 @@ function isFreshAnswer (result: ReachabilityResult): boolean {
  */
 export class RefreshRunner extends PollingLoop {
   private readonly limit: ReturnType<typeof pLimit>
+  /** Aborted by stop(): numbers waiting for the upstream budget stop waiting, and the batch is left uncounted. */
+  private stopping: AbortController
 
   constructor (private readonly options: RefreshRunnerOptions) {
     super(options.pollMs, err => options.log?.warn({ err }, 'refresh runner: the store failed; trying again'), options.now)
     this.limit = pLimit(options.concurrency)
+    this.stopping = this.stopSignal()
+  }
+
+  override start (): void {
+    if (!this.running) this.stopping = this.stopSignal()
+    super.start()
+  }
+
+  /** Up to `concurrency` numbers wait on the signal at once: Node would otherwise warn of a possible leak past 10. */
+  private stopSignal (): AbortController {
+    const controller = new AbortController()
+    setMaxListeners(this.options.concurrency + 10, controller.signal)
+    return controller
+  }
+
+  /**
+   * Resolves once the batch under way has let go: its numbers still waiting for the upstream budget stop waiting
+   * (a lookup already asked ends within its deadline), and the batch is not counted: its lease runs out and another
+   * runner checks it (a number may be checked twice, never counted twice).
+   */
+  override async stop (): Promise<void> {
+    this.stopping.abort()
+    await super.stop()
   }
 
   /** One batch of each running job; resolves whether there was anything to do. */
@@ -85,13 +111,18 @@ export class RefreshRunner extends PollingLoop {
         worked = true
         const { result: outcomes, lease } = await underLease(batch.lease, leaseMs, (l, until) => store.renewRefreshChunk(id, l, until),
           () => Promise.all(batch.items.map(phone => this.limit(async () => {
-            await limiter.acquire()
+            const { signal } = this.stopping
             try {
+              await limiter.acquire(signal)
               return isFreshAnswer(await reachability.lookup(phone, { maxAgeSeconds: 0 }))
             } catch {
               return false
             }
           }))), this.now)
+        if (this.stopping.signal.aborted) {
+          this.options.log?.warn({ job: id, start: lease.start, count: lease.count }, 'refresh runner stopped during a batch: left uncounted; another runner checks it once its lease runs out')
+          return true
+        }
         const done = outcomes.filter(Boolean).length
         if (!(await store.finishRefreshChunk(id, lease, done, outcomes.length - done))) {
           this.options.log?.warn({ job: id, start: lease.start, count: lease.count }, 'refresh runner: the batch\'s lease ran out and another runner took it; that runner counts it')

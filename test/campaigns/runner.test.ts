@@ -355,6 +355,33 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.same(states.filter(s => s !== 'claimed'), [], 'a second later every record is gone (a claim finds the key free)')
     })
 
+    t.test('a fleet-scan runner stopped while its batch waits for the upstream budget lets go at once, leaving the batch uncounted for another', async t => {
+      const { store, cleanup } = await open()
+      t.teardown(cleanup)
+      const { reachability } = await services(store)
+      // One lookup a second: most of a batch of 8 waits for its token.
+      const slow = new UpstreamRateLimiter(store, 1, `upstream-stop-${Math.random()}`, 1)
+      const numbers = Array.from({ length: 8 }, (_, i) => `+4479112${String(100 + i).padStart(5, '0')}`)
+      const job = await startRefresh(store, 'svc', numbers)
+      const runner = new RefreshRunner({ store, reachability, limiter: slow, concurrency: 8, pollMs: 10, leaseMs: 400 })
+      runner.start()
+      await sleep(300)
+      const stoppedAt = Date.now()
+      await runner.stop()
+      t.ok(Date.now() - stoppedAt < 1000, `stopped in ${Date.now() - stoppedAt} ms, not after the 7 s its batch would take`)
+      t.match(await store.getRefreshJob(job.id), { done: 0, failed: 0, status: 'running' }, 'nothing counted: no number is failed for a stop')
+
+      const fast = new UpstreamRateLimiter(store, 100_000, `upstream-go-${Math.random()}`, 1000)
+      const next = new RefreshRunner({ store, reachability, limiter: fast, concurrency: 8, pollMs: 10, leaseMs: 400 })
+      next.start()
+      t.teardown(() => next.stop())
+      const done = await waitFor(async () => {
+        const j = await store.getRefreshJob(job.id)
+        return j?.status === 'completed' ? j : undefined
+      }, 10_000, 'another runner to finish the job once the lease ran out')
+      t.match(done, { total: 8, done: 8, failed: 0 })
+    })
+
     t.test('a fleet-scan batch taken by a runner that died is checked by another; the job completes, each number counted once', async t => {
       const { store, cleanup } = await open()
       const { upstream, reachability, limiter } = await services(store)
