@@ -34,7 +34,9 @@ const errorInfo = z.object({ status: z.number().int(), code: z.string(), message
 const ERROR_CODES: Record<number, Record<string, string>> = {
   // The number is the only argument we send.
   400: { INVALID_ARGUMENT: 'INVALID_NUMBER_FORMAT' },
-  404: { NOT_FOUND: 'NOT_FOUND', IDENTIFIER_NOT_FOUND: 'NOT_FOUND' },
+  // Only IDENTIFIER_NOT_FOUND is about the number. NOT_FOUND is "the specified resource is not found" (the spec's
+  // generic 404): a wrong base URL at a CAMARA gateway, which must not be cached for a day as "number not found".
+  404: { IDENTIFIER_NOT_FOUND: 'NOT_FOUND' },
   422: {
     SERVICE_NOT_APPLICABLE: 'NO_COVERAGE',
     UNSUPPORTED_IDENTIFIER: 'NO_COVERAGE',

@@ -69,7 +69,6 @@ t.test('an answer in neither shape, or not JSON, is no answer', async t => {
 t.test('CAMARA error bodies map to the insight status codes, without retries', async t => {
   const cases: Array<[number, string, string]> = [
     [404, 'IDENTIFIER_NOT_FOUND', 'NOT_FOUND'],
-    [404, 'NOT_FOUND', 'NOT_FOUND'],
     [400, 'INVALID_ARGUMENT', 'INVALID_NUMBER_FORMAT'],
     [422, 'SERVICE_NOT_APPLICABLE', 'NO_COVERAGE'],
     [422, 'UNSUPPORTED_IDENTIFIER', 'NO_COVERAGE'],
@@ -94,12 +93,14 @@ t.test('errors that say nothing about the number are no answer, without retries'
   const { fake, upstream } = await setup(t)
   fake.script.queue(NUMBER,
     { status: 404, headers: { 'content-type': 'text/html' }, raw: '<html>Not Found</html>' },
+    camaraError(404, 'NOT_FOUND', 'The specified resource is not found.'),
     camaraError(422, 'SOMETHING_NEW'),
     camaraError(409, 'CONFLICT'))
   await t.rejects(upstream.check(NUMBER), { name: 'UpstreamFailure', message: /HTTP 404/ })
+  await t.rejects(upstream.check(NUMBER), { name: 'UpstreamFailure', message: /NOT_FOUND: The specified resource/ }, 'CAMARA\'s generic 404 (a wrong path) is not "number not found"')
   await t.rejects(upstream.check(NUMBER), { name: 'UpstreamFailure', message: /SOMETHING_NEW/ })
   await t.rejects(upstream.check(NUMBER), { name: 'UpstreamFailure', message: /409/ })
-  t.equal(fake.requests.length, 3)
+  t.equal(fake.requests.length, 4)
 })
 
 t.test('the access token is sent, and a wrong one answers UNAUTHORIZED', async t => {
