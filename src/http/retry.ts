@@ -3,8 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool } from 'undici'
 
 // Calls to outside HTTP APIs: bounded retries on network errors, timeouts, 429 and 5xx only,
-// exponential backoff with full jitter, Retry-After honoured up to the cap, and an outer
-// AbortSignal that ends everything at once.
+// exponential backoff with full jitter, Retry-After honoured (one longer than the cap ends the
+// retries: the answer, with its Retry-After, goes to the caller), and an outer AbortSignal that
+// ends everything at once.
 
 export interface RetryPolicy {
   /** Attempts after the first one. */
@@ -86,7 +87,9 @@ export async function withRetries (
       const answer = await attempt(n)
       if (!isRetryableStatus(answer.statusCode) || n >= policy.retries) return answer
       const hinted = retryAfterMs(answer.headers)
-      waitMs = hinted === undefined ? backoffMs(n, policy) : Math.min(hinted, policy.maxMs)
+      // Asked to wait longer than we may: not asked again sooner than it said (the caller passes the wait on).
+      if (hinted !== undefined && hinted > policy.maxMs) return answer
+      waitMs = hinted ?? backoffMs(n, policy)
     } catch (err) {
       signal?.throwIfAborted()
       if (!isTransientError(err) || n >= policy.retries) throw err

@@ -56,7 +56,9 @@ export function errorBody<T> (schema: z.ZodType<T>, body: string): T | undefined
 
 /** 429 or 5xx on the last attempt: unavailable for now, with the upstream's Retry-After when it gave one. */
 export function stillFailing (upstream: string, statusCode: number, attempts: number, detail: string, headers: IncomingHttpHeaders): UpstreamFailure {
-  return new UpstreamFailure(`${upstream}: HTTP ${statusCode} after ${attempts} attempts: ${detail}`, retryAfterSeconds(headers))
+  const after = retryAfterSeconds(headers)
+  // A Retry-After longer than the retry cap ends the retries early (see withRetries): said so, not "after N attempts".
+  return new UpstreamFailure(`${upstream}: HTTP ${statusCode} ${after === undefined ? `after ${attempts} attempts` : `(it asks to wait ${after} s)`}: ${detail}`, after)
 }
 
 /** A 4xx that says nothing about the number (a wrong path, purpose or base URL): no answer, not retried, not counted by the breaker. */

@@ -119,15 +119,23 @@ t.test('every insight status code comes through as it is; an unknown one is kept
   t.equal(fake.requests.length, STATUS_CODES.length + 1, 'none retried: each is an answer')
 })
 
-t.test('429 with Retry-After is waited for, capped at the retry maximum, then answered', async t => {
-  const { fake, upstream } = await setup(t, { retryMaxMs: 300 })
+t.test('429 with a Retry-After within the retry maximum is waited for, then answered', async t => {
+  const { fake, upstream } = await setup(t, { retryMaxMs: 1500 })
   fake.script.queue(NUMBER, problem(429, 'Rate limit hit', 'Too Many Requests', { 'retry-after': '1' }), reachable(['SMS']))
   const started = Date.now()
   t.match(await upstream.check(NUMBER), { is_reachable: true, connectivity: ['SMS'] })
   const elapsed = Date.now() - started
-  t.ok(elapsed >= 290, `waited for Retry-After (${elapsed} ms)`)
-  t.ok(elapsed < 900, `but no longer than the cap (${elapsed} ms)`)
+  t.ok(elapsed >= 990, `waited for Retry-After (${elapsed} ms)`)
   t.equal(fake.requests.length, 2)
+})
+
+t.test('429 with a Retry-After longer than the retry maximum is not asked again sooner: UpstreamFailure with it', async t => {
+  const { fake, upstream } = await setup(t, { retryMaxMs: 300 })
+  fake.script.queue(NUMBER, problem(429, 'Rate limit hit', 'Too Many Requests', { 'retry-after': '30' }), reachable(['SMS']))
+  const err = await upstream.check(NUMBER).catch((e: unknown) => e)
+  t.type(err, UpstreamFailure)
+  t.equal((err as UpstreamFailure).retryAfterSeconds, 30)
+  t.equal(fake.requests.length, 1, 'one request: Vonage asked for 30 s')
 })
 
 t.test('5xx is retried a bounded number of times, then UpstreamFailure with the last Retry-After', async t => {
@@ -137,7 +145,7 @@ t.test('5xx is retried a bounded number of times, then UpstreamFailure with the 
   t.type(err, UpstreamFailure)
   t.equal((err as UpstreamFailure).retryAfterSeconds, 7)
   t.match((err as Error).message, /503.*Down for maintenance/)
-  t.equal(fake.requests.length, 3, 'one attempt and two retries')
+  t.equal(fake.requests.length, 1, 'one attempt: it asked for 7 s, longer than the retry maximum')
 })
 
 t.test('a 500 without Retry-After leaves the retry hint to the caller', async t => {
