@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { MESSAGE_LIMITS } from '../../src/notifications/types.js'
+import { isReservedPushDataKey, MESSAGE_LIMITS } from '../../src/notifications/types.js'
 import { transformingBodyExamples } from './docs.js'
 import { PhoneNumber, ReachabilitySchema } from './reachability.js'
 
@@ -16,7 +16,12 @@ export const NotificationBody = z.strictObject({
       body: z.string().min(1).max(MESSAGE_LIMITS.pushBody).meta({ description: `The notification text, 1 to ${MESSAGE_LIMITS.pushBody} characters`, examples: ['Arrives today between 10:00 and 12:00'] }),
       data: z.record(z.string().min(1).max(100), z.string().max(MESSAGE_LIMITS.pushDataValue)).optional()
         .refine(d => !d || Object.keys(d).length <= 50, 'at most 50 entries')
-        .meta({ maxProperties: 50, description: 'Extra key/value data for the app (strings only, at most 50 entries)', examples: [{ parcel_id: 'P-123' }] }),
+        .superRefine((d, ctx) => {
+          for (const key of Object.keys(d ?? {})) {
+            if (isReservedPushDataKey(key)) ctx.addIssue({ code: 'custom', path: [key], message: `"${key.slice(0, 40)}" is a key FCM reserves ("from", "message_type", or one starting with "google" or "gcm")` })
+          }
+        })
+        .meta({ maxProperties: 50, description: 'Extra key/value data for the app (strings only, at most 50 entries; not the keys FCM reserves: "from", "message_type", or one starting with "google" or "gcm")', examples: [{ parcel_id: 'P-123' }] }),
     }).optional().meta({ description: 'Push content; without it (or without push_token) push is never chosen' }),
   }).refine(m => m.sms !== undefined || m.push !== undefined, 'give at least one of message.sms and message.push')
     .meta({ anyOf: [{ required: ['sms'] }, { required: ['push'] }], description: 'The content, per channel: at least one' }),

@@ -119,10 +119,12 @@ export class FcmPushChannel implements PushChannel {
       case 'UNREGISTERED':
         return { kind: 'token_invalid', provider: this.provider, reason }
       case 'INVALID_ARGUMENT':
-        // Mostly a malformed registration token; a violation named on another field is our message's fault.
-        return violationsBesideToken(error)
-          ? this.failed(reason)
-          : { kind: 'token_invalid', provider: this.provider, reason }
+        // The token is dead when FCM says so: a violation named on message.token, or (no field named) a message about
+        // the token or FCM's generic "Request contains an invalid argument." (what it says of many a malformed token).
+        // A message naming something else ("Invalid data payload key: from") is our message's fault: no failover.
+        return aboutTheToken(error)
+          ? { kind: 'token_invalid', provider: this.provider, reason }
+          : this.failed(reason)
       case 'QUOTA_EXCEEDED':
       case 'UNAVAILABLE':
       case 'INTERNAL':
@@ -141,9 +143,10 @@ export class FcmPushChannel implements PushChannel {
   }
 }
 
-function violationsBesideToken (error: FcmError | undefined): boolean {
-  const fields = (error?.details ?? []).flatMap(d => d.fieldViolations ?? []).map(v => v.field)
-  return fields.some(field => field !== undefined && field !== 'message.token')
+function aboutTheToken (error: FcmError | undefined): boolean {
+  const fields = (error?.details ?? []).flatMap(d => d.fieldViolations ?? []).map(v => v.field).filter(f => f !== undefined)
+  if (fields.length > 0) return fields.every(field => field === 'message.token')
+  return /token|contains an invalid argument/i.test(error?.message ?? '')
 }
 
 function readJson (body: string): unknown {

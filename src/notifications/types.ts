@@ -25,6 +25,15 @@ export interface Routing {
 /** The longest texts a message may carry, in characters (code points, as JSON Schema's maxLength counts them). */
 export const MESSAGE_LIMITS = { smsText: 1000, pushTitle: 200, pushBody: 2000, pushDataValue: 1000 } as const
 
+/**
+ * Push data keys FCM refuses (its reference: "from", "message_type", or any word starting with "google" or "gcm"):
+ * refused at accept, not sent to fail there.
+ */
+export function isReservedPushDataKey (key: string): boolean {
+  const k = key.toLowerCase()
+  return k === 'from' || k === 'message_type' || k.startsWith('google') || k.startsWith('gcm')
+}
+
 export interface NotificationMessage {
   sms?: { text: string } | undefined
   push?: { title: string, body: string, data?: Record<string, string> | undefined } | undefined

@@ -132,6 +132,19 @@ t.test('INVALID_ARGUMENT without field details is taken as about the token', asy
   t.match(await channel.sendPush(message()), { kind: 'token_invalid', reason: 'INVALID_ARGUMENT: Request contains an invalid argument.' })
 })
 
+t.test('INVALID_ARGUMENT naming something else than the token, without field details, fails the message: no failover', async t => {
+  const { fake, channel } = await setup(t)
+  fake.script.next({ status: 400, json: { error: { code: 400, message: 'Invalid data payload key: from', status: 'INVALID_ARGUMENT', details: [{ '@type': 'type.googleapis.com/google.firebase.fcm.v1.FcmError', errorCode: 'INVALID_ARGUMENT' }] } } })
+  t.match(await channel.sendPush(message()), { kind: 'failed', reason: 'INVALID_ARGUMENT: Invalid data payload key: from' })
+})
+
+t.test('the fake FCM refuses a data key FCM reserves, as FCM does (no field named); the channel fails it, no failover', async t => {
+  const { channel } = await setup(t)
+  for (const key of ['from', 'message_type', 'google.c.a.e', 'gcm.notification.x', 'GoogleThing']) {
+    t.match(await channel.sendPush({ ...message(), data: { [key]: 'x' } }), { kind: 'failed', reason: `INVALID_ARGUMENT: Invalid data payload key: ${key}` }, key)
+  }
+})
+
 t.test('INVALID_ARGUMENT on another field fails the message: the token is not to blame', async t => {
   const { fake, channel } = await setup(t)
   fake.script.next(badField('message.data', 'Invalid data payload key: from'))

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { exportPKCS8, exportSPKI, generateKeyPair, importSPKI, jwtVerify, type JWTPayload } from 'jose'
+import { isReservedPushDataKey } from '../../src/notifications/types.js'
 import { type Reply, Script, startFakeServer } from './scripted-server.js'
 
 // A fake of FCM HTTP v1 and of Google's OAuth token endpoint on one loopback server
@@ -122,7 +123,12 @@ export async function startFakeFcm (options: FakeFcmOptions): Promise<FakeFcm> {
       return refuse(fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'not JSON'), 'not application/json')
     }
     const violation = checkMessage(received.json)
-    if (violation) return refuse(badField(violation.field, violation.description), violation.description)
+    if (violation) {
+      const reply = violation.field === undefined
+        ? fcmError(400, 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', violation.description)
+        : badField(violation.field, violation.description)
+      return refuse(reply, violation.description)
+    }
 
     const message = (received.json as { message: { token: string } }).message
     const scripted = script.take(message.token)
@@ -146,7 +152,7 @@ export async function startFakeFcm (options: FakeFcmOptions): Promise<FakeFcm> {
   }
 }
 
-function checkMessage (json: unknown): { field: string, description: string } | undefined {
+function checkMessage (json: unknown): { field?: string, description: string } | undefined {
   const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
   if (!isObject(json) || !isObject(json.message)) return { field: 'message', description: 'a message object is required' }
   const message = json.message
@@ -161,6 +167,9 @@ function checkMessage (json: unknown): { field: string, description: string } | 
     if (!isObject(message.data)) return { field: 'message.data', description: 'must be a map' }
     const bad = Object.entries(message.data).find(([, v]) => typeof v !== 'string')
     if (bad) return { field: `message.data.${bad[0]}`, description: 'data values must be strings' }
+    // FCM names no field for a reserved key: only its message says which (no fieldViolations).
+    const reserved = Object.keys(message.data).find(isReservedPushDataKey)
+    if (reserved !== undefined) return { description: `Invalid data payload key: ${reserved}` }
   }
   const a = message.android
   if (a !== undefined) {
