@@ -100,7 +100,8 @@ export const envSchema = z
     CHANNEL_TIMEOUT_MS: positive(5000),
     SMS_RPS: z.coerce.number().min(0).max(100000).default(30),
     PUSH_RPS: z.coerce.number().min(0).max(100000).default(500),
-    SMS_FROM: z.string().min(1).max(15).default('reachroute'),
+    // What Vonage takes as an SMS sender: an alphanumeric id of up to 11 characters, or a number of up to 15 digits.
+    SMS_FROM: z.string().regex(/^([A-Za-z0-9 ]{1,11}|\d{1,15})$/, 'an alphanumeric sender id of 1 to 11 letters, digits and spaces, or a number of 1 to 15 digits without "+"').default('reachroute'),
     VONAGE_MESSAGES_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://api.nexmo.com'),
     VONAGE_SIGNATURE_SECRET: optionalString,
     FCM_SERVICE_ACCOUNT: optionalString,

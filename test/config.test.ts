@@ -46,6 +46,8 @@ t.test('loadConfig', async t => {
 
   t.test('provider send rates: 30 SMS and 500 push a second by default, fractions allowed, 0 turns one off', async t => {
     t.match(loadConfig({}).channels, { smsRps: 30, pushRps: 500 })
+    t.equal(loadConfig({ SMS_FROM: 'Acme Shop' }).channels.smsFrom, 'Acme Shop', 'an alphanumeric sender of 9 characters')
+    t.doesNotThrow(() => loadConfig({ SMS_FROM: '447700900123' }), 'a number without "+"')
     t.match(loadConfig({ SMS_RPS: '0.5', PUSH_RPS: '0' }).channels, { smsRps: 0.5, pushRps: 0 })
   })
 
@@ -69,6 +71,8 @@ t.test('loadConfig', async t => {
     ['a fractional rate limit', { RATE_LIMIT_DEFAULT_PER_MINUTE: '1.5' }, 'RATE_LIMIT_DEFAULT_PER_MINUTE'],
     ['a negative SMS_RPS', { SMS_RPS: '-1' }, 'SMS_RPS'],
     ['PUSH_RPS=fast', { PUSH_RPS: 'fast' }, 'PUSH_RPS'],
+    ['an SMS_FROM Vonage refuses (12 characters)', { SMS_FROM: 'Acme Company' }, 'SMS_FROM', /1 to 11 letters/],
+    ['an SMS_FROM number with "+"', { SMS_FROM: '+447700900123' }, 'SMS_FROM'],
     ['REQUEST_TIMEOUT_MS=0 (no timeout at all)', { REQUEST_TIMEOUT_MS: '0' }, 'REQUEST_TIMEOUT_MS'],
     ['HSTS_MAX_AGE_SECONDS=forever', { HSTS_MAX_AGE_SECONDS: 'forever' }, 'HSTS_MAX_AGE_SECONDS'],
     ['a URL in CALLBACK_ALLOWED_HOSTS', { CALLBACK_ALLOWED_HOSTS: 'hooks.example.com,https://other.example.com' }, 'CALLBACK_ALLOWED_HOSTS', /no scheme, port or path/],
