@@ -34,6 +34,13 @@ t.test('sends the Messages API body with an application JWT and answers with the
   t.same(outcome, { kind: 'sent', provider: 'vonage', providerMessageId: request?.messageUuid })
 })
 
+t.test('a text of 1,000 characters goes out whatever they are (1,000 emoji are 2,000 UTF-16 units); 1,001 is refused', async t => {
+  const { fake, channel } = await setup(t)
+  t.match(await channel.sendSms(message({ text: '\u{1F4E6}'.repeat(1000) })), { kind: 'sent' }, 'the limit the API checks at accept, in the same unit')
+  t.equal(fake.requests[0]?.rejected, undefined)
+  t.match(await channel.sendSms(message({ notificationId: 'ntf_02', text: 'x'.repeat(1001) })), { kind: 'failed', reason: /text/ })
+})
+
 t.test('the application JWT is signed once and reused', async t => {
   const { fake, channel } = await setup(t)
   await channel.sendSms(message({ notificationId: 'a' }))

@@ -89,7 +89,8 @@ function checkBody ({ json }: Received): { name: string, reason: string } | unde
   if (body.channel !== 'sms') return { name: 'channel', reason: 'must be sms' }
   if (typeof body.to !== 'string' || !/^[1-9]\d{6,14}$/.test(body.to)) return { name: 'to', reason: 'must be E.164 digits without "+"' }
   if (typeof body.from !== 'string' || !/^([A-Za-z0-9 ]{1,11}|\d{1,15})$/.test(body.from)) return { name: 'from', reason: 'invalid sender' }
-  if (typeof body.text !== 'string' || body.text.length < 1 || body.text.length > 1000) return { name: 'text', reason: 'must be 1 to 1000 characters' }
+  // Characters, as the app counts them (code points: an emoji is one), not UTF-16 units.
+  if (typeof body.text !== 'string' || body.text.length < 1 || [...body.text].length > 1000) return { name: 'text', reason: 'must be 1 to 1000 characters' }
   if (typeof body.client_ref !== 'string' || body.client_ref.length < 1 || body.client_ref.length > 100) {
     return { name: 'client_ref', reason: 'must be 1 to 100 characters' }
   }
