@@ -98,7 +98,8 @@ export async function startFakeCamara (options: FakeCamaraOptions): Promise<Fake
     }
     const handler = routes.get(`${request.method} ${request.path}`)
     if (!handler) return refuse(404, 'NOT_FOUND', 'The specified resource is not found.')
-    if (request.method !== 'GET' && !String(request.headers['content-type']).startsWith('application/json')) {
+    // A body must be JSON; a DELETE has none (and so no Content-Type).
+    if ((request.method === 'POST' || request.method === 'PUT') && !String(request.headers['content-type']).startsWith('application/json')) {
       return refuse(400, 'INVALID_ARGUMENT', 'the body must be application/json')
     }
     return handler(request)

@@ -58,14 +58,20 @@ export class CamaraSubscriptions {
     if (answer.statusCode !== 201 && answer.statusCode !== 202) {
       throw new SubscriptionError(`creating a subscription answered HTTP ${answer.statusCode}: ${answer.body.slice(0, 200)}`)
     }
-    const id = (JSON.parse(answer.body) as { id?: unknown }).id
+    let id: unknown
+    try {
+      id = (JSON.parse(answer.body) as { id?: unknown } | null)?.id
+    } catch {
+      throw new SubscriptionError(`the subscription answer is not JSON: ${answer.body.slice(0, 200)}`)
+    }
     if (typeof id !== 'string' || !id) throw new SubscriptionError('the subscription answer has no id')
     return id
   }
 
   /** Ends a subscription; one the operator no longer knows is ended already. */
   async delete (id: string): Promise<void> {
-    const answer = await this.http.send({ method: 'DELETE', path: `/subscriptions/${encodeURIComponent(id)}`, headers: this.headers() })
+    const { 'content-type': _noBody, ...headers } = this.headers()
+    const answer = await this.http.send({ method: 'DELETE', path: `/subscriptions/${encodeURIComponent(id)}`, headers })
     if (answer.statusCode >= 300 && answer.statusCode !== 404) {
       throw new SubscriptionError(`deleting subscription ${id} answered HTTP ${answer.statusCode}`)
     }
