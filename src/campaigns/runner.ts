@@ -1,8 +1,7 @@
-import { setMaxListeners } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pLimit from 'p-limit'
 import { underLease } from '../queue/chunk-lease.js'
-import { PollingLoop } from '../queue/polling-loop.js'
+import { StoppablePollingLoop } from '../queue/polling-loop.js'
 import { AppError, ConflictError, StoreUnavailableError, UpstreamUnavailableError } from '../domain/errors.js'
 import type { ReachabilityResult } from '../domain/reachability.js'
 import type { AcceptOptions, NotificationService } from '../notifications/service.js'
@@ -76,36 +75,13 @@ export function recipientKey (campaignId: string, index: number): string {
  * recipient's place in it, so a recipient handled twice still has one notification. Only the runner holding
  * the chunk's lease at the end counts it. Completes a campaign once every chunk is counted.
  */
-export class CampaignRunner extends PollingLoop {
+export class CampaignRunner extends StoppablePollingLoop {
   private readonly limit: ReturnType<typeof pLimit>
-  /** Aborted by stop(): ends the waits of the recipients under way (a store that fails, a claim held elsewhere, the upstream budget). */
-  private stopping: AbortController
 
   constructor (private readonly options: CampaignRunnerOptions) {
-    super(options.pollMs, err => options.log?.warn({ err }, 'campaign runner: the store failed; trying again'), options.now)
+    // Each recipient under way listens to the stop signal while it waits (one wait at a time).
+    super(options.pollMs, err => options.log?.warn({ err }, 'campaign runner: the store failed; trying again'), options.now, options.concurrency + 10)
     this.limit = pLimit(options.concurrency)
-    this.stopping = this.stopSignal()
-  }
-
-  override start (): void {
-    if (!this.running) this.stopping = this.stopSignal()
-    super.start()
-  }
-
-  /**
-   * Each recipient under way listens to the stop signal while it waits (one wait at a time), so up to `concurrency`
-   * listeners at once are expected: Node would otherwise warn of a possible leak past 10. Past that bound it still does.
-   */
-  private stopSignal (): AbortController {
-    const controller = new AbortController()
-    setMaxListeners(this.options.concurrency + 10, controller.signal)
-    return controller
-  }
-
-  override async stop (): Promise<void> {
-    const stopped = super.stop() // not running from here on
-    this.stopping.abort()
-    await stopped
   }
 
   /** One chunk of each running campaign; resolves whether there was anything to do. */

@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events'
+
 /**
  * A background worker's loop: turn after turn (tick) while started; a turn that found work is followed at once
  * by the next, otherwise the loop sleeps `pollMs` (a poke ends the sleep). A turn that throws is reported and
@@ -57,5 +59,36 @@ export abstract class PollingLoop {
       })
       this.wake = undefined
     }
+  }
+}
+
+/**
+ * A PollingLoop whose work under way listens to a stop signal (`stopping`): stop() aborts it, so the waits of that
+ * work (a store that fails, the upstream budget) end at once. Up to `listeners` waits listen to it at a time: Node
+ * would otherwise warn of a possible leak past 10. Past that bound it still does.
+ */
+export abstract class StoppablePollingLoop extends PollingLoop {
+  protected stopping: AbortController
+
+  protected constructor (pollMs: number, onError: (err: unknown) => void, now: (() => number) | undefined, private readonly listeners: number) {
+    super(pollMs, onError, now)
+    this.stopping = this.stopSignal()
+  }
+
+  override start (): void {
+    if (!this.running) this.stopping = this.stopSignal()
+    super.start()
+  }
+
+  override async stop (): Promise<void> {
+    const stopped = super.stop() // not running from here on
+    this.stopping.abort()
+    await stopped
+  }
+
+  private stopSignal (): AbortController {
+    const controller = new AbortController()
+    setMaxListeners(this.listeners, controller.signal)
+    return controller
   }
 }

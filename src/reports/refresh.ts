@@ -1,8 +1,7 @@
-import { setMaxListeners } from 'node:events'
 import { randomUUID } from 'node:crypto'
 import pLimit from 'p-limit'
 import { underLease } from '../queue/chunk-lease.js'
-import { PollingLoop } from '../queue/polling-loop.js'
+import { StoppablePollingLoop } from '../queue/polling-loop.js'
 import { type FieldError, NotFoundError, ValidationError } from '../domain/errors.js'
 import { normalizePhoneNumber } from '../domain/phone.js'
 import { isTransientCode, type ReachabilityResult } from '../domain/reachability.js'
@@ -65,38 +64,16 @@ function isFreshAnswer (result: ReachabilityResult): boolean {
  * A number is counted done when its lookup brought news of it, failed otherwise (see isFreshAnswer).
  * A batch is held under a lease: one whose runner died is taken again by another (a number may then be
  * checked twice, never counted twice: only the runner holding the lease at the end counts the batch).
+ * stop() resolves once the batch under way has let go: its numbers still waiting for the upstream budget stop
+ * waiting (a lookup already asked ends within its deadline), and the batch is not counted: its lease runs out and
+ * another runner checks it.
  */
-export class RefreshRunner extends PollingLoop {
+export class RefreshRunner extends StoppablePollingLoop {
   private readonly limit: ReturnType<typeof pLimit>
-  /** Aborted by stop(): numbers waiting for the upstream budget stop waiting, and the batch is left uncounted. */
-  private stopping: AbortController
 
   constructor (private readonly options: RefreshRunnerOptions) {
-    super(options.pollMs, err => options.log?.warn({ err }, 'refresh runner: the store failed; trying again'), options.now)
+    super(options.pollMs, err => options.log?.warn({ err }, 'refresh runner: the store failed; trying again'), options.now, options.concurrency + 10)
     this.limit = pLimit(options.concurrency)
-    this.stopping = this.stopSignal()
-  }
-
-  override start (): void {
-    if (!this.running) this.stopping = this.stopSignal()
-    super.start()
-  }
-
-  /** Up to `concurrency` numbers wait on the signal at once: Node would otherwise warn of a possible leak past 10. */
-  private stopSignal (): AbortController {
-    const controller = new AbortController()
-    setMaxListeners(this.options.concurrency + 10, controller.signal)
-    return controller
-  }
-
-  /**
-   * Resolves once the batch under way has let go: its numbers still waiting for the upstream budget stop waiting
-   * (a lookup already asked ends within its deadline), and the batch is not counted: its lease runs out and another
-   * runner checks it (a number may be checked twice, never counted twice).
-   */
-  override async stop (): Promise<void> {
-    this.stopping.abort()
-    await super.stop()
   }
 
   /** One batch of each running job; resolves whether there was anything to do. */
