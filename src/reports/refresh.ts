@@ -65,8 +65,8 @@ function isFreshAnswer (result: ReachabilityResult): boolean {
  * A batch is held under a lease: one whose runner died is taken again by another (a number may then be
  * checked twice, never counted twice: only the runner holding the lease at the end counts the batch).
  * stop() resolves once the batch under way has let go: its numbers still waiting for the upstream budget stop
- * waiting (a lookup already asked ends within its deadline), and the batch is not counted: its lease runs out and
- * another runner checks it.
+ * waiting (a lookup already asked ends within its deadline), and the batch is not counted but given back (its lease
+ * ended): another runner checks it at once.
  */
 export class RefreshRunner extends StoppablePollingLoop {
   private readonly limit: ReturnType<typeof pLimit>
@@ -97,7 +97,9 @@ export class RefreshRunner extends StoppablePollingLoop {
             }
           }))), this.now)
         if (this.stopping.signal.aborted) {
-          this.options.log?.warn({ job: id, start: lease.start, count: lease.count }, 'refresh runner stopped during a batch: left uncounted; another runner checks it once its lease runs out')
+          // Given back: its lease ends now, so another runner takes it at once, not when the lease would have run out.
+          const released = await store.renewRefreshChunk(id, lease, this.now() - 1).catch(() => false)
+          this.options.log?.warn({ job: id, start: lease.start, count: lease.count, released }, 'refresh runner stopped during a batch: left uncounted for another runner')
           return true
         }
         const done = outcomes.filter(Boolean).length

@@ -355,7 +355,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.same(states.filter(s => s !== 'claimed'), [], 'a second later every record is gone (a claim finds the key free)')
     })
 
-    t.test('a fleet-scan runner stopped while its batch waits for the upstream budget lets go at once, leaving the batch uncounted for another', async t => {
+    t.test('a fleet-scan runner stopped while its batch waits for the upstream budget lets go at once, giving the batch back uncounted for another', async t => {
       const { store, cleanup } = await open()
       t.teardown(cleanup)
       const { reachability } = await services(store)
@@ -363,7 +363,8 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       const slow = new UpstreamRateLimiter(store, 1, `upstream-stop-${Math.random()}`, 1)
       const numbers = Array.from({ length: 8 }, (_, i) => `+4479112${String(100 + i).padStart(5, '0')}`)
       const job = await startRefresh(store, 'svc', numbers)
-      const runner = new RefreshRunner({ store, reachability, limiter: slow, concurrency: 8, pollMs: 10, leaseMs: 400 })
+      // A lease far longer than the test: the batch must be given back, not left to run out.
+      const runner = new RefreshRunner({ store, reachability, limiter: slow, concurrency: 8, pollMs: 10, leaseMs: 60_000 })
       runner.start()
       await sleep(300)
       const stoppedAt = Date.now()
@@ -372,13 +373,13 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.match(await store.getRefreshJob(job.id), { done: 0, failed: 0, status: 'running' }, 'nothing counted: no number is failed for a stop')
 
       const fast = new UpstreamRateLimiter(store, 100_000, `upstream-go-${Math.random()}`, 1000)
-      const next = new RefreshRunner({ store, reachability, limiter: fast, concurrency: 8, pollMs: 10, leaseMs: 400 })
+      const next = new RefreshRunner({ store, reachability, limiter: fast, concurrency: 8, pollMs: 10, leaseMs: 60_000 })
       next.start()
       t.teardown(() => next.stop())
       const done = await waitFor(async () => {
         const j = await store.getRefreshJob(job.id)
         return j?.status === 'completed' ? j : undefined
-      }, 10_000, 'another runner to finish the job once the lease ran out')
+      }, 5000, 'another runner to finish the job at once (its lease would last a minute)')
       t.match(done, { total: 8, done: 8, failed: 0 })
     })
 
