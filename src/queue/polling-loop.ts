@@ -63,14 +63,16 @@ export abstract class PollingLoop {
 }
 
 /**
- * A PollingLoop whose work under way listens to a stop signal (`stopping`): stop() aborts it, so the waits of that
- * work (a store that fails, the upstream budget) end at once. Up to `listeners` waits listen to it at a time: Node
- * would otherwise warn of a possible leak past 10. Past that bound it still does.
+ * A PollingLoop whose work under way listens to a stop signal (`stopping`): stop() aborts it, at once or after
+ * `stopGraceMs` (the work under way may end by itself meanwhile), so the waits of that work (a store that fails, the
+ * upstream budget) end. Up to `listeners` waits listen to it at a time: Node would otherwise warn of a possible leak
+ * past 10. Past that bound it still does.
  */
 export abstract class StoppablePollingLoop extends PollingLoop {
   protected stopping: AbortController
 
-  protected constructor (pollMs: number, onError: (err: unknown) => void, now: (() => number) | undefined, private readonly listeners: number) {
+  protected constructor (pollMs: number, onError: (err: unknown) => void, now: (() => number) | undefined,
+    private readonly listeners: number, private readonly stopGraceMs = 0) {
     super(pollMs, onError, now)
     this.stopping = this.stopSignal()
   }
@@ -82,8 +84,14 @@ export abstract class StoppablePollingLoop extends PollingLoop {
 
   override async stop (): Promise<void> {
     const stopped = super.stop() // not running from here on
-    this.stopping.abort()
-    await stopped
+    const { stopping } = this
+    const timer = this.stopGraceMs > 0 ? setTimeout(() => stopping.abort(), this.stopGraceMs) : undefined
+    if (!timer) stopping.abort()
+    try {
+      await stopped
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   private stopSignal (): AbortController {

@@ -46,6 +46,8 @@ export interface RefreshRunnerOptions {
   pollMs: number
   /** How long a claimed batch stays this runner's without a renewal (renewed while it is worked on); past it, another runner takes it. */
   leaseMs?: number
+  /** How long stop() lets the batch under way finish before it gives the batch back (5 s). */
+  stopGraceMs?: number
   now?: () => number
   log?: { warn: (obj: object, msg: string) => void }
 }
@@ -64,15 +66,17 @@ function isFreshAnswer (result: ReachabilityResult): boolean {
  * A number is counted done when its lookup brought news of it, failed otherwise (see isFreshAnswer).
  * A batch is held under a lease: one whose runner died is taken again by another (a number may then be
  * checked twice, never counted twice: only the runner holding the lease at the end counts the batch).
- * stop() resolves once the batch under way has let go: its numbers still waiting for the upstream budget stop
- * waiting (a lookup already asked ends within its deadline), and the batch is not counted but given back (its lease
- * ended): another runner checks it at once.
+ * stop() lets the batch under way finish for up to stopGraceMs (5 s: within the API's 10 s of shutdown grace), so
+ * its numbers are checked once. Past that, its numbers still waiting for the upstream budget stop waiting (a lookup
+ * already asked ends within its deadline), and the batch is given back uncounted (its lease ended): another runner
+ * takes it at once, and checks again the numbers this one had checked.
  */
 export class RefreshRunner extends StoppablePollingLoop {
   private readonly limit: ReturnType<typeof pLimit>
 
   constructor (private readonly options: RefreshRunnerOptions) {
-    super(options.pollMs, err => options.log?.warn({ err }, 'refresh runner: the store failed; trying again'), options.now, options.concurrency + 10)
+    super(options.pollMs, err => options.log?.warn({ err }, 'refresh runner: the store failed; trying again'), options.now,
+      options.concurrency + 10, options.stopGraceMs ?? 5000)
     this.limit = pLimit(options.concurrency)
   }
 

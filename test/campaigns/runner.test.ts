@@ -355,7 +355,22 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.same(states.filter(s => s !== 'claimed'), [], 'a second later every record is gone (a claim finds the key free)')
     })
 
-    t.test('a fleet-scan runner stopped while its batch waits for the upstream budget lets go at once, giving the batch back uncounted for another', async t => {
+    t.test('a fleet-scan runner stopped during a batch that ends within its grace counts it: each number checked once', async t => {
+      const { store, cleanup } = await open()
+      t.teardown(cleanup)
+      const { upstream, reachability } = await services(store)
+      const paced = new UpstreamRateLimiter(store, 20, `upstream-grace-${Math.random()}`, 1)
+      const numbers = Array.from({ length: 8 }, (_, i) => `+4479112${String(200 + i).padStart(5, '0')}`)
+      const job = await startRefresh(store, 'svc', numbers)
+      const runner = new RefreshRunner({ store, reachability, limiter: paced, concurrency: 8, pollMs: 10, leaseMs: 60_000, stopGraceMs: 5000 })
+      runner.start()
+      await sleep(100)
+      await runner.stop()
+      t.match(await store.getRefreshJob(job.id), { done: 8, failed: 0 }, 'the batch finished and was counted')
+      t.equal(upstream.calls, 8, 'each number checked once')
+    })
+
+    t.test('a fleet-scan runner stopped while its batch waits for the upstream budget lets go after its grace, giving the batch back uncounted for another', async t => {
       const { store, cleanup } = await open()
       t.teardown(cleanup)
       const { reachability } = await services(store)
@@ -364,12 +379,12 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       const numbers = Array.from({ length: 8 }, (_, i) => `+4479112${String(100 + i).padStart(5, '0')}`)
       const job = await startRefresh(store, 'svc', numbers)
       // A lease far longer than the test: the batch must be given back, not left to run out.
-      const runner = new RefreshRunner({ store, reachability, limiter: slow, concurrency: 8, pollMs: 10, leaseMs: 60_000 })
+      const runner = new RefreshRunner({ store, reachability, limiter: slow, concurrency: 8, pollMs: 10, leaseMs: 60_000, stopGraceMs: 200 })
       runner.start()
       await sleep(300)
       const stoppedAt = Date.now()
       await runner.stop()
-      t.ok(Date.now() - stoppedAt < 1000, `stopped in ${Date.now() - stoppedAt} ms, not after the 7 s its batch would take`)
+      t.ok(Date.now() - stoppedAt < 1500, `stopped in ${Date.now() - stoppedAt} ms (a grace of 200 ms), not after the 7 s its batch would take`)
       t.match(await store.getRefreshJob(job.id), { done: 0, failed: 0, status: 'running' }, 'nothing counted: no number is failed for a stop')
 
       const fast = new UpstreamRateLimiter(store, 100_000, `upstream-go-${Math.random()}`, 1000)
