@@ -108,8 +108,8 @@ export class ReachabilityService {
     const record = toRecord(phoneNumber, answer, new Date(this.now()))
     this.recent.delete(phoneNumber)
     if (!(await this.report(record, true))) return null
-    const fresh = freshSeconds(record, this.options.policy)
-    if (fresh > 0) await this.options.store.putReachability({ record, freshUntil: this.now() + fresh * 1000 }, fresh + this.options.maxStaleSeconds)
+    const { entry, keepSeconds } = this.cacheEntry(record)
+    await this.options.store.putReachability(entry, keepSeconds)
     return this.emit({ ...record, source: 'upstream' })
   }
 
@@ -120,12 +120,17 @@ export class ReachabilityService {
    * report is left as that news made it.
    */
   private async keep (record: Reachability, askedAt: number): Promise<Reachability | null> {
-    const { store, policy, maxStaleSeconds } = this.options
     this.recent.delete(record.phone_number)
-    const fresh = freshSeconds(record, policy)
-    const newer = await store.putReachability({ record, freshUntil: this.now() + fresh * 1000 }, fresh > 0 ? fresh + maxStaleSeconds : 0, askedAt)
+    const { entry, keepSeconds } = this.cacheEntry(record)
+    const newer = await this.options.store.putReachability(entry, keepSeconds, askedAt)
     if (!newer) await this.report(record, false)
     return newer
+  }
+
+  /** The cache entry of a new record, and how long it is kept (0: not at all; its freshness plus the stale window). */
+  private cacheEntry (record: Reachability): { entry: CachedReachability, keepSeconds: number } {
+    const fresh = freshSeconds(record, this.options.policy)
+    return { entry: { record, freshUntil: this.now() + fresh * 1000 }, keepSeconds: fresh > 0 ? fresh + this.options.maxStaleSeconds : 0 }
   }
 
   /** Folds a new record into the number's report (see Store.recordReport); resolves whether it was. */

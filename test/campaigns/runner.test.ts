@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { CampaignRunner, recipientKey } from '../../src/campaigns/runner.js'
@@ -52,6 +53,23 @@ function completed (store: Store, id: string) {
     const c = await store.getCampaign(id)
     return c?.status === 'completed' ? c : undefined
   }, 10_000, 'the campaign to complete')
+}
+
+/**
+ * A fleet scan of eight numbers (+4479112<from…from+7>) and a maker of its runners: a batch of eight, a budget of
+ * `rps` lookups a second, a lease far longer than any test (a batch given back must not be left to run out), and
+ * a stop grace of `stopGraceMs`.
+ */
+async function scanOfEight (t: Test, open: OpenStore, from: number) {
+  const { store, cleanup } = await open()
+  t.teardown(cleanup)
+  const { upstream, reachability } = await services(store)
+  const job = await startRefresh(store, 'svc', Array.from({ length: 8 }, (_, i) => `+4479112${String(from + i).padStart(5, '0')}`))
+  const runner = (rps: number, stopGraceMs: number) => new RefreshRunner({
+    store, reachability, limiter: new UpstreamRateLimiter(store, rps, `upstream-${randomUUID()}`, Math.max(1, Math.floor(rps / 100))),
+    concurrency: 8, pollMs: 10, leaseMs: 60_000, stopGraceMs,
+  })
+  return { store, upstream, job, runner }
 }
 
 /** At teardown: the calls a dead runner left hanging let go, the runners stopped, the store cleaned up. */
@@ -356,13 +374,8 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
     })
 
     t.test('a fleet-scan runner stopped during a batch that ends within its grace counts it: each number checked once', async t => {
-      const { store, cleanup } = await open()
-      t.teardown(cleanup)
-      const { upstream, reachability } = await services(store)
-      const paced = new UpstreamRateLimiter(store, 20, `upstream-grace-${Math.random()}`, 1)
-      const numbers = Array.from({ length: 8 }, (_, i) => `+4479112${String(200 + i).padStart(5, '0')}`)
-      const job = await startRefresh(store, 'svc', numbers)
-      const runner = new RefreshRunner({ store, reachability, limiter: paced, concurrency: 8, pollMs: 10, leaseMs: 60_000, stopGraceMs: 5000 })
+      const { store, upstream, job, runner: scan } = await scanOfEight(t, open, 200)
+      const runner = scan(20, 5000)
       runner.start()
       await sleep(100)
       await runner.stop()
@@ -371,15 +384,9 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
     })
 
     t.test('a fleet-scan runner stopped while its batch waits for the upstream budget lets go after its grace, giving the batch back uncounted for another', async t => {
-      const { store, cleanup } = await open()
-      t.teardown(cleanup)
-      const { reachability } = await services(store)
+      const { store, job, runner: scan } = await scanOfEight(t, open, 100)
       // One lookup a second: most of a batch of 8 waits for its token.
-      const slow = new UpstreamRateLimiter(store, 1, `upstream-stop-${Math.random()}`, 1)
-      const numbers = Array.from({ length: 8 }, (_, i) => `+4479112${String(100 + i).padStart(5, '0')}`)
-      const job = await startRefresh(store, 'svc', numbers)
-      // A lease far longer than the test: the batch must be given back, not left to run out.
-      const runner = new RefreshRunner({ store, reachability, limiter: slow, concurrency: 8, pollMs: 10, leaseMs: 60_000, stopGraceMs: 200 })
+      const runner = scan(1, 200)
       runner.start()
       await sleep(300)
       const stoppedAt = Date.now()
@@ -387,8 +394,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.ok(Date.now() - stoppedAt < 1500, `stopped in ${Date.now() - stoppedAt} ms (a grace of 200 ms), not after the 7 s its batch would take`)
       t.match(await store.getRefreshJob(job.id), { done: 0, failed: 0, status: 'running' }, 'nothing counted: no number is failed for a stop')
 
-      const fast = new UpstreamRateLimiter(store, 100_000, `upstream-go-${Math.random()}`, 1000)
-      const next = new RefreshRunner({ store, reachability, limiter: fast, concurrency: 8, pollMs: 10, leaseMs: 60_000 })
+      const next = scan(100_000, 5000)
       next.start()
       t.teardown(() => next.stop())
       const done = await waitFor(async () => {
