@@ -458,7 +458,11 @@ export interface Store {
   /** Stores the answer under a claimed idempotency key; resolves false when the claim was lost. */
   finishIdempotency (ref: IdempotencyRef, token: string, requestHash: string, response: string, ttlSeconds: number): Promise<boolean>
 
-  /** Makes due now the given fallback entries that are waiting (an event says their device is back). */
+  /**
+   * Makes due now the given fallback entries that are waiting (an event says their device is back). One under a lease
+   * is marked instead: the transition that ends its lease puts it back due now if it stays in the fallback queue (its
+   * re-check may have read reachability before the event). Resolves how many were woken or marked.
+   */
   wakeFallback (shard: number, notificationIds: string[], now: number): Promise<number>
 
   /** Notes that a notification waits for this number's device, until `untilMs` at the latest. */

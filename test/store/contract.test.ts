@@ -5,7 +5,7 @@ import { newNotificationId, shardFor } from '../../src/notifications/ids.js'
 import type { Notification } from '../../src/notifications/types.js'
 import { MemoryStore } from '../../src/store/memory/memory-store.js'
 import { RedisStore } from '../../src/store/redis/redis-store.js'
-import { CAMPAIGN_FAILURES_KEPT, type Store } from '../../src/store/store.js'
+import { CAMPAIGN_FAILURES_KEPT, type FallbackLease, type Store } from '../../src/store/store.js'
 import { clusterAvailable, clusterNodes, dropClusterPrefix, dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.js'
 
 // One suite, every adapter of the store port.
@@ -161,7 +161,7 @@ async function suite (t: Test, store: Store) {
       // Fields Lua's JSON decoder refuses (what a lone surrogate was before wellFormedPatch).
       await t.rejects(store.redis.rrTransition(key, store.keys.events(2, n.id), key, store.keys.outbox(2, 'push'),
         store.keys.fallbackSince(2), store.keys.fallbackLeased(2), store.keys.dead(2), store.keys.pendingCounts(2),
-        job!.entryId, 'delivery', '', 'none', 0, '', n.id, Date.now(), '0', '', '{"reason":"\\ud83d"}', '[]', '', ''), /invalid unicode escape/)
+        store.keys.fallbackWoken(2), job!.entryId, 'delivery', '', 'none', 0, '', n.id, Date.now(), '0', '', '{"reason":"\\ud83d"}', '[]', '', ''), /invalid unicode escape/)
       t.equal((await store.outboxDepth(2)).push, 1, 'the job is still there, to be taken over and tried again')
       t.equal((await store.getNotification(n.id, 2))!.notification.status, n.status, 'the notification unchanged')
       t.ok(await store.transition({ notificationId: n.id, shard: 2, patch: { status: 'sent' }, events: [], ack: job! }), 'a good transition then applies')
@@ -284,6 +284,29 @@ async function suite (t: Test, store: Store) {
     await sleep(1100)
     t.equal(await store.transition({ notificationId: n.id, shard: 3, patch: { status: 'expired' }, events: [], lease: lease! }), false, 'the record is gone')
     t.equal((await store.fallbackState(3, Date.now())).oldestSince, null, 'not waiting any more')
+  })
+
+  t.test('a wake during a fallback lease puts the entry back due at once when its re-check reschedules it; a later lease starts unmarked', async t => {
+    const shard = 2
+    const n = notification(shard, { status: 'queued', channel: 'fallback_queue' })
+    const now = Date.now()
+    await store.acceptNotification({ notification: n, events: [], next: { kind: 'fallback', dueAt: now - 1 }, retentionSeconds: 60 })
+    const take = async (at: number) => (await store.takeDueFallback(shard, at, at + 60_000, 100)).find(l => l.notificationId === n.id)
+    const reschedule = (lease: FallbackLease, at: number) =>
+      store.transition({ notificationId: n.id, shard, patch: {}, events: [], lease, next: { kind: 'fallback', dueAt: now + 60_000 }, at })
+
+    const lease = await take(now)
+    t.ok(lease, 'leased')
+    t.equal(await store.wakeFallback(shard, [n.id], now + 5), 1, 'a leased entry counts as woken')
+    t.equal(await store.wakeFallback(shard, ['no-such-entry'], now + 5), 0, 'an entry not waiting is not woken')
+    // Its re-check read the cache before the event: it puts the entry back for a minute on.
+    t.equal(await reschedule(lease!, now + 10), true)
+    const again = await take(now + 10)
+    t.ok(again, 'due at the wake, not a minute on: taken again at once')
+
+    t.equal(await reschedule(again!, now + 20), true)
+    t.equal(await take(now + 20), undefined, 'no mark left: rescheduled as asked')
+    t.ok(await take(now + 60_000), 'due a minute on')
   })
 
   t.test('an accept based on a cache entry is stored only while that entry is unchanged', async t => {

@@ -159,6 +159,8 @@ export class MemoryStore implements Store {
   private readonly fallbacks = new Map<number, Map<string, number>>()
   private readonly fallbackSince = new Map<number, Map<string, number>>()
   private readonly leased = new Map<number, Map<string, number>>()
+  /** Leased entries an event woke during their re-check, and when (see WAKE_FALLBACK in the Redis store). */
+  private readonly woken = new Map<number, Map<string, number>>()
   private readonly deadLetters = new Map<number, Map<string, number>>()
   /** Pending campaign counts by shard: when each was noted, by pendingKey. */
   private readonly pendingCounts = new Map<number, Map<string, number>>()
@@ -260,10 +262,14 @@ export class MemoryStore implements Store {
 
   async transition (t: Transition): Promise<boolean> {
     if (t.ack) this.stream(t.shard, t.ack.lane).delete(t.ack.entryId)
+    let wokenAt: number | undefined
     if (t.lease) {
       const leased = this.sorted(this.leased, t.shard)
       if (leased.get(t.notificationId) !== t.lease.until) return false
       leased.delete(t.notificationId)
+      const woken = this.sorted(this.woken, t.shard)
+      wokenAt = woken.get(t.notificationId)
+      woken.delete(t.notificationId)
     }
     const stored = this.notifications.get(t.notificationId)
     const dead = this.sorted(this.deadLetters, t.shard)
@@ -278,7 +284,8 @@ export class MemoryStore implements Store {
     Object.assign(stored.notification, structuredClone(patch))
     stored.events.push(...structuredClone(t.events))
     const at = t.at ?? this.now()
-    if (t.next) this.schedule(t.shard, t.notificationId, t.next, at)
+    const next = t.next?.kind === 'fallback' && wokenAt !== undefined && wokenAt < t.next.dueAt ? { ...t.next, dueAt: wokenAt } : t.next
+    if (next) this.schedule(t.shard, t.notificationId, next, at)
     if (t.lease && t.next?.kind !== 'fallback') this.sorted(this.fallbackSince, t.shard).delete(t.notificationId)
     if (t.fromDead) dead.delete(t.notificationId)
     if (t.dead) dead.set(t.notificationId, at)
@@ -316,6 +323,7 @@ export class MemoryStore implements Store {
     return due.map(([id]) => {
       queue.delete(id)
       leased.set(id, leaseUntil)
+      this.sorted(this.woken, shard).delete(id)
       return { shard, notificationId: id, until: leaseUntil }
     })
   }
@@ -326,6 +334,7 @@ export class MemoryStore implements Store {
     for (const [id, until] of leased) {
       if (until > now) continue
       leased.delete(id)
+      this.sorted(this.woken, shard).delete(id)
       this.sorted(this.fallbacks, shard).set(id, now)
       n++
     }
@@ -659,12 +668,18 @@ export class MemoryStore implements Store {
 
   async wakeFallback (shard: number, notificationIds: string[], now: number): Promise<number> {
     const queue = this.sorted(this.fallbacks, shard)
+    const leased = this.sorted(this.leased, shard)
     let woken = 0
     for (const id of notificationIds) {
-      if (queue.has(id) && queue.get(id) !== now) {
+      if (queue.has(id)) {
+        if (queue.get(id) === now) continue
         queue.set(id, now)
-        woken++
+      } else if (leased.has(id)) {
+        this.sorted(this.woken, shard).set(id, now)
+      } else {
+        continue
       }
+      woken++
     }
     return woken
   }

@@ -154,6 +154,11 @@ export class RedisKeys {
     return `${this.shard(shard)}:fallback:leased`
   }
 
+  /** Leased entries an event woke during their re-check: put back due at once (see WAKE_FALLBACK). */
+  fallbackWoken (shard: number): string {
+    return `${this.shard(shard)}:fallback:woken`
+  }
+
   /** Checks and wake-ups per minute. */
   fallbackStats (shard: number): string {
     return `${this.shard(shard)}:fallback:stats`

@@ -15,7 +15,7 @@ import { acceptDocument, decodePendingCount, encodeEvents, encodePendingCount, f
 import { RedisKeys } from './keys.js'
 import {
   ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COUNT_CAMPAIGN_FINAL, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER, READ_OUTBOX,
-  FINISH_CAMPAIGN_CHUNK, RELEASE, REOPEN_CAMPAIGN_FINAL, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, PUT_REACHABILITY, RECORD_REPORT, SETTLE_ACCEPT, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION,
+  FINISH_CAMPAIGN_CHUNK, RELEASE, REOPEN_CAMPAIGN_FINAL, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, PUT_REACHABILITY, RECORD_REPORT, SETTLE_ACCEPT, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION, WAKE_FALLBACK,
   CLAIM_SUBSCRIPTION, DROP_SUBSCRIPTIONS, RELEASE_SUBSCRIPTION_CLAIM, SET_SUBSCRIPTION,
 } from './lua/scripts.js'
 
@@ -35,8 +35,9 @@ declare module 'ioredis' {
     rrRelease (key: string, token: string): Result<number, Context>
     rrShortenAnswered (key: string, seconds: number): Result<number, Context>
     rrReleaseDue (...args: (string | number)[]): Result<number, Context>
-    rrTakeDue (queue: string, leased: string, now: number, until: number, count: number): Result<string[], Context>
-    rrExpireLeases (queue: string, leased: string, now: number): Result<number, Context>
+    rrTakeDue (queue: string, leased: string, woken: string, now: number, until: number, count: number): Result<string[], Context>
+    rrExpireLeases (queue: string, leased: string, woken: string, now: number): Result<number, Context>
+    rrWakeFallback (queue: string, leased: string, woken: string, now: number, ...ids: string[]): Result<number, Context>
     rrTakeToken (bucket: string, rate: number, burst: number): Result<number, Context>
     rrCompleteRefresh (job: string, list: string, leases: string, at: string): Result<number, Context>
     rrAppendRecipients (campaign: string, list: string, numbers: string, ...pairs: string[]): Result<number[], Context>
@@ -212,7 +213,7 @@ export class RedisStore implements Store {
     redis.on('node error', (err: Error) => { lastError = err })
     redis.defineCommand('rrAccept', { numberOfKeys: 8, lua: ACCEPT })
     redis.defineCommand('rrAcceptToOutbox', { numberOfKeys: 3, lua: ACCEPT_TO_OUTBOX })
-    redis.defineCommand('rrTransition', { numberOfKeys: 8, lua: TRANSITION })
+    redis.defineCommand('rrTransition', { numberOfKeys: 9, lua: TRANSITION })
     redis.defineCommand('rrSettleAccept', { numberOfKeys: 1, lua: SETTLE_ACCEPT })
     redis.defineCommand('rrPutReachability', { numberOfKeys: 1, lua: PUT_REACHABILITY })
     redis.defineCommand('rrRecordReport', { numberOfKeys: 1, lua: RECORD_REPORT })
@@ -220,8 +221,9 @@ export class RedisStore implements Store {
     redis.defineCommand('rrRangeAfter', { numberOfKeys: 1, lua: RANGE_AFTER })
     // One command per number of lanes: a fixed key count lets ioredis find the keys (Cluster routing, auto-pipelining).
     for (let lanes = 1; lanes <= LANES.length; lanes++) redis.defineCommand(`rrReadOutbox${lanes}`, { numberOfKeys: lanes, lua: READ_OUTBOX })
-    redis.defineCommand('rrTakeDue', { numberOfKeys: 2, lua: TAKE_DUE })
-    redis.defineCommand('rrExpireLeases', { numberOfKeys: 2, lua: EXPIRE_LEASES })
+    redis.defineCommand('rrTakeDue', { numberOfKeys: 3, lua: TAKE_DUE })
+    redis.defineCommand('rrExpireLeases', { numberOfKeys: 3, lua: EXPIRE_LEASES })
+    redis.defineCommand('rrWakeFallback', { numberOfKeys: 3, lua: WAKE_FALLBACK })
     redis.defineCommand('rrTakeToken', { numberOfKeys: 1, lua: TAKE_TOKEN })
     redis.defineCommand('rrCompleteRefresh', { numberOfKeys: 3, lua: COMPLETE_REFRESH })
     redis.defineCommand('rrClaim', { numberOfKeys: 1, lua: CLAIM })
@@ -377,7 +379,7 @@ export class RedisStore implements Store {
     const result = await this.guard(this.redis.rrTransition(
       this.keys.notification(shard, id), this.keys.events(shard, id), next.key,
       t.ack ? this.keys.outbox(shard, t.ack.lane) : this.keys.notification(shard, id),
-      ...this.queueKeys(shard), this.keys.pendingCounts(shard),
+      ...this.queueKeys(shard), this.keys.pendingCounts(shard), this.keys.fallbackWoken(shard),
       t.ack?.entryId ?? '', GROUP, (t.onlyFrom ?? []).join(','), next.kind, next.score, next.member,
       id, t.at ?? Date.now(), t.dead ? '1' : t.fromDead ? '-1' : '0', t.lease ? String(t.lease.until) : '',
       fields, encodeEvents(t.events), transitionKeptUntil(t.patch) ?? '',
@@ -446,12 +448,12 @@ export class RedisStore implements Store {
   }
 
   async takeDueFallback (shard: number, now: number, leaseUntil: number, count: number): Promise<FallbackLease[]> {
-    const ids = await this.guard(this.redis.rrTakeDue(this.keys.fallback(shard), this.keys.fallbackLeased(shard), now, leaseUntil, count))
+    const ids = await this.guard(this.redis.rrTakeDue(this.keys.fallback(shard), this.keys.fallbackLeased(shard), this.keys.fallbackWoken(shard), now, leaseUntil, count))
     return ids.map(notificationId => ({ shard, notificationId, until: leaseUntil }))
   }
 
   async expireFallbackLeases (shard: number, now: number): Promise<number> {
-    return this.guard(this.redis.rrExpireLeases(this.keys.fallback(shard), this.keys.fallbackLeased(shard), now))
+    return this.guard(this.redis.rrExpireLeases(this.keys.fallback(shard), this.keys.fallbackLeased(shard), this.keys.fallbackWoken(shard), now))
   }
 
   async fallbackState (shard: number, now: number): Promise<FallbackState> {
@@ -728,8 +730,7 @@ export class RedisStore implements Store {
 
   async wakeFallback (shard: number, notificationIds: string[], now: number): Promise<number> {
     if (notificationIds.length === 0) return 0
-    const args = notificationIds.flatMap(id => [now, id])
-    return this.guard(this.redis.zadd(this.keys.fallback(shard), 'XX', 'CH', ...args)) as Promise<number>
+    return this.guard(this.redis.rrWakeFallback(this.keys.fallback(shard), this.keys.fallbackLeased(shard), this.keys.fallbackWoken(shard), now, ...notificationIds))
   }
 
   async watchNumber (phoneNumber: string, notificationId: string, untilMs: number): Promise<void> {

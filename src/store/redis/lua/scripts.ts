@@ -158,12 +158,14 @@ return 1
 `
 
 /**
- * KEYS: notification, events, next key, ack stream, fallback-since, fallback-leased, dead letters, pending campaign counts.
+ * KEYS: notification, events, next key, ack stream, fallback-since, fallback-leased, dead letters, pending campaign counts,
+ *       fallback wake marks.
  * ARGV: ackEntryId, group, onlyFrom (comma separated, '' = any), nextKind, nextScore, nextMember,
  *       id, nowMs, dead ('1': onto the dead letters; '-1': only from them, and off them), leaseScore ('' = none), fields, events,
  *       kept until (epoch ms; '' = unchanged; never shortened), the campaign count to note ('' = none),
  *       then any pending campaign counts to take off.
- * With a lease, nothing happens unless this caller still holds it (the leased score is its lease).
+ * With a lease, nothing happens unless this caller still holds it (the leased score is its lease). An event that woke
+ * the entry during the lease (a wake mark) makes a fallback entry put back due at once, whatever the re-check found.
  */
 export const TRANSITION = `
 -- Decoded before anything is written: Redis does not undo a script's writes when it fails halfway, and a job
@@ -175,9 +177,12 @@ if ARGV[1] ~= '' then
   redis.call('XDEL', KEYS[4], ARGV[1])
 end
 local id, nowMs, dead = ARGV[7], ARGV[8], ARGV[9]
+local wokenAt = false
 if ARGV[10] ~= '' then
   if redis.call('ZSCORE', KEYS[6], id) ~= ARGV[10] then return 0 end
   redis.call('ZREM', KEYS[6], id)
+  wokenAt = redis.call('ZSCORE', KEYS[9], id)
+  if wokenAt then redis.call('ZREM', KEYS[9], id) end
 end
 local applies = redis.call('HEXISTS', KEYS[1], 'status') == 1
 -- dead '-1': only a dead letter moves (and leaves the list, in NEXT).
@@ -203,6 +208,7 @@ if #events > 0 then
 end
 if ARGV[13] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIREAT', KEYS[2], ARGV[13], 'GT') end
 local nextKind, nextScore, nextMember, nextKey = ARGV[4], ARGV[5], ARGV[6], KEYS[3]
+if wokenAt and nextKind == 'fallback' and tonumber(wokenAt) < tonumber(nextScore) then nextScore = wokenAt end
 ${NEXT}
 if ARGV[10] ~= '' and nextKind ~= 'fallback' then redis.call('ZREM', KEYS[5], id) end
 for i = 15, #ARGV do redis.call('ZREM', KEYS[8], ARGV[i]) end
@@ -294,26 +300,52 @@ return #due
 `
 
 /**
- * KEYS: fallback queue, leased set. ARGV: now, lease until, count.
- * Moves due entries into the leased set, scored by when the lease runs out; answers their ids.
+ * KEYS: fallback queue, leased set, wake marks. ARGV: now, lease until, count.
+ * Moves due entries into the leased set, scored by when the lease runs out; answers their ids. A lease starts
+ * with no wake mark: the re-check it is taken for reads what woke it.
  */
 export const TAKE_DUE = `
 local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[1], id)
   redis.call('ZADD', KEYS[2], ARGV[2], id)
+  redis.call('ZREM', KEYS[3], id)
 end
 return due
 `
 
-/** KEYS: fallback queue, leased set. ARGV: now. Leases that ran out (their holder died) are due again at once. */
+/** KEYS: fallback queue, leased set, wake marks. ARGV: now. Leases that ran out (their holder died) are due again at once. */
 export const EXPIRE_LEASES = `
 local lapsed = redis.call('ZRANGE', KEYS[2], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, 1000)
 for _, id in ipairs(lapsed) do
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZADD', KEYS[1], ARGV[1], id)
+  redis.call('ZREM', KEYS[3], id)
 end
 return #lapsed
+`
+
+/**
+ * KEYS: fallback queue, leased set, wake marks. ARGV: now, then notification ids. A waiting entry is made due now; one
+ * under a lease gets a wake mark, so that its re-check, which may have read the cache before the event, puts it back
+ * due now (see TRANSITION). Answers how many were woken either way.
+ */
+export const WAKE_FALLBACK = `
+local woken = 0
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  local at = redis.call('ZSCORE', KEYS[1], id)
+  if at then
+    if tonumber(at) ~= tonumber(ARGV[1]) then
+      redis.call('ZADD', KEYS[1], ARGV[1], id)
+      woken = woken + 1
+    end
+  elseif redis.call('ZSCORE', KEYS[2], id) then
+    redis.call('ZADD', KEYS[3], ARGV[1], id)
+    woken = woken + 1
+  end
+end
+return woken
 `
 
 /**
