@@ -491,6 +491,13 @@ export interface Store {
   dropSubscriptions (phoneNumber: string, subscriptionId?: string): Promise<Record<string, string>>
   /** The number a stored subscription is for; null: not one of ours, or ended. */
   subscriptionNumber (subscriptionId: string): Promise<string | null>
+  /**
+   * Keeps an event of a subscription id not stored (yet) for ttlSeconds, at most `most` per id: the operator's
+   * initial event may come before its answer to the create. Resolves false, keeping nothing, once the id is stored.
+   */
+  parkSubscriptionEvent (subscriptionId: string, event: string, ttlSeconds: number, most: number): Promise<boolean>
+  /** Takes the events parked for a subscription id, oldest first. */
+  takeSubscriptionEvents (subscriptionId: string): Promise<string[]>
   /** True when an event with this key was marked seen within the last ttlSeconds given. */
   eventSeen (eventKey: string): Promise<boolean>
   /** Marks an event applied, for ttlSeconds: repeats are ignored. */

@@ -24,12 +24,15 @@ export interface FakeSubscriptions {
   rejected: string[]
   /** How long the creation of a subscription of a type (short: reachability-sms) takes, in ms. */
   delays: Record<string, number>
+  /** Run before a creation is answered, with the subscription made: an operator's initial event may come first. */
+  beforeAnswer?: (subscription: Subscription) => Promise<void>
 }
 
 export function addSubscriptions (fake: FakeCamara): FakeSubscriptions {
   const subscriptions: Subscription[] = []
   const rejected: string[] = []
   const delays: Record<string, number> = {}
+  const api: FakeSubscriptions = { url: fake.url + SUBSCRIPTIONS_ROOT, subscriptions, live: () => subscriptions.filter(s => !s.deleted), rejected, delays }
   fake.route('POST', `${SUBSCRIPTIONS_ROOT}/subscriptions`, async (request: CamaraRequest) => {
     const problem = check(request.body)
     if (problem) {
@@ -53,9 +56,10 @@ export function addSubscriptions (fake: FakeCamara): FakeSubscriptions {
       sub.deleted = true
       return { status: 204 }
     })
+    await api.beforeAnswer?.(sub)
     return { status: 201, json: { id: sub.id, protocol: 'HTTP', sink: sub.sink, types: body.types, config: body.config, startsAt: new Date().toISOString() } }
   })
-  return { url: fake.url + SUBSCRIPTIONS_ROOT, subscriptions, live: () => subscriptions.filter(s => !s.deleted), rejected, delays }
+  return api
 }
 
 function check (body: unknown): string | undefined {

@@ -236,6 +236,22 @@ for (const store of ['memory', 'redis'] as const) {
       t.same(await s.app.store.getSubscriptions(PHONE), {})
     })
 
+    t.test('an initial event that comes before the operator answers the create is applied once the subscription is stored', async t => {
+      const s = await setup(t, store)
+      const early: number[] = []
+      s.subs.beforeAnswer = async sub => {
+        if (!sub.type.endsWith('reachability-data')) return
+        const event = { ...s.event('reachability-data'), data: { device: { phoneNumber: PHONE }, subscriptionId: sub.id } }
+        early.push((await s.post(event)).statusCode)
+      }
+      const n = await s.notify()
+      t.equal(n.channel, 'fallback_queue')
+      await waitFor(async () => (await s.status(n.id)).status === 'sent' ? true : undefined, 5000, 'sent on the initial event, not an hour later by polling')
+      t.same(early, [204], 'the early event was taken')
+      const events = (await s.status(n.id)).events.map((e: { type: string }) => e.type)
+      t.ok(events.includes('recheck'), 'woken, then re-checked')
+    })
+
     t.test('the last notification leaving while a subscription is being made: it is deleted once made', async t => {
       const s = await setup(t, store)
       s.subs.delays['reachability-sms'] = 800

@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Reachability } from '../../src/domain/reachability.js'
 import { newNotificationId, shardFor } from '../../src/notifications/ids.js'
@@ -611,6 +612,26 @@ async function suite (t: Test, store: Store) {
     t.equal(await store.subscriptionNumber('sub-short'), phone)
     await sleep(1200)
     t.equal(await store.subscriptionNumber('sub-short'), null)
+  })
+
+  t.test('subscriptions: events of an id not stored yet are parked, a few, until taken or their time runs out; none once the id is stored', async t => {
+    const id = `sub-early-${randomUUID()}`
+    t.equal(await store.parkSubscriptionEvent(id, 'e1', 60, 2), true, 'parked')
+    t.equal(await store.parkSubscriptionEvent(id, 'e2', 60, 2), true)
+    t.equal(await store.parkSubscriptionEvent(id, 'e3', 60, 2), true, 'past the most kept: taken, kept no more')
+    t.same(await store.takeSubscriptionEvents(id), ['e1', 'e2'], 'oldest first')
+    t.same(await store.takeSubscriptionEvents(id), [], 'taken once')
+
+    const phone = `+44791150${String(Date.now() % 10000).padStart(4, '0')}`
+    const until = Date.now() + 60_000
+    await store.setSubscription(phone, 'reachability-data', (await store.claimSubscription(phone, 'reachability-data', until))!, id, until)
+    t.equal(await store.parkSubscriptionEvent(id, 'e4', 60, 2), false, 'the id is stored: not parked')
+    t.same(await store.takeSubscriptionEvents(id), [])
+
+    const brief = `sub-early-${randomUUID()}`
+    await store.parkSubscriptionEvent(brief, 'e5', 1, 2)
+    await sleep(1100)
+    t.same(await store.takeSubscriptionEvents(brief), [], 'forgotten once its time ran out')
   })
 
   t.test('watchers: how long the longest-waiting notification waits; none once the last leaves', async t => {

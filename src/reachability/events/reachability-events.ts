@@ -35,6 +35,9 @@ export interface ReachabilityEventsOptions {
 }
 
 const EVENT_MEMORY_SECONDS = 86_400
+/** How long, and how many, events of a subscription id not stored yet are kept for it (see apply). */
+const EARLY_EVENT_SECONDS = 300
+const EARLY_EVENTS_KEPT = 10
 /**
  * Subscriptions end on the hour after the longest wait they cover: notifications of the same ttl accepted within the
  * hour share them, instead of each replacing them by one a few milliseconds longer.
@@ -99,8 +102,14 @@ export class ReachabilityEvents {
 
   private async apply (event: ReachabilityEvent): Promise<number> {
     const { store, reachability } = this.options
-    const phoneNumber = await store.subscriptionNumber(event.subscriptionId)
-    if (phoneNumber === null) return 0
+    let phoneNumber = await store.subscriptionNumber(event.subscriptionId)
+    if (phoneNumber === null) {
+      // The operator's initial event may come before its answer to our create: kept until the id is stored (or
+      // forgotten: one of a subscription that is not, or no longer, ours). Stored meanwhile: applied now.
+      if (await store.parkSubscriptionEvent(event.subscriptionId, JSON.stringify(event), EARLY_EVENT_SECONDS, EARLY_EVENTS_KEPT)) return 0
+      phoneNumber = await store.subscriptionNumber(event.subscriptionId)
+      if (phoneNumber === null) return 0
+    }
     if (event.phoneNumber !== undefined && event.phoneNumber !== phoneNumber) {
       this.options.log?.warn({ subscription: event.subscriptionId }, 'a reachability event names another device than its subscription; ignored')
       return 0
@@ -163,6 +172,7 @@ export class ReachabilityEvents {
       // Not stored: the last notification left while it was made, or a longer-lasting one is being made.
       if (!stored) return subscriptions.delete(id)
       if (replaced !== null) await subscriptions.delete(replaced)
+      for (const early of await store.takeSubscriptionEvents(id)) await this.apply(JSON.parse(early) as ReachabilityEvent)
       // The last notification may have left before the claim: then its unwatch found nothing to end.
       if ((await store.watchers(phoneNumber)).length === 0) await this.end(phoneNumber)
     }))

@@ -176,6 +176,7 @@ export class MemoryStore implements Store {
   private readonly subscriptions: ExpiringMap<Map<string, SubscriptionSlot>>
   private readonly subscriptionNumbers: ExpiringMap<string>
   private readonly sightings: ExpiringMap<true>
+  private readonly earlyEvents: ExpiringMap<string[]>
   private readonly sweeper: NodeJS.Timeout
   private sequence = 0
 
@@ -189,6 +190,7 @@ export class MemoryStore implements Store {
     this.subscriptions = new ExpiringMap(this.now)
     this.subscriptionNumbers = new ExpiringMap(this.now)
     this.sightings = new ExpiringMap(this.now)
+    this.earlyEvents = new ExpiringMap(this.now)
     this.sweeper = setInterval(() => {
       this.reachability.sweep()
       this.notifications.sweep()
@@ -197,6 +199,7 @@ export class MemoryStore implements Store {
       this.subscriptions.sweep()
       this.subscriptionNumbers.sweep()
       this.sightings.sweep()
+      this.earlyEvents.sweep()
       this.sweepCampaignsAndScans()
     }, options.sweepIntervalMs ?? 60_000)
     this.sweeper.unref()
@@ -757,6 +760,19 @@ export class MemoryStore implements Store {
 
   async eventSeen (eventKey: string): Promise<boolean> {
     return this.sightings.get(eventKey) === true
+  }
+
+  async parkSubscriptionEvent (subscriptionId: string, event: string, ttlSeconds: number, most: number): Promise<boolean> {
+    if (this.subscriptionNumbers.get(subscriptionId) !== undefined) return false
+    const parked = this.earlyEvents.get(subscriptionId) ?? []
+    if (parked.length < most) this.earlyEvents.set(subscriptionId, [...parked, event], ttlSeconds * 1000)
+    return true
+  }
+
+  async takeSubscriptionEvents (subscriptionId: string): Promise<string[]> {
+    const parked = this.earlyEvents.get(subscriptionId) ?? []
+    this.earlyEvents.delete(subscriptionId)
+    return parked
   }
 
   async markEventSeen (eventKey: string, ttlSeconds: number): Promise<void> {

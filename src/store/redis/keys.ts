@@ -32,6 +32,11 @@ export class RedisKeys {
     return `${this.prefix}{sub:${subscriptionId}}:number`
   }
 
+  /** Events of a subscription id that came before the id was stored (the operator's initial event), briefly. */
+  subscriptionEarlyEvents (subscriptionId: string): string {
+    return `${this.prefix}{sub:${subscriptionId}}:early`
+  }
+
   report (phoneNumber: string): string {
     return `${this.prefix}{n:${phoneNumber}}:report`
   }

@@ -16,7 +16,7 @@ import { RedisKeys } from './keys.js'
 import {
   ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COUNT_CAMPAIGN_FINAL, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER, READ_OUTBOX,
   FINISH_CAMPAIGN_CHUNK, RELEASE, REOPEN_CAMPAIGN_FINAL, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, PUT_REACHABILITY, RECORD_REPORT, SETTLE_ACCEPT, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION, WAKE_FALLBACK,
-  CLAIM_SUBSCRIPTION, DROP_SUBSCRIPTIONS, RELEASE_SUBSCRIPTION_CLAIM, SET_SUBSCRIPTION,
+  CLAIM_SUBSCRIPTION, DROP_SUBSCRIPTIONS, PARK_SUBSCRIPTION_EVENT, RELEASE_SUBSCRIPTION_CLAIM, SET_SUBSCRIPTION, TAKE_SUBSCRIPTION_EVENTS,
 } from './lua/scripts.js'
 
 declare module 'ioredis' {
@@ -55,6 +55,8 @@ declare module 'ioredis' {
     rrReleaseSubscriptionClaim (subs: string, type: string, token: string): Result<number, Context>
     rrSetSubscription (subs: string, type: string, token: string, id: string, until: number): Result<[number, string], Context>
     rrDropSubscriptions (subs: string, id: string): Result<string[], Context>
+    rrParkSubscriptionEvent (number: string, early: string, event: string, seconds: number, most: number): Result<number, Context>
+    rrTakeSubscriptionEvents (early: string): Result<string[], Context>
   }
 }
 
@@ -241,6 +243,8 @@ export class RedisStore implements Store {
     redis.defineCommand('rrReleaseSubscriptionClaim', { numberOfKeys: 1, lua: RELEASE_SUBSCRIPTION_CLAIM })
     redis.defineCommand('rrSetSubscription', { numberOfKeys: 1, lua: SET_SUBSCRIPTION })
     redis.defineCommand('rrDropSubscriptions', { numberOfKeys: 1, lua: DROP_SUBSCRIPTIONS })
+    redis.defineCommand('rrParkSubscriptionEvent', { numberOfKeys: 2, lua: PARK_SUBSCRIPTION_EVENT })
+    redis.defineCommand('rrTakeSubscriptionEvents', { numberOfKeys: 1, lua: TAKE_SUBSCRIPTION_EVENTS })
     redis.defineCommand('rrRelease', { numberOfKeys: 1, lua: RELEASE })
     redis.defineCommand('rrShortenAnswered', { numberOfKeys: 1, lua: SHORTEN_ANSWERED })
     redis.defineCommand('rrReleaseDue', { numberOfKeys: 1 + LANES.length, lua: RELEASE_DUE })
@@ -799,6 +803,15 @@ export class RedisStore implements Store {
 
   async subscriptionNumber (subscriptionId: string): Promise<string | null> {
     return this.guard(this.redis.get(this.keys.subscriptionNumber(subscriptionId)))
+  }
+
+  async parkSubscriptionEvent (subscriptionId: string, event: string, ttlSeconds: number, most: number): Promise<boolean> {
+    const keys = [this.keys.subscriptionNumber(subscriptionId), this.keys.subscriptionEarlyEvents(subscriptionId)] as const
+    return (await this.guard(this.redis.rrParkSubscriptionEvent(...keys, event, ttlSeconds, most))) === 1
+  }
+
+  async takeSubscriptionEvents (subscriptionId: string): Promise<string[]> {
+    return this.guard(this.redis.rrTakeSubscriptionEvents(this.keys.subscriptionEarlyEvents(subscriptionId)))
   }
 
   async eventSeen (eventKey: string): Promise<boolean> {

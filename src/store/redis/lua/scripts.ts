@@ -617,3 +617,23 @@ end
 if ARGV[1] == '' then redis.call('DEL', KEYS[1]) end
 return dropped
 `
+
+/**
+ * KEYS: a subscription id's number, its parked events. ARGV: the event, seconds kept, most kept.
+ * Parks an event of a subscription id not stored (yet): answers 0, parking nothing, once the id is stored.
+ */
+export const PARK_SUBSCRIPTION_EVENT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('LLEN', KEYS[2]) < tonumber(ARGV[3]) then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+return 1
+`
+
+/** KEYS: a subscription id's parked events. Answers them, oldest first, and forgets them. */
+export const TAKE_SUBSCRIPTION_EVENTS = `
+local parked = redis.call('LRANGE', KEYS[1], 0, -1)
+redis.call('DEL', KEYS[1])
+return parked
+`
