@@ -21,7 +21,7 @@ export class VonageJwtSigner {
   private readonly ttlSeconds: number
   private readonly now: () => number
   private key: Promise<CryptoKey> | undefined
-  private current: { token: Promise<string>, renewAt: number } | undefined
+  private current: { token: Promise<string>, renewAt: number, signed?: string } | undefined
 
   constructor (private readonly options: VonageJwtSignerOptions) {
     this.ttlSeconds = options.ttlSeconds ?? 900
@@ -34,11 +34,16 @@ export class VonageJwtSigner {
     const iat = Math.floor(now / 1000)
     const renewAfter = this.ttlSeconds - Math.min(RENEW_BEFORE_SECONDS, this.ttlSeconds / 2)
     const token = this.sign(iat)
-    const current = { token, renewAt: (iat + renewAfter) * 1000 }
+    const current: { token: Promise<string>, renewAt: number, signed?: string } = { token, renewAt: (iat + renewAfter) * 1000 }
     this.current = current
     // A failed signing is not kept: the next call tries again.
-    token.catch(() => { if (this.current === current) this.current = undefined })
+    token.then(signed => { current.signed = signed }, () => { if (this.current === current) this.current = undefined })
     return token
+  }
+
+  /** Vonage refused this token (401): the next call signs a new one, unless a newer one has replaced it already. */
+  invalidate (token: string): void {
+    if (this.current?.signed === token) this.current = undefined
   }
 
   private async sign (iat: number): Promise<string> {

@@ -57,17 +57,28 @@ export class VonageSmsChannel implements SmsChannel {
     })
     let answer: HttpAnswer
     try {
-      const token = await this.signer.token()
-      answer = await this.http.send({
-        method: 'POST',
-        path: '/v1/messages',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' },
-        body,
-      })
+      let token = await this.signer.token()
+      answer = await this.post(body, token)
+      if (answer.statusCode === 401) {
+        // The JWT is signed once and reused: one Vonage no longer takes (a clock step, keys rotated at Vonage) is
+        // replaced, once. A 401 was not sent, so nothing goes out twice; a fresh JWT refused too fails the message.
+        this.signer.invalidate(token)
+        token = await this.signer.token()
+        answer = await this.post(body, token)
+      }
     } catch (err) {
       return { kind: 'retry', provider: this.provider, reason: `no answer (${(err as Error).message})` }
     }
     return this.outcome(answer)
+  }
+
+  private post (body: string, token: string): Promise<HttpAnswer> {
+    return this.http.send({
+      method: 'POST',
+      path: '/v1/messages',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' },
+      body,
+    })
   }
 
   close (): Promise<void> {

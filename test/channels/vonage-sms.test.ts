@@ -64,10 +64,25 @@ t.test('422 fails the message with the problem\'s title, detail and invalid para
   t.match(outcome, { reason: /^HTTP 422 Invalid params: The value of one or more parameters is invalid\. \(to: Invalid number\)$/ })
 })
 
-t.test('401 fails the message: our credentials are refused', async t => {
+t.test('401 on the reused JWT: sent again at once with a newly signed one, which is kept', async t => {
+  const { fake, channel } = await setup(t)
+  t.match(await channel.sendSms(message({ notificationId: 'a' })), { kind: 'sent' })
+  fake.script.next(unauthorized())
+  t.match(await channel.sendSms(message({ notificationId: 'b' })), { kind: 'sent' })
+  t.match(await channel.sendSms(message({ notificationId: 'c' })), { kind: 'sent' })
+  const [first, refused, resent, next] = fake.requests.map(r => r.headers.authorization)
+  t.equal(refused, first, 'the refused request carried the reused JWT')
+  t.not(resent, refused, 'the resend carries a new one')
+  t.equal(next, resent, 'and the new one is reused after')
+  t.same(fake.requests.map(r => (r.body as { client_ref: string }).client_ref), ['a', 'b', 'b', 'c'])
+})
+
+t.test('401 on a newly signed JWT too fails the message: our credentials are refused', async t => {
   const { fake, channel } = await setup(t)
   fake.script.next(unauthorized())
+  fake.script.next(unauthorized())
   t.match(await channel.sendSms(message()), { kind: 'failed', reason: /HTTP 401 Unauthorized/ })
+  t.equal(fake.requests.length, 2, 'tried once more, not again')
 })
 
 t.test('429 is retried, with the Retry-After seconds', async t => {

@@ -71,6 +71,8 @@ export class VonageUpstream implements ReachabilityUpstream {
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' },
       body,
     }, options.signal)
+    // The JWT is signed once and reused: one Vonage refused is not used again (the next lookup signs a new one).
+    if (answer.statusCode === 401) this.signer.invalidate(token)
     return this.toAnswer(answer)
   }
 

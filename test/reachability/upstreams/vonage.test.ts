@@ -195,6 +195,19 @@ t.test('a JWT the fake refuses (wrong key) answers UNAUTHORIZED, without retries
   t.equal(fake.requests.length, 1)
 })
 
+t.test('a 401 drops the reused JWT: the next check signs a new one, which is then reused', async t => {
+  const { fake, upstream } = await setup(t)
+  await upstream.check(NUMBER)
+  fake.script.queue(NUMBER, problem(401, 'Invalid token', 'Unauthorized'))
+  t.match(await upstream.check(NUMBER), { status: { code: 'UNAUTHORIZED' } })
+  await upstream.check(NUMBER)
+  await upstream.check(NUMBER)
+  const [first, refused, next, after] = fake.requests.map(r => r.headers.authorization)
+  t.equal(refused, first, 'the refused check carried the reused JWT')
+  t.not(next, refused, 'the next check a new one')
+  t.equal(after, next, 'reused after that')
+})
+
 t.test('403 answers UNAUTHORIZED with the problem detail, without retries', async t => {
   const { fake, upstream } = await setup(t)
   fake.script.queue(NUMBER, problem(403, 'Not allowed for this application', 'Forbidden'))
