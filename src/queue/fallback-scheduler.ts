@@ -81,6 +81,8 @@ export class FallbackScheduler extends PollingLoop {
     for (let i = 0; i < store.shards; i++) {
       const shard = (first + i) % store.shards
       while (this.inFlight.size >= this.options.concurrency) await Promise.race(this.inFlight)
+      // Told to stop while it waited for a slot: no more leases (the shutdown waits for the re-checks in hand only).
+      if (!this.running) break
       const now = this.now()
       const free = this.options.concurrency - this.inFlight.size
       let leases: FallbackLease[]

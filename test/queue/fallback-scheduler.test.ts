@@ -26,9 +26,12 @@ const haveRedis = await redisAvailable()
 /** A scripted upstream whose checks wait, while `held`, until the test lets them go. */
 class HeldUpstream extends ScriptedUpstream {
   held = false
+  /** Checks asked for, held or not. */
+  asked = 0
   private readonly waiting: (() => void)[] = []
 
   override async check (phoneNumber: string, options?: UpstreamCheckOptions) {
+    this.asked++
     if (this.held) await new Promise<void>(resolve => this.waiting.push(resolve))
     return super.check(phoneNumber, options)
   }
@@ -268,6 +271,37 @@ for (const kind of ['memory', 'redis'] as const) {
       t.equal(after.notification.status, 'delivered', 'the final status stands')
       t.equal(r.push.count(answer.id) + r.sms.count(answer.id), 0, 'not sent again')
       t.match(await r.store.fallbackState(shard, Date.now()), { waiting: 0, due: 0, leased: 0 }, 'and out of the queue')
+    })
+
+    t.test('a scheduler told to stop takes no more entries: it finishes the re-checks in hand, the rest wait for another', async t => {
+      const connect = await openStore(t, kind)
+      const upstream = new HeldUpstream()
+      upstream.answer = { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'OK', message: 'Success' } }
+      const r = await rig(t, connect, { upstream, firstCheckSeconds: 0 })
+      const ids: string[] = []
+      for (let i = 0; i < 12; i++) ids.push((await r.notifications.accept('svc', r.request(`+44791112${String(5500 + i)}`))).answer.id)
+      t.ok(new Set(ids.map(id => id.slice(4, 6))).size > 1, 'the entries are in several shards')
+      // One re-check at a time: the pass waits for its slot before it takes the next shard's entries.
+      const scheduler = new FallbackScheduler({
+        store: r.store,
+        reachability: new ReachabilityService({ store: r.store, upstream, policy: { reachableSeconds: 300, unreachableSeconds: 60, invalidSeconds: 86400 }, maxStaleSeconds: 0, deadlineMs: 5000 }),
+        firstCheckSeconds: 60, backoffFactor: 2, maxIntervalSeconds: 60, recheckMaxAgeSeconds: 0, leaseSeconds: 60, concurrency: 1, pollMs: 30,
+      })
+      const asked = upstream.asked
+      upstream.held = true
+      scheduler.start()
+      await waitFor(() => upstream.waitingChecks > 0 ? true : undefined, 5000, 'the first re-check')
+      let stopped = false
+      const stopping = scheduler.stop().then(() => { stopped = true })
+      while (!stopped) {
+        upstream.letGo()
+        await new Promise(resolve => setTimeout(resolve, 20))
+      }
+      await stopping
+      t.equal(upstream.asked - asked, 1, 'only the re-check in hand was made')
+      const states = await Promise.all(Array.from({ length: SHARDS }, (_, shard) => r.store.fallbackState(shard, Date.now())))
+      t.equal(states.reduce((n, s) => n + s.leased, 0), 0, 'no entry left under a lease of the stopped scheduler')
+      t.equal(states.reduce((n, s) => n + s.due, 0), 11, 'the others are still due, for another scheduler')
     })
 
     t.test('a completion under a lease that ran out and was taken by another changes nothing', async t => {
