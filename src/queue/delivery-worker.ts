@@ -211,7 +211,8 @@ export class DeliveryWorker {
         await store.releaseDueRetries(shard, this.now(), 500)
         for (const lane of [...LANE_ORDER, ...BULK_LANE_ORDER]) {
           const free = this.options.concurrency - this.inFlight.size
-          if (free <= 0) break
+          // Told to stop meanwhile: no job taken over now is one the shutdown must wait for.
+          if (free <= 0 || !this.running) break
           const room = lane === 'callback' ? Math.min(free, this.callbackCap - this.callbacksInHand) : free
           if (room <= 0) continue
           const jobs = await store.reclaimOutbox(shard, lane, this.consumer, this.options.visibilityTimeoutMs, room)
@@ -255,7 +256,8 @@ export class DeliveryWorker {
     let taken = 0
     const take = async (from: readonly Lane[], room: number) => {
       const count = Math.min(room, this.options.concurrency - this.inFlight.size)
-      if (count <= 0 || from.length === 0) return
+      // Told to stop during this pass: the other shards' jobs stay for another worker.
+      if (count <= 0 || from.length === 0 || !this.running) return
       const jobs = await this.options.store.readOutbox(shard, from, this.consumer, count)
       for (const job of jobs) this.dispatch(job)
       taken += jobs.length

@@ -8,6 +8,11 @@ import { PollingLoop } from './polling-loop.js'
 import { type FallbackLease, type JobTarget, type Store, laneFor } from '../store/store.js'
 
 const SMS_ON_EXPIRY_WINDOW_MS = 3600_000
+/**
+ * What every transition of a leased entry applies from: the status it was read in. The lease keeps other schedulers
+ * off, not a receipt: a `delivered` one for an earlier attempt (a dead letter retried) may end it during the re-check.
+ */
+const STILL_WAITING = ['queued'] as const
 
 export interface FallbackSchedulerOptions {
   store: Store
@@ -76,6 +81,8 @@ export class FallbackScheduler extends PollingLoop {
     for (let i = 0; i < store.shards; i++) {
       const shard = (first + i) % store.shards
       while (this.inFlight.size >= this.options.concurrency) await Promise.race(this.inFlight)
+      // Told to stop while it waited for a slot: no more leases (the shutdown waits for the re-checks in hand only).
+      if (!this.running) break
       const now = this.now()
       const free = this.options.concurrency - this.inFlight.size
       let leases: FallbackLease[]
@@ -149,6 +156,7 @@ export class FallbackScheduler extends PollingLoop {
         patch: { status: 'queued', channel: decision.channel, reason: `the device came back: ${decision.reason}`, updated_at: at, ...(reachability ? { reachability } : {}) },
         events: [recheck, { at, type: 'routed', detail: decision.reason, channel: decision.channel }, { at, type: 'enqueued', detail: `waiting in the ${decision.channel} outbox` }],
         lease,
+        onlyFrom: STILL_WAITING,
         next: { kind: 'outbox', lane: laneFor(decision.channel, n.campaign_id !== undefined) },
         at: nowMs,
       })
@@ -170,6 +178,7 @@ export class FallbackScheduler extends PollingLoop {
       patch: { updated_at: at, ...(reachability ? { reachability } : {}) },
       events: [{ ...recheck, detail: `${recheck.detail}; next check at ${new Date(nextAt).toISOString()}`, next_check_at: new Date(nextAt).toISOString() }],
       lease,
+      onlyFrom: STILL_WAITING,
       next: { kind: 'fallback', dueAt: nextAt },
       at: nowMs,
     })
@@ -191,6 +200,7 @@ export class FallbackScheduler extends PollingLoop {
         patch: { status: 'queued', channel: 'sms', reason: 'the ttl passed in the fallback queue; on_expiry is sms: the SMS centre stores and forwards', updated_at: at, expires_at: new Date(this.now() + SMS_ON_EXPIRY_WINDOW_MS).toISOString() },
         events: [{ at, type: 'enqueued', detail: 'ttl passed in the fallback queue; sent as SMS (on_expiry: sms)' }],
         lease,
+        onlyFrom: STILL_WAITING,
         next: { kind: 'outbox', lane: laneFor('sms', n.campaign_id !== undefined) },
         at: this.now(),
       })
@@ -211,6 +221,7 @@ export class FallbackScheduler extends PollingLoop {
       patch: { status, reason, updated_at: at, ...(reachability ? { reachability } : {}) },
       events: [...events, { at, type: 'final', detail: `${status}: ${reason}`, status }],
       lease,
+      onlyFrom: STILL_WAITING,
       next,
       // A drop is what was asked for: no dead letter.
       dead: status !== 'dropped',

@@ -667,6 +667,39 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.same(events.filter(e => e.type === 'attempt').map(e => e.detail), ['attempt 1 over push'], 'never taken over')
     })
 
+    t.test('a worker told to stop reads no more jobs: the read under way is finished, the other shards\' jobs wait for another worker', async t => {
+      const h = await harness(t, open)
+      const ids: string[] = []
+      for (let i = 0; i < 12; i++) ids.push(await h.notify({ to: `+4477009002${String(10 + i)}` }))
+      t.ok(new Set(ids.map(id => shardOfId(id, SHARDS))).size > 1, 'the jobs are in several shards')
+      // The first read of new jobs is held until the worker has been told to stop; every call after stop() is noted.
+      let release: (() => void) | undefined
+      let stopCalled = false
+      const afterStop: string[] = []
+      const gated = new Proxy(h.store, {
+        get: (target, name) => {
+          const value = Reflect.get(target, name, target)
+          if (name !== 'readOutbox' && name !== 'reclaimOutbox') return typeof value === 'function' ? value.bind(target) : value
+          return async (...args: unknown[]) => {
+            if (stopCalled) afterStop.push(String(name))
+            if (name === 'readOutbox' && !release && !stopCalled) await new Promise<void>(resolve => { release = resolve })
+            return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args)
+          }
+        },
+      })
+      const worker = h.worker({ store: gated, maintenanceEveryMs: 10_000 })
+      await waitFor(() => release ? true : undefined, 2000, 'the worker to read')
+      stopCalled = true
+      const stopped = worker.stop()
+      release!()
+      await stopped
+      t.same(afterStop, [], 'no read after stop()')
+      const sent = h.push.calls.length + h.sms.calls.length
+      t.ok(sent < ids.length, `only the jobs of the read under way were sent (${sent} of ${ids.length})`)
+      const left = await Promise.all(Array.from({ length: SHARDS }, (_, shard) => h.store.outboxDepth(shard)))
+      t.equal(left.reduce((n, d) => n + d.push + d.sms, 0), ids.length - sent, 'the rest wait in their outboxes')
+    })
+
     t.test('a worker stalled mid-send: another takes over; the stalled one\'s late answer changes nothing', async t => {
       const h = await harness(t, open)
       const pushA = new FakeChannel('fake-push', 'push')

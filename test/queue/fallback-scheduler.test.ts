@@ -1,14 +1,14 @@
 import t, { type Test } from 'tap'
 import type { DeliveryOutcome, PushChannel, PushMessage, SmsChannel, SmsMessage } from '../../src/channels/channel.js'
 import { CallbackSender } from '../../src/notifications/callbacks.js'
-import { NotificationService } from '../../src/notifications/service.js'
+import { applyReceipt, NotificationService } from '../../src/notifications/service.js'
 import type { NotificationRequest } from '../../src/notifications/types.js'
 import { DeliveryWorker } from '../../src/queue/delivery-worker.js'
 import { FallbackScheduler } from '../../src/queue/fallback-scheduler.js'
 import { QueueOps } from '../../src/queue/ops.js'
 import { ReachabilityService } from '../../src/reachability/service.js'
 import { SandboxUpstream } from '../../src/reachability/upstreams/sandbox.js'
-import { UpstreamFailure } from '../../src/reachability/upstreams/upstream.js'
+import { UpstreamFailure, type UpstreamCheckOptions } from '../../src/reachability/upstreams/upstream.js'
 import { MemoryStore } from '../../src/store/memory/memory-store.js'
 import { RedisStore } from '../../src/store/redis/redis-store.js'
 import type { Store } from '../../src/store/store.js'
@@ -22,6 +22,23 @@ import { waitFor } from '../helpers/wait.js'
 
 const SHARDS = 4
 const haveRedis = await redisAvailable()
+
+/** A scripted upstream whose checks wait, while `held`, until the test lets them go. */
+class HeldUpstream extends ScriptedUpstream {
+  held = false
+  /** Checks asked for, held or not. */
+  asked = 0
+  private readonly waiting: (() => void)[] = []
+
+  override async check (phoneNumber: string, options?: UpstreamCheckOptions) {
+    this.asked++
+    if (this.held) await new Promise<void>(resolve => this.waiting.push(resolve))
+    return super.check(phoneNumber, options)
+  }
+
+  get waitingChecks (): number { return this.waiting.length }
+  letGo (): void { for (const go of this.waiting.splice(0)) go() }
+}
 
 /** Records every send, per notification. */
 class RecordingChannel implements SmsChannel, PushChannel {
@@ -226,6 +243,65 @@ for (const kind of ['memory', 'redis'] as const) {
       r.scheduler.start()
       for (const id of ids) await r.until(id, 'sent', 8000)
       t.ok(ids.every(id => r.push.count(id) === 1), 'each delivered exactly once')
+    })
+
+    t.test('a receipt that ends the notification while its re-check is under way stands: the re-check does not send it again', async t => {
+      const connect = await openStore(t, kind)
+      const upstream = new HeldUpstream()
+      upstream.answer = { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'OK', message: 'Success' } }
+      const r = await rig(t, connect, { upstream, firstCheckSeconds: 3600 })
+      const { answer } = await r.notifications.accept('svc', r.request('+447911123999'))
+      t.equal(answer.channel, 'fallback_queue')
+      const shard = Number(answer.id.slice(4, 6))
+      // As a dead letter retried by hand after an SMS attempt whose answer was lost: it waits here with an attempt made.
+      t.ok(await r.store.transition({ notificationId: answer.id, shard, patch: { attempts: 1 }, events: [] }))
+      t.equal(await r.store.wakeFallback(shard, [answer.id], Date.now()), 1)
+      upstream.answer = { is_reachable: true, connectivity: ['DATA', 'SMS'], latest_status_at: null, status: { code: 'OK', message: 'Success' } }
+      upstream.held = true
+      r.worker.start()
+      r.scheduler.start()
+      await waitFor(() => upstream.waitingChecks > 0 ? true : undefined, 5000, 'the re-check to ask the upstream')
+      // The provider's receipt for that earlier SMS comes while the re-check waits for its answer.
+      t.ok(await applyReceipt(r.store, { clientRef: answer.id, status: 'delivered', at: new Date().toISOString() }))
+      upstream.letGo()
+      await waitFor(async () => (await r.store.fallbackState(shard, Date.now())).leased === 0 ? true : undefined, 5000, 'the lease to end')
+      await r.scheduler.drain()
+      await new Promise(resolve => setTimeout(resolve, 200))
+      const after = await r.statusOf(answer.id)
+      t.equal(after.notification.status, 'delivered', 'the final status stands')
+      t.equal(r.push.count(answer.id) + r.sms.count(answer.id), 0, 'not sent again')
+      t.match(await r.store.fallbackState(shard, Date.now()), { waiting: 0, due: 0, leased: 0 }, 'and out of the queue')
+    })
+
+    t.test('a scheduler told to stop takes no more entries: it finishes the re-checks in hand, the rest wait for another', async t => {
+      const connect = await openStore(t, kind)
+      const upstream = new HeldUpstream()
+      upstream.answer = { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'OK', message: 'Success' } }
+      const r = await rig(t, connect, { upstream, firstCheckSeconds: 0 })
+      const ids: string[] = []
+      for (let i = 0; i < 12; i++) ids.push((await r.notifications.accept('svc', r.request(`+44791112${String(5500 + i)}`))).answer.id)
+      t.ok(new Set(ids.map(id => id.slice(4, 6))).size > 1, 'the entries are in several shards')
+      // One re-check at a time: the pass waits for its slot before it takes the next shard's entries.
+      const scheduler = new FallbackScheduler({
+        store: r.store,
+        reachability: new ReachabilityService({ store: r.store, upstream, policy: { reachableSeconds: 300, unreachableSeconds: 60, invalidSeconds: 86400 }, maxStaleSeconds: 0, deadlineMs: 5000 }),
+        firstCheckSeconds: 60, backoffFactor: 2, maxIntervalSeconds: 60, recheckMaxAgeSeconds: 0, leaseSeconds: 60, concurrency: 1, pollMs: 30,
+      })
+      const asked = upstream.asked
+      upstream.held = true
+      scheduler.start()
+      await waitFor(() => upstream.waitingChecks > 0 ? true : undefined, 5000, 'the first re-check')
+      let stopped = false
+      const stopping = scheduler.stop().then(() => { stopped = true })
+      while (!stopped) {
+        upstream.letGo()
+        await new Promise(resolve => setTimeout(resolve, 20))
+      }
+      await stopping
+      t.equal(upstream.asked - asked, 1, 'only the re-check in hand was made')
+      const states = await Promise.all(Array.from({ length: SHARDS }, (_, shard) => r.store.fallbackState(shard, Date.now())))
+      t.equal(states.reduce((n, s) => n + s.leased, 0), 0, 'no entry left under a lease of the stopped scheduler')
+      t.equal(states.reduce((n, s) => n + s.due, 0), 11, 'the others are still due, for another scheduler')
     })
 
     t.test('a completion under a lease that ran out and was taken by another changes nothing', async t => {
