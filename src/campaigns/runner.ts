@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import pLimit from 'p-limit'
-import { underLease } from '../queue/chunk-lease.js'
+import { type RenewLease, workChunk } from '../queue/chunk-lease.js'
 import { StoppablePollingLoop } from '../queue/polling-loop.js'
 import { AppError, ConflictError, StoreUnavailableError, UpstreamUnavailableError } from '../domain/errors.js'
 import type { ReachabilityResult } from '../domain/reachability.js'
@@ -27,6 +27,8 @@ export interface CampaignRunnerOptions {
   chunkSize: number
   /** How long a claimed chunk stays this runner's without a renewal (renewed while it is worked on); past it, another runner takes it. */
   leaseMs?: number
+  /** How long stop() lets the chunk under way finish before it lets go and gives the chunk back (STOP_GRACE_MS, 5 s). */
+  stopGraceMs?: number
   pollMs: number
   now?: () => number
   /** Told how many recipients a chunk handled (progress metrics). */
@@ -62,6 +64,13 @@ interface Tally {
   final: (final: CampaignFinal) => void
 }
 
+/** A chunk a stopping runner let go of before it was done: left uncounted, given back (or left to its lease to run out). */
+class ChunkLetGo extends Error {
+  constructor (cause: unknown, readonly givenBack: boolean) {
+    super('the runner let go of the chunk before every recipient was handled', { cause })
+  }
+}
+
 /** The Idempotency-Key a campaign's recipient is accepted under (with a NUL, which no caller's header can hold). */
 export function recipientKey (campaignId: string, index: number): string {
   return `\u0000campaign ${campaignId} ${index}`
@@ -74,13 +83,19 @@ export function recipientKey (campaignId: string, index: number): string {
  * again by another, and each recipient's notification is accepted under a key made of the campaign and the
  * recipient's place in it, so a recipient handled twice still has one notification. Only the runner holding
  * the chunk's lease at the end counts it. Completes a campaign once every chunk is counted.
+ * stop() lets the chunk under way finish for up to stopGraceMs (5 s: within the API's 10 s of shutdown grace), so it
+ * is counted by this runner. Past that, the runner starts no more of its recipients, those under way stop waiting
+ * (for the upstream budget, a failing store, a claim held elsewhere), and the chunk is given back uncounted (its
+ * lease ended): another runner takes it at once and works it through whole, its recipients already accepted answered
+ * by their keys (the notification made here, not a second one) and counted there, once.
  */
 export class CampaignRunner extends StoppablePollingLoop {
   private readonly limit: ReturnType<typeof pLimit>
 
   constructor (private readonly options: CampaignRunnerOptions) {
     // Each recipient under way listens to the stop signal while it waits (one wait at a time).
-    super(options.pollMs, err => options.log?.warn({ err }, 'campaign runner: the store failed; trying again'), options.now, options.concurrency + 10)
+    super(options.pollMs, err => options.log?.warn({ err }, 'campaign runner: the store failed; trying again'), options.now,
+      options.concurrency + 10, options.stopGraceMs)
     this.limit = pLimit(options.concurrency)
   }
 
@@ -105,11 +120,10 @@ export class CampaignRunner extends StoppablePollingLoop {
           await this.work(campaign.doc, chunk, leaseMs)
         } catch (err) {
           if (this.running) throw err
-          // Stopping: a runner starts no more recipients, and waits neither for a failing store, nor for a claim held
-          // elsewhere, nor for the upstream budget. The chunk is left uncounted and its lease given back (with the
-          // store failing, left to run out); the runner that takes it again gets the recipients already notified
-          // answered by their keys, and counts the chunk.
-          this.options.log?.warn({ err, campaign: id, start: chunk.lease.start }, 'campaign runner: stopped before the chunk in hand could be counted; it is left for another runner')
+          // Stopping, and let go of the chunk (see work), or could not count it within the grace (the store failing:
+          // its lease runs out). Its recipients already accepted are answered by their keys to the runner that takes it.
+          this.options.log?.warn({ err, campaign: id, start: chunk.lease.start, count: chunk.lease.count, givenBack: err instanceof ChunkLetGo && err.givenBack },
+            'campaign runner: stopped before the chunk in hand could be counted; it is left for another runner')
           break
         }
       }
@@ -118,7 +132,10 @@ export class CampaignRunner extends StoppablePollingLoop {
     return worked
   }
 
-  /** Processes a claimed chunk under its lease and counts it, if this runner still holds the lease. */
+  /**
+   * Processes a claimed chunk under its lease and counts it, if this runner still holds the lease. A chunk let go of
+   * (the runner stopping) is given back uncounted, and this throws a ChunkLetGo.
+   */
   private async work (doc: CampaignDoc, chunk: ClaimedChunk, leaseMs: number): Promise<void> {
     const { store } = this.options
     const id = doc.id
@@ -127,31 +144,20 @@ export class CampaignRunner extends StoppablePollingLoop {
     const failures: CampaignFailure[] = []
     const finals: CampaignFinal[] = []
     const { start } = chunk.lease
-    // Once the runner is stopping, recipients not yet started are not started, and those under way stop waiting (a
-    // recipient throws only then: see processOrFail). The chunk then ends uncounted, once nothing of it is running,
-    // and its lease is given back so that another runner takes it at once.
-    let stoppedBy: { err: unknown } | undefined
-    const { lease } = await underLease(chunk.lease, leaseMs, (l, until) => store.renewCampaignChunk(id, l, until),
-      () => Promise.all(chunk.items.map((p, i) => this.limit(async () => {
-        if (!this.running) stoppedBy ??= { err: new Error('the runner stopped before every recipient of the chunk was started') }
-        if (stoppedBy) return
-        try {
-          const recipient = JSON.parse(p) as Recipient
-          const fail = (reason: string) => {
-            add('recipients_failed')
-            failures.push({ index: start + i, to: recipient.to, reason })
-          }
-          await this.processOrFail(doc, start + i, recipient, { add, fail, final: f => finals.push(f) })
-        } catch (err) {
-          stoppedBy ??= { err }
+    const renew: RenewLease = (l, until) => store.renewCampaignChunk(id, l, until)
+    // A recipient throws only when the runner lets go (see processOrFail); nothing of this chunk is counted then.
+    const outcome = await workChunk(chunk.items, { lease: chunk.lease, leaseMs, renew, limit: this.limit, lettingGo: () => this.lettingGo, now: this.now },
+      async (payload, i) => {
+        const recipient = JSON.parse(payload) as Recipient
+        const fail = (reason: string) => {
+          add('recipients_failed')
+          failures.push({ index: start + i, to: recipient.to, reason })
         }
-      }))),
-      this.now)
-    if (stoppedBy) {
-      // A store that fails keeps the lease until it runs out.
-      await store.renewCampaignChunk(id, lease, this.now()).catch(() => false)
-      throw stoppedBy.err
-    }
+        await this.processOrFail(doc, start + i, recipient, { add, fail, final: f => finals.push(f) })
+      })
+    // Not stopping, a recipient threw on a fault: given back all the same, for the next turn.
+    if (!outcome.done) throw this.running ? outcome.reason : new ChunkLetGo(outcome.reason, outcome.givenBack)
+    const { lease } = outcome
     failures.sort((a, b) => a.index - b.index)
     const n = chunk.items.length
     counts.processed = n
@@ -177,7 +183,7 @@ export class CampaignRunner extends StoppablePollingLoop {
   /**
    * A recipient that still fails after a few tries is counted as failed: the campaign goes on. A store that does
    * not answer (Redis restarting) is waited for, up to STORE_PATIENCE_MS: a short outage must not drop recipients.
-   * A runner that is stopping tries once: the failure ends the chunk uncounted (see tick).
+   * A runner letting go (its stop grace over) tries no more: the failure ends the chunk uncounted (see work).
    */
   private async processOrFail (doc: CampaignDoc, index: number, recipient: Recipient, tally: Tally): Promise<void> {
     const { fail } = tally
@@ -193,7 +199,7 @@ export class CampaignRunner extends StoppablePollingLoop {
         await this.process(doc, index, recipient, lookup, tally)
         return
       } catch (err) {
-        if (!this.running) throw err
+        if (this.lettingGo) throw err
         const storeAway = err instanceof StoreUnavailableError && this.now() < giveUpAt
         if (!storeAway && attempt >= 3) {
           this.options.log?.warn({ err, campaign: doc.id }, 'campaign runner: a recipient failed')
@@ -205,13 +211,13 @@ export class CampaignRunner extends StoppablePollingLoop {
     }
   }
 
-  /** Tries `work` again after a failure, up to `tries` times; a runner that is stopping does not try again. */
+  /** Tries `work` again after a failure, up to `tries` times; a runner letting go does not try again. */
   private async retrying<T> (work: () => Promise<T>, tries = 20): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await work()
       } catch (err) {
-        if (attempt >= tries || !this.running) throw err
+        if (attempt >= tries || this.lettingGo) throw err
         await sleep(Math.min(1000, 50 * 2 ** attempt), undefined, { signal: this.stopping.signal })
       }
     }
@@ -260,7 +266,7 @@ export class CampaignRunner extends StoppablePollingLoop {
       try {
         return await this.options.notifications.accept(doc.owner, request, key, options)
       } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= 10 || !this.running) throw err
+        if (!(err instanceof ConflictError) || attempt >= 10 || this.lettingGo) throw err
         await sleep(Math.max(1, Number(err.headers['retry-after'] ?? 1)) * 1000, undefined, { signal: this.stopping.signal })
       }
     }

@@ -63,18 +63,29 @@ export abstract class PollingLoop {
 }
 
 /**
- * A PollingLoop whose work under way listens to a stop signal (`stopping`): stop() aborts it, at once or after
- * `stopGraceMs` (the work under way may end by itself meanwhile), so the waits of that work (a store that fails, the
- * upstream budget) end. Up to `listeners` waits listen to it at a time: Node would otherwise warn of a possible leak
- * past 10. Past that bound it still does.
+ * How long stop() lets the work under way finish by itself before it is told to let go: within the API's 10 s of
+ * shutdown grace, with time left for what was under way when it was told.
+ */
+export const STOP_GRACE_MS = 5000
+
+/**
+ * A PollingLoop whose work under way listens to a stop signal (`stopping`): stop() aborts it after `stopGraceMs`
+ * (at once with 0; the work under way may end by itself meanwhile), so the waits of that work (a store that fails,
+ * the upstream budget) end and the work lets go (`lettingGo`). Up to `listeners` waits listen to it at a time: Node
+ * would otherwise warn of a possible leak past 10. Past that bound it still does.
  */
 export abstract class StoppablePollingLoop extends PollingLoop {
   protected stopping: AbortController
 
   protected constructor (pollMs: number, onError: (err: unknown) => void, now: (() => number) | undefined,
-    private readonly listeners: number, private readonly stopGraceMs = 0) {
+    private readonly listeners: number, private readonly stopGraceMs = STOP_GRACE_MS) {
     super(pollMs, onError, now)
     this.stopping = this.stopSignal()
+  }
+
+  /** Whether the work under way is to let go: stop() was called and its grace is over. */
+  protected get lettingGo (): boolean {
+    return this.stopping.signal.aborted
   }
 
   override start (): void {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import pLimit from 'p-limit'
-import { underLease } from '../queue/chunk-lease.js'
+import { type RenewLease, workChunk } from '../queue/chunk-lease.js'
 import { StoppablePollingLoop } from '../queue/polling-loop.js'
 import { type FieldError, NotFoundError, ValidationError } from '../domain/errors.js'
 import { normalizePhoneNumber } from '../domain/phone.js'
@@ -46,7 +46,7 @@ export interface RefreshRunnerOptions {
   pollMs: number
   /** How long a claimed batch stays this runner's without a renewal (renewed while it is worked on); past it, another runner takes it. */
   leaseMs?: number
-  /** How long stop() lets the batch under way finish before it gives the batch back (5 s). */
+  /** How long stop() lets the batch under way finish before it lets go and gives the batch back (STOP_GRACE_MS, 5 s). */
   stopGraceMs?: number
   now?: () => number
   log?: { warn: (obj: object, msg: string) => void }
@@ -68,15 +68,15 @@ function isFreshAnswer (result: ReachabilityResult): boolean {
  * checked twice, never counted twice: only the runner holding the lease at the end counts the batch).
  * stop() lets the batch under way finish for up to stopGraceMs (5 s: within the API's 10 s of shutdown grace), so
  * its numbers are checked once. Past that, its numbers still waiting for the upstream budget stop waiting (a lookup
- * already asked ends within its deadline), and the batch is given back uncounted (its lease ended): another runner
- * takes it at once, and checks again the numbers this one had checked.
+ * already asked ends within its deadline), and the batch, unless every number of it was checked by then, is given
+ * back uncounted (its lease ended): another runner takes it at once, and checks again the numbers this one had checked.
  */
 export class RefreshRunner extends StoppablePollingLoop {
   private readonly limit: ReturnType<typeof pLimit>
 
   constructor (private readonly options: RefreshRunnerOptions) {
     super(options.pollMs, err => options.log?.warn({ err }, 'refresh runner: the store failed; trying again'), options.now,
-      options.concurrency + 10, options.stopGraceMs ?? 5000)
+      options.concurrency + 10, options.stopGraceMs)
     this.limit = pLimit(options.concurrency)
   }
 
@@ -86,26 +86,35 @@ export class RefreshRunner extends StoppablePollingLoop {
     let worked = false
     const leaseMs = this.options.leaseMs ?? 60_000
     for (const id of await store.activeRefreshJobs()) {
+      if (!this.running) break
       const now = this.now()
       const batch = await store.claimRefreshNumbers(id, this.options.concurrency, now, now + leaseMs)
       if (batch) {
         worked = true
-        const { result: outcomes, lease } = await underLease(batch.lease, leaseMs, (l, until) => store.renewRefreshChunk(id, l, until),
-          () => Promise.all(batch.items.map(phone => this.limit(async () => {
-            const { signal } = this.stopping
+        const renew: RenewLease = (l, until) => store.renewRefreshChunk(id, l, until)
+        const { signal } = this.stopping
+        const outcome = await workChunk(batch.items, { lease: batch.lease, leaseMs, renew, limit: this.limit, lettingGo: () => this.lettingGo, now: this.now },
+          async phone => {
             try {
               await limiter.acquire(signal)
+            } catch (err) {
+              // Let go while waiting for the budget: not checked, and not failed either.
+              if (this.lettingGo) throw err
+              return false
+            }
+            try {
               return isFreshAnswer(await reachability.lookup(phone, { maxAgeSeconds: 0 }))
             } catch {
               return false
             }
-          }))), this.now)
-        if (this.stopping.signal.aborted) {
-          // Given back: its lease ends now, so another runner takes it at once, not when the lease would have run out.
-          const released = await store.renewRefreshChunk(id, lease, this.now() - 1).catch(() => false)
-          this.options.log?.warn({ job: id, start: lease.start, count: lease.count, released }, 'refresh runner stopped during a batch: left uncounted for another runner')
+          })
+        // Only a runner letting go leaves numbers unchecked (each number's failure is caught above).
+        if (!outcome.done) {
+          this.options.log?.warn({ err: outcome.reason, job: id, start: batch.lease.start, count: batch.lease.count, givenBack: outcome.givenBack },
+            'refresh runner stopped during a batch: left uncounted for another runner')
           return true
         }
+        const { results: outcomes, lease } = outcome
         const done = outcomes.filter(Boolean).length
         if (!(await store.finishRefreshChunk(id, lease, done, outcomes.length - done))) {
           this.options.log?.warn({ job: id, start: lease.start, count: lease.count }, 'refresh runner: the batch\'s lease ran out and another runner took it; that runner counts it')

@@ -10,6 +10,7 @@ import { UpstreamRateLimiter } from '../../src/reachability/rate-limit.js'
 import { ReachabilityService } from '../../src/reachability/service.js'
 import { RefreshRunner, startRefresh } from '../../src/reports/refresh.js'
 import type { Store } from '../../src/store/store.js'
+import type { UpstreamCheckOptions } from '../../src/reachability/upstreams/upstream.js'
 import { recordNotified } from '../helpers/notified.js'
 import { redisAvailable } from '../helpers/redis.js'
 import { openMemoryStore, openRedisStore } from '../helpers/store.js'
@@ -38,8 +39,7 @@ function mortal (store: Store): { store: Store, die: () => void, revive: () => v
   return { store: proxy, die: () => { dead = true }, revive: () => { dead = false } }
 }
 
-async function services (store: Store) {
-  const upstream = new ScriptedUpstream()
+async function services (store: Store, upstream = new ScriptedUpstream()) {
   const reachability = new ReachabilityService({
     store, upstream, policy: { reachableSeconds: 60, unreachableSeconds: 60, invalidSeconds: 60 }, maxStaleSeconds: 60, deadlineMs: 2000,
   })
@@ -79,6 +79,56 @@ function stopRunners (t: Test, hung: (() => void)[], runners: CampaignRunner[], 
     await Promise.all(runners.map(r => r.stop()))
     await cleanup()
   })
+}
+
+/** Answers a number ending in an even digit not reachable (its recipient is dropped at acceptance), any other reachable. */
+class HalfReachable extends ScriptedUpstream {
+  override async check (phoneNumber: string, options?: UpstreamCheckOptions) {
+    const answer = await super.check(phoneNumber, options)
+    return Number(phoneNumber.at(-1)) % 2 === 0 ? { ...answer, is_reachable: false, connectivity: [] } : answer
+  }
+}
+
+/**
+ * A campaign of `size` SMS recipients (+4479116<from…>) taken as one chunk, two at a time, each lookup taking 100 ms:
+ * half not reachable, dropped at acceptance (final then, counted with their chunk), half sent. `notified` holds every
+ * notification id each number was answered with (a replay answers the first), `accepts` how often each was accepted,
+ * `processed` what each runner counted. Runners made by `runner` have a lease far longer than any test (a chunk
+ * taken again promptly was given back, not left to run out) and are stopped at teardown.
+ */
+async function oneChunkCampaign (t: Test, open: OpenStore, from: number, size: number) {
+  const { store, cleanup } = await open()
+  const upstream = new HalfReachable()
+  upstream.delayMs = 100
+  const { reachability, notifications, limiter } = await services(store, upstream)
+  const notified = recordNotified(notifications)
+  const accepts = new Map<string, number>()
+  const accept = notifications.accept.bind(notifications)
+  notifications.accept = async (...args) => {
+    accepts.set(args[1].to, (accepts.get(args[1].to) ?? 0) + 1)
+    return accept(...args)
+  }
+  const campaigns = new CampaignService({ store, retentionSeconds: 3600, idempotencyTtlSeconds: 3600 })
+  const lines: RecipientLine[] = Array.from({ length: size }, (_, i) => ({ line: i + 2, recipient: { to: `+4479116${String(from + i).padStart(5, '0')}` } }))
+  const { answer } = await campaigns.create('svc', { name: 'stopped', message: { sms: { text: 'hi' } }, routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'drop', on_unknown: 'sms', ttl_seconds: 3600 } }, lines)
+  const runners: CampaignRunner[] = []
+  const processed: number[] = []
+  const runner = (stopGraceMs: number) => {
+    const i = runners.length
+    processed[i] = 0
+    const r = new CampaignRunner({
+      store, notifications, reachability, limiter, concurrency: 2, chunkSize: size, pollMs: 10, leaseMs: 60_000, stopGraceMs, onProcessed: n => { processed[i]! += n },
+    })
+    runners.push(r)
+    return r
+  }
+  stopRunners(t, [], runners, cleanup)
+  const sentJobs = async () => {
+    let n = 0
+    for (let shard = 0; shard < SHARDS; shard++) n += (await store.outboxDepth(shard)).sms_bulk
+    return n
+  }
+  return { store, upstream, id: answer.id, notified, accepts, processed, runner, sentJobs }
 }
 
 function suite (name: string, open: OpenStore, skip: string | false = false) {
@@ -187,58 +237,68 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.match(done.counters, { recipients_accepted: 20, processed: 20, 'channel:sms': 20 })
     })
 
-    t.test('a runner stopped mid-chunk starts no more recipients and gives its lease back: another runner takes the chunk at once and notifies each recipient once', async t => {
-      const { store, cleanup } = await open()
-      const { upstream, reachability, notifications, limiter: budget } = await services(store)
-      upstream.delayMs = 100 // a lookup each: the chunk of 40, two at a time, takes about 2 s
-      // Counts the upstream tokens taken by calls that began once stop() had been called.
-      let stopCalled = false
-      let tokensAfterStop = 0
-      const limiter = new (class extends UpstreamRateLimiter {
-        override async acquire (signal?: AbortSignal): Promise<void> {
-          const late = stopCalled
-          await budget.acquire(signal)
-          if (late) tokensAfterStop++
-        }
-      })(store, 1)
-      const ids = recordNotified(notifications)
-      const campaigns = new CampaignService({ store, retentionSeconds: 3600, idempotencyTtlSeconds: 3600 })
-      const lines: RecipientLine[] = Array.from({ length: 40 }, (_, i) => ({ line: i + 2, recipient: { to: `+4479114${String(i).padStart(5, '0')}` } }))
-      const { answer } = await campaigns.create('svc', { name: 'stopped', message: { sms: { text: 'hi' } }, routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'sms', on_unknown: 'sms', ttl_seconds: 3600 } }, lines)
-      // A lease far longer than the test: the chunk is taken again at once only because it was given back.
-      const options = { store, notifications, reachability, limiter, concurrency: 2, chunkSize: 40, pollMs: 10, leaseMs: 60_000 }
-      const a = new CampaignRunner(options)
-      const b = new CampaignRunner(options)
-      stopRunners(t, [], [a, b], cleanup)
+    t.test('a runner stopped mid-chunk goes on for its grace, then starts no more recipients and gives the chunk back: another runner completes it at once, each recipient notified and counted once', async t => {
+      // 40 recipients, two at a time, 100 ms a lookup: about 2 s, far past the grace of 500 ms.
+      const { store, upstream, id, notified, accepts, processed, runner, sentJobs } = await oneChunkCampaign(t, open, 0, 40)
+      const a = runner(500)
       a.start()
-      await waitFor(() => ids.size >= 2 ? true : undefined, 5000, 'the first notifications')
+      await waitFor(() => notified.size >= 2 ? true : undefined, 5000, 'the first notifications')
 
       const stoppingAt = Date.now()
-      const lookupsAtStop = upstream.calls
-      stopCalled = true
+      const notifiedAtStopCall = notified.size
       await a.stop()
       const tookMs = Date.now() - stoppingAt
-      t.ok(tookMs < 1000, `stopped ${tookMs} ms after stop(): the two recipients under way ended`)
-      const notifiedAtStop = ids.size
-      const lookupsAfterStop = upstream.calls
+      t.ok(tookMs >= 450 && tookMs < 2000, `stopped ${tookMs} ms after stop(): its grace of 500 ms, then the recipients under way ended`)
+      const byA = new Set(notified.keys())
+      t.ok(byA.size > notifiedAtStopCall, `recipients went on being taken during the grace (${notifiedAtStopCall} notified at stop(), ${byA.size} once it returned)`)
+      t.ok(byA.size < 40, `${byA.size} of 40 notified before the runner let go`)
+      const lookupsAtStop = upstream.calls
       await sleep(300)
-      // The two recipients under way at stop() may have been past the budget, their lookup about to start; none other.
-      t.ok(lookupsAfterStop - lookupsAtStop <= 2, `no recipient started after stop() was called: ${lookupsAfterStop - lookupsAtStop} lookups since, at most the two under way`)
-      t.equal(upstream.calls, lookupsAfterStop, 'nothing runs once stop() has returned: no lookup since')
-      t.equal(tokensAfterStop, 0, 'no upstream token taken by a lookup that came to the budget after stop() was called')
-      t.equal(ids.size, notifiedAtStop, 'no recipient notified after stop()')
-      t.ok(notifiedAtStop < 40, `${notifiedAtStop} of 40 notified before the stop`)
-      const left = await store.getCampaign(answer.id)
+      t.equal(upstream.calls, lookupsAtStop, 'nothing runs once stop() has returned: no lookup since')
+      t.equal(notified.size, byA.size, 'no recipient notified since')
+      const left = await store.getCampaign(id)
       t.equal(left?.status, 'running', 'the campaign goes on')
       t.equal(left?.counters.processed, undefined, 'the chunk is not counted')
+      t.equal(left?.counters['status:dropped'], undefined, 'nor the notifications final at acceptance')
+      t.equal(processed[0], 0, 'the stopped runner counted nothing')
 
       const takenAt = Date.now()
-      b.start()
-      const done = await completed(store, answer.id)
-      t.ok(Date.now() - takenAt < 10_000, 'the other runner took the chunk long before its lease would have run out')
-      t.match(done.counters, { recipients_accepted: 40, processed: 40, 'channel:sms': 40 })
-      t.equal(ids.size, 40, 'every recipient notified')
-      t.same([...ids].filter(([, set]) => set.size !== 1).map(([to]) => to), [], 'no recipient has a second notification')
+      runner(5000).start()
+      const done = await completed(store, id)
+      const takenMs = Date.now() - takenAt
+      t.ok(takenMs < 10_000, `another runner completed the campaign ${takenMs} ms later: the chunk was taken at once, not after its lease of a minute`)
+      t.match(done.counters, { recipients_accepted: 40, processed: 40, 'channel:sms': 20, 'channel:none': 20, 'status:dropped': 20 })
+      t.equal(done.counters.recipients_failed, undefined, 'no recipient failed')
+      t.equal((done.counters['lookups:cache'] ?? 0) + (done.counters['lookups:upstream'] ?? 0), 40, 'one lookup counted per recipient')
+      t.same(processed, [0, 40], 'the chunk counted once, by the runner that took it')
+      t.equal(notified.size, 40, 'every recipient notified')
+      t.same([...notified].filter(([, set]) => set.size !== 1).map(([to]) => to), [], 'no recipient has a second notification')
+      // The recipients the stopped runner had accepted were accepted again by the other, and answered by their keys.
+      t.same([...accepts].filter(([, n]) => n === 2).map(([to]) => to).sort(), [...byA].sort(), 'each recipient accepted before the stop was answered again from its key')
+      t.same([...accepts.values()].filter(n => n > 2), [], 'none accepted more often')
+      t.equal(await sentJobs(), 20, 'one SMS job per reachable recipient')
+    })
+
+    t.test('a runner stopped during a chunk that ends within its grace counts the chunk itself: each recipient looked up and accepted once', async t => {
+      // 12 recipients, two at a time, 100 ms a lookup: about 0.6 s, well within the grace of 5 s.
+      const { store, upstream, id, notified, accepts, processed, runner, sentJobs } = await oneChunkCampaign(t, open, 100, 12)
+      const a = runner(5000)
+      a.start()
+      await waitFor(() => notified.size >= 2 ? true : undefined, 5000, 'the first notifications')
+      const notifiedAtStopCall = notified.size
+      const stoppingAt = Date.now()
+      await a.stop()
+      const tookMs = Date.now() - stoppingAt
+      t.ok(tookMs < 4000, `stopped ${tookMs} ms after stop(), once its chunk was done (not after the grace)`)
+      t.ok(notifiedAtStopCall < 12, `${notifiedAtStopCall} of 12 notified at stop(): the rest were taken during the grace`)
+      const done = await store.getCampaign(id)
+      t.equal(done?.status, 'completed', 'the runner completed the campaign before it stopped')
+      t.match(done?.counters, { processed: 12, 'channel:sms': 6, 'channel:none': 6, 'status:dropped': 6 })
+      t.same(processed, [12])
+      t.equal(upstream.calls, 12, 'each number looked up once')
+      t.same([...accepts.values()].filter(n => n !== 1), [], 'each recipient accepted once')
+      t.equal(notified.size, 12)
+      t.equal(await sentJobs(), 6)
     })
 
     t.test('recipients waiting for the upstream budget, many at once, raise no MaxListenersExceededWarning', async t => {

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Reachability } from '../../src/domain/reachability.js'
 import { newNotificationId, shardFor } from '../../src/notifications/ids.js'
+import { giveBack } from '../../src/queue/chunk-lease.js'
 import type { Notification } from '../../src/notifications/types.js'
 import { MemoryStore } from '../../src/store/memory/memory-store.js'
 import { RedisStore } from '../../src/store/redis/redis-store.js'
@@ -781,6 +782,27 @@ async function suite (t: Test, store: Store) {
     t.ok(await store.finishCampaignChunk(id, c!.lease, { processed: 3, 'channel:sms': 3 }))
     t.ok(await store.completeCampaign(id, 'x'))
     t.match((await store.getCampaign(id))?.counters, { processed: 5, 'channel:sms': 5 })
+  })
+
+  t.test('chunks given back (a runner stopping) are taken again at once, before the next chunk; the giver counts nothing', async t => {
+    const now = Date.now()
+    const id = await runningCampaign(6)
+    const stopped = (await store.claimCampaignRecipients(id, 3, now, now + 60_000))!
+    const renewCampaign = (l: typeof stopped.lease, until: number) => store.renewCampaignChunk(id, l, until)
+    t.ok(await giveBack(stopped.lease, renewCampaign, () => now + 10), 'given back')
+    t.notOk(await giveBack(stopped.lease, renewCampaign, () => now + 20), 'a lease given back is no longer the giver\'s: it gives nothing back twice')
+    const again = await store.claimCampaignRecipients(id, 3, now + 10, now + 60_010)
+    t.same(again, { lease: { start: 0, count: 3, until: now + 60_010 }, items: ['p0', 'p1', 'p2'] }, 'the next claim, in the same millisecond, takes it (its lease a minute from then), not the next chunk')
+    t.notOk(await store.finishCampaignChunk(id, stopped.lease, { processed: 3 }), 'the runner that gave it back counts nothing')
+    t.ok(await store.finishCampaignChunk(id, again!.lease, { processed: 3 }))
+    t.same((await store.claimCampaignRecipients(id, 3, now + 10, now + 60_010))?.items, ['p3', 'p4', 'p5'])
+
+    const scan = `rfr_contract_${Math.random().toString(36).slice(2)}`
+    await store.createRefreshJob({ id: scan, owner: 'svc', status: 'running', total: 2, done: 0, failed: 0, created_at: '2026-11-25T10:00:00.000Z', completed_at: null }, ['+990100501', '+990100502'], 3600)
+    const batch = (await store.claimRefreshNumbers(scan, 1, now, now + 60_000))!
+    t.ok(await giveBack(batch.lease, (l, until) => store.renewRefreshChunk(scan, l, until), () => now + 10))
+    t.same((await store.claimRefreshNumbers(scan, 1, now + 10, now + 60_010))?.items, ['+990100501'], 'a fleet-scan batch given back is taken again at once, not the next one')
+    t.notOk(await store.finishRefreshChunk(scan, batch.lease, 1, 0), 'and counted only by its new holder')
   })
 
   t.test('campaign finals: each notification counted once, in its latest status, whatever the order and however often told', async t => {
