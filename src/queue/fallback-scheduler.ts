@@ -116,6 +116,8 @@ export class FallbackScheduler extends PollingLoop {
     const n = stored?.notification
     if (!n || n.status !== 'queued' || n.channel !== 'fallback_queue') {
       await store.transition({ notificationId: lease.notificationId, shard: lease.shard, patch: {}, events: [], lease, onlyFrom: ['__never__'] })
+      // It left the queue another way (a receipt, an earlier hand-over whose answer was lost): it waits no more.
+      if (n) await this.options.onLeft?.(n)
       return
     }
     const nowMs = this.now()
@@ -164,6 +166,8 @@ export class FallbackScheduler extends PollingLoop {
         await store.countFallbackActivity(lease.shard, Math.floor(nowMs / 60_000), 'wakeups', 1)
         this.options.onHandedOver?.()
         await this.options.onLeft?.(n)
+      } else {
+        await this.leftMeanwhile(lease, n)
       }
       return
     }
@@ -172,7 +176,7 @@ export class FallbackScheduler extends PollingLoop {
       return
     }
     const nextAt = Math.min(nowMs + this.interval(checks), expiresAt)
-    await store.transition({
+    const rescheduled = await store.transition({
       notificationId: n.id,
       shard: lease.shard,
       patch: { updated_at: at, ...(reachability ? { reachability } : {}) },
@@ -182,6 +186,7 @@ export class FallbackScheduler extends PollingLoop {
       next: { kind: 'fallback', dueAt: nextAt },
       at: nowMs,
     })
+    if (!rescheduled) await this.leftMeanwhile(lease, n)
   }
 
   /** first × factor^checks, capped, with ±20% jitter so a crowd of entries spreads out. */
@@ -207,6 +212,8 @@ export class FallbackScheduler extends PollingLoop {
       if (handed) {
         this.options.onHandedOver?.()
         await this.options.onLeft?.(n)
+      } else {
+        await this.leftMeanwhile(lease, n)
       }
       return
     }
@@ -230,8 +237,21 @@ export class FallbackScheduler extends PollingLoop {
       campaignId: n.campaign_id,
     })
     // A transition whose answer was lost ran all the same: its retry finds the status there, and finishes the job.
-    if (!ended && (await this.options.store.getNotification(n.id, lease.shard))?.notification.status !== status) return
+    if (!ended && (await this.options.store.getNotification(n.id, lease.shard))?.notification.status !== status) {
+      await this.leftMeanwhile(lease, n)
+      return
+    }
     if (n.campaign_id !== undefined) this.options.onCampaignFinal?.(n.campaign_id, status, n.id)
     await this.options.onLeft?.(n)
+  }
+
+  /**
+   * After a transition of a leased entry that did not apply: if the notification no longer waits here (it ended
+   * meanwhile, or is gone), it is told as left, so its number's subscriptions end with their last waiter. If it still
+   * waits, the lease was lost to another scheduler, which tells it.
+   */
+  private async leftMeanwhile (lease: FallbackLease, n: Notification): Promise<void> {
+    const now = (await this.options.store.getNotification(n.id, lease.shard))?.notification
+    if (!now || now.status !== 'queued' || now.channel !== 'fallback_queue') await this.options.onLeft?.(n)
   }
 }

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import type { DeliveryOutcome, PushChannel, PushMessage, SmsChannel, SmsMessage } from '../../src/channels/channel.js'
 import { CallbackSender } from '../../src/notifications/callbacks.js'
 import { applyReceipt, NotificationService } from '../../src/notifications/service.js'
-import type { NotificationRequest } from '../../src/notifications/types.js'
+import type { Notification, NotificationRequest } from '../../src/notifications/types.js'
 import { DeliveryWorker } from '../../src/queue/delivery-worker.js'
 import { FallbackScheduler } from '../../src/queue/fallback-scheduler.js'
 import { QueueOps } from '../../src/queue/ops.js'
@@ -83,6 +83,8 @@ interface RigOptions {
   leaseSeconds?: number
   isCampaignCancelled?: (campaignId: string) => Promise<boolean>
   onCampaignFinal?: (campaignId: string, status: string) => void
+  /** Told of each notification that left the fallback queue. */
+  onLeft?: (id: string) => void
 }
 
 async function rig (t: Test, connect: () => Promise<Store>, options: RigOptions = {}) {
@@ -102,6 +104,7 @@ async function rig (t: Test, connect: () => Promise<Store>, options: RigOptions 
     leaseSeconds: options.leaseSeconds ?? 5, concurrency: 32, pollMs: 30, onHandedOver: () => worker.poke(),
     ...(options.isCampaignCancelled ? { isCampaignCancelled: options.isCampaignCancelled } : {}),
     ...(options.onCampaignFinal ? { onCampaignFinal: options.onCampaignFinal } : {}),
+    ...(options.onLeft ? { onLeft: async (n: Notification) => options.onLeft!(n.id) } : {}),
   })
   const notifications = new NotificationService({
     store, reachability, retentionSeconds: 3600, idempotencyTtlSeconds: 3600, firstRecheckSeconds: options.firstCheckSeconds ?? 0.2,
@@ -249,7 +252,8 @@ for (const kind of ['memory', 'redis'] as const) {
       const connect = await openStore(t, kind)
       const upstream = new HeldUpstream()
       upstream.answer = { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'OK', message: 'Success' } }
-      const r = await rig(t, connect, { upstream, firstCheckSeconds: 3600 })
+      const left: string[] = []
+      const r = await rig(t, connect, { upstream, firstCheckSeconds: 3600, onLeft: id => left.push(id) })
       const { answer } = await r.notifications.accept('svc', r.request('+447911123999'))
       t.equal(answer.channel, 'fallback_queue')
       const shard = Number(answer.id.slice(4, 6))
@@ -271,6 +275,7 @@ for (const kind of ['memory', 'redis'] as const) {
       t.equal(after.notification.status, 'delivered', 'the final status stands')
       t.equal(r.push.count(answer.id) + r.sms.count(answer.id), 0, 'not sent again')
       t.match(await r.store.fallbackState(shard, Date.now()), { waiting: 0, due: 0, leased: 0 }, 'and out of the queue')
+      t.same(left, [answer.id], 'told as left: its number\'s subscriptions may end')
     })
 
     t.test('a scheduler told to stop takes no more entries: it finishes the re-checks in hand, the rest wait for another', async t => {
