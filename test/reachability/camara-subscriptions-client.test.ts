@@ -1,4 +1,5 @@
 import t from 'tap'
+import { StaticAccessToken } from '../../src/auth/oauth-token.js'
 import { CamaraSubscriptions, SubscriptionError } from '../../src/reachability/events/camara-subscriptions.js'
 import { type Received, type Reply, startFakeServer } from '../fakes/scripted-server.js'
 
@@ -9,7 +10,7 @@ t.test('a 201 that is not JSON is a SubscriptionError; a DELETE sends no Content
   const received: Received[] = []
   let reply: Reply = { status: 201, raw: '<html>created</html>', headers: { 'content-type': 'text/html' } }
   const fake = await startFakeServer(r => { received.push(r); return reply })
-  const client = new CamaraSubscriptions({ baseUrl: `${fake.url}/v0.7`, accessToken: 'token', timeoutMs: 1000, retries: 0, retryBaseMs: 1, retryMaxMs: 1 })
+  const client = new CamaraSubscriptions({ baseUrl: `${fake.url}/v0.7`, tokens: new StaticAccessToken('token'), timeoutMs: 1000, retries: 0, retryBaseMs: 1, retryMaxMs: 1 })
   t.teardown(async () => { await client.close(); await fake.close() })
   const request = { phoneNumber: '+990123444', type: 'reachability-data', sink: 'https://rr.example.com/v1/webhooks/camara', sinkToken: 'sink', expireAt: new Date(Date.now() + 3600_000) }
   await t.rejects(client.create(request), { name: 'SubscriptionError', message: /not JSON: <html>created/ })

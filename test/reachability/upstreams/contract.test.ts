@@ -1,4 +1,5 @@
 import t from 'tap'
+import { StaticAccessToken } from '../../../src/auth/oauth-token.js'
 import { CamaraUpstream } from '../../../src/reachability/upstreams/camara.js'
 import { SandboxUpstream } from '../../../src/reachability/upstreams/sandbox.js'
 import { type ReachabilityUpstream, UpstreamFailure } from '../../../src/reachability/upstreams/upstream.js'
@@ -108,7 +109,7 @@ contract('camara', async () => {
   const fake = await startFakeCamara({ accessToken: 'operator-token' })
   const failingNumber = '+447700900500'
   fake.script.always(failingNumber, camaraError(503, 'UNAVAILABLE', 'Network issue'))
-  const upstream = new CamaraUpstream({ baseUrl: fake.reachabilityUrl, accessToken: 'operator-token', ...http })
+  const upstream = new CamaraUpstream({ baseUrl: fake.reachabilityUrl, tokens: new StaticAccessToken('operator-token'), ...http })
   return {
     upstream,
     failingNumber,

@@ -12,6 +12,10 @@ t.test('the provider named in the config is the one built', async t => {
     [{}, SandboxUpstream],
     [{ REACHABILITY_PROVIDER: 'vonage', VONAGE_APPLICATION_ID: 'app-1', VONAGE_PRIVATE_KEY: privateKey }, VonageUpstream],
     [{ REACHABILITY_PROVIDER: 'camara', CAMARA_BASE_URL: 'https://op.example/device-reachability-status/v1', CAMARA_ACCESS_TOKEN: 'x' }, CamaraUpstream],
+    [{
+      REACHABILITY_PROVIDER: 'camara', CAMARA_BASE_URL: 'https://op.example/device-reachability-status/v1',
+      CAMARA_TOKEN_URL: 'https://op.example/token', CAMARA_CLIENT_ID: 'rr-client', CAMARA_CLIENT_SECRET: 's3cret',
+    }, CamaraUpstream],
   ] as const
   for (const [env, kind] of cases) {
     const upstream = createUpstream(loadConfig(env))
