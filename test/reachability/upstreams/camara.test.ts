@@ -114,6 +114,7 @@ t.test('the access token is sent, and a wrong one answers UNAUTHORIZED', async t
   t.teardown(() => wrong.close())
   t.match(await wrong.check(NUMBER), { status: { code: 'UNAUTHORIZED' } })
   t.match(fake.requests[1]!.rejected, /not authenticated/)
+  t.equal(fake.requests.length, 2, 'a static token refused is not sent again: there is no other')
 })
 
 t.test('the body names the device by its phone number only', async t => {
