@@ -8,6 +8,7 @@ import { CallbackPolicy } from '../src/notifications/callback-policy.js'
 import { NotificationService } from '../src/notifications/service.js'
 import { CamaraSubscriptions } from '../src/reachability/events/camara-subscriptions.js'
 import { ReachabilityEvents } from '../src/reachability/events/reachability-events.js'
+import { camaraAccessTokens } from '../src/reachability/upstreams/camara-auth.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -31,10 +32,10 @@ export default fp<{ channels?: Channels }>(async (app, options) => {
   app.decorate('pokeScheduler', () => {})
   app.decorate('pokeRefresh', () => {})
   const { delivery, fallback, camara, reachability, publicBaseUrl } = app.config
-  const subscriptions = camara.subscriptionsUrl && camara.accessToken
+  const subscriptions = camara.subscriptionsUrl && reachability.provider === 'camara'
     ? new CamaraSubscriptions({
       baseUrl: camara.subscriptionsUrl,
-      accessToken: camara.accessToken,
+      tokens: camaraAccessTokens(app.config, app.log),
       timeoutMs: reachability.timeoutMs,
       retries: reachability.retries,
       retryBaseMs: reachability.retryBaseMs,

@@ -14,7 +14,7 @@ declare module 'fastify' {
 
 export default fp<{ upstream?: ReachabilityUpstream }>(async (app, options) => {
   const { reachability } = app.config
-  const adapter = options.upstream ?? createUpstream(app.config)
+  const adapter = options.upstream ?? createUpstream(app.config, app.log)
   if (!options.upstream) app.addHook('onClose', async () => adapter.close())
   // The breaker outside the timing: calls it turns away are counted as rejections, not as upstream calls.
   const upstream = new CircuitBreakerUpstream(new MeteredUpstream(adapter), { ...app.config.breaker, observer: circuitMetrics })

@@ -9,6 +9,8 @@ const positive = (def: number) => z.coerce.number().int().min(1).default(def)
 const optionalString = z.string().trim().min(1).optional()
 const optionalUrl = z.url({ protocol: /^https?$/ }).optional()
 const bool = (def: boolean) => z.stringbool().default(def)
+/** With REACHABILITY_PROVIDER=camara: these three, or CAMARA_ACCESS_TOKEN. */
+const CAMARA_CLIENT_CREDENTIALS = ['CAMARA_TOKEN_URL', 'CAMARA_CLIENT_ID', 'CAMARA_CLIENT_SECRET'] as const
 
 export const envSchema = z
   .object({
@@ -71,6 +73,10 @@ export const envSchema = z
 
     CAMARA_BASE_URL: optionalUrl,
     CAMARA_ACCESS_TOKEN: optionalString,
+    CAMARA_TOKEN_URL: optionalUrl,
+    CAMARA_CLIENT_ID: optionalString,
+    CAMARA_CLIENT_SECRET: optionalString,
+    CAMARA_SCOPE: optionalString,
     CAMARA_SUBSCRIPTIONS_URL: optionalUrl,
     CAMARA_SINK_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
     PUBLIC_BASE_URL: optionalUrl,
@@ -137,8 +143,22 @@ export const envSchema = z
     }
     if (env.REACHABILITY_PROVIDER === 'camara') {
       need(!!env.CAMARA_BASE_URL, 'CAMARA_BASE_URL', 'required when REACHABILITY_PROVIDER=camara')
-      need(!!env.CAMARA_ACCESS_TOKEN, 'CAMARA_ACCESS_TOKEN', 'required when REACHABILITY_PROVIDER=camara')
+      const clientCredentials = CAMARA_CLIENT_CREDENTIALS.filter(name => env[name] !== undefined)
+      const trio = CAMARA_CLIENT_CREDENTIALS.join(', ')
+      if (env.CAMARA_ACCESS_TOKEN) {
+        need(clientCredentials.length === 0, 'CAMARA_ACCESS_TOKEN',
+          `set CAMARA_ACCESS_TOKEN (a static token) or ${trio} (OAuth2 client credentials), not both`)
+      } else if (clientCredentials.length === 0) {
+        need(false, 'CAMARA_ACCESS_TOKEN',
+          `required when REACHABILITY_PROVIDER=camara, unless ${trio} are set (OAuth2 client credentials)`)
+      } else {
+        for (const name of CAMARA_CLIENT_CREDENTIALS) {
+          need(env[name] !== undefined, name, `required with ${clientCredentials.join(' and ')}: OAuth2 client credentials need all of ${trio}`)
+        }
+      }
     }
+    need(!env.CAMARA_SCOPE || CAMARA_CLIENT_CREDENTIALS.every(name => env[name] !== undefined), 'CAMARA_SCOPE',
+      `only used with OAuth2 client credentials (${CAMARA_CLIENT_CREDENTIALS.join(', ')})`)
     if (env.SMS_PROVIDER === 'vonage') {
       need(!!env.VONAGE_APPLICATION_ID, 'VONAGE_APPLICATION_ID', 'required when SMS_PROVIDER=vonage')
       need(!!(env.VONAGE_PRIVATE_KEY || env.VONAGE_PRIVATE_KEY_PATH), 'VONAGE_PRIVATE_KEY',
@@ -245,7 +265,10 @@ export interface Config {
   }
   camara: {
     baseUrl: string | undefined
+    /** A static bearer token (CAMARA_ACCESS_TOKEN); unset when clientCredentials are. */
     accessToken: string | undefined
+    /** OAuth2 client credentials: access tokens are fetched from tokenUrl and renewed before they expire. */
+    clientCredentials: { tokenUrl: string, clientId: string, clientSecret: string, scope: string | undefined } | undefined
     /** The subscriptions API root; set, queued numbers get reachability subscriptions. */
     subscriptionsUrl: string | undefined
     sinkToken: string | undefined
@@ -376,6 +399,9 @@ export function loadConfig (source: Record<string, string | undefined> = process
     camara: {
       baseUrl: e.CAMARA_BASE_URL?.replace(/\/+$/, ''),
       accessToken: e.CAMARA_ACCESS_TOKEN,
+      clientCredentials: e.CAMARA_TOKEN_URL && e.CAMARA_CLIENT_ID && e.CAMARA_CLIENT_SECRET
+        ? { tokenUrl: e.CAMARA_TOKEN_URL, clientId: e.CAMARA_CLIENT_ID, clientSecret: e.CAMARA_CLIENT_SECRET, scope: e.CAMARA_SCOPE }
+        : undefined,
       subscriptionsUrl: e.CAMARA_SUBSCRIPTIONS_URL?.replace(/\/+$/, ''),
       sinkToken: e.CAMARA_SINK_TOKEN,
     },

@@ -69,7 +69,7 @@ export const REDACTED_PATHS = [
   'headers.authorization', 'headers.cookie', '*.headers.authorization', 'authorization', '*.authorization',
   'token', '*.token', 'push_token', '*.push_token', 'pushToken', '*.pushToken',
   'accessToken', '*.accessToken', 'access_token', '*.access_token',
-  'secret', '*.secret', 'password', '*.password', 'privateKey', '*.privateKey',
+  'secret', '*.secret', 'clientSecret', '*.clientSecret', 'password', '*.password', 'privateKey', '*.privateKey',
   'body', 'text', '*.text', 'message.sms', 'message.push', '*.message.sms', '*.message.push',
 ]
 

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
+import { StaticAccessToken } from '../src/auth/oauth-token.js'
 import type { DeliveryOutcome, PushMessage, SmsChannel } from '../src/channels/channel.js'
 import { CircuitBreakerPushChannel, withCircuitBreakers } from '../src/channels/circuit-breaker.js'
 import { SandboxPushChannel } from '../src/channels/sandbox.js'
@@ -32,7 +33,7 @@ function recorder () {
 
 async function upstreamSetup (t: Test, timeoutMs = 1000) {
   const fake = await startFakeCamara({ accessToken: TOKEN })
-  const adapter = new CamaraUpstream({ baseUrl: fake.reachabilityUrl, accessToken: TOKEN, timeoutMs, retries: 0, retryBaseMs: 5, retryMaxMs: 10 })
+  const adapter = new CamaraUpstream({ baseUrl: fake.reachabilityUrl, tokens: new StaticAccessToken(TOKEN), timeoutMs, retries: 0, retryBaseMs: 5, retryMaxMs: 10 })
   const seen = recorder()
   const upstream = new CircuitBreakerUpstream(adapter, { failures: 3, halfOpenAfterMs: HALF_OPEN_AFTER_MS, observer: seen.observer })
   t.teardown(async () => { await upstream.close(); await fake.close() })

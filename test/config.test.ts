@@ -57,6 +57,16 @@ t.test('loadConfig', async t => {
       ['hooks.example.com', '*.example.org', '[::1]'])
   })
 
+  t.test('CAMARA authenticates with a static token or with OAuth2 client credentials', async t => {
+    const base = { REACHABILITY_PROVIDER: 'camara', CAMARA_BASE_URL: 'https://op.example/device-reachability-status/v1' }
+    t.match(loadConfig({ ...base, CAMARA_ACCESS_TOKEN: 'token' }).camara, { accessToken: 'token', clientCredentials: undefined })
+    const oauth = { CAMARA_TOKEN_URL: 'https://op.example/oauth2/token', CAMARA_CLIENT_ID: 'rr-client', CAMARA_CLIENT_SECRET: 's3cret' }
+    t.same(loadConfig({ ...base, ...oauth }).camara.clientCredentials,
+      { tokenUrl: 'https://op.example/oauth2/token', clientId: 'rr-client', clientSecret: 's3cret', scope: undefined })
+    t.match(loadConfig({ ...base, ...oauth, CAMARA_SCOPE: 'dpv:FraudPreventionAndDetection device-reachability-status:read' }).camara,
+      { accessToken: undefined, clientCredentials: { scope: 'dpv:FraudPreventionAndDetection device-reachability-status:read' } })
+  })
+
   t.test('an empty variable counts as unset', async t => {
     t.equal(loadConfig({ PORT: '', REDIS_URL: '' }).port, 3000)
   })
@@ -82,6 +92,22 @@ t.test('loadConfig', async t => {
       { REACHABILITY_PROVIDER: 'vonage', VONAGE_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----' }, 'VONAGE_APPLICATION_ID'],
     ['vonage without a private key', { REACHABILITY_PROVIDER: 'vonage', VONAGE_APPLICATION_ID: 'app-id' }, 'VONAGE_PRIVATE_KEY'],
     ['camara without CAMARA_BASE_URL', { REACHABILITY_PROVIDER: 'camara', CAMARA_ACCESS_TOKEN: 'token' }, 'CAMARA_BASE_URL'],
+    ['camara without a token or client credentials', { REACHABILITY_PROVIDER: 'camara', CAMARA_BASE_URL: 'https://op.example/v1' },
+      'CAMARA_ACCESS_TOKEN', /unless CAMARA_TOKEN_URL, CAMARA_CLIENT_ID, CAMARA_CLIENT_SECRET are set/],
+    ['camara with a token and client credentials both',
+      { REACHABILITY_PROVIDER: 'camara', CAMARA_BASE_URL: 'https://op.example/v1', CAMARA_ACCESS_TOKEN: 'token', CAMARA_CLIENT_ID: 'rr-client' },
+      'CAMARA_ACCESS_TOKEN', /not both/],
+    ['camara client credentials without a secret',
+      { REACHABILITY_PROVIDER: 'camara', CAMARA_BASE_URL: 'https://op.example/v1', CAMARA_TOKEN_URL: 'https://op.example/token', CAMARA_CLIENT_ID: 'rr-client' },
+      'CAMARA_CLIENT_SECRET', /required with CAMARA_TOKEN_URL and CAMARA_CLIENT_ID/],
+    ['camara client credentials without a token URL',
+      { REACHABILITY_PROVIDER: 'camara', CAMARA_BASE_URL: 'https://op.example/v1', CAMARA_CLIENT_ID: 'rr-client', CAMARA_CLIENT_SECRET: 's3cret' },
+      'CAMARA_TOKEN_URL', /required with CAMARA_CLIENT_ID and CAMARA_CLIENT_SECRET/],
+    ['a CAMARA_TOKEN_URL that is not a URL',
+      { REACHABILITY_PROVIDER: 'camara', CAMARA_BASE_URL: 'https://op.example/v1', CAMARA_TOKEN_URL: 'op.example/token', CAMARA_CLIENT_ID: 'c', CAMARA_CLIENT_SECRET: 's' },
+      'CAMARA_TOKEN_URL'],
+    ['CAMARA_SCOPE with a static token', { REACHABILITY_PROVIDER: 'camara', CAMARA_BASE_URL: 'https://op.example/v1', CAMARA_ACCESS_TOKEN: 'token', CAMARA_SCOPE: 'x' },
+      'CAMARA_SCOPE', /only used with OAuth2 client credentials/],
     ['two auth sources',
       { AUTH_HS256_SECRET: 'x'.repeat(32), AUTH_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----' }, 'AUTH_PUBLIC_KEY', /AUTH_HS256_SECRET/],
     ['NODE_ENV=production without auth', { NODE_ENV: 'production' }, 'NODE_ENV=production', /AUTH_JWKS_URL, AUTH_PUBLIC_KEY or AUTH_HS256_SECRET/],

@@ -1,17 +1,15 @@
 import { type CryptoKey, importPKCS8, SignJWT } from 'jose'
 import { z } from 'zod'
 import { ConfigError } from '../config.js'
-import { type HttpAnswer, HttpClient, isRetryableStatus, isTransientError, retryAfterSeconds } from '../http/retry.js'
+import { OAuthTokenError, OAuthTokenProvider, type TokenRequest } from './oauth-token.js'
 
 // OAuth2 access tokens for FCM HTTP v1 from a service account (docs/upstream-apis.md section 5):
-// an RS256 assertion exchanged at the token URL, the answer shared until shortly before it expires.
+// an RS256 assertion exchanged at the token URL (oauth-token.ts shares the answer until shortly before it expires).
 
 export const FCM_SCOPE = 'https://www.googleapis.com/auth/firebase.messaging'
 const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer'
 /** Google accepts assertions living at most an hour. */
 const ASSERTION_TTL_SECONDS = 3600
-/** A token is replaced this long before it expires, so none expires in flight. */
-const RENEW_BEFORE_SECONDS = 60
 
 const serviceAccountSchema = z.object({
   client_email: z.string().min(1),
@@ -37,20 +35,8 @@ export function parseServiceAccount (json: string): ServiceAccount {
   return parsed.data
 }
 
-const tokenAnswer = z.object({
-  access_token: z.string().min(1),
-  expires_in: z.coerce.number().int().positive(),
-})
-
-const oauthError = z.object({ error: z.string(), error_description: z.string().optional() })
-
-/** No access token could be had; `transient` says whether trying again later may help. */
-export class FcmTokenError extends Error {
-  constructor (message: string, readonly transient: boolean, readonly retryAfterSeconds?: number, options?: ErrorOptions) {
-    super(message, options)
-    this.name = 'FcmTokenError'
-  }
-}
+/** No access token could be had (the name FCM's callers know it by). */
+export { OAuthTokenError as FcmTokenError }
 
 export interface FcmAccessTokenProviderOptions {
   serviceAccount: ServiceAccount
@@ -61,67 +47,18 @@ export interface FcmAccessTokenProviderOptions {
   now?: () => number
 }
 
-export class FcmAccessTokenProvider {
-  private readonly now: () => number
-  private readonly http: HttpClient
-  private readonly path: string
+/** The JWT-bearer grant (RFC 7523) with a service account; caching and sharing are OAuthTokenProvider's. */
+export class FcmAccessTokenProvider extends OAuthTokenProvider {
   private key: Promise<CryptoKey> | undefined
-  private cached: { token: string, renewAt: number } | undefined
-  private inflight: Promise<string> | undefined
 
   constructor (private readonly options: FcmAccessTokenProviderOptions) {
-    this.now = options.now ?? Date.now
-    const url = new URL(options.tokenUrl)
-    this.path = url.pathname + url.search
-    // One attempt: the delivery worker retries the whole send.
-    this.http = new HttpClient(url.origin, { timeoutMs: options.timeoutMs, retries: 0, baseMs: 0, maxMs: 0 })
+    // The delivery worker retries the whole send.
+    super({ tokenUrl: options.tokenUrl, timeoutMs: options.timeoutMs, ...(options.now ? { now: options.now } : {}) })
   }
 
-  /** A valid access token: the cached one, or one fetch shared by every concurrent caller. Throws FcmTokenError. */
-  token (): Promise<string> {
-    if (this.cached && this.now() < this.cached.renewAt) return Promise.resolve(this.cached.token)
-    if (!this.inflight) {
-      const inflight = this.fetch().finally(() => { if (this.inflight === inflight) this.inflight = undefined })
-      this.inflight = inflight
-    }
-    return this.inflight
-  }
-
-  /** FCM refused this token (401): forget it, unless a newer one has replaced it already. */
-  invalidate (token: string): void {
-    if (this.cached?.token === token) this.cached = undefined
-  }
-
-  close (): Promise<void> {
-    return this.http.close()
-  }
-
-  private async fetch (): Promise<string> {
-    const startedAt = this.now()
+  protected async grant (startedAt: number): Promise<TokenRequest> {
     const assertion = await this.sign(Math.floor(startedAt / 1000))
-    let answer: HttpAnswer
-    try {
-      answer = await this.http.send({
-        method: 'POST',
-        path: this.path,
-        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-        body: new URLSearchParams({ grant_type: JWT_BEARER_GRANT, assertion }).toString(),
-      })
-    } catch (err) {
-      throw new FcmTokenError(`no answer from the token URL (${(err as Error).message})`, isTransientError(err), undefined, { cause: err })
-    }
-    const { statusCode, headers, body } = answer
-    if (statusCode < 200 || statusCode >= 300) {
-      const detail = readOauthError(body) ?? `HTTP ${statusCode}`
-      throw new FcmTokenError(`the token URL answered ${statusCode}: ${detail}`, isRetryableStatus(statusCode), retryAfterSeconds(headers))
-    }
-    const parsed = tokenAnswer.safeParse(readJson(body))
-    if (!parsed.success) throw new FcmTokenError('the token URL answered 2xx without an access_token and expires_in', true)
-    const { access_token: token, expires_in: expiresIn } = parsed.data
-    // Counted from when the request left, so the token never outlives the cache entry.
-    const renewAt = startedAt + (expiresIn - Math.min(RENEW_BEFORE_SECONDS, expiresIn / 2)) * 1000
-    this.cached = { token, renewAt }
-    return token
+    return { form: { grant_type: JWT_BEARER_GRANT, assertion } }
   }
 
   private async sign (iat: number): Promise<string> {
@@ -137,22 +74,8 @@ export class FcmAccessTokenProvider {
         .setExpirationTime(iat + ASSERTION_TTL_SECONDS)
         .sign(await this.key)
     } catch (err) {
-      throw new FcmTokenError(`cannot sign the assertion with the service account's private_key (${(err as Error).message})`, false,
+      throw new OAuthTokenError(`cannot sign the assertion with the service account's private_key (${(err as Error).message})`, false,
         undefined, { cause: err })
     }
   }
-}
-
-function readJson (body: string): unknown {
-  try {
-    return JSON.parse(body)
-  } catch {
-    return undefined
-  }
-}
-
-function readOauthError (body: string): string | undefined {
-  const parsed = oauthError.safeParse(readJson(body))
-  if (!parsed.success) return undefined
-  return parsed.data.error_description ? `${parsed.data.error}: ${parsed.data.error_description}` : parsed.data.error
 }

@@ -1,10 +1,11 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import type { FakeOAuth } from './oauth.js'
 import { type Received, type Reply, Script, slow, startFakeServer } from './scripted-server.js'
 
-// A fake operator speaking CAMARA (Device Reachability Status v1, or v0.6 answers) that checks
-// what it receives: the Bearer token, the x-correlator, the body. Unscripted numbers answer as
-// Vonage's virtual operator does, translated to CAMARA. More endpoints (subscriptions) plug in
-// with `route`.
+// A fake operator speaking CAMARA (Device Reachability Status v1, or v0.6 answers) that checks what it receives:
+// the Bearer token (a static one, or one the fake OAuth token endpoint issued that has not expired), the
+// x-correlator, the body. Unscripted numbers answer as Vonage's virtual operator does, translated to CAMARA.
+// More endpoints (subscriptions) plug in with `route`.
 
 export const REACHABILITY_ROOT = '/device-reachability-status/v1'
 const CORRELATOR = /^[a-zA-Z0-9-]{0,55}$/
@@ -13,7 +14,10 @@ const PHONE_NUMBER = /^\+[1-9][0-9]{4,14}$/
 export type CamaraVersion = 'v1' | 'v0.6'
 
 export interface FakeCamaraOptions {
-  accessToken: string
+  /** The one bearer token taken (a static CAMARA_ACCESS_TOKEN)… */
+  accessToken?: string
+  /** …or the tokens a (fake) OAuth token endpoint issued and that have not expired. */
+  oauth?: Pick<FakeOAuth, 'accepts'>
   /** The shape of unscripted reachability answers; v1 by default. */
   version?: CamaraVersion
   /** How long +990123477 takes to answer; 3000 ms by default. */
@@ -90,7 +94,8 @@ export async function startFakeCamara (options: FakeCamaraOptions): Promise<Fake
       request.rejected = message
       return camaraError(status, code, message)
     }
-    if (request.headers.authorization !== `Bearer ${options.accessToken}`) {
+    const bearer = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1]
+    if (bearer === undefined || !(options.oauth ? options.oauth.accepts(bearer) : bearer === options.accessToken)) {
       return refuse(401, 'UNAUTHENTICATED', 'Request not authenticated due to missing, invalid, or expired credentials.')
     }
     if (request.correlator !== undefined && !CORRELATOR.test(request.correlator)) {

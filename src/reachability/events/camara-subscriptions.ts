@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import type { HttpClient } from '../../http/retry.js'
+import { type AccessTokenProvider, OAuthTokenError, sendWithToken } from '../../auth/oauth-token.js'
+import type { HttpAnswer, HttpClient, HttpRequest } from '../../http/retry.js'
 import { type HttpUpstreamPolicy, upstreamHttpClient } from '../upstreams/http-upstream.js'
 
 // CAMARA Device Reachability Status Subscriptions (v0.7): ask the operator to tell us when a device connects.
@@ -19,12 +20,13 @@ export interface SubscriptionRequest {
 export interface CamaraSubscriptionsOptions extends HttpUpstreamPolicy {
   /** The API root, e.g. https://operator.example/device-reachability-status-subscriptions/v0.7 */
   baseUrl: string
-  accessToken: string
+  /** Where each request's bearer token comes from (see upstreams/camara-auth.ts); closed with the client. */
+  tokens: AccessTokenProvider
 }
 
 export class SubscriptionError extends Error {
-  constructor (message: string) {
-    super(message)
+  constructor (message: string, options?: ErrorOptions) {
+    super(message, options)
     this.name = 'SubscriptionError'
   }
 }
@@ -54,7 +56,7 @@ export class CamaraSubscriptions {
         initialEvent: true,
       },
     })
-    const answer = await this.http.send({ method: 'POST', path: '/subscriptions', headers: this.headers(), body })
+    const answer = await this.send(headers => ({ method: 'POST', path: '/subscriptions', headers, body }))
     if (answer.statusCode !== 201 && answer.statusCode !== 202) {
       throw new SubscriptionError(`creating a subscription answered HTTP ${answer.statusCode}: ${answer.body.slice(0, 200)}`)
     }
@@ -70,22 +72,29 @@ export class CamaraSubscriptions {
 
   /** Ends a subscription; one the operator no longer knows is ended already. */
   async delete (id: string): Promise<void> {
-    const { 'content-type': _noBody, ...headers } = this.headers()
-    const answer = await this.http.send({ method: 'DELETE', path: `/subscriptions/${encodeURIComponent(id)}`, headers })
+    const answer = await this.send(({ 'content-type': _noBody, ...headers }) => ({ method: 'DELETE', path: `/subscriptions/${encodeURIComponent(id)}`, headers }))
     if (answer.statusCode >= 300 && answer.statusCode !== 404) {
       throw new SubscriptionError(`deleting subscription ${id} answered HTTP ${answer.statusCode}`)
     }
   }
 
-  close (): Promise<void> {
-    return this.http.close()
+  async close (): Promise<void> {
+    await Promise.all([this.http.close(), this.options.tokens.close()])
   }
 
-  private headers (): Record<string, string> {
-    return {
-      authorization: `Bearer ${this.options.accessToken}`,
-      'content-type': 'application/json',
-      'x-correlator': randomUUID(),
+  /** Sends with a bearer token; a 401 is sent once more with a fresh one (a 401 created or deleted nothing). */
+  private async send (request: (headers: Record<string, string>) => HttpRequest): Promise<HttpAnswer> {
+    // One per operation, the same across its retries.
+    const correlator = randomUUID()
+    try {
+      return await sendWithToken(this.options.tokens, token => this.http.send(request({
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        'x-correlator': correlator,
+      })))
+    } catch (err) {
+      if (err instanceof OAuthTokenError) throw new SubscriptionError(`no CAMARA access token: ${err.message}`, { cause: err })
+      throw err
     }
   }
 }

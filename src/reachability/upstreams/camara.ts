@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { z } from 'zod'
+import { type AccessTokenProvider, OAuthTokenError, sendWithToken } from '../../auth/oauth-token.js'
 import type { UpstreamAnswer } from '../../domain/reachability.js'
-import { type HttpAnswer, type HttpClient, isRetryableStatus } from '../../http/retry.js'
+import { type HttpAnswer, type HttpClient, type HttpRequest, isRetryableStatus } from '../../http/retry.js'
 import { answerJson, errorBody, type HttpUpstreamPolicy, refusedRequest, sendCheck, stillFailing, upstreamHttpClient } from './http-upstream.js'
 import { type ReachabilityUpstream, type UpstreamCheckOptions, UpstreamFailure } from './upstream.js'
 
@@ -11,7 +12,8 @@ export interface CamaraUpstreamOptions extends HttpUpstreamPolicy {
    * e.g. https://operator.example/device-reachability-status/v1 (we POST to {baseUrl}/retrieve).
    */
   baseUrl: string
-  accessToken: string
+  /** Where each request's bearer token comes from (see camara-auth.ts); closed with the upstream. */
+  tokens: AccessTokenProvider
 }
 
 // v1.0.0: a device reachable "for DATA" is so whatever its SMS state, so ["DATA"] alone says
@@ -60,23 +62,27 @@ export class CamaraUpstream implements ReachabilityUpstream {
   }
 
   async check (phoneNumber: string, options: UpstreamCheckOptions = {}): Promise<UpstreamAnswer> {
-    const answer = await sendCheck('camara', this.http, {
-        method: 'POST',
-        path: '/retrieve',
-        headers: {
-          authorization: `Bearer ${this.options.accessToken}`,
-          'content-type': 'application/json',
-          accept: 'application/json',
-          // One per check, the same across its retries; a UUID fits ^[a-zA-Z0-9-]{0,55}$.
-          'x-correlator': randomUUID(),
-        },
-        body: JSON.stringify({ device: { phoneNumber } }),
-      }, options.signal)
+    // One per check, the same across its retries (and its second try with a fresh token); a UUID fits ^[a-zA-Z0-9-]{0,55}$.
+    const correlator = randomUUID()
+    const request = (token: string): HttpRequest => ({
+      method: 'POST',
+      path: '/retrieve',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json', 'x-correlator': correlator },
+      body: JSON.stringify({ device: { phoneNumber } }),
+    })
+    let answer: HttpAnswer
+    try {
+      // A 401 is asked once more with a fresh token: the lookup is a read.
+      answer = await sendWithToken(this.options.tokens, token => sendCheck('camara', this.http, request(token), options.signal), options.signal)
+    } catch (err) {
+      if (err instanceof OAuthTokenError) return withoutToken(err)
+      throw err
+    }
     return this.toAnswer(answer)
   }
 
-  close (): Promise<void> {
-    return this.http.close()
+  async close (): Promise<void> {
+    await Promise.all([this.http.close(), this.options.tokens.close()])
   }
 
   private toAnswer ({ statusCode, headers, body }: HttpAnswer): UpstreamAnswer {
@@ -93,6 +99,17 @@ export class CamaraUpstream implements ReachabilityUpstream {
     if (code) return failed(code, error.message ?? error.code)
     throw refusedRequest('camara', statusCode, detail)
   }
+}
+
+/**
+ * No access token for a lookup. Refused by the token URL (wrong client credentials, scope), the answer is
+ * UNAUTHORIZED, as CAMARA's own 401 is: never cached, and the caller sees why. Otherwise (network, 5xx) no answer.
+ */
+function withoutToken (err: OAuthTokenError): UpstreamAnswer {
+  const message = `no CAMARA access token: ${err.message}`
+  if (err.refused) return failed('UNAUTHORIZED', message)
+  // Not transient (a token type we cannot use): a setup problem, not the upstream's health.
+  throw new UpstreamFailure(`camara: ${message}`, err.retryAfterSeconds, { cause: err, refused: !err.transient })
 }
 
 function failed (code: string, message: string): UpstreamAnswer {

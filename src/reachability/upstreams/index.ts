@@ -1,11 +1,12 @@
 import { type Config, ConfigError } from '../../config.js'
 import { CamaraUpstream } from './camara.js'
+import { camaraAccessTokens, type TokenLog } from './camara-auth.js'
 import { SandboxUpstream } from './sandbox.js'
 import type { ReachabilityUpstream } from './upstream.js'
 import { VonageUpstream } from './vonage.js'
 
 /** The upstream that config.reachability.provider names, built from plain options. */
-export function createUpstream (config: Config): ReachabilityUpstream {
+export function createUpstream (config: Config, log?: TokenLog): ReachabilityUpstream {
   const { provider, timeoutMs, retries, retryBaseMs, retryMaxMs, sandboxComebackSeconds } = config.reachability
   const http = { timeoutMs, retries, retryBaseMs, retryMaxMs }
   switch (provider) {
@@ -20,11 +21,9 @@ export function createUpstream (config: Config): ReachabilityUpstream {
       return new VonageUpstream({ baseUrl, path: insightsPath, applicationId, privateKey, purpose, jwtTtlSeconds, ...http })
     }
     case 'camara': {
-      const { baseUrl, accessToken } = config.camara
-      if (!baseUrl || !accessToken) {
-        throw new ConfigError(['CAMARA_BASE_URL and CAMARA_ACCESS_TOKEN are required when REACHABILITY_PROVIDER=camara'])
-      }
-      return new CamaraUpstream({ baseUrl, accessToken, ...http })
+      const { baseUrl } = config.camara
+      if (!baseUrl) throw new ConfigError(['CAMARA_BASE_URL is required when REACHABILITY_PROVIDER=camara'])
+      return new CamaraUpstream({ baseUrl, tokens: camaraAccessTokens(config, log), ...http })
     }
   }
 }

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { StaticAccessToken } from '../../../src/auth/oauth-token.js'
 import { CamaraUpstream, type CamaraUpstreamOptions } from '../../../src/reachability/upstreams/camara.js'
 import { UpstreamFailure } from '../../../src/reachability/upstreams/upstream.js'
 import {
@@ -16,7 +17,7 @@ async function setup (
   const fake = await startFakeCamara({ accessToken: TOKEN, version })
   const upstream = new CamaraUpstream({
     baseUrl: fake.reachabilityUrl,
-    accessToken: TOKEN,
+    tokens: new StaticAccessToken(TOKEN),
     timeoutMs: 200,
     retries: 2,
     retryBaseMs: 5,
@@ -109,10 +110,11 @@ t.test('the access token is sent, and a wrong one answers UNAUTHORIZED', async t
   t.equal(fake.requests[0]!.headers.authorization, `Bearer ${TOKEN}`)
   t.equal(fake.requests[0]!.rejected, undefined)
 
-  const wrong = new CamaraUpstream({ baseUrl: fake.reachabilityUrl, accessToken: 'stolen', timeoutMs: 200, retries: 2, retryBaseMs: 5, retryMaxMs: 20 })
+  const wrong = new CamaraUpstream({ baseUrl: fake.reachabilityUrl, tokens: new StaticAccessToken('stolen'), timeoutMs: 200, retries: 2, retryBaseMs: 5, retryMaxMs: 20 })
   t.teardown(() => wrong.close())
   t.match(await wrong.check(NUMBER), { status: { code: 'UNAUTHORIZED' } })
   t.match(fake.requests[1]!.rejected, /not authenticated/)
+  t.equal(fake.requests.length, 2, 'a static token refused is not sent again: there is no other')
 })
 
 t.test('the body names the device by its phone number only', async t => {
@@ -155,7 +157,7 @@ t.test('503 and 429 that last give UpstreamFailure after bounded retries, with R
 
 t.test('a base URL with a trailing slash works the same', async t => {
   const { fake } = await setup(t)
-  const upstream = new CamaraUpstream({ baseUrl: `${fake.reachabilityUrl}/`, accessToken: TOKEN, timeoutMs: 200, retries: 0, retryBaseMs: 5, retryMaxMs: 20 })
+  const upstream = new CamaraUpstream({ baseUrl: `${fake.reachabilityUrl}/`, tokens: new StaticAccessToken(TOKEN), timeoutMs: 200, retries: 0, retryBaseMs: 5, retryMaxMs: 20 })
   t.teardown(() => upstream.close())
   t.match(await upstream.check('+990123411'), { connectivity: ['SMS'] })
   t.equal(fake.requests[0]!.path, '/device-reachability-status/v1/retrieve')

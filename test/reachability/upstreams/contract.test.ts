@@ -1,13 +1,17 @@
 import t from 'tap'
+import { ClientCredentialsTokenProvider } from '../../../src/auth/client-credentials.js'
+import { StaticAccessToken } from '../../../src/auth/oauth-token.js'
 import { CamaraUpstream } from '../../../src/reachability/upstreams/camara.js'
 import { SandboxUpstream } from '../../../src/reachability/upstreams/sandbox.js'
 import { type ReachabilityUpstream, UpstreamFailure } from '../../../src/reachability/upstreams/upstream.js'
 import { VonageUpstream } from '../../../src/reachability/upstreams/vonage.js'
 import { camaraError, startFakeCamara } from '../../fakes/camara.js'
+import { startFakeOAuth } from '../../fakes/oauth.js'
 import { generateApplicationKeys, problem, startFakeVonage } from '../../fakes/vonage.js'
 
 // One suite, every adapter of the reachability upstream port. The Vonage and CAMARA adapters
-// talk to fakes that answer the virtual operator's test numbers as the sandbox does.
+// talk to fakes that answer the virtual operator's test numbers as the sandbox does; CAMARA runs
+// with a static token and with OAuth2 client credentials (a fake token endpoint beside it).
 
 interface Harness {
   upstream: ReachabilityUpstream
@@ -108,12 +112,30 @@ contract('camara', async () => {
   const fake = await startFakeCamara({ accessToken: 'operator-token' })
   const failingNumber = '+447700900500'
   fake.script.always(failingNumber, camaraError(503, 'UNAVAILABLE', 'Network issue'))
-  const upstream = new CamaraUpstream({ baseUrl: fake.reachabilityUrl, accessToken: 'operator-token', ...http })
+  const upstream = new CamaraUpstream({ baseUrl: fake.reachabilityUrl, tokens: new StaticAccessToken('operator-token'), ...http })
   return {
     upstream,
     failingNumber,
     requestsFor: n => fake.requestsFor(n).length,
     refusals: () => fake.requests.flatMap(r => r.rejected ?? []),
     close: async () => { await upstream.close(); await fake.close() },
+  }
+})
+
+contract('camara with OAuth2 client credentials', async () => {
+  const oauth = await startFakeOAuth({ clientId: 'rr-contract', clientSecret: 'contract-secret', scope: 'device-reachability-status:read' })
+  const fake = await startFakeCamara({ oauth })
+  const failingNumber = '+447700900500'
+  fake.script.always(failingNumber, camaraError(503, 'UNAVAILABLE', 'Network issue'))
+  const tokens = new ClientCredentialsTokenProvider({
+    clientId: 'rr-contract', clientSecret: 'contract-secret', scope: 'device-reachability-status:read', tokenUrl: oauth.tokenUrl, timeoutMs: 1000,
+  })
+  const upstream = new CamaraUpstream({ baseUrl: fake.reachabilityUrl, tokens, ...http })
+  return {
+    upstream,
+    failingNumber,
+    requestsFor: n => fake.requestsFor(n).length,
+    refusals: () => [...oauth.requests, ...fake.requests].flatMap(r => r.rejected ?? []),
+    close: async () => { await upstream.close(); await fake.close(); await oauth.close() },
   }
 })
