@@ -63,6 +63,12 @@ export interface OAuthTokenProviderOptions {
    * such an answer is no token.
    */
   assumedExpiresInSeconds?: number
+  /**
+   * How long a refusal of the token URL (wrong credentials, scope or grant) stays the answer without asking again
+   * (default 0: every call after it asks). With bad credentials, every call would otherwise make a token request of
+   * its own, at the traffic's rate.
+   */
+  refusalKeptMs?: number
   /** Told once per failed token request (not once per caller waiting for it). */
   onError?: (err: OAuthTokenError) => void
   now?: () => number
@@ -83,6 +89,7 @@ export abstract class OAuthTokenProvider implements AccessTokenProvider {
   private readonly path: string
   private cached: { token: string, renewAt: number } | undefined
   private inflight: Promise<string> | undefined
+  private refusal: { err: OAuthTokenError, until: number } | undefined
 
   constructor (protected readonly tokenOptions: OAuthTokenProviderOptions) {
     this.now = tokenOptions.now ?? Date.now
@@ -98,6 +105,7 @@ export abstract class OAuthTokenProvider implements AccessTokenProvider {
   /** A valid access token: the cached one, or one fetch shared by every concurrent caller. Throws OAuthTokenError. */
   token (): Promise<string> {
     if (this.cached && this.now() < this.cached.renewAt) return Promise.resolve(this.cached.token)
+    if (this.refusal && this.now() < this.refusal.until) return Promise.reject(this.refusal.err)
     if (!this.inflight) {
       const inflight = this.fetch().finally(() => { if (this.inflight === inflight) this.inflight = undefined })
       this.inflight = inflight
@@ -117,7 +125,10 @@ export abstract class OAuthTokenProvider implements AccessTokenProvider {
     try {
       return await this.request()
     } catch (err) {
-      if (err instanceof OAuthTokenError) this.tokenOptions.onError?.(err)
+      if (err instanceof OAuthTokenError) {
+        this.tokenOptions.onError?.(err)
+        if (err.refused && this.tokenOptions.refusalKeptMs) this.refusal = { err, until: this.now() + this.tokenOptions.refusalKeptMs }
+      }
       throw err
     }
   }

@@ -71,8 +71,10 @@ t.test('invalidate drops only the token it names', async t => {
   t.equal(fake.issued(), 2)
 })
 
-t.test('wrong client credentials: a refusal naming the token URL\'s error, told once for all its waiting callers', async t => {
-  const { tokens, errors } = await setup(t, { clientSecret: 'the-real-secret' })
+const REFUSAL_KEPT_MS = 30_000
+
+t.test('wrong client credentials: a refusal naming the token URL\'s error, told once for all its waiting callers, kept as asked', async t => {
+  const { clock, fake, tokens, errors } = await setup(t, { clientSecret: 'the-real-secret' }, { refusalKeptMs: REFUSAL_KEPT_MS })
   const results = await Promise.allSettled([tokens.token(), tokens.token(), tokens.token()])
   for (const result of results) {
     t.equal(result.status, 'rejected')
@@ -81,13 +83,22 @@ t.test('wrong client credentials: a refusal naming the token URL\'s error, told 
     t.match(err, { transient: false, refused: true, statusCode: 401, message: 'the token URL answered 401: invalid_client: Client authentication failed' })
   }
   t.equal(errors.length, 1)
-  await t.rejects(tokens.token(), { refused: true, message: /invalid_client/ }, 'a refusal is not kept: the next call asks again')
+  const asked = fake.requests.length
+  clock.advance(REFUSAL_KEPT_MS / 1000 - 1)
+  await t.rejects(tokens.token(), { refused: true, message: /invalid_client/ }, 'the refusal is the answer for a while')
+  t.equal(fake.requests.length, asked, 'without asking the token URL again')
+  t.equal(errors.length, 1, 'nor telling it again')
+  clock.advance(2)
+  await t.rejects(tokens.token(), { refused: true, message: /invalid_client/ }, 'then the next call asks again')
+  t.equal(fake.requests.length, asked + 1)
   t.equal(errors.length, 2)
 })
 
-t.test('a scope the token URL does not grant is a refusal too', async t => {
-  const { tokens } = await setup(t, {}, { scope: 'device-reachability-status:write' })
+t.test('a scope the token URL does not grant is a refusal too; without refusalKeptMs, the next call asks again', async t => {
+  const { fake, tokens } = await setup(t, {}, { scope: 'device-reachability-status:write' })
   await t.rejects(tokens.token(), { refused: true, message: /invalid_scope/ })
+  await t.rejects(tokens.token(), { refused: true, message: /invalid_scope/ })
+  t.equal(fake.requests.length, 2)
 })
 
 t.test('a token URL answering 5xx or 429 is transient, with its Retry-After', async t => {

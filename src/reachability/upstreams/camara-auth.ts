@@ -10,6 +10,11 @@ import { type Config, ConfigError } from '../../config.js'
  * unknown is renewed often (a token refused before then is replaced at once: see sendWithToken).
  */
 const ASSUMED_EXPIRES_IN_SECONDS = 300
+/**
+ * A refusal of our client credentials is the answer for this long without asking the token URL again: lookups
+ * would otherwise each make a token request, at the traffic's rate. Fixing the credentials means a restart anyway.
+ */
+export const CAMARA_REFUSAL_KEPT_MS = 30_000
 
 export interface TokenLog {
   error: (obj: object, msg: string) => void
@@ -24,6 +29,7 @@ export function camaraAccessTokens (config: Config, log?: TokenLog): AccessToken
       ...clientCredentials,
       timeoutMs: config.reachability.timeoutMs,
       assumedExpiresInSeconds: ASSUMED_EXPIRES_IN_SECONDS,
+      refusalKeptMs: CAMARA_REFUSAL_KEPT_MS,
       onError: err => err.refused
         ? log?.error({ err, tokenUrl }, 'the CAMARA token URL refused our client credentials (CAMARA_CLIENT_ID, CAMARA_CLIENT_SECRET, CAMARA_SCOPE)')
         : log?.warn({ err, tokenUrl }, 'the CAMARA token URL gave no access token for now; the next request asks again'),
