@@ -84,3 +84,20 @@ for (const [name, open] of [['memory', () => openMemoryStore(SHARDS)], ['redis',
     t.equal(await expiredCount(), 0, 'a retry of what is no longer a dead letter changes no count')
   })
 }
+
+for (const [name, open] of [['memory', () => openMemoryStore(SHARDS)], ['redis', () => openRedisStore(SHARDS)]] as const) {
+  t.test(`two retries of a campaign's dead letter at once (${name} store)`, { skip: name === 'redis' && !haveRedis && 'Redis is not running (CI=true makes this a failure)' }, async t => {
+    const { store, cleanup }: OpenedStore = await open()
+    t.teardown(cleanup)
+    const { campaignId, id } = await expiredCampaignNotification(store)
+    const ops = new QueueOps(store)
+    const [first, second] = await Promise.allSettled([ops.retryDead(id, 600), ops.retryDead(id, 600)])
+    const answers = [first, second].map(r => r.status === 'fulfilled' ? 'retried' : (r.reason as { status?: number }).status)
+    t.same(answers.sort(), [404, 'retried'], 'one retry moves it; the other finds no dead letter')
+    t.equal((await store.getNotification(id, 1))!.notification.status, 'queued')
+    t.equal((await store.fallbackState(1, Date.now())).due, 1, 'one fallback entry')
+    const campaign = (await store.getCampaign(campaignId))!
+    t.equal(campaign.counters['status:expired'], 0, 'in progress in its campaign: the retry that lost counts nothing again')
+    t.equal(await store.pendingCampaignCountDepth(1), 0, 'and leaves no count pending')
+  })
+}
