@@ -111,8 +111,9 @@ export class QueueOps {
     const standing = campaignId !== undefined && isFinal(notification.status) ? { campaignId, notificationId: id, status: notification.status } : undefined
     if (standing) await this.store.notePendingCampaignCount(shard, standing, this.now())
     // Its campaign counts it in progress again, and in the status it ends in. First, while it is still a dead
-    // letter: a failure here leaves it one, and the retry can be asked again.
-    if (campaignId !== undefined) await this.store.reopenCampaignFinal(campaignId, id)
+    // letter: a failure here leaves it one, and the retry can be asked again. Only out of the status read here: a
+    // count made since (another retry moved it and it ended again) is not this retry's to take off.
+    if (standing) await this.store.reopenCampaignFinal(standing.campaignId, id, standing.status)
     let moved = false
     try {
       const nowMs = this.now()
