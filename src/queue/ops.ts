@@ -3,7 +3,7 @@ import { NotFoundError, UnprocessableError } from '../domain/errors.js'
 import { type Page, pageAcrossShards } from '../domain/paging.js'
 import { shardOfId } from '../notifications/ids.js'
 import { type Notification, isFinal } from '../notifications/types.js'
-import type { Lane, Store } from '../store/store.js'
+import type { Lane, PendingCampaignCount, Store } from '../store/store.js'
 
 export interface QueueState {
   waiting: number
@@ -111,8 +111,9 @@ export class QueueOps {
     const standing = campaignId !== undefined && isFinal(notification.status) ? { campaignId, notificationId: id, status: notification.status } : undefined
     if (standing) await this.store.notePendingCampaignCount(shard, standing, this.now())
     // Its campaign counts it in progress again, and in the status it ends in. First, while it is still a dead
-    // letter: a failure here leaves it one, and the retry can be asked again.
-    if (campaignId !== undefined) await this.store.reopenCampaignFinal(campaignId, id)
+    // letter: a failure here leaves it one, and the retry can be asked again. Only out of the status read here: a
+    // count made since (another retry moved it and it ended again) is not this retry's to take off.
+    if (standing) await this.store.reopenCampaignFinal(standing.campaignId, id, standing.status)
     let moved = false
     try {
       const nowMs = this.now()
@@ -140,12 +141,20 @@ export class QueueOps {
         throw new UnprocessableError(`notification ${id} is ${notification.status}: only failed or expired notifications can be retried`)
       }
     } finally {
-      // Not retried after all: counted again as it stands (a count is idempotent; one that fails stays pending).
-      if (!moved && standing) await countAndSettle(this.store, standing).catch(() => {})
+      // Not retried after all: counted again as it stands (a count is idempotent; one that fails stays pending),
+      // unless it moved on meanwhile: another retry took it (the count is that retry's to drop) or it ended again
+      // in another status (counted by that transition). Only the note is settled then, as the count sweeper does.
+      if (!moved && standing) await this.recount(shard, standing).catch(() => {})
     }
     const requeued = (await this.store.getNotification(id, shard))!.notification
     await this.onQueued?.(requeued)
     return requeued
+  }
+
+  private async recount (shard: number, standing: PendingCampaignCount): Promise<void> {
+    const now = (await this.store.getNotification(standing.notificationId, shard))?.notification
+    if (!now || now.status === standing.status) await countAndSettle(this.store, standing)
+    else await this.store.settlePendingCampaignCount(shard, standing)
   }
 
   async deleteDead (id: string): Promise<void> {

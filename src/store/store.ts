@@ -426,9 +426,11 @@ export interface Store {
   countCampaignFinal (id: string, notificationId: string, status: NotificationStatus): Promise<boolean>
   /**
    * A campaign notification is in progress again (a dead letter retried by hand): it leaves the final status it
-   * was counted in, and is counted anew when it ends. Resolves whether it was counted (a repeat changes nothing).
+   * was counted in, and is counted anew when it ends. Only while it is counted in `status`, the one it was read in: a
+   * retry that lost its race to another must not take off the count of what the notification became since. Resolves
+   * whether it was counted so (a repeat changes nothing).
    */
-  reopenCampaignFinal (id: string, notificationId: string): Promise<boolean>
+  reopenCampaignFinal (id: string, notificationId: string, status: NotificationStatus): Promise<boolean>
   /**
    * Notes a count for the campaign to make (as a transition with `campaignId` does), at `at` (epoch ms): for a
    * count that is not made by a transition (a dead letter's count reopened, made again if its retry fails).

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { CampaignCountSweeper } from '../../src/campaigns/count-sweeper.js'
+import { CampaignCountSweeper, countAndSettle } from '../../src/campaigns/count-sweeper.js'
 import { StoreUnavailableError } from '../../src/domain/errors.js'
 import { newNotificationId } from '../../src/notifications/ids.js'
 import type { Notification } from '../../src/notifications/types.js'
@@ -82,5 +82,47 @@ for (const [name, open] of [['memory', () => openMemoryStore(SHARDS)], ['redis',
     t.equal(await store.pendingCampaignCountDepth(1), 0, 'no count pending: the move took its standing count off')
     await t.rejects(ops.retryDead(id, 600), { status: 404, message: /no dead letter/ })
     t.equal(await expiredCount(), 0, 'a retry of what is no longer a dead letter changes no count')
+  })
+}
+
+for (const [name, open] of [['memory', () => openMemoryStore(SHARDS)], ['redis', () => openRedisStore(SHARDS)]] as const) {
+  t.test(`two retries of a campaign's dead letter at once (${name} store)`, { skip: name === 'redis' && !haveRedis && 'Redis is not running (CI=true makes this a failure)' }, async t => {
+    const { store, cleanup }: OpenedStore = await open()
+    t.teardown(cleanup)
+    const { campaignId, id } = await expiredCampaignNotification(store)
+    const ops = new QueueOps(store)
+    const [first, second] = await Promise.allSettled([ops.retryDead(id, 600), ops.retryDead(id, 600)])
+    const answers = [first, second].map(r => r.status === 'fulfilled' ? 'retried' : (r.reason as { status?: number }).status)
+    t.same(answers.sort(), [404, 'retried'], 'one retry moves it; the other finds no dead letter')
+    t.equal((await store.getNotification(id, 1))!.notification.status, 'queued')
+    t.equal((await store.fallbackState(1, Date.now())).due, 1, 'one fallback entry')
+    const campaign = (await store.getCampaign(campaignId))!
+    t.equal(campaign.counters['status:expired'], 0, 'in progress in its campaign: the retry that lost counts nothing again')
+    t.equal(await store.pendingCampaignCountDepth(1), 0, 'and leaves no count pending')
+  })
+}
+
+for (const [name, open] of [['memory', () => openMemoryStore(SHARDS)], ['redis', () => openRedisStore(SHARDS)]] as const) {
+  t.test(`a retry that lost the race takes no later count off (${name} store)`, { skip: name === 'redis' && !haveRedis && 'Redis is not running (CI=true makes this a failure)' }, async t => {
+    const { store, cleanup }: OpenedStore = await open()
+    t.teardown(cleanup)
+    const { campaignId, id } = await expiredCampaignNotification(store)
+    // This retry has read the dead letter; before its reopen, another retry moves it, and it is delivered and counted sent.
+    const late = new Proxy(store, {
+      get (target, property, receiver) {
+        const value = Reflect.get(target, property, receiver) as unknown
+        if (property !== 'reopenCampaignFinal' || typeof value !== 'function') return value
+        return async (...args: [string, string]) => {
+          await new QueueOps(store).retryDead(id, 600)
+          await store.transition({ notificationId: id, shard: 1, patch: { status: 'sent' }, events: [], onlyFrom: ['queued'], campaignId })
+          await countAndSettle(store, { campaignId, notificationId: id, status: 'sent' })
+          return (value as (...a: [string, string]) => Promise<boolean>).apply(target, args)
+        }
+      },
+    })
+    await t.rejects(new QueueOps(late).retryDead(id, 600), { status: 404, message: /no dead letter/ })
+    const { counters } = (await store.getCampaign(campaignId))!
+    t.equal(counters['status:sent'], 1, 'still counted sent')
+    t.equal(counters['status:expired'], 0)
   })
 }

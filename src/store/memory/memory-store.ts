@@ -605,10 +605,10 @@ export class MemoryStore implements Store {
     return c ? countFinal(c, notificationId, status) : false
   }
 
-  async reopenCampaignFinal (id: string, notificationId: string): Promise<boolean> {
+  async reopenCampaignFinal (id: string, notificationId: string, status: NotificationStatus): Promise<boolean> {
     const c = this.campaign(id)
     const was = c?.counted.get(notificationId)
-    if (!c || was === undefined) return false
+    if (!c || was !== status) return false
     c.counted.delete(notificationId)
     c.counters.set(`status:${was}`, (c.counters.get(`status:${was}`) ?? 0) - 1)
     return true

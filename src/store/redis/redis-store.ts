@@ -44,7 +44,7 @@ declare module 'ioredis' {
     rrFinishCampaignChunk (campaign: string, leases: string, failures: string, counted: string, chunk: string, until: number, kept: number,
       countPairs: number, failurePairs: number, ...pairs: (string | number)[]): Result<number, Context>
     rrCountCampaignFinal (campaign: string, counted: string, notificationId: string, status: string): Result<number, Context>
-    rrReopenCampaignFinal (campaign: string, counted: string, notificationId: string): Result<number, Context>
+    rrReopenCampaignFinal (campaign: string, counted: string, notificationId: string, status: string): Result<number, Context>
     rrClaimChunk (hash: string, list: string, leases: string, now: number, until: number, count: number): Result<(number | string)[], Context>
     rrRenewChunk (leases: string, chunk: string, until: number, newUntil: number): Result<number, Context>
     rrFinishChunk (hash: string, leases: string, chunk: string, until: number, ...counts: (string | number)[]): Result<number, Context>
@@ -688,8 +688,8 @@ export class RedisStore implements Store {
     return (await this.guard(this.redis.rrCountCampaignFinal(this.keys.campaign(id), this.keys.campaignCounted(id), notificationId, status))) === 1
   }
 
-  async reopenCampaignFinal (id: string, notificationId: string): Promise<boolean> {
-    return (await this.guard(this.redis.rrReopenCampaignFinal(this.keys.campaign(id), this.keys.campaignCounted(id), notificationId))) === 1
+  async reopenCampaignFinal (id: string, notificationId: string, status: NotificationStatus): Promise<boolean> {
+    return (await this.guard(this.redis.rrReopenCampaignFinal(this.keys.campaign(id), this.keys.campaignCounted(id), notificationId, status))) === 1
   }
 
   async campaignFailures (id: string): Promise<CampaignFailure[]> {

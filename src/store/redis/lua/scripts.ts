@@ -431,10 +431,10 @@ ${COUNT_FINAL}
 return countFinal(ARGV[1], ARGV[2])
 `
 
-/** KEYS: campaign hash, counted statuses. ARGV: notification id. Takes the notification out of the status it is counted in. */
+/** KEYS: campaign hash, counted statuses. ARGV: notification id, status. Takes the notification out of its count, only while counted in that status. */
 export const REOPEN_CAMPAIGN_FINAL = `
 local was = redis.call('HGET', KEYS[2], ARGV[1])
-if not was then return 0 end
+if was ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'status:' .. was, -1) end
 return 1
