@@ -105,8 +105,8 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
       response: {
         202: jsonResponse('Back in the fallback queue, due for a re-check now', z.object({
           id: z.string().meta({ description: 'The notification id', examples: ['ntf_07_3f2a9c0d4b8e4f6a9b1c2d3e4f5a6b7c'] }),
-          status: z.string().meta({ description: 'The notification\'s status now: queued', examples: ['queued'] }),
-          channel: z.string().meta({ description: 'Where it is now: fallback_queue', examples: ['fallback_queue'] }),
+          status: z.string().meta({ description: 'The notification\'s status as read after the retry: queued (a scheduler may already have handed it on, or ended it)', examples: ['queued'] }),
+          channel: z.string().meta({ description: 'Where it is as read after the retry: fallback_queue (or the channel a scheduler has handed it to since)', examples: ['fallback_queue'] }),
           expires_at: z.string().meta({ description: 'The new end of its delivery window (now plus the ttl)', examples: ['2026-11-26T11:00:00.000Z'] }),
         })),
         ...pickProblems(401, 403, 413),
