@@ -8,9 +8,12 @@ import { startStep } from './startup.js'
 let config = await startStep('reachroute', loadConfig)
 
 // The embedded defaults (no AUTH_* variable, so never production): status callbacks are signed with a random
-// secret made for this process, as the tokens are, and printed below for a receiver to check them with.
+// secret made for this process, as the tokens are, and printed below for a receiver to check them with. Only when
+// this process runs the workers: with WORKERS=off another process posts the callbacks, and it cannot know the secret.
 const embedded = !config.auth.jwksUrl && !config.auth.publicKey && !config.auth.hs256Secret
-const madeCallbackSecret = embedded && config.callbackSigningSecret === undefined ? randomBytes(24).toString('base64url') : undefined
+const madeCallbackSecret = embedded && config.workers.enabled && config.callbackSigningSecret === undefined
+  ? randomBytes(24).toString('base64url')
+  : undefined
 if (madeCallbackSecret) config = { ...config, callbackSigningSecret: madeCallbackSecret }
 
 const app = await startStep('reachroute', () => buildApp({ config }))

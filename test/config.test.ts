@@ -260,4 +260,32 @@ t.test('the built server', async t => {
     const [code] = await within(15_000, 'exit after SIGTERM', server.exited)
     t.equal(code, 0, 'closes cleanly on SIGTERM')
   })
+
+  t.test('with the defaults and WORKERS=off no callback secret is made: a callback_url is a 422, not a callback no worker can sign', async t => {
+    // The workers run in another process (`npm run worker`), which could never know a secret made here.
+    const server = startServer({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', WORKERS: 'off' })
+    t.teardown(() => { if (server.child.exitCode === null) server.child.kill('SIGKILL') })
+    const banner = await within(15_000, 'the token banner', new Promise<RegExpExecArray>((resolve, reject) => {
+      const look = () => {
+        const found = /export TOKEN=(\S+)\n\s+curl -H "Authorization: Bearer \$TOKEN" (http:\/\/127\.0\.0\.1:\d+)\/.*\n[\s\S]*API docs:/.exec(server.output().stdout)
+        if (found) resolve(found)
+      }
+      server.child.stdout.on('data', look)
+      server.exited.then(() => reject(new Error(`the server exited: ${server.output().stderr}`)), reject)
+    }))
+    const [, token, base] = banner
+    t.notMatch(server.output().stdout, /CALLBACK_SIGNING_SECRET/, 'no callback secret is printed')
+    const res = await fetch(`${base}/v1/notifications`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ to: '+990123411', message: { sms: { text: 'hi' } }, callback_url: 'http://127.0.0.1:9/status' }),
+      signal: AbortSignal.timeout(5000),
+    })
+    t.equal(res.status, 422)
+    t.match(await res.json(), { type: 'https://reachroute.dev/problems/unprocessable', detail: /CALLBACK_SIGNING_SECRET/ })
+
+    server.child.kill('SIGTERM')
+    const [code] = await within(15_000, 'exit after SIGTERM', server.exited)
+    t.equal(code, 0, 'closes cleanly on SIGTERM')
+  })
 })

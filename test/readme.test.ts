@@ -31,6 +31,20 @@ t.test('every environment variable src/config.ts reads has a row under Configura
   t.same(documented.filter(name => !known.includes(name)), [], 'no row for a variable the code does not read')
 })
 
+t.test('each Configuration row gives the default the schema has', async t => {
+  // Defaults worked out from other variables: the row says how, in words.
+  const computed = ['METRICS_AUTH', 'FCM_PROJECT_ID']
+  const shape = envSchema.shape as Record<string, { safeParse: (value: unknown) => { data?: unknown } }>
+  const rows = section('Configuration').split('\n').filter(line => line.startsWith('| `')).map(line => line.split('|').map(cell => cell.trim()))
+  for (const [, nameCell, defaultCell] of rows) {
+    const name = nameCell!.replaceAll('`', '')
+    if (computed.includes(name) || shape[name] === undefined) continue
+    const schemaDefault = shape[name].safeParse(undefined).data
+    if (schemaDefault === undefined) t.match(defaultCell, /^unset/, `${name}: no default`)
+    else t.equal(/^`([^`]*)`/.exec(defaultCell!)?.[1], String(schemaDefault), `${name}: default ${String(schemaDefault)}`)
+  }
+})
+
 t.test('every npm script has a row under npm scripts, and no row names another', async t => {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
   const documented = firstCells(section('npm scripts')).map(cell => cell.replace(/^npm (run )?/, ''))
