@@ -32,7 +32,7 @@ t.test('a hand-built config without the provider\'s credentials is refused', asy
   t.throws(() => createUpstream({ ...config, reachability: { ...config.reachability, provider: 'camara' } }), ConfigError)
 })
 
-t.test('CAMARA client credentials: a token URL refusing them is logged as an error naming it, once per token request', async t => {
+t.test('CAMARA client credentials: a token URL refusing them is logged as an error naming it, once per token request; the refusal stands 30 s', async t => {
   const oauth = await startFakeOAuth({ clientId: 'rr-client', clientSecret: 'the-secret' })
   const camara = await startFakeCamara({ oauth })
   const logged: { level: string, obj: object, msg: string }[] = []
@@ -50,7 +50,18 @@ t.test('CAMARA client credentials: a token URL refusing them is logged as an err
   t.equal(logged.length, 1)
   t.notMatch(JSON.stringify(logged), /a-wrong-secret/, 'the secret is not logged')
 
+  const asked = oauth.requests.length
+  t.match(await upstream.check('+990123400'), { status: { code: 'UNAUTHORIZED', message: /invalid_client/ } }, 'the refusal stands for a while')
+  t.equal(oauth.requests.length, asked, 'without a new token request')
+  t.equal(logged.length, 1, 'nor a new log line')
+
+  // A token URL that fails (not a refusal) is a warning, and no answer.
+  const right = createUpstream(loadConfig({
+    REACHABILITY_PROVIDER: 'camara', CAMARA_BASE_URL: camara.reachabilityUrl,
+    CAMARA_TOKEN_URL: oauth.tokenUrl, CAMARA_CLIENT_ID: 'rr-client', CAMARA_CLIENT_SECRET: 'the-secret',
+  }), log)
+  t.teardown(() => right.close())
   oauth.script.next({ status: 503, json: { error: 'temporarily_unavailable' } })
-  await t.rejects(upstream.check('+990123400'), { name: 'UpstreamFailure' })
+  await t.rejects(right.check('+990123400'), { name: 'UpstreamFailure' })
   t.match(logged[1], { level: 'warn', obj: { tokenUrl: oauth.tokenUrl }, msg: /gave no access token/ })
 })
