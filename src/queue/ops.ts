@@ -115,17 +115,18 @@ export class QueueOps {
     // count made since (another retry moved it and it ended again) is not this retry's to take off.
     if (standing) await this.store.reopenCampaignFinal(standing.campaignId, id, standing.status)
     let moved = false
+    const nowMs = this.now()
+    const at = new Date(nowMs).toISOString()
+    const ttl = ttlSeconds ?? notification.request.routing.ttl_seconds
+    const patch = {
+      status: 'queued', channel: 'fallback_queue', reason: 'retried from the dead-letter list: waiting in the fallback queue for its re-check',
+      updated_at: at, expires_at: new Date(nowMs + ttl * 1000).toISOString(),
+    } as const
     try {
-      const nowMs = this.now()
-      const at = new Date(nowMs).toISOString()
-      const ttl = ttlSeconds ?? notification.request.routing.ttl_seconds
       moved = await this.store.transition({
         notificationId: id,
         shard,
-        patch: {
-          status: 'queued', channel: 'fallback_queue', reason: 'retried from the dead-letter list: waiting in the fallback queue for its re-check',
-          updated_at: at, expires_at: new Date(nowMs + ttl * 1000).toISOString(),
-        },
+        patch,
         // A delivery anew: DELIVERY_MAX_ATTEMPTS of its own, counted from here (attempts_base).
         events: [{ at, type: 'enqueued', detail: `retried from the dead-letter list: back in the fallback queue with a ttl of ${ttl} s`, attempts_base: notification.attempts }],
         onlyFrom: ['failed', 'expired'],
@@ -146,7 +147,8 @@ export class QueueOps {
       // in another status (counted by that transition). Only the note is settled then, as the count sweeper does.
       if (!moved && standing) await this.recount(shard, standing).catch(() => {})
     }
-    const requeued = (await this.store.getNotification(id, shard))!.notification
+    // The retry happened: a read-back the store does not answer must not make it look failed (asked again, it is a 404).
+    const requeued = (await this.store.getNotification(id, shard).catch(() => null))?.notification ?? { ...notification, ...patch }
     await this.onQueued?.(requeued)
     return requeued
   }

@@ -86,6 +86,27 @@ for (const [name, open] of [['memory', () => openMemoryStore(SHARDS)], ['redis',
 }
 
 for (const [name, open] of [['memory', () => openMemoryStore(SHARDS)], ['redis', () => openRedisStore(SHARDS)]] as const) {
+  t.test(`a retry whose read-back the store does not answer still answers it happened (${name} store)`, { skip: name === 'redis' && !haveRedis && 'Redis is not running (CI=true makes this a failure)' }, async t => {
+    const { store, cleanup }: OpenedStore = await open()
+    t.teardown(cleanup)
+    const { id } = await expiredCampaignNotification(store)
+    let reads = 0
+    const flaky = new Proxy(store, {
+      get (target, property, receiver) {
+        const value = Reflect.get(target, property, receiver) as unknown
+        if (property !== 'getNotification' || typeof value !== 'function') return value
+        // The first read (before the move) answers; the read-back after it does not.
+        return (...args: unknown[]) => ++reads === 1 ? (value as (...a: unknown[]) => unknown).apply(target, args) : Promise.reject(new StoreUnavailableError('the store did not answer (test)'))
+      },
+    })
+    const queued: string[] = []
+    const requeued = await new QueueOps(flaky, Date.now, async n => { queued.push(n.id) }).retryDead(id, 600)
+    t.match(requeued, { id, status: 'queued', channel: 'fallback_queue' }, 'answered from what the move wrote')
+    t.ok(Math.abs(Date.parse(requeued.expires_at) - (Date.now() + 600_000)) < 5000, 'with the new expiry')
+    t.same(queued, [id], 'and watched for reachability events')
+    t.equal((await store.getNotification(id, 1))!.notification.status, 'queued', 'the move happened')
+  })
+
   t.test(`two retries of a campaign's dead letter at once (${name} store)`, { skip: name === 'redis' && !haveRedis && 'Redis is not running (CI=true makes this a failure)' }, async t => {
     const { store, cleanup }: OpenedStore = await open()
     t.teardown(cleanup)
