@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { type CryptoKey, importPKCS8, SignJWT } from 'jose'
+import type { AccessTokenProvider } from './oauth-token.js'
 
 export interface VonageJwtSignerOptions {
   applicationId: string
@@ -17,11 +18,14 @@ const RENEW_BEFORE_SECONDS = 60
  * Vonage application JWTs (RS256). Signing costs about a millisecond, so a token is signed
  * once and shared by every request, concurrent ones included, until shortly before it expires.
  */
-export class VonageJwtSigner {
+/** A token being signed (or signed: `signed`), and when it is to be replaced. */
+interface CurrentToken { token: Promise<string>, renewAt: number, signed?: string }
+
+export class VonageJwtSigner implements AccessTokenProvider {
   private readonly ttlSeconds: number
   private readonly now: () => number
   private key: Promise<CryptoKey> | undefined
-  private current: { token: Promise<string>, renewAt: number, signed?: string } | undefined
+  private current: CurrentToken | undefined
 
   constructor (private readonly options: VonageJwtSignerOptions) {
     this.ttlSeconds = options.ttlSeconds ?? 900
@@ -34,7 +38,7 @@ export class VonageJwtSigner {
     const iat = Math.floor(now / 1000)
     const renewAfter = this.ttlSeconds - Math.min(RENEW_BEFORE_SECONDS, this.ttlSeconds / 2)
     const token = this.sign(iat)
-    const current: { token: Promise<string>, renewAt: number, signed?: string } = { token, renewAt: (iat + renewAfter) * 1000 }
+    const current: CurrentToken = { token, renewAt: (iat + renewAfter) * 1000 }
     this.current = current
     // A failed signing is not kept: the next call tries again.
     token.then(signed => { current.signed = signed }, () => { if (this.current === current) this.current = undefined })
@@ -45,6 +49,9 @@ export class VonageJwtSigner {
   invalidate (token: string): void {
     if (this.current?.signed === token) this.current = undefined
   }
+
+  /** Nothing to close: the JWT is signed here. */
+  async close (): Promise<void> {}
 
   private async sign (iat: number): Promise<string> {
     // Keys pasted into an environment variable often carry literal "\n".

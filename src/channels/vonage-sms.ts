@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { sendWithToken } from '../auth/oauth-token.js'
 import { VonageJwtSigner } from '../auth/vonage-jwt.js'
 import { type HttpAnswer, HttpClient, isRetryableStatus, retryAfterSeconds } from '../http/retry.js'
 import type { DeliveryOutcome, SmsChannel, SmsMessage } from './channel.js'
@@ -57,15 +58,9 @@ export class VonageSmsChannel implements SmsChannel {
     })
     let answer: HttpAnswer
     try {
-      let token = await this.signer.token()
-      answer = await this.post(body, token)
-      if (answer.statusCode === 401) {
-        // The JWT is signed once and reused: one Vonage no longer takes (a clock step, keys rotated at Vonage) is
-        // replaced, once. A 401 was not sent, so nothing goes out twice; a fresh JWT refused too fails the message.
-        this.signer.invalidate(token)
-        token = await this.signer.token()
-        answer = await this.post(body, token)
-      }
+      // The JWT is signed once and reused: one Vonage no longer takes (a clock step, keys rotated at Vonage) is
+      // replaced, once. A 401 was not sent, so nothing goes out twice; a fresh JWT refused too fails the message.
+      answer = await sendWithToken(this.signer, token => this.post(body, token))
     } catch (err) {
       return { kind: 'retry', provider: this.provider, reason: `no answer (${(err as Error).message})` }
     }
