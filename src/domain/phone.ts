@@ -1,8 +1,10 @@
 import { parsePhoneNumberWithError, ParseError } from 'libphonenumber-js/max'
 import { InvalidPhoneNumberError } from './errors.js'
 
-// +990 is not an assigned country code, but it is the test range of Vonage's virtual operator.
-const TEST_RANGE = /^\+990\d{1,12}$/
+// +990 is not an assigned country code, but it is the test range of Vonage's virtual operator. At least 5 digits
+// in all, as CAMARA's phoneNumber pattern (^\+[1-9][0-9]{4,14}$) demands: a shorter one would be accepted here and
+// refused by the upstream.
+const TEST_RANGE = /^\+990\d{2,12}$/
 const SEPARATORS = /[\s().-]/g
 
 /**
@@ -16,7 +18,10 @@ export function normalizePhoneNumber (input: string): string {
   if (compact.startsWith('00')) throw new InvalidPhoneNumberError(input, 'use the international "+" form, not a "00" prefix')
   const withPlus = compact.startsWith('+') ? compact : `+${compact}`
   if (!/^\+\d{2,15}$/.test(withPlus)) throw new InvalidPhoneNumberError(input, 'an E.164 number has a "+" and 2 to 15 digits')
-  if (TEST_RANGE.test(withPlus)) return withPlus
+  if (withPlus.startsWith('+990')) {
+    if (TEST_RANGE.test(withPlus)) return withPlus
+    throw new InvalidPhoneNumberError(input, 'a number of the +990 test range has 5 to 15 digits')
+  }
   try {
     const parsed = parsePhoneNumberWithError(withPlus)
     if (!parsed.isValid()) throw new InvalidPhoneNumberError(input, 'no such number exists in its country\'s numbering plan')

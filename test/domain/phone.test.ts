@@ -12,7 +12,27 @@ t.test('valid numbers are normalized to E.164, with or without "+" and separator
 t.test('the +990 test range is accepted although 990 is no country code', async t => {
   t.equal(normalizePhoneNumber('+990123400'), '+990123400')
   t.equal(normalizePhoneNumber('990123499'), '+990123499')
-  t.equal(normalizePhoneNumber('+9901'), '+9901')
+  t.equal(normalizePhoneNumber('+99012'), '+99012')
+  t.equal(normalizePhoneNumber('+990123456789012'), '+990123456789012')
+})
+
+t.test('a +990 number shorter than CAMARA\'s 5 digits is refused with a reason', async t => {
+  for (const short of ['+9901', '+990', '9901']) {
+    const err = (() => { try { normalizePhoneNumber(short) } catch (e) { return e } })()
+    t.ok(err instanceof InvalidPhoneNumberError, short)
+    t.match((err as Error).message, /5 to 15 digits/, short)
+  }
+})
+
+t.test('every accepted number matches CAMARA\'s phoneNumber pattern', async t => {
+  const camara = /^\+[1-9][0-9]{4,14}$/
+  for (let digits = 1; digits <= 16; digits++) {
+    for (const input of [`+990${'1'.repeat(digits)}`, `+44${'7'.repeat(digits)}`]) {
+      let normalized: string | undefined
+      try { normalized = normalizePhoneNumber(input) } catch { continue }
+      t.match(normalized, camara, input)
+    }
+  }
 })
 
 t.test('invalid numbers are refused with a reason', async t => {
