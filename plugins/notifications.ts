@@ -8,7 +8,6 @@ import { CallbackPolicy } from '../src/notifications/callback-policy.js'
 import { NotificationService } from '../src/notifications/service.js'
 import { CamaraSubscriptions } from '../src/reachability/events/camara-subscriptions.js'
 import { ReachabilityEvents } from '../src/reachability/events/reachability-events.js'
-import { camaraAccessTokens } from '../src/reachability/upstreams/camara-auth.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -32,10 +31,10 @@ export default fp<{ channels?: Channels }>(async (app, options) => {
   app.decorate('pokeScheduler', () => {})
   app.decorate('pokeRefresh', () => {})
   const { delivery, fallback, camara, reachability, publicBaseUrl } = app.config
-  const subscriptions = camara.subscriptionsUrl && reachability.provider === 'camara'
+  const subscriptions = camara.subscriptionsUrl && app.camaraTokens
     ? new CamaraSubscriptions({
       baseUrl: camara.subscriptionsUrl,
-      tokens: camaraAccessTokens(app.config, app.log),
+      tokens: app.camaraTokens,
       timeoutMs: reachability.timeoutMs,
       retries: reachability.retries,
       retryBaseMs: reachability.retryBaseMs,

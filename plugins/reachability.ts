@@ -1,7 +1,9 @@
 import fp from 'fastify-plugin'
+import type { AccessTokenProvider } from '../src/auth/oauth-token.js'
 import { circuitMetrics } from '../src/metrics/circuits.js'
 import { MeteredUpstream, recordLookup } from '../src/metrics/reachability.js'
 import { ReachabilityService } from '../src/reachability/service.js'
+import { camaraAccessTokens } from '../src/reachability/upstreams/camara-auth.js'
 import { CircuitBreakerUpstream } from '../src/reachability/upstreams/circuit-breaker.js'
 import { createUpstream } from '../src/reachability/upstreams/index.js'
 import type { ReachabilityUpstream } from '../src/reachability/upstreams/upstream.js'
@@ -9,13 +11,22 @@ import type { ReachabilityUpstream } from '../src/reachability/upstreams/upstrea
 declare module 'fastify' {
   interface FastifyInstance {
     reachability: ReachabilityService
+    /** The CAMARA access tokens, one provider for the upstream and the subscriptions client; null without CAMARA. */
+    camaraTokens: AccessTokenProvider | null
   }
 }
 
 export default fp<{ upstream?: ReachabilityUpstream }>(async (app, options) => {
   const { reachability } = app.config
-  const adapter = options.upstream ?? createUpstream(app.config, app.log)
-  if (!options.upstream) app.addHook('onClose', async () => adapter.close())
+  // One provider, so one token request per token lifetime. Closed after the upstream here, and after the subscriptions
+  // client too: onClose hooks run in reverse order of registration, and the notifications plugin registers later.
+  const camaraTokens = reachability.provider === 'camara' ? camaraAccessTokens(app.config, app.log) : null
+  app.decorate('camaraTokens', camaraTokens)
+  const adapter = options.upstream ?? createUpstream(app.config, camaraTokens)
+  app.addHook('onClose', async () => {
+    if (!options.upstream) await adapter.close()
+    await camaraTokens?.close()
+  })
   // The breaker outside the timing: calls it turns away are counted as rejections, not as upstream calls.
   const upstream = new CircuitBreakerUpstream(new MeteredUpstream(adapter), { ...app.config.breaker, observer: circuitMetrics })
   await upstream.verifySetup?.()

@@ -35,7 +35,7 @@ t.test('with OAuth2 client credentials: a token from the token URL, replaced onc
   const subs = addSubscriptions(camara)
   const tokens = new ClientCredentialsTokenProvider({ clientId: 'rr-client', clientSecret: 'rr-secret', tokenUrl: oauth.tokenUrl, timeoutMs: 1000 })
   const client = new CamaraSubscriptions({ baseUrl: subs.url, tokens, timeoutMs: 1000, retries: 0, retryBaseMs: 1, retryMaxMs: 1 })
-  t.teardown(async () => { await client.close(); await camara.close(); await oauth.close() })
+  t.teardown(async () => { await client.close(); await tokens.close(); await camara.close(); await oauth.close() })
   const request = { phoneNumber: '+990123444', type: 'reachability-data', sink: 'https://rr.example.com/v1/webhooks/camara', sinkToken: 'sink', expireAt: new Date(Date.now() + 3600_000) }
 
   const first = await client.create(request)

@@ -20,7 +20,7 @@ export interface SubscriptionRequest {
 export interface CamaraSubscriptionsOptions extends HttpUpstreamPolicy {
   /** The API root, e.g. https://operator.example/device-reachability-status-subscriptions/v0.7 */
   baseUrl: string
-  /** Where each request's bearer token comes from (see upstreams/camara-auth.ts); closed with the client. */
+  /** Where each request's bearer token comes from (see upstreams/camara-auth.ts); shared, so its owner closes it, not the client. */
   tokens: AccessTokenProvider
 }
 
@@ -78,8 +78,8 @@ export class CamaraSubscriptions {
     }
   }
 
-  async close (): Promise<void> {
-    await Promise.all([this.http.close(), this.options.tokens.close()])
+  close (): Promise<void> {
+    return this.http.close()
   }
 
   /** Sends with a bearer token; a 401 is sent once more with a fresh one (a 401 created or deleted nothing). */

@@ -12,7 +12,7 @@ export interface CamaraUpstreamOptions extends HttpUpstreamPolicy {
    * e.g. https://operator.example/device-reachability-status/v1 (we POST to {baseUrl}/retrieve).
    */
   baseUrl: string
-  /** Where each request's bearer token comes from (see camara-auth.ts); closed with the upstream. */
+  /** Where each request's bearer token comes from (see camara-auth.ts); shared, so its owner closes it, not the upstream. */
   tokens: AccessTokenProvider
 }
 
@@ -81,8 +81,8 @@ export class CamaraUpstream implements ReachabilityUpstream {
     return this.toAnswer(answer)
   }
 
-  async close (): Promise<void> {
-    await Promise.all([this.http.close(), this.options.tokens.close()])
+  close (): Promise<void> {
+    return this.http.close()
   }
 
   private toAnswer ({ statusCode, headers, body }: HttpAnswer): UpstreamAnswer {

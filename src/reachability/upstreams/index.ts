@@ -1,12 +1,15 @@
+import type { AccessTokenProvider } from '../../auth/oauth-token.js'
 import { type Config, ConfigError } from '../../config.js'
 import { CamaraUpstream } from './camara.js'
-import { camaraAccessTokens, type TokenLog } from './camara-auth.js'
 import { SandboxUpstream } from './sandbox.js'
 import type { ReachabilityUpstream } from './upstream.js'
 import { VonageUpstream } from './vonage.js'
 
-/** The upstream that config.reachability.provider names, built from plain options. */
-export function createUpstream (config: Config, log?: TokenLog): ReachabilityUpstream {
+/**
+ * The upstream that config.reachability.provider names, built from plain options. A CAMARA one takes its access
+ * tokens from `camaraTokens` (camaraAccessTokens()): shared with the subscriptions client, so the caller owns them.
+ */
+export function createUpstream (config: Config, camaraTokens: AccessTokenProvider | null): ReachabilityUpstream {
   const { provider, timeoutMs, retries, retryBaseMs, retryMaxMs, sandboxComebackSeconds } = config.reachability
   const http = { timeoutMs, retries, retryBaseMs, retryMaxMs }
   switch (provider) {
@@ -23,7 +26,8 @@ export function createUpstream (config: Config, log?: TokenLog): ReachabilityUps
     case 'camara': {
       const { baseUrl } = config.camara
       if (!baseUrl) throw new ConfigError(['CAMARA_BASE_URL is required when REACHABILITY_PROVIDER=camara'])
-      return new CamaraUpstream({ baseUrl, tokens: camaraAccessTokens(config, log), ...http })
+      if (!camaraTokens) throw new TypeError('the CAMARA upstream needs the access tokens camaraAccessTokens() gives')
+      return new CamaraUpstream({ baseUrl, tokens: camaraTokens, ...http })
     }
   }
 }

@@ -30,7 +30,7 @@ async function setup (t: Teardown, options: { clientSecret?: string, tokenDelayM
     tokenUrl: oauth.tokenUrl, timeoutMs: 1000, now: clock.now, onError: err => errors.push(err),
   })
   const upstream = new CamaraUpstream({ baseUrl: camara.reachabilityUrl, tokens, timeoutMs: 1000, retries: 2, retryBaseMs: 5, retryMaxMs: 20 })
-  t.teardown(async () => { await upstream.close(); await camara.close(); await oauth.close() })
+  t.teardown(async () => { await upstream.close(); await tokens.close(); await camara.close(); await oauth.close() })
   return { clock, oauth, camara, upstream, errors }
 }
 
@@ -113,12 +113,9 @@ t.test('a token URL that fails (5xx, nobody listening) is no answer: UpstreamFai
   t.equal(camara.requests.length, 0)
   t.match(await upstream.check(NUMBER), { status: { code: 'OK' } }, 'the next lookup asks the token URL again')
 
-  const nowhere = new CamaraUpstream({
-    baseUrl: camara.reachabilityUrl,
-    tokens: new ClientCredentialsTokenProvider({ ...CLIENT, tokenUrl: 'http://127.0.0.1:9/token', timeoutMs: 500 }),
-    timeoutMs: 500, retries: 0, retryBaseMs: 5, retryMaxMs: 20,
-  })
-  t.teardown(() => nowhere.close())
+  const nowhereTokens = new ClientCredentialsTokenProvider({ ...CLIENT, tokenUrl: 'http://127.0.0.1:9/token', timeoutMs: 500 })
+  const nowhere = new CamaraUpstream({ baseUrl: camara.reachabilityUrl, tokens: nowhereTokens, timeoutMs: 500, retries: 0, retryBaseMs: 5, retryMaxMs: 20 })
+  t.teardown(async () => { await nowhere.close(); await nowhereTokens.close() })
   await t.rejects(nowhere.check(NUMBER), { name: 'UpstreamFailure', refused: false, message: /no answer from the token URL/ })
 })
 

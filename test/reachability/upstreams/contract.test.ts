@@ -136,6 +136,6 @@ contract('camara with OAuth2 client credentials', async () => {
     failingNumber,
     requestsFor: n => fake.requestsFor(n).length,
     refusals: () => [...oauth.requests, ...fake.requests].flatMap(r => r.rejected ?? []),
-    close: async () => { await upstream.close(); await fake.close(); await oauth.close() },
+    close: async () => { await upstream.close(); await tokens.close(); await fake.close(); await oauth.close() },
   }
 })

@@ -1,6 +1,7 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { ConfigError, loadConfig } from '../../../src/config.js'
 import { CamaraUpstream } from '../../../src/reachability/upstreams/camara.js'
+import { camaraAccessTokens, type TokenLog } from '../../../src/reachability/upstreams/camara-auth.js'
 import { createUpstream } from '../../../src/reachability/upstreams/index.js'
 import { SandboxUpstream } from '../../../src/reachability/upstreams/sandbox.js'
 import { VonageUpstream } from '../../../src/reachability/upstreams/vonage.js'
@@ -20,17 +21,31 @@ t.test('the provider named in the config is the one built', async t => {
     }, CamaraUpstream],
   ] as const
   for (const [env, kind] of cases) {
-    const upstream = createUpstream(loadConfig(env))
+    const config = loadConfig(env)
+    const tokens = config.reachability.provider === 'camara' ? camaraAccessTokens(config) : null
+    const upstream = createUpstream(config, tokens)
     t.type(upstream, kind)
     await upstream.close()
+    await tokens?.close()
   }
 })
 
 t.test('a hand-built config without the provider\'s credentials is refused', async t => {
   const config = loadConfig({})
-  t.throws(() => createUpstream({ ...config, reachability: { ...config.reachability, provider: 'vonage' } }), ConfigError)
-  t.throws(() => createUpstream({ ...config, reachability: { ...config.reachability, provider: 'camara' } }), ConfigError)
+  t.throws(() => createUpstream({ ...config, reachability: { ...config.reachability, provider: 'vonage' } }, null), ConfigError)
+  const camara = { ...config, reachability: { ...config.reachability, provider: 'camara' as const } }
+  t.throws(() => createUpstream(camara, null), ConfigError)
+  t.throws(() => camaraAccessTokens(camara), ConfigError)
 })
+
+/** The CAMARA upstream as the reachability plugin builds it: its tokens closed after it. */
+function camaraUpstream (t: Test, env: Record<string, string>, log: TokenLog) {
+  const config = loadConfig(env)
+  const tokens = camaraAccessTokens(config, log)
+  const upstream = createUpstream(config, tokens)
+  t.teardown(async () => { await upstream.close(); await tokens.close() })
+  return upstream
+}
 
 t.test('CAMARA client credentials: a token URL refusing them is logged as an error naming it, once per token request; the refusal stands 30 s', async t => {
   const oauth = await startFakeOAuth({ clientId: 'rr-client', clientSecret: 'the-secret' })
@@ -40,11 +55,11 @@ t.test('CAMARA client credentials: a token URL refusing them is logged as an err
     error: (obj: object, msg: string) => { logged.push({ level: 'error', obj, msg }) },
     warn: (obj: object, msg: string) => { logged.push({ level: 'warn', obj, msg }) },
   }
-  const upstream = createUpstream(loadConfig({
+  t.teardown(async () => { await camara.close(); await oauth.close() })
+  const upstream = camaraUpstream(t, {
     REACHABILITY_PROVIDER: 'camara', CAMARA_BASE_URL: camara.reachabilityUrl,
     CAMARA_TOKEN_URL: oauth.tokenUrl, CAMARA_CLIENT_ID: 'rr-client', CAMARA_CLIENT_SECRET: 'a-wrong-secret',
-  }), log)
-  t.teardown(async () => { await upstream.close(); await camara.close(); await oauth.close() })
+  }, log)
   await Promise.all([upstream.check('+990123400'), upstream.check('+990123411')])
   t.match(logged, [{ level: 'error', obj: { tokenUrl: oauth.tokenUrl, err: { message: /invalid_client: Client authentication failed/ } }, msg: /refused our client credentials/ }])
   t.equal(logged.length, 1)
@@ -56,11 +71,10 @@ t.test('CAMARA client credentials: a token URL refusing them is logged as an err
   t.equal(logged.length, 1, 'nor a new log line')
 
   // A token URL that fails (not a refusal) is a warning, and no answer.
-  const right = createUpstream(loadConfig({
+  const right = camaraUpstream(t, {
     REACHABILITY_PROVIDER: 'camara', CAMARA_BASE_URL: camara.reachabilityUrl,
     CAMARA_TOKEN_URL: oauth.tokenUrl, CAMARA_CLIENT_ID: 'rr-client', CAMARA_CLIENT_SECRET: 'the-secret',
-  }), log)
-  t.teardown(() => right.close())
+  }, log)
   oauth.script.next({ status: 503, json: { error: 'temporarily_unavailable' } })
   await t.rejects(right.check('+990123400'), { name: 'UpstreamFailure' })
   t.match(logged[1], { level: 'warn', obj: { tokenUrl: oauth.tokenUrl }, msg: /gave no access token/ })
