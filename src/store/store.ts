@@ -485,8 +485,9 @@ export interface Store {
   releaseSubscriptionClaim (phoneNumber: string, type: string, claim: string): Promise<void>
   /**
    * Stores the subscription made under the claim, in place of the type's earlier one (`replaced`: to end at the
-   * operator), and notes its number under its id until `untilMs`. `stored` false: the claim is gone (the number's
-   * subscriptions were dropped, or a longer-lasting claim took over) and nothing changed: end the new one.
+   * operator; null when it is this very id, as an operator refusing duplicates answers), and notes its number under
+   * its id until `untilMs`. `stored` false: the claim is gone (the number's subscriptions were dropped, or a
+   * longer-lasting claim took over) and nothing changed: end the new one, unless it is one stored for the number.
    */
   setSubscription (phoneNumber: string, type: string, claim: string, subscriptionId: string, untilMs: number): Promise<{ stored: boolean, replaced: string | null }>
   /** Forgets the number's subscriptions (all, claims too; or the one with this id); resolves those forgotten. */

@@ -606,6 +606,24 @@ async function suite (t: Test, store: Store) {
     t.equal(await store.subscriptionNumber('sub-late'), null)
   })
 
+  t.test('subscriptions: the id stored already, stored again (an operator refusing duplicates answers with it), is not replaced and keeps its number', async t => {
+    const phone = `+44791140${String(Date.now() % 10000).padStart(4, '0')}`
+    const until = Date.now() + 1000
+    const id = `sub-held-${randomUUID()}`
+    await store.setSubscription(phone, 'reachability-data', (await store.claimSubscription(phone, 'reachability-data', until))!, id, until)
+
+    const lost = await store.claimSubscription(phone, 'reachability-data', until + 60_000)
+    const taken = await store.claimSubscription(phone, 'reachability-data', until + 120_000)
+    t.same(await store.setSubscription(phone, 'reachability-data', lost!, id, until + 60_000), { stored: false, replaced: null }, 'a claim taken over stores nothing ...')
+    t.equal(await store.subscriptionNumber(id), phone, '... and leaves the number of the id stored')
+
+    t.same(await store.setSubscription(phone, 'reachability-data', taken!, id, until + 120_000), { stored: true, replaced: null }, 'nothing to end at the operator')
+    t.same(await store.getSubscriptions(phone), { 'reachability-data': id })
+    t.equal(await store.claimSubscription(phone, 'reachability-data', until + 60_000), null, 'it lasts as long as stored now')
+    await sleep(1200)
+    t.equal(await store.subscriptionNumber(id), phone, 'its number kept as long as it is stored now')
+  })
+
   t.test('subscriptions: an id\'s number is forgotten when the subscription ends', async t => {
     const phone = `+44791130${String(Date.now() % 10000).padStart(4, '0')}`
     const until = Date.now() + 1000

@@ -734,8 +734,9 @@ export class MemoryStore implements Store {
     subs.set(type, { id: subscriptionId, untilMs })
     this.keepSubscriptions(phoneNumber, subs, untilMs)
     this.subscriptionNumbers.set(subscriptionId, phoneNumber, untilMs - this.now())
-    if (slot.id !== undefined) this.subscriptionNumbers.delete(slot.id)
-    return { stored: true, replaced: slot.id ?? null }
+    const replaced = slot.id !== undefined && slot.id !== subscriptionId ? slot.id : null
+    if (replaced !== null) this.subscriptionNumbers.delete(replaced)
+    return { stored: true, replaced }
   }
 
   async dropSubscriptions (phoneNumber: string, subscriptionId?: string): Promise<Record<string, string>> {

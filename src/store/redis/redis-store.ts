@@ -779,16 +779,19 @@ export class RedisStore implements Store {
   }
 
   async setSubscription (phoneNumber: string, type: string, claim: string, subscriptionId: string, untilMs: number): Promise<{ stored: boolean, replaced: string | null }> {
-    // The id's number is written first (another slot): an event from the new subscription may come at once.
+    // The id's number is written first (another slot): an event from the new subscription may come at once. Only if
+    // absent: an operator refusing duplicates answers with an id stored already, whose number stays if this is not stored.
     const index = this.keys.subscriptionNumber(subscriptionId)
-    await this.guard(this.redis.set(index, phoneNumber, 'PXAT', untilMs))
-    const [stored, replaced] = await this.guard(this.redis.rrSetSubscription(this.keys.subscriptions(phoneNumber), type, claim, subscriptionId, untilMs))
+    const written = await this.guard(this.redis.set(index, phoneNumber, 'PXAT', untilMs, 'NX')) === 'OK'
+    const [stored, old] = await this.guard(this.redis.rrSetSubscription(this.keys.subscriptions(phoneNumber), type, claim, subscriptionId, untilMs))
     if (stored !== 1) {
-      await this.guard(this.redis.del(index))
+      if (written) await this.guard(this.redis.del(index))
       return { stored: false, replaced: null }
     }
-    if (replaced) await this.guard(this.redis.del(this.keys.subscriptionNumber(replaced)))
-    return { stored: true, replaced: replaced || null }
+    if (!written) await this.guard(this.redis.set(index, phoneNumber, 'PXAT', untilMs))
+    const replaced = old && old !== subscriptionId ? old : null
+    if (replaced !== null) await this.guard(this.redis.del(this.keys.subscriptionNumber(replaced)))
+    return { stored: true, replaced }
   }
 
   async dropSubscriptions (phoneNumber: string, subscriptionId?: string): Promise<Record<string, string>> {
