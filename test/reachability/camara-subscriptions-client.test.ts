@@ -2,7 +2,7 @@ import t from 'tap'
 import { ClientCredentialsTokenProvider } from '../../src/auth/client-credentials.js'
 import { StaticAccessToken } from '../../src/auth/oauth-token.js'
 import { CamaraSubscriptions, SubscriptionError } from '../../src/reachability/events/camara-subscriptions.js'
-import { startFakeCamara } from '../fakes/camara.js'
+import { camaraError, startFakeCamara } from '../fakes/camara.js'
 import { addSubscriptions } from '../fakes/camara-subscriptions.js'
 import { startFakeOAuth } from '../fakes/oauth.js'
 import { type Received, type Reply, startFakeServer } from '../fakes/scripted-server.js'
@@ -53,4 +53,97 @@ t.test('with OAuth2 client credentials: a token from the token URL, replaced onc
   oauth.revoke(oauth.requests[2]!.issued!)
   oauth.script.next({ status: 401, json: { error: 'invalid_client', error_description: 'Client authentication failed' } })
   await t.rejects(client.create(request), { name: 'SubscriptionError', message: 'no CAMARA access token: the token URL answered 401: invalid_client: Client authentication failed' })
+})
+
+t.test('an operator refusing duplicates (409 ALREADY_EXISTS)', async t => {
+  const camara = await startFakeCamara({ accessToken: 'token' })
+  const subs = addSubscriptions(camara)
+  const client = new CamaraSubscriptions({ baseUrl: subs.url, tokens: new StaticAccessToken('token'), timeoutMs: 1000, retries: 0, retryBaseMs: 1, retryMaxMs: 1 })
+  t.teardown(async () => { await client.close(); await camara.close() })
+  const hours = (n: number) => new Date(Date.now() + n * 3600_000)
+  const ours = { phoneNumber: '+447911123456', type: 'reachability-data', sink: 'https://rr.example.com/v1/webhooks/camara', sinkToken: 'sink', expireAt: hours(2) }
+  const listed = () => camara.requests.filter(r => r.method === 'GET').length
+
+  t.test('adopts our live subscription, ignoring those of another sink, type or number, even lasting longer', async t => {
+    const others = [
+      await client.create({ ...ours, sink: 'https://other.example.com/sink', expireAt: hours(9) }),
+      await client.create({ ...ours, type: 'reachability-sms', expireAt: hours(9) }),
+    ]
+    const mine = await client.create(ours)
+    others.push(await client.create({ ...ours, phoneNumber: '+447911123457', expireAt: hours(9) }))
+    subs.dedupe = true
+    t.equal(await client.create({ ...ours, expireAt: hours(3) }), mine)
+    t.equal(subs.subscriptions.length, 4, 'nothing made')
+    t.equal(listed(), 1, 'the list asked once')
+    t.ok(camara.requests.every(r => r.headers.authorization === 'Bearer token' && !r.rejected))
+    const get = camara.requests.find(r => r.method === 'GET')!
+    t.equal(get.path, '/device-reachability-status-subscriptions/v0.7/subscriptions')
+    t.equal(get.headers['content-type'], undefined, 'no body, no Content-Type')
+  })
+
+  t.test('of several of ours, the one lasting longest', async t => {
+    subs.dedupe = false
+    const phoneNumber = '+447911123458'
+    const short = await client.create({ ...ours, phoneNumber, expireAt: hours(2) })
+    const long = await client.create({ ...ours, phoneNumber, expireAt: hours(5) })
+    await client.create({ ...ours, phoneNumber, expireAt: hours(3) })
+    subs.dedupe = true
+    t.equal(await client.create({ ...ours, phoneNumber }), long)
+    t.not(long, short)
+  })
+
+  t.test('none of ours listed: a SubscriptionError saying so', async t => {
+    subs.script.next(camaraError(409, 'ALREADY_EXISTS', 'Trying to create an existing resource.'))
+    await t.rejects(client.create({ ...ours, phoneNumber: '+447911123459' }), { name: 'SubscriptionError', message: /409 ALREADY_EXISTS.*lists none of ours/ })
+  })
+
+  t.test('409 ABORTED, or another code: a SubscriptionError naming it, the list not asked', async t => {
+    const before = listed()
+    subs.script.next(camaraError(409, 'ABORTED', 'Concurrency conflict.'), camaraError(409, 'CONFLICT', 'Something else.'))
+    await t.rejects(client.create(ours), { name: 'SubscriptionError', message: /HTTP 409 ABORTED: Concurrency conflict/ })
+    await t.rejects(client.create(ours), { name: 'SubscriptionError', message: /HTTP 409 CONFLICT/ })
+    t.equal(listed(), before)
+  })
+})
+
+t.test('ALREADY_EXISTS and a list read leniently: unreadable items and ended ones skipped, never adopted', async t => {
+  const received: Received[] = []
+  const sink = 'https://rr.example.com/v1/webhooks/camara'
+  const type = 'org.camaraproject.device-reachability-status-subscriptions.v0.reachability-data'
+  const phoneNumber = '+447911123456'
+  const item = (id: string, extra: Record<string, unknown> = {}) => ({
+    id, protocol: 'HTTP', sink, types: [type], config: { subscriptionDetail: { device: { phoneNumber } } }, ...extra,
+  })
+  let list: unknown = []
+  const fake = await startFakeServer(r => {
+    received.push(r)
+    return r.method === 'POST' ? camaraError(409, 'ALREADY_EXISTS') : { status: 200, json: list }
+  })
+  const client = new CamaraSubscriptions({ baseUrl: `${fake.url}/v0.7`, tokens: new StaticAccessToken('token'), timeoutMs: 1000, retries: 0, retryBaseMs: 1, retryMaxMs: 1 })
+  t.teardown(async () => { await client.close(); await fake.close() })
+  const request = { phoneNumber, type: 'reachability-data', sink, sinkToken: 'sink', expireAt: new Date(Date.now() + 3600_000) }
+  const later = (hours: number) => new Date(Date.now() + hours * 3600_000).toISOString()
+
+  list = [
+    'not an object', null, { id: 'no-config', protocol: 'HTTP', sink, types: [type] },
+    item('two-types', { types: [type, 'org.camaraproject.device-reachability-status-subscriptions.v0.reachability-sms'] }),
+    item('deleted', { status: 'DELETED', expiresAt: later(9) }), item('expired', { status: 'EXPIRED' }),
+    item('ended-an-hour-ago', { expiresAt: later(-1) }), item('', { expiresAt: later(9) }),
+    item('bad-date', { expiresAt: 'tomorrow' }),
+    item('short', { config: { subscriptionDetail: { device: { phoneNumber } }, subscriptionExpireTime: later(2) } }),
+    item('longer-by-expiresAt', { config: { subscriptionDetail: { device: { phoneNumber } }, subscriptionExpireTime: later(1) }, expiresAt: later(3) }),
+  ]
+  t.equal(await client.create(request), 'longer-by-expiresAt', 'expiresAt (the operator\'s) over subscriptionExpireTime (ours)')
+  t.equal(received.at(-1)!.method, 'GET')
+  t.equal(received.at(-1)!.path, '/v0.7/subscriptions')
+
+  list = [item('b'), item('a'), item('dated', { expiresAt: later(5) })]
+  t.equal(await client.create(request), 'a', 'none given: no expiry, so the longest; the same id whatever the order')
+  list = [item('dated', { expiresAt: later(5) }), item('a'), item('b')]
+  t.equal(await client.create(request), 'a')
+
+  list = [item('deleted', { status: 'DELETED' })]
+  await t.rejects(client.create(request), { name: 'SubscriptionError', message: /lists none of ours/ })
+  list = { subscriptions: [item('a')] }
+  await t.rejects(client.create(request), { name: 'SubscriptionError', message: /not a JSON array/ })
 })

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
+import { z } from 'zod'
 import { type AccessTokenProvider, OAuthTokenError, sendWithToken } from '../../auth/oauth-token.js'
 import type { HttpAnswer, HttpClient, HttpRequest } from '../../http/retry.js'
-import { type HttpUpstreamPolicy, upstreamHttpClient } from '../upstreams/http-upstream.js'
+import { errorBody, type HttpUpstreamPolicy, upstreamHttpClient } from '../upstreams/http-upstream.js'
 
 // CAMARA Device Reachability Status Subscriptions (v0.7): ask the operator to tell us when a device connects.
 
@@ -24,6 +25,24 @@ export interface CamaraSubscriptionsOptions extends HttpUpstreamPolicy {
   tokens: AccessTokenProvider
 }
 
+const errorInfo = z.object({ code: z.string(), message: z.string().optional() })
+const dateTime = z.string().refine(value => !Number.isNaN(Date.parse(value)))
+/** What a listed Subscription must hold for us to know whether it is ours, and how long it lasts. */
+const listedSubscription = z.object({
+  id: z.string().min(1),
+  sink: z.string(),
+  types: z.array(z.string()),
+  config: z.object({
+    subscriptionDetail: z.object({ device: z.object({ phoneNumber: z.string() }) }),
+    subscriptionExpireTime: dateTime.optional(),
+  }),
+  expiresAt: dateTime.optional(),
+  status: z.string().optional(),
+})
+type ListedSubscription = z.infer<typeof listedSubscription>
+/** Statuses of a subscription that is over, its record kept. */
+const ENDED = new Set(['EXPIRED', 'DELETED'])
+
 export class SubscriptionError extends Error {
   constructor (message: string, options?: ErrorOptions) {
     super(message, options)
@@ -38,7 +57,11 @@ export class CamaraSubscriptions {
     this.http = upstreamHttpClient(options.baseUrl, options)
   }
 
-  /** Creates one subscription (one event type, as the spec demands); resolves its id. */
+  /**
+   * Creates one subscription (one event type, as the spec demands); resolves its id. An operator that refuses a
+   * duplicate (409 ALREADY_EXISTS: one made by an earlier try whose answer was lost, or one we hold already) has ours
+   * live: its id is the answer.
+   */
   async create (request: SubscriptionRequest): Promise<string> {
     const body = JSON.stringify({
       protocol: 'HTTP',
@@ -57,6 +80,11 @@ export class CamaraSubscriptions {
       },
     })
     const answer = await this.send(headers => ({ method: 'POST', path: '/subscriptions', headers, body }))
+    if (answer.statusCode === 409) {
+      const error = errorBody(errorInfo, answer.body)
+      if (error?.code === 'ALREADY_EXISTS') return this.existing(request)
+      throw new SubscriptionError(`creating a subscription answered HTTP 409 ${error ? `${error.code}: ${error.message ?? ''}` : answer.body.slice(0, 200)}`)
+    }
     if (answer.statusCode !== 201 && answer.statusCode !== 202) {
       throw new SubscriptionError(`creating a subscription answered HTTP ${answer.statusCode}: ${answer.body.slice(0, 200)}`)
     }
@@ -78,6 +106,31 @@ export class CamaraSubscriptions {
     }
   }
 
+  /**
+   * The live subscription of ours for the request: the same sink, the one event type, the same phone number; of
+   * several, the one lasting longest (the same whatever the list's order). Items we cannot read are skipped.
+   */
+  private async existing (request: SubscriptionRequest): Promise<string> {
+    const answer = await this.send(({ 'content-type': _noBody, ...headers }) => ({ method: 'GET', path: '/subscriptions', headers }))
+    const refused = 'creating a subscription answered HTTP 409 ALREADY_EXISTS'
+    if (answer.statusCode !== 200) throw new SubscriptionError(`${refused}, and listing the subscriptions answered HTTP ${answer.statusCode}`)
+    let list: unknown
+    try {
+      list = JSON.parse(answer.body)
+    } catch {
+      // Not JSON: not a list either.
+    }
+    if (!Array.isArray(list)) throw new SubscriptionError(`${refused}, and the list of subscriptions is not a JSON array: ${answer.body.slice(0, 200)}`)
+    const now = Date.now()
+    const ours = list.flatMap(item => {
+      const parsed = listedSubscription.safeParse(item)
+      return parsed.success && isOurs(parsed.data, request) && lasts(parsed.data) > now ? [parsed.data] : []
+    })
+    const longest = ours.sort((a, b) => lasts(b) - lasts(a) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))[0]
+    if (!longest) throw new SubscriptionError(`${refused}, and the operator lists none of ours live (this sink, type and phone number)`)
+    return longest.id
+  }
+
   close (): Promise<void> {
     return this.http.close()
   }
@@ -97,4 +150,17 @@ export class CamaraSubscriptions {
       throw err
     }
   }
+}
+
+function isOurs (listed: ListedSubscription, request: SubscriptionRequest): boolean {
+  return listed.sink === request.sink &&
+    listed.types.length === 1 && listed.types[0] === EVENT_TYPE_PREFIX + request.type &&
+    listed.config.subscriptionDetail.device.phoneNumber === request.phoneNumber &&
+    !ENDED.has(listed.status ?? '')
+}
+
+/** When it ends (epoch ms): the operator's expiresAt, else the expiry asked for; neither given, it does not. */
+function lasts (listed: ListedSubscription): number {
+  const at = listed.expiresAt ?? listed.config.subscriptionExpireTime
+  return at === undefined ? Infinity : Date.parse(at)
 }
