@@ -57,7 +57,9 @@ async function setup (t: Test, kind: 'memory' | 'redis') {
     await waitFor(async () => Object.keys(await app.store.getSubscriptions(PHONE)).length === count ? true : undefined, 3000, 'stored')
   }
   const queued = async (id: string) => (await status(id)).status === 'queued'
-  return { app, camara, subs, event, post, status, notify, sms, push, fail, subscribed, queued }
+  const creates = () => camara.requests.filter(r => r.method === 'POST' && r.path.endsWith('/subscriptions'))
+  const lists = () => camara.requests.filter(r => r.method === 'GET' && r.path.endsWith('/subscriptions')).length
+  return { app, camara, subs, event, post, status, notify, sms, push, fail, subscribed, queued, creates, lists }
 }
 
 for (const store of ['memory', 'redis'] as const) {
@@ -199,6 +201,61 @@ for (const store of ['memory', 'redis'] as const) {
       await new Promise(resolve => setTimeout(resolve, 300))
       t.equal(s.subs.subscriptions.length, 4, 'a shorter wait made none')
       t.ok(await s.queued(short.id))
+    })
+
+    t.test('an operator refusing duplicates that holds ours already (the answer to our create lost): adopted, its event wakes', async t => {
+      const s = await setup(t, store)
+      s.subs.dedupe = true
+      s.subs.lostAnswers = 2
+      const n = await s.notify()
+      await s.subscribed()
+      t.equal(s.subs.subscriptions.length, 2, 'one per type, made by the tries whose answers were lost')
+      t.equal(s.creates().length, 4, 'each try sent again, and refused as a duplicate')
+      t.same(Object.values(await s.app.store.getSubscriptions(PHONE)).sort(), s.subs.live().map(x => x.id).sort(), 'the ones the operator holds are stored')
+      t.equal((await s.post(s.event('reachability-data'))).statusCode, 204)
+      await waitFor(async () => (await s.status(n.id)).status === 'sent' ? true : undefined, 5000, 'sent on the event')
+    })
+
+    t.test('a longer wait, the operator answering ALREADY_EXISTS with the one stored: adopted, not deleted', async t => {
+      const s = await setup(t, store)
+      s.subs.dedupe = true
+      const short = await s.notify(120)
+      await s.subscribed()
+      const held = s.subs.live().map(x => x.id).sort()
+      const long = await s.notify(7 * 86_400)
+      await waitFor(() => s.lists() === 2 ? true : undefined, 3000, 'a list asked per type')
+      await new Promise(resolve => setTimeout(resolve, 300))
+      t.same(s.subs.live().map(x => x.id).sort(), held, 'still live at the operator')
+      t.equal(s.subs.subscriptions.length, 2, 'nothing new made')
+      t.same(Object.values(await s.app.store.getSubscriptions(PHONE)).sort(), held, 'and stored')
+      for (const id of held) t.equal(await s.app.store.subscriptionNumber(id), PHONE, 'their events still known')
+      await s.notify(7 * 86_400)
+      await new Promise(resolve => setTimeout(resolve, 300))
+      t.equal(s.creates().length, 4, 'stored as lasting past the longer wait: as long a wait asks for none')
+
+      t.equal((await s.post(s.event('reachability-data'))).statusCode, 204)
+      for (const id of [short.id, long.id]) await waitFor(async () => (await s.status(id)).status === 'sent' ? true : undefined, 5000, `${id} sent`)
+    })
+
+    t.test('a claim taken over while the operator answers ALREADY_EXISTS with the one stored: that one is not deleted', async t => {
+      const s = await setup(t, store)
+      s.subs.dedupe = true
+      const short = await s.notify(120)
+      await s.subscribed()
+      const held = s.subs.live().map(x => x.id).sort()
+      s.subs.delays['reachability-data'] = 500
+      s.subs.delays['reachability-sms'] = 500
+      // The second's claims take over the first's while the operator is still answering them.
+      const day = await s.notify(86_400)
+      const week = await s.notify(7 * 86_400)
+      await waitFor(() => s.lists() === 4 ? true : undefined, 5000, 'a list asked per type, by both')
+      await new Promise(resolve => setTimeout(resolve, 300))
+      t.same(s.subs.live().map(x => x.id).sort(), held, 'still live at the operator')
+      t.equal(s.subs.subscriptions.length, 2, 'nothing new made')
+      t.same(Object.values(await s.app.store.getSubscriptions(PHONE)).sort(), held, 'and stored')
+
+      t.equal((await s.post(s.event('reachability-sms'))).statusCode, 204)
+      for (const id of [short.id, day.id, week.id]) await waitFor(async () => (await s.status(id)).status === 'sent' ? true : undefined, 5000, `${id} sent`)
     })
 
     t.test('a subscription the operator ends is made again while notifications wait; one we ended is not', async t => {

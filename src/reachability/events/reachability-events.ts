@@ -152,7 +152,9 @@ export class ReachabilityEvents {
 
   /**
    * Makes sure each event type has a subscription lasting past `waitsUntilMs`: one is made where none does, in place of
-   * a shorter one (then deleted at the operator). One maker per number and type across processes.
+   * a shorter one (then deleted at the operator). One maker per number and type across processes. An operator that
+   * refuses duplicates answers with the one it has, which may end sooner than asked: it is stored as asked, and its
+   * subscription-ends (the operator ended it, not us) subscribes again.
    */
   private async subscribe (phoneNumber: string, waitsUntilMs: number): Promise<void> {
     const { store, subscriptions } = this.options
@@ -168,9 +170,14 @@ export class ReachabilityEvents {
         await store.releaseSubscriptionClaim(phoneNumber, type, claim)
         throw err
       }
+      // An operator refusing duplicates answers with the one it holds: maybe the very one stored (then not `replaced`).
       const { stored, replaced } = await store.setSubscription(phoneNumber, type, claim, id, untilMs)
-      // Not stored: the last notification left while it was made, or a longer-lasting one is being made.
-      if (!stored) return subscriptions.delete(id)
+      // Not stored: the last notification left while it was made, or a longer-lasting one is being made. Deleted at
+      // the operator, unless it is one the store still holds for the number.
+      if (!stored) {
+        if (Object.values(await store.getSubscriptions(phoneNumber)).includes(id)) return
+        return subscriptions.delete(id)
+      }
       if (replaced !== null) await subscriptions.delete(replaced)
       for (const early of await store.takeSubscriptionEvents(id)) await this.apply(JSON.parse(early) as ReachabilityEvent)
       // The last notification may have left before the claim: then its unwatch found nothing to end.
