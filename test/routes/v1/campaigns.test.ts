@@ -74,25 +74,27 @@ async function setup (t: Test, store: 'memory' | 'redis', options: { env?: Recor
 
 for (const store of ['memory', 'redis'] as const) {
   t.test(`campaigns on the ${store} store`, { skip: store === 'redis' && !haveRedis && 'Redis is not running' }, async t => {
-    t.test('a 10,000-recipient campaign completes with the sandbox\'s mix of channels', async t => {
+    // The issue's 10,000 recipients on Redis, the production store; the memory store, the same path in one process, with 2,000.
+    const size = store === 'redis' ? 10_000 : 2_000
+    t.test(`a ${size.toLocaleString('en')}-recipient campaign completes with the sandbox's mix of channels`, async t => {
       const s = await setup(t, store)
-      const recipients = Array.from({ length: 10_000 }, (_, i) => ({ to: number(i), push_token: `tok-${i}`, vars: { name: `N${i}` } }))
+      const recipients = Array.from({ length: size }, (_, i) => ({ to: number(i), push_token: `tok-${i}`, vars: { name: `N${i}` } }))
       const res = await s.post('/v1/campaigns', { name: 'big', message, routing: { on_unreachable: 'drop' }, recipients })
       t.equal(res.statusCode, 202, res.body)
       const created = res.json()
-      t.match(created, { id: /^cmp_/, recipients_accepted: 10_000, recipients_rejected: 0, rejected: [] })
+      t.match(created, { id: /^cmp_/, recipients_accepted: size, recipients_rejected: 0, rejected: [] })
       const done = await s.until(created.id, 'completed', 60_000)
-      t.equal(done.recipients.processed, 10_000)
+      t.equal(done.recipients.processed, size)
       // A recipient the store could not take after a few tries fails alone (a busy shared Redis); the campaign goes on.
-      t.equal(done.notifications.created + done.recipients.failed, 10_000)
-      t.ok(done.recipients.failed <= 100, `${done.recipients.failed} failed`)
+      t.equal(done.notifications.created + done.recipients.failed, size)
+      t.ok(done.recipients.failed <= size / 100, `${done.recipients.failed} failed`)
       t.ok(done.lookups.upstream + done.lookups.cache >= done.notifications.created)
       t.ok(done.lookups.upstream + done.lookups.cache <= done.recipients.processed, 'at most one lookup counted per recipient')
       const { push, sms, none } = done.notifications.by_channel
       // The sandbox: about 75% push (DATA), 15% SMS only, 10% not reachable (dropped here).
-      t.ok(push > 7000 && push < 8000, `push ${push}`)
-      t.ok(sms > 1000 && sms < 2000, `sms ${sms}`)
-      t.ok(none > 600 && none < 1400, `none ${none}`)
+      t.ok(push > size * 0.70 && push < size * 0.80, `push ${push}`)
+      t.ok(sms > size * 0.10 && sms < size * 0.20, `sms ${sms}`)
+      t.ok(none > size * 0.06 && none < size * 0.14, `none ${none}`)
       t.equal(done.notifications.by_status.dropped, none)
       const sent = await waitFor(async () => { const c = await s.progress(created.id); return c?.notifications.by_status.in_progress === 0 ? c : undefined }, 30_000, 'every message sent')
       t.ok(sent.notifications.by_status.sent >= (push + sms) * 0.99, `${sent.notifications.by_status.sent} of ${push + sms} sent`)
