@@ -2,7 +2,7 @@
 // no message may reach a provider twice (except a job its worker held at a SIGKILL, which at-least-once delivery
 // may repeat once: counted apart). See README "npm run soak".
 //
-//   node bench/soak.mjs [--duration 60] [--rate 40] [--api-port N] [--redis-port N] [--out-dir DIR] [--keep] [--json]
+//   node bench/soak.mjs [--duration 60] [--rate 40] [--api-port N] [--redis-port N] [--out-dir DIR] [--prebuilt] [--keep] [--json]
 //   (or SOAK_DURATION, SOAK_RATE, SOAK_API_PORT, SOAK_REDIS_PORT, SOAK_OUT_DIR)
 //
 // The last line printed is `SOAK_RESULT <json>`. Exit code: 0 clean, 1 something lost or doubled (or a fault
@@ -29,6 +29,8 @@ const { values: flags } = parseArgs({
     'redis-port': { type: 'string' },
     'out-dir': { type: 'string' },
     'drain-seconds': { type: 'string' },
+    // Runs the build already in --out-dir instead of building it (the test suite's, made by test/before.ts).
+    prebuilt: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
@@ -88,8 +90,12 @@ try {
 
 async function main () {
   const started = Date.now()
-  log(`building into ${OUT_DIR}`)
-  await buildInto(OUT_DIR)
+  if (flags.prebuilt) {
+    log(`running the build in ${OUT_DIR}`)
+  } else {
+    log(`building into ${OUT_DIR}`)
+    await buildInto(OUT_DIR)
+  }
 
   const redisPort = Number(flags['redis-port'] ?? env.SOAK_REDIS_PORT ?? await freePort())
   const apiPort = Number(flags['api-port'] ?? env.SOAK_API_PORT ?? await freePort())

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { buildApp } from '../src/app.js'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { verifyHmacSignature } from '../src/http/signature.js'
-import { buildProject, ROOT } from './helpers/build.js'
+import { built, ROOT } from './helpers/build.js'
 import { freePort } from './helpers/net.js'
 import { waitFor } from './helpers/wait.js'
 
@@ -145,8 +145,9 @@ function serverEnv (vars: Record<string, string>): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, ...vars }
 }
 
-function startServer (vars: Record<string, string>, script = 'dist/src/server.js') {
-  const child = spawn(process.execPath, [script], { cwd: ROOT, env: serverEnv(vars), stdio: ['ignore', 'pipe', 'pipe'] })
+/** Starts a built script (dist/, built by test/before.ts), e.g. `src/worker.js`. */
+function startServer (vars: Record<string, string>, script = 'src/server.js') {
+  const child = spawn(process.execPath, [built(script)], { cwd: ROOT, env: serverEnv(vars), stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', chunk => { stdout += chunk })
@@ -166,13 +167,8 @@ async function within<T> (ms: number, what: string, promise: Promise<T>): Promis
 }
 
 t.test('the built server', async t => {
-  t.before(async () => {
-    const errors = await buildProject()
-    if (errors !== undefined) t.comment(`tsc reported errors; running the JavaScript it emitted: ${errors}`)
-  })
-
   t.test('a bad variable stops the start (API and worker), naming it', async t => {
-    for (const [script, name] of [['dist/src/server.js', 'reachroute'], ['dist/src/worker.js', 'reachroute worker']] as const) {
+    for (const [script, name] of [['src/server.js', 'reachroute'], ['src/worker.js', 'reachroute worker']] as const) {
       const { exited, output } = startServer({ PORT: 'abc' }, script)
       const [code] = await within(15_000, 'exit', exited)
       t.equal(code, 1, script)
@@ -181,7 +177,7 @@ t.test('the built server', async t => {
   })
 
   t.test('a worker without Redis refuses to start, saying why', async t => {
-    const { exited, output } = startServer({ PORT: '0', HOST: '127.0.0.1' }, 'dist/src/worker.js')
+    const { exited, output } = startServer({ PORT: '0', HOST: '127.0.0.1' }, 'src/worker.js')
     const [code] = await within(15_000, 'exit', exited)
     t.equal(code, 1)
     t.match(output().stderr, /^reachroute worker cannot start: neither REDIS_URL nor REDIS_CLUSTER_NODES is set/)
@@ -189,7 +185,7 @@ t.test('the built server', async t => {
 
   t.test('a Redis that does not answer stops the start (API and worker) with a line saying where and why, no stack trace', async t => {
     const port = await freePort()
-    for (const [script, name] of [['dist/src/server.js', 'reachroute'], ['dist/src/worker.js', 'reachroute worker']] as const) {
+    for (const [script, name] of [['src/server.js', 'reachroute'], ['src/worker.js', 'reachroute worker']] as const) {
       const { exited, output } = startServer({ PORT: '0', HOST: '127.0.0.1', REDIS_URL: `redis://user:a-password@127.0.0.1:${port}` }, script)
       const [code] = await within(15_000, 'exit', exited)
       t.equal(code, 1, script)

@@ -1,14 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer as createHttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { SignJWT } from 'jose'
 import t, { type Test } from 'tap'
 import { ALL_SCOPES } from '../src/auth/inbound.js'
 import { slow } from './fakes/scripted-server.js'
 import { startWebhookReceiver } from './fakes/webhook-receiver.js'
-import { buildProject, ROOT } from './helpers/build.js'
+import { built, ROOT } from './helpers/build.js'
 import { freePort } from './helpers/net.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from './helpers/redis.js'
 import { waitFor } from './helpers/wait.js'
@@ -19,11 +18,9 @@ import { waitFor } from './helpers/wait.js'
 // status (or keeps it waiting in the fallback queue), each one delivered exactly once.
 // And SIGKILL: a `npm run worker` process killed while it holds a push call is taken over by another worker process.
 
-// A build of this test's own (incremental across runs): other test files build dist/ at the same time, and a
-// file being rewritten under a starting server would make this test flaky.
-const OUT = join(ROOT, 'dist', 'shutdown-test')
-const SERVER = join(OUT, 'src', 'server.js')
-const WORKER = join(OUT, 'src', 'worker.js')
+// The build in dist/ that test/before.ts makes before the test files run.
+const SERVER = built('src/server.js')
+const WORKER = built('src/worker.js')
 const SECRET = 'shutdown-test-secret-at-least-32-characters'
 const GRACE_MS = 10_000 // src/server.ts: closeWithGrace({ delay: 10_000 })
 const FINAL = ['sent', 'delivered', 'failed', 'dropped', 'expired']
@@ -82,12 +79,6 @@ function sandboxDeliveries (output: string): Map<string, number> {
   }
   return counts
 }
-
-t.before(async () => {
-  if (!haveRedis) return
-  const errors = await buildProject(OUT)
-  if (errors !== undefined) t.comment(`tsc reported errors; running the JavaScript it emitted: ${errors}`)
-})
 
 interface Scenario {
   /** Environment added to the common one. */

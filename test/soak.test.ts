@@ -1,12 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process'
-import { join } from 'node:path'
 import t from 'tap'
+import { built, DIST, ROOT } from './helpers/build.js'
 
 // The short soak: `node bench/soak.mjs` for 20 s (its own redis-server, the built API and two workers, fake
 // upstream and providers, every fault once). Nothing accepted may be lost and nothing delivered twice, apart
 // from jobs a worker held at its SIGKILL; and each fault must really have been injected.
-
-const ROOT = join(import.meta.dirname, '..')
 
 function haveRedisServer (): boolean {
   try {
@@ -35,8 +33,9 @@ interface SoakResult {
 }
 
 t.test('20 s of mixed load under faults: nothing lost, nothing doubled', { skip: !haveRedisServer() && 'redis-server is not installed (CI=true makes this a failure)' }, async t => {
-  // A build of its own: other test files build dist/ at the same time.
-  const child = spawn(process.execPath, ['bench/soak.mjs', '--duration', '20', '--drain-seconds', '40', '--out-dir', join(ROOT, 'dist', 'soak-test')], {
+  // The build in dist/ that test/before.ts makes before the test files run.
+  built('src/server.js')
+  const child = spawn(process.execPath, ['bench/soak.mjs', '--duration', '20', '--drain-seconds', '40', '--out-dir', DIST, '--prebuilt'], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stdout = ''

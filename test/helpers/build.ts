@@ -1,15 +1,17 @@
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { build } from '../../bench/lib/harness.mjs'
 
 export const ROOT = join(import.meta.dirname, '..', '..')
+export const DIST = join(ROOT, 'dist')
 
 /**
- * Compiles the project with tsc into `outDir` (incremental across runs), for the tests that run the built server:
- * the benchmarks' build (bench/lib/harness.mjs). The compiler runs without NODE_V8_COVERAGE: under tap's coverage
- * it took half as long again and wrote a 3 MB report of the compiler's own code for tap to read. Type errors still
- * emit JavaScript; only a build that gave no server or worker fails (type checking is tsconfig.check.json's job).
- * Resolves to the first line of tsc's error report, if any.
+ * The path of a built script (e.g. `src/server.js`) under dist/, for the tests that start the built server or worker.
+ * `npm test` builds dist/ first (its pretest script), once, before any test file runs: one build per test file while
+ * other files ran took both cores for seconds each, and a file rewritten under a starting server made those tests
+ * flaky. Throws, saying so, when the build is missing.
  */
-export function buildProject (outDir = join(ROOT, 'dist')): Promise<string | undefined> {
-  return build(outDir)
+export function built (script: string): string {
+  const path = join(DIST, script)
+  if (!existsSync(path)) throw new Error(`${path} is missing: run the tests with npm test (it builds dist/ first), or npm run build`)
+  return path
 }
