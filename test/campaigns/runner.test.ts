@@ -488,6 +488,9 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
   })
 }
 
+// The two stores' suites run side by side: each spends most of its time waiting for runners, leases and claims.
+t.jobs = 2
+
 suite('memory store', () => openMemoryStore(SHARDS))
 
 suite('redis store', () => openRedisStore(SHARDS), !haveRedis && 'Redis is not running (CI=true makes this a failure)')

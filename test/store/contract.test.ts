@@ -950,6 +950,9 @@ async function suite (t: Test, store: Store) {
   })
 }
 
+// The stores' suites run side by side: each spends most of its time waiting for keys to expire.
+t.jobs = 4
+
 t.test('memory store', async t => {
   const store = new MemoryStore({ shards: SHARDS })
   t.teardown(() => store.close())
