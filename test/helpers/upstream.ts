@@ -30,9 +30,12 @@ export class ScriptedUpstream implements ReachabilityUpstream {
   answer: UpstreamAnswer = { is_reachable: true, connectivity: ['DATA', 'SMS'], latest_status_at: '2026-11-25T00:00:00.000Z', status: { code: 'OK', message: 'Success' } }
   failWith: Error | undefined
   delayMs = 0
+  /** When set, each call waits for it, after it is counted: the test lets the answer go when it chooses. */
+  hold: Promise<void> | undefined
 
   async check (_phoneNumber: string, options: UpstreamCheckOptions = {}): Promise<UpstreamAnswer> {
     this.calls++
+    if (this.hold) await this.hold
     if (this.delayMs) await new Promise(resolve => setTimeout(resolve, this.delayMs))
     options.signal?.throwIfAborted()
     if (this.failWith) throw this.failWith

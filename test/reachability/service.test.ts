@@ -7,6 +7,7 @@ import { RedisStore } from '../../src/store/redis/redis-store.js'
 import type { Store } from '../../src/store/store.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../helpers/redis.js'
 import { ScriptedUpstream } from '../helpers/upstream.js'
+import { waitFor } from '../helpers/wait.js'
 
 const policy = { reachableSeconds: 300, unreachableSeconds: 60, invalidSeconds: 86400 }
 
@@ -81,21 +82,26 @@ async function suite (t: Test, store: Store) {
   t.test('news that came while the upstream was asked (an operator\'s event) stands: an answer about an earlier moment neither overwrites it nor is the answer', async t => {
     const { upstream, service, advance } = setup(store)
     upstream.answer = { is_reachable: false, connectivity: [], latest_status_at: '2026-11-25T11:00:00.000Z', status: { code: 'OK', message: 'Success' } }
-    upstream.delayMs = 150
+    // The upstream answers once the news is recorded (a fixed delay lost the race on a loaded machine).
+    let release = () => {}
+    upstream.hold = new Promise(resolve => { release = resolve })
     const asked = service.lookup('+990200060')
-    await new Promise(resolve => setTimeout(resolve, 30))
+    await waitFor(() => upstream.calls === 1 || undefined, 2000, 'the upstream to be asked')
     advance(1)
     await service.record('+990200060', { is_reachable: true, connectivity: ['DATA', 'SMS'], latest_status_at: '2026-11-25T12:00:01.000Z', status: { code: 'OK', message: 'Success' } })
+    release()
     t.match(await asked, { source: 'cache', is_reachable: true, connectivity: ['DATA', 'SMS'] }, 'the newer news is the answer')
     t.match(await service.cached('+990200060'), { is_reachable: true, latest_status_at: '2026-11-25T12:00:01.000Z' }, 'and stays cached')
     t.equal((await store.getReports(['+990200060']))[0]?.is_reachable, true, 'and in the number\'s report')
     // An answer newer than what came meanwhile is kept, as any answer.
     advance(1)
     upstream.answer = { ...upstream.answer, latest_status_at: '2026-11-25T12:00:03.000Z' }
+    upstream.hold = new Promise(resolve => { release = resolve })
     const later = service.lookup('+990200060', { maxAgeSeconds: 0 })
-    await new Promise(resolve => setTimeout(resolve, 30))
+    await waitFor(() => upstream.calls === 2 || undefined, 2000, 'the upstream to be asked again')
     advance(1)
     await service.record('+990200060', { is_reachable: true, connectivity: ['SMS'], latest_status_at: '2026-11-25T12:00:02.500Z', status: { code: 'OK', message: 'Success' } })
+    release()
     t.match(await later, { source: 'upstream', is_reachable: false }, 'the upstream told of a later moment')
     t.match(await service.cached('+990200060'), { is_reachable: false })
   })
