@@ -216,18 +216,27 @@ for (const store of ['memory', 'redis'] as const) {
       await waitFor(async () => (await s.status(n.id)).status === 'sent' ? true : undefined, 5000, 'sent on the event')
     })
 
-    t.test('a longer wait, the operator answering ALREADY_EXISTS with the one stored: adopted, not deleted', async t => {
+    /** A deduplicating operator holding our two subscriptions, made for a notification waiting 120 s. */
+    const holdingOurs = async (t: Test) => {
       const s = await setup(t, store)
       s.subs.dedupe = true
       const short = await s.notify(120)
       await s.subscribed()
-      const held = s.subs.live().map(x => x.id).sort()
-      const long = await s.notify(7 * 86_400)
-      await waitFor(() => s.lists() === 2 ? true : undefined, 3000, 'a list asked per type')
-      await new Promise(resolve => setTimeout(resolve, 300))
+      return { s, short, held: s.subs.live().map(x => x.id).sort() }
+    }
+    /** The subscriptions held are still the live ones at the operator, none was made, and they are the ones stored. */
+    const stillHeld = async (t: Test, s: Awaited<ReturnType<typeof setup>>, held: string[]) => {
       t.same(s.subs.live().map(x => x.id).sort(), held, 'still live at the operator')
       t.equal(s.subs.subscriptions.length, 2, 'nothing new made')
       t.same(Object.values(await s.app.store.getSubscriptions(PHONE)).sort(), held, 'and stored')
+    }
+
+    t.test('a longer wait, the operator answering ALREADY_EXISTS with the one stored: adopted, not deleted', async t => {
+      const { s, short, held } = await holdingOurs(t)
+      const long = await s.notify(7 * 86_400)
+      await waitFor(() => s.lists() === 2 ? true : undefined, 3000, 'a list asked per type')
+      await new Promise(resolve => setTimeout(resolve, 300))
+      await stillHeld(t, s, held)
       for (const id of held) t.equal(await s.app.store.subscriptionNumber(id), PHONE, 'their events still known')
       await s.notify(7 * 86_400)
       await new Promise(resolve => setTimeout(resolve, 300))
@@ -238,11 +247,7 @@ for (const store of ['memory', 'redis'] as const) {
     })
 
     t.test('a claim taken over while the operator answers ALREADY_EXISTS with the one stored: that one is not deleted', async t => {
-      const s = await setup(t, store)
-      s.subs.dedupe = true
-      const short = await s.notify(120)
-      await s.subscribed()
-      const held = s.subs.live().map(x => x.id).sort()
+      const { s, short, held } = await holdingOurs(t)
       s.subs.delays['reachability-data'] = 500
       s.subs.delays['reachability-sms'] = 500
       // The second's claims take over the first's while the operator is still answering them.
@@ -250,9 +255,7 @@ for (const store of ['memory', 'redis'] as const) {
       const week = await s.notify(7 * 86_400)
       await waitFor(() => s.lists() === 4 ? true : undefined, 5000, 'a list asked per type, by both')
       await new Promise(resolve => setTimeout(resolve, 300))
-      t.same(s.subs.live().map(x => x.id).sort(), held, 'still live at the operator')
-      t.equal(s.subs.subscriptions.length, 2, 'nothing new made')
-      t.same(Object.values(await s.app.store.getSubscriptions(PHONE)).sort(), held, 'and stored')
+      await stillHeld(t, s, held)
 
       t.equal((await s.post(s.event('reachability-sms'))).statusCode, 204)
       for (const id of [short.id, day.id, week.id]) await waitFor(async () => (await s.status(id)).status === 'sent' ? true : undefined, 5000, `${id} sent`)
