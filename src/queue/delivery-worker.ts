@@ -378,7 +378,8 @@ export class DeliveryWorker {
   /**
    * Records the provider's answer, trying again while the store does not answer: a message the provider took
    * must not be left unacknowledged, or it is taken over after the visibility timeout and sent a second time.
-   * A repeat is harmless: every transition record() makes checks the status it moves from.
+   * A repeat is harmless: every transition record() makes checks the status it moves from and that the attempt it
+   * answers is still the latest (a failover or retry recorded again after a later attempt began would send twice).
    */
   private async recordOutcome (job: OutboxJob, n: Notification, attempt: Attempt, outcome: DeliveryOutcome): Promise<void> {
     const giveUpAt = this.now() + RECORD_PATIENCE_MS
@@ -421,10 +422,10 @@ export class DeliveryWorker {
         await this.waitForProvider(job, n, channelOfLane(job.lane) as 'sms' | 'push', outcome.blockedMs, { attempts: attempt - 1, answer })
         return
       case 'sent':
-        await this.finish(job, n, 'sent', `sent over ${channelOfLane(job.lane)} by ${outcome.provider}`, [answer], outcome.providerMessageId)
+        await this.finish(job, n, 'sent', `sent over ${channelOfLane(job.lane)} by ${outcome.provider}`, [answer], outcome.providerMessageId, {}, attempt)
         return
       case 'failed':
-        await this.finish(job, n, 'failed', `${outcome.provider} refused it: ${outcome.reason}`, [answer])
+        await this.finish(job, n, 'failed', `${outcome.provider} refused it: ${outcome.reason}`, [answer], undefined, {}, attempt)
         return
       case 'token_invalid': {
         if (channelOfLane(job.lane) === 'push' && usableChannels(n.request).has('sms')) {
@@ -435,12 +436,13 @@ export class DeliveryWorker {
             // SMS gets DELIVERY_MAX_ATTEMPTS of its own: its attempts count from this one's (attempts_base).
             events: [answer, { at, type: 'failover', detail: 'the push token is dead or invalid: failing over to SMS', from: 'push', to: 'sms', attempts_base: attempt }],
             onlyFrom: ['sending'],
+            onlyAtAttempt: attempt,
             ack: job,
             next: { kind: 'outbox', lane: laneFor('sms', job.lane === 'push_bulk') },
           })
           return
         }
-        await this.finish(job, n, 'failed', `push token refused (${outcome.reason}) and SMS is not possible for this message`, [answer])
+        await this.finish(job, n, 'failed', `push token refused (${outcome.reason}) and SMS is not possible for this message`, [answer], undefined, {}, attempt)
         return
       }
       case 'retry': {
@@ -448,11 +450,11 @@ export class DeliveryWorker {
         const tries = attempt - base
         const delay = Math.max(this.backoff(tries), (outcome.retryAfterSeconds ?? 0) * 1000)
         if (tries >= this.options.maxAttempts) {
-          await this.finish(job, n, 'failed', `gave up after ${tries} attempts: ${outcome.reason}`, [answer])
+          await this.finish(job, n, 'failed', `gave up after ${tries} attempts: ${outcome.reason}`, [answer], undefined, {}, attempt)
           return
         }
         if (this.now() + delay >= Date.parse(n.expires_at)) {
-          await this.finish(job, n, 'expired', `the next attempt would come after the ttl: ${outcome.reason}`, [answer])
+          await this.finish(job, n, 'expired', `the next attempt would come after the ttl: ${outcome.reason}`, [answer], undefined, {}, attempt)
           return
         }
         const dueAt = this.now() + delay
@@ -463,6 +465,7 @@ export class DeliveryWorker {
           events: [answer, { at, type: 'retry_scheduled', detail: `attempt ${attempt + 1} at ${new Date(dueAt).toISOString()}`, due_at: new Date(dueAt).toISOString() }],
           // A worker that stalled past its visibility timeout answers late: by then another worker owns the notification.
           onlyFrom: ['sending'],
+          onlyAtAttempt: attempt,
           ack: job,
           next: { kind: 'retry', lane: job.lane, dueAt },
         })
@@ -487,11 +490,13 @@ export class DeliveryWorker {
     const { provider } = this.options.channels[channel]
     const answered = wait.answer ? [wait.answer] : []
     const attempts = wait.attempts !== undefined ? { attempts: wait.attempts } : {}
+    // The attempt marked for the call that met the open circuit, which this record answers.
+    const onlyAtAttempt = wait.attempts !== undefined ? wait.attempts + 1 : undefined
     // A wait the channel could not say (not a finite number) is the longest retry wait, not none: no busy loop.
     const probeAt = this.now() + durationMs(blockedMs, this.options.retryMaxMs)
     const expiresAt = Date.parse(n.expires_at)
     if (probeAt >= expiresAt) {
-      await this.finish(job, n, 'expired', `the ${channel} provider (${provider}) was unavailable (circuit open after repeated failures) until the ttl passed`, answered, undefined, attempts)
+      await this.finish(job, n, 'expired', `the ${channel} provider (${provider}) was unavailable (circuit open after repeated failures) until the ttl passed`, answered, undefined, attempts, onlyAtAttempt)
       return
     }
     // Spread after the probe over as long as the outage has lasted (bounded), and back well before the ttl passes.
@@ -515,6 +520,7 @@ export class DeliveryWorker {
           }],
       // After a call was tried, only from sending: a repeat of this record (its answer lost) must not apply again.
       onlyFrom: wait.attempts !== undefined ? ['sending'] : ['queued', 'sending'],
+      onlyAtAttempt,
       ack: job,
       next: { kind: 'retry', lane: job.lane, dueAt },
     })
@@ -532,7 +538,7 @@ export class DeliveryWorker {
    * when it has one, is the next job.
    */
   private async finish (job: OutboxJob, n: Notification, status: 'sent' | 'failed' | 'expired' | 'dropped', reason: string, events: NotificationEvent[],
-    providerMessageId?: string, patch: NotificationPatch = {}): Promise<void> {
+    providerMessageId?: string, patch: NotificationPatch = {}, onlyAtAttempt?: number): Promise<void> {
     const at = this.isoNow()
     const next: JobTarget = n.request.callback_url ? { kind: 'outbox', lane: 'callback' } : { kind: 'none' }
     const t: Transition = {
@@ -543,6 +549,8 @@ export class DeliveryWorker {
       },
       events: [...events, { at, type: 'final', detail: `${status}: ${reason}`, status }],
       onlyFrom: ['queued', 'sending'],
+      // The answer of an attempt (see recordOutcome): it applies only while that attempt is the latest.
+      onlyAtAttempt,
       ack: job,
       next,
       dead: status === 'failed' || status === 'expired',

@@ -114,6 +114,13 @@ export interface Transition {
   events: NotificationEvent[]
   /** When set, the transition only applies if the notification's status is one of these. */
   onlyFrom?: readonly string[]
+  /**
+   * When set, the transition only applies while the notification's `attempts` is this number: a delivery attempt's
+   * answer, recorded once more after the store's first answer was lost, or late from a worker whose job was taken
+   * over, does not apply once a later attempt has begun. Its job is then not acknowledged either: it is in the hands
+   * of the worker making the later attempt (taken over), or was acknowledged already.
+   */
+  onlyAtAttempt?: number
   /** The job this transition completes (acknowledged in the same step). */
   ack?: OutboxJob
   next?: JobTarget

@@ -370,6 +370,40 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.match(events.filter(e => e.type === 'attempt'), [{ channel: 'push' }, { channel: 'sms' }])
     })
 
+    t.test('a failover whose answer was lost is recorded again while its SMS is being sent: it does not apply again, one SMS', async t => {
+      const h = await harness(t, open)
+      h.push.script = () => ({ kind: 'token_invalid', provider: 'fake-push', reason: 'UNREGISTERED' })
+      h.sms.script = () => 'hang'
+      let recorded = 0
+      // The worker's store: the failover's transition runs and its answer is lost; the worker records it again,
+      // here only once the SMS it queued is in the provider's hands (its notification `sending` once more).
+      const lossy = new Proxy(h.store, {
+        get (target, property, receiver) {
+          if (property !== 'transition') return Reflect.get(target, property, receiver) as unknown
+          return async (tr: Transition) => {
+            if (!tr.events.some(e => e.type === 'failover')) return target.transition(tr)
+            if (++recorded === 2) await waitFor(() => h.sms.hanging === 1 ? true : undefined, 5000, 'the SMS to be in the provider\'s hands')
+            const ran = await target.transition(tr)
+            if (recorded === 1) throw new StoreUnavailableError('the store did not answer (test: answer lost)')
+            return ran
+          }
+        },
+      })
+      h.worker({ store: lossy })
+      const id = await h.notify()
+      await waitFor(() => recorded >= 2 ? true : undefined, 5000, 'the failover recorded again')
+      await sleep(300)
+      t.equal(h.sms.callsFor(id), 1, 'no second SMS queued by the repeat')
+      t.match((await h.get(id)).notification, { status: 'sending', channel: 'sms', attempts: 2 }, 'the SMS attempt still under way')
+      h.sms.release({ kind: 'sent', provider: 'fake-sms', providerMessageId: `sms-msg-${id}` })
+      const { notification: n, events } = await h.until(id, ['sent', 'failed', 'expired'])
+      t.match(n, { status: 'sent', channel: 'sms', attempts: 2 })
+      t.same(types(events), ['accepted', 'routed', 'enqueued', 'attempt', 'provider_answer', 'failover', 'attempt', 'provider_answer', 'final'], 'the failover applied once')
+      await sleep(200)
+      t.equal(h.sms.callsFor(id), 1, 'one SMS in all')
+      t.equal(h.push.callsFor(id), 1)
+    })
+
     t.test('after a failover, and after a dead letter is retried, the delivery has DELIVERY_MAX_ATTEMPTS of its own', async t => {
       const h = await harness(t, open)
       h.push.script = () => ({ kind: 'token_invalid', provider: 'fake-push', reason: 'UNREGISTERED' })
@@ -726,6 +760,33 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.equal(after.notification.status, 'sent', 'still sent')
       await sleep(1300)
       t.equal(h.push.callsFor(id) + pushA.callsFor(id), 2, 'no third provider call (one stalled, one delivered)')
+    })
+
+    t.test('a stalled worker\'s late refusal, while the attempt of the worker that took over is under way, changes nothing', async t => {
+      const h = await harness(t, open)
+      const pushA = new FakeChannel('fake-push', 'push')
+      pushA.script = () => 'hang'
+      const silent = new Proxy(h.store, {
+        get: (target, name) => name === 'keepOutboxJobs' ? async () => {} : Reflect.get(target, name, target),
+      })
+      h.worker({ consumer: 'worker-a', channels: { sms: h.sms, push: pushA }, store: silent })
+      const id = await h.notify()
+      await waitFor(() => pushA.hanging === 1 ? true : undefined, 2000, 'worker A to be stuck in the send')
+      await sleep(250)
+      const pushB = new FakeChannel('fake-push', 'push')
+      pushB.script = () => 'hang'
+      h.worker({ consumer: 'worker-b', visibilityTimeoutMs: 200, channels: { sms: h.sms, push: pushB } })
+      await waitFor(() => pushB.hanging === 1 ? true : undefined, 2000, 'worker B to take the job over and call the provider')
+
+      // Worker A's call comes back refused (a 4xx) while worker B's attempt 2 is still with the provider.
+      pushA.release({ kind: 'failed', provider: 'fake-push', reason: 'HTTP 400 (late)' })
+      await sleep(200)
+      t.match((await h.get(id)).notification, { status: 'sending', attempts: 2 }, 'attempt 2 still under way: the late answer of attempt 1 did not end it')
+      pushB.release({ kind: 'sent', provider: 'fake-push', providerMessageId: `push-msg-${id}` })
+      const { notification: n, events } = await h.until(id, ['sent', 'failed', 'expired'])
+      t.match(n, { status: 'sent', attempts: 2, provider_message_id: `push-msg-${id}` }, 'the answer of the latest attempt decides')
+      t.equal(final(events).length, 1, 'one final event')
+      t.notOk(events.some(e => e.type === 'provider_answer' && e.outcome === 'failed'), 'the late refusal is not recorded')
     })
 
     t.test('two workers on one store deliver each of 200 notifications exactly once', async t => {

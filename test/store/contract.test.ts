@@ -121,6 +121,33 @@ async function suite (t: Test, store: Store) {
     t.equal(await store.getNotification(newNotificationId(1), 1), null)
   })
 
+  t.test('a transition for one attempt applies only while the notification is at that attempt', async t => {
+    const n = notification(1)
+    await store.acceptNotification({ notification: n, events: [], next: { kind: 'none' }, retentionSeconds: 60 })
+    const mark = (attempts: number, onlyAtAttempt?: number) => store.transition({
+      notificationId: n.id, shard: 1, patch: { status: 'sending', attempts }, events: [event(`attempt ${attempts}`)], onlyAtAttempt,
+    })
+    t.equal(await mark(1, 1), false, 'refused before any attempt')
+    t.equal(await mark(1, 0), true, 'applies at attempt 0 (accepted, no attempt made)')
+    t.equal(await mark(2, 1), true, 'applies at attempt 1')
+    t.equal(await mark(3, 1), false, 'refused once attempt 2 has begun')
+    t.equal(await mark(3), true, 'without it, applies whatever the attempt')
+    const stored = await store.getNotification(n.id, 1)
+    t.equal(stored!.notification.attempts, 3)
+    t.same(stored!.events, [event('attempt 1'), event('attempt 2'), event('attempt 3')], 'a refused transition wrote nothing')
+
+    // Its job: not acknowledged when refused (the worker of the later attempt holds it), acknowledged when it applies.
+    const queued = notification(1, { channel: 'push' })
+    await store.acceptNotification({ notification: queued, events: [], next: { kind: 'outbox', lane: 'push' }, retentionSeconds: 60 })
+    const job = (await store.readOutbox(1, ['push'], 'attempts', 100)).find(j => j.notificationId === queued.id)!
+    const depth = (await store.outboxDepth(1)).push
+    const answer = (onlyAtAttempt: number) => store.transition({ notificationId: queued.id, shard: 1, patch: { status: 'sent' }, events: [], onlyAtAttempt, ack: job })
+    t.equal(await answer(1), false, 'the answer of an attempt not begun is refused')
+    t.equal((await store.outboxDepth(1)).push, depth, 'and its job is not acknowledged')
+    t.equal(await answer(0), true)
+    t.equal((await store.outboxDepth(1)).push, depth - 1, 'the answer that applies acknowledges it')
+  })
+
   t.test('the same accept twice (sent again after its answer was lost) stores one notification and one job', async t => {
     for (const idempotent of [false, true]) {
       const n = notification(3, { channel: 'push' })
@@ -163,7 +190,7 @@ async function suite (t: Test, store: Store) {
       // Fields Lua's JSON decoder refuses (what a lone surrogate was before wellFormedPatch).
       await t.rejects(store.redis.rrTransition(key, store.keys.events(2, n.id), key, store.keys.outbox(2, 'push'),
         store.keys.fallbackSince(2), store.keys.fallbackLeased(2), store.keys.dead(2), store.keys.pendingCounts(2),
-        store.keys.fallbackWoken(2), job!.entryId, 'delivery', '', 'none', 0, '', n.id, Date.now(), '0', '', '{"reason":"\\ud83d"}', '[]', '', ''), /invalid unicode escape/)
+        store.keys.fallbackWoken(2), job!.entryId, 'delivery', '', 'none', 0, '', n.id, Date.now(), '0', '', '{"reason":"\\ud83d"}', '[]', '', '', ''), /invalid unicode escape/)
       t.equal((await store.outboxDepth(2)).push, 1, 'the job is still there, to be taken over and tried again')
       t.equal((await store.getNotification(n.id, 2))!.notification.status, n.status, 'the notification unchanged')
       t.ok(await store.transition({ notificationId: n.id, shard: 2, patch: { status: 'sent' }, events: [], ack: job! }), 'a good transition then applies')

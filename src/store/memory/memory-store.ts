@@ -264,6 +264,8 @@ export class MemoryStore implements Store {
   }
 
   async transition (t: Transition): Promise<boolean> {
+    // The answer of an attempt when a later one has begun: its job is not acknowledged either (see TRANSITION).
+    if (t.onlyAtAttempt !== undefined && (this.notifications.get(t.notificationId)?.notification.attempts ?? 0) !== t.onlyAtAttempt) return false
     if (t.ack) this.stream(t.shard, t.ack.lane).delete(t.ack.entryId)
     let wokenAt: number | undefined
     if (t.lease) {

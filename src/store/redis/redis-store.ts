@@ -387,7 +387,7 @@ export class RedisStore implements Store {
       t.ack?.entryId ?? '', GROUP, (t.onlyFrom ?? []).join(','), next.kind, next.score, next.member,
       id, t.at ?? Date.now(), t.dead ? '1' : t.fromDead ? '-1' : '0', t.lease ? String(t.lease.until) : '',
       fields, encodeEvents(t.events), transitionKeptUntil(t.patch) ?? '',
-      noted ? encodePendingCount(noted) : '', ...droppedCampaignCounts(t).map(encodePendingCount),
+      noted ? encodePendingCount(noted) : '', t.onlyAtAttempt ?? '', ...droppedCampaignCounts(t).map(encodePendingCount),
     ))
     return result === 1
   }

@@ -163,7 +163,7 @@ return 1
  * ARGV: ackEntryId, group, onlyFrom (comma separated, '' = any), nextKind, nextScore, nextMember,
  *       id, nowMs, dead ('1': onto the dead letters; '-1': only from them, and off them), leaseScore ('' = none), fields, events,
  *       kept until (epoch ms; '' = unchanged; never shortened), the campaign count to note ('' = none),
- *       then any pending campaign counts to take off.
+ *       onlyAtAttempt ('' = any), then any pending campaign counts to take off.
  * With a lease, nothing happens unless this caller still holds it (the leased score is its lease). An event that woke
  * the entry during the lease (a wake mark) makes a fallback entry put back due at once, whatever the re-check found.
  */
@@ -172,6 +172,10 @@ export const TRANSITION = `
 -- acknowledged by a transition that then failed would leave its notification where it was, for ever.
 local from = 11
 ${FIELDS_AND_EVENTS}
+-- The answer of an attempt when a later one has begun (the attempts field is written at each attempt's start; an
+-- accepted notification has made none): nothing changes, and the job is not acknowledged either, as it is in the
+-- hands of the worker making that attempt (taken over), or was acknowledged already.
+if ARGV[15] ~= '' and (redis.call('HGET', KEYS[1], 'attempts') or '0') ~= ARGV[15] then return 0 end
 if ARGV[1] ~= '' then
   redis.call('XACK', KEYS[4], ARGV[2], ARGV[1])
   redis.call('XDEL', KEYS[4], ARGV[1])
@@ -211,7 +215,7 @@ local nextKind, nextScore, nextMember, nextKey = ARGV[4], ARGV[5], ARGV[6], KEYS
 if wokenAt and nextKind == 'fallback' and tonumber(wokenAt) < tonumber(nextScore) then nextScore = wokenAt end
 ${NEXT}
 if ARGV[10] ~= '' and nextKind ~= 'fallback' then redis.call('ZREM', KEYS[5], id) end
-for i = 15, #ARGV do redis.call('ZREM', KEYS[8], ARGV[i]) end
+for i = 16, #ARGV do redis.call('ZREM', KEYS[8], ARGV[i]) end
 if ARGV[14] ~= '' then redis.call('ZADD', KEYS[8], nowMs, ARGV[14]) end
 return 1
 `
