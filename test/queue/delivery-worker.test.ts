@@ -256,6 +256,23 @@ async function harness (t: Test, open: OpenStore): Promise<Harness> {
   return h
 }
 
+/**
+ * Worker A, stalled: its push call for a new notification hangs, and it no longer reaches the store to keep its hold
+ * on the job, which is past a visibility timeout of 200 ms when this resolves.
+ */
+async function stalledWorkerA (h: Harness): Promise<{ pushA: FakeChannel, id: string }> {
+  const pushA = new FakeChannel('fake-push', 'push')
+  pushA.script = () => 'hang'
+  const silent = new Proxy(h.store, {
+    get: (target, name) => name === 'keepOutboxJobs' ? async () => {} : Reflect.get(target, name, target),
+  })
+  h.worker({ consumer: 'worker-a', channels: { sms: h.sms, push: pushA }, store: silent })
+  const id = await h.notify()
+  await waitFor(() => pushA.hanging === 1 ? true : undefined, 2000, 'worker A to be stuck in the send')
+  await sleep(250)
+  return { pushA, id }
+}
+
 const types = (events: NotificationEvent[]) => events.map(e => e.type)
 const final = (events: NotificationEvent[]) => events.filter(e => e.type === 'final')
 
@@ -736,16 +753,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
 
     t.test('a worker stalled mid-send: another takes over; the stalled one\'s late answer changes nothing', async t => {
       const h = await harness(t, open)
-      const pushA = new FakeChannel('fake-push', 'push')
-      pushA.script = () => 'hang'
-      // Stalled: its provider call hangs and it no longer reaches the store to keep its hold on the job.
-      const silent = new Proxy(h.store, {
-        get: (target, name) => name === 'keepOutboxJobs' ? async () => {} : Reflect.get(target, name, target),
-      })
-      h.worker({ consumer: 'worker-a', channels: { sms: h.sms, push: pushA }, store: silent })
-      const id = await h.notify()
-      await waitFor(() => pushA.hanging === 1 ? true : undefined, 2000, 'worker A to be stuck in the send')
-      await sleep(250)
+      const { pushA, id } = await stalledWorkerA(h)
       h.worker({ consumer: 'worker-b', visibilityTimeoutMs: 200 })
       const { notification: n } = await h.until(id, ['sent', 'failed', 'expired'])
       t.equal(n.status, 'sent')
@@ -764,15 +772,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
 
     t.test('a stalled worker\'s late refusal, while the attempt of the worker that took over is under way, changes nothing', async t => {
       const h = await harness(t, open)
-      const pushA = new FakeChannel('fake-push', 'push')
-      pushA.script = () => 'hang'
-      const silent = new Proxy(h.store, {
-        get: (target, name) => name === 'keepOutboxJobs' ? async () => {} : Reflect.get(target, name, target),
-      })
-      h.worker({ consumer: 'worker-a', channels: { sms: h.sms, push: pushA }, store: silent })
-      const id = await h.notify()
-      await waitFor(() => pushA.hanging === 1 ? true : undefined, 2000, 'worker A to be stuck in the send')
-      await sleep(250)
+      const { pushA, id } = await stalledWorkerA(h)
       const pushB = new FakeChannel('fake-push', 'push')
       pushB.script = () => 'hang'
       h.worker({ consumer: 'worker-b', visibilityTimeoutMs: 200, channels: { sms: h.sms, push: pushB } })
