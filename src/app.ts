@@ -25,7 +25,7 @@ import vonageWebhookRoutes from '../routes/webhooks/vonage.js'
 import reachabilityRoutes from '../routes/v1/reachability/index.js'
 import type { Channels } from './channels/channel.js'
 import { ShuttingDownError } from './domain/errors.js'
-import { parseJsonBody } from './http/json-body.js'
+import { parseJsonBody, utf8Body } from './http/json-body.js'
 import { headersProblem } from './http/request-headers.js'
 import type { Config } from './config.js'
 import { loggerOptions, requestLogger } from './logging.js'
@@ -106,10 +106,10 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain')
   // JSON as Fastify parses it, with problems that say where it breaks or which key was refused.
   app.removeContentTypeParser('application/json')
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
     let parsed: unknown
     try {
-      parsed = parseJsonBody(body as string)
+      parsed = parseJsonBody(utf8Body(body as Buffer))
     } catch (err) {
       done(err as Error, undefined)
       return

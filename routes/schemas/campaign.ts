@@ -1,12 +1,13 @@
 import { z } from 'zod'
 import { NotificationBody } from './notification.js'
 import { PhoneNumber } from './reachability.js'
+import { Text } from './text.js'
 import { CAMPAIGN_FAILURES_KEPT } from '../../src/store/store.js'
 
 const MessageText = 'Texts may hold {{name}} placeholders, filled from each recipient\'s vars'
 
 export const CampaignHeader = z.strictObject({
-  name: z.string().min(1).max(200).meta({ description: 'A name for people', examples: ['Black Friday 2026'] }),
+  name: Text(1, 200).meta({ description: 'A name for people', examples: ['Black Friday 2026'] }),
   message: NotificationBody.shape.message.meta({ description: `The content, per channel: at least one. ${MessageText}` }),
   routing: NotificationBody.shape.routing,
 }).meta({ description: 'The campaign: what every recipient is sent, and how it is routed' })
@@ -14,7 +15,7 @@ export const CampaignHeader = z.strictObject({
 export const Recipient = z.strictObject({
   to: PhoneNumber,
   push_token: NotificationBody.shape.push_token,
-  vars: z.record(z.string().min(1).max(64), z.string().max(1000)).optional()
+  vars: z.record(Text(1, 64), Text(0, 1000)).optional()
     .refine(v => !v || Object.keys(v).length <= 50, 'at most 50 entries')
     .meta({ maxProperties: 50, description: 'Values of the message\'s placeholders for this recipient (at most 50)', examples: [{ name: 'Ada' }] }),
 }).meta({ description: 'One recipient' })

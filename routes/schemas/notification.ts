@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { isReservedPushDataKey, MESSAGE_LIMITS } from '../../src/notifications/types.js'
 import { transformingBodyExamples } from './docs.js'
 import { PhoneNumber, ReachabilitySchema } from './reachability.js'
+import { Text } from './text.js'
 
 const ChannelName = z.enum(['push', 'sms'])
 
@@ -9,12 +10,12 @@ export const NotificationBody = z.strictObject({
   to: PhoneNumber,
   message: z.strictObject({
     sms: z.strictObject({
-      text: z.string().min(1).max(MESSAGE_LIMITS.smsText).meta({ description: `The SMS text, 1 to ${MESSAGE_LIMITS.smsText} characters`, examples: ['Your parcel arrives today between 10:00 and 12:00'] }),
+      text: Text(1, MESSAGE_LIMITS.smsText).meta({ description: `The SMS text, 1 to ${MESSAGE_LIMITS.smsText} characters`, examples: ['Your parcel arrives today between 10:00 and 12:00'] }),
     }).optional().meta({ description: 'SMS content; without it SMS is never chosen' }),
     push: z.strictObject({
-      title: z.string().min(1).max(MESSAGE_LIMITS.pushTitle).meta({ description: `The notification title, 1 to ${MESSAGE_LIMITS.pushTitle} characters`, examples: ['Parcel on its way'] }),
-      body: z.string().min(1).max(MESSAGE_LIMITS.pushBody).meta({ description: `The notification text, 1 to ${MESSAGE_LIMITS.pushBody} characters`, examples: ['Arrives today between 10:00 and 12:00'] }),
-      data: z.record(z.string().min(1).max(100), z.string().max(MESSAGE_LIMITS.pushDataValue)).optional()
+      title: Text(1, MESSAGE_LIMITS.pushTitle).meta({ description: `The notification title, 1 to ${MESSAGE_LIMITS.pushTitle} characters`, examples: ['Parcel on its way'] }),
+      body: Text(1, MESSAGE_LIMITS.pushBody).meta({ description: `The notification text, 1 to ${MESSAGE_LIMITS.pushBody} characters`, examples: ['Arrives today between 10:00 and 12:00'] }),
+      data: z.record(Text(1, 100), Text(0, MESSAGE_LIMITS.pushDataValue)).optional()
         .refine(d => !d || Object.keys(d).length <= 50, 'at most 50 entries')
         .superRefine((d, ctx) => {
           for (const key of Object.keys(d ?? {})) {
@@ -25,7 +26,7 @@ export const NotificationBody = z.strictObject({
     }).optional().meta({ description: 'Push content; without it (or without push_token) push is never chosen' }),
   }).refine(m => m.sms !== undefined || m.push !== undefined, 'give at least one of message.sms and message.push')
     .meta({ anyOf: [{ required: ['sms'] }, { required: ['push'] }], description: 'The content, per channel: at least one' }),
-  push_token: z.string().min(1).max(4096).optional().meta({ description: 'The device\'s push registration token (needed for push)', examples: ['fcm-registration-token-abc123'] }),
+  push_token: Text(1, 4096).optional().meta({ description: 'The device\'s push registration token (needed for push)', examples: ['fcm-registration-token-abc123'] }),
   routing: z.strictObject({
     prefer: ChannelName.default('push').meta({ description: 'The channel to use when the device is connected for both', examples: ['push'] }),
     channels: z.array(ChannelName).min(1).max(2).default(['push', 'sms'])
@@ -46,7 +47,7 @@ export const NotificationBody = z.strictObject({
     ttl_seconds: z.number().int().min(1).max(7 * 86400).default(86400).meta({ description: 'How long delivery may take (at most 7 days)', examples: [3600] }),
     max_age: z.number().int().min(0).max(86400).optional().meta({ description: 'Accept cached reachability only if at most this many seconds old', examples: [60] }),
   }).prefault({}).meta({ description: 'How to route; every field is optional' }),
-  client_ref: z.string().min(1).max(100).optional().meta({ description: 'Your reference, echoed back and in callbacks', examples: ['order-5521'] }),
+  client_ref: Text(1, 100).optional().meta({ description: 'Your reference, echoed back and in callbacks', examples: ['order-5521'] }),
   callback_url: z.url({ protocol: /^https?$/ }).max(2048).optional().meta({
     pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
     description: 'Where reachroute POSTs {id, status, channel, client_ref, metadata, at} when the notification reaches a final status ' +
@@ -54,7 +55,7 @@ export const NotificationBody = z.strictObject({
       'A 422 when the service has no CALLBACK_SIGNING_SECRET (no unsigned callbacks), or sets CALLBACK_ALLOWED_HOSTS and the URL\'s host is not one of them',
     examples: ['https://orders.internal.example/notify-status'],
   }),
-  metadata: z.record(z.string().min(1).max(64), z.string().max(500)).optional()
+  metadata: z.record(Text(1, 64), Text(0, 500)).optional()
     .refine(m => !m || Object.keys(m).length <= 20, 'at most 20 entries')
     .meta({ maxProperties: 20, description: 'Small string map, echoed back (at most 20 entries)', examples: [{ order: '5521' }] }),
 }).meta(transformingBodyExamples({

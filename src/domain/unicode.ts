@@ -13,3 +13,22 @@ export function hasLoneSurrogate (text: string): boolean {
 export function wellFormed (text: string): string {
   return hasLoneSurrogate(text) ? text.replace(LONE_SURROGATES, '\uFFFD') : text
 }
+
+/** What a text from a request may not hold: a lone surrogate, or a C0 control character other than tab, LF and CR. */
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
+const NOT_TEXT = /[\p{Cs}\u0000-\u0008\u000b\u000c\u000e-\u001f]/u
+
+/**
+ * Why a text given in a request is refused, or undefined when it is fine. A lone surrogate (half an emoji, written
+ * `\ud83d` in JSON) is no character: JSON that holds one is refused by strict parsers, and UTF-8 has no way to write
+ * it. Control characters (NUL and the like) have no place in a message, a reference or a key; tab, line feed and
+ * carriage return may be.
+ */
+export function textProblem (text: string): string | undefined {
+  const found = NOT_TEXT.exec(text)
+  if (!found) return undefined
+  const code = found[0].charCodeAt(0)
+  const at = `at character ${found.index + 1}`
+  if (code >= 0xd800) return `not well-formed Unicode: a lone UTF-16 surrogate (\\u${code.toString(16)}, half of a pair) ${at}`
+  return `a control character (U+${code.toString(16).toUpperCase().padStart(4, '0')}) ${at}: only tab, line feed and carriage return are allowed`
+}

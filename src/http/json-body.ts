@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { parse } from 'secure-json-parse'
 import { ValidationError } from '../domain/errors.js'
 
@@ -23,4 +24,17 @@ export function parseJsonBody (text: string): unknown {
     }
     throw bodyError('FST_ERR_CTP_INVALID_JSON_BODY', `the body is not valid JSON: ${message}`)
   }
+}
+
+/**
+ * A request body's bytes as text. Bytes that are not UTF-8 are refused: decoded, each would become U+FFFD, and a
+ * message would go out with question marks in place of what was meant. (A U+FFFD sent as such is taken.)
+ */
+export function utf8Body (body: Buffer): string {
+  const text = body.toString('utf8')
+  if (text.includes('\uFFFD') && !isUtf8(body)) {
+    const message = 'not valid UTF-8: bodies are read as UTF-8'
+    throw new ValidationError(`body: ${message}`, [{ path: 'body', message }])
+  }
+  return text
 }

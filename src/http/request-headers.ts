@@ -4,6 +4,7 @@ import { type AppError, UnsupportedMediaTypeError, ValidationError } from '../do
 /**
  * What is wrong with a request's headers before its body is read, if anything:
  * - a body in a Content-Encoding (gzip, ...): bodies are read as they are, so it would only be "not valid JSON";
+ * - a body in a charset other than UTF-8: it would be read as UTF-8 all the same;
  * - an Idempotency-Key given twice: Node would join the two into one key, "a, b".
  */
 export function headersProblem (headers: IncomingHttpHeaders, rawHeaders: readonly string[]): AppError | undefined {
@@ -13,6 +14,13 @@ export function headersProblem (headers: IncomingHttpHeaders, rawHeaders: readon
     // RFC 9110 15.5.16: a 415 for a content coding says which codings are taken.
     problem.headers = { 'accept-encoding': 'identity' }
     return problem
+  }
+  const type = headers['content-type']
+  if (type !== undefined && type.includes('=') && hasBody(headers)) {
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(type)?.[1]
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      return new UnsupportedMediaTypeError(`Content-Type charset "${charset.slice(0, 40)}" is not taken: bodies are UTF-8 (charset=utf-8, or no charset)`)
+    }
   }
   if (headers['idempotency-key'] !== undefined) {
     let given = 0

@@ -60,6 +60,32 @@ for (const store of STORES) {
     t.match(refused.json(), { recipients_accepted: 0, recipients_rejected: 1 })
   })
 
+  t.test(`texts that are not well-formed: a campaign's refused, a recipient's refused with its line; NDJSON bytes that are not UTF-8 are a 400 (${store} store)`, { skip: skipStore(store) }, async t => {
+    const s = await campaignApp(t, store)
+    const named = await s.post({ name: 'half \ud83d', message, recipients: [recipient(300)] })
+    t.equal(named.statusCode, 400, named.body)
+    t.match(named.json(), { errors: [{ path: 'body.name', message: /^not well-formed Unicode: a lone UTF-16 surrogate/ }] })
+    const texted = await s.post({ name: 'nul', message: { sms: { text: 'Hi\u0000' } }, recipients: [recipient(300)] })
+    t.equal(texted.statusCode, 400, texted.body)
+    t.match(texted.json(), { errors: [{ path: 'body.message.sms.text', message: /^a control character \(U\+0000\)/ }] })
+    t.same(await s.listed(), [], 'no campaign')
+
+    const vars = await s.post(ndjson({ name: 'vars', message, routing: {} }, recipient(301), { to: number(302), vars: { name: 'B\udc00' } }), NDJSON)
+    t.equal(vars.statusCode, 202, vars.body)
+    t.match(vars.json(), { recipients_accepted: 1, recipients_rejected: 1, rejected: [{ line: 3, reason: /not well-formed Unicode/ }] })
+
+    const bytes = Buffer.concat([Buffer.from(ndjson({ name: 'latin-1', message, routing: {} }, recipient(303)) + `{"to":"${number(304)}","vars":{"name":"Ren`), Buffer.from([0xe9]), Buffer.from('"}}\n')])
+    const notUtf8 = await s.app.inject({ method: 'POST', url: '/v1/campaigns', headers: { authorization: s.auth, ...NDJSON }, payload: bytes })
+    t.equal(notUtf8.statusCode, 400, notUtf8.body)
+    t.match(notUtf8.json(), { type: /\/validation-error$/, detail: 'line 3 is not valid UTF-8: bodies are read as UTF-8', errors: [{ path: 'body.line.3' }] })
+    const charset = await s.post(ndjson({ name: 'latin-1', message, routing: {} }, recipient(305)), { 'content-type': 'application/x-ndjson; charset=iso-8859-1' })
+    t.equal(charset.statusCode, 415, charset.body)
+    t.same((await s.listed()).map(c => c.id), [vars.json().id], 'only the campaign with a good recipient is listed')
+    await waitFor(() => s.sent() >= 1 ? true : undefined, 5000, 'its one recipient notified')
+    await sleep(300)
+    t.equal(s.sent(), 1, 'nobody else notified')
+  })
+
   t.test(`NDJSON that stops arriving is a 408 after REQUEST_TIMEOUT_MS; the campaign read in so far is not listed and notifies nobody (${store} store)`, { skip: skipStore(store) }, async t => {
     const s = await campaignApp(t, store, { REQUEST_TIMEOUT_MS: '500' })
     await s.app.listen({ port: 0, host: '127.0.0.1' })

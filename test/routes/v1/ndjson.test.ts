@@ -28,3 +28,12 @@ t.test('the limit holds whatever the chunking: a line just over it is refused in
   const at = 'x'.repeat(MAX_LINE_LENGTH)
   t.same((await collect(['{"a":1}\n', `${at}\r\n`])).map(l => l.length), [7, MAX_LINE_LENGTH], 'a line at the limit is read (its CR not counted)')
 })
+
+t.test('bytes that are not UTF-8 are refused with the line they are on, whatever the chunking; a byte order mark is dropped', async t => {
+  const bad = Buffer.concat([Buffer.from('{"a":1}\n{"b":2}\n{"c":"caf'), Buffer.from([0xe9]), Buffer.from('"}\n{"d":4}\n')])
+  await t.rejects(collect([bad]), { status: 400, message: 'line 3 is not valid UTF-8: bodies are read as UTF-8', errors: [{ path: 'body.line.3' }] }, 'in one chunk')
+  await t.rejects(collect([bad.subarray(0, 10), bad.subarray(10)]), { status: 400, message: /^line 3 / }, 'in a later chunk')
+  const cutEuro = Buffer.from('{"x":"€"}\n').subarray(0, 8)
+  await t.rejects(collect(['{"a":1}\n', cutEuro]), { status: 400, message: /^line 2 / }, 'a character cut off at the end of the body')
+  t.same(await collect([Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"a":1}\n')])]), ['{"a":1}'], 'the BOM is not part of the first line')
+})

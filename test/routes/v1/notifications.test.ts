@@ -281,6 +281,15 @@ t.test('bad input on every field: a problem, nothing stored, sent or asked upstr
     ['metadata not strings', { ...good, metadata: { a: 1 } }, 400],
     ['metadata too many', { ...good, metadata: Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`k${i}`, 'v'])) }, 400],
     ['push_token empty', { ...good, push_token: '' }, 400],
+    ['push_token with a NUL', { ...good, push_token: 'tok\u0000' }, 400],
+    ['sms text with a lone surrogate (half an emoji)', { ...good, message: { sms: { text: 'hi \ud83d' } } }, 400],
+    ['sms text with a NUL', { ...good, message: { sms: { text: 'a\u0000b' } } }, 400],
+    ['push title with an escape character', { ...good, message: { push: { title: 'a\u001bb', body: 'b' } } }, 400],
+    ['push data value with a lone surrogate', { ...good, message: { push: { title: 't', body: 'b', data: { k: '\udc00' } } } }, 400],
+    ['push data key with a NUL', { ...good, message: { push: { title: 't', body: 'b', data: { 'k\u0000': 'v' } } } }, 400],
+    ['client_ref with a lone surrogate', { ...good, client_ref: 'a\ud800b' }, 400],
+    ['metadata key with a lone surrogate', { ...good, metadata: { 'k\udc00': 'v' } }, 400],
+    ['metadata value with a NUL', { ...good, metadata: { k: '\u0000v' } }, 400],
     ['body an array', [good], 400],
     ['push only without a token', { to: '+990123400', message: { push: { title: 't', body: 'b' } } }, 422],
     ['sms only but channels push', { to: '+990123400', message: { sms: { text: 'x' } }, routing: { channels: ['push'] } }, 422],
@@ -302,12 +311,20 @@ t.test('bad input on every field: a problem, nothing stored, sent or asked upstr
     ['a constructor.prototype deep inside', JSON.stringify({ ...good, metadata: { constructor: { prototype: { x: 1 } } } }), {}, 400, /\/validation-error$/, /"constructor" key holding "prototype"/],
     ['a gzip body', gzipSync(JSON.stringify(good)), { 'content-encoding': 'gzip' }, 415, /\/unsupported-media-type$/, /Content-Encoding "gzip" is not taken/],
     ['an Idempotency-Key of non-ASCII bytes', JSON.stringify(good), { 'idempotency-key': Buffer.from('\u{1F4E6}').toString('latin1') }, 400, /\/validation-error$/, /printable ASCII/],
+    ['bytes that are not UTF-8 in a text', Buffer.concat([Buffer.from('{"to":"+990123400","message":{"sms":{"text":"caf'), Buffer.from([0xe9]), Buffer.from('"}}}')]),
+      {}, 400, /\/validation-error$/, /^body: not valid UTF-8/],
+    ['a charset other than UTF-8', JSON.stringify(good), { 'content-type': 'application/json; charset=latin1' }, 415, /\/unsupported-media-type$/,
+      /^Content-Type charset "latin1" is not taken: bodies are UTF-8/],
+    ['a lone surrogate in a text', JSON.stringify({ ...good, message: { sms: { text: 'hi \ud83d!' } } }), {}, 400, /\/validation-error$/,
+      /^body\.message\.sms\.text: not well-formed Unicode: a lone UTF-16 surrogate \(\\ud83d, half of a pair\) at character 4$/],
+    ['a NUL in a text', JSON.stringify({ ...good, client_ref: 'ref\u0000' }), {}, 400, /\/validation-error$/,
+      /^body\.client_ref: a control character \(U\+0000\) at character 4: only tab, line feed and carriage return are allowed$/],
   ]
   for (const [name, payload, headers, code, type, detail] of raw) {
     const res = await app.inject({ method: 'POST', url: '/v1/notifications', headers: { authorization, 'content-type': 'application/json', ...headers }, payload })
     t.equal(res.statusCode, code, `${name}: ${res.body.slice(0, 300)}`)
     t.match(res.json(), { type, status: code, detail }, name)
-    if (code === 415) t.equal(res.headers['accept-encoding'], 'identity', `${name}: says which coding is taken`)
+    if (headers['content-encoding']) t.equal(res.headers['accept-encoding'], 'identity', `${name}: says which coding is taken`)
   }
   // Node joins a header given twice into one value ("a, b"): a key given twice is refused, not taken as a third key.
   const twice = await app.inject({
@@ -339,6 +356,20 @@ t.test('bad input on every field: a problem, nothing stored, sent or asked upstr
   for (const key of keys.filter(k => k.includes(':outbox:'))) t.equal(await redis.xlen(key), 0, `nothing queued in ${key}`)
   const corrected = await notify({ ...good, callback_url: 'https://hooks.example.com/status' }, { 'idempotency-key': 'fix-me' })
   t.equal(corrected.statusCode, 202, 'the refused request left its Idempotency-Key unclaimed: the corrected one is accepted')
+})
+
+t.test('texts keep what a message may hold: line breaks, tabs, emoji, U+FFFD itself; charset=utf-8 is taken', async t => {
+  const { notify, app, bearer } = await setup(t, 'memory')
+  const text = 'Line one\r\nline two\tand \u{1F4E6} \uFFFD caf\u00e9'
+  const body = { to: '+990123400', message: { sms: { text }, push: { title: '\u{1F4E6}', body: text, data: { 'cl\u00e9': text } } }, push_token: 'tok', client_ref: 'r\u00e9f', metadata: { 'k\u{1F4E6}': text } }
+  const res = await notify(body)
+  t.equal(res.statusCode, 202, res.body)
+  const stored = await app.inject({ url: `/v1/notifications/${res.json().id as string}`, headers: { authorization: await bearer('notifications:read') } })
+  t.match(stored.json(), { client_ref: 'r\u00e9f', metadata: { 'k\u{1F4E6}': text } }, 'stored as sent')
+  for (const type of ['application/json; charset=utf-8', 'application/json; charset="UTF-8"', 'application/json;charset=utf8']) {
+    const res = await app.inject({ method: 'POST', url: '/v1/notifications', headers: { authorization: await bearer(), 'content-type': type }, payload: JSON.stringify(body) })
+    t.equal(res.statusCode, 202, `${type}: ${res.body.slice(0, 200)}`)
+  }
 })
 
 t.test('without CALLBACK_SIGNING_SECRET there are no status callbacks: a callback_url is a 422 and takes no Idempotency-Key', async t => {
