@@ -78,7 +78,8 @@ export class NotificationService {
       const requestHash = hashRequest(request)
       const ref = this.idempotencyRef(owner, idempotencyKey)
       const claim = await store.claimIdempotency(ref, requestHash, options.claimSeconds ?? this.options.idempotencyClaimSeconds ?? 30)
-      if (claim.state === 'in_flight') throw new ConflictError('a request with this Idempotency-Key is still in flight', claim.retryAfterSeconds)
+      // An accept takes milliseconds: try again in a second, not when the claim would run out (30 s; it ends sooner).
+      if (claim.state === 'in_flight') throw new ConflictError('a request with this Idempotency-Key is still in flight', 1)
       if (claim.state === 'done') {
         if (claim.requestHash !== requestHash) throw new UnprocessableError('this Idempotency-Key was used with another request body')
         return { answer: JSON.parse(claim.response) as AcceptAnswer, replayed: true }
