@@ -87,9 +87,10 @@ export class InboundAuth {
     const payload = await this.verify(token)
     // The subject names the caller: its Idempotency-Keys, rate limit and notifications are its own. Tokens
     // without one would all share them.
-    if (typeof payload.sub !== 'string' || payload.sub === '') {
+    if (payload.sub === undefined || payload.sub === '') {
       throw new UnauthorizedError('the token has no "sub" claim: it names the caller, whose Idempotency-Keys and rate limit are its own')
     }
+    if (typeof payload.sub !== 'string') throw new UnauthorizedError(`the token's "sub" claim is a ${Array.isArray(payload.sub) ? 'list' : typeof payload.sub}, not a string`)
     // A lone surrogate is written as U+FFFD in UTF-8, where the caller's keys are scoped: two such subjects would share them.
     if (hasLoneSurrogate(payload.sub)) throw new UnauthorizedError('the token\'s "sub" claim is not well-formed Unicode (it holds a lone surrogate)')
     // The caller's keys are scoped as `<sub>\0<key>` (and `<sub>\0campaign\0<key>`): a NUL in a subject would reach

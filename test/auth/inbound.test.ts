@@ -124,6 +124,10 @@ t.test('AUTH_HS256_SECRET', async t => {
     for (const sub of [undefined, '']) {
       await t.rejects(auth.authenticate(bearer(await token({ sub }, { alg: 'HS256', key: secret }))), { name: 'UnauthorizedError', message: /no "sub" claim/ })
     }
+    for (const [sub, what] of [[42, 'a number'], [['a'], 'a list'], [{ id: 'a' }, 'an object']] as const) {
+      await t.rejects(auth.authenticate(bearer(await token({ sub: sub as unknown as string }, { alg: 'HS256', key: secret }))),
+        { name: 'UnauthorizedError', message: /"sub" claim is a (number|list|object), not a string/ }, what)
+    }
   })
 
   t.test('refuses a subject that is not well-formed Unicode: in UTF-8 two such subjects would be one caller', async t => {
