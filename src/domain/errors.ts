@@ -1,4 +1,5 @@
 // Typed failures of the domain. plugins/errors.ts maps each to an RFC 9457 problem, in one place.
+import { quoted } from './unicode.js'
 
 export interface ProblemExtras {
   [key: string]: unknown
@@ -39,7 +40,7 @@ export class InvalidPhoneNumberError extends AppError {
   readonly title = 'Phone number is not valid'
   constructor (readonly input: string, reason: string) {
     // The input as given, up to a number's length and a little more: a batch item may be any string.
-    super(`${JSON.stringify(input.length > 40 ? `${input.slice(0, 40)}…` : input)} is not a valid phone number: ${reason}`)
+    super(`${quoted(input.length > 40 ? `${input.slice(0, 40)}…` : input)} is not a valid phone number: ${reason}`)
   }
 }
 

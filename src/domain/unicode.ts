@@ -32,3 +32,14 @@ export function textProblem (text: string): string | undefined {
   if (code >= 0xd800) return `not well-formed Unicode: a lone UTF-16 surrogate (\\u${code.toString(16)}, half of a pair) ${at}`
   return `a control character (U+${code.toString(16).toUpperCase().padStart(4, '0')}) ${at}: only tab, line feed and carriage return are allowed`
 }
+
+/** Characters a quoted text shows escaped: besides what JSON escapes, the invisible ones (bidi marks, zero widths). */
+const INVISIBLE = /\p{Cf}/gu
+
+/**
+ * A text as an answer quotes it back: in JSON quotes, with control characters, lone surrogates and invisible format
+ * characters (a bidi override, a zero-width space) written as `\uXXXX`, so the reader sees what was sent.
+ */
+export function quoted (text: string): string {
+  return JSON.stringify(text).replace(INVISIBLE, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}

@@ -45,3 +45,8 @@ t.test('masking keeps the country code and the last three digits', async t => {
   t.equal(maskPhoneNumber('+447911123456'), '+44*******456')
   t.equal(maskPhoneNumber('+990123400'), '+99****400')
 })
+
+t.test('a refused number is quoted back with its invisible characters shown: a bidi mark or zero-width space as \\uXXXX', async t => {
+  const error = new InvalidPhoneNumberError('\u202a+99012\u200b3400\u0000', 'it holds characters that are not digits')
+  t.equal(error.message, '"\\u202a+99012\\u200b3400\\u0000" is not a valid phone number: it holds characters that are not digits')
+})
