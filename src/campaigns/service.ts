@@ -249,7 +249,7 @@ export class CampaignService {
 
   /**
    * Counts a campaign notification's final status (from the delivery worker or the fallback scheduler): once per
-   * notification, in its latest final status (see countAndSettle). Resolves whether the counters moved.
+   * notification, in its latest final status (see countAndSettle). Resolves whether the status it is counted in changed.
    */
   async countFinal (campaignId: string, notificationId: string, status: NotificationStatus): Promise<boolean> {
     return countAndSettle(this.options.store, { campaignId, notificationId, status })
@@ -293,11 +293,22 @@ function abandoned (r: CampaignRecord): boolean {
   return r.status === 'accepted' || (r.counters[ABANDONED] ?? 0) > 0
 }
 
-/** Recipients processed over the last minute: this minute's count and the part of the last minute's still inside the window. */
-function ratePerMinute (counters: Record<string, number>, now: number): number {
+/** A run's first minute is shown as a rate once it is this long: a rate of a few milliseconds would be noise. */
+const MIN_RUN_MS = 1000
+
+/**
+ * Recipients processed a minute. Over the last minute: this minute's count and the part of the last minute's still
+ * inside the window. But in a run's first minute (the campaign started or resumed less than a minute ago) those
+ * minutes hold less than a minute of the run, and a few seconds' count read as a minute's made the estimate many
+ * times too long: the rate is then the run's own, the recipients processed since it began over the time it has run.
+ */
+function ratePerMinute (r: CampaignRecord, now: number): number {
+  const c = r.counters
+  const ranMs = r.run && r.status === 'running' ? now - Date.parse(r.run.since) : Infinity
+  if (ranMs < 60_000) return Math.round(Math.max(0, (c.processed ?? 0) - r.run!.processed) * 60_000 / Math.max(ranMs, MIN_RUN_MS))
   const minute = Math.floor(now / 60_000)
   const into = (now % 60_000) / 60_000
-  return Math.round((counters[`minute:${minute}`] ?? 0) + (counters[`minute:${minute - 1}`] ?? 0) * (1 - into))
+  return Math.round((c[`minute:${minute}`] ?? 0) + (c[`minute:${minute - 1}`] ?? 0) * (1 - into))
 }
 
 function view (r: CampaignRecord, now: number): CampaignView {
@@ -307,7 +318,7 @@ function view (r: CampaignRecord, now: number): CampaignView {
   const created = byChannel.push + byChannel.sms + byChannel.fallback_queue + byChannel.none
   const byStatus: Record<string, number> = Object.fromEntries(COUNTED_FINALS.map(s => [s, n(`status:${s}`)]))
   byStatus.in_progress = Math.max(0, created - Object.values(byStatus).reduce((a, b) => a + b, 0))
-  const rate = ratePerMinute(c, now)
+  const rate = ratePerMinute(r, now)
   const left = Math.max(0, n('recipients_accepted') - n('processed'))
   const running = r.status === 'running' || r.status === 'accepted'
   return {
