@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { ConflictError, NotFoundError, UnprocessableError } from '../domain/errors.js'
+import { ConflictError, NoRecipientTakenError, NotFoundError, UnprocessableError } from '../domain/errors.js'
 import { type Page, type Position, pageAcrossShards } from '../domain/paging.js'
 import { idempotencyRef } from '../notifications/ids.js'
 import { FINAL_STATUSES, type NotificationMessage, type NotificationStatus, type Routing } from '../notifications/types.js'
@@ -91,6 +91,9 @@ export class CampaignService {
    * twice is taken once; refused lines are counted and the first MAX_REJECTED_KEPT kept with their reason.
    * With an Idempotency-Key the same key and request hash answer the first answer again. The hash is of the
    * whole request, known once its recipients are read to their end (`requestHash` reads what is left of them).
+   * A campaign none of whose recipients can be taken is refused (NoRecipientTakenError): recipients given whole (an
+   * array) before anything is stored or claimed; streamed ones once read, the campaign then abandoned as any upload
+   * that fails.
    */
   async create (owner: string, header: CampaignHeader, recipients: AsyncIterable<RecipientLine> | Iterable<RecipientLine>,
     idempotency?: { key: string, requestHash: () => Promise<string> }): Promise<{ answer: CreateAnswer, replayed: boolean }> {
@@ -98,6 +101,7 @@ export class CampaignService {
     if (usableChannels({ to: '', message: header.message, routing: header.routing, push_token: 'given by a recipient' }).size === 0) {
       throw new UnprocessableError('no channel can carry this campaign\'s message: give SMS text, or push content (each recipient gives its push_token), on a channel that routing.channels allows')
     }
+    if (Array.isArray(recipients)) refuseIfNoneValid(recipients as RecipientLine[])
     const { store } = this.options
     let idem: (IdempotencyRef & { token: string, requestHash: () => Promise<string> }) | undefined
     if (idempotency) {
@@ -196,6 +200,8 @@ export class CampaignService {
       if (chunk.length >= chunkSize) await flush()
     }
     await flush()
+    // Every line refused: a campaign of nobody, refused as a JSON body's is (and, read in already, abandoned).
+    if (accepted === 0 && refused > 0) throw new NoRecipientTakenError(rejected.sort((a, b) => a.line - b.line), refused)
     const at = new Date(this.now()).toISOString()
     await store.setCampaignActive(doc.id, true)
     const { status } = await store.setCampaignStatus(doc.id, 'running', ['accepted'], at)
@@ -282,6 +288,13 @@ export class CampaignService {
     if (!record || abandoned(record)) throw new NotFoundError(`no campaign ${id} (ids look like cmp_…; campaigns are kept for a limited time)`)
     return record
   }
+}
+
+/** Recipients given whole: none valid is refused before anything is stored (the first MAX_REJECTED_KEPT named). */
+function refuseIfNoneValid (recipients: RecipientLine[]): void {
+  if (recipients.length === 0 || recipients.some(r => 'recipient' in r)) return
+  const rejected = recipients.slice(0, MAX_REJECTED_KEPT).map(r => ({ line: r.line, reason: 'reason' in r ? r.reason : '' }))
+  throw new NoRecipientTakenError(rejected, recipients.length)
 }
 
 /**
