@@ -88,7 +88,8 @@ if (PARTS.includes('upstream')) {
   try {
     const count = Math.ceil(UPSTREAM_RPS * (RATE_SECONDS + 15))
     const id = await create(s, Array.from({ length: count }, (_, i) => ({ to: number(7_922_000_000, i), vars: { name: 'x' } })))
-    // Lookups are counted a chunk at a time: the rate is taken between the first and the last count that moved.
+    // Lookups are counted as recipients are handled, a few times a second (a chunk at a time before 63d2651): the rate
+    // is taken between the first and the last count that moved.
     await sleep(2000)
     const moves = []
     let seen = (await progress(s, id)).lookups.upstream

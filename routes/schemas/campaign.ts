@@ -25,7 +25,7 @@ export const MAX_NDJSON_RECIPIENTS = 1_000_000
 
 export const CampaignBody = CampaignHeader.extend({
   recipients: z.array(z.unknown()).min(1).max(MAX_JSON_RECIPIENTS).meta({
-    description: `1 to ${MAX_JSON_RECIPIENTS.toLocaleString('en')} recipients {to, push_token?, vars?}; a recipient that is not valid is refused with its position (line, from 1) and the campaign goes on`,
+    description: `1 to ${MAX_JSON_RECIPIENTS.toLocaleString('en')} recipients {to, push_token?, vars?}; a recipient that is not valid is refused with its position (line, from 1) and the campaign goes on (none valid: a 422, nothing created)`,
     examples: [[{ to: '+990123400', push_token: 'fcm-registration-token-abc123', vars: { name: 'Ada' } }]],
   }),
 }).meta({

@@ -11,6 +11,13 @@ export const ProblemSchema = z.looseObject({
     description: 'For outcome-unknown: the id the notification has if it was stored (GET /v1/notifications/{id} tells, once the store answers)',
     examples: ['ntf_07_3f2a9c0d4b8e4f6a9b1c2d3e4f5a6b7c'],
   }),
+  recipients_rejected: z.number().int().optional().meta({
+    description: 'For a campaign none of whose recipients is valid (a 422): how many were refused', examples: [3],
+  }),
+  rejected: z.array(z.object({
+    line: z.number().int().meta({ description: 'The line (NDJSON, the campaign being line 1) or the position in recipients (JSON, from 1)', examples: [1] }),
+    reason: z.string().meta({ description: 'Why it was refused', examples: ['to: "bad" is not a valid phone number: an E.164 number has a "+" and 2 to 15 digits'] }),
+  })).optional().meta({ description: 'For a campaign none of whose recipients is valid (a 422): the first 100 refused, with why' }),
   errors: z.array(z.object({
     path: z.string().meta({
       description: 'Where the wrong value is: the request part (body, querystring, params, headers), then the field path, dot separated',

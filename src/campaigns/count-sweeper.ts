@@ -5,7 +5,7 @@ import { PollingLoop } from '../queue/polling-loop.js'
 /**
  * Counts a campaign notification in a final status (Store.countCampaignFinal), then settles the count its
  * transition noted. A count that fails stays pending, and the CampaignCountSweeper makes it. Resolves whether the
- * counters moved.
+ * status it is counted in changed.
  */
 export async function countAndSettle (store: Store, count: PendingCampaignCount): Promise<boolean> {
   const moved = await store.countCampaignFinal(count.campaignId, count.notificationId, count.status)

@@ -8,7 +8,8 @@ import type { AcceptOptions, NotificationService } from '../notifications/servic
 import { isFinal } from '../notifications/types.js'
 import type { UpstreamRateLimiter } from '../reachability/rate-limit.js'
 import type { ReachabilityService } from '../reachability/service.js'
-import { CAMPAIGN_FAILURES_KEPT, type CampaignDoc, type CampaignFailure, type CampaignFinal, type ClaimedChunk, type Store } from '../store/store.js'
+import type { CampaignDoc, ClaimedChunk, HandledRecipient, RecipientNotification, Store } from '../store/store.js'
+import { ChunkTally } from './chunk-tally.js'
 import { fillMessage } from './placeholders.js'
 import type { Recipient } from './service.js'
 
@@ -30,8 +31,13 @@ export interface CampaignRunnerOptions {
   /** How long stop() lets the chunk under way finish before it lets go and gives the chunk back (STOP_GRACE_MS, 5 s). */
   stopGraceMs?: number
   pollMs: number
+  /**
+   * How often, at most, a chunk's recipients handled so far are counted while it is worked on (PROGRESS_MS, 250 ms):
+   * progress moves on as its recipients are handled, not a chunk at a time, for one store call per this much time.
+   */
+  progressMs?: number
   now?: () => number
-  /** Told how many recipients a chunk handled (progress metrics). */
+  /** Told how many recipients this runner counted (progress metrics). */
   onProcessed?: (n: number) => void
   log?: { warn: (obj: object, msg: string) => void }
   /**
@@ -57,14 +63,10 @@ export interface CampaignRunnerOptions {
 /** An accept takes milliseconds: a few seconds covers a slow store, and a runner that died holds its recipient no longer. */
 const CAMPAIGN_CLAIM_SECONDS = 5
 
-/** What a chunk's recipients add up to: counters, failed recipients, notifications final at acceptance. */
-interface Tally {
-  add: (key: string) => void
-  fail: (reason: string) => void
-  final: (final: CampaignFinal) => void
-}
+/** How often, at most, the recipients of a chunk handled so far are counted while the chunk is worked on. */
+const PROGRESS_MS = 250
 
-/** A chunk a stopping runner let go of before it was done: left uncounted, given back (or left to its lease to run out). */
+/** A chunk a stopping runner let go of before it was done: left unfinished, given back (or left to its lease to run out). */
 class ChunkLetGo extends Error {
   constructor (cause: unknown, readonly givenBack: boolean) {
     super('the runner let go of the chunk before every recipient was handled', { cause })
@@ -81,13 +83,14 @@ export function recipientKey (campaignId: string, index: number): string {
  * cache first, on a miss a token of the shared upstream budget and then an upstream lookup, then the
  * notification accepted into the bulk lanes. A chunk is held under a lease: one whose runner died is taken
  * again by another, and each recipient's notification is accepted under a key made of the campaign and the
- * recipient's place in it, so a recipient handled twice still has one notification. Only the runner holding
- * the chunk's lease at the end counts it. Completes a campaign once every chunk is counted.
+ * recipient's place in it, so a recipient handled twice still has one notification. Its recipients are counted as
+ * they are handled (a few times a second, see ChunkTally), each once, only by the runner holding the chunk's lease;
+ * the last count ends the lease. Completes a campaign once every chunk is finished.
  * stop() lets the chunk under way finish for up to stopGraceMs (5 s: within the API's 10 s of shutdown grace), so it
  * is counted by this runner. Past that, the runner starts no more of its recipients, those under way stop waiting
- * (for the upstream budget, a failing store, a claim held elsewhere), and the chunk is given back uncounted (its
+ * (for the upstream budget, a failing store, a claim held elsewhere), and the chunk is given back unfinished (its
  * lease ended): another runner takes it at once and works it through whole, its recipients already accepted answered
- * by their keys (the notification made here, not a second one) and counted there, once.
+ * by their keys (the notification made here, not a second one); those counted here already are not counted again.
  */
 export class CampaignRunner extends StoppablePollingLoop {
   private readonly limit: ReturnType<typeof pLimit>
@@ -123,7 +126,7 @@ export class CampaignRunner extends StoppablePollingLoop {
           // Stopping, and let go of the chunk (see work), or could not count it within the grace (the store failing:
           // its lease runs out). Its recipients already accepted are answered by their keys to the runner that takes it.
           this.options.log?.warn({ err, campaign: id, start: chunk.lease.start, count: chunk.lease.count, givenBack: err instanceof ChunkLetGo && err.givenBack },
-            'campaign runner: stopped before the chunk in hand could be counted; it is left for another runner')
+            'campaign runner: stopped before the chunk in hand could be finished; it is left for another runner')
           break
         }
       }
@@ -133,40 +136,35 @@ export class CampaignRunner extends StoppablePollingLoop {
   }
 
   /**
-   * Processes a claimed chunk under its lease and counts it, if this runner still holds the lease. A chunk let go of
-   * (the runner stopping) is given back uncounted, and this throws a ChunkLetGo.
+   * Processes a claimed chunk under its lease, counting its recipients as they are handled, and finishes it with the
+   * last count, if this runner still holds the lease. A chunk let go of (the runner stopping) is given back unfinished
+   * (its recipients counted so far stay counted, once), and this throws a ChunkLetGo.
    */
   private async work (doc: CampaignDoc, chunk: ClaimedChunk, leaseMs: number): Promise<void> {
     const { store } = this.options
     const id = doc.id
-    const counts: Record<string, number> = {}
-    const add = (key: string) => { counts[key] = (counts[key] ?? 0) + 1 }
-    const failures: CampaignFailure[] = []
-    const finals: CampaignFinal[] = []
     const { start } = chunk.lease
     const renew: RenewLease = (l, until) => store.renewCampaignChunk(id, l, until)
-    // A recipient throws only when the runner lets go (see processOrFail); nothing of this chunk is counted then.
+    const tally = new ChunkTally({
+      count: (handled, lease, finish) => store.countCampaignRecipients(id, lease, handled, { at: this.now(), finish }),
+      everyMs: this.options.progressMs ?? PROGRESS_MS,
+      now: this.now,
+      onCounted: n => this.options.onProcessed?.(n),
+    })
+    // A recipient throws only when the runner lets go (see processOrFail).
     const outcome = await workChunk(chunk.items, { lease: chunk.lease, leaseMs, renew, limit: this.limit, lettingGo: () => this.lettingGo, now: this.now },
-      async (payload, i) => {
-        const recipient = JSON.parse(payload) as Recipient
-        const fail = (reason: string) => {
-          add('recipients_failed')
-          failures.push({ index: start + i, to: recipient.to, reason })
-        }
-        await this.processOrFail(doc, start + i, recipient, { add, fail, final: f => finals.push(f) })
+      async (payload, i, lease) => {
+        tally.add(await this.processOrFail(doc, start + i, JSON.parse(payload) as Recipient), lease())
       })
     // Not stopping, a recipient threw on a fault: given back all the same, for the next turn.
-    if (!outcome.done) throw this.running ? outcome.reason : new ChunkLetGo(outcome.reason, outcome.givenBack)
-    const { lease } = outcome
-    failures.sort((a, b) => a.index - b.index)
+    if (!outcome.done) {
+      await tally.settled()
+      throw this.running ? outcome.reason : new ChunkLetGo(outcome.reason, outcome.givenBack)
+    }
     const n = chunk.items.length
-    counts.processed = n
-    counts[`minute:${Math.floor(this.now() / 60_000)}`] = n
-    // Until these counts land the chunk stays leased, and the campaign cannot complete. The failures are kept and
-    // the notifications final at acceptance counted in the same step, only if this runner still holds the lease: a
-    // runner that lost it may have failed recipients the new holder will not.
-    if (await this.retrying(() => store.finishCampaignChunk(id, lease, counts, failures.slice(0, CAMPAIGN_FAILURES_KEPT), finals))) {
-      this.options.onProcessed?.(n)
+    // Until the last count lands the chunk stays leased, and the campaign cannot complete. Only while this runner still
+    // holds the lease: one that lost it leaves the recipients it did not count to the runner that took the chunk.
+    if (await this.retrying(() => tally.finish(outcome.lease))) {
       // Counted: no runner takes this chunk again, so its recipients' idempotency records have all but done their
       // job (a stalled runner that lost the lease may still be at it). Left to the full TTL, every recipient of the
       // day's campaigns would keep one for a day.
@@ -176,35 +174,35 @@ export class CampaignRunner extends StoppablePollingLoop {
           .catch((err: unknown) => this.options.log?.warn({ err, campaign: id, start }, 'campaign runner: the chunk\'s idempotency records keep their full time'))
       }
     } else {
-      this.options.log?.warn({ campaign: id, start, count: n }, 'campaign runner: the chunk\'s lease ran out and another runner took it; that runner counts it')
+      this.options.log?.warn({ campaign: id, start, count: n }, 'campaign runner: the chunk\'s lease ran out and another runner took it; that runner counts the rest of it')
     }
   }
 
   /**
    * A recipient that still fails after a few tries is counted as failed: the campaign goes on. A store that does
    * not answer (Redis restarting) is waited for, up to STORE_PATIENCE_MS: a short outage must not drop recipients.
-   * A runner letting go (its stop grace over) tries no more: the failure ends the chunk uncounted (see work).
+   * A runner letting go (its stop grace over) tries no more: the failure ends the chunk unfinished (see work).
    */
-  private async processOrFail (doc: CampaignDoc, index: number, recipient: Recipient, tally: Tally): Promise<void> {
-    const { fail } = tally
+  private async processOrFail (doc: CampaignDoc, index: number, recipient: Recipient): Promise<HandledRecipient> {
     const giveUpAt = this.now() + STORE_PATIENCE_MS
     // Looked up once: a recipient tried again is routed on the same answer, and its lookup is counted once.
-    let looked: { result: ReachabilityResult | null } | undefined
+    let looked: { result: ReachabilityResult | null, source: 'cache' | 'upstream' } | undefined
     const lookup = async (): Promise<ReachabilityResult | null> => {
-      looked ??= { result: await this.lookup(recipient.to, doc.routing.max_age, tally.add) }
+      looked ??= await this.lookup(recipient.to, doc.routing.max_age)
       return looked.result
     }
+    const fail = (reason: string): HandledRecipient => ({ index, ...(looked ? { lookup: looked.source } : {}), failure: { index, to: recipient.to, reason } })
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.process(doc, index, recipient, lookup, tally)
-        return
+        const outcome = await this.process(doc, index, recipient, lookup)
+        if ('failed' in outcome) return fail(outcome.failed)
+        return { index, ...(looked ? { lookup: looked.source } : {}), notification: outcome.notification }
       } catch (err) {
         if (this.lettingGo) throw err
         const storeAway = err instanceof StoreUnavailableError && this.now() < giveUpAt
         if (!storeAway && attempt >= 3) {
           this.options.log?.warn({ err, campaign: doc.id }, 'campaign runner: a recipient failed')
-          fail(`not accepted after ${attempt} tries: ${(err as Error).message}`)
-          return
+          return fail(`not accepted after ${attempt} tries: ${(err as Error).message}`)
         }
         await sleep(Math.min(1000, 50 * 2 ** attempt), undefined, { signal: this.stopping.signal })
       }
@@ -223,16 +221,12 @@ export class CampaignRunner extends StoppablePollingLoop {
     }
   }
 
-  private async process (doc: CampaignDoc, index: number, recipient: Recipient, lookup: () => Promise<ReachabilityResult | null>, { add, fail, final }: Tally): Promise<void> {
+  /** The recipient's notification, or why it gets none (a fault throws). */
+  private async process (doc: CampaignDoc, index: number, recipient: Recipient, lookup: () => Promise<ReachabilityResult | null>):
+    Promise<{ notification: RecipientNotification } | { failed: string }> {
     const filled = fillMessage(doc.message, recipient.vars)
-    if ('missing' in filled) {
-      fail(`the message's {{${filled.missing}}} has no value in this recipient's vars`)
-      return
-    }
-    if ('tooLong' in filled) {
-      fail(filled.tooLong)
-      return
-    }
+    if ('missing' in filled) return { failed: `the message's {{${filled.missing}}} has no value in this recipient's vars` }
+    if ('tooLong' in filled) return { failed: filled.tooLong }
     const reachability = await lookup()
     try {
       const { answer } = await this.accept(doc, index, {
@@ -241,12 +235,11 @@ export class CampaignRunner extends StoppablePollingLoop {
         routing: doc.routing,
         ...(recipient.push_token !== undefined ? { push_token: recipient.push_token } : {}),
       }, reachability)
-      add(`channel:${answer.channel}`)
-      if (isFinal(answer.status)) final({ notificationId: answer.id, status: answer.status })
+      return { notification: { id: answer.id, channel: answer.channel, ...(isFinal(answer.status) ? { final: answer.status } : {}) } }
     } catch (err) {
       // No channel can carry this recipient's message (e.g. push only, and no push token): it fails, the campaign goes on.
       if (!(err instanceof AppError) || err.status !== 422) throw err
-      fail(err.message)
+      return { failed: err.message }
     }
   }
 
@@ -272,17 +265,15 @@ export class CampaignRunner extends StoppablePollingLoop {
     }
   }
 
-  /** The cache first; on a miss, a token of the shared budget, then the upstream (null: it gave no answer). */
-  private async lookup (phone: string, maxAgeSeconds: number | undefined, add: (key: string) => void): Promise<ReachabilityResult | null> {
+  /** The cache first; on a miss, a token of the shared budget, then the upstream (null: it gave no answer), and where it came from. */
+  private async lookup (phone: string, maxAgeSeconds: number | undefined): Promise<{ result: ReachabilityResult | null, source: 'cache' | 'upstream' }> {
     const { reachability, limiter } = this.options
     try {
       const result = await reachability.lookup(phone, { maxAgeSeconds, purpose: 'campaign', beforeUpstream: () => limiter.acquire(this.stopping.signal) })
-      add(result.source === 'cache' ? 'lookups:cache' : 'lookups:upstream')
-      return result
+      return { result, source: result.source === 'cache' ? 'cache' : 'upstream' }
     } catch (err) {
       if (!(err instanceof UpstreamUnavailableError)) throw err
-      add('lookups:upstream')
-      return null
+      return { result: null, source: 'upstream' }
     }
   }
 }

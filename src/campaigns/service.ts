@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { ConflictError, NotFoundError, UnprocessableError } from '../domain/errors.js'
+import { ConflictError, NoRecipientTakenError, NotFoundError, UnprocessableError } from '../domain/errors.js'
 import { type Page, type Position, pageAcrossShards } from '../domain/paging.js'
 import { idempotencyRef } from '../notifications/ids.js'
 import { FINAL_STATUSES, type NotificationMessage, type NotificationStatus, type Routing } from '../notifications/types.js'
@@ -91,6 +91,9 @@ export class CampaignService {
    * twice is taken once; refused lines are counted and the first MAX_REJECTED_KEPT kept with their reason.
    * With an Idempotency-Key the same key and request hash answer the first answer again. The hash is of the
    * whole request, known once its recipients are read to their end (`requestHash` reads what is left of them).
+   * A campaign none of whose recipients can be taken is refused (NoRecipientTakenError): recipients given whole (an
+   * array) before anything is stored or claimed; streamed ones once read, the campaign then abandoned as any upload
+   * that fails.
    */
   async create (owner: string, header: CampaignHeader, recipients: AsyncIterable<RecipientLine> | Iterable<RecipientLine>,
     idempotency?: { key: string, requestHash: () => Promise<string> }): Promise<{ answer: CreateAnswer, replayed: boolean }> {
@@ -98,6 +101,7 @@ export class CampaignService {
     if (usableChannels({ to: '', message: header.message, routing: header.routing, push_token: 'given by a recipient' }).size === 0) {
       throw new UnprocessableError('no channel can carry this campaign\'s message: give SMS text, or push content (each recipient gives its push_token), on a channel that routing.channels allows')
     }
+    if (Array.isArray(recipients)) refuseIfNoneValid(recipients as RecipientLine[])
     const { store } = this.options
     let idem: (IdempotencyRef & { token: string, requestHash: () => Promise<string> }) | undefined
     if (idempotency) {
@@ -196,6 +200,8 @@ export class CampaignService {
       if (chunk.length >= chunkSize) await flush()
     }
     await flush()
+    // Every line refused: a campaign of nobody, refused as a JSON body's is (and, read in already, abandoned).
+    if (accepted === 0 && refused > 0) throw new NoRecipientTakenError(rejected.sort((a, b) => a.line - b.line), refused)
     const at = new Date(this.now()).toISOString()
     await store.setCampaignActive(doc.id, true)
     const { status } = await store.setCampaignStatus(doc.id, 'running', ['accepted'], at)
@@ -249,7 +255,7 @@ export class CampaignService {
 
   /**
    * Counts a campaign notification's final status (from the delivery worker or the fallback scheduler): once per
-   * notification, in its latest final status (see countAndSettle). Resolves whether the counters moved.
+   * notification, in its latest final status (see countAndSettle). Resolves whether the status it is counted in changed.
    */
   async countFinal (campaignId: string, notificationId: string, status: NotificationStatus): Promise<boolean> {
     return countAndSettle(this.options.store, { campaignId, notificationId, status })
@@ -284,6 +290,13 @@ export class CampaignService {
   }
 }
 
+/** Recipients given whole: none valid is refused before anything is stored (the first MAX_REJECTED_KEPT named). */
+function refuseIfNoneValid (recipients: RecipientLine[]): void {
+  if (recipients.length === 0 || recipients.some(r => 'recipient' in r)) return
+  const rejected = recipients.slice(0, MAX_REJECTED_KEPT).map(r => ({ line: r.line, reason: 'reason' in r ? r.reason : '' }))
+  throw new NoRecipientTakenError(rejected, recipients.length)
+}
+
 /**
  * Whether the campaign is none of its caller's business: its request failed while it was read in (see abandon),
  * or it is still `accepted`, never started. Its caller has no id before the 202, which comes once it runs; one
@@ -293,11 +306,22 @@ function abandoned (r: CampaignRecord): boolean {
   return r.status === 'accepted' || (r.counters[ABANDONED] ?? 0) > 0
 }
 
-/** Recipients processed over the last minute: this minute's count and the part of the last minute's still inside the window. */
-function ratePerMinute (counters: Record<string, number>, now: number): number {
+/** A run's first minute is shown as a rate once it is this long: a rate of a few milliseconds would be noise. */
+const MIN_RUN_MS = 1000
+
+/**
+ * Recipients processed a minute. Over the last minute: this minute's count and the part of the last minute's still
+ * inside the window. But in a run's first minute (the campaign started or resumed less than a minute ago) those
+ * minutes hold less than a minute of the run, and a few seconds' count read as a minute's made the estimate many
+ * times too long: the rate is then the run's own, the recipients processed since it began over the time it has run.
+ */
+function ratePerMinute (r: CampaignRecord, now: number): number {
+  const c = r.counters
+  const ranMs = r.run && r.status === 'running' ? now - Date.parse(r.run.since) : Infinity
+  if (ranMs < 60_000) return Math.round(Math.max(0, (c.processed ?? 0) - r.run!.processed) * 60_000 / Math.max(ranMs, MIN_RUN_MS))
   const minute = Math.floor(now / 60_000)
   const into = (now % 60_000) / 60_000
-  return Math.round((counters[`minute:${minute}`] ?? 0) + (counters[`minute:${minute - 1}`] ?? 0) * (1 - into))
+  return Math.round((c[`minute:${minute}`] ?? 0) + (c[`minute:${minute - 1}`] ?? 0) * (1 - into))
 }
 
 function view (r: CampaignRecord, now: number): CampaignView {
@@ -307,7 +331,7 @@ function view (r: CampaignRecord, now: number): CampaignView {
   const created = byChannel.push + byChannel.sms + byChannel.fallback_queue + byChannel.none
   const byStatus: Record<string, number> = Object.fromEntries(COUNTED_FINALS.map(s => [s, n(`status:${s}`)]))
   byStatus.in_progress = Math.max(0, created - Object.values(byStatus).reduce((a, b) => a + b, 0))
-  const rate = ratePerMinute(c, now)
+  const rate = ratePerMinute(r, now)
   const left = Math.max(0, n('recipients_accepted') - n('processed'))
   const running = r.status === 'running' || r.status === 'accepted'
   return {

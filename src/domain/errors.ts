@@ -101,6 +101,18 @@ export class UnprocessableError extends AppError {
   readonly title = 'Request cannot be processed'
 }
 
+/**
+ * A campaign none of whose recipients can be taken (each refused: not valid): it would send nothing. Names how many
+ * were refused and the first of them with their line (or position) and reason, as the 202 of a campaign taken does.
+ */
+export class NoRecipientTakenError extends UnprocessableError {
+  constructor (rejected: { line: number, reason: string }[], refused: number) {
+    const first = rejected.slice(0, 3).map(r => `line ${r.line}: ${r.reason}`).join('; ')
+    super(`no recipient can be taken: all ${refused} were refused (${first}${refused > 3 ? '; …' : ''}); \`rejected\` lists the first ${rejected.length}`)
+    this.extras = { recipients_rejected: refused, rejected }
+  }
+}
+
 export class UnsupportedMediaTypeError extends AppError {
   readonly status = 415
   readonly slug = 'unsupported-media-type'

@@ -6,14 +6,14 @@ export type RenewLease = (lease: ChunkLease, until: number) => Promise<boolean>
 
 /**
  * Runs the work of a leased chunk and keeps the lease while it runs, renewed every third of the lease time:
- * a runner that is only slow keeps its chunk, one that died loses it to the next runner. Resolves the work's
- * result and the lease as last renewed (what finishing the chunk must show).
+ * a runner that is only slow keeps its chunk, one that died loses it to the next runner. The work is given the lease
+ * as last renewed, and so is the result (what finishing the chunk must show).
  */
 export async function underLease<T> (
   lease: ChunkLease,
   leaseMs: number,
   renew: RenewLease,
-  work: () => Promise<T>,
+  work: (held: () => ChunkLease) => Promise<T>,
   now: () => number = Date.now,
 ): Promise<{ result: T, lease: ChunkLease }> {
   let held = lease
@@ -29,7 +29,7 @@ export async function underLease<T> (
   }, Math.max(10, Math.floor(leaseMs / 3)))
   let result: T
   try {
-    result = await work()
+    result = await work(() => held)
   } finally {
     clearInterval(timer)
     // Whether the work ended or threw, no renewal is left running after this returns (a renewal never rejects).
@@ -67,17 +67,18 @@ export type ChunkOutcome<R> =
  * Works through a leased chunk's items under its lease (underLease), `limit` at a time, for a runner that may be
  * told to stop. The chunk is done only if every item was: once the runner lets go (`lettingGo`), or once an item
  * throws (an item throws only when it lets go, or on a fault), no further item starts; the chunk then ends, once
- * nothing of it is running, given back uncounted (giveBack) for the next runner to work through again whole.
+ * nothing of it is running, given back uncounted (giveBack) for the next runner to work through again whole. Each item
+ * is given the lease as last renewed.
  */
-export async function workChunk<I, R> (items: I[], work: ChunkWork, each: (item: I, i: number) => Promise<R>): Promise<ChunkOutcome<R>> {
+export async function workChunk<I, R> (items: I[], work: ChunkWork, each: (item: I, i: number, lease: () => ChunkLease) => Promise<R>): Promise<ChunkOutcome<R>> {
   const now = work.now ?? Date.now
   let letGo: { reason: unknown } | undefined
   const { result, lease } = await underLease(work.lease, work.leaseMs, work.renew,
-    () => Promise.all(items.map((item, i) => work.limit(async () => {
+    held => Promise.all(items.map((item, i) => work.limit(async () => {
       if (!letGo && work.lettingGo()) letGo = { reason: new Error('the runner stopped before every item of the chunk was started') }
       if (letGo) return undefined
       try {
-        return await each(item, i)
+        return await each(item, i, held)
       } catch (err) {
         letGo ??= { reason: err }
         return undefined

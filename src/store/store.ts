@@ -1,7 +1,7 @@
 import type { Position } from '../domain/paging.js'
 import type { Reachability } from '../domain/reachability.js'
 import { hasLoneSurrogate, wellFormed } from '../domain/unicode.js'
-import { isFinal, NOTIFICATION_STATUSES, type Notification, type NotificationEvent, type NotificationMessage, type NotificationStatus, type Routing } from '../notifications/types.js'
+import { isFinal, NOTIFICATION_STATUSES, type Notification, type NotificationEvent, type NotificationMessage, type NotificationStatus, type RoutedChannel, type Routing } from '../notifications/types.js'
 
 // The port every piece of state goes through. Two adapters: redis/ (production) and memory/ (embedded default).
 // Everything a notification owns lives in its shard: one shard's keys share a Redis Cluster hash tag.
@@ -262,15 +262,18 @@ export interface CampaignDoc {
 
 /**
  * A campaign and its counters: recipients_total, recipients_accepted, recipients_rejected, processed,
- * recipients_failed, `channel:<channel>`, `status:<final status>` (each notification once, in its latest final
- * status: see countCampaignFinal), `lookups:cache`, `lookups:upstream` (one per recipient processed),
- * `minute:<epoch minute>` (recipients processed in that minute).
+ * recipients_failed, `channel:<channel>` (each notification made, once, as its recipient is counted: see
+ * countCampaignRecipients), `status:<final status>` (each notification once, in its latest final status, and only once
+ * it is counted as made: see countCampaignFinal), `lookups:cache`, `lookups:upstream` (one per recipient processed),
+ * `minute:<epoch minute>` (recipients processed in that minute). `run` is when it last started running (created, or
+ * resumed) and how many recipients were processed by then.
  */
 export interface CampaignRecord {
   doc: CampaignDoc
   status: CampaignStatus
   counters: Record<string, number>
   completed_at: string | null
+  run: { since: string, processed: number } | null
 }
 
 /** Why one recipient of a campaign failed; `index` is its place among the accepted recipients (0 = the first). */
@@ -280,11 +283,18 @@ export interface CampaignFailure {
   reason: string
 }
 
-/** A campaign notification in the final status it is to be counted in (see countCampaignFinal). */
-export interface CampaignFinal {
-  notificationId: string
-  status: NotificationStatus
+/** The notification made for a campaign's recipient: the channel it was routed to, and its status if final at acceptance. */
+export interface RecipientNotification {
+  id: string
+  channel: RoutedChannel
+  final?: NotificationStatus
 }
+
+/**
+ * A recipient a campaign runner handled (see countCampaignRecipients): its place, where the reachability it was routed
+ * on came from (none: it failed before its lookup), and the notification made for it or why it failed.
+ */
+export type HandledRecipient = { index: number, lookup?: 'cache' | 'upstream' } & ({ notification: RecipientNotification } | { failure: CampaignFailure })
 
 /** A campaign in the listing: its id and when it was created (epoch ms). */
 export interface ListedCampaign {
@@ -415,20 +425,27 @@ export interface Store {
   /** Extends a lease still held; resolves false when it was lost. */
   renewCampaignChunk (id: string, lease: ChunkLease, until: number): Promise<boolean>
   /**
-   * Ends a chunk still held, adding its counts, keeping its failed recipients and counting the notifications that
-   * were final when accepted (as countCampaignFinal) in the same step; resolves false (nothing counted or kept) when
-   * the lease was lost. Failures are kept once per index, the lowest CAMPAIGN_FAILURES_KEPT indexes of the campaign
-   * whatever order its chunks finish in; they expire with it. `counts` holds no `status:` counter: finals go by `finals`.
+   * Counts recipients of a chunk this runner holds (its lease as given), each recipient once whoever tells it and
+   * however often (one counted already, by this holder or by one before it, is passed over): `processed`,
+   * `minute:<minute of at>`, its lookup, and either its notification (`channel:<channel>`, the notification counted as
+   * made: a final status told before then is counted now, see countCampaignFinal; and its status if final at
+   * acceptance) or its failure (`recipients_failed`, and kept: the lowest CAMPAIGN_FAILURES_KEPT indexes of the
+   * campaign whatever order they come in, expiring with it). With `finish`, the lease ends in the same step. Resolves
+   * how many recipients were counted now, or null (nothing counted) when the lease is not held as given: lost, or
+   * renewed since.
    */
-  finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>, failures?: CampaignFailure[], finals?: CampaignFinal[]): Promise<boolean>
+  countCampaignRecipients (id: string, lease: ChunkLease, handled: HandledRecipient[], options: { at: number, finish?: boolean }): Promise<number | null>
   /** Adds to the campaign's counters (not its `status:` counters: see countCampaignFinal). */
   countCampaign (id: string, counts: Record<string, number>): Promise<void>
   /**
    * Counts a campaign notification once, in its latest final status, whatever order and however often it is told:
    * the first status counted adds to `status:<status>`; a notification counted as `sent` moves to a later final
    * (`delivered` or `failed` from a delivery receipt); anything else (the same status again, `sent` after a later
-   * final, a second later final) changes nothing. Resolves whether the counters moved. The status each notification
-   * is counted in is kept beside the campaign and expires with it; a campaign gone counts nothing.
+   * final, a second later final) changes nothing. A notification not yet counted as made (its recipient not yet
+   * counted: see countCampaignRecipients) keeps the status told, by the same rules, and adds it to `status:` when it is
+   * counted as made: no status count ever holds a notification that `channel:` counts do not. Resolves whether the
+   * status it is counted in changed. The status each notification is counted in is kept beside the campaign and
+   * expires with it; a campaign gone counts nothing.
    */
   countCampaignFinal (id: string, notificationId: string, status: NotificationStatus): Promise<boolean>
   /**
@@ -451,7 +468,10 @@ export interface Store {
   settlePendingCampaignCount (shard: number, count: PendingCampaignCount): Promise<void>
   /** The failed recipients kept, by index. */
   campaignFailures (id: string): Promise<CampaignFailure[]>
-  /** Moves the campaign to `to` if its status is one of `from`; resolves whether it did and the status it now has (null: no such campaign). */
+  /**
+   * Moves the campaign to `to` if its status is one of `from`; resolves whether it did and the status it now has (null:
+   * no such campaign). Moved to `running`, its `run` starts at `at`.
+   */
   setCampaignStatus (id: string, to: CampaignStatus, from: readonly CampaignStatus[], at: string): Promise<{ changed: boolean, status: CampaignStatus | null }>
   /** Completes a running campaign once every chunk is finished and every accepted recipient processed; resolves whether it is completed. */
   completeCampaign (id: string, at: string): Promise<boolean>

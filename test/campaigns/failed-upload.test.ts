@@ -54,10 +54,11 @@ for (const store of STORES) {
       t.match(res.json(), { type: /\/validation-error$/, detail: /^no recipients/, errors: [{ path: 'body.line.2' }] }, what!)
     }
     t.same(await s.listed(), [], 'not listed')
-    // A recipient line that is refused is still a recipient given: the campaign is taken, as a JSON body's would be.
+    // A recipient line that is refused is a recipient given, but none taken: a 422 (test/campaigns/no-valid-recipient.test.ts).
     const refused = await s.post(ndjson(header, { to: 'not a number' }), NDJSON)
-    t.equal(refused.statusCode, 202, refused.body)
-    t.match(refused.json(), { recipients_accepted: 0, recipients_rejected: 1 })
+    t.equal(refused.statusCode, 422, refused.body)
+    t.match(refused.json(), { type: /\/unprocessable$/, recipients_rejected: 1 })
+    t.same(await s.listed(), [], 'not listed either')
   })
 
   t.test(`texts that are not well-formed: a campaign's refused, a recipient's refused with its line; NDJSON bytes that are not UTF-8 are a 400 (${store} store)`, { skip: skipStore(store) }, async t => {

@@ -13,6 +13,7 @@ import { DeliveryWorker } from '../../src/queue/delivery-worker.js'
 import { UpstreamRateLimiter } from '../../src/reachability/rate-limit.js'
 import { ReachabilityService } from '../../src/reachability/service.js'
 import type { Store, Transition } from '../../src/store/store.js'
+import { countMade } from '../helpers/campaign.js'
 import { redisAvailable } from '../helpers/redis.js'
 import { openMemoryStore, openRedisStore } from '../helpers/store.js'
 import { ScriptedUpstream } from '../helpers/upstream.js'
@@ -94,6 +95,7 @@ async function sentCampaignSms (t: Test, store: Store, name: string) {
   const { answer } = await campaigns.create('svc', { name, message: { sms: { text: 'hi' } }, routing }, [{ line: 2, recipient: { to: number(0) } }])
   const { answer: sms } = await notifications.accept('svc', { to: number(0), message: { sms: { text: 'hi' } }, routing },
     undefined, { campaignId: answer.id, bulk: true })
+  await countMade(store, answer.id, [sms.id])
   const shard = shardOfId(sms.id, SHARDS)!
   t.ok(await store.transition({ notificationId: sms.id, shard, patch: { status: 'sent' }, events: [], campaignId: answer.id }))
   t.ok(await campaigns.countFinal(answer.id, sms.id, 'sent'))
@@ -259,6 +261,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       const routing = { prefer: 'sms' as const, channels: ['sms' as const], on_unreachable: 'sms' as const, on_unknown: 'sms' as const, ttl_seconds: 3600 }
       const { answer } = await campaigns.create('svc', { name: 'died', message: { sms: { text: 'hi' } }, routing }, [{ line: 2, recipient: { to: number(60) } }])
       const { answer: sms } = await notifications.accept('svc', { to: number(60), message: { sms: { text: 'hi' } }, routing }, undefined, { campaignId: answer.id, bulk: true })
+      await countMade(store, answer.id, [sms.id])
       const shard = shardOfId(sms.id, SHARDS)!
       // The worker's final transition, and then nothing: its process died before it counted.
       t.ok(await store.transition({ notificationId: sms.id, shard, patch: { status: 'failed', reason: 'refused' }, events: [], dead: true, campaignId: answer.id }))
@@ -312,6 +315,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       const routing = { prefer: 'sms' as const, channels: ['sms' as const], on_unreachable: 'sms' as const, on_unknown: 'sms' as const, ttl_seconds: 3600 }
       const { answer } = await campaigns.create('svc', { name: 'lost answer', message: { sms: { text: 'hi' } }, routing }, [{ line: 2, recipient: { to: number(0) } }])
       const { answer: sms } = await notifications.accept('svc', { to: number(0), message: { sms: { text: 'hi' } }, routing }, undefined, { campaignId: answer.id, bulk: true })
+      await countMade(store, answer.id, [sms.id])
       const shard = shardOfId(sms.id, SHARDS)!
       t.ok(await store.transition({ notificationId: sms.id, shard, patch: { status: 'sent' }, events: [], campaignId: answer.id }))
       armed = true

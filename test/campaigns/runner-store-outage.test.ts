@@ -56,7 +56,7 @@ t.test('a store outage of a second while a campaign runs: every recipient still 
     await runner.stop()
   })
   runner.start()
-  await waitFor(async () => ((await base.getCampaign(answer.id))?.counters['channel:sms'] ?? 0) > 0 ? true : undefined, 5000, 'the first notifications')
+  await waitFor(async () => ((await base.getCampaign(answer.id))?.counters['channel:sms'] ?? 0) >= 30 ? true : undefined, 5000, 'the first chunk counted')
   state.down = true
   await sleep(1000)
   state.down = false
@@ -86,7 +86,7 @@ t.test('a runner stopped during a store outage stops once its grace is over; the
     await Promise.all([a.stop(), b.stop()])
   })
   a.start()
-  await waitFor(async () => ((await base.getCampaign(answer.id))?.counters['channel:sms'] ?? 0) > 0 ? true : undefined, 5000, 'the first notifications')
+  await waitFor(async () => ((await base.getCampaign(answer.id))?.counters['channel:sms'] ?? 0) >= 30 ? true : undefined, 5000, 'the first chunk counted')
   state.down = true
   await sleep(200)
 
@@ -99,10 +99,11 @@ t.test('a runner stopped during a store outage stops once its grace is over; the
   const callsAtStop = callsMade()
   await sleep(300)
   t.equal(callsMade(), callsAtStop, 'nothing goes on after stop(): no store call since')
-  t.ok(warnings.includes('campaign runner: stopped before the chunk in hand could be counted; it is left for another runner'), 'the chunk left for another runner is logged')
+  t.ok(warnings.includes('campaign runner: stopped before the chunk in hand could be finished; it is left for another runner'), 'the chunk left for another runner is logged')
   const left = await base.getCampaign(answer.id)
   t.equal(left?.status, 'running', 'the campaign is not completed')
-  t.equal(left?.counters.processed, 30, 'the first chunk is counted, the chunk in hand is not')
+  const processed = left?.counters.processed ?? 0
+  t.ok(processed >= 30 && processed < 60, `the first chunk is counted, of the chunk in hand only what was counted before the store went down (${processed} processed)`)
 
   state.down = false
   b.start()

@@ -5,6 +5,7 @@ import { newNotificationId } from '../../src/notifications/ids.js'
 import type { Notification } from '../../src/notifications/types.js'
 import { QueueOps } from '../../src/queue/ops.js'
 import type { Store } from '../../src/store/store.js'
+import { countMade } from '../helpers/campaign.js'
 import { redisAvailable } from '../helpers/redis.js'
 import { openMemoryStore, openRedisStore, type OpenedStore } from '../helpers/store.js'
 import { waitFor } from '../helpers/wait.js'
@@ -18,6 +19,7 @@ const haveRedis = await redisAvailable()
 async function expiredCampaignNotification (store: Store): Promise<{ campaignId: string, id: string }> {
   const campaignId = `cmp_${Math.random().toString(36).slice(2)}`
   await store.createCampaign({ id: campaignId, owner: 'svc', name: 'c', message: { sms: { text: 'hi' } }, routing: { prefer: 'sms', channels: ['sms'], on_unreachable: 'queue', on_unknown: 'sms', ttl_seconds: 60 }, created_at: new Date().toISOString() }, 3600)
+  await store.appendCampaignRecipients(campaignId, [{ to: '+990123433', payload: '{"to":"+990123433"}' }])
   await store.setCampaignStatus(campaignId, 'running', ['accepted'], new Date().toISOString())
   const at = new Date().toISOString()
   const n: Notification = {
@@ -26,6 +28,7 @@ async function expiredCampaignNotification (store: Store): Promise<{ campaignId:
     reachability: null, attempts: 0, created_at: at, updated_at: at, expires_at: new Date(Date.now() + 60_000).toISOString(), campaign_id: campaignId,
   }
   await store.acceptNotification({ notification: n, events: [], next: { kind: 'none' }, retentionSeconds: 3600 })
+  await countMade(store, campaignId, [n.id])
   await store.transition({ notificationId: n.id, shard: 1, patch: { status: 'expired', reason: 'the device did not come back within the ttl of 60 s' }, events: [], onlyFrom: ['queued'], dead: true })
   await store.countCampaignFinal(campaignId, n.id, 'expired')
   return { campaignId, id: n.id }

@@ -733,41 +733,72 @@ async function suite (t: Test, store: Store) {
     return id
   }
   const failed = (index: number, reason = 'no channel') => ({ index, to: `+9901005${String(index).padStart(5, '0')}`, reason })
+  /** Recipient `index` handled: failed for `reason`. */
+  const failure = (index: number, reason?: string) => ({ index, failure: failed(index, reason) })
+  /** Recipient `index` handled: notification `id` made, routed to SMS on a cached lookup (final at acceptance when given). */
+  const made = (index: number, id: string, final?: Notification['status']) =>
+    ({ index, lookup: 'cache' as const, notification: { id, channel: 'sms' as const, ...(final ? { final } : {}) } })
+  const finish = (id: string, lease: { start: number, count: number, until: number }, handled: Parameters<Store['countCampaignRecipients']>[2] = []) =>
+    store.countCampaignRecipients(id, lease, handled, { at: Date.now(), finish: true })
 
-  t.test('campaign: failed recipients are kept as their chunk is counted, the lowest 100 indexes whatever order chunks finish in', async t => {
+  t.test('campaign: failed recipients are kept as they are counted, the lowest 100 indexes whatever order they come in', async t => {
     const id = await runningCampaign(250)
     const now = Date.now()
     const first = (await store.claimCampaignRecipients(id, 120, now, now + 60_000))!
     const second = (await store.claimCampaignRecipients(id, 130, now, now + 60_000))!
     t.same([first.lease.start, second.lease.start], [0, 120])
     // The second chunk finishes first, every recipient failed: 130 failures, more than are kept.
-    t.ok(await store.finishCampaignChunk(id, second.lease, { processed: 130, recipients_failed: 130 }, Array.from({ length: 130 }, (_, i) => failed(120 + i))))
+    t.equal(await finish(id, second.lease, Array.from({ length: 130 }, (_, i) => failure(120 + i))), 130)
     let kept = await store.campaignFailures(id)
     t.same(kept.map(f => f.index), Array.from({ length: CAMPAIGN_FAILURES_KEPT }, (_, i) => 120 + i), 'the lowest 100 of those')
     t.same(kept[0], failed(120), 'with its number and reason')
     // Then the first chunk, with 60 failures before them: they take the place of the highest.
-    const early = Array.from({ length: 60 }, (_, i) => failed(2 * i, 'missing name'))
-    t.ok(await store.finishCampaignChunk(id, first.lease, { processed: 120, recipients_failed: 60 }, early))
+    const early = Array.from({ length: 60 }, (_, i) => failure(2 * i, 'missing name'))
+    const notified = Array.from({ length: 60 }, (_, i) => made(2 * i + 1, `ntf_00_first_${i}`))
+    t.equal(await finish(id, first.lease, [...early, ...notified]), 120)
     kept = await store.campaignFailures(id)
     t.same(kept.map(f => f.index), [...early.map(f => f.index), ...Array.from({ length: 40 }, (_, i) => 120 + i)], 'the lowest 100 indexes, by index')
     t.same(kept[0], failed(0, 'missing name'))
-    t.match((await store.getCampaign(id))?.counters, { processed: 250, recipients_failed: 190 })
+    t.match((await store.getCampaign(id))?.counters, { processed: 250, recipients_failed: 190, 'channel:sms': 60, 'lookups:cache': 60 })
   })
 
-  t.test('campaign: a runner that lost its chunk\'s lease keeps none of its failures', async t => {
+  t.test('campaign: a runner that lost its chunk\'s lease counts nothing and keeps none of its failures', async t => {
     const id = await runningCampaign(3)
     const now = Date.now()
     const lost = (await store.claimCampaignRecipients(id, 3, now, now + 1000))!
     // Its lease ran out; another runner takes the chunk again and every recipient goes through.
     const again = (await store.claimCampaignRecipients(id, 3, now + 2000, now + 62_000))!
     t.same(again.lease.start, 0)
-    t.notOk(await store.finishCampaignChunk(id, lost.lease, { processed: 3, recipients_failed: 2 }, [failed(0, 'timed out'), failed(2, 'timed out')]))
+    t.equal(await store.countCampaignRecipients(id, lost.lease, [failure(0, 'timed out')], { at: now }), null, 'not while it works on the chunk')
+    t.equal(await finish(id, lost.lease, [failure(0, 'timed out'), made(1, 'ntf_00_b'), failure(2, 'timed out')]), null, 'nor as it finishes')
     t.same(await store.campaignFailures(id), [], 'recipients that only failed for the runner that lost the lease are not named')
-    t.ok(await store.finishCampaignChunk(id, again.lease, { processed: 3, 'channel:sms': 3 }, []))
+    t.notOk((await store.getCampaign(id))?.counters.processed)
+    t.equal(await finish(id, again.lease, [made(0, 'ntf_00_a'), made(1, 'ntf_00_b'), made(2, 'ntf_00_c')]), 3)
     t.same(await store.campaignFailures(id), [])
     t.match((await store.getCampaign(id))?.counters, { processed: 3, 'channel:sms': 3 })
     t.notOk((await store.getCampaign(id))?.counters.recipients_failed)
     t.same(await store.campaignFailures('cmp_none'), [], 'no campaign: none kept')
+  })
+
+  t.test('campaign: recipients are counted as they are handled, each once, by whichever holder of the chunk tells it first', async t => {
+    const id = await runningCampaign(4)
+    const now = Date.now()
+    const minute = `minute:${Math.floor(now / 60_000)}`
+    const a = (await store.claimCampaignRecipients(id, 4, now, now + 1000))!
+    t.equal(await store.countCampaignRecipients(id, a.lease, [made(0, 'ntf_00_0'), failure(1)], { at: now }), 2, 'two counted while the chunk is worked on')
+    t.equal(await store.countCampaignRecipients(id, a.lease, [made(0, 'ntf_00_0'), made(2, 'ntf_00_2')], { at: now }), 1, 'told again (an answer lost): counted once')
+    t.match((await store.getCampaign(id))?.counters, { processed: 3, 'channel:sms': 2, 'lookups:cache': 2, recipients_failed: 1, [minute]: 3 })
+    t.equal(await store.completeCampaign(id, 'x'), false, 'the chunk is still held')
+    // A's lease ran out: B takes the chunk and works it through whole; what A counted is not counted again.
+    const b = (await store.claimCampaignRecipients(id, 4, now + 2000, now + 62_000))!
+    t.same(b.lease.start, 0)
+    t.equal(await store.countCampaignRecipients(id, a.lease, [made(3, 'ntf_00_3')], { at: now }), null, 'A counts no more')
+    t.equal(await finish(id, b.lease, [made(0, 'ntf_00_0'), made(1, 'ntf_00_1'), made(2, 'ntf_00_2'), made(3, 'ntf_00_3')]), 1, 'only the recipient nobody counted')
+    t.match((await store.getCampaign(id))?.counters, { processed: 4, 'channel:sms': 3, 'lookups:cache': 3, recipients_failed: 1, [minute]: 4 })
+    t.same((await store.campaignFailures(id)).map(f => f.index), [1], 'the failure A counted stands')
+    t.equal(await finish(id, b.lease, []), null, 'the lease ended with the last count')
+    t.ok(await store.completeCampaign(id, 'x'))
+    if (store instanceof RedisStore) t.equal(await store.redis.exists(store.keys.campaignHandled(id)), 0, 'the recipients counted are forgotten once it completes')
   })
 
   t.test('campaign: status changes check the current status; completion waits for every recipient', async t => {
@@ -785,7 +816,7 @@ async function suite (t: Test, store: Store) {
     const chunk = await store.claimCampaignRecipients(id, 10, now, now + 60_000)
     t.same(chunk?.items, ['a'])
     t.notOk(await store.completeCampaign(id, 'x'), 'claimed but not processed')
-    t.ok(await store.finishCampaignChunk(id, chunk!.lease, { processed: 1, 'channel:sms': 1 }))
+    t.equal(await finish(id, chunk!.lease, [made(0, 'ntf_00_only')]), 1)
     t.ok(await store.completeCampaign(id, '2026-11-25T10:05:00.000Z'))
     const got = await store.getCampaign(id)
     t.match(got, { status: 'completed', completed_at: '2026-11-25T10:05:00.000Z', counters: { processed: 1, 'channel:sms': 1, recipients_accepted: 1 } })
@@ -819,12 +850,14 @@ async function suite (t: Test, store: Store) {
     t.same(c, { lease: { start: 0, count: 3, until: now + 62_000 }, items: ['a', 'b', 'c'] })
     t.equal(await store.claimCampaignRecipients(id, 10, now + 2000, now + 62_000), null)
     t.notOk(await store.renewCampaignChunk(id, a!.lease, now + 9000), 'A can no longer renew')
-    t.notOk(await store.finishCampaignChunk(id, a!.lease, { processed: 3 }), 'A, back to life, counts nothing')
-    t.notOk(await store.finishCampaignChunk(id, b!.lease, { processed: 2 }), 'a lease shown as it was before its renewal counts nothing')
-    t.ok(await store.finishCampaignChunk(id, renewedB, { processed: 2, 'channel:sms': 2 }))
-    t.notOk(await store.finishCampaignChunk(id, renewedB, { processed: 2 }), 'a chunk is counted once')
+    const chunkA = [made(0, 'ntf_00_a'), made(1, 'ntf_00_b'), made(2, 'ntf_00_c')]
+    const chunkB = [made(3, 'ntf_00_d'), made(4, 'ntf_00_e')]
+    t.equal(await finish(id, a!.lease, chunkA), null, 'A, back to life, counts nothing')
+    t.equal(await finish(id, b!.lease, chunkB), null, 'a lease shown as it was before its renewal counts nothing')
+    t.equal(await finish(id, renewedB, chunkB), 2)
+    t.equal(await finish(id, renewedB, chunkB), null, 'a chunk is finished once')
     t.notOk(await store.completeCampaign(id, 'x'), 'C still holds a chunk')
-    t.ok(await store.finishCampaignChunk(id, c!.lease, { processed: 3, 'channel:sms': 3 }))
+    t.equal(await finish(id, c!.lease, chunkA), 3)
     t.ok(await store.completeCampaign(id, 'x'))
     t.match((await store.getCampaign(id))?.counters, { processed: 5, 'channel:sms': 5 })
   })
@@ -838,8 +871,8 @@ async function suite (t: Test, store: Store) {
     t.notOk(await giveBack(stopped.lease, renewCampaign, () => now + 20), 'a lease given back is no longer the giver\'s: it gives nothing back twice')
     const again = await store.claimCampaignRecipients(id, 3, now + 10, now + 60_010)
     t.same(again, { lease: { start: 0, count: 3, until: now + 60_010 }, items: ['p0', 'p1', 'p2'] }, 'the next claim, in the same millisecond, takes it (its lease a minute from then), not the next chunk')
-    t.notOk(await store.finishCampaignChunk(id, stopped.lease, { processed: 3 }), 'the runner that gave it back counts nothing')
-    t.ok(await store.finishCampaignChunk(id, again!.lease, { processed: 3 }))
+    t.equal(await finish(id, stopped.lease, [made(0, 'ntf_00_0')]), null, 'the runner that gave it back counts nothing')
+    t.equal(await finish(id, again!.lease, [made(0, 'ntf_00_0'), made(1, 'ntf_00_1'), made(2, 'ntf_00_2')]), 3)
     t.same((await store.claimCampaignRecipients(id, 3, now + 10, now + 60_010))?.items, ['p3', 'p4', 'p5'])
 
     const scan = `rfr_contract_${Math.random().toString(36).slice(2)}`
@@ -851,10 +884,12 @@ async function suite (t: Test, store: Store) {
   })
 
   t.test('campaign finals: each notification counted once, in its latest status, whatever the order and however often told', async t => {
-    const id = await runningCampaign(1)
+    const id = await runningCampaign(4)
     const [sentThenDelivered, receiptFirst, dropped, sentThenFailed] = [0, 1, 2, 3].map(i => newNotificationId(i % SHARDS))
     const count = (n: string, status: Notification['status']) => store.countCampaignFinal(id, n, status)
     const statuses = async () => Object.fromEntries(Object.entries((await store.getCampaign(id))!.counters).filter(([k]) => k.startsWith('status:')))
+    const { lease } = (await store.claimCampaignRecipients(id, 4, Date.now(), Date.now() + 60_000))!
+    t.equal(await finish(id, lease, [sentThenDelivered!, receiptFirst!, dropped!, sentThenFailed!].map((n, i) => made(i, n))), 4, 'the four notifications counted as made')
 
     t.ok(await count(sentThenDelivered!, 'sent'))
     t.notOk(await count(sentThenDelivered!, 'sent'), 'told again (a retry after a timeout whose count did run): not counted twice')
@@ -886,6 +921,8 @@ async function suite (t: Test, store: Store) {
     const id = await runningCampaign(1)
     const n = newNotificationId(0)
     const statuses = async () => Object.fromEntries(Object.entries((await store.getCampaign(id))!.counters).filter(([k]) => k.startsWith('status:')))
+    const { lease } = (await store.claimCampaignRecipients(id, 1, Date.now(), Date.now() + 60_000))!
+    t.equal(await finish(id, lease, [made(0, n)]), 1)
     t.notOk(await store.reopenCampaignFinal(id, n, 'expired'), 'never counted: nothing to reopen')
     t.ok(await store.countCampaignFinal(id, n, 'expired'))
     t.ok(await store.reopenCampaignFinal(id, n, 'expired'))
@@ -898,24 +935,48 @@ async function suite (t: Test, store: Store) {
     t.notOk(await store.reopenCampaignFinal('cmp_none', n, 'expired'), 'no campaign')
   })
 
-  t.test('campaign finals at acceptance are counted with their chunk, by the lease holder only, once with later counts', async t => {
+  t.test('campaign finals at acceptance are counted with their recipient, by the lease holder only, once with later counts', async t => {
     const id = await runningCampaign(3)
     const now = Date.now()
     const [dropped, failedAtOnce, sent] = [0, 1, 2].map(i => newNotificationId(i % SHARDS))
     const lost = (await store.claimCampaignRecipients(id, 3, now, now + 1000))!
     const again = (await store.claimCampaignRecipients(id, 3, now + 2000, now + 62_000))!
-    const finals = [{ notificationId: dropped!, status: 'dropped' as const }, { notificationId: failedAtOnce!, status: 'failed' as const }]
-    t.notOk(await store.finishCampaignChunk(id, lost.lease, { processed: 3 }, [], finals), 'the runner that lost the lease counts nothing')
+    const handled = [made(0, dropped!, 'dropped'), made(1, failedAtOnce!, 'failed'), made(2, sent!)]
+    t.equal(await finish(id, lost.lease, handled), null, 'the runner that lost the lease counts nothing')
     t.notOk((await store.getCampaign(id))!.counters['status:dropped'])
-    // The worker counted a notification of the chunk before the chunk was counted.
+    t.equal(await finish(id, again.lease, handled), 3)
+    t.notOk(await store.countCampaignFinal(id, dropped!, 'dropped'), 'counted with its recipient already')
     t.ok(await store.countCampaignFinal(id, sent!, 'sent'))
-    t.ok(await store.finishCampaignChunk(id, again.lease, { processed: 3, 'channel:none': 2, 'channel:sms': 1 }, [], [...finals, { notificationId: sent!, status: 'sent' }]))
-    t.notOk(await store.countCampaignFinal(id, dropped!, 'dropped'), 'counted with the chunk already')
     t.match((await store.getCampaign(id))!.counters, { processed: 3, 'status:dropped': 1, 'status:failed': 1, 'status:sent': 1 })
     // Completed, the campaign still takes its notifications' receipts.
     t.ok(await store.completeCampaign(id, 'x'))
     t.ok(await store.countCampaignFinal(id, sent!, 'delivered'))
     t.match((await store.getCampaign(id))!.counters, { 'status:sent': 0, 'status:delivered': 1 })
+  })
+
+  t.test('campaign finals told before their notification is counted as made wait for it: no status count holds a notification not counted as made', async t => {
+    const id = await runningCampaign(3)
+    const now = Date.now()
+    const [early, receiptEarly, reopened] = [0, 1, 2].map(i => newNotificationId(i % SHARDS))
+    const counters = async () => (await store.getCampaign(id))!.counters
+    const statuses = async () => Object.fromEntries(Object.entries(await counters()).filter(([k, n]) => k.startsWith('status:') && n !== 0))
+    // The delivery worker ends notifications of a chunk whose recipients are not counted yet.
+    t.ok(await store.countCampaignFinal(id, early!, 'sent'), 'taken')
+    t.notOk(await store.countCampaignFinal(id, early!, 'sent'), 'told again: nothing moves')
+    t.ok(await store.countCampaignFinal(id, receiptEarly!, 'sent'))
+    t.ok(await store.countCampaignFinal(id, receiptEarly!, 'delivered'), 'its receipt too, before its recipient is counted')
+    t.notOk(await store.countCampaignFinal(id, receiptEarly!, 'sent'), 'a late sent after it changes nothing')
+    t.ok(await store.countCampaignFinal(id, reopened!, 'expired'))
+    t.ok(await store.reopenCampaignFinal(id, reopened!, 'expired'), 'a dead letter retried before its recipient was counted: forgotten')
+    t.same(await statuses(), {}, 'no status counted: no notification is counted as made yet')
+    const { lease } = (await store.claimCampaignRecipients(id, 3, now, now + 60_000))!
+    t.equal(await store.countCampaignRecipients(id, lease, [made(0, early!), made(1, receiptEarly!)], { at: now }), 2)
+    t.same(await statuses(), { 'status:sent': 1, 'status:delivered': 1 }, 'counted as made: in the status told, the latest one')
+    t.match(await counters(), { 'channel:sms': 2 })
+    t.equal(await finish(id, lease, [made(2, reopened!)]), 1)
+    t.same(await statuses(), { 'status:sent': 1, 'status:delivered': 1 }, 'the reopened one is in progress')
+    t.ok(await store.countCampaignFinal(id, early!, 'delivered'), 'a receipt once made moves it as ever')
+    t.same(await statuses(), { 'status:delivered': 2 })
   })
 
   t.test('fleet-scan numbers: leased batches, a lapsed one taken again, counted once, then complete', async t => {

@@ -87,7 +87,7 @@ const createCampaign: FastifyPluginAsyncZod = async (app) => {
         'notification in the background, in chunks, on lanes served after single notifications; a number listed twice is notified ' +
         'once. Placeholders {{name}} in the texts are filled from each recipient\'s vars (a missing one fails that recipient). ' +
         'Refused recipients are counted, and the first 100 given back with their line and reason. A campaign that is not valid ' +
-        '(in NDJSON: its first line) is a 400 and nothing is created.',
+        '(in NDJSON: its first line) is a 400 and nothing is created; one whose every recipient is refused is a 422.',
       security,
       headers: IdempotencyHeaders,
       body: CampaignBody,
@@ -97,7 +97,9 @@ const createCampaign: FastifyPluginAsyncZod = async (app) => {
         415: problemResponse('The Content-Type is neither application/json nor application/x-ndjson'),
         409: problemResponse('A request with the same Idempotency-Key is still in flight; retry after Retry-After seconds'),
         422: problemResponse('No allowed channel can carry the message (SMS text, or push content, on a channel routing.channels allows), ' +
-          'or the Idempotency-Key was used before with another request; nothing is created'),
+          'no recipient is valid (`recipients_rejected` counts them, `rejected` gives the first 100 with their line and reason), ' +
+          'or the Idempotency-Key was used before with another request; nothing is created (NDJSON whose every recipient line is ' +
+          'refused: the campaign read in is cancelled, never run, and not shown)'),
       },
     },
   }, async (request, reply) => {

@@ -7,7 +7,7 @@ import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
   type StoredNotification, type Transition, recordKeptUntil, transitionKeptUntil, wellFormedPatch,
-  CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign, type PendingCampaignCount, notedCampaignCount, droppedCampaignCounts, newerNews, statusInstant,
+  CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type HandledRecipient, type ListedCampaign, type PendingCampaignCount, notedCampaignCount, droppedCampaignCounts, newerNews, statusInstant,
 } from '../store.js'
 
 interface Expiring<T> {
@@ -76,27 +76,52 @@ interface CampaignEntry {
   recipients: string[]
   numbers: Set<string>
   failures: Map<number, CampaignFailure>
-  /** The final status each notification is counted in (see countCampaignFinal); goes with the campaign. */
-  counted: Map<string, NotificationStatus>
+  /**
+   * What each notification is counted as (see countCampaignFinal): made or not yet, and the final status told (counted
+   * in it once made); goes with the campaign.
+   */
+  counted: Map<string, { made: boolean, status: NotificationStatus | null }>
+  /** The recipients counted, by index (see countCampaignRecipients). */
+  handled: Set<number>
+  run: { since: string, processed: number } | null
   /** Work in leased chunks, as in Redis. */
   chunks: Chunks
   completedAt: string | null
   expiresAt: number
 }
 
-/** As COUNT_FINAL in Redis: once per notification, in its latest final status (`sent` moves on, nothing else does). */
 /** One key per campaign, notification and status (the fields in a fixed order). */
 function pendingKey (count: PendingCampaignCount): string {
   return JSON.stringify({ campaignId: count.campaignId, notificationId: count.notificationId, status: count.status })
 }
 
+function bump (c: CampaignEntry, field: string, by = 1): void {
+  c.counters.set(field, (c.counters.get(field) ?? 0) + by)
+}
+
+/**
+ * As COUNT_FINAL's countFinal in Redis: once per notification, in its latest final status (`sent` moves on, nothing
+ * else does), and in the `status:` counts only once it is counted as made.
+ */
 function countFinal (c: CampaignEntry, notificationId: string, status: NotificationStatus): boolean {
   const was = c.counted.get(notificationId)
-  if (was !== undefined && (was !== 'sent' || status === 'sent')) return false
-  c.counted.set(notificationId, status)
-  if (was !== undefined) c.counters.set(`status:${was}`, (c.counters.get(`status:${was}`) ?? 0) - 1)
-  c.counters.set(`status:${status}`, (c.counters.get(`status:${status}`) ?? 0) + 1)
+  const prior = was?.status ?? null
+  if (prior !== null && (prior !== 'sent' || status === 'sent')) return false
+  const made = was?.made ?? false
+  c.counted.set(notificationId, { made, status })
+  if (made) {
+    if (prior !== null) bump(c, `status:${prior}`, -1)
+    bump(c, `status:${status}`)
+  }
   return true
+}
+
+/** As COUNT_FINAL's countMade in Redis: the notification is counted as made, and in the final status told before, if any. */
+function countMade (c: CampaignEntry, notificationId: string): void {
+  const was = c.counted.get(notificationId)
+  if (was?.made) return
+  c.counted.set(notificationId, { made: true, status: was?.status ?? null })
+  if (was?.status) bump(c, `status:${was.status}`)
 }
 
 /** A list worked through in leased chunks: the next index, and the chunks held ("<start>:<count>" → lease until). */
@@ -554,7 +579,8 @@ export class MemoryStore implements Store {
     const now = this.now()
     this.sweepCampaignsAndScans()
     this.campaigns.set(doc.id, {
-      doc: structuredClone(doc), status: 'accepted', counters: new Map(), recipients: [], numbers: new Set(), failures: new Map(), counted: new Map(), chunks: { next: 0, leases: new Map() },
+      doc: structuredClone(doc), status: 'accepted', counters: new Map(), recipients: [], numbers: new Set(), failures: new Map(), counted: new Map(), handled: new Set(), run: null,
+      chunks: { next: 0, leases: new Map() },
       completedAt: null, expiresAt: now + retentionSeconds * 1000,
     })
   }
@@ -583,17 +609,32 @@ export class MemoryStore implements Store {
     return true
   }
 
-  async finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>, failures: CampaignFailure[] = [], finals: CampaignFinal[] = []): Promise<boolean> {
+  async countCampaignRecipients (id: string, lease: ChunkLease, handled: HandledRecipient[], { at, finish = false }: { at: number, finish?: boolean }): Promise<number | null> {
     const c = this.campaign(id)
-    if (!c || !holds(c.chunks, lease)) return false
-    c.chunks.leases.delete(`${lease.start}:${lease.count}`)
-    await this.countCampaign(id, counts)
-    for (const f of finals) countFinal(c, f.notificationId, f.status)
-    for (const f of failures) if (!c.failures.has(f.index)) c.failures.set(f.index, { ...f })
+    if (!c || !holds(c.chunks, lease)) return null
+    if (finish) c.chunks.leases.delete(`${lease.start}:${lease.count}`)
+    let n = 0
+    for (const h of handled) {
+      if (c.handled.has(h.index)) continue
+      c.handled.add(h.index)
+      n++
+      if (h.lookup) bump(c, `lookups:${h.lookup}`)
+      if ('notification' in h) {
+        bump(c, `channel:${h.notification.channel}`)
+        countMade(c, h.notification.id)
+        if (h.notification.final) countFinal(c, h.notification.id, h.notification.final)
+      } else {
+        bump(c, 'recipients_failed')
+        if (!c.failures.has(h.index)) c.failures.set(h.index, { ...h.failure })
+      }
+    }
+    if (n === 0) return 0
+    bump(c, 'processed', n)
+    bump(c, `minute:${Math.floor(at / 60_000)}`, n)
     if (c.failures.size > CAMPAIGN_FAILURES_KEPT) {
       for (const index of [...c.failures.keys()].sort((a, b) => a - b).slice(CAMPAIGN_FAILURES_KEPT)) c.failures.delete(index)
     }
-    return true
+    return n
   }
 
   async countCampaign (id: string, counts: Record<string, number>): Promise<void> {
@@ -610,9 +651,13 @@ export class MemoryStore implements Store {
   async reopenCampaignFinal (id: string, notificationId: string, status: NotificationStatus): Promise<boolean> {
     const c = this.campaign(id)
     const was = c?.counted.get(notificationId)
-    if (!c || was !== status) return false
-    c.counted.delete(notificationId)
-    c.counters.set(`status:${was}`, (c.counters.get(`status:${was}`) ?? 0) - 1)
+    if (!c || was?.status !== status) return false
+    if (was.made) {
+      c.counted.set(notificationId, { made: true, status: null })
+      bump(c, `status:${status}`, -1)
+    } else {
+      c.counted.delete(notificationId)
+    }
     return true
   }
 
@@ -621,11 +666,12 @@ export class MemoryStore implements Store {
     return c ? [...c.failures.values()].map(f => ({ ...f })).sort((a, b) => a.index - b.index) : []
   }
 
-  async setCampaignStatus (id: string, to: CampaignStatus, from: readonly CampaignStatus[]): Promise<{ changed: boolean, status: CampaignStatus | null }> {
+  async setCampaignStatus (id: string, to: CampaignStatus, from: readonly CampaignStatus[], at: string): Promise<{ changed: boolean, status: CampaignStatus | null }> {
     const c = this.campaign(id)
     if (!c) return { changed: false, status: null }
     if (!from.includes(c.status)) return { changed: false, status: c.status }
     c.status = to
+    if (to === 'running') c.run = { since: at, processed: c.counters.get('processed') ?? 0 }
     return { changed: true, status: to }
   }
 
@@ -640,13 +686,14 @@ export class MemoryStore implements Store {
     // As in Redis: the recipients go, the record and counts stay for the retention.
     c.recipients = []
     c.numbers.clear()
+    c.handled.clear()
     return true
   }
 
   async getCampaign (id: string): Promise<CampaignRecord | null> {
     const c = this.campaign(id)
     if (!c) return null
-    return { doc: structuredClone(c.doc), status: c.status, counters: Object.fromEntries(c.counters), completed_at: c.completedAt }
+    return { doc: structuredClone(c.doc), status: c.status, counters: Object.fromEntries(c.counters), completed_at: c.completedAt, run: c.run && { ...c.run } }
   }
 
   async listCampaigns (after: Position | undefined, limit: number): Promise<ListedCampaign[]> {

@@ -91,11 +91,18 @@ export class RedisKeys {
   }
 
   /**
-   * The final status each of the campaign's notifications is counted in, a hash by notification id: a count told
-   * twice, or late, moves nothing. Expires with the campaign (receipts keep coming after it completes).
+   * What each of the campaign's notifications is counted as, a hash by notification id: `+` made and in progress, a
+   * final status (made, counted in it), or `?` and a final status (told before it was counted as made: not counted in
+   * it yet). A count told twice, or late, moves nothing. Expires with the campaign (receipts keep coming after it
+   * completes).
    */
   campaignCounted (id: string): string {
     return `${this.prefix}{c:${id}}:counted`
+  }
+
+  /** The recipients counted (see Store.countCampaignRecipients), a bitmap by index: each is counted once. */
+  campaignHandled (id: string): string {
+    return `${this.prefix}{c:${id}}:handled`
   }
 
   /** The chunks of recipients runners hold, by when their lease runs out. */

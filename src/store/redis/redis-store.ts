@@ -9,13 +9,13 @@ import type { NotificationEvent, NotificationStatus } from '../../notifications/
 import {
   type AcceptCommand, type CachedReachability, type IdempotencyClaim, type IdempotencyRef, type JobTarget,
   type ChunkLease, type ClaimedChunk, type CampaignDoc, type CampaignRecord, type CampaignStatus, type DeadLetter, type FallbackLease, type NumberReport, type RefreshJob, type ReportEntry, type FallbackState, type Lane, LANES, type OutboxJob, type Store,
-  type StoredNotification, type Transition, CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type CampaignFinal, type ListedCampaign, type PendingCampaignCount, notedCampaignCount, droppedCampaignCounts, statusInstant, recordKeptUntil, transitionKeptUntil, wellFormedPatch,
+  type StoredNotification, type Transition, CAMPAIGN_FAILURES_KEPT, type CampaignFailure, type HandledRecipient, type ListedCampaign, type PendingCampaignCount, notedCampaignCount, droppedCampaignCounts, statusInstant, recordKeptUntil, transitionKeptUntil, wellFormedPatch,
 } from '../store.js'
 import { acceptDocument, decodePendingCount, encodeEvents, encodePendingCount, fieldsToNotification, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
 import {
   ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COUNT_CAMPAIGN_FINAL, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER, READ_OUTBOX,
-  FINISH_CAMPAIGN_CHUNK, RELEASE, REOPEN_CAMPAIGN_FINAL, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, PUT_REACHABILITY, RECORD_REPORT, SETTLE_ACCEPT, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION, WAKE_FALLBACK,
+  COUNT_CAMPAIGN_RECIPIENTS, RELEASE, REOPEN_CAMPAIGN_FINAL, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, PUT_REACHABILITY, RECORD_REPORT, SETTLE_ACCEPT, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION, WAKE_FALLBACK,
   CLAIM_SUBSCRIPTION, DROP_SUBSCRIPTIONS, PARK_SUBSCRIPTION_EVENT, RELEASE_SUBSCRIPTION_CLAIM, SET_SUBSCRIPTION, TAKE_SUBSCRIPTION_EVENTS,
 } from './lua/scripts.js'
 
@@ -41,15 +41,15 @@ declare module 'ioredis' {
     rrTakeToken (bucket: string, rate: number, burst: number): Result<number, Context>
     rrCompleteRefresh (job: string, list: string, leases: string, at: string): Result<number, Context>
     rrAppendRecipients (campaign: string, list: string, numbers: string, ...pairs: string[]): Result<number[], Context>
-    rrFinishCampaignChunk (campaign: string, leases: string, failures: string, counted: string, chunk: string, until: number, kept: number,
-      countPairs: number, failurePairs: number, ...pairs: (string | number)[]): Result<number, Context>
+    rrCountCampaignRecipients (campaign: string, leases: string, failures: string, counted: string, handled: string, chunk: string, until: number,
+      finish: number, kept: number, minute: number, ...recipients: (string | number)[]): Result<number, Context>
     rrCountCampaignFinal (campaign: string, counted: string, notificationId: string, status: string): Result<number, Context>
     rrReopenCampaignFinal (campaign: string, counted: string, notificationId: string, status: string): Result<number, Context>
     rrClaimChunk (hash: string, list: string, leases: string, now: number, until: number, count: number): Result<(number | string)[], Context>
     rrRenewChunk (leases: string, chunk: string, until: number, newUntil: number): Result<number, Context>
     rrFinishChunk (hash: string, leases: string, chunk: string, until: number, ...counts: (string | number)[]): Result<number, Context>
     rrSetCampaignStatus (campaign: string, to: string, at: string, ...from: string[]): Result<[number, string], Context>
-    rrCompleteCampaign (campaign: string, list: string, leases: string, numbers: string, at: string): Result<number, Context>
+    rrCompleteCampaign (campaign: string, list: string, leases: string, numbers: string, handled: string, at: string): Result<number, Context>
     rrFinishIdempotency (key: string, token: string, hash: string, response: string, ttl: number): Result<number, Context>
     rrClaimSubscription (subs: string, type: string, until: number, token: string): Result<number, Context>
     rrReleaseSubscriptionClaim (subs: string, type: string, token: string): Result<number, Context>
@@ -230,14 +230,14 @@ export class RedisStore implements Store {
     redis.defineCommand('rrCompleteRefresh', { numberOfKeys: 3, lua: COMPLETE_REFRESH })
     redis.defineCommand('rrClaim', { numberOfKeys: 1, lua: CLAIM })
     redis.defineCommand('rrAppendRecipients', { numberOfKeys: 3, lua: APPEND_RECIPIENTS })
-    redis.defineCommand('rrFinishCampaignChunk', { numberOfKeys: 4, lua: FINISH_CAMPAIGN_CHUNK })
+    redis.defineCommand('rrCountCampaignRecipients', { numberOfKeys: 5, lua: COUNT_CAMPAIGN_RECIPIENTS })
     redis.defineCommand('rrCountCampaignFinal', { numberOfKeys: 2, lua: COUNT_CAMPAIGN_FINAL })
     redis.defineCommand('rrReopenCampaignFinal', { numberOfKeys: 2, lua: REOPEN_CAMPAIGN_FINAL })
     redis.defineCommand('rrClaimChunk', { numberOfKeys: 3, lua: CLAIM_CHUNK })
     redis.defineCommand('rrRenewChunk', { numberOfKeys: 1, lua: RENEW_CHUNK })
     redis.defineCommand('rrFinishChunk', { numberOfKeys: 2, lua: FINISH_CHUNK })
     redis.defineCommand('rrSetCampaignStatus', { numberOfKeys: 1, lua: SET_CAMPAIGN_STATUS })
-    redis.defineCommand('rrCompleteCampaign', { numberOfKeys: 4, lua: COMPLETE_CAMPAIGN })
+    redis.defineCommand('rrCompleteCampaign', { numberOfKeys: 5, lua: COMPLETE_CAMPAIGN })
     redis.defineCommand('rrFinishIdempotency', { numberOfKeys: 1, lua: FINISH_IDEMPOTENCY })
     redis.defineCommand('rrClaimSubscription', { numberOfKeys: 1, lua: CLAIM_SUBSCRIPTION })
     redis.defineCommand('rrReleaseSubscriptionClaim', { numberOfKeys: 1, lua: RELEASE_SUBSCRIPTION_CLAIM })
@@ -661,11 +661,13 @@ export class RedisStore implements Store {
     return (await this.guard(this.redis.rrRenewChunk(this.keys.campaignLeases(id), chunkMember(lease), lease.until, until))) === 1
   }
 
-  async finishCampaignChunk (id: string, lease: ChunkLease, counts: Record<string, number>, failures: CampaignFailure[] = [], finals: CampaignFinal[] = []): Promise<boolean> {
-    const pairs = Object.entries(counts).filter(([, n]) => n !== 0)
-    return (await this.guard(this.redis.rrFinishCampaignChunk(this.keys.campaign(id), this.keys.campaignLeases(id), this.keys.campaignFailures(id),
-      this.keys.campaignCounted(id), chunkMember(lease), lease.until, CAMPAIGN_FAILURES_KEPT, pairs.length, failures.length, ...pairs.flat(),
-      ...failures.flatMap(f => [f.index, JSON.stringify(f)]), ...finals.flatMap(f => [f.notificationId, f.status])))) === 1
+  async countCampaignRecipients (id: string, lease: ChunkLease, handled: HandledRecipient[], { at, finish = false }: { at: number, finish?: boolean }): Promise<number | null> {
+    const args = handled.flatMap(h => 'notification' in h
+      ? [h.index, h.lookup ?? '', h.notification.id, h.notification.channel, h.notification.final ?? '', '']
+      : [h.index, h.lookup ?? '', '', '', '', JSON.stringify(h.failure)])
+    const counted = await this.guard(this.redis.rrCountCampaignRecipients(this.keys.campaign(id), this.keys.campaignLeases(id), this.keys.campaignFailures(id),
+      this.keys.campaignCounted(id), this.keys.campaignHandled(id), chunkMember(lease), lease.until, finish ? 1 : 0, CAMPAIGN_FAILURES_KEPT, Math.floor(at / 60_000), ...args))
+    return counted < 0 ? null : counted
   }
 
   private async claimChunk (hash: string, list: string, leases: string, count: number, now: number, leaseUntil: number): Promise<ClaimedChunk | null> {
@@ -703,7 +705,8 @@ export class RedisStore implements Store {
   }
 
   async completeCampaign (id: string, at: string): Promise<boolean> {
-    return (await this.guard(this.redis.rrCompleteCampaign(this.keys.campaign(id), this.keys.campaignRecipients(id), this.keys.campaignLeases(id), this.keys.campaignNumbers(id), at))) === 1
+    return (await this.guard(this.redis.rrCompleteCampaign(this.keys.campaign(id), this.keys.campaignRecipients(id), this.keys.campaignLeases(id), this.keys.campaignNumbers(id),
+      this.keys.campaignHandled(id), at))) === 1
   }
 
   async getCampaign (id: string): Promise<CampaignRecord | null> {
@@ -711,9 +714,12 @@ export class RedisStore implements Store {
     if (!h.doc) return null
     const counters: Record<string, number> = {}
     for (const [field, value] of Object.entries(h)) {
-      if (!['doc', 'status', 'next', 'updated_at', 'completed_at'].includes(field)) counters[field] = Number(value)
+      if (!['doc', 'status', 'next', 'updated_at', 'completed_at', 'run_since', 'run_processed'].includes(field)) counters[field] = Number(value)
     }
-    return { doc: JSON.parse(h.doc) as CampaignDoc, status: h.status as CampaignStatus, counters, completed_at: h.completed_at ?? null }
+    return {
+      doc: JSON.parse(h.doc) as CampaignDoc, status: h.status as CampaignStatus, counters, completed_at: h.completed_at ?? null,
+      run: h.run_since !== undefined ? { since: h.run_since, processed: Number(h.run_processed ?? 0) } : null,
+    }
   }
 
   async listCampaigns (after: Position | undefined, limit: number): Promise<ListedCampaign[]> {

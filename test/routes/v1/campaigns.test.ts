@@ -174,8 +174,14 @@ for (const store of ['memory', 'redis'] as const) {
       const paused = await s.post(`/v1/campaigns/${id}/pause`)
       t.equal(paused.statusCode, 200)
       t.equal(paused.json().status, 'paused')
-      await sleep(300)
-      const before = (await s.campaign(id)).recipients.processed
+      // Pause is seen between chunks (of 200): the chunk in hand, its recipients counted as they are handled (a few
+      // times a second), is finished first.
+      const chunkDone = async () => {
+        const { processed } = (await s.campaign(id)).recipients
+        await sleep(400)
+        return processed % 200 === 0 && (await s.campaign(id)).recipients.processed === processed ? processed : undefined
+      }
+      const before = await waitFor(chunkDone, 5000, 'the chunk in hand finished')
       await sleep(500)
       const after = await s.campaign(id)
       t.equal(after.recipients.processed, before, 'nothing is processed while paused')
@@ -187,8 +193,7 @@ for (const store of ['memory', 'redis'] as const) {
       await waitFor(async () => (await s.campaign(id)).recipients.processed > before ? true : undefined, 5000, 'progress after resume')
       const cancelled = await s.post(`/v1/campaigns/${id}/cancel`)
       t.equal(cancelled.json().status, 'cancelled')
-      await sleep(300)
-      const stopped = (await s.campaign(id)).recipients.processed
+      const stopped = await waitFor(chunkDone, 5000, 'the chunk in hand finished')
       await sleep(500)
       t.equal((await s.campaign(id)).recipients.processed, stopped, 'no more recipients after cancel')
       t.ok(stopped < 3000)

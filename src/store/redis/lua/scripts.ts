@@ -408,21 +408,44 @@ return added
 `
 
 /**
- * `countFinal(nid, status)`: counts a campaign notification once, in its latest final status, the status it is
- * counted in kept in a hash by notification id. The first status adds to `status:<status>`; `sent` moves to a later
- * final (a delivery receipt); anything else (a repeat, `sent` after a later final) changes nothing. Answers 1 when
- * the counters moved, else 0. Expects `campaign` (the campaign hash), `counted` (the hash) and `pttl` (the
- * campaign's; the hash expires with it).
+ * `countFinal(nid, status)` and `countMade(nid)`: each campaign notification counted once, in its latest final status,
+ * and only once it is counted as made. The `counted` hash holds, by notification id, `+` (made, in progress), the
+ * final status it is counted in, or `?` and the final status told before it was counted as made (not yet in any
+ * `status:` count). A status told adds to `status:<status>` (or is kept with `?`); `sent` moves to a later final (a
+ * delivery receipt); anything else (a repeat, `sent` after a later final) changes nothing. countFinal answers 1 when
+ * the status the notification is counted in changed, else 0. countMade counts the status kept with `?`, if any.
+ * Expects `campaign` (the campaign hash) and `counted`; the caller makes `counted` expire with the campaign.
  */
 const COUNT_FINAL = `
 local function countFinal (nid, status)
   local was = redis.call('HGET', counted, nid)
-  if was and (was ~= 'sent' or status == 'sent') then return 0 end
+  local made, prior = true, was
+  if not was then
+    made = false
+  elseif was == '+' then
+    prior = false
+  elseif string.sub(was, 1, 1) == '?' then
+    made, prior = false, string.sub(was, 2)
+  end
+  if prior and (prior ~= 'sent' or status == 'sent') then return 0 end
+  if not made then
+    redis.call('HSET', counted, nid, '?' .. status)
+    return 1
+  end
   redis.call('HSET', counted, nid, status)
-  if pttl > 0 then redis.call('PEXPIRE', counted, pttl) end
-  if was then redis.call('HINCRBY', campaign, 'status:' .. was, -1) end
+  if prior then redis.call('HINCRBY', campaign, 'status:' .. prior, -1) end
   redis.call('HINCRBY', campaign, 'status:' .. status, 1)
   return 1
+end
+local function countMade (nid)
+  local was = redis.call('HGET', counted, nid)
+  if not was then
+    redis.call('HSET', counted, nid, '+')
+  elseif string.sub(was, 1, 1) == '?' then
+    local status = string.sub(was, 2)
+    redis.call('HSET', counted, nid, status)
+    redis.call('HINCRBY', campaign, 'status:' .. status, 1)
+  end
 end
 `
 
@@ -432,46 +455,72 @@ local campaign, counted = KEYS[1], KEYS[2]
 local pttl = redis.call('PTTL', campaign)
 if pttl == -2 then return 0 end
 ${COUNT_FINAL}
-return countFinal(ARGV[1], ARGV[2])
+local moved = countFinal(ARGV[1], ARGV[2])
+if moved == 1 and pttl > 0 then redis.call('PEXPIRE', counted, pttl) end
+return moved
 `
 
-/** KEYS: campaign hash, counted statuses. ARGV: notification id, status. Takes the notification out of its count, only while counted in that status. */
+/**
+ * KEYS: campaign hash, counted statuses. ARGV: notification id, status. Takes the notification out of its count, only
+ * while counted in that status (in progress again: made, so `+`; or, told before it was counted as made, forgotten).
+ */
 export const REOPEN_CAMPAIGN_FINAL = `
 local was = redis.call('HGET', KEYS[2], ARGV[1])
+if was == '?' .. ARGV[2] then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return 1
+end
 if was ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], '+')
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'status:' .. was, -1) end
 return 1
 `
 
 /**
- * FINISH_CHUNK for a campaign, keeping the chunk's failed recipients and counting its notifications final at
- * acceptance (as COUNT_CAMPAIGN_FINAL) in the same step: only the holder of the lease records them (a runner that
- * lost it may have failed recipients the new holder will not). KEYS: campaign hash, leases, failures (a sorted set by
- * index), counted statuses. ARGV: chunk, lease until, how many failures are kept, the number of counter pairs, the
- * number of failure pairs, the pairs of counter and increment, the pairs of index and failure (JSON), then pairs of
- * notification id and final status. Each index once; the lowest indexes are kept, whatever order chunks finish in;
- * the set expires with the campaign. Answers 1, else 0.
+ * Counts recipients of a chunk its runner still holds (see Store.countCampaignRecipients), each recipient once: the
+ * bitmap `handled` has a bit per index, set as it is counted. KEYS: campaign hash, leases, failures (a sorted set by
+ * index), counted statuses, handled. ARGV: chunk, lease until, finish (1: the lease ends), how many failures are kept,
+ * the minute (epoch minutes), then per recipient six values: index, lookup source or '', notification id or '' (it
+ * failed), channel, final status at acceptance or '', failure (JSON) or ''. The failures kept are the lowest indexes,
+ * whatever order they come in. Answers how many recipients were counted now, or -1 when the lease is not held as given.
  */
-export const FINISH_CAMPAIGN_CHUNK = `
-if tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]) or '-1') ~= tonumber(ARGV[2]) then return 0 end
-redis.call('ZREM', KEYS[2], ARGV[1])
-local campaign, counted = KEYS[1], KEYS[4]
+export const COUNT_CAMPAIGN_RECIPIENTS = `
+if tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]) or '-1') ~= tonumber(ARGV[2]) then return -1 end
+if ARGV[3] == '1' then redis.call('ZREM', KEYS[2], ARGV[1]) end
+local campaign, failures, counted, handled = KEYS[1], KEYS[3], KEYS[4], KEYS[5]
 local pttl = redis.call('PTTL', campaign)
-if pttl == -2 then return 1 end
+if pttl == -2 then return 0 end
 ${COUNT_FINAL}
-local countsEnd = 5 + 2 * tonumber(ARGV[4])
-local failuresEnd = countsEnd + 2 * tonumber(ARGV[5])
-for i = 6, countsEnd, 2 do redis.call('HINCRBY', campaign, ARGV[i], ARGV[i + 1]) end
-if failuresEnd > countsEnd then
-  for i = countsEnd + 1, failuresEnd, 2 do
-    if redis.call('ZCOUNT', KEYS[3], ARGV[i], ARGV[i]) == 0 then redis.call('ZADD', KEYS[3], ARGV[i], ARGV[i + 1]) end
-  end
-  redis.call('ZREMRANGEBYRANK', KEYS[3], tonumber(ARGV[3]), -1)
-  if pttl > 0 then redis.call('PEXPIRE', KEYS[3], pttl) end
+local adds, n, failed = {}, 0, false
+local function add (field)
+  adds[field] = (adds[field] or 0) + 1
 end
-for i = failuresEnd + 1, #ARGV, 2 do countFinal(ARGV[i], ARGV[i + 1]) end
-return 1
+for i = 6, #ARGV, 6 do
+  if redis.call('SETBIT', handled, ARGV[i], 1) == 0 then
+    n = n + 1
+    if ARGV[i + 1] ~= '' then add('lookups:' .. ARGV[i + 1]) end
+    if ARGV[i + 2] ~= '' then
+      add('channel:' .. ARGV[i + 3])
+      countMade(ARGV[i + 2])
+      if ARGV[i + 4] ~= '' then countFinal(ARGV[i + 2], ARGV[i + 4]) end
+    else
+      add('recipients_failed')
+      if redis.call('ZCOUNT', failures, ARGV[i], ARGV[i]) == 0 then redis.call('ZADD', failures, ARGV[i], ARGV[i + 5]) end
+      failed = true
+    end
+  end
+end
+if n == 0 then return 0 end
+adds['processed'] = n
+adds['minute:' .. ARGV[5]] = n
+for field, by in pairs(adds) do redis.call('HINCRBY', campaign, field, by) end
+if failed then redis.call('ZREMRANGEBYRANK', failures, tonumber(ARGV[4]), -1) end
+if pttl > 0 then
+  redis.call('PEXPIRE', handled, pttl)
+  redis.call('PEXPIRE', counted, pttl)
+  if failed then redis.call('PEXPIRE', failures, pttl) end
+end
+return n
 `
 
 /**
@@ -523,13 +572,19 @@ end
 return 1
 `
 
-/** KEYS: campaign hash. ARGV: to, at, then the statuses it may move from. Answers {changed (0/1), status now}. */
+/**
+ * KEYS: campaign hash. ARGV: to, at, then the statuses it may move from. Answers {changed (0/1), status now}. Moved to
+ * running, its run starts: `run_since` (at) and `run_processed` (the recipients processed by then).
+ */
 export const SET_CAMPAIGN_STATUS = `
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {0, ''} end
 for i = 3, #ARGV do
   if ARGV[i] == status then
     redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[2])
+    if ARGV[1] == 'running' then
+      redis.call('HSET', KEYS[1], 'run_since', ARGV[2], 'run_processed', redis.call('HGET', KEYS[1], 'processed') or 0)
+    end
     return {1, ARGV[1]}
   end
 end
@@ -537,9 +592,10 @@ return {0, status}
 `
 
 /**
- * KEYS: campaign hash, recipients list, leases, numbers set. ARGV: at. Completes a running campaign once every
- * chunk is taken and finished and every accepted recipient is processed; its recipients and numbers go then
- * (a million recipients hold about 100 MB), the campaign's record and counts stay for its retention.
+ * KEYS: campaign hash, recipients list, leases, numbers set, handled. ARGV: at. Completes a running campaign once every
+ * chunk is taken and finished and every accepted recipient is processed; its recipients, numbers and bitmap of the
+ * recipients counted go then (a million recipients hold about 100 MB), the campaign's record and counts stay for its
+ * retention.
  */
 export const COMPLETE_CAMPAIGN = `
 local c = redis.call('HMGET', KEYS[1], 'status', 'next', 'processed', 'recipients_accepted')
@@ -549,7 +605,7 @@ if tonumber(c[2] or '0') < redis.call('LLEN', KEYS[2]) then return 0 end
 if redis.call('ZCARD', KEYS[3]) > 0 then return 0 end
 if tonumber(c[3] or '0') < tonumber(c[4] or '0') then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'completed', 'completed_at', ARGV[1], 'updated_at', ARGV[1])
-redis.call('DEL', KEYS[2], KEYS[4])
+redis.call('DEL', KEYS[2], KEYS[4], KEYS[5])
 return 1
 `
 
