@@ -17,6 +17,8 @@ export interface Problem {
   [extra: string]: unknown
 }
 
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8'
+
 export function sendProblem (reply: FastifyReply, problem: Problem, headers: Record<string, string> = {}): FastifyReply {
   return reply.code(problem.status).headers(headers).type('application/problem+json').send(problem)
 }
@@ -30,6 +32,14 @@ function clip (text: string): string {
 
 function problem (request: FastifyRequest, status: number, slug: string, title: string, detail: string, extras: Record<string, unknown> = {}): Problem {
   return { type: PROBLEM_TYPE_BASE + slug, title, status, detail, instance: clip(request.url), request_id: request.id, ...extras }
+}
+
+/**
+ * A problem for an answer written outside Fastify (the METRICS_PORT listener, a plain node:http server): no Fastify
+ * request exists, so it names the request by its URL alone. `detail` may quote the path: it is clipped here.
+ */
+export function bareProblem (status: number, slug: string, title: string, detail: (path: string) => string, url = '/'): Problem {
+  return { type: PROBLEM_TYPE_BASE + slug, title, status, detail: detail(clip(url.split('?')[0]!)), instance: clip(url) }
 }
 
 const CLIENT_ERRORS: Record<string, [number, string, string]> = {
@@ -91,7 +101,7 @@ export function clientErrorResponse (code: string | undefined, headers: Readonly
   const body = JSON.stringify({ type: PROBLEM_TYPE_BASE + slug, title, status, detail } satisfies Problem)
   const head = [
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
-    'content-type: application/problem+json; charset=utf-8',
+    `content-type: ${PROBLEM_CONTENT_TYPE}`,
     `content-length: ${Buffer.byteLength(body)}`,
     'connection: close',
     ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
