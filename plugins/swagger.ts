@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { problemResponse, problems } from '../routes/schemas/problem.js'
+import { bodyKind } from './no-body.js'
 
 // The version of the HTTP contract (the /v1 of the paths), not of the package.
 const API_VERSION = '1.0.0'
@@ -67,16 +68,19 @@ const optionalBodies = new Set<string>()
 
 /**
  * What every route's own schema would repeat: a 414 for a path parameter longer than the router takes; on the
- * methods whose body Fastify reads (a body sent to a route that takes none included), a 413 and a 415.
+ * methods whose body Fastify reads (a body sent to a route that takes none included), a 413 and a 415; on a route
+ * that takes no body, its 400.
  */
 function documentRoute (input: TransformInput): TransformInput {
   const schema = input.schema as { operationId?: string, body?: unknown, params?: unknown, response?: Record<string, unknown> } | undefined
   if (!schema?.response) return input
-  if (schema.operationId && schema.body instanceof z.ZodType && schema.body.safeParse(undefined).success) optionalBodies.add(schema.operationId)
-  const methods = [input.route.method].flat()
+  const body = bodyKind(input.route)
+  if (schema.operationId && body === 'optional') optionalBodies.add(schema.operationId)
   const added: Record<string, unknown> = {
     ...(schema.params ? { 414: PARAM_TOO_LONG } : {}),
-    ...(methods.some(m => BODY_METHODS.has(m)) ? { 413: problems[413], 415: UNSUPPORTED_MEDIA_TYPE } : {}),
+    ...(body ? { 413: problems[413], 415: UNSUPPORTED_MEDIA_TYPE } : {}),
+    // Every route that takes no body answers one sent anyway alike (plugins/no-body.ts).
+    ...(body === 'none' ? { 400: BODY_SENT } : {}),
   }
   const response = { ...added, ...schema.response }
   return { ...input, schema: (input.route.method === 'HEAD' ? headOperation(schema, response) : { ...schema, response }) as typeof input.schema }
@@ -97,7 +101,7 @@ function headOperation (schema: { operationId?: string, summary?: string, descri
   }
 }
 
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+const BODY_SENT = problemResponse('A body was sent (JSON or not): this operation takes no body. An empty one is none, with Content-Type: application/json too')
 const PARAM_TOO_LONG = problemResponse('A path parameter is longer than the router takes (100 characters)')
 const UNSUPPORTED_MEDIA_TYPE = problemResponse('A body was sent with a Content-Type this operation does not take')
 
