@@ -45,7 +45,6 @@ export function bareProblem (status: number, slug: string, title: string, detail
 const CLIENT_ERRORS: Record<string, [number, string, string]> = {
   FST_ERR_CTP_INVALID_JSON_BODY: [400, 'malformed-json', 'Body is not valid JSON'],
   FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'malformed-json', 'Body is empty'],
-  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'payload-too-large', 'Body is too large'],
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'bad-request', 'Content-Length does not match the body'],
   FST_ERR_BAD_URL: [400, 'bad-request', 'URL is not valid'],
   FST_ERR_MAX_PARAM_LENGTH: [414, 'uri-too-long', 'A path parameter is too long'],
@@ -76,6 +75,10 @@ export function toProblem (err: FastifyError | Error, request: FastifyRequest): 
       headers: {},
     }
   }
+  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    const limit = request.routeOptions.bodyLimit
+    return { problem: problem(request, 413, 'payload-too-large', 'Body is too large', `the body is over this operation's limit of ${limit} bytes (${inUnits(limit)})`), headers: {} }
+  }
   const known = fe.code ? CLIENT_ERRORS[fe.code] : undefined
   // Fastify's messages for a bad URL or a too-long parameter quote the whole URL.
   if (known) return { problem: problem(request, known[0], known[1], known[2], clip(fe.message)), headers: {} }
@@ -85,6 +88,13 @@ export function toProblem (err: FastifyError | Error, request: FastifyRequest): 
     return { problem: problem(request, fe.statusCode, 'bad-request', 'Bad request', clip(fe.message)), headers: {} }
   }
   return { problem: problem(request, 500, 'internal-error', 'Internal error', 'something went wrong on our side; the request id identifies it in our logs'), headers: {} }
+}
+
+/** A size in bytes as the README gives the limits: 1 KiB, 64 KiB, 1 MiB. */
+function inUnits (bytes: number): string {
+  if (bytes >= 1024 * 1024 && bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MiB`
+  if (bytes >= 1024 && bytes % 1024 === 0) return `${bytes / 1024} KiB`
+  return `${bytes} bytes`
 }
 
 /**
