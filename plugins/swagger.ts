@@ -35,7 +35,9 @@ export default fp(async (app) => {
         version: API_VERSION,
         description: 'Delivers a customer notification over the channel that will actually reach the phone. ' +
           'Asks whether a phone is on the mobile network right now, and for DATA, SMS, both or nothing, then routes accordingly. ' +
-          'Every /v1 route needs `Authorization: Bearer <JWT>` with the scope named on the route. Errors are RFC 9457 problem documents. ' +
+          'Every /v1 route and the Vonage-compatible ones need `Authorization: Bearer <JWT>` with the scope named on the route, except the ' +
+          'two provider webhooks, which their senders authenticate: `/v1/webhooks/vonage/messages` (Vonage\'s signed JWT) and ' +
+          '`/v1/webhooks/camara` (the CAMARA sink token). Errors are RFC 9457 problem documents. ' +
           'HEAD is answered only where this document lists it (health, readiness, metrics): on any other GET path it would do ' +
           'the GET\'s work for nothing, and is a 405 problem whose Allow header names the methods the path takes.',
       },

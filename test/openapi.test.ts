@@ -39,6 +39,7 @@ interface Operation {
 }
 interface Spec {
   openapi: string
+  info: { description: string }
   paths: Record<string, Record<string, Operation>>
   components: { schemas: Record<string, JsonSchema>, securitySchemes: Record<string, Record<string, string>> }
 }
@@ -285,6 +286,12 @@ t.test('the spec', async t => {
       t.match(op.responses['401'], problem, `${where} documents its 401 problem`)
     }
     t.same(unknownGaps(t, gaps), [], 'every webhook declares how it is authenticated')
+  })
+
+  t.test('the intro says truly which routes need a bearer token: the /v1 ones that take none are named as exceptions', async t => {
+    const withoutBearer = ops.filter(o => o.path.startsWith('/v1/') && !o.op.security?.some(requirement => 'bearerAuth' in requirement))
+    t.ok(withoutBearer.length >= 2, withoutBearer.map(o => o.where).join(', '))
+    for (const { where, path } of withoutBearer) t.ok(spec.info.description.includes(`\`${path}\``), `${where}: named in the intro`)
   })
 
   t.test('a body the route lets out is not required; every operation with a path parameter documents its 414', async t => {
