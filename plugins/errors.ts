@@ -30,6 +30,32 @@ function clip (text: string): string {
   return text.length <= MAX_ECHO ? text : text.slice(0, MAX_ECHO) + '…'
 }
 
+/** The longest key or value of the caller's echoed whole in a validation problem; a longer one is cut to its first 40 characters. */
+const MAX_ECHOED_VALUE = 60
+
+function shorten (text: string): string {
+  return text.length <= MAX_ECHOED_VALUE ? text : `${text.slice(0, 40)}…`
+}
+
+/** Quoted values in a message (zod's "Unrecognized key: \"…\"") shortened alike. */
+function shortenQuoted (message: string): string {
+  return message.replace(/"([^"]*)"/g, (whole, quoted: string) => quoted.length <= MAX_ECHOED_VALUE ? whole : `"${shorten(quoted)}"`)
+}
+
+/**
+ * What is wrong, in zod's words. A map's bad key is zod's invalid_key issue, whose own message says only "Invalid
+ * key in record": what is wrong with the key is in its inner issues ("Too big: expected string to have <=64 characters").
+ */
+function issueMessage (v: { keyword: string, message?: string, params: Record<string, unknown> }): string {
+  // zod's own message quotes the keys whole (one holding a quote would escape shortenQuoted).
+  const { keys } = v.params
+  if (v.keyword === 'unrecognized_keys' && Array.isArray(keys) && keys.length > 0) {
+    return `Unrecognized key${keys.length > 1 ? 's' : ''}: ${keys.map(key => JSON.stringify(shorten(String(key)))).join(', ')}`
+  }
+  const inner = v.keyword === 'invalid_key' && Array.isArray(v.params.issues) ? (v.params.issues as { message?: unknown }[]).map(i => i.message).filter(m => typeof m === 'string') : []
+  return inner.length > 0 ? inner.join('; ') : v.message ?? 'is not valid'
+}
+
 function problem (request: FastifyRequest, status: number, slug: string, title: string, detail: string, extras: Record<string, unknown> = {}): Problem {
   return { type: PROBLEM_TYPE_BASE + slug, title, status, detail, instance: clip(request.url), request_id: request.id, ...extras }
 }
@@ -57,8 +83,9 @@ export function toProblem (err: FastifyError | Error, request: FastifyRequest): 
   if (hasZodFastifySchemaValidationErrors(err)) {
     const where = err.validationContext ?? 'body'
     const errors: FieldError[] = err.validation.map(v => ({
-      path: [where, ...v.instancePath.split('/').filter(Boolean)].join('.'),
-      message: v.message ?? 'is not valid',
+      // A key of a map is a segment as the caller wrote it: "" for an empty one, any length.
+      path: [where, ...(v.instancePath === '/' ? [] : v.instancePath.split('/').slice(1).map(segment => segment === '' ? '""' : shorten(segment)))].join('.'),
+      message: clip(shortenQuoted(issueMessage(v))),
     }))
     return {
       problem: problem(request, 400, 'validation-error', 'Request is not valid',
