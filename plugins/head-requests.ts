@@ -61,7 +61,7 @@ export default fp(async (app) => {
       return
     }
     const allowed = allowedAt(request.url)
-    // A path this test takes for a route's that the router did not (an odd encoding): not a method problem.
+    // A pattern of this very method matches, yet the router found no route (an odd encoding): a 404, not a 405.
     if (allowed.length === 0 || allowed.includes(request.method)) {
       done()
       return

@@ -13,7 +13,7 @@ export function bodyKind (route: Pick<RouteOptions, 'method' | 'schema'>): 'none
   return body instanceof z.ZodType && body.safeParse(undefined).success ? 'optional' : 'required'
 }
 
-export const NO_BODY_DETAIL = 'this operation takes no body: send none (an empty body is none, with Content-Type: application/json too)'
+const NO_BODY_DETAIL = 'this operation takes no body: send none (an empty body is none, with Content-Type: application/json too)'
 
 /**
  * The routes that take no body (a dead letter's DELETE, a campaign's pause, resume and cancel), all alike: a body with
