@@ -17,6 +17,8 @@ export interface Problem {
   [extra: string]: unknown
 }
 
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8'
+
 export function sendProblem (reply: FastifyReply, problem: Problem, headers: Record<string, string> = {}): FastifyReply {
   return reply.code(problem.status).headers(headers).type('application/problem+json').send(problem)
 }
@@ -28,14 +30,47 @@ function clip (text: string): string {
   return text.length <= MAX_ECHO ? text : text.slice(0, MAX_ECHO) + '…'
 }
 
+/** The longest key or value of the caller's echoed whole in a validation problem; a longer one is cut to its first 40 characters. */
+const MAX_ECHOED_VALUE = 60
+
+function shorten (text: string): string {
+  return text.length <= MAX_ECHOED_VALUE ? text : `${text.slice(0, 40)}…`
+}
+
+/** Quoted values in a message (zod's "Unrecognized key: \"…\"") shortened alike. */
+function shortenQuoted (message: string): string {
+  return message.replace(/"([^"]*)"/g, (whole, quoted: string) => quoted.length <= MAX_ECHOED_VALUE ? whole : `"${shorten(quoted)}"`)
+}
+
+/**
+ * What is wrong, in zod's words. A map's bad key is zod's invalid_key issue, whose own message says only "Invalid
+ * key in record": what is wrong with the key is in its inner issues ("Too big: expected string to have <=64 characters").
+ */
+function issueMessage (v: { keyword: string, message?: string, params: Record<string, unknown> }): string {
+  // zod's own message quotes the keys whole (one holding a quote would escape shortenQuoted).
+  const { keys } = v.params
+  if (v.keyword === 'unrecognized_keys' && Array.isArray(keys) && keys.length > 0) {
+    return `Unrecognized key${keys.length > 1 ? 's' : ''}: ${keys.map(key => JSON.stringify(shorten(String(key)))).join(', ')}`
+  }
+  const inner = v.keyword === 'invalid_key' && Array.isArray(v.params.issues) ? (v.params.issues as { message?: unknown }[]).map(i => i.message).filter(m => typeof m === 'string') : []
+  return inner.length > 0 ? inner.join('; ') : v.message ?? 'is not valid'
+}
+
 function problem (request: FastifyRequest, status: number, slug: string, title: string, detail: string, extras: Record<string, unknown> = {}): Problem {
   return { type: PROBLEM_TYPE_BASE + slug, title, status, detail, instance: clip(request.url), request_id: request.id, ...extras }
+}
+
+/**
+ * A problem for an answer written outside Fastify (the METRICS_PORT listener, a plain node:http server): no Fastify
+ * request exists, so it names the request by its URL alone. `detail` may quote the path: it is clipped here.
+ */
+export function bareProblem (status: number, slug: string, title: string, detail: (path: string) => string, url = '/'): Problem {
+  return { type: PROBLEM_TYPE_BASE + slug, title, status, detail: detail(clip(url.split('?')[0]!)), instance: clip(url) }
 }
 
 const CLIENT_ERRORS: Record<string, [number, string, string]> = {
   FST_ERR_CTP_INVALID_JSON_BODY: [400, 'malformed-json', 'Body is not valid JSON'],
   FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'malformed-json', 'Body is empty'],
-  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'payload-too-large', 'Body is too large'],
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'bad-request', 'Content-Length does not match the body'],
   FST_ERR_BAD_URL: [400, 'bad-request', 'URL is not valid'],
   FST_ERR_MAX_PARAM_LENGTH: [414, 'uri-too-long', 'A path parameter is too long'],
@@ -48,8 +83,9 @@ export function toProblem (err: FastifyError | Error, request: FastifyRequest): 
   if (hasZodFastifySchemaValidationErrors(err)) {
     const where = err.validationContext ?? 'body'
     const errors: FieldError[] = err.validation.map(v => ({
-      path: [where, ...v.instancePath.split('/').filter(Boolean)].join('.'),
-      message: v.message ?? 'is not valid',
+      // A key of a map is a segment as the caller wrote it: "" for an empty one, any length.
+      path: [where, ...(v.instancePath === '/' ? [] : v.instancePath.split('/').slice(1).map(segment => segment === '' ? '""' : shorten(segment)))].join('.'),
+      message: clip(shortenQuoted(issueMessage(v))),
     }))
     return {
       problem: problem(request, 400, 'validation-error', 'Request is not valid',
@@ -66,6 +102,10 @@ export function toProblem (err: FastifyError | Error, request: FastifyRequest): 
       headers: {},
     }
   }
+  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    const limit = request.routeOptions.bodyLimit
+    return { problem: problem(request, 413, 'payload-too-large', 'Body is too large', `the body is over this operation's limit of ${limit} bytes (${inUnits(limit)})`), headers: {} }
+  }
   const known = fe.code ? CLIENT_ERRORS[fe.code] : undefined
   // Fastify's messages for a bad URL or a too-long parameter quote the whole URL.
   if (known) return { problem: problem(request, known[0], known[1], known[2], clip(fe.message)), headers: {} }
@@ -75,6 +115,13 @@ export function toProblem (err: FastifyError | Error, request: FastifyRequest): 
     return { problem: problem(request, fe.statusCode, 'bad-request', 'Bad request', clip(fe.message)), headers: {} }
   }
   return { problem: problem(request, 500, 'internal-error', 'Internal error', 'something went wrong on our side; the request id identifies it in our logs'), headers: {} }
+}
+
+/** A size in bytes as the README gives the limits: 1 KiB, 64 KiB, 1 MiB. */
+function inUnits (bytes: number): string {
+  if (bytes >= 1024 * 1024 && bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MiB`
+  if (bytes >= 1024 && bytes % 1024 === 0) return `${bytes / 1024} KiB`
+  return `${bytes} bytes`
 }
 
 /**
@@ -91,7 +138,7 @@ export function clientErrorResponse (code: string | undefined, headers: Readonly
   const body = JSON.stringify({ type: PROBLEM_TYPE_BASE + slug, title, status, detail } satisfies Problem)
   const head = [
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
-    'content-type: application/problem+json; charset=utf-8',
+    `content-type: ${PROBLEM_CONTENT_TYPE}`,
     `content-length: ${Buffer.byteLength(body)}`,
     'connection: close',
     ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),

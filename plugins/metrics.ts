@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import fp from 'fastify-plugin'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from 'zod'
@@ -8,6 +9,7 @@ import { QueueGauges } from '../src/metrics/queues.js'
 import { collectProcessMetrics, register } from '../src/metrics/registry.js'
 import { QueueOps } from '../src/queue/ops.js'
 import { problems } from '../routes/schemas/problem.js'
+import { bareProblem, clientErrorResponse, PROBLEM_CONTENT_TYPE, type Problem } from './errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -43,16 +45,33 @@ export default fp<MetricsPluginOptions>(async (app, options) => {
   let server: Server | undefined
   const listen = async (port: number, host: string): Promise<string> => {
     const listener = createServer((req, res) => {
-      if ((req.method !== 'GET' && req.method !== 'HEAD') || req.url?.split('?')[0] !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('only GET /metrics is served here\n')
+      // Node sends no body to a HEAD, whatever is written: the problem's headers alone, as on the main port.
+      const refuse = (problem: Problem, headers: Record<string, string> = {}) => {
+        const body = JSON.stringify(problem)
+        res.writeHead(problem.status, { 'content-type': PROBLEM_CONTENT_TYPE, 'content-length': Buffer.byteLength(body), ...headers }).end(body)
+      }
+      if (req.url?.split('?')[0] !== '/metrics') {
+        refuse(bareProblem(404, 'not-found', 'Not found', path => `no route for ${req.method} ${path}: only GET /metrics is served on this port`, req.url))
+        return
+      }
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        refuse(bareProblem(405, 'method-not-allowed', 'Method not allowed', () => `${req.method} is not answered here: send GET (or HEAD)`, req.url), { allow: 'GET, HEAD' })
         return
       }
       scrape().then(
         body => res.writeHead(200, { 'content-type': register.contentType }).end(req.method === 'HEAD' ? undefined : body),
         (err: unknown) => {
           app.log.error({ err }, 'metrics: scrape failed')
-          res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('scrape failed\n')
+          refuse(bareProblem(500, 'internal-error', 'Internal error', () => 'the metrics could not be gathered; the logs say why', req.url))
         })
+    })
+    // A request the HTTP parser refuses gets a problem document too (Node's own answer has no body).
+    listener.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy()
+        return
+      }
+      socket.end(clientErrorResponse(err.code), () => socket.destroy())
     })
     await new Promise<void>((resolve, reject) => {
       listener.once('error', reject)

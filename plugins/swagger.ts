@@ -4,11 +4,29 @@ import fp from 'fastify-plugin'
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { problemResponse, problems } from '../routes/schemas/problem.js'
+import {
+  type HeaderDocs, headerDocs, IDEMPOTENT_REPLAYED, RATE_LIMIT, REQUEST_ID, RETRY_AFTER_IN_FLIGHT, RETRY_AFTER_RATE_LIMITED, RETRY_AFTER_UNAVAILABLE,
+  SHARED_HEADERS, WWW_AUTHENTICATE,
+} from '../routes/schemas/headers.js'
+import { bodyKind } from './no-body.js'
 
 // The version of the HTTP contract (the /v1 of the paths), not of the package.
 const API_VERSION = '1.0.0'
 
 export default fp(async (app) => {
+  // A route with a transform of its own (POST /v1/campaigns: its NDJSON body) skips the one below: what every route's
+  // spec gets is put around its transform. Before @fastify/swagger's own onRoute hook, which keeps the route's config.
+  app.addHook('onRoute', route => {
+    const own = route.config?.swaggerTransform
+    if (typeof own !== 'function') return
+    route.config = {
+      ...route.config,
+      swaggerTransform: input => {
+        const { documented, headers } = documentRoute(input as TransformInput)
+        return withHeaders(own(documented) as TransformOutput, headers)
+      },
+    }
+  })
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -17,7 +35,9 @@ export default fp(async (app) => {
         version: API_VERSION,
         description: 'Delivers a customer notification over the channel that will actually reach the phone. ' +
           'Asks whether a phone is on the mobile network right now, and for DATA, SMS, both or nothing, then routes accordingly. ' +
-          'Every /v1 route needs `Authorization: Bearer <JWT>` with the scope named on the route. Errors are RFC 9457 problem documents. ' +
+          'Every /v1 route and the Vonage-compatible ones need `Authorization: Bearer <JWT>` with the scope named on the route, except the ' +
+          'two provider webhooks, which their senders authenticate: `/v1/webhooks/vonage/messages` (Vonage\'s signed JWT) and ' +
+          '`/v1/webhooks/camara` (the CAMARA sink token). Errors are RFC 9457 problem documents. ' +
           'HEAD is answered only where this document lists it (health, readiness, metrics): on any other GET path it would do ' +
           'the GET\'s work for nothing, and is a 405 problem whose Allow header names the methods the path takes.',
       },
@@ -39,8 +59,11 @@ export default fp(async (app) => {
         },
       },
     },
-    transform: input => jsonSchemaTransform(documentRoute(input)),
-    transformObject: input => markOptionalBodies(jsonSchemaTransformObject(input)),
+    transform: input => {
+      const { documented, headers } = documentRoute(input)
+      return withHeaders(jsonSchemaTransform(documented), headers)
+    },
+    transformObject: input => shareHeaders(markOptionalBodies(jsonSchemaTransformObject(input))),
   })
   if (!app.config.docsEnabled) return
   if (app.config.docsAuth === 'ops') {
@@ -67,19 +90,63 @@ const optionalBodies = new Set<string>()
 
 /**
  * What every route's own schema would repeat: a 414 for a path parameter longer than the router takes; on the
- * methods whose body Fastify reads (a body sent to a route that takes none included), a 413 and a 415.
+ * methods whose body Fastify reads (a body sent to a route that takes none included), a 413 and a 415; on a route
+ * that takes no body, its 400.
  */
-function documentRoute (input: TransformInput): TransformInput {
-  const schema = input.schema as { operationId?: string, body?: unknown, params?: unknown, response?: Record<string, unknown> } | undefined
-  if (!schema?.response) return input
-  if (schema.operationId && schema.body instanceof z.ZodType && schema.body.safeParse(undefined).success) optionalBodies.add(schema.operationId)
-  const methods = [input.route.method].flat()
+function documentRoute (input: TransformInput): { documented: TransformInput, headers: Record<string, HeaderDocs> } {
+  const schema = input.schema as { operationId?: string, body?: unknown, params?: unknown, headers?: unknown, response?: Record<string, unknown> } | undefined
+  if (!schema?.response) return { documented: input, headers: {} }
+  const body = bodyKind(input.route)
+  if (schema.operationId && body === 'optional') optionalBodies.add(schema.operationId)
   const added: Record<string, unknown> = {
     ...(schema.params ? { 414: PARAM_TOO_LONG } : {}),
-    ...(methods.some(m => BODY_METHODS.has(m)) ? { 413: problems[413], 415: UNSUPPORTED_MEDIA_TYPE } : {}),
+    ...(body ? { 413: problems[413], 415: UNSUPPORTED_MEDIA_TYPE } : {}),
+    // Every route that takes no body answers one sent anyway alike (plugins/no-body.ts).
+    ...(body === 'none' ? { 400: BODY_SENT } : {}),
   }
   const response = { ...added, ...schema.response }
-  return { ...input, schema: (input.route.method === 'HEAD' ? headOperation(schema, response) : { ...schema, response }) as typeof input.schema }
+  return {
+    documented: { ...input, schema: (input.route.method === 'HEAD' ? headOperation(schema, response) : { ...schema, response }) as typeof input.schema },
+    headers: answerHeaders(schema, response),
+  }
+}
+
+/** Answers given before the rate limiter counts the request (auth, the router): they carry no RateLimit-* headers. */
+const BEFORE_RATE_LIMIT = new Set(['401', '403', '414'])
+
+/**
+ * The headers each answer of an operation carries, by status: X-Request-Id on every one; WWW-Authenticate on a 401;
+ * Retry-After on a 429 and a 503, and on the 409 of an operation taking an Idempotency-Key (the key in flight), whose
+ * success may carry Idempotent-Replayed; RateLimit-* on the answers of a rate-limited operation (its 429 is
+ * documented: plugins/rate-limit.ts) that pass the limiter; and those the route declares in its own answer (`headers`).
+ */
+function answerHeaders (schema: { headers?: unknown }, response: Record<string, unknown>): Record<string, HeaderDocs> {
+  const limited = '429' in response
+  const idempotent = schema.headers instanceof z.ZodObject && 'idempotency-key' in schema.headers.shape
+  return Object.fromEntries(Object.entries(response).map(([status, answer]) => [status, {
+    ...headerDocs(
+      REQUEST_ID,
+      ...(status === '401' ? [WWW_AUTHENTICATE] : []),
+      ...(status === '429' ? [RETRY_AFTER_RATE_LIMITED] : status === '503' ? [RETRY_AFTER_UNAVAILABLE] : status === '409' && idempotent ? [RETRY_AFTER_IN_FLIGHT] : []),
+      ...(limited && !BEFORE_RATE_LIMIT.has(status) ? RATE_LIMIT : []),
+      ...(idempotent && status.startsWith('2') ? [IDEMPOTENT_REPLAYED] : []),
+    ),
+    ...(answer instanceof z.ZodType ? {} : (answer as { headers?: HeaderDocs }).headers),
+  }]))
+}
+
+type TransformOutput = ReturnType<typeof jsonSchemaTransform>
+
+/**
+ * Puts each answer's headers on the answer fastify-type-provider-zod made (it keeps a response's description and
+ * content only), where @fastify/swagger documents them (a response's `headers`).
+ */
+function withHeaders (output: TransformOutput, headers: Record<string, HeaderDocs>): TransformOutput {
+  const response = (output.schema as { response?: Record<string, Record<string, unknown>> } | undefined)?.response ?? {}
+  for (const [status, answer] of Object.entries(response)) {
+    if (headers[status]) answer.headers = headers[status]
+  }
+  return output
 }
 
 /**
@@ -97,7 +164,8 @@ function headOperation (schema: { operationId?: string, summary?: string, descri
   }
 }
 
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+const BODY_SENT = problemResponse('A body was sent with Content-Type: application/json (valid JSON or not): this operation takes no body. ' +
+  'An empty one is none, with that Content-Type too')
 const PARAM_TOO_LONG = problemResponse('A path parameter is longer than the router takes (100 characters)')
 const UNSUPPORTED_MEDIA_TYPE = problemResponse('A body was sent with a Content-Type this operation does not take')
 
@@ -108,5 +176,29 @@ function markOptionalBodies<T> (document: T): T {
       if (operation.requestBody && operation.operationId && optionalBodies.has(operation.operationId)) operation.requestBody.required = false
     }
   }
+  return document
+}
+
+/**
+ * Each header many answers carry is written once, in components.headers, and referred to from each answer: written out
+ * in every answer, X-Request-Id and the RateLimit-* headers alone would double the spec's size.
+ */
+function shareHeaders<T> (document: T): T {
+  type Header = { description?: string, schema?: unknown } | { $ref: string }
+  const spec = document as { components?: { headers?: Record<string, Header> }, paths?: Record<string, Record<string, { responses?: Record<string, { headers?: Record<string, Header> }> }>> }
+  const shared: Record<string, Header> = {}
+  for (const operations of Object.values(spec.paths ?? {})) {
+    for (const operation of Object.values(operations)) {
+      for (const answer of Object.values(operation.responses ?? {})) {
+        for (const [name, header] of Object.entries(answer.headers ?? {})) {
+          const known = SHARED_HEADERS.find(h => h.name === name && 'description' in header && h.doc.description === header.description)
+          if (!known) continue
+          shared[known.component] ??= header
+          answer.headers![name] = { $ref: `#/components/headers/${known.component}` }
+        }
+      }
+    }
+  }
+  spec.components = { ...spec.components, headers: { ...spec.components?.headers, ...shared } }
   return document
 }

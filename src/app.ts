@@ -6,6 +6,7 @@ import configPlugin from '../plugins/config.js'
 import errorsPlugin, { clientErrorResponse, sendProblem, toProblem } from '../plugins/errors.js'
 import headRequestsPlugin from '../plugins/head-requests.js'
 import metricsPlugin from '../plugins/metrics.js'
+import noBodyPlugin from '../plugins/no-body.js'
 import notificationsPlugin from '../plugins/notifications.js'
 import reachabilityPlugin from '../plugins/reachability.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
@@ -139,6 +140,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   await app.register(securityHeadersPlugin)
   // Before swagger too: it marks the HEAD routes the spec documents.
   await app.register(headRequestsPlugin)
+  await app.register(noBodyPlugin)
   await app.register(swaggerPlugin)
   await app.register(reachabilityPlugin, options.upstream ? { upstream: options.upstream } : {})
   await app.register(notificationsPlugin, options.channels ? { channels: options.channels } : {})

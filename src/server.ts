@@ -3,7 +3,7 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ALL_SCOPES } from './auth/inbound.js'
 import { loadConfig } from './config.js'
-import { startStep } from './startup.js'
+import { listening, startStep } from './startup.js'
 
 let config = await startStep('reachroute', loadConfig)
 
@@ -22,8 +22,12 @@ closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
   else app.log.info({ signal }, 'closing')
   await app.close()
 })
-const address = await app.listen({ port: config.port, host: config.host })
-if (config.metrics.port !== undefined) app.log.info(`metrics on ${await app.metrics.listen(config.metrics.port, config.host)}`)
+const { host, port, metrics } = config
+const address = await startStep('reachroute', () => listening(host, port, 'PORT', () => app.listen({ port, host })), () => app.close())
+if (metrics.port !== undefined) {
+  const metricsPort = metrics.port
+  app.log.info(`metrics on ${await startStep('reachroute', () => listening(host, metricsPort, 'METRICS_PORT', () => app.metrics.listen(metricsPort, host)), () => app.close())}`)
+}
 
 const { auth } = config
 if (embedded) {

@@ -1,7 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildWorker } from './app.js'
 import { loadConfig } from './config.js'
-import { startStep } from './startup.js'
+import { listening, startStep } from './startup.js'
 
 // `npm run worker`: the delivery workers as a process of their own (run the API with WORKERS=off).
 
@@ -17,5 +17,9 @@ closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
   await worker.close()
 })
 await worker.ready()
-if (config.metrics.port !== undefined) worker.log.info(`metrics on ${await worker.metrics.listen(config.metrics.port, config.host)}`)
+const { host, metrics } = config
+if (metrics.port !== undefined) {
+  const port = metrics.port
+  worker.log.info(`metrics on ${await startStep('reachroute worker', () => listening(host, port, 'METRICS_PORT', () => worker.metrics.listen(port, host)), () => worker.close())}`)
+}
 worker.log.info('reachroute worker running')

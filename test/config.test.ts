@@ -8,6 +8,7 @@ import { ConfigError, loadConfig } from '../src/config.js'
 import { verifyHmacSignature } from '../src/http/signature.js'
 import { built, ROOT } from './helpers/build.js'
 import { freePort } from './helpers/net.js'
+import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from './helpers/redis.js'
 import { waitFor } from './helpers/wait.js'
 
 t.test('loadConfig', async t => {
@@ -191,6 +192,38 @@ t.test('the built server', async t => {
       t.equal(code, 1, script)
       t.match(output().stderr, new RegExp(`^${name} cannot start: Redis at 127\\.0\\.0\\.1:${port} did not answer: .*ECONNREFUSED`), script)
       t.notMatch(output().stderr, /a-password|\n\s+at /, `${script}: no password, no stack`)
+    }
+  })
+
+  t.test('a listener that cannot open (port in use, HOST no address here) stops the start with one line, no stack trace', async t => {
+    const taken = createServer().listen(0, '127.0.0.1')
+    await once(taken, 'listening')
+    t.teardown(() => { taken.close() })
+    const busy = String((taken.address() as AddressInfo).port)
+    const prefix = uniquePrefix()
+    const cases: [string, string, Record<string, string>, RegExp][] = [
+      ['src/server.js', 'reachroute', { PORT: busy, HOST: '127.0.0.1' },
+        new RegExp(`^reachroute cannot start: cannot listen on 127\\.0\\.0\\.1:${busy} \\(HOST, PORT\\): the port is already in use \\(EADDRINUSE\\)\\n$`)],
+      ['src/server.js', 'reachroute', { PORT: '0', HOST: '256.1.1.1' },
+        /^reachroute cannot start: cannot listen on 256\.1\.1\.1:0 \(HOST, PORT\): HOST is neither an address of this machine nor a name that resolves \(ENOTFOUND\)\n$/],
+      ['src/server.js', 'reachroute', { PORT: '0', HOST: '192.0.2.1' },
+        /^reachroute cannot start: cannot listen on 192\.0\.2\.1:0 \(HOST, PORT\): the address is not one of this machine's \(EADDRNOTAVAIL\)\n$/],
+      ['src/server.js', 'reachroute', { PORT: '0', HOST: '127.0.0.1', METRICS_PORT: busy },
+        new RegExp(`^reachroute cannot start: cannot listen on 127\\.0\\.0\\.1:${busy} \\(HOST, METRICS_PORT\\): the port is already in use \\(EADDRINUSE\\)\\n$`)],
+    ]
+    // The worker needs Redis to get as far as its metrics port.
+    if (await redisAvailable()) {
+      t.teardown(() => dropPrefix(prefix))
+      cases.push(['src/worker.js', 'reachroute worker', { HOST: '127.0.0.1', METRICS_PORT: busy, REDIS_URL, REDIS_KEY_PREFIX: prefix },
+        new RegExp(`^reachroute worker cannot start: cannot listen on 127\\.0\\.0\\.1:${busy} \\(HOST, METRICS_PORT\\): the port is already in use \\(EADDRINUSE\\)\\n$`)])
+    }
+    for (const [script, name, vars, line] of cases) {
+      const what = `${name}, ${JSON.stringify(vars)}`
+      const { exited, output } = startServer({ LOG_LEVEL: 'warn', ...vars }, script)
+      const [code] = await within(20_000, 'exit', exited)
+      t.equal(code, 1, what)
+      t.match(output().stderr, line, what)
+      t.notMatch(output().stdout, /"level":50|\n\s+at /, `${what}: no error log, no stack`)
     }
   })
 

@@ -35,10 +35,11 @@ interface Operation {
   security?: Record<string, string[]>[]
   parameters?: Parameter[]
   requestBody?: { required?: boolean, content: Record<string, Media> }
-  responses: Record<string, { description?: string, content?: Record<string, Media> }>
+  responses: Record<string, { description?: string, content?: Record<string, Media>, headers?: Record<string, { description?: string, schema?: JsonSchema }> }>
 }
 interface Spec {
   openapi: string
+  info: { description: string }
   paths: Record<string, Record<string, Operation>>
   components: { schemas: Record<string, JsonSchema>, securitySchemes: Record<string, Record<string, string>> }
 }
@@ -287,6 +288,12 @@ t.test('the spec', async t => {
     t.same(unknownGaps(t, gaps), [], 'every webhook declares how it is authenticated')
   })
 
+  t.test('the intro says truly which routes need a bearer token: the /v1 ones that take none are named as exceptions', async t => {
+    const withoutBearer = ops.filter(o => o.path.startsWith('/v1/') && !o.op.security?.some(requirement => 'bearerAuth' in requirement))
+    t.ok(withoutBearer.length >= 2, withoutBearer.map(o => o.where).join(', '))
+    for (const { where, path } of withoutBearer) t.ok(spec.info.description.includes(`\`${path}\``), `${where}: named in the intro`)
+  })
+
   t.test('a body the route lets out is not required; every operation with a path parameter documents its 414', async t => {
     const optional = ops.filter(o => o.op.requestBody?.required === false).map(o => o.where)
     t.same(optional, ['POST /v1/queue/dead/{id}/retry'], 'only the dead-letter retry takes no body')
@@ -373,6 +380,61 @@ t.test('the spec', async t => {
         t.equal(response.content, undefined, `HEAD ${path} ${status} has no body`)
       }
     }
+  })
+
+  t.test('the response headers the server sends are in the spec, on the answers that send them', async t => {
+    const headersOf = (op: Operation, status: string) => Object.keys(op.responses[status]?.headers ?? {})
+    const gaps: string[] = []
+    const want = (where: string, op: Operation, status: string, names: string[]) => {
+      for (const name of names) {
+        // Written once in components.headers, referred to from each answer.
+        const header = resolver(spec)(op.responses[status]?.headers?.[name] as JsonSchema | undefined) as { description?: string, schema?: JsonSchema } | undefined
+        if (!header?.description?.trim() || !header.schema?.type) gaps.push(`${where} ${status} lacks ${name}`)
+      }
+    }
+    for (const { where, op } of ops) {
+      for (const status of Object.keys(op.responses)) want(where, op, status, ['X-Request-Id'])
+      if (op.responses['401']) want(where, op, '401', ['WWW-Authenticate'])
+      if (op.responses['503']) want(where, op, '503', ['Retry-After'])
+      if (op.responses['429']) {
+        want(where, op, '429', ['Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'])
+        for (const status of Object.keys(op.responses).filter(s => /^2/.test(s))) want(where, op, status, ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'])
+      }
+    }
+    t.ok(ops.filter(o => o.op.responses['429']).length >= 15, 'the rate-limited operations are there')
+    for (const [where, status] of [['post /v1/notifications', '202'], ['post /v1/campaigns', '202']] as const) {
+      const [method, path] = where.split(' ') as [string, string]
+      want(where, spec.paths[path]![method]!, status, ['Idempotent-Replayed'])
+      want(where, spec.paths[path]![method]!, '409', ['Retry-After'])
+    }
+    for (const path of ['/v1/reports/stale-contacts', '/v1/reports/offline-devices']) want(`get ${path}`, spec.paths[path]!.get!, '200', ['X-Next-Cursor'])
+    t.same(gaps, [], 'every header is documented where it is sent')
+    t.notOk(headersOf(spec.paths['/v1/campaigns/{id}/pause']!.post!, '409').includes('Retry-After'), 'not where it is not sent: a campaign action\'s 409 has no Retry-After')
+    t.notOk(headersOf(spec.paths['/v1/reachability/{phone_number}']!.get!, '401').includes('RateLimit-Limit'), 'nor on an answer given before the rate limiter counts')
+    t.same(headersOf(spec.paths['/healthz']!.get!, '200'), ['X-Request-Id'], 'the probes are not rate limited')
+
+    // What the server sends, checked against the spec: each of these headers in an answer is documented for it.
+    const tracked = ['x-request-id', 'www-authenticate', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'idempotent-replayed', 'x-next-cursor']
+    const authorization = `Bearer ${await app.auth.issue({ sub: 'spec', scope: ALL_SCOPES, ttlSeconds: 60 })}`
+    const notification = { to: '+990123411', message: { sms: { text: 'hi' } } }
+    const requests: [string, string, string, object?, Record<string, string>?][] = [
+      ['GET', '/v1/reachability/{phone_number}', '/v1/reachability/+990123411'],
+      ['GET', '/v1/reachability/{phone_number}', '/v1/reachability/+990123411', undefined, { authorization: '' }],
+      ['POST', '/v1/notifications', '/v1/notifications', notification, { 'idempotency-key': 'spec-headers' }],
+      ['POST', '/v1/notifications', '/v1/notifications', notification, { 'idempotency-key': 'spec-headers' }],
+      ['GET', '/v1/queue/dead', '/v1/queue/dead'],
+      ['GET', '/healthz', '/healthz'],
+    ]
+    let checked = 0
+    for (const [method, path, url, payload, extra] of requests) {
+      const res = await app.inject({ method: method as 'GET', url, headers: { authorization, ...extra }, ...(payload ? { payload } : {}) })
+      const documented = headersOf(spec.paths[path]![method.toLowerCase()]!, String(res.statusCode)).map(name => name.toLowerCase())
+      for (const name of tracked.filter(n => res.headers[n] !== undefined)) {
+        t.ok(documented.includes(name), `${method} ${path} ${res.statusCode} sends ${name}: documented`)
+        checked++
+      }
+    }
+    t.ok(checked >= 10, `${checked} headers sent`)
   })
 
   t.test('every answer, parameter, body and field is described, with examples', async t => {

@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import t, { type Test } from 'tap'
 import { UpstreamFailure } from '../../src/reachability/upstreams/upstream.js'
 import { buildTestApp } from '../helpers/app.js'
@@ -170,4 +171,44 @@ t.test('with METRICS_PORT, /metrics is served on its own listener only', async t
   t.equal(res.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8')
   t.match(await res.text(), /reachroute_outbox_depth\{lane="sms"\}/)
   t.equal((await fetch(url.replace('/metrics', '/healthz'))).status, 404, 'nothing else there')
+})
+
+t.test('the METRICS_PORT listener answers every error with an RFC 9457 problem, as the main port does', async t => {
+  const { app } = await buildTestApp({ METRICS_PORT: '9464' })
+  t.teardown(() => app.close())
+  const url = await app.metrics.listen(0, '127.0.0.1')
+  const base = url.replace('/metrics', '')
+
+  for (const path of ['/', '/healthz', '/metrics/x']) {
+    const res = await fetch(base + path)
+    t.equal(res.status, 404, path)
+    t.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8', path)
+    t.match(await res.json(), { type: 'https://reachroute.dev/problems/not-found', title: 'Not found', status: 404, instance: path, detail: /only GET \/metrics/ }, path)
+  }
+  const head = await fetch(base + '/', { method: 'HEAD' })
+  t.equal(head.status, 404)
+  t.equal(head.headers.get('content-type'), 'application/problem+json; charset=utf-8', 'HEAD: the problem\'s headers, no body')
+  t.equal(await head.text(), '')
+
+  for (const method of ['POST', 'DELETE', 'PUT']) {
+    const res = await fetch(url, { method })
+    t.equal(res.status, 405, method)
+    t.equal(res.headers.get('allow'), 'GET, HEAD', method)
+    t.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8', method)
+    t.match(await res.json(), { type: 'https://reachroute.dev/problems/method-not-allowed', status: 405, instance: '/metrics' }, method)
+  }
+
+  const long = await fetch(`${base}/${'x'.repeat(5000)}`)
+  t.equal(long.status, 404)
+  t.ok(((await long.json()) as { instance: string }).instance.length <= 201, 'a long URL is clipped in the document')
+
+  // A request that is not HTTP/1.1: Node's own answer would be a bare 400 without a body.
+  const { port } = new URL(url)
+  const socket = connect(Number(port), '127.0.0.1')
+  socket.end('NOT HTTP\r\n\r\n')
+  let raw = ''
+  for await (const chunk of socket) raw += String(chunk)
+  t.match(raw, /^HTTP\/1\.1 400 Bad Request\r\n/)
+  t.match(raw, /\r\ncontent-type: application\/problem\+json; charset=utf-8\r\n/)
+  t.match(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)), { type: 'https://reachroute.dev/problems/bad-request', status: 400 })
 })

@@ -81,6 +81,7 @@ t.test('one byte over the limit is a 413 problem; at the limit the body is read'
     t.equal(over.statusCode, 413, `${c.method} ${c.url} with ${c.limit + 1} bytes`)
     t.equal(over.headers['content-type'], 'application/problem+json; charset=utf-8')
     t.match(over.json(), { type: 'https://reachroute.dev/problems/payload-too-large', status: 413, title: 'Body is too large' })
+    t.match(over.json().detail, new RegExp(`^the body is over this operation's limit of ${c.limit} bytes \\(${c.limit / KB} KiB\\)`), `${c.method} ${c.url}: the detail gives the limit`)
     const at = await app.inject({ method: c.method, url: c.url, headers: headersFor(c), payload: jsonOfSize(c.limit) })
     t.not(at.statusCode, 413, `${c.method} ${c.url} with ${c.limit} bytes is read (${at.statusCode})`)
     t.ok(at.statusCode < 500)
@@ -94,6 +95,7 @@ t.test('a streamed body without Content-Length is cut off at the limit too', asy
     payload: Readable.from(['{"pad":"', ...chunks, '"}']),
   })
   t.equal(res.statusCode, 413)
+  t.match(res.json().detail, /^the body is over this operation's limit of 65536 bytes \(64 KiB\)/)
 })
 
 t.test('the largest real bodies fit', async t => {

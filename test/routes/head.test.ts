@@ -170,3 +170,51 @@ t.test('HEAD on the docs answers as GET does; with DOCS_AUTH=ops it needs the op
   t.equal((await guarded.inject({ method: 'HEAD', url: '/openapi.json' })).statusCode, 401)
   t.equal((await guarded.inject({ method: 'HEAD', url: '/openapi.json', headers: { authorization: await bearer('ops') } })).statusCode, 200)
 })
+
+t.test('a method a path does not take is a 405 problem whose Allow names the methods it takes; an unknown path stays a 404', async t => {
+  const { app, upstream, storeCalls, auth } = await setup(t)
+  const cases: [string, string, string][] = [
+    ['PUT', '/v1/notifications', 'POST'],
+    ['PATCH', '/v1/notifications', 'POST'],
+    ['DELETE', '/v1/notifications', 'POST'],
+    ['OPTIONS', '/v1/notifications', 'POST'],
+    ['GET', '/v1/notifications', 'POST'],
+    ['PUT', '/v1/notifications/', 'POST'],
+    ['PUT', '/v1/notifications?x=1', 'POST'],
+    ['POST', '/v1/notifications/ntf_00_00000000000000000000000000000000', 'GET'],
+    ['DELETE', '/v1/campaigns', 'GET, POST'],
+    ['GET', '/v1/queue/dead/ntf_00_00000000000000000000000000000000', 'DELETE'],
+    ['GET', '/v1/campaigns/cmp_1/pause', 'POST'],
+    ['POST', '/healthz', 'GET, HEAD'],
+    ['DELETE', '/metrics', 'GET, HEAD'],
+    ['POST', '/openapi.json', 'GET, HEAD'],
+  ]
+  for (const [method, url, allow] of cases) {
+    const res = await app.inject({ method: method as 'PUT', url, headers: { authorization: auth } })
+    t.equal(res.statusCode, 405, `${method} ${url}`)
+    t.equal(res.headers.allow, allow, `${method} ${url}`)
+    t.equal(res.headers['content-type'], PROBLEM, `${method} ${url}`)
+    t.ok(res.headers['x-request-id'], `${method} ${url}`)
+    t.match(res.json(), { type: 'https://reachroute.dev/problems/method-not-allowed', status: 405, title: 'Method not allowed', detail: new RegExp(`^${method} is not answered here: this path takes ${allow}$`) }, `${method} ${url}`)
+  }
+  const head = await app.inject({ method: 'HEAD', url: '/v1/notifications', headers: { authorization: auth } })
+  t.equal(head.statusCode, 405, 'HEAD where there is no GET')
+  t.equal(head.headers.allow, 'POST')
+  t.equal(head.body, '')
+
+  // The method is wrong whatever the body: it is not read (an empty JSON body would be a 400, a malformed one too).
+  for (const payload of [undefined, '', '{"to":']) {
+    const res = await app.inject({ method: 'PUT', url: '/v1/notifications', headers: { authorization: auth, 'content-type': 'application/json' }, ...(payload === undefined ? {} : { payload }) })
+    t.equal(res.statusCode, 405, `a body of ${JSON.stringify(payload)}`)
+  }
+  t.equal((await app.inject({ method: 'PUT', url: '/v1/notifications' })).statusCode, 405, 'without a token too: no route, no auth')
+
+  for (const [method, url] of [['GET', '/v1/nope'], ['PUT', '/v1/notifications/a/b'], ['DELETE', '/nope'], ['OPTIONS', '/']]) {
+    const res = await app.inject({ method: method as 'GET', url, headers: { authorization: auth } })
+    t.equal(res.statusCode, 404, `${method} ${url}`)
+    t.equal(res.headers.allow, undefined, `${method} ${url}`)
+    t.match(res.json(), { type: 'https://reachroute.dev/problems/not-found' })
+  }
+  t.equal(upstream.calls.length, 0)
+  t.same([...storeCalls.keys()], [], 'the store was neither read nor written')
+})

@@ -49,9 +49,8 @@ const jsonAndNdjsonBodies: SwaggerTransform = (document) => {
   return { url, schema: { ...rest, body: { content: { 'application/json': { schema: json }, [NDJSON]: { schema: NdjsonBody } } } } }
 }
 
-/** Pause, resume and cancel take no body; one sent anyway is read as JSON under a small limit. */
+/** Pause, resume and cancel take no body; one sent anyway is read under a small limit (its 400: plugins/swagger.ts). */
 const actionBodyProblems = {
-  400: problemResponse('A body was sent that is not JSON (malformed, or empty with Content-Type: application/json)'),
   413: problemResponse('A body larger than 1 KB was sent (these routes take none)'),
   415: problemResponse('A body was sent with a Content-Type other than application/json (these routes take none)'),
 }

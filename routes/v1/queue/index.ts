@@ -134,7 +134,6 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
       response: {
         204: z.null().meta({ description: 'Removed' }),
         ...pickProblems(401, 403),
-        400: problemResponse('A body was sent (this operation takes none) that is not JSON, or is empty with Content-Type: application/json'),
         404: problemResponse('No dead letter with this id'),
         503: storeUnavailable,
       },

@@ -5,6 +5,7 @@ import { NotAcceptableError } from '../../../src/domain/errors.js'
 import { getRefresh, startRefresh } from '../../../src/reports/refresh.js'
 import { Reports, toCsv } from '../../../src/reports/reports.js'
 import { jsonResponse } from '../../schemas/docs.js'
+import { headerDocs, NEXT_CURSOR } from '../../schemas/headers.js'
 import { pickProblems } from '../../schemas/problem.js'
 import { PhoneNumberInput, queryInt } from '../../schemas/reachability.js'
 
@@ -47,6 +48,7 @@ const RefreshJobSchema = z.object({
 
 const csvOr = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
+  headers: headerDocs(NEXT_CURSOR),
   content: {
     'application/json': {
       schema: z.object({
