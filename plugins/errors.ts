@@ -3,6 +3,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
 import { AppError, type FieldError } from '../src/domain/errors.js'
+import { quoted, visible } from '../src/domain/unicode.js'
 
 // The one place where failures become RFC 9457 problem documents.
 
@@ -33,8 +34,13 @@ function clip (text: string): string {
 /** The longest key or value of the caller's echoed whole in a validation problem; a longer one is cut to its first 40 characters. */
 const MAX_ECHOED_VALUE = 60
 
-function shorten (text: string): string {
+function cut (text: string): string {
   return text.length <= MAX_ECHOED_VALUE ? text : `${text.slice(0, 40)}…`
+}
+
+/** Cut, then made visible: a key may hold a lone surrogate (refused for it), which strict JSON parsers refuse to read. */
+function shorten (text: string): string {
+  return visible(cut(text))
 }
 
 /** Quoted values in a message (zod's "Unrecognized key: \"…\"") shortened alike. */
@@ -50,7 +56,7 @@ function issueMessage (v: { keyword: string, message?: string, params: Record<st
   // zod's own message quotes the keys whole (one holding a quote would escape shortenQuoted).
   const { keys } = v.params
   if (v.keyword === 'unrecognized_keys' && Array.isArray(keys) && keys.length > 0) {
-    return `Unrecognized key${keys.length > 1 ? 's' : ''}: ${keys.map(key => JSON.stringify(shorten(String(key)))).join(', ')}`
+    return `Unrecognized key${keys.length > 1 ? 's' : ''}: ${keys.map(key => quoted(cut(String(key)))).join(', ')}`
   }
   const inner = v.keyword === 'invalid_key' && Array.isArray(v.params.issues) ? (v.params.issues as { message?: unknown }[]).map(i => i.message).filter(m => typeof m === 'string') : []
   return inner.length > 0 ? inner.join('; ') : v.message ?? 'is not valid'

@@ -43,3 +43,11 @@ const INVISIBLE = /\p{Cf}/gu
 export function quoted (text: string): string {
   return JSON.stringify(text).replace(INVISIBLE, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
+
+/** What `visible` writes as `\uXXXX`: control characters, lone surrogates and invisible format characters. */
+const UNSEEN = /[\p{Cc}\p{Cf}\p{Cs}]/gu
+
+/** A text of the caller's quoted in an answer's text, with what cannot be seen (or sent as UTF-8) written as `\uXXXX`. */
+export function visible (text: string): string {
+  return text.replace(UNSEEN, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}

@@ -54,3 +54,18 @@ t.test('a 5,000-character key is not echoed back whole, in the path nor in a mes
     t.match(problem.errors[0]!.path + problem.errors[0]!.message, /q{38,40}…/, `${what}: its first 40 characters and an ellipsis`)
   }
 })
+
+t.test('a key holding a lone surrogate, a control or an invisible character is shown with it as \\uXXXX: the problem is JSON any parser reads', async t => {
+  const cases: [string, object, string, RegExp][] = [
+    ['a metadata key with half an emoji', { metadata: { 'k\udc00': 'v' } }, 'body.metadata.k\\udc00', /^not well-formed Unicode: a lone UTF-16 surrogate/],
+    ['a push data key with a NUL', push({ 'k\u0000': 'v' }), 'body.message.push.data.k\\u0000', /^a control character \(U\+0000\)/],
+    ['a long metadata key cut inside an emoji pair', { metadata: { ['k'.repeat(39) + '\u{1F4E6}' + 'k'.repeat(30)]: 'v' } }, `body.metadata.${'k'.repeat(39)}\\ud83d…`, /^Too big/],
+    ['an unknown field with a bidi mark', { 'x\u202e': 1 }, 'body', /^Unrecognized key: "x\\u202e"$/],
+  ]
+  for (const [what, fields, path, message] of cases) {
+    const problem = await send(fields)
+    t.match(problem.errors, [{ path, message }], what)
+    const texts = [problem.detail, ...problem.errors.flatMap(e => [e.path, e.message])]
+    t.notOk(texts.some(text => /[\p{Cs}\p{Cc}\p{Cf}]/u.test(text)), `${what}: nothing unseen in the answer`)
+  }
+})
