@@ -13,11 +13,12 @@ export function bodyKind (route: Pick<RouteOptions, 'method' | 'schema'>): 'none
   return body instanceof z.ZodType && body.safeParse(undefined).success ? 'optional' : 'required'
 }
 
-const NO_BODY_DETAIL = 'this operation takes no body: send none (an empty body is none, with Content-Type: application/json too)'
+const NO_BODY_DETAIL = 'this operation takes no body: send none (an empty body, or {}, is none, with Content-Type: application/json too)'
 
 /**
  * The routes that take no body (a dead letter's DELETE, a campaign's pause, resume and cancel), all alike: a body with
- * content, whatever it holds, is a 400 before the handler runs, so nothing changes; an empty one is none, also with
+ * content is a 400 before the handler runs, so nothing changes, except `{}`, which asks for nothing (clients that
+ * always send a JSON object send it); an empty one is none, also with
  * `Content-Type: application/json` (`curl -X POST -H 'Content-Type: application/json'` with no data), which the JSON
  * parser would refuse as an empty body. A route whose body is optional (a dead letter's retry) takes an empty one as
  * none too. A Content-Type the route does not take is still a 415, and a body over its limit a 413.
@@ -42,5 +43,7 @@ const emptyIsNone: onRequestHookHandler = (request, _reply, done) => {
 }
 
 const refuseBody: preValidationHookHandler = (request, _reply, done) => {
-  done(request.body === undefined ? undefined : new ValidationError(`body: ${NO_BODY_DETAIL}`, [{ path: 'body', message: NO_BODY_DETAIL }]))
+  const { body } = request
+  const none = body === undefined || (typeof body === 'object' && body !== null && !Array.isArray(body) && Object.keys(body).length === 0)
+  done(none ? undefined : new ValidationError(`body: ${NO_BODY_DETAIL}`, [{ path: 'body', message: NO_BODY_DETAIL }]))
 }

@@ -165,7 +165,7 @@ function headOperation (schema: { operationId?: string, summary?: string, descri
 }
 
 const BODY_SENT = problemResponse('A body was sent with Content-Type: application/json (valid JSON or not): this operation takes no body. ' +
-  'An empty one is none, with that Content-Type too')
+  'An empty one, or {}, is none, with that Content-Type too')
 const PARAM_TOO_LONG = problemResponse('A path parameter is longer than the router takes (100 characters)')
 const UNSUPPORTED_MEDIA_TYPE = problemResponse('A body was sent with a Content-Type this operation does not take')
 
