@@ -167,7 +167,8 @@ async function within<T> (ms: number, what: string, promise: Promise<T>): Promis
   }
 }
 
-t.test('the built server', async t => {
+// Each subtest starts processes of its own on ports of their own: side by side, they mostly wait.
+t.test('the built server', { jobs: 4 }, async t => {
   t.test('a bad variable stops the start (API and worker), naming it', async t => {
     for (const [script, name] of [['src/server.js', 'reachroute'], ['src/worker.js', 'reachroute worker']] as const) {
       const { exited, output } = startServer({ PORT: 'abc' }, script)
