@@ -1,9 +1,16 @@
-import type { onRequestHookHandler } from 'fastify'
+import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { MethodNotAllowedError } from '../src/domain/errors.js'
 import { isDocsRoute } from './swagger.js'
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * For a request no route took (request.is404): the 405 when its path takes other methods, else undefined (a 404).
+     * Called from the app's one onRequest hook, so that requests that found their route pay no hook of their own.
+     */
+    methodNotAllowed: (request: FastifyRequest) => MethodNotAllowedError | undefined
+  }
   interface FastifyContextConfig {
     /** This GET answers HEAD too (its status and headers, no body): only a GET that is cheap, writes nothing and asks no upstream. */
     head?: boolean
@@ -18,8 +25,8 @@ declare module 'fastify' {
  * Allow, from a hook of the HEAD route itself: after the route's auth, before rate limiting, parsing and the handler.
  *
  * Any other method a path does not take (PUT on /v1/notifications) matches no route: Fastify would answer 404. It is a
- * 405 problem too, with the same Allow (HEAD in it where HEAD is answered), from an onRequest hook of the not-found
- * route, before its body is read. A path no route takes stays a 404.
+ * 405 problem too, with the same Allow (HEAD in it where HEAD is answered), from the app's onRequest hook (see
+ * methodNotAllowed), before its body is read. A path no route takes stays a 404.
  */
 export default fp(async (app) => {
   /** The methods each path takes, as the routes are declared; read when a request is refused, by then all are. */
@@ -55,18 +62,11 @@ export default fp(async (app) => {
     }
     return [...allowed].sort()
   }
-  app.addHook('onRequest', (request, _reply, done) => {
-    if (!request.is404) {
-      done()
-      return
-    }
+  app.decorate('methodNotAllowed', (request: FastifyRequest) => {
     const allowed = allowedAt(request.url)
     // A pattern of this very method matches, yet the router found no route (an odd encoding): a 404, not a 405.
-    if (allowed.length === 0 || allowed.includes(request.method)) {
-      done()
-      return
-    }
-    done(new MethodNotAllowedError(`${request.method} is not answered here: this path takes ${allowed.join(', ')}`, allowed))
+    if (allowed.length === 0 || allowed.includes(request.method)) return undefined
+    return new MethodNotAllowedError(`${request.method} is not answered here: this path takes ${allowed.join(', ')}`, allowed)
   })
 }, { name: 'head-requests', fastify: '5.x' })
 

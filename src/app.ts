@@ -125,10 +125,11 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     done()
   })
   // A callback hook, not an async one: this runs on every request. (Headers no route takes are refused here too,
-  // not in a hook of their own: a few property reads, where another hook would cost every request its call.)
+  // and a method a path does not take, not in hooks of their own: a few property reads, where another hook would
+  // cost every request its call.)
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
-    done(closing ? new ShuttingDownError() : headersProblem(request.headers, request.raw.rawHeaders))
+    done(closing ? new ShuttingDownError() : headersProblem(request.headers, request.raw.rawHeaders) ?? (request.is404 ? app.methodNotAllowed(request) : undefined))
   })
 
   await app.register(configPlugin, { config })
