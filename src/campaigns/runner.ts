@@ -191,12 +191,14 @@ export class CampaignRunner extends StoppablePollingLoop {
       looked ??= await this.lookup(recipient.to, doc.routing.max_age)
       return looked.result
     }
-    const fail = (reason: string): HandledRecipient => ({ index, ...(looked ? { lookup: looked.source } : {}), failure: { index, to: recipient.to, reason } })
+    // The recipient as counted: its place, and where its lookup came from when it got that far.
+    const handled = () => ({ index, ...(looked ? { lookup: looked.source } : {}) })
+    const fail = (reason: string): HandledRecipient => ({ ...handled(), failure: { index, to: recipient.to, reason } })
     for (let attempt = 1; ; attempt++) {
       try {
         const outcome = await this.process(doc, index, recipient, lookup)
         if ('failed' in outcome) return fail(outcome.failed)
-        return { index, ...(looked ? { lookup: looked.source } : {}), notification: outcome.notification }
+        return { ...handled(), notification: outcome.notification }
       } catch (err) {
         if (this.lettingGo) throw err
         const storeAway = err instanceof StoreUnavailableError && this.now() < giveUpAt

@@ -29,25 +29,28 @@ export function textProblem (text: string): string | undefined {
   if (!found) return undefined
   const code = found[0].charCodeAt(0)
   const at = `at character ${found.index + 1}`
-  if (code >= 0xd800) return `not well-formed Unicode: a lone UTF-16 surrogate (\\u${code.toString(16)}, half of a pair) ${at}`
+  if (code >= 0xd800) return `not well-formed Unicode: a lone UTF-16 surrogate (${escaped(found[0])}, half of a pair) ${at}`
   return `a control character (U+${code.toString(16).toUpperCase().padStart(4, '0')}) ${at}: only tab, line feed and carriage return are allowed`
-}
-
-/** Characters a quoted text shows escaped: besides what JSON escapes, the invisible ones (bidi marks, zero widths). */
-const INVISIBLE = /\p{Cf}/gu
-
-/**
- * A text as an answer quotes it back: in JSON quotes, with control characters, lone surrogates and invisible format
- * characters (a bidi override, a zero-width space) written as `\uXXXX`, so the reader sees what was sent.
- */
-export function quoted (text: string): string {
-  return JSON.stringify(text).replace(INVISIBLE, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
 /** What `visible` writes as `\uXXXX`: control characters, lone surrogates and invisible format characters. */
 const UNSEEN = /[\p{Cc}\p{Cf}\p{Cs}]/gu
 
+/** One UTF-16 unit as `\uXXXX`. */
+function escaped (unit: string): string {
+  return `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`
+}
+
 /** A text of the caller's quoted in an answer's text, with what cannot be seen (or sent as UTF-8) written as `\uXXXX`. */
 export function visible (text: string): string {
-  return text.replace(UNSEEN, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return text.replace(UNSEEN, escaped)
+}
+
+/**
+ * A text as an answer quotes it back: in double quotes (its quotes and backslashes escaped, as JSON writes them), with
+ * control characters, lone surrogates and invisible format characters (a bidi override, a zero-width space) written
+ * as `\uXXXX`, so the reader sees what was sent.
+ */
+export function quoted (text: string): string {
+  return `"${visible(text.replace(/["\\]/g, '\\$&'))}"`
 }
