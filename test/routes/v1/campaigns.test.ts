@@ -171,17 +171,21 @@ for (const store of ['memory', 'redis'] as const) {
       const recipients = Array.from({ length: 3000 }, (_, i) => ({ to: number(20_000 + i), push_token: `tok-${i}`, vars: { name: 'x' } }))
       const { id } = (await s.post('/v1/campaigns', { name: 'slow', message, recipients })).json()
       t.equal((await s.post(`/v1/campaigns/${id}/resume`)).statusCode, 409, 'only a paused campaign resumes')
+      // Paused once the first chunk is under way: a count of 0 would not tell a chunk not yet claimed from one whose
+      // first count is late (a busy machine).
+      await waitFor(async () => (await s.campaign(id)).recipients.processed > 0 ? true : undefined, 5000, 'the first recipients handled')
       const paused = await s.post(`/v1/campaigns/${id}/pause`)
       t.equal(paused.statusCode, 200)
       t.equal(paused.json().status, 'paused')
-      // Pause is seen between chunks (of 200): the chunk in hand, its recipients counted as they are handled (a few
-      // times a second), is finished first.
+      // Pause is seen between chunks (of 200): the chunk in hand, its recipients counted as they are handled (every
+      // 250 ms), is finished first. Finished: a whole number of chunks, the same for four counting periods.
       const chunkDone = async () => {
         const { processed } = (await s.campaign(id)).recipients
-        await sleep(400)
+        await sleep(1000)
         return processed % 200 === 0 && (await s.campaign(id)).recipients.processed === processed ? processed : undefined
       }
-      const before = await waitFor(chunkDone, 5000, 'the chunk in hand finished')
+      const before = await waitFor(chunkDone, 8000, 'the chunk in hand finished')
+      t.ok(before >= 200, `paused after ${before} recipients: the chunk in hand was finished`)
       await sleep(500)
       const after = await s.campaign(id)
       t.equal(after.recipients.processed, before, 'nothing is processed while paused')
@@ -193,7 +197,7 @@ for (const store of ['memory', 'redis'] as const) {
       await waitFor(async () => (await s.campaign(id)).recipients.processed > before ? true : undefined, 5000, 'progress after resume')
       const cancelled = await s.post(`/v1/campaigns/${id}/cancel`)
       t.equal(cancelled.json().status, 'cancelled')
-      const stopped = await waitFor(chunkDone, 5000, 'the chunk in hand finished')
+      const stopped = await waitFor(chunkDone, 8000, 'the chunk in hand finished')
       await sleep(500)
       t.equal((await s.campaign(id)).recipients.processed, stopped, 'no more recipients after cancel')
       t.ok(stopped < 3000)
