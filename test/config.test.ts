@@ -9,6 +9,7 @@ import { verifyHmacSignature } from '../src/http/signature.js'
 import { built, ROOT } from './helpers/build.js'
 import { freePort } from './helpers/net.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from './helpers/redis.js'
+import { withoutTapLoaders } from './helpers/spawn.js'
 import { waitFor } from './helpers/wait.js'
 
 t.test('loadConfig', async t => {
@@ -141,14 +142,15 @@ t.test('loadConfig', async t => {
 
 // The built server, started as `npm start` starts it.
 
-/** Only what the server needs: tap's NODE_OPTIONS (loaders, coverage) and the developer's variables stay out. */
+/** Only what the server needs: the developer's variables stay out (and tap's loaders, see withoutTapLoaders). */
 function serverEnv (vars: Record<string, string>): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, ...vars }
 }
 
 /** Starts a built script (dist/, built by test/before.ts), e.g. `src/worker.js`. */
 function startServer (vars: Record<string, string>, script = 'src/server.js') {
-  const child = spawn(process.execPath, [built(script)], { cwd: ROOT, env: serverEnv(vars), stdio: ['ignore', 'pipe', 'pipe'] })
+  const [command, args] = withoutTapLoaders(process.execPath, [built(script)])
+  const child = spawn(command, args, { cwd: ROOT, env: serverEnv(vars), stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', chunk => { stdout += chunk })

@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml'
 import { envSchema, loadConfig } from '../src/config.js'
 import { freePort } from './helpers/net.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from './helpers/redis.js'
+import { withoutTapLoaders } from './helpers/spawn.js'
 import { waitFor } from './helpers/wait.js'
 
 // Docker cannot run here. This file checks what can be checked without it: docker-compose.yml and the
@@ -340,12 +341,12 @@ async function replay (into: string, t: Test): Promise<string> {
           const words = command.split(' ')
           if (/^npm ci\b/.test(command) && command.includes('--omit=dev')) {
             // The real thing, from npm's cache when it can: these node_modules are the ones the runtime gets.
-            await run('npm', [...words.slice(1), '--prefer-offline'], { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME } })
+            await run(...withoutTapLoaders('npm', [...words.slice(1), '--prefer-offline']), { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME } })
           } else if (/^npm ci\b/.test(command)) {
             // Every dependency of the same lockfile: the repository's own install stands in (saves a minute).
             symlinkSync(join(ROOT, 'node_modules'), join(cwd, 'node_modules'), 'dir')
           } else if (command === 'npm run build') {
-            await run('npm', ['run', 'build'], { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME } })
+            await run(...withoutTapLoaders('npm', ['run', 'build']), { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME } })
           } else if (words[0] === 'rm' && words.slice(1).every(w => w.startsWith('-') || !isAbsolute(w))) {
             for (const path of words.slice(1).filter(w => !w.startsWith('-'))) rmSync(join(cwd, path), { recursive: true, force: true })
           } else if (/^(apt-get (update|install)|rm -rf \/var\/lib\/apt\/lists|npm cache clean)\b/.test(command)) {
@@ -379,7 +380,7 @@ for (const signal of ['SIGALRM', 'SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
 }
 
 function start (command: string[], cwd: string, env: Record<string, string>) {
-  const child = spawn(command[0]!, command.slice(1), { cwd, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(...withoutTapLoaders(command[0]!, command.slice(1), env), { cwd, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   atExit.push(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   let stdout = ''
   let stderr = ''
@@ -438,7 +439,7 @@ t.test('the Dockerfile stages work outside Docker, with the compose environment'
   t.notMatch(server.output(), /export TOKEN=/, 'no dev token: AUTH_HS256_SECRET is set')
 
   // The token the compose file tells you to mint, with the image's own script.
-  const minted = await run(process.execPath, ['dist/scripts/token.js', 'reachability:read', 'notifications:write', 'notifications:read'], { cwd: app, env: { PATH: process.env.PATH, ...apiEnv } })
+  const minted = await run(...withoutTapLoaders(process.execPath, ['dist/scripts/token.js', 'reachability:read', 'notifications:write', 'notifications:read'], apiEnv), { cwd: app, env: { PATH: process.env.PATH, ...apiEnv } })
   const auth = { authorization: `Bearer ${minted.stdout.trim()}` }
   const lookup = await fetch(`${base}/v1/reachability/+990123411`, { headers: auth, signal: AbortSignal.timeout(5000) })
   t.equal(lookup.status, 200, 'a token minted by dist/scripts/token.js is accepted')

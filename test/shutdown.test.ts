@@ -10,6 +10,7 @@ import { startWebhookReceiver } from './fakes/webhook-receiver.js'
 import { built, ROOT } from './helpers/build.js'
 import { freePort } from './helpers/net.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from './helpers/redis.js'
+import { withoutTapLoaders } from './helpers/spawn.js'
 import { waitFor } from './helpers/wait.js'
 
 // SIGTERM under load: the BUILT server (node dist/src/server.js, workers on, sandbox providers, Redis) stops
@@ -40,7 +41,7 @@ interface Running {
 
 async function start (env: Record<string, string>): Promise<Running> {
   const port = await freePort()
-  const child = spawn(process.execPath, [SERVER], {
+  const child = spawn(...withoutTapLoaders(process.execPath, [SERVER]), {
     cwd: ROOT,
     env: { PATH: process.env.PATH, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -300,7 +301,7 @@ t.test('a worker process SIGKILLed mid-delivery: another worker process takes it
     }
 
     const startWorker = () => {
-      const child = spawn(process.execPath, [WORKER], { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+      const child = spawn(...withoutTapLoaders(process.execPath, [WORKER]), { cwd: ROOT, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
       let output = ''
       child.stdout!.on('data', (chunk: Buffer) => { output += chunk.toString() })
       child.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString() })

@@ -1,6 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process'
 import t from 'tap'
 import { built, DIST, ROOT } from './helpers/build.js'
+import { withoutTapLoaders } from './helpers/spawn.js'
 
 // The short soak: `node bench/soak.mjs` for 20 s (its own redis-server, the built API and two workers, fake
 // upstream and providers, every fault once). Nothing accepted may be lost and nothing delivered twice, apart
@@ -35,7 +36,7 @@ interface SoakResult {
 t.test('20 s of mixed load under faults: nothing lost, nothing doubled', { skip: !haveRedisServer() && 'redis-server is not installed (CI=true makes this a failure)' }, async t => {
   // The build in dist/ that test/before.ts makes before the test files run.
   built('src/server.js')
-  const child = spawn(process.execPath, ['bench/soak.mjs', '--duration', '20', '--drain-seconds', '40', '--out-dir', DIST, '--prebuilt'], {
+  const child = spawn(...withoutTapLoaders(process.execPath, ['bench/soak.mjs', '--duration', '20', '--drain-seconds', '40', '--out-dir', DIST, '--prebuilt']), {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stdout = ''

@@ -7,6 +7,7 @@ import type { UpstreamAnswer } from '../../../src/domain/reachability.js'
 import { type ReachabilityUpstream, UpstreamFailure } from '../../../src/reachability/upstreams/upstream.js'
 import { buildTestApp } from '../../helpers/app.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../../helpers/redis.js'
+import { withoutTapLoaders } from '../../helpers/spawn.js'
 import { waitFor } from '../../helpers/wait.js'
 
 const DAY = 86_400_000
@@ -266,7 +267,7 @@ t.test('the upstream budget is shared by two processes on one Redis', { skip: !h
   const a = await setup(t, 'redis', env, prefix)
   const numbers = (base: number) => Array.from({ length: 20 }, (_, i) => `+4479112${String(base + i).padStart(5, '0')}`)
   // The other process: its own Node process, app, store connection and runner, on the same Redis prefix.
-  const other = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../helpers/refresh-process.ts', import.meta.url))], {
+  const other = spawn(...withoutTapLoaders(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../../helpers/refresh-process.ts', import.meta.url))]), {
     env: { ...process.env, SCAN_PREFIX: prefix, SCAN_RPS: env.REACHABILITY_UPSTREAM_RPS, SCAN_NUMBERS: JSON.stringify(numbers(100)) },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
