@@ -147,7 +147,7 @@ function serverEnv (vars: Record<string, string>): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH, ...vars }
 }
 
-/** Starts a built script (dist/, built by test/before.ts), e.g. `src/worker.js`. */
+/** Starts a built script (dist/, built by npm test's pretest script), e.g. `src/worker.js`. */
 function startServer (vars: Record<string, string>, script = 'src/server.js') {
   const [command, args] = withoutTapLoaders(process.execPath, [built(script)])
   const child = spawn(command, args, { cwd: ROOT, env: serverEnv(vars), stdio: ['ignore', 'pipe', 'pipe'] })

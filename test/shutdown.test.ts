@@ -19,7 +19,7 @@ import { waitFor } from './helpers/wait.js'
 // status (or keeps it waiting in the fallback queue), each one delivered exactly once.
 // And SIGKILL: a `npm run worker` process killed while it holds a push call is taken over by another worker process.
 
-// The build in dist/ that test/before.ts makes before the test files run.
+// The build in dist/ that npm test makes before the test files run (its pretest script).
 const SERVER = built('src/server.js')
 const WORKER = built('src/worker.js')
 const SECRET = 'shutdown-test-secret-at-least-32-characters'

@@ -34,7 +34,7 @@ interface SoakResult {
 }
 
 t.test('20 s of mixed load under faults: nothing lost, nothing doubled', { skip: !haveRedisServer() && 'redis-server is not installed (CI=true makes this a failure)' }, async t => {
-  // The build in dist/ that test/before.ts makes before the test files run.
+  // The build in dist/ that npm test makes before the test files run (its pretest script).
   built('src/server.js')
   const child = spawn(...withoutTapLoaders(process.execPath, ['bench/soak.mjs', '--duration', '20', '--drain-seconds', '40', '--out-dir', DIST, '--prebuilt']), {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
