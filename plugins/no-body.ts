@@ -13,6 +13,13 @@ export function bodyKind (route: Pick<RouteOptions, 'method' | 'schema'>): 'none
   return body instanceof z.ZodType && body.safeParse(undefined).success ? 'optional' : 'required'
 }
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route takes no body, or may go without: an empty one is none, whatever the headers said (see app.ts's JSON parser). */
+    emptyBodyIsNone?: boolean
+  }
+}
+
 const NO_BODY_DETAIL = 'this operation takes no body: send none (an empty body, or {}, is none, with Content-Type: application/json too)'
 
 /**
@@ -27,6 +34,7 @@ export default fp(async (app) => {
   app.addHook('onRoute', route => {
     const kind = bodyKind(route)
     if (kind !== 'none' && kind !== 'optional') return
+    route.config = { ...route.config, emptyBodyIsNone: true }
     route.onRequest = [...[route.onRequest ?? []].flat(), emptyIsNone]
     if (kind === 'none') route.preValidation = [...[route.preValidation ?? []].flat(), refuseBody]
   })
@@ -34,7 +42,8 @@ export default fp(async (app) => {
 
 /**
  * A request whose headers say it has no body (no Content-Length, or 0, and no Transfer-Encoding) has its Content-Type
- * set aside, so that Fastify reads no body rather than handing "" to the JSON parser.
+ * set aside, so that Fastify reads no body rather than handing "" to the JSON parser. A body that turns out empty only
+ * once read (chunked) is none to the JSON parser itself, by the route's `emptyBodyIsNone`.
  */
 const emptyIsNone: onRequestHookHandler = (request, _reply, done) => {
   const { 'content-type': type, 'content-length': length, 'transfer-encoding': encoding } = request.headers

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { campaignApp, message } from '../campaigns/app.js'
 import { waitFor } from '../helpers/wait.js'
@@ -51,9 +52,17 @@ t.test('every operation that takes no body refuses one with content (a 400 sayin
       t.equal(res.statusCode, 404, `${op.operationId}, Content-Type: application/json and ${what}: ${res.body.slice(0, 200)}`)
     }
     t.equal((await s.send(method, url, undefined, {})).statusCode, 404, `${op.operationId} without Content-Type or body`)
+    // The headers say a body follows, and it is empty.
+    const chunked = await s.app.inject({ method: method as 'POST', url, headers: { authorization: s.everything, ...JSON_TYPE, 'transfer-encoding': 'chunked' }, payload: Readable.from([]) })
+    t.equal(chunked.statusCode, 404, `${op.operationId}, Content-Type: application/json and an empty chunked body: ${chunked.body.slice(0, 200)}`)
   }
   const retry = await s.send('POST', '/v1/queue/dead/ntf_00_00000000000000000000000000000000/retry')
   t.equal(retry.statusCode, 404, `an optional body (a dead letter's retry) sent empty with Content-Type: application/json is none: ${retry.body.slice(0, 200)}`)
+  const chunkedRetry = await s.app.inject({ method: 'POST', url: '/v1/queue/dead/ntf_00_00000000000000000000000000000000/retry', headers: { authorization: s.everything, ...JSON_TYPE, 'transfer-encoding': 'chunked' }, payload: Readable.from([]) })
+  t.equal(chunkedRetry.statusCode, 404, `the same sent chunked: ${chunkedRetry.body.slice(0, 200)}`)
+  // A route that needs its body still calls an empty one what it is.
+  const needed = await s.app.inject({ method: 'POST', url: '/v1/notifications', headers: { authorization: s.everything, ...JSON_TYPE, 'transfer-encoding': 'chunked' }, payload: Readable.from([]) })
+  t.match({ status: needed.statusCode, body: needed.json() }, { status: 400, body: { title: 'Body is empty' } }, 'POST /v1/notifications with an empty chunked body: 400 Body is empty')
 })
 
 t.test('a dead letter\'s DELETE with a body deletes nothing; with an empty JSON body it deletes', async t => {
