@@ -3,8 +3,8 @@
  *
  * The runner loads @tapjs/processinfo into each test file's process, and that adds itself to the NODE_OPTIONS of
  * every process a test starts, whatever `env` it is given (a spawn hook, for coverage and `tap --changed` of child
- * processes). In each Node process it runs a loader thread and records the files loaded: it doubles the built
- * server's start (about 0.8 s more and 1 s more CPU here). With coverage off (`npm test`) nothing reads what it
+ * processes). In each Node process it runs a loader thread and records the files loaded: loading the built app
+ * (`dist/src/app.js`) took 1.6 s instead of 0.8 s with it, and 1 s more CPU. With coverage off (`npm test`) nothing reads what it
  * records, so the processes the tests start go through `env` (coreutils), which sets NODE_OPTIONS to the one in
  * `env`, or to none, over the one added, then execs the command: the same process id, signals reach it.
  * With coverage on (`npm run coverage`) the command is left as it is, so the processes count for coverage.
