@@ -1,9 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
-import { AppError, type FieldError } from '../src/domain/errors.js'
-import { quoted, visible } from '../src/domain/unicode.js'
+import { AppError } from '../src/domain/errors.js'
 
 // The one place where failures become RFC 9457 problem documents.
 
@@ -31,37 +29,6 @@ function clip (text: string): string {
   return text.length <= MAX_ECHO ? text : text.slice(0, MAX_ECHO) + '…'
 }
 
-/** The longest key or value of the caller's echoed whole in a validation problem; a longer one is cut to its first 40 characters. */
-const MAX_ECHOED_VALUE = 60
-
-function cut (text: string): string {
-  return text.length <= MAX_ECHOED_VALUE ? text : `${text.slice(0, 40)}…`
-}
-
-/** Cut, then made visible: a key may hold a lone surrogate (refused for it), which strict JSON parsers refuse to read. */
-function shorten (text: string): string {
-  return visible(cut(text))
-}
-
-/** Quoted values in a message (zod's "Unrecognized key: \"…\"") shortened alike. */
-function shortenQuoted (message: string): string {
-  return message.replace(/"([^"]*)"/g, (whole, quoted: string) => quoted.length <= MAX_ECHOED_VALUE ? whole : `"${shorten(quoted)}"`)
-}
-
-/**
- * What is wrong, in zod's words. A map's bad key is zod's invalid_key issue, whose own message says only "Invalid
- * key in record": what is wrong with the key is in its inner issues ("Too big: expected string to have <=64 characters").
- */
-function issueMessage (v: { keyword: string, message?: string, params: Record<string, unknown> }): string {
-  // zod's own message quotes the keys whole (one holding a quote would escape shortenQuoted).
-  const { keys } = v.params
-  if (v.keyword === 'unrecognized_keys' && Array.isArray(keys) && keys.length > 0) {
-    return `Unrecognized key${keys.length > 1 ? 's' : ''}: ${keys.map(key => quoted(cut(String(key)))).join(', ')}`
-  }
-  const inner = v.keyword === 'invalid_key' && Array.isArray(v.params.issues) ? (v.params.issues as { message?: unknown }[]).map(i => i.message).filter(m => typeof m === 'string') : []
-  return inner.length > 0 ? inner.join('; ') : v.message ?? 'is not valid'
-}
-
 function problem (request: FastifyRequest, status: number, slug: string, title: string, detail: string, extras: Record<string, unknown> = {}): Problem {
   return { type: PROBLEM_TYPE_BASE + slug, title, status, detail, instance: clip(request.url), request_id: request.id, ...extras }
 }
@@ -85,19 +52,6 @@ const CLIENT_ERRORS: Record<string, [number, string, string]> = {
 export function toProblem (err: FastifyError | Error, request: FastifyRequest): { problem: Problem, headers: Record<string, string> } {
   if (err instanceof AppError) {
     return { problem: problem(request, err.status, err.slug, err.title, err.message, err.extras), headers: err.headers }
-  }
-  if (hasZodFastifySchemaValidationErrors(err)) {
-    const where = err.validationContext ?? 'body'
-    const errors: FieldError[] = err.validation.map(v => ({
-      // A key of a map is a segment as the caller wrote it: "" for an empty one, any length.
-      path: [where, ...(v.instancePath === '/' ? [] : v.instancePath.split('/').slice(1).map(segment => segment === '' ? '""' : shorten(segment)))].join('.'),
-      message: clip(shortenQuoted(issueMessage(v))),
-    }))
-    return {
-      problem: problem(request, 400, 'validation-error', 'Request is not valid',
-        errors.map(e => `${e.path}: ${e.message}`).join('; '), { errors }),
-      headers: {},
-    }
   }
   const fe = err as FastifyError
   if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
+import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import authPlugin from '../plugins/auth.js'
 import campaignsPlugin from '../plugins/campaigns.js'
 import configPlugin from '../plugins/config.js'
@@ -32,6 +32,7 @@ import type { Config } from './config.js'
 import { loggerOptions, requestLogger } from './logging.js'
 import type { ReachabilityUpstream } from './reachability/upstreams/upstream.js'
 import type { Store } from './store/store.js'
+import { validatorCompiler } from './http/validator.js'
 
 export interface AppOptions {
   config: Config

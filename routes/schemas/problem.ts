@@ -20,7 +20,8 @@ export const ProblemSchema = z.looseObject({
   })).optional().meta({ description: 'For a campaign none of whose recipients is valid (a 422): the first 100 refused, with why' }),
   errors: z.array(z.object({
     path: z.string().meta({
-      description: 'Where the wrong value is: the request part (body, querystring, params, headers), then the field path, dot separated',
+      description: 'Where the wrong value is: the request part (body, querystring, params, headers), then the field path, dot separated (an array item by its index); ' +
+        'a key that is not a plain name (one holding a dot, a slash, a space or a quote, one of digits only, an empty one, a cut one) in brackets as a JSON string: body.metadata["a.b"]',
       examples: ['body.phone_numbers.0'],
     }),
     message: z.string().meta({ description: 'What is wrong with it', examples: ['Invalid input: expected string, received number'] }),

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
 import { pipeline, type Readable, Transform } from 'node:stream'
-import { z } from 'zod'
 import type { CampaignHeader as Header, Recipient as RecipientInput, RecipientLine } from '../../../src/campaigns/service.js'
 import { ValidationError } from '../../../src/domain/errors.js'
+import { describe, fieldErrors, invalidRequest } from '../../../src/domain/validation.js'
 import { CampaignBody, CampaignHeader, MAX_NDJSON_RECIPIENTS, Recipient } from '../../schemas/campaign.js'
 import { ndjsonLines } from './ndjson.js'
 
@@ -33,24 +33,15 @@ export function hashedBody (payload: Readable): { body: Readable, digest: () => 
   return { body, digest: () => (digest ??= hash.digest('hex')) }
 }
 
-/** Where a zod issue is and what is wrong, in a line. */
-function reasonOf (error: z.ZodError): string {
-  return error.issues.map(i => `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`).join('; ')
-}
-
-function invalid (detail: string, error: z.ZodError, prefix: string): ValidationError {
-  return new ValidationError(`${detail}: ${reasonOf(error)}`, error.issues.map(i => ({ path: [prefix, ...i.path].join('.'), message: i.message })))
-}
-
 function checkRecipient (line: number, value: unknown): RecipientLine {
   const parsed = Recipient.safeParse(value)
-  return parsed.success ? { line, recipient: parsed.data as RecipientInput } : { line, reason: reasonOf(parsed.error) }
+  return parsed.success ? { line, recipient: parsed.data as RecipientInput } : { line, reason: describe(fieldErrors('', parsed.error)) }
 }
 
 /** A JSON body (read whole, `digest` the hash of its bytes): `{name, message, routing, recipients}`; a campaign that is not valid is a 400. */
 export function readJson (body: unknown, digest: () => string): CampaignInput {
   const parsed = CampaignBody.safeParse(body)
-  if (!parsed.success) throw invalid('the campaign is not valid', parsed.error, 'body')
+  if (!parsed.success) throw invalidRequest('body', parsed.error, 'the campaign is not valid')
   const { recipients: list, ...rest } = parsed.data
   return { header: rest as Header, recipients: list.map((value, i) => checkRecipient(i + 1, value)), requestHash: async () => digest() }
 }
@@ -69,7 +60,7 @@ export async function readNdjson (stream: Readable, digest: () => string): Promi
     throw new ValidationError('the first line is not JSON: it must be the campaign {name, message, routing}', [{ path: 'body.line.1', message: 'not JSON' }])
   }
   const header = CampaignHeader.safeParse(json)
-  if (!header.success) throw invalid('the first line is not a valid campaign', header.error, 'body.line.1')
+  if (!header.success) throw invalidRequest('body.line.1', header.error, 'the first line is not a valid campaign')
   async function * recipients (): AsyncIterable<RecipientLine> {
     let line = 1
     let count = 0

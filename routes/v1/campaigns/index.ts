@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream'
 import type { SwaggerTransform } from '@fastify/swagger'
 import type { FastifySchema, FastifySchemaCompiler } from 'fastify'
-import { type FastifyPluginAsyncZod, jsonSchemaTransform, validatorCompiler } from 'fastify-type-provider-zod'
+import { type FastifyPluginAsyncZod, jsonSchemaTransform } from 'fastify-type-provider-zod'
+import { validatorCompiler } from '../../../src/http/validator.js'
 import { z } from 'zod'
 import {
   CampaignAccepted, CampaignBody, CampaignDetailSchema, CampaignSchema, MAX_NDJSON_RECIPIENTS, Recipient,

@@ -1,0 +1,42 @@
+import t from 'tap'
+import { z } from 'zod'
+import { fieldErrors, fieldPath, invalidRequest } from '../../src/domain/validation.js'
+
+t.test('fieldPath writes plain names bare, array indices as numbers, and any other key quoted', async t => {
+  t.equal(fieldPath('body', ['routing', 'ttl_seconds']), 'body.routing.ttl_seconds')
+  t.equal(fieldPath('body', ['recipients', 3, 'to']), 'body.recipients.3.to', 'an index')
+  t.equal(fieldPath('body', ['metadata', '3']), 'body.metadata["3"]', 'a key of digits is not an index')
+  t.equal(fieldPath('body', ['metadata', 'a.b']), 'body.metadata["a.b"]')
+  t.equal(fieldPath('body', ['metadata', '']), 'body.metadata[""]')
+  t.equal(fieldPath('body', ['metadata', 'say "hi"\\']), 'body.metadata["say \\"hi\\"\\\\"]', 'quotes and backslashes escaped as JSON does')
+  t.equal(fieldPath('body', ['metadata', 'x\u202e']), 'body.metadata["x\\u202e"]', 'a bidi mark shown')
+  t.equal(fieldPath('body', ['metadata', 'k'.repeat(61)]), `body.metadata["${'k'.repeat(40)}…"]`, 'a long key cut, and quoted: it is not the key')
+  t.equal(fieldPath('body', ['metadata', 'k'.repeat(60)]), `body.metadata.${'k'.repeat(60)}`)
+  t.equal(fieldPath('', ['vars', 'name']), 'vars.name', 'relative: no leading dot')
+  t.equal(fieldPath('', ['a b']), '["a b"]')
+  t.equal(fieldPath('headers', ['idempotency-key']), 'headers.idempotency-key', 'a hyphen is part of a plain name')
+  t.equal(fieldPath('body', []), 'body')
+})
+
+t.test('fieldErrors and invalidRequest: zod\'s faults, a bad map key by what is wrong with it', async t => {
+  const schema = z.strictObject({ tags: z.record(z.string().min(1), z.string().max(2)), n: z.number() })
+  const result = schema.safeParse({ tags: { '': 'x', 'a/b': 'xyz' }, n: 'one', extra: 1 })
+  t.notOk(result.success)
+  const errors = fieldErrors('body', result.error!)
+  const byPath = new Map(errors.map(e => [e.path, e.message]))
+  t.same([...byPath.keys()].sort(), ['body', 'body.n', 'body.tags[""]', 'body.tags["a/b"]'])
+  t.equal(byPath.get('body.tags[""]'), 'Too small: expected string to have >=1 characters', 'what is wrong with the key')
+  t.match(byPath.get('body.tags["a/b"]'), /^Too big/)
+  t.match(byPath.get('body.n'), /^Invalid input: expected number/)
+  t.equal(byPath.get('body'), 'Unrecognized key: "extra"')
+  t.equal(errors.length, 4)
+  const error = invalidRequest('body', result.error!)
+  t.equal(error.status, 400)
+  t.equal(error.message, errors.map(e => `${e.path}: ${e.message}`).join('; '))
+  t.same(error.errors, errors)
+  const described = invalidRequest('body.line.1', result.error!, 'the first line is not a valid campaign')
+  t.match(described.message, /^the first line is not a valid campaign: tags\[""\]: Too small/, 'the detail relative to what it names')
+  t.match(described.errors, [{ path: /^body\.line\.1/ }])
+  const long = z.enum(Array.from({ length: 40 }, (_, i) => `option-${i}`)).safeParse('nope')
+  t.ok(fieldErrors('body', long.error!)[0]!.message.length <= 201, 'a long message is cut')
+})
