@@ -85,7 +85,7 @@ export const NEXT_CURSOR: NamedHeader = {
   doc: {
     type: 'string',
     description: 'With a CSV answer (Accept: text/csv), the next_cursor of this page, to give as cursor for the next one; absent on the last page',
-    examples: ['WzEsMTc5NTY3MzcwMDAwMCwxNzk1NjczNjAyMzAzLCIrNDQ3OTExMTAwMDAwIl0'],
+    examples: ['WyJ2MiIsMTc5NTY3MzcwMDAwMCwxNzk1NjczNjAyMzAzLCIrNDQ3OTExMTAwMDAwIl0'],
   },
 }
 

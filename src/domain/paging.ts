@@ -1,42 +1,50 @@
 import { ValidationError } from './errors.js'
 
-// Lists split over shards (sorted sets by time) are read shard after shard, each in (score, member) order. The
-// cursor names the last item given out: its shard, score and member, so items that move, leave or arrive between
-// two pages never shift the next page (an offset would skip or repeat them). An item that itself moves from behind
-// the cursor to past it comes round again, unless the list is read up to the time of its first page (pageAsOf).
+// Lists split over shards (sorted sets by time) are read as one list in (score, member) order: each page merges
+// the shards' heads. The cursor names the last item given out, by its score and member, so items that move, leave or
+// arrive between two pages never shift the next page (an offset would skip or repeat them), and it holds whatever
+// the number of shards. An item that itself moves from behind the cursor to past it comes round again, unless the
+// list is read up to the time of its first page (pageAsOf). A page is read one item past the limit: the last page
+// says so (no cursor) rather than leave an empty page to find.
 
 export interface Page<T> {
   items: T[]
   next_cursor: string | null
 }
 
-/** Where an item stands in its shard's sorted set. */
+/** Where an item stands in its shard's sorted set, and so in the whole list. */
 export interface Position {
   score: number
   member: string
 }
 
 interface Cursor {
-  shard: number
   after?: Position
   /** For lists read up to a time: the first page's time, kept by every later page (see pageAsOf). */
   asOf?: number
 }
 
+/** The first element of a cursor: cursors of earlier releases began with a shard number. */
+const VERSION = 'v2'
 const CURSOR = /^[A-Za-z0-9_-]{1,400}$/
 
 function invalid (): ValidationError {
   return new ValidationError('the cursor is not one this service gave out', [{ path: 'querystring.cursor', message: 'not a cursor from a previous page' }])
 }
 
-// [shard], [shard, score, member]; with the first page's time: [shard, asOf], [shard, asOf, score, member].
-function encodeCursor ({ shard, after, asOf }: Cursor): string {
-  const position = after ? [after.score, after.member] : []
-  return Buffer.from(JSON.stringify(asOf === undefined ? [shard, ...position] : [shard, asOf, ...position])).toString('base64url')
+function earlier (): ValidationError {
+  return new ValidationError('the cursor is from an earlier release of this service, which listed shard after shard: start the listing again without one',
+    [{ path: 'querystring.cursor', message: 'a cursor from an earlier release: start again without one' }])
 }
 
-function parseCursor (cursor: string | undefined, shards: number): Cursor {
-  if (cursor === undefined || cursor === '') return { shard: 0 }
+// ["v2", score, member]; with the first page's time: ["v2", asOf, score, member].
+function encodeCursor ({ after, asOf }: Cursor): string {
+  const position = after ? [after.score, after.member] : []
+  return Buffer.from(JSON.stringify(asOf === undefined ? [VERSION, ...position] : [VERSION, asOf, ...position])).toString('base64url')
+}
+
+function parseCursor (cursor: string | undefined): Cursor {
+  if (cursor === undefined || cursor === '') return {}
   if (!CURSOR.test(cursor)) throw invalid()
   let value: unknown
   try {
@@ -44,12 +52,14 @@ function parseCursor (cursor: string | undefined, shards: number): Cursor {
   } catch {
     throw invalid()
   }
-  if (!Array.isArray(value) || value.length < 1 || value.length > 4 || !Number.isInteger(value[0]) || value[0] < 0 || value[0] >= shards) throw invalid()
-  const shard = value[0] as number
+  if (!Array.isArray(value) || value.length < 1) throw invalid()
+  // A page given out before the shards were merged (the list read shard after shard) cannot be carried on in order.
+  if (Number.isInteger(value[0]) && value.length <= 4) throw earlier()
+  if (value[0] !== VERSION || value.length > 4) throw invalid()
   const timed = value.length % 2 === 0
   const asOf: unknown = timed ? value[1] : undefined
   if (timed && (typeof asOf !== 'number' || !Number.isFinite(asOf))) throw invalid()
-  const parsed: Cursor = timed ? { shard, asOf: asOf as number } : { shard }
+  const parsed: Cursor = timed ? { asOf: asOf as number } : {}
   const position = value.slice(timed ? 2 : 1) as unknown[]
   if (position.length === 0) return parsed
   const [score, member] = position
@@ -57,12 +67,13 @@ function parseCursor (cursor: string | undefined, shards: number): Cursor {
   return { ...parsed, after: { score, member } }
 }
 
+/** A shard's items after a position (none: from its start), in (score, member) order, at most `limit`. */
 type Read<T> = (shard: number, after: Position | undefined, limit: number) => Promise<{ at: Position, item: T }[]>
 
-/** Reads up to `limit` items from the shards in order, starting after the cursor's item. */
+/** Up to `limit` items of the list, in (score, member) order over all the shards, after the cursor's item. */
 export async function pageAcrossShards<T> (shards: number, cursor: string | undefined, limit: number, read: Read<T>): Promise<Page<T>> {
-  const { shard, after } = parseCursor(cursor, shards)
-  return readPage(shards, { shard, after }, limit, read)
+  const { after } = parseCursor(cursor)
+  return readPage(shards, { after }, limit, read)
 }
 
 /**
@@ -77,24 +88,51 @@ export async function pageAsOf<T> (
   now: number,
   read: (shard: number, after: Position | undefined, limit: number, asOf: number) => Promise<{ at: Position, item: T }[]>,
 ): Promise<Page<T>> {
-  const start = parseCursor(cursor, shards)
-  // A cursor given out before cursors carried the time starts the time at its page.
+  const start = parseCursor(cursor)
   const asOf = start.asOf ?? now
   return readPage(shards, { ...start, asOf }, limit, (shard, after, count) => read(shard, after, count, asOf))
 }
 
+function before (a: Position, b: Position): boolean {
+  return a.score < b.score || (a.score === b.score && a.member < b.member)
+}
+
+interface Head<T> {
+  shard: number
+  /** Read from the shard, not yet merged. */
+  buffer: { at: Position, item: T }[]
+  /** The last position read from the shard. */
+  after: Position | undefined
+  done: boolean
+}
+
+/**
+ * Merges the shards' items after `start` into one page of `limit` (and reads one more, to know whether a next page
+ * holds any). Each shard is read in batches of about its share of the page, and read again only when its batch
+ * runs out before the page is full: a page costs about `limit` items read, not `limit` times the shards.
+ */
 async function readPage<T> (shards: number, start: Cursor, limit: number, read: Read<T>): Promise<Page<T>> {
-  let { shard, after } = start
-  const items: T[] = []
-  while (shard < shards && items.length < limit) {
-    const wanted = limit - items.length
-    const got = await read(shard, after, wanted)
-    items.push(...got.map(g => g.item))
-    after = got.at(-1)?.at ?? after
-    if (got.length < wanted) {
-      shard++
-      after = undefined
+  const wanted = limit + 1
+  const batch = Math.min(wanted, Math.ceil(wanted / shards) + 4)
+  const heads: Head<T>[] = Array.from({ length: shards }, (_, shard) => ({ shard, buffer: [], after: start.after, done: false }))
+  const taken: { at: Position, item: T }[] = []
+  while (taken.length < wanted) {
+    await Promise.all(heads.filter(h => h.buffer.length === 0 && !h.done).map(async head => {
+      const got = await read(head.shard, head.after, batch)
+      head.buffer = got
+      head.done = got.length < batch
+      head.after = got.at(-1)?.at ?? head.after
+    }))
+    let next: Head<T> | undefined
+    for (const head of heads) {
+      if (head.buffer.length > 0 && (next === undefined || before(head.buffer[0]!.at, next.buffer[0]!.at))) next = head
     }
+    if (next === undefined) break
+    taken.push(next.buffer.shift()!)
   }
-  return { items, next_cursor: shard < shards ? encodeCursor({ shard, after, asOf: start.asOf }) : null }
+  const page = taken.slice(0, limit)
+  return {
+    items: page.map(t => t.item),
+    next_cursor: taken.length > limit ? encodeCursor({ after: page.at(-1)!.at, asOf: start.asOf }) : null,
+  }
 }

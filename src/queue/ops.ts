@@ -72,7 +72,7 @@ export class QueueOps {
     }
   }
 
-  /** Dead letters, shard by shard, oldest first. */
+  /** Dead letters, oldest first over every shard. */
   async listDead (cursor: string | undefined, limit: number): Promise<Page<DeadLetterView>> {
     return pageAcrossShards(this.store.shards, cursor, limit, async (shard, after, count) => {
       const letters = await this.store.listDead(shard, after, count)

@@ -48,8 +48,11 @@ t.test('a page is filled past campaigns not shown; a cursor this service did not
   const last = await campaigns.create('svc', header('last'), [{ line: 2, recipient: { to: '+447911100102' } }])
   const page1 = await campaigns.list(undefined, 2)
   t.same(page1.items.map(c => c.id), [first.answer.id, last.answer.id], 'the abandoned campaign between them is passed over')
-  t.same(await campaigns.list(page1.next_cursor!, 2), { items: [], next_cursor: null })
-  for (const cursor of ['2', 'not a cursor', Buffer.from('[1,5,"cmp_x"]').toString('base64url'), Buffer.from('[0,"5","cmp_x"]').toString('base64url')]) {
+  t.equal(page1.next_cursor, null, 'the last page says so: no cursor to an empty page')
+  const one = await campaigns.list(undefined, 1)
+  t.same((await campaigns.list(one.next_cursor!, 1)).items.map(c => c.id), [last.answer.id], 'page 2 of 1 each goes on after page 1')
+  for (const cursor of ['2', 'not a cursor', Buffer.from('["v2","5","cmp_x"]').toString('base64url'), Buffer.from('["v3",5,"cmp_x"]').toString('base64url')]) {
     await t.rejects(campaigns.list(cursor, 2), { status: 400, message: /cursor/ }, cursor)
   }
+  await t.rejects(campaigns.list(Buffer.from('[0,5,"cmp_x"]').toString('base64url'), 2), { status: 400, message: /earlier release/ }, 'a cursor of an earlier release')
 })

@@ -16,7 +16,7 @@ import { hashedBody, readJson, readNdjson } from './body.js'
 const security = [{ bearerAuth: [] }]
 const NDJSON = 'application/x-ndjson'
 /** A next_cursor as given out: the last campaign's creation time and id. */
-const CURSOR_EXAMPLE = 'WzAsMTc2NDE0MDAwMDAwMCwiY21wXzBjMWQyZTNmNDA1MTYyNzM4NDk1YTZiN2M4ZDllMGYxIl0'
+const CURSOR_EXAMPLE = 'WyJ2MiIsMTc2NDE0MDAwMDAwMCwiY21wXzBjMWQyZTNmNDA1MTYyNzM4NDk1YTZiN2M4ZDllMGYxIl0'
 const Id = z.object({ id: z.string().max(100).meta({ description: 'The campaign id', examples: ['cmp_0c1d2e3f405162738495a6b7c8d9e0f1'] }) })
 
 /** The campaign's JSON body is checked here, not by the route's validator: a bad recipient is refused alone, the campaign goes on. */

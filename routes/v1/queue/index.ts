@@ -68,13 +68,13 @@ const queueRoutes: FastifyPluginAsyncZod = async (app) => {
       description: 'With the reason each ended and the last reachability seen; paged with the opaque next_cursor.',
       security,
       querystring: z.object({
-        cursor: z.string().max(400).optional().meta({ description: 'next_cursor of the previous page; none for the first page (opaque; it names the last item given, so letters retried or added between pages shift nothing)', examples: ['WzAsMTc5NTY3MzYwMjMwMywibnRmXzAwXzNmMmE5YzBkNGI4ZTRmNmE5YjFjMmQzZTRmNWE2YjdjIl0'] }),
+        cursor: z.string().max(400).optional().meta({ description: 'next_cursor of the previous page; none for the first page (opaque; it names the last item given, so letters retried or added between pages shift nothing)', examples: ['WyJ2MiIsMTc5NTY3MzYwMjMwMywibnRmXzAwXzNmMmE5YzBkNGI4ZTRmNmE5YjFjMmQzZTRmNWE2YjdjIl0'] }),
         limit: queryInt({ min: 1, max: 500, fallback: 50, description: 'Dead letters per page, 1 to 500 (default 50)' }),
       }),
       response: {
-        200: jsonResponse('One page of dead letters, oldest first within each shard', z.object({
+        200: jsonResponse('One page of dead letters, oldest first (by when each ended, over every shard)', z.object({
           items: z.array(DeadLetterSchema).meta({ description: 'The dead letters of this page' }),
-          next_cursor: z.string().nullable().meta({ description: 'Pass as cursor for the next page; null on the last page', examples: ['WzAsMTc5NTY3MzYwMjMwMywibnRmXzAwXzNmMmE5YzBkNGI4ZTRmNmE5YjFjMmQzZTRmNWE2YjdjIl0'] }),
+          next_cursor: z.string().nullable().meta({ description: 'Pass as cursor for the next page; null on the last page', examples: ['WyJ2MiIsMTc5NTY3MzYwMjMwMywibnRmXzAwXzNmMmE5YzBkNGI4ZTRmNmE5YjFjMmQzZTRmNWE2YjdjIl0'] }),
         })),
         ...pickProblems(401, 403),
         400: problemResponse('cursor is not a next_cursor this service gave out, or limit is not a whole number from 1 to 500'),

@@ -10,7 +10,7 @@ import { pickProblems } from '../../schemas/problem.js'
 import { PhoneNumberInput, queryInt } from '../../schemas/reachability.js'
 
 const security = [{ bearerAuth: [] }]
-const CURSOR_EXAMPLE = 'WzEsMTc5NTY3MzcwMDAwMCwxNzk1NjczNjAyMzAzLCIrNDQ3OTExMTAwMDAwIl0'
+const CURSOR_EXAMPLE = 'WyJ2MiIsMTc5NTY3MzcwMDAwMCwxNzk1NjczNjAyMzAzLCIrNDQ3OTExMTAwMDAwIl0'
 // The cursor names the last item given and the time of the listing's first page, which bounds every later page.
 const cursor = (description: string) => z.string().max(400).optional().meta({ description: `next_cursor of the previous page (opaque). ${description}`, examples: [CURSOR_EXAMPLE] })
 const StaleCursor = cursor('It names the last number given and the time of the first page, whose `days` cut-off every page keeps: ' +
@@ -89,7 +89,7 @@ const reportRoutes: FastifyPluginAsyncZod = async (app) => {
         cursor: StaleCursor,
         limit: Limit,
       }),
-      response: { 200: csvOr(StaleContact, 'Stale contacts, oldest first'), ...pickProblems(400, 401, 403, 406, 503) },
+      response: { 200: csvOr(StaleContact, 'Stale contacts, oldest latest status time first over all the numbers (ties by number)'), ...pickProblems(400, 401, 403, 406, 503) },
     },
   }, async (request, reply) => {
     const csv = wantsCsv(request.headers.accept)
@@ -113,7 +113,7 @@ const reportRoutes: FastifyPluginAsyncZod = async (app) => {
         cursor: OfflineCursor,
         limit: Limit,
       }),
-      response: { 200: csvOr(OfflineDevice, 'Offline devices, least recently checked first'), ...pickProblems(400, 401, 403, 406, 503) },
+      response: { 200: csvOr(OfflineDevice, 'Offline devices, least recently checked first over all the numbers (ties by number)'), ...pickProblems(400, 401, 403, 406, 503) },
     },
   }, async (request, reply) => {
     const since = request.query.since ? Date.parse(request.query.since) : -Infinity

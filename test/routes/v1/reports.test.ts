@@ -91,6 +91,33 @@ for (const store of ['memory', 'redis'] as const) {
       t.ok(lines.slice(1).every(l => /^\+4479111000\d\d,\d{4}-/.test(l)))
     })
 
+    t.test('pages are one list over every shard: oldest first throughout, each number once, and the last page has no cursor', async t => {
+      const s = await setup(t, store)
+      // 30 numbers over the shards, their ages not in the order the shards hold them.
+      const numbers = Array.from({ length: 30 }, (_, i) => `+4479111700${String(i).padStart(2, '0')}`)
+      for (const [i, n] of numbers.entries()) {
+        s.upstream.answers.set(n, away((70 + ((i * 7) % 30)) * DAY))
+        await s.look(n)
+      }
+      for (const [path, field, key] of [['stale-contacts?days=60', 'latest_status_at', 'stale'], ['offline-devices?', 'last_checked_at', 'offline']] as const) {
+        for (const limit of [7, 10, 30]) {
+          const pages: { items: Record<string, string>[], next_cursor: string | null }[] = []
+          let cursor: string | null = ''
+          while (cursor !== null) {
+            const page = (await s.get(`/v1/reports/${path}&limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`)).json() as { items: Record<string, string>[], next_cursor: string | null }
+            pages.push(page)
+            cursor = page.next_cursor
+          }
+          const items = pages.flatMap(p => p.items).filter(i => numbers.includes(i.phone_number!))
+          const what = `${key}, limit ${limit}`
+          t.equal(pages.length, Math.ceil(30 / limit), `${what}: ${pages.length} pages, none of them empty`)
+          t.same(items.map(i => i.phone_number).sort(), [...numbers].sort(), `${what}: each number once`)
+          const times = items.map(i => Date.parse(i[field]!))
+          t.same(times, [...times].sort((a, b) => a - b), `${what}: oldest first across pages`)
+        }
+      }
+    })
+
     t.test('reachable means DATA or SMS: an is_reachable answer with neither connectivity keeps the number stale and offline', async t => {
       const s = await setup(t, store)
       const n = '+447911160001'
@@ -180,18 +207,25 @@ for (const store of ['memory', 'redis'] as const) {
       t.same(seen, devices, 'each device once')
     })
 
-    t.test('a forged cursor is a 400 problem; a cursor given out before cursors carried their time is still taken', async t => {
+    t.test('a forged cursor is a 400 problem, and one of an earlier release (shard after shard) says so; a cursor without its time is still taken', async t => {
       const s = await setup(t, store)
       await s.look('+447911150001')
       const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
-      for (const cursor of [enc([0, 'x']), enc([0, null, 1, '+1']), enc([0, 1, 2, 3]), enc([0, 1, 2, '+1', 5]), enc([0, true]), enc([3, 1]), enc([])]) {
+      for (const cursor of [enc(['v2', 'x']), enc(['v2', null, 1, '+1']), enc(['v2', 1, 2, 3]), enc(['v2', 1, 2, '+1', 5]), enc(['v2', true]), enc(['v3', 1]), enc([]), enc([0, 1, 2, '+1', 5])]) {
         for (const path of ['stale-contacts', 'offline-devices']) {
           const res = await s.get(`/v1/reports/${path}?cursor=${cursor}`)
           t.equal(res.statusCode, 400, `${path} ${Buffer.from(cursor, 'base64url').toString()}`)
           t.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8')
         }
       }
-      for (const cursor of [enc([0]), enc([1, 0, '+1']), enc([0, 1e308]), enc([0, -1e308, 5e-324, '+1']), enc([2, Date.now(), 0, ''])]) {
+      for (const cursor of [enc([0]), enc([1, 0, '+1']), enc([0, 1e308]), enc([2, Date.now(), 0, ''])]) {
+        for (const path of ['stale-contacts', 'offline-devices']) {
+          const res = await s.get(`/v1/reports/${path}?cursor=${cursor}`)
+          t.equal(res.statusCode, 400, `${path} ${Buffer.from(cursor, 'base64url').toString()}`)
+          t.match(res.json(), { detail: /earlier release of this service.*start the listing again without one/, errors: [{ path: 'querystring.cursor' }] })
+        }
+      }
+      for (const cursor of [enc(['v2']), enc(['v2', 0, '+1']), enc(['v2', 1e308]), enc(['v2', -1e308, 5e-324, '+1']), enc(['v2', Date.now(), 0, ''])]) {
         for (const path of ['stale-contacts', 'offline-devices']) {
           const res = await s.get(`/v1/reports/${path}?cursor=${cursor}`)
           t.equal(res.statusCode, 200, `${path} ${Buffer.from(cursor, 'base64url').toString()}`)
