@@ -78,7 +78,7 @@ export function toProblem (err: FastifyError | Error, request: FastifyRequest): 
 }
 
 /** A size in bytes as the README gives the limits: 1 KiB, 64 KiB, 1 MiB. */
-function inUnits (bytes: number): string {
+export function inUnits (bytes: number): string {
   if (bytes >= 1024 * 1024 && bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MiB`
   if (bytes >= 1024 && bytes % 1024 === 0) return `${bytes / 1024} KiB`
   return `${bytes} bytes`

@@ -110,7 +110,8 @@ export default fp<MetricsPluginOptions>(async (app, options) => {
         '(read from the store at most every 5 s), deliveries by channel, provider and outcome, circuit breaker states and rejections, ' +
         'Node process metrics. Needs a token with the ops scope when METRICS_AUTH=ops (the default with NODE_ENV=production); ' +
         'with METRICS_PORT set it is served on that port only, without auth.',
-      ...(auth === 'ops' ? { security: [{ bearerAuth: [] }] } : {}),
+      // Optional where METRICS_AUTH is none, so Swagger UI sends a token it holds either way.
+      security: auth === 'ops' ? [{ bearerAuth: [] }] : [{}, { bearerAuth: [] }],
       response: {
         200: {
           description: 'Every metric, in the Prometheus text exposition format 0.0.4',

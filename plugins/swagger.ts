@@ -8,12 +8,15 @@ import {
   type HeaderDocs, headerDocs, IDEMPOTENT_REPLAYED, RATE_LIMIT, REQUEST_ID, RETRY_AFTER_IN_FLIGHT, RETRY_AFTER_RATE_LIMITED, RETRY_AFTER_UNAVAILABLE,
   SHARED_HEADERS, WWW_AUTHENTICATE,
 } from '../routes/schemas/headers.js'
+import { inUnits } from './errors.js'
 import { bodyKind } from './no-body.js'
 
 // The version of the HTTP contract (the /v1 of the paths), not of the package.
 const API_VERSION = '1.0.0'
 
 export default fp(async (app) => {
+  // Fastify's own default (1 MiB) where the app sets none.
+  const bodyLimit = app.initialConfig.bodyLimit ?? 1024 * 1024
   // A route with a transform of its own (POST /v1/campaigns: its NDJSON body) skips the one below: what every route's
   // spec gets is put around its transform. Before @fastify/swagger's own onRoute hook, which keeps the route's config.
   app.addHook('onRoute', route => {
@@ -22,7 +25,7 @@ export default fp(async (app) => {
     route.config = {
       ...route.config,
       swaggerTransform: input => {
-        const { documented, headers } = documentRoute(input as TransformInput)
+        const { documented, headers } = documentRoute(input as TransformInput, bodyLimit)
         return withHeaders(own(documented) as TransformOutput, headers)
       },
     }
@@ -39,7 +42,13 @@ export default fp(async (app) => {
           'two provider webhooks, which their senders authenticate: `/v1/webhooks/vonage/messages` (Vonage\'s signed JWT) and ' +
           '`/v1/webhooks/camara` (the CAMARA sink token). Errors are RFC 9457 problem documents. ' +
           'HEAD is answered only where this document lists it (health, readiness, metrics): on any other GET path it would do ' +
-          'the GET\'s work for nothing, and is a 405 problem whose Allow header names the methods the path takes.',
+          'the GET\'s work for nothing, and is a 405 problem whose Allow header names the methods the path takes. ' +
+          'Text fields (message texts, push title, body and data, push token, client_ref, metadata, a campaign\'s name and vars, ' +
+          'map keys included) are UTF-8 text: a lone UTF-16 surrogate (half an emoji, `\\ud83d`) or a control character other than ' +
+          'tab, line feed and carriage return is a 400 naming it and where; a body whose bytes are not UTF-8, or a charset other ' +
+          'than UTF-8, is refused (400, 415). Every answer but the docs\' carries `Cache-Control: no-store`, and every one the security ' +
+          'headers (Content-Security-Policy, X-Content-Type-Options: nosniff, X-Frame-Options: DENY, Referrer-Policy: no-referrer; ' +
+          'Strict-Transport-Security with HSTS_MAX_AGE_SECONDS); the reports, which answer JSON or CSV by Accept, carry `Vary: Accept`.',
       },
       tags: [
         { name: 'reachability', description: 'Is a phone on the network, and for what (scope reachability:read)' },
@@ -60,7 +69,7 @@ export default fp(async (app) => {
       },
     },
     transform: input => {
-      const { documented, headers } = documentRoute(input)
+      const { documented, headers } = documentRoute(input, bodyLimit)
       return withHeaders(jsonSchemaTransform(documented), headers)
     },
     transformObject: input => shareHeaders(markOptionalBodies(jsonSchemaTransformObject(input))),
@@ -89,22 +98,36 @@ type TransformInput = Parameters<typeof jsonSchemaTransform>[0]
 const optionalBodies = new Set<string>()
 
 /**
- * What every route's own schema would repeat: a 414 for a path parameter longer than the router takes; on the
- * methods whose body Fastify reads (a body sent to a route that takes none included), a 413 and a 415; on a route
- * that takes no body, its 400.
+ * What every route's own schema would repeat: on a route with path parameters, a 400 for a path that does not decode
+ * and a 414 for a parameter longer than the router takes; on the methods whose body Fastify reads (a body sent to a
+ * route that takes none included), a 413 naming the route's limit and a 415; on a route that takes no body, its 400;
+ * on a route that needs a bearer token, the 503 of a key set that could not be fetched. Where the route documents a
+ * 400 or a 503 of its own, these are added to its description.
  */
-function documentRoute (input: TransformInput): { documented: TransformInput, headers: Record<string, HeaderDocs> } {
-  const schema = input.schema as { operationId?: string, body?: unknown, params?: unknown, headers?: unknown, response?: Record<string, unknown> } | undefined
+function documentRoute (input: TransformInput, appBodyLimit: number): { documented: TransformInput, headers: Record<string, HeaderDocs> } {
+  const schema = input.schema as {
+    operationId?: string, body?: unknown, params?: unknown, headers?: unknown, security?: Record<string, unknown>[], response?: Record<string, unknown>
+  } | undefined
   if (!schema?.response) return { documented: input, headers: {} }
   const body = bodyKind(input.route)
   if (schema.operationId && body === 'optional') optionalBodies.add(schema.operationId)
-  const added: Record<string, unknown> = {
-    ...(schema.params ? { 414: PARAM_TOO_LONG } : {}),
-    ...(body ? { 413: problems[413], 415: UNSUPPORTED_MEDIA_TYPE } : {}),
+  // A token that must be given (not one that may: an empty alternative).
+  const bearer = schema.security?.some(s => 'bearerAuth' in s) === true && !schema.security.some(s => Object.keys(s).length === 0)
+  const limit = input.route.bodyLimit ?? appBodyLimit
+  const added: Record<string, ProblemAnswer> = {
+    ...(schema.params ? { 400: BAD_PATH, 414: PARAM_TOO_LONG } : {}),
+    ...(body ? { 413: problemResponse(`The body is larger than this operation's limit of ${inUnits(limit)}`), 415: UNSUPPORTED_MEDIA_TYPE } : {}),
     // Every route that takes no body answers one sent anyway alike (plugins/no-body.ts).
-    ...(body === 'none' ? { 400: BODY_SENT } : {}),
+    ...(body === 'none' ? { 400: schema.params ? also(BODY_SENT, BAD_PATH) : BODY_SENT } : {}),
+    ...(bearer ? { 503: AUTH_UNAVAILABLE } : {}),
   }
-  const response = { ...added, ...schema.response }
+  const response: Record<string, unknown> = { ...added, ...schema.response }
+  // The general 413 a route picked says less than the one naming its limit.
+  if (added[413] && response[413] === problems[413]) response[413] = added[413]
+  for (const status of ['400', '503']) {
+    const own = schema.response[status]
+    if (added[status] && own && own !== added[status] && typeof own === 'object' && 'description' in own) response[status] = also(own as ProblemAnswer, added[status])
+  }
   return {
     documented: { ...input, schema: (input.route.method === 'HEAD' ? headOperation(schema, response) : { ...schema, response }) as typeof input.schema },
     headers: answerHeaders(schema, response),
@@ -167,6 +190,16 @@ function headOperation (schema: { operationId?: string, summary?: string, descri
 const BODY_SENT = problemResponse('A body was sent with Content-Type: application/json (valid JSON or not): this operation takes no body. ' +
   'An empty one, or {}, is none, with that Content-Type too')
 const PARAM_TOO_LONG = problemResponse('A path parameter is longer than the router takes (100 characters)')
+const BAD_PATH = problemResponse('The path does not decode: a percent-encoding that is not one (%ZZ), or not UTF-8')
+const AUTH_UNAVAILABLE = problemResponse('The key set bearer tokens are checked against (AUTH_JWKS_URL) could not be fetched, so the token ' +
+  'could not be checked (auth-unavailable): our outage, not a bad token; retry after Retry-After seconds')
+
+type ProblemAnswer = ReturnType<typeof problemResponse>
+
+/** An answer that may also be given for another reason: both descriptions. */
+function also (answer: ProblemAnswer, other: ProblemAnswer): ProblemAnswer {
+  return { ...answer, description: `${answer.description.replace(/\.$/, '')}. Or: ${other.description}` }
+}
 const UNSUPPORTED_MEDIA_TYPE = problemResponse('A body was sent with a Content-Type this operation does not take')
 
 function markOptionalBodies<T> (document: T): T {

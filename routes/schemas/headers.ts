@@ -60,7 +60,13 @@ export const RETRY_AFTER_UNAVAILABLE: NamedHeader = {
 export const RETRY_AFTER_IN_FLIGHT: NamedHeader = {
   name: 'Retry-After',
   component: 'RetryAfterInFlight',
-  doc: { type: 'integer', description: 'Seconds to wait before sending again: what is left of the claim the first request with this Idempotency-Key holds', examples: [12] },
+  doc: {
+    type: 'integer',
+    description: 'Seconds to wait before sending again: 1 for a notification (an accept takes milliseconds, and the retry then gets the first ' +
+      'answer replayed; a claim whose request died lapses after 30 s); for a campaign, what is left of the claim its first request holds ' +
+      'while its recipients are read in',
+    examples: [1],
+  },
 }
 
 export const RATE_LIMIT: NamedHeader[] = [

@@ -18,6 +18,7 @@ export const ProblemSchema = z.looseObject({
     line: z.number().int().meta({ description: 'The line (NDJSON, the campaign being line 1) or the position in recipients (JSON, from 1)', examples: [1] }),
     reason: z.string().meta({ description: 'Why it was refused', examples: ['to: "bad" is not a valid phone number: an E.164 number has a "+" and 2 to 15 digits'] }),
   })).optional().meta({ description: 'For a campaign none of whose recipients is valid (a 422): the first 100 refused, with why' }),
+  required_scope: z.string().optional().meta({ description: 'For a 403: the scope the operation needs', examples: ['reachability:read'] }),
   errors: z.array(z.object({
     path: z.string().meta({
       description: 'Where the wrong value is: the request part (body, querystring, params, headers), then the field path, dot separated (an array item by its index); ' +

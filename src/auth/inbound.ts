@@ -9,7 +9,7 @@ import {
   type JWTVerifyGetKey,
   type JWTVerifyOptions,
 } from 'jose'
-import { UnauthorizedError, UpstreamUnavailableError } from '../domain/errors.js'
+import { AuthUnavailableError, UnauthorizedError } from '../domain/errors.js'
 import { hasLoneSurrogate } from '../domain/unicode.js'
 import { SCOPES } from './scopes.js'
 
@@ -76,7 +76,7 @@ export class InboundAuth {
     return cached && cached.exp * 1000 > nowMs ? cached.principal : undefined
   }
 
-  /** Checks "Bearer <jwt>"; throws UnauthorizedError, or UpstreamUnavailableError when the key set cannot be fetched. */
+  /** Checks "Bearer <jwt>"; throws UnauthorizedError, or AuthUnavailableError when the key set cannot be fetched. */
   async authenticate (authorization: string | undefined, nowMs = Date.now()): Promise<Principal> {
     if (!authorization) throw new UnauthorizedError('an "Authorization: Bearer <token>" header is required')
     const token = tokenOf(authorization)
@@ -114,11 +114,11 @@ export class InboundAuth {
     } catch (err) {
       // The key set could not be had (timeout, not 200, not a key set): our outage, not a bad token.
       if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JOSEError && (err.code === 'ERR_JWKS_INVALID' || (this.source.kind === 'jwks' && err.code === 'ERR_JOSE_GENERIC'))) {
-        throw new UpstreamUnavailableError('the signing key set could not be fetched', 5, { cause: err })
+        throw new AuthUnavailableError('the key set that tokens are checked against (AUTH_JWKS_URL) could not be fetched: try again shortly', 5, { cause: err })
       }
       if (err instanceof joseErrors.JOSEError) throw new UnauthorizedError(`the token was refused: ${describe(err)}`, { cause: err })
       // A fetch failure of the key set is a plain TypeError from undici.
-      if (this.source.kind === 'jwks') throw new UpstreamUnavailableError('the signing key set could not be fetched', 5, { cause: err })
+      if (this.source.kind === 'jwks') throw new AuthUnavailableError('the key set that tokens are checked against (AUTH_JWKS_URL) could not be fetched: try again shortly', 5, { cause: err })
       throw new UnauthorizedError('the token was refused', { cause: err })
     }
   }

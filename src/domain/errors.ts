@@ -130,6 +130,17 @@ export class UpstreamUnavailableError extends AppError {
   }
 }
 
+/** The key set that inbound tokens are checked against (AUTH_JWKS_URL) could not be had: our outage, not a bad token. */
+export class AuthUnavailableError extends AppError {
+  readonly status = 503
+  readonly slug = 'auth-unavailable'
+  readonly title = 'Token signing keys unavailable'
+  constructor (detail: string, retryAfterSeconds = 5, options?: { cause?: unknown }) {
+    super(detail, options)
+    this.headers = { 'retry-after': String(retryAfterSeconds) }
+  }
+}
+
 export class StoreUnavailableError extends AppError {
   readonly status = 503
   readonly slug: string = 'store-unavailable'

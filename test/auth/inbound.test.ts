@@ -1,7 +1,7 @@
 import t from 'tap'
 import { type CryptoKey, exportJWK, exportSPKI, generateKeyPair, type JWTPayload, SignJWT } from 'jose'
 import { InboundAuth, type InboundAuthOptions } from '../../src/auth/inbound.js'
-import { UnauthorizedError, UpstreamUnavailableError } from '../../src/domain/errors.js'
+import { UnauthorizedError, AuthUnavailableError } from '../../src/domain/errors.js'
 import { buildTestApp } from '../helpers/app.js'
 import { refusingUrl, startFakeJwks } from '../fakes/jwks.js'
 
@@ -206,7 +206,7 @@ t.test('AUTH_JWKS_URL', async t => {
     const started = Date.now()
     const refused = await within(3000, auth.authenticate(bearer(await token())).catch((err: unknown) => err))
     const elapsed = Date.now() - started
-    t.type(refused, UpstreamUnavailableError)
+    t.type(refused, AuthUnavailableError)
     t.match(refused, { status: 503, headers: { 'retry-after': /^\d+$/ } })
     t.ok(elapsed >= 250 && elapsed < 1300, `rejected after ${elapsed} ms (timeout 300 ms)`)
   })
@@ -214,7 +214,7 @@ t.test('AUTH_JWKS_URL', async t => {
   t.test('a key set endpoint that refuses connections rejects with 503 at once', async t => {
     const auth = await InboundAuth.create(options({ jwksUrl: await refusingUrl(), jwksTimeoutMs: 300 }))
     const refused = await within(3000, auth.authenticate(bearer(await token())).catch((err: unknown) => err))
-    t.type(refused, UpstreamUnavailableError)
+    t.type(refused, AuthUnavailableError)
   })
 
   t.test('a key set endpoint answering 503 or garbage rejects at once with 503 (our outage, not a bad token)', async t => {
@@ -224,7 +224,7 @@ t.test('AUTH_JWKS_URL', async t => {
       broken.mode = mode
       const auth = await InboundAuth.create(options({ jwksUrl: broken.url, jwksTimeoutMs: 300 }))
       const refused = await within(3000, auth.authenticate(bearer(await token())).then(() => undefined, (err: unknown) => err))
-      t.ok(refused instanceof UpstreamUnavailableError,
+      t.ok(refused instanceof AuthUnavailableError,
         `${mode}: refused with ${(refused as Error | undefined)?.name}: ${(refused as Error | undefined)?.message}`)
     }
   })
@@ -263,7 +263,7 @@ t.test('AUTH_JWKS_URL', async t => {
       const { res, ms } = await timed(app, bearer(await token()))
       t.equal(res.statusCode, 503, `${mode}: 503`)
       t.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8')
-      t.match(res.json(), { type: /upstream-unavailable$/ })
+      t.match(res.json(), { type: /auth-unavailable$/, title: 'Token signing keys unavailable', detail: /AUTH_JWKS_URL/ })
       t.ok(ms < 1000, `${mode}: answered in ${ms} ms, without waiting for the 5 s timeout`)
     }
 

@@ -52,7 +52,7 @@ const jsonAndNdjsonBodies: SwaggerTransform = (document) => {
 
 /** Pause, resume and cancel take no body; one sent anyway is read under a small limit (its 400: plugins/swagger.ts). */
 const actionBodyProblems = {
-  413: problemResponse('A body larger than 1 KB was sent (these routes take none)'),
+  413: problemResponse('A body larger than 1 KiB was sent (these routes take none)'),
   415: problemResponse('A body was sent with a Content-Type other than application/json (these routes take none)'),
 }
 
@@ -93,7 +93,8 @@ const createCampaign: FastifyPluginAsyncZod = async (app) => {
       body: CampaignBody,
       response: {
         202: jsonResponse('Read in and started: the campaign id and what was taken', CampaignAccepted),
-        ...pickProblems(400, 401, 403, 413, 503),
+        ...pickProblems(400, 401, 403, 503),
+        413: problemResponse('A JSON body larger than 64 MiB (an NDJSON body has no total limit; a line of it over 1 MiB is a 400 naming the line)'),
         415: problemResponse('The Content-Type is neither application/json nor application/x-ndjson'),
         409: problemResponse('A request with the same Idempotency-Key is still in flight; retry after Retry-After seconds'),
         422: problemResponse('No allowed channel can carry the message (SMS text, or push content, on a channel routing.channels allows), ' +

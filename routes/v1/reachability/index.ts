@@ -39,8 +39,10 @@ const reachabilityRoutes: FastifyPluginAsyncZod = async (app) => {
       tags: ['reachability'],
       operationId: 'getReachabilityBatch',
       summary: 'Reachability of up to 1000 numbers at once',
-      description: 'One result per number, in the order given: a reachability record, or a problem for that number alone ' +
-        '(an invalid number does not fail the batch). Upstream lookups run with bounded concurrency.',
+      description: 'One result per number, in the order given: a reachability record, or a problem for that number alone: ' +
+        'an invalid number (400 invalid-phone-number), an upstream that gave no usable answer with no stale entry at hand ' +
+        '(503 upstream-unavailable), or a store that did not answer (503 store-unavailable). Neither fails the batch: a 503 in ' +
+        'results is for that number, to ask again (alone or in a later batch). Upstream lookups run with bounded concurrency.',
       security,
       body: z.strictObject({
         // Any string: one that is empty or too long to be a number is a problem in its place, as any invalid number.
@@ -53,7 +55,7 @@ const reachabilityRoutes: FastifyPluginAsyncZod = async (app) => {
       response: {
         200: jsonResponse('One result per number, in the order given', z.object({
           results: z.array(z.union([ReachabilitySchema, ProblemSchema])).meta({
-            description: 'In the order of phone_numbers: a Reachability record, or a Problem for that number',
+            description: 'In the order of phone_numbers: a Reachability record, or a Problem for that number (its status: 400 for an invalid number, 503 for one to ask again)',
           }),
         })),
         ...pickProblems(401, 403, 413),
