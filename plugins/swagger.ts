@@ -200,7 +200,12 @@ type ProblemAnswer = ReturnType<typeof problemResponse>
 function also (answer: ProblemAnswer, other: ProblemAnswer): ProblemAnswer {
   return { ...answer, description: `${answer.description.replace(/\.$/, '')}. Or: ${other.description}` }
 }
-const UNSUPPORTED_MEDIA_TYPE = problemResponse('A body was sent with a Content-Type this operation does not take')
+const UNSUPPORTED_MEDIA_TYPE = {
+  ...problemResponse('A body was sent with a Content-Type this operation does not take, a charset other than UTF-8, or a Content-Encoding (bodies are taken uncompressed)'),
+  headers: {
+    'Accept-Encoding': { type: 'string', description: 'On the answer to a compressed body (Content-Encoding): identity, the only encoding taken', examples: ['identity'] },
+  } satisfies HeaderDocs,
+}
 
 function markOptionalBodies<T> (document: T): T {
   const paths = (document as { paths?: Record<string, Record<string, { operationId?: string, requestBody?: { required?: boolean } }>> }).paths ?? {}

@@ -194,8 +194,8 @@ function lostDocs (route: RouteOptions, op: Operation, spec: Spec, where: string
     // plugins/swagger.ts adds to a route's 400 and 503 what every such route may also answer ("… Or: …"), and names
     // the route's limit in place of the general 413.
     const kept = description === undefined || documented.description === description ||
-      documented.description.startsWith(`${description.replace(/\.$/, '')}. Or: `) ||
-      (status === '413' && description === 'The body is larger than this route accepts' && /^The body is larger than this operation's limit of \d+ [KM]iB$/.test(documented.description))
+      (documented.description ?? '').startsWith(`${description.replace(/\.$/, '')}. Or: `) ||
+      (status === '413' && description === 'The body is larger than this route accepts' && /^The body is larger than this operation's limit of \d+ [KM]iB$/.test(documented.description ?? ''))
     if (!kept) lost.push(`${where} response ${status}: description lost`)
     for (const [type, { schema: s }] of Object.entries(content)) {
       const expected = toJsonSchema(s, 'output')
