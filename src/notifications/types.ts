@@ -23,6 +23,17 @@ export interface Routing {
 }
 
 /** The longest texts a message may carry, in characters (code points, as JSON Schema's maxLength counts them). */
+/**
+ * The time a notification had, in words, for the reason it expired: its ttl (`the ttl of 60 s`), or, once a retry
+ * from the dead-letter list gave it a new expiry, that expiry (the request's ttl no longer says when it ran out).
+ */
+export function timeAllowed (n: Pick<Notification, 'created_at' | 'expires_at' | 'request'>): string {
+  const ttl = n.request.routing.ttl_seconds
+  return Date.parse(n.expires_at) - Date.parse(n.created_at) === ttl * 1000
+    ? `the ttl of ${ttl} s`
+    : `the expiry of ${n.expires_at} (a retry from the dead-letter list set it)`
+}
+
 export const MESSAGE_LIMITS = { smsText: 1000, pushTitle: 200, pushBody: 2000, pushDataValue: 1000 } as const
 
 /**

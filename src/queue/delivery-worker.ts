@@ -4,7 +4,7 @@ import type { Channels, DeliveryOutcome } from '../channels/channel.js'
 import { StoreUnavailableError } from '../domain/errors.js'
 import type { CallbackSender } from '../notifications/callbacks.js'
 import { ChannelBudget } from './channel-budget.js'
-import { eventsSinceFinal, type Notification, type NotificationEvent, type NotificationStatus, isFinal } from '../notifications/types.js'
+import { eventsSinceFinal, type Notification, type NotificationEvent, type NotificationStatus, isFinal, timeAllowed } from '../notifications/types.js'
 import { usableChannels } from '../routing/decide.js'
 import { type JobTarget, type Lane, type NotificationPatch, type OutboxJob, type Store, type Transition, channelOfLane, laneFor } from '../store/store.js'
 
@@ -330,7 +330,7 @@ export class DeliveryWorker {
       return
     }
     if (this.now() >= Date.parse(n.expires_at)) {
-      await this.finish(job, n, 'expired', `ttl of ${n.request.routing.ttl_seconds} s passed before delivery`, [])
+      await this.finish(job, n, 'expired', `${timeAllowed(n).replace(/^the /, '')} passed before delivery`, [])
       return
     }
     if (n.campaign_id !== undefined && await this.options.isCampaignCancelled?.(n.campaign_id)) {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { UpstreamUnavailableError } from '../domain/errors.js'
 import type { ReachabilityResult } from '../domain/reachability.js'
-import { eventsSinceFinal, type Notification, type NotificationEvent, type NotificationStatus } from '../notifications/types.js'
+import { eventsSinceFinal, type Notification, type NotificationEvent, type NotificationStatus, timeAllowed } from '../notifications/types.js'
 import type { ReachabilityService } from '../reachability/service.js'
 import { decide, usableChannels } from '../routing/decide.js'
 import { PollingLoop } from './polling-loop.js'
@@ -217,7 +217,7 @@ export class FallbackScheduler extends PollingLoop {
       }
       return
     }
-    await this.end(lease, n, 'expired', `the device did not come back within the ttl of ${n.request.routing.ttl_seconds} s`, [], at, null)
+    await this.end(lease, n, 'expired', `the device did not come back within ${timeAllowed(n)}`, [], at, null)
   }
 
   private async end (lease: FallbackLease, n: Notification, status: 'expired' | 'failed' | 'dropped', reason: string, events: NotificationEvent[], at: string, reachability: ReachabilityResult | null): Promise<void> {

@@ -77,6 +77,19 @@ for (const store of ['memory', 'redis'] as const) {
       t.equal((await get(`/v1/notifications/${ids[1]}`, writer)).json().status, 'expired', 'the record stays readable')
     })
 
+    t.test('a dead letter retried with a ttl of its own that runs out again: its reason names that expiry, not the first ttl', async t => {
+      const { id } = await notify({ to: '+990123433', message: { sms: { text: 'gone twice' } }, routing: { ttl_seconds: 1 } })
+      const expired = () => waitFor(async () => {
+        const n = (await get(`/v1/notifications/${id}`, writer)).json()
+        return n.status === 'expired' ? n : undefined
+      }, 10_000, 'the notification to expire')
+      t.equal((await expired()).reason, 'the device did not come back within the ttl of 1 s')
+      await waitFor(async () => (await app.inject({ method: 'POST', url: `/v1/queue/dead/${id}/retry`, headers: { authorization: ops }, payload: { ttl_seconds: 2 } })).statusCode === 202 ? true : undefined, 5000, 'the retry')
+      const again = await expired()
+      t.match(again.reason, /^the device did not come back within the expiry of \S+ \(a retry from the dead-letter list set it\)$/)
+      t.ok(again.reason.includes(again.expires_at), 'the expiry it names is its own')
+    })
+
     t.test('a campaign\'s dead letter retried: its campaign counts it in progress again', async t => {
       const campaigner = await bearer('campaigns:write campaigns:read')
       const created = await app.inject({
