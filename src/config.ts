@@ -4,8 +4,14 @@ import { parseAllowedHost } from './notifications/callback-policy.js'
 
 // The one place that reads the environment. Everything else receives a Config.
 
-const seconds = (def: number) => z.coerce.number().int().min(0).default(def)
-const positive = (def: number) => z.coerce.number().int().min(1).default(def)
+/**
+ * A number as the environment writes one: decimal digits, maybe a fraction ("30", "0.5"), around it spaces. What
+ * Number() would also take is refused: " " (0), "0x1F90", "1e3".
+ */
+const num = <T extends z.ZodNumber>(schema: T) =>
+  z.string().trim().regex(/^-?\d+(\.\d+)?$/, { error: 'not a number written in decimal digits (e.g. 30 or 0.5)' }).transform(Number).pipe(schema)
+const seconds = (def: number) => num(z.number().int().min(0)).default(def)
+const positive = (def: number) => num(z.number().int().min(1)).default(def)
 const optionalString = z.string().trim().min(1).optional()
 const optionalUrl = z.url({ protocol: /^https?$/ }).optional()
 const bool = (def: boolean) => z.stringbool().default(def)
@@ -15,52 +21,52 @@ const CAMARA_CLIENT_CREDENTIALS = ['CAMARA_TOKEN_URL', 'CAMARA_CLIENT_ID', 'CAMA
 export const envSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    PORT: num(z.number().int().min(0).max(65535)).default(3000),
     HOST: z.string().min(1).default('0.0.0.0'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(120_000),
+    REQUEST_TIMEOUT_MS: num(z.number().int().min(100).max(3_600_000)).default(120_000),
 
-    REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+    REDIS_URL: z.url({ protocol: /^rediss?$/, hostname: /^.+$/, error: 'a redis:// or rediss:// URL with a host, e.g. redis://127.0.0.1:6379' }).optional(),
     REDIS_CLUSTER_NODES: z.string().trim()
       .regex(/^(\[[0-9A-Fa-f:.]+\]|[^\s,:[\]]+):\d{1,5}(\s*,\s*(\[[0-9A-Fa-f:.]+\]|[^\s,:[\]]+):\d{1,5})*$/, 'comma-separated host:port pairs, e.g. 10.0.0.1:6379,10.0.0.2:6379')
       .optional(),
     REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,32}$/, 'letters, digits, ":", "_" or "-", at most 32').default('rr:'),
     REDIS_COMMAND_TIMEOUT_MS: positive(1000),
-    QUEUE_SHARDS: z.coerce.number().int().min(1).max(100).default(16),
+    QUEUE_SHARDS: num(z.number().int().min(1).max(100)).default(16),
 
     WORKERS: z.enum(['on', 'off']).default('on'),
-    WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(32),
-    WORKER_IDLE_POLL_MS: z.coerce.number().int().min(1).max(10000).default(200),
-    WORKER_VISIBILITY_TIMEOUT_MS: z.coerce.number().int().min(100).default(30000),
-    DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(5),
+    WORKER_CONCURRENCY: num(z.number().int().min(1).max(1000)).default(32),
+    WORKER_IDLE_POLL_MS: num(z.number().int().min(1).max(10000)).default(200),
+    WORKER_VISIBILITY_TIMEOUT_MS: num(z.number().int().min(100)).default(30000),
+    DELIVERY_MAX_ATTEMPTS: num(z.number().int().min(1).max(50)).default(5),
     DELIVERY_RETRY_BASE_MS: positive(2000),
     DELIVERY_RETRY_MAX_MS: positive(300000),
-    NOTIFICATION_RETENTION_SECONDS: z.coerce.number().int().min(60).default(7 * 86400),
-    IDEMPOTENCY_TTL_SECONDS: z.coerce.number().int().min(60).default(86400),
-    CAMPAIGN_IDEMPOTENCY_TTL_SECONDS: z.coerce.number().int().min(60).default(3600),
-    CALLBACK_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+    NOTIFICATION_RETENTION_SECONDS: num(z.number().int().min(60)).default(7 * 86400),
+    IDEMPOTENCY_TTL_SECONDS: num(z.number().int().min(60)).default(86400),
+    CAMPAIGN_IDEMPOTENCY_TTL_SECONDS: num(z.number().int().min(60)).default(3600),
+    CALLBACK_MAX_ATTEMPTS: num(z.number().int().min(1).max(50)).default(8),
 
     FALLBACK_FIRST_CHECK_SECONDS: positive(60),
-    FALLBACK_BACKOFF_FACTOR: z.coerce.number().min(1).max(10).default(2),
+    FALLBACK_BACKOFF_FACTOR: num(z.number().min(1).max(10)).default(2),
     FALLBACK_MAX_INTERVAL_SECONDS: positive(3600),
     FALLBACK_RECHECK_MAX_AGE_SECONDS: seconds(5),
     FALLBACK_LEASE_SECONDS: positive(60),
-    FALLBACK_POLL_MS: z.coerce.number().int().min(10).max(60000).default(1000),
-    FALLBACK_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(16),
-    DEAD_LETTER_RETENTION_SECONDS: z.coerce.number().int().min(60).default(30 * 86400),
+    FALLBACK_POLL_MS: num(z.number().int().min(10).max(60000)).default(1000),
+    FALLBACK_CONCURRENCY: num(z.number().int().min(1).max(1000)).default(16),
+    DEAD_LETTER_RETENTION_SECONDS: num(z.number().int().min(60)).default(30 * 86400),
 
     REACHABILITY_PROVIDER: z.enum(['sandbox', 'vonage', 'camara']).default('sandbox'),
     REACHABILITY_TIMEOUT_MS: positive(2000),
-    REACHABILITY_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+    REACHABILITY_RETRIES: num(z.number().int().min(0).max(10)).default(2),
     REACHABILITY_RETRY_BASE_MS: positive(100),
     REACHABILITY_RETRY_MAX_MS: positive(2000),
     REACHABILITY_TTL_REACHABLE_SECONDS: seconds(300),
     REACHABILITY_TTL_UNREACHABLE_SECONDS: seconds(60),
     REACHABILITY_TTL_INVALID_SECONDS: seconds(86400),
     REACHABILITY_MAX_STALE_SECONDS: seconds(3600),
-    REACHABILITY_UPSTREAM_RPS: z.coerce.number().min(0.1).max(100000).default(50),
-    REFRESH_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(16),
-    REACHABILITY_BATCH_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(16),
+    REACHABILITY_UPSTREAM_RPS: num(z.number().min(0.1).max(100000)).default(50),
+    REFRESH_CONCURRENCY: num(z.number().int().min(1).max(1000)).default(16),
+    REACHABILITY_BATCH_CONCURRENCY: num(z.number().int().min(1).max(256)).default(16),
     SANDBOX_COMEBACK_SECONDS: seconds(20),
 
     VONAGE_API_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://api-eu.vonage.com'),
@@ -69,7 +75,7 @@ export const envSchema = z
     VONAGE_PRIVATE_KEY: optionalString,
     VONAGE_PRIVATE_KEY_PATH: optionalString,
     VONAGE_INSIGHTS_PURPOSE: z.string().min(1).default('FraudPreventionAndDetection'),
-    VONAGE_JWT_TTL_SECONDS: z.coerce.number().int().min(120).max(86400).default(900),
+    VONAGE_JWT_TTL_SECONDS: num(z.number().int().min(120).max(86400)).default(900),
 
     CAMARA_BASE_URL: optionalUrl,
     CAMARA_ACCESS_TOKEN: optionalString,
@@ -91,8 +97,8 @@ export const envSchema = z
 
     DOCS_ENABLED: bool(true),
     METRICS_AUTH: z.enum(['none', 'ops']).optional(),
-    METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
-    BREAKER_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
+    METRICS_PORT: num(z.number().int().min(1).max(65535)).optional(),
+    BREAKER_FAILURES: num(z.number().int().min(1).max(1000)).default(5),
     BREAKER_HALF_OPEN_AFTER_MS: positive(10000),
     DOCS_AUTH: z.enum(['none', 'ops']).default('none'),
     HSTS_MAX_AGE_SECONDS: seconds(0),
@@ -104,8 +110,8 @@ export const envSchema = z
     SMS_PROVIDER: z.enum(['sandbox', 'vonage']).default('sandbox'),
     PUSH_PROVIDER: z.enum(['sandbox', 'fcm', 'webhook']).default('sandbox'),
     CHANNEL_TIMEOUT_MS: positive(5000),
-    SMS_RPS: z.coerce.number().min(0).max(100000).default(30),
-    PUSH_RPS: z.coerce.number().min(0).max(100000).default(500),
+    SMS_RPS: num(z.number().min(0).max(100000)).default(30),
+    PUSH_RPS: num(z.number().min(0).max(100000)).default(500),
     // What Vonage takes as an SMS sender: an alphanumeric id of up to 11 characters, or a number of up to 15 digits.
     SMS_FROM: z.string().regex(/^([A-Za-z0-9 ]{1,11}|\d{1,15})$/, 'an alphanumeric sender id of 1 to 11 letters, digits and spaces, or a number of 1 to 15 digits without "+"').default('reachroute'),
     VONAGE_MESSAGES_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://api.nexmo.com'),
@@ -331,11 +337,16 @@ export class ConfigError extends Error {
 
 /** Parses the environment once; a bad value throws a ConfigError naming each variable. */
 export function loadConfig (source: Record<string, string | undefined> = process.env): Config {
-  // An empty variable counts as unset, as shells and compose files often leave them.
+  // An empty variable counts as unset, as shells and compose files often leave them. One of spaces only is neither
+  // empty nor a value (a number would read it as 0, a secret as spaces): refused, for the variables read here.
   const env = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''))
+  const blank = Object.keys(envSchema.shape).filter(name => env[name] !== undefined && env[name]!.trim() === '')
   const parsed = envSchema.safeParse(env)
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map(i => `${i.path.join('.') || '(environment)'}: ${i.message}`))
+  if (blank.length > 0 || !parsed.success) {
+    throw new ConfigError([
+      ...blank.map(name => `${name}: only whitespace: leave it empty (unset) or give a value`),
+      ...(parsed.success ? [] : parsed.error.issues.filter(i => !blank.includes(String(i.path[0]))).map(i => `${i.path.join('.') || '(environment)'}: ${i.message}`)),
+    ])
   }
   const e = parsed.data
   return {

@@ -69,8 +69,10 @@ t.test('loadConfig', async t => {
       { accessToken: undefined, clientCredentials: { scope: 'dpv:FraudPreventionAndDetection device-reachability-status:read' } })
   })
 
-  t.test('an empty variable counts as unset', async t => {
+  t.test('an empty variable counts as unset; a number may have spaces around it and a fraction where one is taken', async t => {
     t.equal(loadConfig({ PORT: '', REDIS_URL: '' }).port, 3000)
+    t.equal(loadConfig({ PORT: ' 3001 ' }).port, 3001)
+    t.equal(loadConfig({ SMS_RPS: '0.5' }).channels.smsRps, 0.5)
   })
 
   const refused: [string, Record<string, string>, string, RegExp?][] = [
@@ -114,6 +116,14 @@ t.test('loadConfig', async t => {
       { AUTH_HS256_SECRET: 'x'.repeat(32), AUTH_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----' }, 'AUTH_PUBLIC_KEY', /AUTH_HS256_SECRET/],
     ['NODE_ENV=production without auth', { NODE_ENV: 'production' }, 'NODE_ENV=production', /AUTH_JWKS_URL, AUTH_PUBLIC_KEY or AUTH_HS256_SECRET/],
     ['a short AUTH_HS256_SECRET', { AUTH_HS256_SECRET: 'short' }, 'AUTH_HS256_SECRET'],
+    ['a PORT of spaces (a number would read it as 0)', { PORT: ' ' }, 'PORT', /only whitespace: leave it empty \(unset\) or give a value/],
+    ['a rate limit of a tab (0 would turn it off)', { RATE_LIMIT_REACHABILITY_PER_MINUTE: '\t' }, 'RATE_LIMIT_REACHABILITY_PER_MINUTE', /only whitespace/],
+    ['a cache TTL of spaces (0 would turn caching off)', { REACHABILITY_TTL_REACHABLE_SECONDS: '  ' }, 'REACHABILITY_TTL_REACHABLE_SECONDS', /only whitespace/],
+    ['an AUTH_HS256_SECRET of 32 spaces', { AUTH_HS256_SECRET: ' '.repeat(32) }, 'AUTH_HS256_SECRET', /only whitespace/],
+    ['an SMS_FROM of a space', { SMS_FROM: ' ' }, 'SMS_FROM', /only whitespace/],
+    ['a hexadecimal PORT', { PORT: '0x1F90' }, 'PORT', /decimal digits/],
+    ['a PORT with an exponent', { PORT: '1e3' }, 'PORT', /decimal digits/],
+    ['a REDIS_URL without a host', { REDIS_URL: 'redis://' }, 'REDIS_URL', /with a host/],
     ['VONAGE_PRIVATE_KEY_PATH unreadable',
       { REACHABILITY_PROVIDER: 'vonage', VONAGE_APPLICATION_ID: 'app-id', VONAGE_PRIVATE_KEY_PATH: '/nonexistent/private.key' }, 'VONAGE_PRIVATE_KEY_PATH', /cannot be read/],
   ]
