@@ -190,6 +190,13 @@ t.test('the built server', { jobs: 4 }, async t => {
     }
   })
 
+  t.test('a Vonage private key that cannot sign stops the start in one line naming it, no stack trace', async t => {
+    const { exited, output } = startServer({ PORT: '0', HOST: '127.0.0.1', REACHABILITY_PROVIDER: 'vonage', VONAGE_APPLICATION_ID: 'app', VONAGE_PRIVATE_KEY: 'not a key' })
+    const [code] = await within(15_000, 'exit', exited)
+    t.equal(code, 1)
+    t.match(output().stderr, /^reachroute cannot start: invalid configuration:\n {2}VONAGE_PRIVATE_KEY: cannot sign the application JWT: [^\n]+\n$/)
+  })
+
   t.test('a worker without Redis refuses to start, saying why', async t => {
     const { exited, output } = startServer({ PORT: '0', HOST: '127.0.0.1' }, 'src/worker.js')
     const [code] = await within(15_000, 'exit', exited)

@@ -4,6 +4,7 @@ import type { UpstreamAnswer } from '../../domain/reachability.js'
 import { type HttpAnswer, type HttpClient, isRetryableStatus } from '../../http/retry.js'
 import { answerJson, errorBody, type HttpUpstreamPolicy, refusedRequest, sendCheck, stillFailing, upstreamHttpClient } from './http-upstream.js'
 import { type ReachabilityUpstream, type UpstreamCheckOptions, UpstreamFailure } from './upstream.js'
+import { ConfigError } from '../../config.js'
 
 export interface VonageUpstreamOptions extends HttpUpstreamPolicy {
   /** e.g. https://api-eu.vonage.com */
@@ -54,7 +55,8 @@ export class VonageUpstream implements ReachabilityUpstream {
     try {
       await this.signer.token()
     } catch (err) {
-      throw new Error(`VONAGE_PRIVATE_KEY cannot sign the application JWT: ${(err as Error).message}`, { cause: err })
+      // A bad setting, reported as the configuration's refusals are: one line, no stack trace.
+      throw new ConfigError([`VONAGE_PRIVATE_KEY: cannot sign the application JWT: ${(err as Error).message}`])
     }
   }
 

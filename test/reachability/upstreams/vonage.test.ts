@@ -253,5 +253,5 @@ t.test('a private key that cannot sign stops the start with a message naming it'
     purpose: 'FraudPreventionAndDetection', jwtTtlSeconds: 900, timeoutMs: 200, retries: 0, retryBaseMs: 5, retryMaxMs: 10,
   })
   t.teardown(() => upstream.close())
-  await t.rejects(upstream.verifySetup(), /VONAGE_PRIVATE_KEY cannot sign/)
+  await t.rejects(upstream.verifySetup(), { name: 'ConfigError', message: /VONAGE_PRIVATE_KEY: cannot sign the application JWT/ })
 })
