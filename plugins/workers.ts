@@ -47,7 +47,7 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     retryMaxMs: delivery.retryMaxMs,
     callbackMaxAttempts: delivery.callbackMaxAttempts,
     log: app.log,
-    onOutcome: recordDelivery,
+    onAttempt: recordDelivery,
     isCampaignCancelled: id => app.campaigns.isCancelled(id),
     onCampaignFinal: countCampaignFinal,
     providerRps: { sms: channels.smsRps, push: channels.pushRps },

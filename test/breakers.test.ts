@@ -183,15 +183,18 @@ t.test('channel provider', async t => {
     t.equal(seen.rejections(), 1)
   })
 
-  t.test('blockedForMs: 0 while closed, the open time left while open, 0 again once a probe may go', async t => {
-    const { push, message, fail } = await pushSetup(t)
+  t.test('blockedForMs: 0 while closed, the open time left while open (a call held back, counted as turned away), 0 again once a probe may go', async t => {
+    const { push, message, fail, seen } = await pushSetup(t)
     t.equal(push.blockedForMs(), 0, 'closed')
     fail(3)
     for (let i = 0; i < 3; i++) await push.sendPush(message)
+    t.equal(seen.rejections(), 0)
     const left = push.blockedForMs()
     t.ok(left > 0 && left <= HALF_OPEN_AFTER_MS, `open: ${left} ms left`)
+    t.equal(seen.rejections(), 1, 'the call held back is one the circuit turned away')
     await sleep(HALF_OPEN_AFTER_MS + 20)
     t.equal(push.blockedForMs(), 0, 'past the half-open time: the next call is the probe')
+    t.equal(seen.rejections(), 1, 'nothing held back: nothing counted')
     t.match(await push.sendPush(message), { kind: 'sent' }, 'the probe')
     t.equal(push.blockedForMs(), 0, 'closed again')
   })

@@ -35,7 +35,10 @@ export type DeliveryOutcome =
 export interface SmsChannel {
   readonly provider: string
   sendSms (message: SmsMessage): Promise<DeliveryOutcome>
-  /** How long until a call may be made (a circuit breaker's open time left); 0 or absent: now. */
+  /**
+   * How long until a call may be made (a circuit breaker's open time left); 0 or absent: now. Asked before a call
+   * only: a positive answer, the call held back, counts as one the circuit turned away.
+   */
   blockedForMs?: () => number
   /** How long the provider has been failing (since its circuit opened, through failed probes); 0 or absent: it is not. */
   failingForMs?: () => number
@@ -45,7 +48,10 @@ export interface SmsChannel {
 export interface PushChannel {
   readonly provider: string
   sendPush (message: PushMessage): Promise<DeliveryOutcome>
-  /** How long until a call may be made (a circuit breaker's open time left); 0 or absent: now. */
+  /**
+   * How long until a call may be made (a circuit breaker's open time left); 0 or absent: now. Asked before a call
+   * only: a positive answer, the call held back, counts as one the circuit turned away.
+   */
   blockedForMs?: () => number
   /** How long the provider has been failing (since its circuit opened, through failed probes); 0 or absent: it is not. */
   failingForMs?: () => number

@@ -3,7 +3,8 @@ import type { Channels, DeliveryOutcome, PushChannel, PushMessage, SmsChannel, S
 
 // Each provider behind a circuit breaker of its own. A `retry` outcome (network, timeout, 429, 5xx) or a
 // throw counts as a failure; `sent`, `failed` (a 4xx refusal) and `token_invalid` are answers and do not.
-// While the circuit is open the worker asks blockedForMs() first and waits without an attempt; a call that
+// While the circuit is open the worker asks blockedForMs() first and waits without an attempt (a call held back,
+// counted as one the circuit turned away); a call that
 // meets an open circuit all the same (it was let through with the probe, waited for the probe's answer, and the
 // probe failed) gets `blocked`: no call is made, and the worker takes its attempt back.
 
@@ -45,7 +46,7 @@ export class CircuitBreakerSmsChannel implements SmsChannel {
   }
 
   blockedForMs (): number {
-    return this.guard.breaker.blockedForMs()
+    return this.guard.breaker.holdBack()
   }
 
   failingForMs (): number {
@@ -75,7 +76,7 @@ export class CircuitBreakerPushChannel implements PushChannel {
   }
 
   blockedForMs (): number {
-    return this.guard.breaker.blockedForMs()
+    return this.guard.breaker.holdBack()
   }
 
   failingForMs (): number {

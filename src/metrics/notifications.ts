@@ -1,5 +1,5 @@
-import type { DeliveryOutcome } from '../channels/channel.js'
 import type { NotificationRequest } from '../notifications/types.js'
+import type { AttemptResult } from '../queue/delivery-worker.js'
 import type { Decision, ReachabilityInput } from '../routing/decide.js'
 import { reasonCategory } from '../routing/reason-category.js'
 import { counter } from './registry.js'
@@ -11,7 +11,8 @@ const decisions = counter({
 })
 const deliveries = counter({
   name: 'reachroute_deliveries_total',
-  help: 'Delivery attempts by channel, provider and outcome (sent, retry, failed, token_invalid; calls an open circuit turned away are not attempts and not counted here)',
+  help: 'Delivery attempts (provider calls) by channel, provider and what each led to: sent; retry (another attempt follows); failed (refused, or no attempt left); ' +
+    'expired (the next attempt would come after the ttl); token_invalid (failed over to SMS, or failed). Calls an open circuit turned away are not attempts',
   labelNames: ['channel', 'provider', 'outcome'] as const,
 })
 
@@ -20,7 +21,7 @@ export function recordRoutingDecision (decision: Decision, reachability: Reachab
   decisions.inc({ channel: decision.channel, reason: reasonCategory(decision, reachability, request) })
 }
 
-/** For DeliveryWorker's onOutcome. */
-export function recordDelivery (channel: 'sms' | 'push', outcome: DeliveryOutcome): void {
-  deliveries.inc({ channel, provider: outcome.provider, outcome: outcome.kind })
+/** For DeliveryWorker's onAttempt. */
+export function recordDelivery (channel: 'sms' | 'push', provider: string, outcome: AttemptResult): void {
+  deliveries.inc({ channel, provider, outcome })
 }

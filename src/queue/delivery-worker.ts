@@ -8,6 +8,13 @@ import { eventsSinceFinal, type Notification, type NotificationEvent, type Notif
 import { usableChannels } from '../routing/decide.js'
 import { type JobTarget, type Lane, type NotificationPatch, type OutboxJob, type Store, type Transition, channelOfLane, laneFor } from '../store/store.js'
 
+/**
+ * What a provider call led to: `sent`; `retry` (a transient failure, another attempt follows); `failed` (the provider
+ * refused it, or a transient failure with no attempt left); `expired` (a transient failure, the next attempt would
+ * come after the ttl); `token_invalid` (the push token is dead: failed over to SMS, or failed).
+ */
+export type AttemptResult = 'sent' | 'retry' | 'failed' | 'expired' | 'token_invalid'
+
 export interface DeliveryWorkerOptions {
   store: Store
   channels: Channels
@@ -28,8 +35,8 @@ export interface DeliveryWorkerOptions {
   consumer?: string
   now?: () => number
   log?: { info: (obj: object, msg: string) => void, warn: (obj: object, msg: string) => void, error: (obj: object, msg: string) => void }
-  /** Told of every provider answer (metrics). Must not throw. */
-  onOutcome?: (channel: 'sms' | 'push', outcome: DeliveryOutcome) => void
+  /** Told of every attempt (a call made) and what it led to (metrics). Must not throw. */
+  onAttempt?: (channel: 'sms' | 'push', provider: string, result: AttemptResult) => void
   /** Whether a notification's campaign was cancelled: its notifications not yet sent are dropped. */
   isCampaignCancelled?: (campaignId: string) => Promise<boolean>
   /** Told when a campaign's notification reaches a final status here (counted once per notification id). Must not throw. */
@@ -371,8 +378,14 @@ export class DeliveryWorker {
     }
 
     const outcome = await this.send(channel, n)
-    if (outcome.kind !== 'blocked') this.options.onOutcome?.(channel, outcome)
-    await this.recordOutcome(job, n, { attempt, base: attemptsBase(stored.events) }, outcome)
+    let told = false
+    // Once, however many times the store is asked to take the answer.
+    const tell = (result: AttemptResult) => {
+      if (told) return
+      told = true
+      this.options.onAttempt?.(channel, outcome.provider, result)
+    }
+    await this.recordOutcome(job, n, { attempt, base: attemptsBase(stored.events) }, outcome, tell)
   }
 
   /**
@@ -381,11 +394,11 @@ export class DeliveryWorker {
    * A repeat is harmless: every transition record() makes checks the status it moves from and that the attempt it
    * answers is still the latest (a failover or retry recorded again after a later attempt began would send twice).
    */
-  private async recordOutcome (job: OutboxJob, n: Notification, attempt: Attempt, outcome: DeliveryOutcome): Promise<void> {
+  private async recordOutcome (job: OutboxJob, n: Notification, attempt: Attempt, outcome: DeliveryOutcome, tell: (result: AttemptResult) => void): Promise<void> {
     const giveUpAt = this.now() + RECORD_PATIENCE_MS
     for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
       try {
-        await this.record(job, n, attempt, outcome)
+        await this.record(job, n, attempt, outcome, tell)
         return
       } catch (err) {
         if (!(err instanceof StoreUnavailableError) || this.now() >= giveUpAt) throw err
@@ -412,7 +425,7 @@ export class DeliveryWorker {
     }
   }
 
-  private async record (job: OutboxJob, n: Notification, { attempt, base }: Attempt, outcome: DeliveryOutcome): Promise<void> {
+  private async record (job: OutboxJob, n: Notification, { attempt, base }: Attempt, outcome: DeliveryOutcome, tell: (result: AttemptResult) => void): Promise<void> {
     const at = this.isoNow()
     const answer: NotificationEvent = { at, type: 'provider_answer', detail: describe(outcome), provider: outcome.provider, outcome: outcome.kind }
     switch (outcome.kind) {
@@ -422,12 +435,15 @@ export class DeliveryWorker {
         await this.waitForProvider(job, n, channelOfLane(job.lane) as 'sms' | 'push', outcome.blockedMs, { attempts: attempt - 1, answer })
         return
       case 'sent':
+        tell('sent')
         await this.finish(job, n, 'sent', `sent over ${channelOfLane(job.lane)} by ${outcome.provider}`, [answer], outcome.providerMessageId, {}, attempt)
         return
       case 'failed':
+        tell('failed')
         await this.finish(job, n, 'failed', `${outcome.provider} refused it: ${outcome.reason}`, [answer], undefined, {}, attempt)
         return
       case 'token_invalid': {
+        tell('token_invalid')
         if (channelOfLane(job.lane) === 'push' && usableChannels(n.request).has('sms')) {
           await this.options.store.transition({
             notificationId: n.id,
@@ -450,13 +466,16 @@ export class DeliveryWorker {
         const tries = attempt - base
         const delay = Math.max(this.backoff(tries), (outcome.retryAfterSeconds ?? 0) * 1000)
         if (tries >= this.options.maxAttempts) {
+          tell('failed')
           await this.finish(job, n, 'failed', `gave up after ${tries} attempts: ${outcome.reason}`, [answer], undefined, {}, attempt)
           return
         }
         if (this.now() + delay >= Date.parse(n.expires_at)) {
+          tell('expired')
           await this.finish(job, n, 'expired', `the next attempt would come after the ttl: ${outcome.reason}`, [answer], undefined, {}, attempt)
           return
         }
+        tell('retry')
         const dueAt = this.now() + delay
         await this.options.store.transition({
           notificationId: n.id,

@@ -87,6 +87,16 @@ export class CircuitBreaker<T> {
     }
   }
 
+  /**
+   * blockedForMs for a caller that holds its call back when it is not 0: that call is one the circuit turned away,
+   * counted as execute counts the calls it refuses (the observer's `rejected`).
+   */
+  holdBack (): number {
+    const blocked = this.blockedForMs()
+    if (blocked > 0) this.settings.observer?.rejected(this.target)
+    return blocked
+  }
+
   /** How long the system has been failing: since the circuit opened, through any probes that failed; 0 once it closed again. */
   failingForMs (): number {
     return this.failingSince === 0 ? 0 : Date.now() - this.failingSince

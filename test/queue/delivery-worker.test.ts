@@ -343,9 +343,11 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
     t.test('retries exhausted (5xx every time) end as failed after maxAttempts', async t => {
       const h = await harness(t, open)
       h.push.script = () => ({ kind: 'retry', provider: 'fake-push', reason: 'HTTP 503' })
-      h.worker({ maxAttempts: 3 })
+      const results: string[] = []
+      h.worker({ maxAttempts: 3, onAttempt: (channel, provider, result) => { results.push(`${channel} ${provider} ${result}`) } })
       const id = await h.notify()
       const { notification: n, events } = await h.until(id, ['sent', 'failed', 'expired'], 8000)
+      t.same(results, ['push fake-push retry', 'push fake-push retry', 'push fake-push failed'], 'the metrics see the last attempt fail the notification')
       t.equal(n.status, 'failed')
       t.equal(n.attempts, 3)
       t.equal(h.push.callsFor(id), 3, 'exactly maxAttempts calls')
@@ -463,6 +465,29 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       const { notification: n } = await h.until(id, ['sent', 'failed', 'expired'])
       t.equal(n.status, 'failed')
       t.equal(h.sms.calls.length, 0)
+    })
+
+    t.test('a transient failure whose next attempt would come after the ttl expires the notification at once', async t => {
+      const h = await harness(t, open)
+      h.push.script = () => ({ kind: 'retry', provider: 'fake-push', reason: 'HTTP 429: quota exceeded', retryAfterSeconds: 60 })
+      const results: string[] = []
+      h.worker({ onAttempt: (_channel, _provider, result) => { results.push(result) } })
+      const now = Date.now()
+      const id = newNotificationId(1)
+      const request = baseRequest({ routing: { ...baseRequest().routing, ttl_seconds: 30 } })
+      const notification: Notification = {
+        id, owner: 'test-caller', status: 'queued', channel: 'push', reason: 'test', request, reachability: null, attempts: 0,
+        created_at: new Date(now).toISOString(), updated_at: new Date(now).toISOString(), expires_at: new Date(now + 30_000).toISOString(),
+      }
+      t.ok(await h.store.acceptNotification({
+        notification, events: [{ at: notification.created_at, type: 'accepted', detail: 'test' }], next: { kind: 'outbox', lane: 'push' }, retentionSeconds: 600,
+      }))
+      const { notification: n, events } = await h.until(id, ['sent', 'failed', 'expired'])
+      t.equal(n.status, 'expired')
+      t.equal(n.attempts, 1)
+      t.equal(n.reason, 'the next attempt would come after the ttl: HTTP 429: quota exceeded')
+      t.notOk(events.some(e => e.type === 'retry_scheduled'), 'no retry scheduled')
+      t.same(results, ['expired'], 'the metrics see the attempt expire the notification')
     })
 
     t.test('a notification whose ttl passed before delivery expires, nothing sent', async t => {
@@ -881,7 +906,7 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       const h = await harness(t, open)
       blockedOnce(h)
       const outcomes: string[] = []
-      h.worker({ onOutcome: (_channel, outcome) => { outcomes.push(outcome.kind) } })
+      h.worker({ onAttempt: (_channel, _provider, result) => { outcomes.push(result) } })
       const id = await h.notify()
       const sent = await h.until(id, ['sent', 'failed', 'expired'], 5000)
       t.equal(sent.notification.status, 'sent')
