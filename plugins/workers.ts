@@ -104,6 +104,7 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     // A recipient's idempotency record outlives any pause of its campaign (whose record is kept this long).
     retentionSeconds: delivery.retentionSeconds,
     onProcessed: recordCampaignRecipients,
+    onFinalAtAccept: recordCampaignFinal,
     pollMs: workers.idlePollMs,
     log: app.log,
   })

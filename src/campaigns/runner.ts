@@ -5,7 +5,7 @@ import { StoppablePollingLoop } from '../queue/polling-loop.js'
 import { AppError, ConflictError, StoreUnavailableError, UpstreamUnavailableError } from '../domain/errors.js'
 import type { ReachabilityResult } from '../domain/reachability.js'
 import type { AcceptOptions, NotificationService } from '../notifications/service.js'
-import { isFinal } from '../notifications/types.js'
+import { isFinal, type NotificationStatus } from '../notifications/types.js'
 import type { UpstreamRateLimiter } from '../reachability/rate-limit.js'
 import type { ReachabilityService } from '../reachability/service.js'
 import type { CampaignDoc, ClaimedChunk, HandledRecipient, RecipientNotification, Store } from '../store/store.js'
@@ -39,6 +39,11 @@ export interface CampaignRunnerOptions {
   now?: () => number
   /** Told how many recipients this runner counted (progress metrics). */
   onProcessed?: (n: number) => void
+  /**
+   * Told of a notification this runner made that was final at once (failed for an invalid number, dropped when
+   * unreachable with on_unreachable drop), not of one answered again from its idempotency record (metrics).
+   */
+  onFinalAtAccept?: (status: NotificationStatus) => void
   log?: { warn: (obj: object, msg: string) => void }
   /**
    * How long a recipient's idempotency record is kept once its chunk is counted (default: as the notification
@@ -231,12 +236,13 @@ export class CampaignRunner extends StoppablePollingLoop {
     if ('tooLong' in filled) return { failed: filled.tooLong }
     const reachability = await lookup()
     try {
-      const { answer } = await this.accept(doc, index, {
+      const { answer, replayed } = await this.accept(doc, index, {
         to: recipient.to,
         message: filled.message,
         routing: doc.routing,
         ...(recipient.push_token !== undefined ? { push_token: recipient.push_token } : {}),
       }, reachability)
+      if (isFinal(answer.status) && !replayed) this.options.onFinalAtAccept?.(answer.status)
       return { notification: { id: answer.id, channel: answer.channel, ...(isFinal(answer.status) ? { final: answer.status } : {}) } }
     } catch (err) {
       // No channel can carry this recipient's message (e.g. push only, and no push token): it fails, the campaign goes on.

@@ -141,6 +141,17 @@ t.test('upstream errors, a stale answer and an open circuit show in the metrics'
   t.equal(moved('reachroute_circuit_rejections_total', { target: 'upstream:scripted' }), 1)
 })
 
+t.test('a lookup cut off by its deadline counts as a timeout (the sandbox\'s slow number)', async t => {
+  const { app, auth, scrape } = await setup(t, { REACHABILITY_TIMEOUT_MS: '300', REACHABILITY_RETRIES: '0' })
+  const before = await scrape()
+  const res = await app.inject({ url: '/v1/reachability/+990123477', headers: { authorization: auth } })
+  t.equal(res.statusCode, 503, res.body)
+  const after = await scrape()
+  t.equal(value(after, 'reachroute_upstream_errors_total', { upstream: 'sandbox', kind: 'timeout' }) -
+    value(before, 'reachroute_upstream_errors_total', { upstream: 'sandbox', kind: 'timeout' }), 1, 'kind timeout')
+  t.equal(value(after, 'reachroute_upstream_errors_total', { upstream: 'sandbox', kind: 'other' }), 0, 'not other')
+})
+
 t.test('METRICS_AUTH=ops: 401 without a token, 403 without the ops scope', async t => {
   const { app, bearer } = await buildTestApp({ METRICS_AUTH: 'ops' })
   t.teardown(() => app.close())

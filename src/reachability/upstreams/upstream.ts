@@ -42,12 +42,17 @@ export type UpstreamFailureKind = 'timeout' | 'unavailable' | 'refused' | 'other
  * 429, 5xx, an answer that cannot be read), `refused` (see UpstreamFailure.refused), `other` (not the upstream's doing).
  */
 export function upstreamFailureKind (err: unknown): UpstreamFailureKind {
-  if (isTimeout(err) || (err instanceof UpstreamFailure && isTimeout(err.cause))) return 'timeout'
+  if (isTimeout(err)) return 'timeout'
   if (err instanceof UpstreamFailure) return err.refused ? 'refused' : 'unavailable'
   return 'other'
 }
 
-function isTimeout (err: unknown): boolean {
-  const name = (err as { name?: unknown } | null | undefined)?.name
-  return name === 'TimeoutError' || name === 'AttemptTimeoutError'
+/**
+ * A timeout, or a failure caused by one: an attempt's own, or the lookup's deadline (AbortSignal.timeout), which
+ * aborts the check with an AbortError whose cause is the TimeoutError.
+ */
+function isTimeout (err: unknown, depth = 0): boolean {
+  const { name, cause } = (err ?? {}) as { name?: unknown, cause?: unknown }
+  if (name === 'TimeoutError' || name === 'AttemptTimeoutError') return true
+  return depth < 3 && cause !== undefined && isTimeout(cause, depth + 1)
 }
