@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { recordCampaignFinal, recordCampaignRecipients } from '../src/metrics/campaigns.js'
-import { recordDelivery } from '../src/metrics/notifications.js'
+import { recordDelivery, recordNotificationFinal } from '../src/metrics/notifications.js'
 import { CampaignCountSweeper } from '../src/campaigns/count-sweeper.js'
 import { CampaignRunner } from '../src/campaigns/runner.js'
 import { CallbackSender } from '../src/notifications/callbacks.js'
@@ -48,6 +48,7 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     callbackMaxAttempts: delivery.callbackMaxAttempts,
     log: app.log,
     onAttempt: recordDelivery,
+    onFinal: recordNotificationFinal,
     isCampaignCancelled: id => app.campaigns.isCancelled(id),
     onCampaignFinal: countCampaignFinal,
     providerRps: { sms: channels.smsRps, push: channels.pushRps },
@@ -65,6 +66,7 @@ export default fp<{ force?: boolean }>(async (app, options) => {
     pollMs: fallback.pollMs,
     onHandedOver: () => worker.poke(),
     onLeft: n => app.reachabilityEvents.unwatch(n.request.to, n.id),
+    onFinal: recordNotificationFinal,
     onCampaignFinal: countCampaignFinal,
     isCampaignCancelled: id => app.campaigns.isCancelled(id),
     log: app.log,

@@ -5,6 +5,7 @@ import { UnauthorizedError } from '../../src/domain/errors.js'
 import { parseJsonBody } from '../../src/http/json-body.js'
 import { verifyVonageSignature } from '../../src/http/signature.js'
 import { recordCampaignFinal } from '../../src/metrics/campaigns.js'
+import { recordNotificationFinal } from '../../src/metrics/notifications.js'
 import { applyReceipt } from '../../src/notifications/service.js'
 import { pickProblems, problemResponse } from '../schemas/problem.js'
 
@@ -102,7 +103,7 @@ const vonageWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
         providerMessageId: body.message_uuid,
         error: body.error?.title ?? body.error?.detail,
         at: body.timestamp,
-      }, { onCampaignFinal: recordCampaignFinal })
+      }, { onFinal: recordNotificationFinal, onCampaignFinal: recordCampaignFinal })
     }
     return reply.code(204).send(null)
   })

@@ -1,4 +1,4 @@
-import type { NotificationRequest } from '../notifications/types.js'
+import type { NotificationRequest, NotificationStatus } from '../notifications/types.js'
 import type { AttemptResult } from '../queue/delivery-worker.js'
 import type { Decision, ReachabilityInput } from '../routing/decide.js'
 import { reasonCategory } from '../routing/reason-category.js'
@@ -16,9 +16,22 @@ const deliveries = counter({
   labelNames: ['channel', 'provider', 'outcome'] as const,
 })
 
-/** For NotificationService's onRouted. */
+const finals = counter({
+  name: 'reachroute_notifications_final_total',
+  help: 'Notifications (campaigns\' included) that reached a final status, by status, counted by the process that ended them: at accept ' +
+    '(failed, dropped), by the workers (sent, failed, expired, dropped), and by delivery receipts (delivered, failed), which count a sent SMS again',
+  labelNames: ['status'] as const,
+})
+
+/** For NotificationService's onRouted: a notification final at accept (failed, dropped) is counted final here too. */
 export function recordRoutingDecision (decision: Decision, reachability: ReachabilityInput, request: NotificationRequest): void {
   decisions.inc({ channel: decision.channel, reason: reasonCategory(decision, reachability, request) })
+  if (decision.final !== undefined) finals.inc({ status: decision.final })
+}
+
+/** For the workers' and the receipts' onFinal. */
+export function recordNotificationFinal (status: NotificationStatus): void {
+  finals.inc({ status })
 }
 
 /** For DeliveryWorker's onAttempt. */

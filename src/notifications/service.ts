@@ -266,11 +266,11 @@ const RECEIPT_STATUS: ReadonlyMap<string, 'delivered' | 'failed'> = new Map([
  * notifications change nothing. Resolves whether the notification changed.
  * A campaign's notification is counted in the receipt's final status (moved from `sent`, or counted for the first
  * time when the receipt came before the worker recorded `sent`). A repeat of the receipt counts again (the count is
- * idempotent): when the count failed (a 503), the provider's retry makes it, or the count sweeper. `onCampaignFinal` is told once, when
- * the receipt moved a campaign's notification (metrics).
+ * idempotent): when the count failed (a 503), the provider's retry makes it, or the count sweeper. `onFinal` is told
+ * once, when the receipt moved the notification to a final status, and `onCampaignFinal` when it was a campaign's (metrics).
  */
 export async function applyReceipt (store: Store, receipt: MessageReceipt,
-  { now = Date.now(), onCampaignFinal }: { now?: number, onCampaignFinal?: (status: 'delivered' | 'failed') => void } = {}): Promise<boolean> {
+  { now = Date.now(), onFinal, onCampaignFinal }: { now?: number, onFinal?: (status: 'delivered' | 'failed') => void, onCampaignFinal?: (status: 'delivered' | 'failed') => void } = {}): Promise<boolean> {
   const shard = shardOfId(receipt.clientRef, store.shards)
   if (shard === undefined) return false
   const stored = await store.getNotification(receipt.clientRef, shard)
@@ -294,6 +294,7 @@ export async function applyReceipt (store: Store, receipt: MessageReceipt,
     next: next && stored.notification.request.callback_url ? { kind: 'outbox', lane: 'callback' } : { kind: 'none' },
     campaignId: stored.notification.campaign_id,
   })
+  if (next && changed) onFinal?.(next)
   const campaignId = stored.notification.campaign_id
   if (next && campaignId !== undefined && (changed || stored.notification.status === next)) {
     // Told before the count: a count that fails stays pending (the transition noted it), and is made by the

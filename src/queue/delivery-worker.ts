@@ -39,6 +39,8 @@ export interface DeliveryWorkerOptions {
   onAttempt?: (channel: 'sms' | 'push', provider: string, result: AttemptResult) => void
   /** Whether a notification's campaign was cancelled: its notifications not yet sent are dropped. */
   isCampaignCancelled?: (campaignId: string) => Promise<boolean>
+  /** Told when this worker ends a notification, in its final status (metrics). Must not throw. */
+  onFinal?: (status: NotificationStatus) => void
   /** Told when a campaign's notification reaches a final status here (counted once per notification id). Must not throw. */
   onCampaignFinal?: (campaignId: string, status: NotificationStatus, notificationId: string) => void
   /**
@@ -578,6 +580,7 @@ export class DeliveryWorker {
       campaignId: n.campaign_id,
     }
     const ended = await this.options.store.transition(t)
+    if (ended) this.options.onFinal?.(status)
     if (n.campaign_id === undefined) return
     // Counted also when the status is there already: a transition whose answer was lost ran all the same, and
     // recordOutcome's retry of it does not apply. (A count twice is harmless: counts are kept per notification.)

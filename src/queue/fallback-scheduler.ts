@@ -34,6 +34,8 @@ export interface FallbackSchedulerOptions {
   onHandedOver?: () => void
   /** Told when a notification left the fallback queue, whatever the way (ends reachability subscriptions). Must not throw. */
   onLeft?: (notification: Notification) => Promise<void>
+  /** Told when this scheduler ends a notification, in its final status (metrics). Must not throw. */
+  onFinal?: (status: NotificationStatus) => void
   /** Told when a campaign's notification reaches a final status here (counted once per notification id). Must not throw. */
   onCampaignFinal?: (campaignId: string, status: NotificationStatus, notificationId: string) => void
   /** Whether a notification's campaign was cancelled: its notifications still waiting here are dropped when due. */
@@ -241,6 +243,7 @@ export class FallbackScheduler extends PollingLoop {
       await this.leftMeanwhile(lease, n)
       return
     }
+    if (ended) this.options.onFinal?.(status)
     if (n.campaign_id !== undefined) this.options.onCampaignFinal?.(n.campaign_id, status, n.id)
     await this.options.onLeft?.(n)
   }

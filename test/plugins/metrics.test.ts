@@ -89,6 +89,7 @@ t.test('a lookup, a notification delivered, a 404 and a 400 move their metrics',
 
   t.equal(moved('reachroute_routing_decisions_total', { channel: 'sms', reason: 'connected' }), 1, 'the routing decision, with a reason category')
   t.equal(moved('reachroute_deliveries_total', { channel: 'sms', provider: 'sandbox', outcome: 'sent' }), 1, 'the delivery')
+  t.equal(moved('reachroute_notifications_final_total', { status: 'sent' }), 1, 'the notification final as sent, by the worker')
 
   for (const lane of ['push', 'sms', 'callback', 'retry']) t.equal(samples(after, 'reachroute_outbox_depth', { lane }).length, 1, `outbox depth of ${lane}`)
   for (const state of ['waiting', 'due', 'leased', 'dead']) t.equal(samples(after, 'reachroute_fallback_queue_entries', { state }).length, 1, `fallback entries ${state}`)
@@ -139,6 +140,27 @@ t.test('upstream errors, a stale answer and an open circuit show in the metrics'
   t.equal(moved('reachroute_upstream_request_duration_seconds_count', { upstream: 'scripted', outcome: 'failed' }), 2)
   t.equal(value(after, 'reachroute_circuit_state', { target: 'upstream:scripted' }), 2, 'open')
   t.equal(moved('reachroute_circuit_rejections_total', { target: 'upstream:scripted' }), 1)
+})
+
+t.test('notifications final at accept, expired in the fallback queue, and moved by a receipt count in reachroute_notifications_final_total', async t => {
+  const { app, auth, scrape } = await setup(t, { FALLBACK_FIRST_CHECK_SECONDS: '1', FALLBACK_POLL_MS: '20' })
+  const before = await scrape()
+  for (const payload of [
+    { to: '+990123499', message: { sms: { text: 'unknown to the network' } } },
+    { to: '+990123433', message: { sms: { text: 'away' } }, routing: { on_unreachable: 'drop' } },
+    { to: '+990123433', message: { sms: { text: 'away for good' } }, routing: { ttl_seconds: 1 } },
+  ]) {
+    const res = await app.inject({ method: 'POST', url: '/v1/notifications', headers: { authorization: auth }, payload })
+    t.equal(res.statusCode, 202, res.body)
+  }
+  const moved = async (status: string) => {
+    const after = await scrape()
+    return value(after, 'reachroute_notifications_final_total', { status }) - value(before, 'reachroute_notifications_final_total', { status })
+  }
+  await waitFor(async () => await moved('expired') === 1 ? true : undefined, 10_000, 'the queued one to expire')
+  t.equal(await moved('failed'), 1, 'failed at accept (NOT_FOUND)')
+  t.equal(await moved('dropped'), 1, 'dropped at accept (on_unreachable drop)')
+  t.equal(await moved('expired'), 1, 'expired in the fallback queue')
 })
 
 t.test('a lookup cut off by its deadline counts as a timeout (the sandbox\'s slow number)', async t => {

@@ -141,8 +141,8 @@ for (const store of ['memory', 'redis'] as const) {
       const s = await setup(t, store, { env: { VONAGE_SIGNATURE_SECRET: RECEIPT_SECRET, METRICS_AUTH: 'none' } })
       const finals = async () => {
         const text = (await s.app.inject({ url: '/metrics' })).body
-        const count = (status: string) => Number(new RegExp(`^reachroute_campaign_notifications_final_total\\{status="${status}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0)
-        return { delivered: count('delivered'), failed: count('failed') }
+        const count = (status: string, of = 'campaign_notifications') => Number(new RegExp(`^reachroute_${of}_final_total\\{status="${status}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0)
+        return { delivered: count('delivered'), failed: count('failed'), all: { delivered: count('delivered', 'notifications'), failed: count('failed', 'notifications') } }
       }
       const recipients = [0, 1, 2].map(i => ({ to: number(60_000 + i), vars: { name: 'x' } }))
       const { id } = (await s.post('/v1/campaigns', { name: 'receipts', message: { sms: message.sms }, routing: { channels: ['sms'], on_unreachable: 'sms' }, recipients })).json()
@@ -164,6 +164,8 @@ for (const store of ['memory', 'redis'] as const) {
       const metricAfter = await finals()
       t.same({ delivered: metricAfter.delivered - metricBefore.delivered, failed: metricAfter.failed - metricBefore.failed }, { delivered: 1, failed: 1 },
         'the final-status metric counts each receipt that moved a notification once (the repeat not again)')
+      t.same({ delivered: metricAfter.all.delivered - metricBefore.all.delivered, failed: metricAfter.all.failed - metricBefore.all.failed }, { delivered: 1, failed: 1 },
+        'and so does the metric of every notification')
     })
 
     t.test('pause, resume and cancel; cancel drops what is not yet sent', async t => {
