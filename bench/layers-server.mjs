@@ -3,13 +3,14 @@
 // Lua round trip (cache GET, idempotency SET NX, XADD). The service's own modules come from dist/ (built first).
 import Fastify from 'fastify'
 import rateLimit from '@fastify/rate-limit'
-import { validatorCompiler } from 'fastify-type-provider-zod'
+import { validatorCompiler } from '../dist/src/http/validator.js'
 import { Redis } from 'ioredis'
 import { serializerCompiler } from '../dist/plugins/serializer.js'
 import { AcceptAnswerSchema, NotificationBody } from '../dist/routes/schemas/notification.js'
 import { RedisWindowCounter } from '../dist/src/http/rate-limit.js'
 import { loggerOptions, requestLogger } from '../dist/src/logging.js'
 import { observeHttpRequest } from '../dist/src/metrics/http.js'
+import { NOTIFY_NUMBER } from './lib/notify-request.mjs'
 
 const layer = Number(process.env.LAYER)
 const prefix = process.env.PREFIX
@@ -63,7 +64,7 @@ if (layer >= 6) {
 
 app.get('/healthz', async () => ({ status: 'ok' }))
 const reachability = {
-  phone_number: '+990123400', is_reachable: true, connectivity: ['DATA', 'SMS'], latest_status_at: new Date().toISOString(),
+  phone_number: NOTIFY_NUMBER, is_reachable: true, connectivity: ['DATA', 'SMS'], latest_status_at: new Date().toISOString(),
   status: { code: 'OK', message: 'Success' }, checked_at: new Date().toISOString(), source: 'cache',
 }
 let n = 0

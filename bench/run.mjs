@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
-const all = ['notify', 'notify-layers', 'campaign']
+const all = ['notify', 'notify-layers', 'campaign', 'phone']
 const chosen = process.argv.slice(2).length ? process.argv.slice(2) : all
 let failed = 0
 for (const name of chosen) {

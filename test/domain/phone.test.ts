@@ -50,3 +50,11 @@ t.test('a refused number is quoted back with its invisible characters shown: a b
   const error = new InvalidPhoneNumberError('\u202a+99012\u200b3400\u0000', 'it holds characters that are not digits')
   t.equal(error.message, '"\\u202a+99012\\u200b3400\\u0000" is not a valid phone number: it holds characters that are not digits')
 })
+
+t.test('a number normalized lately is answered alike from the cache of numbers; a refused one stays refused', async t => {
+  for (const input of ['+44 7911 123456', '447911123456', '+447911123456']) {
+    t.equal(normalizePhoneNumber(input), '+447911123456', `${input}: first`)
+    t.equal(normalizePhoneNumber(input), '+447911123456', `${input}: again`)
+  }
+  for (let i = 0; i < 2; i++) t.throws(() => normalizePhoneNumber('+44123'), InvalidPhoneNumberError, `a refusal, time ${i + 1}`)
+})
