@@ -119,26 +119,25 @@ export class UnsupportedMediaTypeError extends AppError {
   readonly title = 'Unsupported media type'
 }
 
-/** The reachability upstream gave no usable answer (timeout, network, 5xx after retries). */
-export class UpstreamUnavailableError extends AppError {
+/** An outside system we need gave no answer: a 503 saying when to try again. */
+abstract class OutsideUnavailableError extends AppError {
   readonly status = 503
-  readonly slug = 'upstream-unavailable'
-  readonly title = 'Reachability upstream unavailable'
   constructor (detail: string, retryAfterSeconds = 5, options?: { cause?: unknown }) {
     super(detail, options)
     this.headers = { 'retry-after': String(retryAfterSeconds) }
   }
 }
 
+/** The reachability upstream gave no usable answer (timeout, network, 5xx after retries). */
+export class UpstreamUnavailableError extends OutsideUnavailableError {
+  readonly slug = 'upstream-unavailable'
+  readonly title = 'Reachability upstream unavailable'
+}
+
 /** The key set that inbound tokens are checked against (AUTH_JWKS_URL) could not be had: our outage, not a bad token. */
-export class AuthUnavailableError extends AppError {
-  readonly status = 503
+export class AuthUnavailableError extends OutsideUnavailableError {
   readonly slug = 'auth-unavailable'
   readonly title = 'Token signing keys unavailable'
-  constructor (detail: string, retryAfterSeconds = 5, options?: { cause?: unknown }) {
-    super(detail, options)
-    this.headers = { 'retry-after': String(retryAfterSeconds) }
-  }
 }
 
 export class StoreUnavailableError extends AppError {
