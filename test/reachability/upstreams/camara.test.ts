@@ -18,7 +18,7 @@ async function setup (
   const upstream = new CamaraUpstream({
     baseUrl: fake.reachabilityUrl,
     tokens: new StaticAccessToken(TOKEN),
-    timeoutMs: 200,
+    timeoutMs: 2000, // a fake on loopback; tests of timeouts set their own
     retries: 2,
     retryBaseMs: 5,
     retryMaxMs: 20,
