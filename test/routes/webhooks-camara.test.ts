@@ -172,6 +172,12 @@ for (const store of ['memory', 'redis'] as const) {
       t.equal((await s.post(unknown)).statusCode, 204, 'an unknown subscription: 204 ...')
       const mismatch = s.event('reachability-sms', other)
       t.equal((await s.post(mismatch)).statusCode, 204, 'a device that is not the subscription\'s: 204 ...')
+      const specExample = s.event('reachability-sms', '+123456789')
+      t.equal((await s.post(specExample)).statusCode, 204, 'the spec\'s example number (in CAMARA\'s pattern, in no numbering plan): not a 400 ...')
+      const unprefixed = { ...s.event('reachability-sms'), type: 'reachability-sms' }
+      t.equal((await s.post(unprefixed)).statusCode, 204, 'a type without the subscribed API\'s prefix: 204 ...')
+      const otherVersion = { ...s.event('reachability-sms'), type: 'org.camaraproject.device-reachability-status-subscriptions.v1.reachability-sms' }
+      t.equal((await s.post(otherVersion)).statusCode, 204, 'a type of another API version: 204 ...')
       await new Promise(resolve => setTimeout(resolve, 200))
       t.ok(await s.queued(n.id), '... and nothing woken')
       t.match(await s.app.reachability.cached(PHONE), { is_reachable: false }, 'nor cached (the lookup at acceptance stands)')

@@ -114,7 +114,13 @@ export class ReachabilityEvents {
       this.options.log?.warn({ subscription: event.subscriptionId }, 'a reachability event names another device than its subscription; ignored')
       return 0
     }
-    const type = event.type.startsWith(EVENT_TYPE_PREFIX) ? event.type.slice(EVENT_TYPE_PREFIX.length) : event.type
+    // Only the types of the API version subscribed to: a type without its prefix (or of another version) is not one
+    // we asked for, and is not taken for one.
+    const type = event.type.startsWith(EVENT_TYPE_PREFIX) ? event.type.slice(EVENT_TYPE_PREFIX.length) : undefined
+    if (type === undefined) {
+      this.options.log?.warn({ subscription: event.subscriptionId, type: event.type.slice(0, 200) }, 'a reachability event of a type not subscribed to; ignored')
+      return 0
+    }
     if (type === 'subscription-ends') {
       // Ours to end are forgotten before they are deleted: this one the operator ended, so subscribe again while notifications wait.
       const dropped = await store.dropSubscriptions(phoneNumber, event.subscriptionId)
