@@ -19,7 +19,8 @@ const CloudEvent = z.looseObject({
   data: z.looseObject({
     // Checked by CAMARA's own pattern, not by the numbering plans: the subscription names the number, and this one is
     // only compared with it (libphonenumber refused the spec's own example, +123456789, and with it the whole event).
-    device: z.looseObject({ phoneNumber: z.string().regex(/^\+[1-9][0-9]{4,14}$/, { error: 'not a phone number in E.164 form (CAMARA\'s pattern ^\\+[1-9][0-9]{4,14}$)' }).optional() }).optional().meta({
+    device: z.looseObject({ phoneNumber: z.string().regex(/^\+[1-9][0-9]{4,14}$/, { error: 'not a phone number in E.164 form (CAMARA\'s pattern ^\\+[1-9][0-9]{4,14}$)' }).optional()
+      .meta({ description: 'The device\'s number in E.164 form (CAMARA\'s pattern); it must be the subscription\'s, or the event is ignored', examples: ['+447911123456'] }) }).optional().meta({
       description: 'The device the event is about (optional: the subscription names it); a phone number given must be the subscription\'s',
     }),
     subscriptionId: z.string().min(1).max(200).meta({
