@@ -147,7 +147,8 @@ export class ReachabilityService {
     const now = this.now()
     if (now >= cached.freshUntil) return false
     if (maxAgeSeconds === undefined) return true
-    return now - Date.parse(cached.record.checked_at) <= maxAgeSeconds * 1000
+    // max_age=0 asks the upstream whatever the cache holds: an entry checked in this very millisecond is not taken.
+    return maxAgeSeconds > 0 && now - Date.parse(cached.record.checked_at) <= maxAgeSeconds * 1000
   }
 
   private async fetch (phoneNumber: string, cached: CachedReachability | null, purpose: string | undefined): Promise<ReachabilityResult> {

@@ -153,6 +153,10 @@ async function suite (t: Test, store: Store) {
     t.equal((await service.lookup('+990200007', { maxAgeSeconds: 60 })).source, 'cache')
     t.equal((await service.lookup('+990200007', { maxAgeSeconds: 10 })).source, 'upstream')
     t.equal(upstream.calls, 2)
+    // The clock has not moved: the entry just written is 0 ms old, and max_age=0 still asks the upstream (it took
+    // the entry: a report test that looked a number up twice in one millisecond kept its first answer).
+    t.equal((await service.lookup('+990200007', { maxAgeSeconds: 0 })).source, 'upstream', 'max_age=0 within the same millisecond')
+    t.equal(upstream.calls, 3)
   })
 
   t.test('when the upstream fails, a stale entry is served; past the stale window, 503', async t => {
