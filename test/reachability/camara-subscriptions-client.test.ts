@@ -142,6 +142,11 @@ t.test('ALREADY_EXISTS and a list read leniently: unreadable items and ended one
   list = [item('dated', { expiresAt: later(5) }), item('a'), item('b')]
   t.equal(await client.create(request), 'a')
 
+  list = [item('paused', { status: 'INACTIVE', expiresAt: later(9) }), item('live', { status: 'ACTIVE', expiresAt: later(2) })]
+  t.equal(await client.create(request), 'live', 'an active one over a longer one that is temporarily inactive')
+  list = [item('paused', { status: 'INACTIVE', expiresAt: later(9) })]
+  t.equal(await client.create(request), 'paused', 'an inactive one when it is the only one of ours (it may come back)')
+
   list = [item('deleted', { status: 'DELETED' })]
   await t.rejects(client.create(request), { name: 'SubscriptionError', message: /lists none of ours/ })
   list = { subscriptions: [item('a')] }

@@ -126,7 +126,9 @@ export class CamaraSubscriptions {
       const parsed = listedSubscription.safeParse(item)
       return parsed.success && isOurs(parsed.data, request) && lasts(parsed.data) > now ? [parsed.data] : []
     })
-    const longest = ours.sort((a, b) => lasts(b) - lasts(a) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))[0]
+    // One sending events first (INACTIVE is "temporarily inactive": none come from it meanwhile), then the longest.
+    const inactive = (s: ListedSubscription) => s.status === 'INACTIVE' ? 1 : 0
+    const longest = ours.sort((a, b) => inactive(a) - inactive(b) || lasts(b) - lasts(a) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))[0]
     if (!longest) throw new SubscriptionError(`${refused}, and the operator lists none of ours live (this sink, type and phone number)`)
     return longest.id
   }
