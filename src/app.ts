@@ -29,10 +29,10 @@ import { ShuttingDownError } from './domain/errors.js'
 import { parseJsonBody, utf8Body } from './http/json-body.js'
 import { headersProblem } from './http/request-headers.js'
 import type { Config } from './config.js'
+import { validatorCompiler } from './http/validator.js'
 import { loggerOptions, requestLogger } from './logging.js'
 import type { ReachabilityUpstream } from './reachability/upstreams/upstream.js'
 import type { Store } from './store/store.js'
-import { validatorCompiler } from './http/validator.js'
 
 export interface AppOptions {
   config: Config

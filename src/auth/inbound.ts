@@ -40,6 +40,11 @@ const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', '
 // Verified tokens are remembered so a busy caller does not pay a signature check per request.
 const CACHE_LIMIT = 10_000
 
+/** The key set could not be had (timeout, not 200, not a key set, network): our outage, not a bad token. */
+function keySetUnavailable (cause: unknown): AuthUnavailableError {
+  return new AuthUnavailableError('the key set that tokens are checked against (AUTH_JWKS_URL) could not be fetched: try again shortly', 5, { cause })
+}
+
 export class InboundAuth {
   private readonly verified = new Map<string, { principal: Principal, exp: number }>()
 
@@ -114,11 +119,11 @@ export class InboundAuth {
     } catch (err) {
       // The key set could not be had (timeout, not 200, not a key set): our outage, not a bad token.
       if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JOSEError && (err.code === 'ERR_JWKS_INVALID' || (this.source.kind === 'jwks' && err.code === 'ERR_JOSE_GENERIC'))) {
-        throw new AuthUnavailableError('the key set that tokens are checked against (AUTH_JWKS_URL) could not be fetched: try again shortly', 5, { cause: err })
+        throw keySetUnavailable(err)
       }
       if (err instanceof joseErrors.JOSEError) throw new UnauthorizedError(`the token was refused: ${describe(err)}`, { cause: err })
       // A fetch failure of the key set is a plain TypeError from undici.
-      if (this.source.kind === 'jwks') throw new AuthUnavailableError('the key set that tokens are checked against (AUTH_JWKS_URL) could not be fetched: try again shortly', 5, { cause: err })
+      if (this.source.kind === 'jwks') throw keySetUnavailable(err)
       throw new UnauthorizedError('the token was refused', { cause: err })
     }
   }

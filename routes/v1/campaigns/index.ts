@@ -2,8 +2,9 @@ import { Readable } from 'node:stream'
 import type { SwaggerTransform } from '@fastify/swagger'
 import type { FastifySchema, FastifySchemaCompiler } from 'fastify'
 import { type FastifyPluginAsyncZod, jsonSchemaTransform } from 'fastify-type-provider-zod'
-import { validatorCompiler } from '../../../src/http/validator.js'
 import { z } from 'zod'
+import { inUnits } from '../../../plugins/errors.js'
+import { validatorCompiler } from '../../../src/http/validator.js'
 import {
   CampaignAccepted, CampaignBody, CampaignDetailSchema, CampaignSchema, MAX_NDJSON_RECIPIENTS, Recipient,
 } from '../../schemas/campaign.js'
@@ -12,9 +13,12 @@ import { IdempotencyHeaders } from '../../schemas/notification.js'
 import { pickProblems, problemResponse } from '../../schemas/problem.js'
 import { queryInt } from '../../schemas/reachability.js'
 import { hashedBody, readJson, readNdjson } from './body.js'
+import { MAX_LINE_LENGTH } from './ndjson.js'
 
 const security = [{ bearerAuth: [] }]
 const NDJSON = 'application/x-ndjson'
+/** A JSON body of 100,000 recipients; an NDJSON body is streamed and not held to this limit. */
+const JSON_BODY_LIMIT = 64 * 1024 * 1024
 /** A next_cursor as given out: the last campaign's creation time and id. */
 const CURSOR_EXAMPLE = 'WyJ2MiIsMTc2NDE0MDAwMDAwMCwiY21wXzBjMWQyZTNmNDA1MTYyNzM4NDk1YTZiN2M4ZDllMGYxIl0'
 const Id = z.object({ id: z.string().max(100).meta({ description: 'The campaign id', examples: ['cmp_0c1d2e3f405162738495a6b7c8d9e0f1'] }) })
@@ -74,8 +78,7 @@ const createCampaign: FastifyPluginAsyncZod = async (app) => {
       digests.set(request, digest)
       return body
     },
-    // A JSON body of 100,000 recipients; an NDJSON body is streamed and not held to this limit.
-    bodyLimit: 64 * 1024 * 1024,
+    bodyLimit: JSON_BODY_LIMIT,
     validatorCompiler: bodyAsIs,
     config: { swaggerTransform: jsonAndNdjsonBodies },
     schema: {
@@ -94,7 +97,7 @@ const createCampaign: FastifyPluginAsyncZod = async (app) => {
       response: {
         202: jsonResponse('Read in and started: the campaign id and what was taken', CampaignAccepted),
         ...pickProblems(400, 401, 403, 503),
-        413: problemResponse('A JSON body larger than 64 MiB (an NDJSON body has no total limit; a line of it over 1 MiB is a 400 naming the line)'),
+        413: problemResponse(`A JSON body larger than ${inUnits(JSON_BODY_LIMIT)} (an NDJSON body has no total limit; a line of it over ${inUnits(MAX_LINE_LENGTH)} is a 400 naming the line)`),
         415: problemResponse('The Content-Type is neither application/json nor application/x-ndjson'),
         409: problemResponse('A request with the same Idempotency-Key is still in flight; retry after Retry-After seconds'),
         422: problemResponse('No allowed channel can carry the message (SMS text, or push content, on a channel routing.channels allows), ' +
