@@ -37,7 +37,7 @@ export const NotificationBody = z.strictObject({
       examples: ['queue'],
     }),
     on_unknown: z.enum(['sms', 'queue', 'fail']).default('sms').meta({
-      description: 'When the upstream gives no answer (failure, NO_COVERAGE, transient codes): send SMS, queue, or fail',
+      description: 'When the upstream gives no answer (failure, NO_COVERAGE, transient codes), or answers DATA alone (which says nothing of SMS) for a message only SMS can carry: send SMS, queue, or fail',
       examples: ['sms'],
     }),
     on_expiry: z.enum(['expire', 'sms']).default('expire').meta({

@@ -73,3 +73,10 @@ export function hasData (r: UpstreamAnswer): boolean {
 export function hasSms (r: UpstreamAnswer): boolean {
   return r.is_reachable && r.connectivity.includes('SMS')
 }
+/**
+ * Connected for DATA, and SMS not listed: CAMARA defines DATA as connected for data "regardless of the SMS
+ * reachability" (Vonage's insight reads the same network state), so the answer says nothing about SMS.
+ */
+export function smsNotReported (r: UpstreamAnswer): boolean {
+  return hasData(r) && !r.connectivity.includes('SMS')
+}

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { UpstreamUnavailableError } from '../domain/errors.js'
-import type { ReachabilityResult } from '../domain/reachability.js'
+import { isSuccessCode, type ReachabilityResult, smsNotReported } from '../domain/reachability.js'
 import { eventsSinceFinal, type Notification, type NotificationEvent, type NotificationStatus, timeAllowed } from '../notifications/types.js'
 import type { ReachabilityService } from '../reachability/service.js'
 import { decide, usableChannels } from '../routing/decide.js'
@@ -146,8 +146,10 @@ export class FallbackScheduler extends PollingLoop {
     const checks = eventsSinceFinal(stored!.events).filter(e => e.type === 'recheck').length + 1
     await store.countFallbackActivity(lease.shard, Math.floor(nowMs / 60_000), 'checks', 1)
 
-    // On a re-check, "not reachable" and "no answer" both mean: keep waiting.
-    const decision = decide(reachability, { ...n.request, routing: { ...n.request.routing, on_unreachable: 'queue', on_unknown: 'queue' } })
+    // On a re-check, "not reachable" and "no answer" both mean: keep waiting. A device back on the network for
+    // DATA, with SMS not reported, is sent the SMS when the caller's on_unknown is sms, as at acceptance.
+    const backForData = reachability !== null && isSuccessCode(reachability.status.code) && smsNotReported(reachability) && n.request.routing.on_unknown === 'sms'
+    const decision = decide(reachability, { ...n.request, routing: { ...n.request.routing, on_unreachable: 'queue', on_unknown: backForData ? 'sms' : 'queue' } })
     const summary = reachability
       ? { source: reachability.source, is_reachable: reachability.is_reachable, connectivity: reachability.connectivity, status: reachability.status.code }
       : { unavailable }

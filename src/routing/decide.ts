@@ -1,5 +1,5 @@
 import type { ChannelName } from '../channels/channel.js'
-import { hasData, hasSms, isInvalidNumberCode, isSuccessCode, type ReachabilityResult } from '../domain/reachability.js'
+import { hasData, hasSms, isInvalidNumberCode, isSuccessCode, type ReachabilityResult, smsNotReported } from '../domain/reachability.js'
 import type { NotificationRequest, RoutedChannel } from '../notifications/types.js'
 
 export interface Decision {
@@ -30,18 +30,21 @@ function describeConnectivity (r: ReachabilityResult): string {
   const data = hasData(r)
   const sms = hasSms(r)
   if (data && sms) return 'connected for DATA and SMS'
-  if (data) return 'connected for DATA only'
+  if (data) return 'connected for DATA, SMS not reported'
   if (sms) return 'connected for SMS only'
   return `reachable but connected for neither DATA nor SMS (${r.connectivity.join(', ') || 'none'})`
 }
 
-function why (channel: ChannelName, request: NotificationRequest, usable: Set<ChannelName>, preferredFirst: boolean): string {
+function why (channel: ChannelName, request: NotificationRequest, usable: Set<ChannelName>, preferredFirst: boolean, r: ReachabilityResult): string {
   const preferred = request.routing.prefer === channel
   const extra = channel === 'push' ? ' and a push token was given' : ''
   if (preferred) return `${channel} preferred${extra}`
   const other: ChannelName = channel === 'push' ? 'sms' : 'push'
   if (!usable.has(other)) return `${other} not possible for this request; ${channel} instead`
-  if (preferredFirst) return `${other} preferred but the device is not connected for it; ${channel} instead`
+  if (preferredFirst) {
+    const notFor = other === 'sms' && smsNotReported(r) ? 'the device is not known to be connected for it' : 'the device is not connected for it'
+    return `${other} preferred but ${notFor}; ${channel} instead`
+  }
   return `${channel} chosen${extra}`
 }
 
@@ -66,7 +69,9 @@ export function decide (reachability: ReachabilityInput, request: NotificationRe
   const connected = (c: ChannelName) => c === 'push' ? hasData(reachability) : hasSms(reachability)
   const candidates = order(request).filter(c => usable.has(c))
   const chosen = candidates.find(connected)
-  if (chosen) return { channel: chosen, reason: `${state}; ${why(chosen, request, usable, chosen !== candidates[0])}` }
+  if (chosen) return { channel: chosen, reason: `${state}; ${why(chosen, request, usable, chosen !== candidates[0], reachability)}` }
+  // Only SMS can carry it and the answer says nothing of SMS: the caller's policy for an unknown state.
+  if (usable.has('sms') && smsNotReported(reachability)) return onUnknown(`${state}, and SMS is the only channel this message can use`, request, usable)
 
   const forAllowed = reachability.is_reachable ? `${state}, not for any channel this message can use` : state
   switch (request.routing.on_unreachable) {

@@ -1,4 +1,4 @@
-import { hasData, hasSms, isInvalidNumberCode, isSuccessCode } from '../domain/reachability.js'
+import { hasData, hasSms, isInvalidNumberCode, isSuccessCode, smsNotReported } from '../domain/reachability.js'
 import type { NotificationRequest } from '../notifications/types.js'
 import { type Decision, type ReachabilityInput, usableChannels } from './decide.js'
 
@@ -12,6 +12,8 @@ export type ReasonCategory =
   | 'no_answer'
   /** An answer whose status code is not a reading of the device: on_unknown decided. */
   | 'unknown_status'
+  /** Connected for DATA alone, and only SMS can carry the message: the SMS state is not reported, on_unknown decided. */
+  | 'sms_not_reported'
   /** The number is invalid or unknown to the network. */
   | 'invalid_number'
   /** The message has no channel it can use. */
@@ -26,5 +28,6 @@ export function reasonCategory (decision: Decision, reachability: ReachabilityIn
   if (!isSuccessCode(code)) return 'unknown_status'
   if (decision.channel === 'push' && hasData(reachability)) return 'connected'
   if (decision.channel === 'sms' && hasSms(reachability)) return 'connected'
+  if (usableChannels(request).has('sms') && smsNotReported(reachability)) return 'sms_not_reported'
   return 'unreachable'
 }

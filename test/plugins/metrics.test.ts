@@ -115,6 +115,11 @@ t.test('the queue depths and age are read from the store on scrape, then served 
   t.equal(value(read, 'reachroute_fallback_queue_entries', { state: 'waiting' }), 1, 'one notification waits')
   t.ok(value(read, 'reachroute_fallback_queue_oldest_waiting_seconds') >= 0, 'and its age')
   t.equal(value(read, 'reachroute_outbox_depth', { lane: 'sms' }), 0)
+
+  // Connected for DATA alone and only SMS can carry it: on_unknown (sms) decided, and the reason category says why.
+  const dataOnly = await other.app.inject({ method: 'POST', url: '/v1/notifications', headers: { authorization: other.auth }, payload: { to: '+990123422', message: { sms: { text: 'hi' } } } })
+  t.match(dataOnly.json(), { channel: 'sms', reason: /SMS not reported.*on_unknown is sms/ })
+  t.equal(value(await other.scrape(), 'reachroute_routing_decisions_total', { channel: 'sms', reason: 'sms_not_reported' }), 1)
 })
 
 t.test('upstream errors, a stale answer and an open circuit show in the metrics', async t => {

@@ -229,6 +229,29 @@ for (const kind of ['memory', 'redis'] as const) {
       t.equal(r.sms.count(answer.id), 1)
     })
 
+    t.test('back for DATA alone, SMS not reported: an SMS-only message goes out by SMS under on_unknown sms, waits under queue', async t => {
+      const connect = await openStore(t, kind)
+      const upstream = new ScriptedUpstream()
+      upstream.answer = { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'OK', message: 'Success' } }
+      const r = await rig(t, connect, { upstream })
+      const smsOnly = { sms: { text: 'hi' } }
+      const policySms = (await r.notifications.accept('svc', r.request('+447911123460', { on_unknown: 'sms' }, smsOnly))).answer
+      const policyQueue = (await r.notifications.accept('svc', r.request('+447911123461', { on_unknown: 'queue' }, smsOnly))).answer
+      t.match([policySms, policyQueue], [{ channel: 'fallback_queue' }, { channel: 'fallback_queue' }])
+      upstream.answer = { is_reachable: true, connectivity: ['DATA'], latest_status_at: null, status: { code: 'OK', message: 'Success' } }
+      r.worker.start()
+      r.scheduler.start()
+      const sent = await r.until(policySms.id, 'sent')
+      t.equal(sent.notification.channel, 'sms')
+      t.equal(sent.notification.reason, 'the device came back: connected for DATA, SMS not reported, and SMS is the only channel this message can use; on_unknown is sms')
+      t.equal(r.sms.count(policySms.id), 1)
+      await waitFor(async () => (await r.statusOf(policyQueue.id)).events.filter(e => e.type === 'recheck').length >= 2 ? true : undefined, 5000, 'two re-checks')
+      const waiting = await r.statusOf(policyQueue.id)
+      t.equal(waiting.notification.status, 'queued', 'on_unknown queue: still waiting for an answer about SMS')
+      t.match(waiting.events.filter(e => e.type === 'recheck').at(-1)!.detail, /SMS not reported.*on_unknown is queue/)
+      t.equal(r.sms.count(policyQueue.id) + r.push.count(policyQueue.id), 0, 'nothing sent')
+    })
+
     t.test('a scheduler that dies holding leases loses nothing: another takes the entries when the leases run out', async t => {
       const connect = await openStore(t, kind)
       const upstream = new ScriptedUpstream()

@@ -32,6 +32,7 @@ const SUCCESS_CODES = ['OK', 'PARTIAL_SUCCESS'] as const
 const CONNECTIVITY_STATES: { label: string, isReachable: boolean, connectivity: string[] }[] = [
   { label: 'DATA+SMS', isReachable: true, connectivity: ['DATA', 'SMS'] },
   { label: 'DATA only', isReachable: true, connectivity: ['DATA'] },
+  { label: 'DATA and an unknown value', isReachable: true, connectivity: ['DATA', '5G_SA'] },
   { label: 'SMS only', isReachable: true, connectivity: ['SMS'] },
   { label: 'not reachable', isReachable: false, connectivity: [] },
   // Edge states: reachable but for neither channel, an unknown value kept as it came,
@@ -129,6 +130,8 @@ function oracle (r: ReachabilityInput, c: RequestCase): Expected {
   for (const ch of preference) {
     if (usable(ch) && connectedFor(ch)) return { channel: ch, final: undefined }
   }
+  // DATA is "regardless of the SMS reachability" (CAMARA): DATA without SMS leaves SMS unknown.
+  if (smsUsable && connectedFor('push') && !r.connectivity.includes('SMS')) return unknown()
   switch (c.onUnreachable) {
     case 'queue': return { channel: 'fallback_queue', final: undefined }
     case 'sms': return smsUsable ? { channel: 'sms', final: undefined } : { channel: 'fallback_queue', final: undefined }
@@ -202,7 +205,7 @@ const explicit: { label: string, r: ReachabilityInput, c: RequestCase, want: Dec
     label: 'DATA only, sms preferred: push instead',
     r: reach('OK', true, ['DATA']),
     c: { prefer: 'sms', channels: ['push', 'sms'], content: 'both', token: true, onUnreachable: 'queue', onUnknown: 'sms' },
-    want: { channel: 'push', reason: 'connected for DATA only; sms preferred but the device is not connected for it; push instead' },
+    want: { channel: 'push', reason: 'connected for DATA, SMS not reported; sms preferred but the device is not known to be connected for it; push instead' },
   },
   {
     label: 'not reachable, on_unreachable queue',
@@ -229,10 +232,16 @@ const explicit: { label: string, r: ReachabilityInput, c: RequestCase, want: Dec
     want: { channel: 'fallback_queue', reason: 'not reachable; on_unreachable is sms but the message has no usable SMS, so it waits in the fallback queue' },
   },
   {
-    label: 'DATA only but only SMS is usable',
+    label: 'DATA only but only SMS is usable: SMS not reported, on_unknown sms',
     r: reach('OK', true, ['DATA']),
     c: { prefer: 'push', channels: ['sms'], content: 'both', token: true, onUnreachable: 'queue', onUnknown: 'sms' },
-    want: { channel: 'fallback_queue', reason: 'connected for DATA only, not for any channel this message can use; queued until the device comes back' },
+    want: { channel: 'sms', reason: 'connected for DATA, SMS not reported, and SMS is the only channel this message can use; on_unknown is sms' },
+  },
+  {
+    label: 'DATA only, SMS content only, on_unknown queue',
+    r: reach('OK', true, ['DATA']),
+    c: { prefer: 'push', channels: ['push', 'sms'], content: 'sms', token: true, onUnreachable: 'drop', onUnknown: 'queue' },
+    want: { channel: 'fallback_queue', reason: 'connected for DATA, SMS not reported, and SMS is the only channel this message can use; on_unknown is queue: waits in the fallback queue for an answer' },
   },
   {
     label: 'reachable for neither channel',
