@@ -71,6 +71,12 @@ export function backoffMs (attempt: number, policy: RetryPolicy): number {
 }
 
 /**
+ * Asked after the backoff, before an attempt is sent again: false ends the retries there, with the last attempt's
+ * answer or error. For a request that is not safe to repeat, e.g. to look whether the failed attempt took effect.
+ */
+export type BeforeRetry = () => Promise<boolean>
+
+/**
  * Runs `attempt` until its answer is not worth retrying or the retries run out. Then the last
  * answer is returned (its status may still be 429 or 5xx: the caller decides what that means)
  * or the last error is thrown. Once `signal` aborts, its reason is thrown at once.
@@ -79,10 +85,12 @@ export async function withRetries (
   attempt: (n: number) => Promise<HttpAnswer>,
   policy: RetryPolicy,
   signal?: AbortSignal,
+  beforeRetry?: BeforeRetry,
 ): Promise<HttpAnswer> {
   for (let n = 0; ; n++) {
     signal?.throwIfAborted()
     let waitMs: number
+    let last: { answer: HttpAnswer } | { err: unknown }
     try {
       const answer = await attempt(n)
       if (!isRetryableStatus(answer.statusCode) || n >= policy.retries) return answer
@@ -90,15 +98,21 @@ export async function withRetries (
       // Asked to wait longer than we may: not asked again sooner than it said (the caller passes the wait on).
       if (hinted !== undefined && hinted > policy.maxMs) return answer
       waitMs = hinted ?? backoffMs(n, policy)
+      last = { answer }
     } catch (err) {
       signal?.throwIfAborted()
       if (!isTransientError(err) || n >= policy.retries) throw err
       waitMs = backoffMs(n, policy)
+      last = { err }
     }
     await sleep(waitMs, undefined, { signal }).catch((err: unknown) => {
       signal?.throwIfAborted()
       throw err
     })
+    if (beforeRetry && !(await beforeRetry())) {
+      if ('answer' in last) return last.answer
+      throw last.err
+    }
   }
 }
 
@@ -133,8 +147,8 @@ export class HttpClient {
     })
   }
 
-  send (request: HttpRequest, signal?: AbortSignal): Promise<HttpAnswer> {
-    return withRetries(() => this.sendOnce(request, signal), this.options, signal)
+  send (request: HttpRequest, signal?: AbortSignal, beforeRetry?: BeforeRetry): Promise<HttpAnswer> {
+    return withRetries(() => this.sendOnce(request, signal), this.options, signal, beforeRetry)
   }
 
   close (): Promise<void> {

@@ -95,3 +95,23 @@ t.test('an already aborted signal makes no attempt', async t => {
   await t.rejects(withRetries(a.run, policy, controller.signal), { message: 'gone' })
   t.equal(a.calls, 0)
 })
+
+t.test('beforeRetry is asked before each retry (not before the first attempt); false ends the retries with the last outcome', async t => {
+  let asked = 0
+  const go = attempts(answer(503), answer(502), answer(200))
+  t.equal((await withRetries(go.run, policy, undefined, async () => { asked++; return true })).statusCode, 200)
+  t.same([go.calls, asked], [3, 2])
+
+  asked = 0
+  const stopped = attempts(answer(504), answer(200))
+  t.equal((await withRetries(stopped.run, policy, undefined, async () => { asked++; return false })).statusCode, 504, 'the last answer')
+  t.same([stopped.calls, asked], [1, 1])
+
+  const failing = attempts(networkError(), answer(200))
+  await t.rejects(withRetries(failing.run, policy, undefined, async () => false), { code: 'ECONNREFUSED' }, 'the last error')
+  t.equal(failing.calls, 1)
+
+  asked = 0
+  t.equal((await withRetries(attempts(answer(404)).run, policy, undefined, async () => { asked++; return true })).statusCode, 404)
+  t.equal(asked, 0, 'not asked when nothing is retried')
+})

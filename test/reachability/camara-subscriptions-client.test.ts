@@ -152,3 +152,49 @@ t.test('ALREADY_EXISTS and a list read leniently: unreadable items and ended one
   list = { subscriptions: [item('a')] }
   await t.rejects(client.create(request), { name: 'SubscriptionError', message: /not a JSON array/ })
 })
+
+t.test('a create is not safe to repeat: before each retry the list is asked, and ours adopted rather than made again', async t => {
+  const camara = await startFakeCamara({ accessToken: 'token' })
+  const subs = addSubscriptions(camara)
+  const client = new CamaraSubscriptions({ baseUrl: subs.url, tokens: new StaticAccessToken('token'), timeoutMs: 1000, retries: 2, retryBaseMs: 1, retryMaxMs: 5 })
+  t.teardown(async () => { await client.close(); await camara.close() })
+  const ours = { phoneNumber: '+447911123456', type: 'reachability-data', sink: 'https://rr.example.com/v1/webhooks/camara', sinkToken: 'sink', expireAt: new Date(Date.now() + 7200_000) }
+  const calls = () => camara.requests.map(r => r.method)
+  const mark = () => camara.requests.length
+
+  // An operator allowing duplicates (dedupe off) whose gateway lost the answer: made once, adopted.
+  subs.lostAnswers = 1
+  let from = mark()
+  const adopted = await client.create(ours)
+  t.same(calls().slice(from), ['POST', 'GET'], 'the list asked before a second POST, none sent')
+  t.same(subs.live().map(s => s.id), [adopted], 'one subscription, the one adopted')
+
+  // A 503 that made nothing: the list has none of ours for the number, so it is sent again.
+  subs.script.next(camaraError(503, 'UNAVAILABLE', 'Service unavailable.'))
+  from = mark()
+  const made = await client.create({ ...ours, phoneNumber: '+447911123457' })
+  t.same(calls().slice(from), ['POST', 'GET', 'POST'])
+  t.same(subs.live().filter(s => s.phoneNumber === '+447911123457').map(s => s.id), [made])
+
+  // A 202 (made asynchronously) without an id: the list names it; none listed is a SubscriptionError saying so.
+  subs.script.next({ status: 202, json: {} })
+  from = mark()
+  t.equal(await client.create(ours), adopted, 'the 202\'s subscription found by the list')
+  t.same(calls().slice(from), ['POST', 'GET'])
+  subs.script.next({ status: 202, json: {} })
+  await t.rejects(client.create({ ...ours, phoneNumber: '+447911123458' }), { name: 'SubscriptionError', message: /HTTP 202 without an id, and the operator lists none of ours/ })
+})
+
+t.test('a list that cannot be read before a retry ends the retries: the create fails as its last attempt did, sent once', async t => {
+  const received: Received[] = []
+  const fake = await startFakeServer(r => {
+    received.push(r)
+    return r.method === 'POST' ? camaraError(503, 'UNAVAILABLE', 'Service unavailable.') : camaraError(500, 'INTERNAL', 'Server error.')
+  })
+  const client = new CamaraSubscriptions({ baseUrl: `${fake.url}/v0.7`, tokens: new StaticAccessToken('token'), timeoutMs: 1000, retries: 2, retryBaseMs: 1, retryMaxMs: 5 })
+  t.teardown(async () => { await client.close(); await fake.close() })
+  const request = { phoneNumber: '+447911123456', type: 'reachability-data', sink: 'https://rr.example.com/v1/webhooks/camara', sinkToken: 'sink', expireAt: new Date(Date.now() + 3600_000) }
+  await t.rejects(client.create(request), { name: 'SubscriptionError', message: /answered HTTP 503/ })
+  t.equal(received.filter(r => r.method === 'POST').length, 1, 'one POST: never sent again blind')
+  t.equal(received.filter(r => r.method === 'GET').length, 3, 'the list itself is a read, retried as reads are')
+})

@@ -209,18 +209,20 @@ for (const store of ['memory', 'redis'] as const) {
       t.ok(await s.queued(short.id))
     })
 
-    t.test('an operator refusing duplicates that holds ours already (the answer to our create lost): adopted, its event wakes', async t => {
-      const s = await setup(t, store)
-      s.subs.dedupe = true
-      s.subs.lostAnswers = 2
-      const n = await s.notify()
-      await s.subscribed()
-      t.equal(s.subs.subscriptions.length, 2, 'one per type, made by the tries whose answers were lost')
-      t.equal(s.creates().length, 4, 'each try sent again, and refused as a duplicate')
-      t.same(Object.values(await s.app.store.getSubscriptions(PHONE)).sort(), s.subs.live().map(x => x.id).sort(), 'the ones the operator holds are stored')
-      t.equal((await s.post(s.event('reachability-data'))).statusCode, 204)
-      await waitFor(async () => (await s.status(n.id)).status === 'sent' ? true : undefined, 5000, 'sent on the event')
-    })
+    for (const dedupe of [true, false]) {
+      t.test(`an operator ${dedupe ? 'refusing' : 'allowing'} duplicates, the answers to our creates lost: the list finds ours before a retry, adopted, its event wakes`, async t => {
+        const s = await setup(t, store)
+        s.subs.dedupe = dedupe
+        s.subs.lostAnswers = 2
+        const n = await s.notify()
+        await s.subscribed()
+        t.equal(s.subs.subscriptions.length, 2, 'one per type, made by the tries whose answers were lost, none made twice')
+        t.equal(s.creates().length, 2, 'not sent again: the list, asked before the retry, held it')
+        t.same(Object.values(await s.app.store.getSubscriptions(PHONE)).sort(), s.subs.live().map(x => x.id).sort(), 'the ones the operator holds are stored')
+        t.equal((await s.post(s.event('reachability-data'))).statusCode, 204)
+        await waitFor(async () => (await s.status(n.id)).status === 'sent' ? true : undefined, 5000, 'sent on the event')
+      })
+    }
 
     /** A deduplicating operator holding our two subscriptions, made for a notification waiting 120 s. */
     const holdingOurs = async (t: Test) => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { z } from 'zod'
 import { type AccessTokenProvider, OAuthTokenError, sendWithToken } from '../../auth/oauth-token.js'
-import type { HttpAnswer, HttpClient, HttpRequest } from '../../http/retry.js'
+import type { BeforeRetry, HttpAnswer, HttpClient, HttpRequest } from '../../http/retry.js'
 import { errorBody, type HttpUpstreamPolicy, upstreamHttpClient } from '../upstreams/http-upstream.js'
 
 // CAMARA Device Reachability Status Subscriptions (v0.7): ask the operator to tell us when a device connects.
@@ -79,10 +79,22 @@ export class CamaraSubscriptions {
         initialEvent: true,
       },
     })
-    const answer = await this.send(headers => ({ method: 'POST', path: '/subscriptions', headers, body }))
+    // A create is not safe to repeat: an attempt that failed (timeout, 5xx) may have made one all the same, and an
+    // operator allowing duplicates would make another. So before each retry the list is asked first.
+    let adopted: string | undefined
+    const beforeRetry = async () => {
+      try {
+        adopted = await this.findOurs(request)
+      } catch {
+        return false
+      }
+      return adopted === undefined
+    }
+    const answer = await this.send(headers => ({ method: 'POST', path: '/subscriptions', headers, body }), beforeRetry)
+    if (adopted !== undefined) return adopted
     if (answer.statusCode === 409) {
       const error = errorBody(errorInfo, answer.body)
-      if (error?.code === 'ALREADY_EXISTS') return this.existing(request)
+      if (error?.code === 'ALREADY_EXISTS') return this.existing(request, 'creating a subscription answered HTTP 409 ALREADY_EXISTS')
       throw new SubscriptionError(`creating a subscription answered HTTP 409 ${error ? `${error.code}: ${error.message ?? ''}` : answer.body.slice(0, 200)}`)
     }
     if (answer.statusCode !== 201 && answer.statusCode !== 202) {
@@ -94,8 +106,11 @@ export class CamaraSubscriptions {
     } catch {
       throw new SubscriptionError(`the subscription answer is not JSON: ${answer.body.slice(0, 200)}`)
     }
-    if (typeof id !== 'string' || !id) throw new SubscriptionError('the subscription answer has no id')
-    return id
+    if (typeof id === 'string' && id) return id
+    // A 202 (made asynchronously) may come without an id (the spec's SubscriptionAsync has it optional): the list
+    // names it once it is made.
+    if (answer.statusCode === 202) return this.existing(request, 'creating a subscription answered HTTP 202 without an id')
+    throw new SubscriptionError('the subscription answer has no id')
   }
 
   /** Ends a subscription; one the operator no longer knows is ended already. */
@@ -106,21 +121,33 @@ export class CamaraSubscriptions {
     }
   }
 
+  /** The live subscription of ours the operator lists for the request (see findOurs); `why` we ask. */
+  private async existing (request: SubscriptionRequest, why: string): Promise<string> {
+    let id: string | undefined
+    try {
+      id = await this.findOurs(request)
+    } catch (err) {
+      throw new SubscriptionError(`${why}, and ${(err as Error).message}`, { cause: err })
+    }
+    if (id === undefined) throw new SubscriptionError(`${why}, and the operator lists none of ours live (this sink, type and phone number)`)
+    return id
+  }
+
   /**
-   * The live subscription of ours for the request: the same sink, the one event type, the same phone number; of
-   * several, the one lasting longest (the same whatever the list's order). Items we cannot read are skipped.
+   * The live subscription of ours for the request, if the operator lists one: the same sink, the one event type, the
+   * same phone number; of several, one sending events before an INACTIVE one, then the one lasting longest (the same
+   * whatever the list's order). Items we cannot read are skipped. Throws when the list cannot be read.
    */
-  private async existing (request: SubscriptionRequest): Promise<string> {
+  private async findOurs (request: SubscriptionRequest): Promise<string | undefined> {
     const answer = await this.send(({ 'content-type': _noBody, ...headers }) => ({ method: 'GET', path: '/subscriptions', headers }))
-    const refused = 'creating a subscription answered HTTP 409 ALREADY_EXISTS'
-    if (answer.statusCode !== 200) throw new SubscriptionError(`${refused}, and listing the subscriptions answered HTTP ${answer.statusCode}`)
+    if (answer.statusCode !== 200) throw new SubscriptionError(`listing the subscriptions answered HTTP ${answer.statusCode}`)
     let list: unknown
     try {
       list = JSON.parse(answer.body)
     } catch {
       // Not JSON: not a list either.
     }
-    if (!Array.isArray(list)) throw new SubscriptionError(`${refused}, and the list of subscriptions is not a JSON array: ${answer.body.slice(0, 200)}`)
+    if (!Array.isArray(list)) throw new SubscriptionError(`the list of subscriptions is not a JSON array: ${answer.body.slice(0, 200)}`)
     const now = Date.now()
     const ours = list.flatMap(item => {
       const parsed = listedSubscription.safeParse(item)
@@ -128,9 +155,7 @@ export class CamaraSubscriptions {
     })
     // One sending events first (INACTIVE is "temporarily inactive": none come from it meanwhile), then the longest.
     const inactive = (s: ListedSubscription) => s.status === 'INACTIVE' ? 1 : 0
-    const longest = ours.sort((a, b) => inactive(a) - inactive(b) || lasts(b) - lasts(a) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))[0]
-    if (!longest) throw new SubscriptionError(`${refused}, and the operator lists none of ours live (this sink, type and phone number)`)
-    return longest.id
+    return ours.sort((a, b) => inactive(a) - inactive(b) || lasts(b) - lasts(a) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))[0]?.id
   }
 
   close (): Promise<void> {
@@ -138,7 +163,7 @@ export class CamaraSubscriptions {
   }
 
   /** Sends with a bearer token; a 401 is sent once more with a fresh one (a 401 created or deleted nothing). */
-  private async send (request: (headers: Record<string, string>) => HttpRequest): Promise<HttpAnswer> {
+  private async send (request: (headers: Record<string, string>) => HttpRequest, beforeRetry?: BeforeRetry): Promise<HttpAnswer> {
     // One per operation, the same across its retries.
     const correlator = randomUUID()
     try {
@@ -146,7 +171,7 @@ export class CamaraSubscriptions {
         authorization: `Bearer ${token}`,
         'content-type': 'application/json',
         'x-correlator': correlator,
-      })))
+      }), undefined, beforeRetry))
     } catch (err) {
       if (err instanceof OAuthTokenError) throw new SubscriptionError(`no CAMARA access token: ${err.message}`, { cause: err })
       throw err
