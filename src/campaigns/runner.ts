@@ -277,7 +277,7 @@ export class CampaignRunner extends StoppablePollingLoop {
   private async lookup (phone: string, maxAgeSeconds: number | undefined): Promise<{ result: ReachabilityResult | null, source: 'cache' | 'upstream' }> {
     const { reachability, limiter } = this.options
     try {
-      const result = await reachability.lookup(phone, { maxAgeSeconds, purpose: 'campaign', beforeUpstream: () => limiter.acquire(this.stopping.signal) })
+      const result = await reachability.lookup(phone, { maxAgeSeconds, beforeUpstream: () => limiter.acquire(this.stopping.signal) })
       return { result, source: result.source === 'cache' ? 'cache' : 'upstream' }
     } catch (err) {
       if (!(err instanceof UpstreamUnavailableError)) throw err

@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache'
 import pLimit from 'p-limit'
 import { UpstreamUnavailableError } from '../domain/errors.js'
 import { normalizePhoneNumber } from '../domain/phone.js'
-import { hasData, hasSms, isSuccessCode, isTransientCode, type Reachability, type ReachabilityResult, toRecord, type UpstreamAnswer } from '../domain/reachability.js'
+import { hasData, hasSms, isInvalidNumberCode, isSuccessCode, isTransientCode, type Reachability, type ReachabilityResult, toRecord, type UpstreamAnswer } from '../domain/reachability.js'
 import type { CachedReachability, Store } from '../store/store.js'
 import { type CachePolicy, freshSeconds } from './cache-policy.js'
 import { type ReachabilityUpstream, UpstreamFailure } from './upstreams/upstream.js'
@@ -10,6 +10,11 @@ import { type ReachabilityUpstream, UpstreamFailure } from './upstreams/upstream
 export interface LookupOptions {
   /** Accept a cached answer only if it is at most this many seconds old. */
   maxAgeSeconds?: number
+  /**
+   * Vonage's purpose, when a caller asks under its own rather than the upstream's default: then the upstream itself
+   * is asked (it may refuse the purpose), never the cache, a stale entry or another caller's lookup, so an answer
+   * given under one purpose is not handed out under another. A valid reading it gives is cached for everyone.
+   */
   purpose?: string
   /**
    * Awaited when the cache has no fresh answer, before the upstream is asked (background work waits here for
@@ -55,6 +60,7 @@ export class ReachabilityService {
   }
 
   async lookup (phoneNumber: string, options: LookupOptions = {}): Promise<ReachabilityResult> {
+    if (options.purpose !== undefined) return this.single(`${phoneNumber}\0${options.purpose}`, () => this.fetch(phoneNumber, null, options.purpose))
     let cached = await this.readCache(phoneNumber)
     if (cached && this.isFresh(cached, options.maxAgeSeconds)) return this.emit({ ...cached.record, source: 'cache' })
     if (options.beforeUpstream) {
@@ -63,11 +69,15 @@ export class ReachabilityService {
       if (cached && this.isFresh(cached, options.maxAgeSeconds)) return this.emit({ ...cached.record, source: 'cache' })
     }
 
-    const joined = this.inFlight.get(phoneNumber)
+    return this.single(phoneNumber, () => this.fetch(phoneNumber, cached, undefined))
+  }
+
+  /** One upstream lookup per key at a time: a caller asking meanwhile joins it. */
+  private single (key: string, fetch: () => Promise<ReachabilityResult>): Promise<ReachabilityResult> {
+    const joined = this.inFlight.get(key)
     if (joined) return joined
-    const lookup = this.fetch(phoneNumber, cached, options.purpose)
-      .finally(() => this.inFlight.delete(phoneNumber))
-    this.inFlight.set(phoneNumber, lookup)
+    const lookup = fetch().finally(() => this.inFlight.delete(key))
+    this.inFlight.set(key, lookup)
     return lookup
   }
 
@@ -167,6 +177,11 @@ export class ReachabilityService {
     }
 
     if (isTransientCode(record.status.code)) return this.stale(cached) ?? this.emit({ ...record, source: 'upstream' })
+    // Refused under a caller's own purpose (INVALID_PURPOSE, UNAUTHORIZED): an answer about the purpose, not the
+    // device, so it is that caller's alone, neither kept nor replaced by news cached meanwhile.
+    if (purpose !== undefined && !isSuccessCode(record.status.code) && !isInvalidNumberCode(record.status.code)) {
+      return this.emit({ ...record, source: 'upstream' })
+    }
     // News cached while the upstream was asked stands, and is the answer.
     const newer = await this.keep(record, startedAt)
     return this.emit(newer ? { ...newer, source: 'cache' } : { ...record, source: 'upstream' })

@@ -18,6 +18,11 @@ export interface FakeVonageOptions {
   paths?: string[]
   /** How long +990123477 takes to answer; 3000 ms by default. */
   slowMs?: number
+  /**
+   * Purposes the application may use; another is answered with the insight status INVALID_PURPOSE. By default the
+   * one Vonage's test environment takes (docs/upstream-apis.md section 1), FraudPreventionAndDetection.
+   */
+  allowedPurposes?: string[]
 }
 
 export interface VonageRequest {
@@ -43,6 +48,7 @@ export async function startFakeVonage (options: FakeVonageOptions): Promise<Fake
   const publicKey = await importSPKI(options.publicKey, 'RS256')
   const paths = options.paths ?? INSIGHTS_PATHS
   const slowMs = options.slowMs ?? 3000
+  const allowedPurposes = options.allowedPurposes ?? ['FraudPreventionAndDetection']
   const requests: VonageRequest[] = []
   const script = new Script()
   const seen = new Set<string>()
@@ -79,8 +85,9 @@ export async function startFakeVonage (options: FakeVonageOptions): Promise<Fake
     const bodyProblem = checkBody(received)
     if (bodyProblem) return refuse(400, 'Bad Request', bodyProblem)
 
-    const phoneNumber = (received.json as { phone_number: string }).phone_number
+    const { phone_number: phoneNumber, purpose } = received.json as { phone_number: string, purpose: string }
     request.phoneNumber = phoneNumber
+    if (!allowedPurposes.includes(purpose)) return insightStatus('INVALID_PURPOSE', `The purpose ${purpose} is not allowed for this application`)
     const firstCall = !seen.has(phoneNumber)
     seen.add(phoneNumber)
     return script.take(phoneNumber) ?? virtualOperator(phoneNumber, firstCall, slowMs)
