@@ -66,7 +66,7 @@ const identityInsightsRoutes: FastifyPluginAsyncZod = async (app) => {
       200: jsonResponse('The reachability insight, in Vonage\'s answer shape', InsightsResponse),
       ...pickProblems(401, 403, 413),
       400: problemResponse('The phone number is not valid, an insight other than reachability was asked for (named in detail), ' +
-        'a field is missing or wrong, or the JSON is malformed'),
+        'a field is missing or wrong, the JSON is malformed, or Vonage called the request bad (HTTP 400) under the purpose given'),
       503: problemResponse('The upstream gave no usable answer and no stale cached entry was at hand, or the store is unavailable; retry after Retry-After seconds'),
     },
   })

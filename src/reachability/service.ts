@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import pLimit from 'p-limit'
-import { UpstreamUnavailableError } from '../domain/errors.js'
+import { UpstreamUnavailableError, ValidationError } from '../domain/errors.js'
 import { normalizePhoneNumber } from '../domain/phone.js'
 import { hasData, hasSms, isInvalidNumberCode, isSuccessCode, isTransientCode, type Reachability, type ReachabilityResult, toRecord, type UpstreamAnswer } from '../domain/reachability.js'
 import type { CachedReachability, Store } from '../store/store.js'
@@ -169,6 +169,10 @@ export class ReachabilityService {
       const answer = await withDeadline(this.options.upstream.check(phoneNumber, { signal, ...(purpose ? { purpose } : {}) }), signal)
       record = toRecord(phoneNumber, answer, new Date(this.now()))
     } catch (err) {
+      // A request under the caller's own purpose that the upstream calls bad (400): the caller's to mend, not an outage.
+      if (purpose !== undefined && err instanceof UpstreamFailure && err.refused && err.statusCode === 400) {
+        throw new ValidationError(`the upstream refused the lookup under purpose ${JSON.stringify(purpose)}: ${err.message}`, [{ path: 'body.purpose', message: 'refused by the upstream' }])
+      }
       const stale = this.stale(cached)
       if (stale) return stale
       if (err instanceof UpstreamFailure) throw new UpstreamUnavailableError(err.message, err.retryAfterSeconds, { cause: err })

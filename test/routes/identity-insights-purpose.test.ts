@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { buildTestApp } from '../helpers/app.js'
 import { waitFor } from '../helpers/wait.js'
-import { generateApplicationKeys, startFakeVonage } from '../fakes/vonage.js'
+import { generateApplicationKeys, problem, startFakeVonage } from '../fakes/vonage.js'
 
 // Vonage's purpose (docs/upstream-apis.md section 1: "must match a purpose allowed for the application"): the gateway
 // passes a caller's own purpose to Vonage, and an answer given under one purpose is never handed out under another.
@@ -10,9 +10,9 @@ import { generateApplicationKeys, startFakeVonage } from '../fakes/vonage.js'
 const DEFAULT = 'FraudPreventionAndDetection'
 const GATEWAY = '/identity-insights/v1/requests'
 
-async function setup (t: Test, env: Record<string, string> = {}) {
+async function setup (t: Test, env: Record<string, string> = {}, allowedPurposes?: string[]) {
   const { privateKey, publicKey } = await generateApplicationKeys()
-  const fake = await startFakeVonage({ applicationId: 'app-1', publicKey, slowMs: 400 })
+  const fake = await startFakeVonage({ applicationId: 'app-1', publicKey, slowMs: 400, ...(allowedPurposes ? { allowedPurposes } : {}) })
   const { app, bearer } = await buildTestApp({
     REACHABILITY_PROVIDER: 'vonage', VONAGE_APPLICATION_ID: 'app-1', VONAGE_PRIVATE_KEY: privateKey, VONAGE_API_BASE_URL: fake.url, ...env,
   })
@@ -63,4 +63,18 @@ t.test('campaign lookups ask under the configured purpose', async t => {
   t.equal(res.statusCode, 202)
   await waitFor(() => purposes('+990123411').length > 0 && purposes('+990123400').length > 0 ? true : undefined, 5000, 'both looked up')
   t.same([...purposes('+990123400'), ...purposes('+990123411')], [DEFAULT, DEFAULT])
+})
+
+t.test('Vonage calling a request under the caller\'s own purpose bad (HTTP 400) is a 400 for the caller; under the default, an outage (503)', async t => {
+  const { fake, gateway } = await setup(t, {}, [DEFAULT, 'AccountVerification'])
+  fake.script.queue('+447911123456', problem(400, 'The purpose is not valid for this product', 'Bad Request'))
+  const own = await gateway('+447911123456', 'AccountVerification')
+  t.equal(own.statusCode, 400)
+  t.equal(own.headers['retry-after'], undefined, 'nothing to wait for')
+  t.match(own.json(), { status: 400, detail: /refused the lookup under purpose "AccountVerification".*400.*not valid for this product/, errors: [{ path: 'body.purpose' }] })
+
+  fake.script.queue('+447911123457', problem(400, 'Bad request', 'Bad Request'))
+  const ours = await gateway('+447911123457')
+  t.equal(ours.statusCode, 503, 'our own setup refused: not the caller\'s fault')
+  t.ok(ours.headers['retry-after'])
 })

@@ -63,5 +63,5 @@ export function stillFailing (upstream: string, statusCode: number, attempts: nu
 
 /** A 4xx that says nothing about the number (a wrong path, purpose or base URL): no answer, not retried, not counted by the breaker. */
 export function refusedRequest (upstream: string, statusCode: number, detail: string): UpstreamFailure {
-  return new UpstreamFailure(`${upstream}: HTTP ${statusCode}: ${detail}`, undefined, { refused: true })
+  return new UpstreamFailure(`${upstream}: HTTP ${statusCode}: ${detail}`, undefined, { refused: true, statusCode })
 }

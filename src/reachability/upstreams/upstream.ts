@@ -27,11 +27,14 @@ export class UpstreamFailure extends Error {
    * nothing about the upstream's health, so a circuit breaker does not count it.
    */
   readonly refused: boolean
+  /** The HTTP status of a refusal. */
+  readonly statusCode: number | undefined
 
-  constructor (message: string, readonly retryAfterSeconds?: number, options?: { cause?: unknown, refused?: boolean }) {
+  constructor (message: string, readonly retryAfterSeconds?: number, options?: { cause?: unknown, refused?: boolean, statusCode?: number }) {
     super(message, options)
     this.name = 'UpstreamFailure'
     this.refused = options?.refused ?? false
+    this.statusCode = options?.statusCode
   }
 }
 
