@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { VonageJwtSigner } from '../../auth/vonage-jwt.js'
-import type { UpstreamAnswer } from '../../domain/reachability.js'
+import { isSuccessCode, type UpstreamAnswer } from '../../domain/reachability.js'
 import { type HttpAnswer, type HttpClient, isRetryableStatus } from '../../http/retry.js'
 import { answerJson, errorBody, type HttpUpstreamPolicy, refusedRequest, sendCheck, stillFailing, upstreamHttpClient } from './http-upstream.js'
 import { type ReachabilityUpstream, type UpstreamCheckOptions, UpstreamFailure } from './upstream.js'
@@ -107,7 +107,14 @@ function readInsight (body: string): UpstreamAnswer {
     throw new UpstreamFailure(`vonage: the answer has no usable reachability insight: ${z.prettifyError(parsed.error)}`)
   }
   const insight = parsed.data.insights.reachability
-  const isReachable = insight.is_reachable === true
+  // PARTIAL_SUCCESS may leave fields out. Connectivity is given only for a reachable device, so it says reachable;
+  // with neither, a reading of the device is not there: no answer (never "not reachable", which would be cached,
+  // queue or drop notifications and count against the contact).
+  const listed = (insight.connectivity?.length ?? 0) > 0
+  if (insight.is_reachable === undefined && !listed && isSuccessCode(insight.status.code)) {
+    throw new UpstreamFailure(`vonage: ${insight.status.code} without is_reachable or connectivity: the answer says nothing of the device`)
+  }
+  const isReachable = insight.is_reachable ?? listed
   return {
     is_reachable: isReachable,
     connectivity: isReachable ? insight.connectivity ?? [] : [],

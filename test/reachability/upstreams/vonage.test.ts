@@ -107,13 +107,26 @@ t.test('a reachable answer without connectivity has none', async t => {
   })
 })
 
+t.test('PARTIAL_SUCCESS leaving is_reachable out: connectivity listed says reachable; with neither, no answer (never "not reachable")', async t => {
+  const { fake, upstream } = await setup(t)
+  fake.script.queue(NUMBER, insight({ connectivity: ['SMS'], status: { code: 'PARTIAL_SUCCESS', message: 'Partial' } }))
+  t.same(await upstream.check(NUMBER), { is_reachable: true, connectivity: ['SMS'], latest_status_at: null, status: { code: 'PARTIAL_SUCCESS', message: 'Partial' } })
+  for (const code of ['PARTIAL_SUCCESS', 'OK']) {
+    fake.script.queue(NUMBER, insight({ latest_status_at: LATEST_STATUS_AT, status: { code, message: 'Partial' } }))
+    await t.rejects(upstream.check(NUMBER), { name: 'UpstreamFailure', message: new RegExp(`${code} without is_reachable or connectivity`) })
+  }
+  fake.script.queue(NUMBER, insight({ is_reachable: false, connectivity: ['SMS'], status: { code: 'OK', message: 'Success' } }))
+  t.match(await upstream.check(NUMBER), { is_reachable: false, connectivity: [] }, 'is_reachable false stands over a stray connectivity')
+})
+
 t.test('every insight status code comes through as it is; an unknown one is kept and is not OK', async t => {
   const { fake, upstream } = await setup(t)
   for (const code of [...STATUS_CODES, 'SOMETHING_NEW']) {
-    fake.script.queue(NUMBER, insightStatus(code, `message of ${code}`))
+    // A reading (OK, PARTIAL_SUCCESS) says whether the device is reachable; the other codes need not.
+    fake.script.queue(NUMBER, isSuccessCode(code) ? insight({ is_reachable: false, status: { code, message: `message of ${code}` } }) : insightStatus(code, `message of ${code}`))
     const answer = await upstream.check(NUMBER)
     t.same(answer.status, { code, message: `message of ${code}` }, code)
-    t.equal(answer.is_reachable, false, `${code}: not reachable without is_reachable`)
+    t.equal(answer.is_reachable, false, `${code}: not reachable`)
     t.same(answer.connectivity, [])
   }
   t.notOk(isSuccessCode('SOMETHING_NEW'))
