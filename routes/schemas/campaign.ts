@@ -3,12 +3,17 @@ import { NotificationBody } from './notification.js'
 import { PhoneNumber } from './reachability.js'
 import { Text } from './text.js'
 import { CAMPAIGN_FAILURES_KEPT } from '../../src/store/store.js'
+import { unfillablePlaceholder } from '../../src/campaigns/placeholders.js'
 
-const MessageText = 'Texts may hold {{name}} placeholders, filled from each recipient\'s vars'
+const MessageText = 'Texts may hold {{name}} placeholders (any name of 1 to 64 characters without braces; spaces around it ' +
+  'ignored), filled from each recipient\'s vars. A recipient without a value for one, or whose filled text is empty or too long, fails'
 
 export const CampaignHeader = z.strictObject({
   name: Text(1, 200).meta({ description: 'A name for people', examples: ['Black Friday 2026'] }),
-  message: NotificationBody.shape.message.meta({ description: `The content, per channel: at least one. ${MessageText}` }),
+  message: NotificationBody.shape.message.superRefine((message, ctx) => {
+    const problem = unfillablePlaceholder(message)
+    if (problem) ctx.addIssue({ code: 'custom', message: problem })
+  }).meta({ description: `The content, per channel: at least one. ${MessageText}` }),
   routing: NotificationBody.shape.routing,
 }).meta({ description: 'The campaign: what every recipient is sent, and how it is routed' })
 

@@ -232,8 +232,7 @@ export class CampaignRunner extends StoppablePollingLoop {
   private async process (doc: CampaignDoc, index: number, recipient: Recipient, lookup: () => Promise<ReachabilityResult | null>):
     Promise<{ notification: RecipientNotification } | { failed: string }> {
     const filled = fillMessage(doc.message, recipient.vars)
-    if ('missing' in filled) return { failed: `the message's {{${filled.missing}}} has no value in this recipient's vars` }
-    if ('tooLong' in filled) return { failed: filled.tooLong }
+    if ('failed' in filled) return filled
     const reachability = await lookup()
     try {
       const { answer, replayed } = await this.accept(doc, index, {

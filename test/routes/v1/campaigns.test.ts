@@ -137,6 +137,40 @@ for (const store of ['memory', 'redis'] as const) {
       ], 'nothing longer than an SMS may be was sent')
     })
 
+    t.test('placeholders of any name are filled ({{prénom}}, {{ first name }}); a missing one or an empty text fails that recipient; one no vars could fill is a 400', async t => {
+      const s = await setup(t, store)
+      const res = await s.post('/v1/campaigns', {
+        name: 'names',
+        message: { sms: { text: '{{code}}Bonjour {{prénom}} / {{ first name }}' } },
+        routing: { channels: ['sms'], on_unreachable: 'sms' },
+        recipients: [
+          { to: '+447911100011', vars: { code: '', prénom: 'Zoé', 'first name': 'Ada' } },
+          { to: '+447911100012', vars: { code: '' } },
+        ],
+      })
+      t.equal(res.statusCode, 202, res.body)
+      const done = await s.until(res.json().id, 'completed')
+      t.same(done.failures, [{ index: 1, to: '+447911100012', reason: 'the message\'s {{prénom}} has no value in this recipient\'s vars' }])
+      await waitFor(() => s.sms.deliveries().length === 1 ? true : undefined)
+      t.same(s.sms.deliveries().map(d => d.text), ['Bonjour Zoé / Ada'])
+
+      const empty = await s.post('/v1/campaigns', {
+        name: 'empty', message: { sms: { text: '{{code}}' } }, routing: { channels: ['sms'], on_unreachable: 'sms' },
+        recipients: [{ to: '+447911100013', vars: { code: '' } }, { to: '+447911100014', vars: { code: '1234' } }],
+      })
+      const emptyDone = await s.until(empty.json().id, 'completed')
+      t.same(emptyDone.failures, [{ index: 0, to: '+447911100013', reason: 'the SMS text is empty once filled from this recipient\'s vars' }], 'no empty SMS sent')
+      await waitFor(() => s.sms.deliveries().length === 2 ? true : undefined)
+      t.same(s.sms.deliveries().map(d => d.text).sort(), ['1234', 'Bonjour Zoé / Ada'])
+
+      const listed = async () => (await s.get('/v1/campaigns')).json().items.length
+      const before = await listed()
+      const refused = await s.post('/v1/campaigns', { name: 'bad', message: { sms: { text: 'Hi {{}}' } }, recipients: [{ to: '+447911100015' }] })
+      t.equal(refused.statusCode, 400)
+      t.match(refused.json(), { errors: [{ path: 'body.message', message: 'the SMS text has an empty placeholder {{}}' }] })
+      t.equal(await listed(), before, 'nothing created')
+    })
+
     t.test('Vonage delivery receipts move the campaign\'s SMS from sent to delivered or failed, each counted once', async t => {
       const s = await setup(t, store, { env: { VONAGE_SIGNATURE_SECRET: RECEIPT_SECRET, METRICS_AUTH: 'none' } })
       const finals = async () => {
