@@ -172,28 +172,39 @@ export class CampaignService {
     const rejected: RejectedLine[] = []
     let accepted = 0
     let refused = 0
+    // The first lines refused, by line: a duplicate is found only when its chunk is written, after later lines
+    // refused on the spot, so a full list gives way for a lower line.
     const reject = (line: number, reason: string) => {
       refused++
-      if (rejected.length < MAX_REJECTED_KEPT) rejected.push({ line, reason })
+      if (rejected.length < MAX_REJECTED_KEPT) {
+        rejected.push({ line, reason })
+        return
+      }
+      let highest = 0
+      for (let i = 1; i < rejected.length; i++) if (rejected[i]!.line > rejected[highest]!.line) highest = i
+      if (line < rejected[highest]!.line) rejected[highest] = { line, reason }
     }
     // Only the number and the stored form are kept until the chunk is written: the parsed recipient dies young.
     let chunk: { line: number, to: string, payload: string }[] = []
+    // Lines refused on the spot since the last write: counted with the next one, not a store call each.
+    let refusedSince = 0
     const flush = async () => {
-      if (chunk.length === 0) return
-      const added = await store.appendCampaignRecipients(doc.id, chunk)
+      if (chunk.length === 0 && refusedSince === 0) return
+      const added = chunk.length > 0 ? await store.appendCampaignRecipients(doc.id, chunk) : []
       let n = 0
       added.forEach((ok, i) => {
         if (ok) n++
         else reject(chunk[i]!.line, 'duplicate of an earlier recipient')
       })
       accepted += n
-      await store.countCampaign(doc.id, { recipients_total: chunk.length, recipients_accepted: n, recipients_rejected: chunk.length - n })
+      await store.countCampaign(doc.id, { recipients_total: chunk.length + refusedSince, recipients_accepted: n, recipients_rejected: chunk.length - n + refusedSince })
       chunk = []
+      refusedSince = 0
     }
     for await (const item of recipients) {
       if ('reason' in item) {
         reject(item.line, item.reason)
-        await store.countCampaign(doc.id, { recipients_total: 1, recipients_rejected: 1 })
+        if (++refusedSince >= chunkSize) await flush()
         continue
       }
       chunk.push({ line: item.line, to: item.recipient.to, payload: JSON.stringify(item.recipient) })
