@@ -14,15 +14,24 @@ function bodyError (code: 'FST_ERR_CTP_EMPTY_JSON_BODY' | 'FST_ERR_CTP_INVALID_J
  */
 export function parseJsonBody (text: string): unknown {
   if (text === '') throw bodyError('FST_ERR_CTP_EMPTY_JSON_BODY', 'the body is empty, but its Content-Type is application/json')
+  const parsed = parseJson(text)
+  if (parsed.ok) return parsed.value
+  if (parsed.forbidden) {
+    const detail = `${FORBIDDEN_KEY} anywhere in the body`
+    throw new ValidationError(`body: ${detail}`, [{ path: 'body', message: detail }])
+  }
+  throw bodyError('FST_ERR_CTP_INVALID_JSON_BODY', `the body is not valid JSON: ${parsed.message}`)
+}
+
+export const FORBIDDEN_KEY = 'a "__proto__" key, or a "constructor" key holding "prototype", is refused'
+
+/** JSON text parsed as request bodies are (secure-json-parse): its value, or why not (a forbidden key, or where it breaks). */
+export function parseJson (text: string): { ok: true, value: unknown } | { ok: false, forbidden: boolean, message: string } {
   try {
-    return parse(text, { protoAction: 'error', constructorAction: 'error' })
+    return { ok: true, value: parse(text, { protoAction: 'error', constructorAction: 'error' }) }
   } catch (err) {
     const message = (err as Error).message
-    if (/forbidden prototype property/.test(message)) {
-      const detail = 'a "__proto__" key, or a "constructor" key holding "prototype", is refused anywhere in the body'
-      throw new ValidationError(`body: ${detail}`, [{ path: 'body', message: detail }])
-    }
-    throw bodyError('FST_ERR_CTP_INVALID_JSON_BODY', `the body is not valid JSON: ${message}`)
+    return { ok: false, forbidden: /forbidden prototype property/.test(message), message }
   }
 }
 

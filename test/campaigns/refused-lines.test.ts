@@ -35,3 +35,14 @@ for (const store of STORES) {
     })
   })
 }
+
+t.test('NDJSON lines are parsed as JSON bodies are: a "__proto__" key is refused with its line, not silently dropped', async t => {
+  const { post } = await campaignApp(t, 'memory')
+  const header = { name: 'proto', message: { sms: message.sms } }
+  const res = await post(ndjson(header, '{"to":"+447911100003","vars":{"__proto__":"x","name":"Ada"}}', { to: '+447911100004', vars: { name: 'Bo' } }), NDJSON)
+  t.equal(res.statusCode, 202, res.body)
+  t.match(res.json(), { recipients_accepted: 1, recipients_rejected: 1, rejected: [{ line: 2, reason: /"__proto__" key.*is refused/ }] })
+  const first = await post(ndjson('{"name":"p","message":{"sms":{"text":"hi"}},"__proto__":{}}', { to: '+447911100005' }), NDJSON)
+  t.equal(first.statusCode, 400)
+  t.match(first.json(), { errors: [{ path: 'body.line.1', message: /"__proto__" key/ }] })
+})

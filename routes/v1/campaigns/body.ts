@@ -3,6 +3,7 @@ import { pipeline, type Readable, Transform } from 'node:stream'
 import type { CampaignHeader as Header, Recipient as RecipientInput, RecipientLine } from '../../../src/campaigns/service.js'
 import { ValidationError } from '../../../src/domain/errors.js'
 import { describe, fieldErrors, invalidRequest } from '../../../src/domain/validation.js'
+import { FORBIDDEN_KEY, parseJson } from '../../../src/http/json-body.js'
 import { CampaignBody, CampaignHeader, MAX_NDJSON_RECIPIENTS, Recipient } from '../../schemas/campaign.js'
 import { ndjsonLines } from './ndjson.js'
 
@@ -53,13 +54,10 @@ export async function readNdjson (stream: Readable, digest: () => string): Promi
   if (first.done || first.value.trim() === '') {
     throw new ValidationError('the first line must be the campaign {name, message, routing}', [{ path: 'body.line.1', message: 'missing' }])
   }
-  let json: unknown
-  try {
-    json = JSON.parse(first.value)
-  } catch {
-    throw new ValidationError('the first line is not JSON: it must be the campaign {name, message, routing}', [{ path: 'body.line.1', message: 'not JSON' }])
-  }
-  const header = CampaignHeader.safeParse(json)
+  const json = parseJson(first.value)
+  if (!json.ok && json.forbidden) throw new ValidationError(`the first line: ${FORBIDDEN_KEY}`, [{ path: 'body.line.1', message: FORBIDDEN_KEY }])
+  if (!json.ok) throw new ValidationError('the first line is not JSON: it must be the campaign {name, message, routing}', [{ path: 'body.line.1', message: 'not JSON' }])
+  const header = CampaignHeader.safeParse(json.value)
   if (!header.success) throw invalidRequest('body.line.1', header.error, 'the first line is not a valid campaign')
   async function * recipients (): AsyncIterable<RecipientLine> {
     let line = 1
@@ -71,14 +69,9 @@ export async function readNdjson (stream: Readable, digest: () => string): Promi
         yield { line, reason: `more than ${MAX_NDJSON_RECIPIENTS} recipients` }
         continue
       }
-      let value: unknown
-      try {
-        value = JSON.parse(text)
-      } catch {
-        yield { line, reason: 'not JSON' }
-        continue
-      }
-      yield checkRecipient(line, value)
+      // As a JSON body's recipients are read: a "__proto__" key is refused, not silently dropped.
+      const parsed = parseJson(text)
+      yield parsed.ok ? checkRecipient(line, parsed.value) : { line, reason: parsed.forbidden ? FORBIDDEN_KEY : 'not JSON' }
     }
     // As a JSON body's recipients must hold one: a campaign of nobody is a mistake, refused (and left behind
     // cancelled, never run, as any upload that fails).

@@ -17,8 +17,10 @@ export async function * ndjsonLines (stream: Readable): AsyncGenerator<string> {
     try {
       return decoder.decode(chunk, { stream: chunk !== undefined })
     } catch {
-      // Lines are cut after decoding: the line at fault is the next one, or one after it in this chunk.
-      const at = line + 1 + (chunk ? newlinesBefore(chunk, firstBadByte(chunk)) : 0)
+      // Lines are cut after decoding: the line at fault is the next one, or one after it in this chunk. A chunk that
+      // decodes on its own broke a character the last one left open: the fault is at its start.
+      const bad = chunk ? firstBadByte(chunk) : 0
+      const at = line + 1 + (chunk && bad < chunk.length ? newlinesBefore(chunk, bad) : 0)
       throw new ValidationError(`line ${at} is not valid UTF-8: bodies are read as UTF-8`, [{ path: `body.line.${at}`, message: 'not valid UTF-8' }])
     }
   }

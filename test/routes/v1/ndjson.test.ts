@@ -36,4 +36,9 @@ t.test('bytes that are not UTF-8 are refused with the line they are on, whatever
   const cutEuro = Buffer.from('{"x":"€"}\n').subarray(0, 8)
   await t.rejects(collect(['{"a":1}\n', cutEuro]), { status: 400, message: /^line 2 / }, 'a character cut off at the end of the body')
   t.same(await collect([Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"a":1}\n')])]), ['{"a":1}'], 'the BOM is not part of the first line')
+  // A character begun at the end of one chunk, broken by the next (which decodes on its own): the line it began on.
+  const openEnd = Buffer.concat([Buffer.from('{"a":1}\n{"b":"caf'), Buffer.from([0xc3])])
+  const rest = Buffer.from(`"}\n${'{"c":3}\n'.repeat(20)}`)
+  await t.rejects(collect([openEnd, rest]), { status: 400, message: 'line 2 is not valid UTF-8: bodies are read as UTF-8', errors: [{ path: 'body.line.2' }] },
+    'not a line counted from the end of the next chunk')
 })
