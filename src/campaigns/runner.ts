@@ -114,6 +114,8 @@ export class CampaignRunner extends StoppablePollingLoop {
     for (const id of await store.activeCampaigns()) {
       if (!this.running) break
       const campaign = await store.getCampaign(id)
+      // A cancelled one leaves the active set once its recipients are released (no chunk still in hand).
+      if (campaign?.status === 'cancelled' && !(await store.releaseCancelledCampaign(id, this.now()))) continue
       if (!campaign || campaign.status === 'completed' || campaign.status === 'cancelled') {
         await store.setCampaignActive(id, false)
         continue

@@ -160,6 +160,8 @@ export class CampaignService {
       if (status !== 'cancelled') return
       this.cancelled.set(id, { cancelled: true, until: this.now() + (this.options.cancelledCacheMs ?? 1000) })
       await store.countCampaign(id, { [ABANDONED]: 1 })
+      // Never run: what was read in of its recipients goes now, not at the end of the retention.
+      await store.releaseCancelledCampaign(id, this.now())
     } catch {
       // The request's own error is the one to answer with.
     }

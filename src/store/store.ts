@@ -475,6 +475,11 @@ export interface Store {
   setCampaignStatus (id: string, to: CampaignStatus, from: readonly CampaignStatus[], at: string): Promise<{ changed: boolean, status: CampaignStatus | null }>
   /** Completes a running campaign once every chunk is finished and every accepted recipient processed; resolves whether it is completed. */
   completeCampaign (id: string, at: string): Promise<boolean>
+  /**
+   * A cancelled campaign's recipients, numbers and record of those counted go once no chunk lease is live at `now` (ms);
+   * resolves whether they did (false: not cancelled, or a chunk still in hand). Its record, counts and failures stay.
+   */
+  releaseCancelledCampaign (id: string, now: number): Promise<boolean>
   getCampaign (id: string): Promise<CampaignRecord | null>
   /**
    * Campaigns by creation time (ms), ties by id, after `after` (score: created ms, member: id): a position, not an

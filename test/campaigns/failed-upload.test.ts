@@ -122,6 +122,9 @@ for (const store of STORES) {
     await t.rejects(campaigns.get(id!), { status: 404, message: /^no campaign/ })
     await t.rejects(campaigns.resume(id!), { status: 404, message: /^no campaign/ })
     t.equal(await campaigns.isCancelled(id!), true)
+    if (opened instanceof RedisStore) {
+      t.equal(await opened.redis.exists(opened.keys.campaignRecipients(id!), opened.keys.campaignNumbers(id!)), 0, 'the 20 recipients stored are released at once')
+    }
   })
 
   t.test(`the store gone mid-upload, so the campaign cannot even be cancelled: it stays accepted in the store, yet not listed, not found, never run (${store} store)`, { skip: skipStore(store) }, async t => {

@@ -801,6 +801,26 @@ async function suite (t: Test, store: Store) {
     if (store instanceof RedisStore) t.equal(await store.redis.exists(store.keys.campaignHandled(id)), 0, 'the recipients counted are forgotten once it completes')
   })
 
+  t.test('campaign: a cancelled one\'s recipients are released once no chunk lease is live; a holder finishing later counts nothing', async t => {
+    const id = await runningCampaign(4)
+    await store.countCampaign(id, { recipients_accepted: 4 })
+    const now = Date.now()
+    t.notOk(await store.releaseCancelledCampaign(id, now), 'not while running')
+    const held = (await store.claimCampaignRecipients(id, 2, now, now + 1000))!
+    await store.setCampaignStatus(id, 'cancelled', ['running'], 'x')
+    t.notOk(await store.releaseCancelledCampaign(id, now), 'a chunk is still in hand')
+    t.ok(await store.releaseCancelledCampaign(id, now + 1000), 'its lease ran out')
+    t.equal(await finish(id, held.lease, [made(0, 'ntf_00_late')]), null, 'the late holder finds its lease gone')
+    t.match(await store.getCampaign(id), { status: 'cancelled', counters: { recipients_accepted: 4 } }, 'the record and counts stay')
+    t.equal(await store.claimCampaignRecipients(id, 2, now, now + 1000), null)
+    if (store instanceof RedisStore) {
+      const gone = [store.keys.campaignRecipients(id), store.keys.campaignNumbers(id), store.keys.campaignHandled(id), store.keys.campaignLeases(id)]
+      t.equal(await store.redis.exists(...gone), 0, 'recipients, numbers, handled and leases are gone')
+    }
+    t.ok(await store.releaseCancelledCampaign(id, now + 1000), 'again: nothing left, still released')
+    t.notOk(await store.releaseCancelledCampaign('cmp_none', now))
+  })
+
   t.test('campaign: status changes check the current status; completion waits for every recipient', async t => {
     const id = `cmp_contract_${Math.random().toString(36).slice(2)}`
     await store.createCampaign(campaign(id), 3600)

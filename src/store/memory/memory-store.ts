@@ -690,6 +690,17 @@ export class MemoryStore implements Store {
     return true
   }
 
+  async releaseCancelledCampaign (id: string, now: number): Promise<boolean> {
+    const c = this.campaign(id)
+    if (!c || c.status !== 'cancelled') return false
+    if ([...c.chunks.leases.values()].some(until => until > now)) return false
+    c.recipients = []
+    c.chunks.leases.clear()
+    c.numbers.clear()
+    c.handled.clear()
+    return true
+  }
+
   async getCampaign (id: string): Promise<CampaignRecord | null> {
     const c = this.campaign(id)
     if (!c) return null

@@ -14,7 +14,7 @@ import {
 import { acceptDocument, decodePendingCount, encodeEvents, encodePendingCount, fieldsToNotification, patchToFields } from './codec.js'
 import { RedisKeys } from './keys.js'
 import {
-  ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, COUNT_CAMPAIGN_FINAL, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER, READ_OUTBOX,
+  ACCEPT, ACCEPT_TO_OUTBOX, APPEND_RECIPIENTS, CLAIM, CLAIM_CHUNK, COMPLETE_CAMPAIGN, RELEASE_CANCELLED_CAMPAIGN, COUNT_CAMPAIGN_FINAL, COMPLETE_REFRESH, EXPIRE_LEASES, FINISH_CHUNK, FINISH_IDEMPOTENCY, KEEP_JOBS, RANGE_AFTER, READ_OUTBOX,
   COUNT_CAMPAIGN_RECIPIENTS, RELEASE, REOPEN_CAMPAIGN_FINAL, RELEASE_DUE, RENEW_CHUNK, SET_CAMPAIGN_STATUS, PUT_REACHABILITY, RECORD_REPORT, SETTLE_ACCEPT, SHORTEN_ANSWERED, TAKE_DUE, TAKE_TOKEN, TRANSITION, WAKE_FALLBACK,
   CLAIM_SUBSCRIPTION, DROP_SUBSCRIPTIONS, PARK_SUBSCRIPTION_EVENT, RELEASE_SUBSCRIPTION_CLAIM, SET_SUBSCRIPTION, TAKE_SUBSCRIPTION_EVENTS,
 } from './lua/scripts.js'
@@ -50,6 +50,7 @@ declare module 'ioredis' {
     rrFinishChunk (hash: string, leases: string, chunk: string, until: number, ...counts: (string | number)[]): Result<number, Context>
     rrSetCampaignStatus (campaign: string, to: string, at: string, ...from: string[]): Result<[number, string], Context>
     rrCompleteCampaign (campaign: string, list: string, leases: string, numbers: string, handled: string, at: string): Result<number, Context>
+    rrReleaseCancelledCampaign (campaign: string, list: string, leases: string, numbers: string, handled: string, now: number): Result<number, Context>
     rrFinishIdempotency (key: string, token: string, hash: string, response: string, ttl: number): Result<number, Context>
     rrClaimSubscription (subs: string, type: string, until: number, token: string): Result<number, Context>
     rrReleaseSubscriptionClaim (subs: string, type: string, token: string): Result<number, Context>
@@ -238,6 +239,7 @@ export class RedisStore implements Store {
     redis.defineCommand('rrFinishChunk', { numberOfKeys: 2, lua: FINISH_CHUNK })
     redis.defineCommand('rrSetCampaignStatus', { numberOfKeys: 1, lua: SET_CAMPAIGN_STATUS })
     redis.defineCommand('rrCompleteCampaign', { numberOfKeys: 5, lua: COMPLETE_CAMPAIGN })
+    redis.defineCommand('rrReleaseCancelledCampaign', { numberOfKeys: 5, lua: RELEASE_CANCELLED_CAMPAIGN })
     redis.defineCommand('rrFinishIdempotency', { numberOfKeys: 1, lua: FINISH_IDEMPOTENCY })
     redis.defineCommand('rrClaimSubscription', { numberOfKeys: 1, lua: CLAIM_SUBSCRIPTION })
     redis.defineCommand('rrReleaseSubscriptionClaim', { numberOfKeys: 1, lua: RELEASE_SUBSCRIPTION_CLAIM })
@@ -707,6 +709,11 @@ export class RedisStore implements Store {
   async completeCampaign (id: string, at: string): Promise<boolean> {
     return (await this.guard(this.redis.rrCompleteCampaign(this.keys.campaign(id), this.keys.campaignRecipients(id), this.keys.campaignLeases(id), this.keys.campaignNumbers(id),
       this.keys.campaignHandled(id), at))) === 1
+  }
+
+  async releaseCancelledCampaign (id: string, now: number): Promise<boolean> {
+    return (await this.guard(this.redis.rrReleaseCancelledCampaign(this.keys.campaign(id), this.keys.campaignRecipients(id), this.keys.campaignLeases(id),
+      this.keys.campaignNumbers(id), this.keys.campaignHandled(id), now))) === 1
   }
 
   async getCampaign (id: string): Promise<CampaignRecord | null> {

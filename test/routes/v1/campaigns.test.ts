@@ -5,6 +5,7 @@ import t, { type Test } from 'tap'
 import type { DeliveryOutcome, PushMessage, SmsMessage } from '../../../src/channels/channel.js'
 import { SandboxPushChannel, SandboxSmsChannel } from '../../../src/channels/sandbox.js'
 import { SandboxUpstream } from '../../../src/reachability/upstreams/sandbox.js'
+import { RedisStore } from '../../../src/store/redis/redis-store.js'
 import { buildTestApp } from '../../helpers/app.js'
 import { dropPrefix, REDIS_URL, redisAvailable, uniquePrefix } from '../../helpers/redis.js'
 import { waitFor } from '../../helpers/wait.js'
@@ -237,6 +238,13 @@ for (const store of ['memory', 'redis'] as const) {
       await sleep(500)
       t.equal((await s.campaign(id)).recipients.processed, stopped, 'no more recipients after cancel')
       t.ok(stopped < 3000)
+      // Its recipients (3,000 stored) go once no chunk is in hand, not at the end of the retention.
+      await waitFor(async () => (await s.app.store.activeCampaigns()).includes(id) ? undefined : true, 8000, 'released, out of the active set')
+      if (s.app.store instanceof RedisStore) {
+        const rs = s.app.store
+        t.equal(await rs.redis.exists(rs.keys.campaignRecipients(id), rs.keys.campaignNumbers(id), rs.keys.campaignHandled(id)), 0, 'recipients, numbers and handled gone')
+      }
+      t.match((await s.campaign(id)).recipients, { accepted: 3000, processed: stopped }, 'its counts stay')
       t.equal((await s.post(`/v1/campaigns/${id}/resume`)).statusCode, 409)
       t.equal((await s.post(`/v1/campaigns/${id}/cancel`)).statusCode, 409)
       t.equal((await s.post('/v1/campaigns/cmp_00000000000000000000000000000000/pause')).statusCode, 404)

@@ -609,6 +609,18 @@ redis.call('DEL', KEYS[2], KEYS[4], KEYS[5])
 return 1
 `
 
+/**
+ * KEYS: campaign hash, recipients list, leases, numbers set, handled. ARGV: now (ms). A cancelled campaign's recipients,
+ * numbers and bitmap go once no chunk lease is live (a holder finishing later finds its lease gone and counts nothing):
+ * 1; else 0. The record, counts and failures stay for the retention, as a completed campaign's do.
+ */
+export const RELEASE_CANCELLED_CAMPAIGN = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'cancelled' then return 0 end
+if redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[1], '+inf') > 0 then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+return 1
+`
+
 /** KEYS: idempotency key. ARGV: token, requestHash, response, ttl seconds. Stores the answer if the claim is still this request's. */
 export const FINISH_IDEMPOTENCY = `
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
