@@ -19,9 +19,16 @@ export function verifyHmacSignature (body: string | Buffer, secret: string, sign
 }
 
 /**
+ * How long a signed Vonage webhook is taken after its `iat`: Vonage sends one again for up to 24 h until it is
+ * answered, so a token of a day ago may be a retry; an older one (or one without `iat`) is a replay.
+ */
+export const VONAGE_WEBHOOK_MAX_AGE_SECONDS = 24 * 3600 + 300
+
+/**
  * Vonage signs its webhooks with an HS256 JWT in `Authorization: Bearer ...` under the account's
  * signature secret; its `payload_hash` claim is the hex SHA-256 of the body. Both are required: a token
- * without the hash would vouch for any body.
+ * without the hash would vouch for any body. Its `iat` is required too, at most VONAGE_WEBHOOK_MAX_AGE_SECONDS
+ * old and not in the future (30 s of clock skew allowed).
  * Never throws: anything that does not check out is false.
  */
 export async function verifyVonageSignature (
@@ -32,7 +39,9 @@ export async function verifyVonageSignature (
   const match = /^Bearer\s+(\S+)$/i.exec(authorizationHeader?.trim() ?? '')
   if (!match?.[1] || !secret) return false
   try {
-    const { payload } = await jwtVerify(match[1], new TextEncoder().encode(secret), { algorithms: ['HS256'] })
+    const { payload } = await jwtVerify(match[1], new TextEncoder().encode(secret), {
+      algorithms: ['HS256'], requiredClaims: ['iat'], maxTokenAge: VONAGE_WEBHOOK_MAX_AGE_SECONDS, clockTolerance: 30,
+    })
     if (typeof payload.payload_hash !== 'string') return false
     const hash = createHash('sha256').update(rawBody).digest('hex')
     return payload.payload_hash.toLowerCase() === hash

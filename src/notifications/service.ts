@@ -262,8 +262,9 @@ const RECEIPT_STATUS: ReadonlyMap<string, 'delivered' | 'failed'> = new Map([
 ])
 
 /**
- * Applies a provider's delivery receipt. Repeats and receipts for unknown or already final
- * notifications change nothing. Resolves whether the notification changed.
+ * Applies a provider's delivery receipt. Repeats (the same message id and status) and receipts for unknown or already
+ * final notifications change nothing; a failure reported for an earlier send than the latest is recorded, not applied.
+ * Resolves whether the notification changed.
  * A campaign's notification is counted in the receipt's final status (moved from `sent`, or counted for the first
  * time when the receipt came before the worker recorded `sent`). A repeat of the receipt counts again (the count is
  * idempotent): when the count failed (a 503), the provider's retry makes it, or the count sweeper. `onFinal` is told
@@ -275,10 +276,19 @@ export async function applyReceipt (store: Store, receipt: MessageReceipt,
   if (shard === undefined) return false
   const stored = await store.getNotification(receipt.clientRef, shard)
   if (!stored) return false
-  const next = RECEIPT_STATUS.get(receipt.status)
+  // Sent again after an attempt whose answer was lost (at least once): a failure of an earlier send is not the
+  // notification's, whose latest send may still be delivered. Its delivery is (the customer has the message).
+  const latest = stored.notification.provider_message_id
+  const earlierSend = receipt.providerMessageId !== undefined && latest !== undefined && latest !== receipt.providerMessageId
+  const reported = RECEIPT_STATUS.get(receipt.status)
+  const next = earlierSend && reported === 'failed' ? undefined : reported
+  // Vonage sends a webhook again until it is answered (and a captured one may be replayed): a receipt already
+  // recorded adds no event.
+  const repeat = stored.events.some(e => e.type === 'receipt' && e.provider_status === receipt.status && e.provider_message_id === receipt.providerMessageId)
   const at = new Date(now).toISOString()
-  const detail = `receipt: ${receipt.status}${receipt.error ? ` (${receipt.error})` : ''}`
-  const changed = await store.transition({
+  const detail = `receipt: ${receipt.status}${receipt.error ? ` (${receipt.error})` : ''}` +
+    (earlierSend && reported === 'failed' ? ` for an earlier send (${receipt.providerMessageId}), not the latest (${latest})` : '')
+  const changed = !repeat && await store.transition({
     notificationId: receipt.clientRef,
     shard,
     // A failed one says why in its reason; a delivered one keeps its routing reason.

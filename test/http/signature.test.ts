@@ -73,6 +73,20 @@ t.test('verifyVonageSignature', async t => {
     t.equal(await verifyVonageSignature(`Bearer ${token}`, raw, signatureSecret), false)
   })
 
+  t.test('iat is required and bounds a replay: a day (and 5 min) old at most, Vonage\'s retry window; not in the future', async t => {
+    const at = (iat: number | undefined) => {
+      const jwt = new SignJWT({ payload_hash: sha256(raw) }).setProtectedHeader({ alg: 'HS256' })
+      return (iat === undefined ? jwt : jwt.setIssuedAt(iat)).sign(new TextEncoder().encode(signatureSecret))
+    }
+    const now = Math.floor(Date.now() / 1000)
+    t.equal(await verifyVonageSignature(`Bearer ${await at(undefined)}`, raw, signatureSecret), false, 'no iat')
+    t.equal(await verifyVonageSignature(`Bearer ${await at(now - 365 * 86400)}`, raw, signatureSecret), false, 'a year old')
+    t.equal(await verifyVonageSignature(`Bearer ${await at(now - 86400 - 400)}`, raw, signatureSecret), false, 'past the retry window')
+    t.equal(await verifyVonageSignature(`Bearer ${await at(now - 86400)}`, raw, signatureSecret), true, 'a retry a day later')
+    t.equal(await verifyVonageSignature(`Bearer ${await at(now + 20)}`, raw, signatureSecret), true, 'a clock 20 s ahead')
+    t.equal(await verifyVonageSignature(`Bearer ${await at(now + 600)}`, raw, signatureSecret), false, 'ten minutes in the future')
+  })
+
   t.test('a missing, malformed or non-Bearer header fails without throwing', async t => {
     const token = await sign({ payload_hash: sha256(raw) })
     t.equal(await verifyVonageSignature(undefined, raw, signatureSecret), false)

@@ -589,6 +589,25 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.match((await h.until(other, ['sent', 'failed'])).notification, { status: 'sent', attempts: 2 })
     })
 
+    t.test('receipts: a repeat adds nothing; a failure of an earlier send (its answer lost, sent again) is recorded, not applied', async t => {
+      const h = await harness(t, open)
+      h.upstream.answer = { ...h.upstream.answer, connectivity: ['SMS'] }
+      h.sms.script = (message, nth) => nth === 1 ? { kind: 'retry', provider: 'fake-sms', reason: 'no answer within 10000 ms' } : { kind: 'sent', provider: 'fake-sms', providerMessageId: 'second' }
+      h.worker({ retryBaseMs: 20, retryMaxMs: 50 })
+      const id = await h.notify()
+      await h.until(id, ['sent'])
+      const receipt = (status: string, providerMessageId: string) => applyReceipt(h.store, { clientRef: id, status, providerMessageId, at: new Date().toISOString() })
+      for (let i = 0; i < 5; i++) await receipt('submitted', 'second')
+      const receipts = async () => (await h.get(id)).events.filter(e => e.type === 'receipt')
+      t.equal((await receipts()).length, 1, 'Vonage sending a receipt again (or a replay) adds one event, not five')
+
+      await receipt('rejected', 'first')
+      t.match((await h.get(id)).notification, { status: 'sent', provider_message_id: 'second' }, 'the earlier send\'s failure does not fail the notification')
+      t.match((await receipts()).at(-1), { provider_status: 'rejected', provider_message_id: 'first', detail: 'receipt: rejected for an earlier send (first), not the latest (second)' })
+      t.ok(await receipt('delivered', 'first'), 'the earlier send delivered: the customer has the message')
+      t.equal((await h.get(id)).notification.status, 'delivered')
+    })
+
     t.test('callbacks to a receiver that does not answer hold at most a quarter of the slots: messages go on', async t => {
       const h = await harness(t, open)
       const waiting: http.ServerResponse[] = []
