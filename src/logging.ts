@@ -22,9 +22,20 @@ export function maskPhoneNumbers (text: string): string {
   return text.replace(PLUS_NUMBER, maskMatch)
 }
 
-/** Masks phone numbers in a request URL: path segments like /v1/reachability/+447911123456 and query values. */
+/** Percent-encoded characters a number can be written with: digits, "+", space, "(", ")", "-", "." (and "%" itself). */
+const NUMBER_ESCAPE = /%(2[0589BbDdEe]|3\d)/g
+
+/**
+ * Masks phone numbers in a request URL: path segments like /v1/reachability/+447911123456 and query values. The
+ * characters a number is written with are decoded first (up to three times over), so +44%2D7911… or %2B%34%34… are
+ * masked as the number the route reads.
+ */
 export function maskUrl (url: string): string {
-  return url.replace(URL_NUMBER, maskMatch)
+  let decoded = url
+  for (let i = 0; i < 3 && decoded.includes('%'); i++) {
+    decoded = decoded.replace(NUMBER_ESCAPE, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))
+  }
+  return decoded.replace(URL_NUMBER, maskMatch)
 }
 
 /** Fastify's request serializer, with the URL masked. */
