@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { AppError } from '../src/domain/errors.js'
+import { AppError, StoreUnavailableError } from '../src/domain/errors.js'
 
 // The one place where failures become RFC 9457 problem documents.
 
@@ -110,7 +110,7 @@ export default fp(async (app) => {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const { problem: p, headers } = toProblem(err, request)
     if (p.status >= 500 && !(err instanceof AppError)) request.log.error({ err }, 'unhandled error')
-    else if (p.status >= 500) request.log.warn({ problem: p.type, detail: p.detail }, 'service unavailable')
+    else if (p.status >= 500) request.log.warn({ problem: p.type, detail: err instanceof StoreUnavailableError ? err.logDetail : p.detail }, 'service unavailable')
     return sendProblem(reply, p, headers)
   })
   app.setNotFoundHandler((request, reply) =>

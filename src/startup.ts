@@ -46,7 +46,7 @@ export async function startStep<T> (who: string, step: () => T | Promise<T>, und
     return await step()
   } catch (err) {
     if (!(err instanceof ConfigError) && !(err instanceof StoreUnavailableError) && !(err instanceof ListenError)) throw err
-    process.stderr.write(`${who} cannot start: ${err.message}\n`)
+    process.stderr.write(`${who} cannot start: ${err instanceof StoreUnavailableError ? err.logDetail : err.message}\n`)
     if (undo) await Promise.race([undo().catch(() => {}), sleep(10_000)])
     process.exit(1)
   }

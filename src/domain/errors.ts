@@ -140,12 +140,19 @@ export class AuthUnavailableError extends OutsideUnavailableError {
   readonly title = 'Token signing keys unavailable'
 }
 
+/** A Redis node's address in a text: host:port, IPv4:port or [IPv6]:port. */
+const NODE_ADDRESS = /(?:\[[0-9A-Fa-f:.]+\]|\b\d{1,3}(?:\.\d{1,3}){3}|\b[A-Za-z][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*):\d{1,5}\b/g
+
 export class StoreUnavailableError extends AppError {
   readonly status = 503
   readonly slug: string = 'store-unavailable'
   readonly title: string = 'Store unavailable'
+  /** The detail as it came, Redis node addresses included: for the logs and the start's one line, never for a caller. */
+  readonly logDetail: string
   constructor (detail: string, options?: { cause?: unknown }) {
-    super(detail, options)
+    // A caller (even /readyz's, without a token) learns that a node does not answer, not where the nodes are.
+    super(detail.replace(NODE_ADDRESS, 'a Redis node'), options)
+    this.logDetail = detail
     this.headers = { 'retry-after': '2' }
   }
 }
@@ -159,7 +166,7 @@ export class OutcomeUnknownError extends StoreUnavailableError {
   override readonly slug = 'outcome-unknown'
   override readonly title = 'Outcome unknown'
   constructor (readonly notificationId: string, cause: Error) {
-    super(`${cause.message}; notification ${notificationId} may or may not have been stored. Read GET /v1/notifications/${notificationId} ` +
+    super(`${cause instanceof StoreUnavailableError ? cause.logDetail : cause.message}; notification ${notificationId} may or may not have been stored. Read GET /v1/notifications/${notificationId} ` +
       'once the store answers (a 404 means it was not), or send the request again with the same Idempotency-Key (without one, sending it again may notify twice)', { cause })
     this.extras = { notification_id: notificationId }
   }

@@ -84,3 +84,31 @@ t.test('with DOCS_ENABLED=false, /docs and /openapi.json are 404 problems', asyn
   }
   t.equal((await app.inject({ url: '/healthz' })).statusCode, 200, 'the rest still answers')
 })
+
+t.test('/readyz (no token) does not tell where the Redis nodes are: the detail says "a Redis node", the log the address', async t => {
+  class ClusterNodeDown extends MemoryStore {
+    override async ping (): Promise<void> {
+      throw new StoreUnavailableError('the master 10.1.2.3:7001 of the Redis Cluster does not answer')
+    }
+  }
+  const app = await setup(t, {}, new ClusterNodeDown())
+  const res = await app.inject({ url: '/readyz' })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().detail, 'the master a Redis node of the Redis Cluster does not answer')
+})
+
+t.test('Redis node addresses are taken out of what a caller reads, kept for the logs; other texts are left as they are', async t => {
+  const cases: [string, string][] = [
+    ['connect ECONNREFUSED 127.0.0.1:6379', 'connect ECONNREFUSED a Redis node'],
+    ['the Redis Cluster is not ok at redis-0.redis.svc.cluster.local:7002', 'the Redis Cluster is not ok at a Redis node'],
+    ['MOVED 3999 [fd00::12]:6379', 'MOVED 3999 a Redis node'],
+    ['the store did not answer: no answer within 2000 ms', 'the store did not answer: no answer within 2000 ms'],
+    ['no master serves slot 123 of the Redis Cluster', 'no master serves slot 123 of the Redis Cluster'],
+    ['at 2026-11-25T10:05:00.000Z', 'at 2026-11-25T10:05:00.000Z'],
+  ]
+  for (const [detail, shown] of cases) {
+    const err = new StoreUnavailableError(detail)
+    t.equal(err.message, shown, detail)
+    t.equal(err.logDetail, detail)
+  }
+})
