@@ -186,7 +186,9 @@ for (const store of ['memory', 'redis'] as const) {
       const [delivered, rejected] = s.sms.deliveries().map(d => d.notificationId)
       const metricBefore = await finals()
       const receipt = async (notificationId: string, status: string) => {
-        const body = JSON.stringify({ message_uuid: 'aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab', timestamp: new Date().toISOString(), status, channel: 'sms', client_ref: notificationId })
+        // The message_uuid of the send, as Vonage's receipt for it carries.
+        const { provider_message_id: messageUuid } = (await s.get(`/v1/notifications/${notificationId}`)).json()
+        const body = JSON.stringify({ message_uuid: messageUuid, timestamp: new Date().toISOString(), status, channel: 'sms', client_ref: notificationId })
         const res = await s.app.inject({ method: 'POST', url: '/v1/webhooks/vonage/messages', headers: { authorization: await signReceipt(body), 'content-type': 'application/json' }, payload: body })
         t.equal(res.statusCode, 204, res.body)
       }

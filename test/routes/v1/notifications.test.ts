@@ -199,7 +199,7 @@ for (const store of ['memory', 'redis'] as const) {
       t.match(sent.events.find((e: { type: string }) => e.type === 'routed'),
         { channel: 'sms', reachability: { is_reachable: true, connectivity: ['SMS'], status: 'OK' } }, 'the routed event keeps what routing saw')
       const receipt = JSON.stringify({
-        message_uuid: 'm-2', to: '990123411', from: 'reachroute', timestamp: '2026-11-25T10:00:00Z', status: 'rejected', channel: 'sms', client_ref: id,
+        message_uuid: sent.provider_message_id, to: '990123411', from: 'reachroute', timestamp: '2026-11-25T10:00:00Z', status: 'rejected', channel: 'sms', client_ref: id,
         error: { type: 'https://developer.nexmo.com/api-errors/messages#1260', title: 'Destination unreachable', detail: 'The message could not be delivered to the phone number' },
       })
       const jwt = await new SignJWT({ payload_hash: createHash('sha256').update(receipt).digest('hex') })
