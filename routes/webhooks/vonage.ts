@@ -15,6 +15,9 @@ declare module 'fastify' {
   }
 }
 
+/** A text of a receipt's error: a string, or a number (an error code) taken as its text. */
+const LenientText = z.union([z.string(), z.number()]).optional()
+
 const MessageStatus = z.looseObject({
   message_uuid: z.string().min(1).max(100).meta({ description: 'Vonage\'s id of the message', examples: ['aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab'] }),
   to: z.string().max(50).optional().meta({ description: 'The recipient\'s number, as Vonage writes it (no "+")', examples: ['990123400'] }),
@@ -23,10 +26,12 @@ const MessageStatus = z.looseObject({
   status: z.string().min(1).max(50).meta({ description: 'submitted, delivered, rejected or undeliverable', examples: ['delivered'] }),
   channel: z.string().max(20).optional().meta({ description: 'The Vonage Messages channel', examples: ['sms'] }),
   client_ref: z.string().max(100).optional().meta({ description: 'The reachroute notification id', examples: ['ntf_07_3f2a9c0d4b8e4f6a9b1c2d3e4f5a6b7c'] }),
+  // Read leniently: Vonage does not send a 400 again, so a receipt refused for the shape of its error would be lost
+  // (some carry the error's code as a number in title). A number is taken as its text.
   error: z.looseObject({
     type: z.string().optional().meta({ description: 'A URI naming the kind of error', examples: ['https://developer.vonage.com/en/api-errors/messages#1320'] }),
-    title: z.string().optional().meta({ description: 'Short summary of the error', examples: ['Message failed'] }),
-    detail: z.string().optional().meta({ description: 'The error in words', examples: ['The number is not reachable'] }),
+    title: LenientText.meta({ description: 'Short summary of the error (a number, such as an error code, is taken as its text)', examples: ['Message failed'] }),
+    detail: LenientText.meta({ description: 'The error in words', examples: ['The number is not reachable'] }),
   }).optional().meta({ description: 'Why the message was rejected or undeliverable; only with those statuses' }),
 }).meta({
   description: 'A Vonage Messages status update',
@@ -101,7 +106,7 @@ const vonageWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
         clientRef: body.client_ref,
         status: body.status,
         providerMessageId: body.message_uuid,
-        error: body.error?.title ?? body.error?.detail,
+        error: body.error?.title !== undefined ? String(body.error.title) : body.error?.detail !== undefined ? String(body.error.detail) : undefined,
         at: body.timestamp,
       }, { onFinal: recordNotificationFinal, onCampaignFinal: recordCampaignFinal })
     }

@@ -211,6 +211,21 @@ for (const store of ['memory', 'redis'] as const) {
       t.match(failed.reason, /^receipt: rejected \(.*Destination unreachable/, 'the reason is the carrier\'s')
     })
 
+    t.test('a receipt whose error title is a number (an error code) is taken, not refused (Vonage does not send a 400 again)', async t => {
+      const { notify, until, app, status } = await setup(t, store)
+      const { id } = (await notify({ to: '+990123411', message: { sms: { text: 'hi' } } })).json()
+      const sent = await until(id, 'sent')
+      const receipt = JSON.stringify({
+        message_uuid: sent.provider_message_id, timestamp: '2026-11-25T10:00:00Z', status: 'rejected', channel: 'sms', client_ref: id,
+        error: { type: 'https://developer.nexmo.com/api-errors/messages-olympus#1250', title: 1250, detail: 'Unroutable' },
+      })
+      const jwt = await new SignJWT({ payload_hash: createHash('sha256').update(receipt).digest('hex') })
+        .setProtectedHeader({ alg: 'HS256' }).setIssuedAt().sign(new TextEncoder().encode(VONAGE_SECRET))
+      const res = await app.inject({ method: 'POST', url: '/v1/webhooks/vonage/messages', payload: receipt, headers: { 'content-type': 'application/json', authorization: `Bearer ${jwt}` } })
+      t.equal(res.statusCode, 204, res.body)
+      t.match(await status(id), { status: 'failed', reason: 'receipt: rejected (1250)' })
+    })
+
     for (const allowed of [undefined, '127.0.0.1,*.example.org']) {
       t.test(`callback_url receives the final status, signed${allowed ? ' (its host in CALLBACK_ALLOWED_HOSTS)' : ''}`, async t => {
         const received: { body: string, signature: string | undefined }[] = []
