@@ -260,6 +260,19 @@ async function suite (t: Test, store: Store) {
     t.same((await page()).map(e => e.phoneNumber), phones.slice(1, 3), 'the one back online has left the index')
   })
 
+  t.test('offline answers without a status time: the number is quiet since the first of them, not since the last check', async t => {
+    const [phone] = phonesOfShard1('+99053', 1)
+    const day = (n: number) => new Date(Date.parse('2026-01-01') + n * 86_400_000).toISOString()
+    for (const n of [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]) {
+      await store.recordReport({ ...quiet(phone!, day(n)), checked_at: day(n), latest_status_at: null }, false)
+    }
+    const entry = (await store.reportIndex('stale', 1, -Infinity, Infinity, undefined, 1000)).find(e => e.phoneNumber === phone)
+    t.equal(entry?.at, Date.parse(day(0)), 'quiet for 90 days, so a 60-day stale contact')
+    await store.recordReport({ ...quiet(phone!, day(85)), checked_at: day(91) }, false)
+    t.equal((await store.reportIndex('stale', 1, -Infinity, Infinity, undefined, 1000)).find(e => e.phoneNumber === phone)?.at, Date.parse(day(85)),
+      'a status time from the network sets it')
+  })
+
   t.test('a report record that tells of an earlier moment than the report knows changes nothing (an event that came late), when so asked', async t => {
     const [phone] = phonesOfShard1('+99052', 1)
     const at = (s: string) => `2026-03-0${s}T00:00:00.000Z`

@@ -493,7 +493,8 @@ export class MemoryStore implements Store {
       offline.delete(r.phone_number)
     }
     if (reachable === false) {
-      stale.set(r.phone_number, Date.parse(r.latest_status_at ?? at))
+      // As in Redis: without a status time, the time already there stays (the first offline check).
+      if (r.latest_status_at !== null || !stale.has(r.phone_number)) stale.set(r.phone_number, Date.parse(r.latest_status_at ?? at))
       offline.set(r.phone_number, Date.parse(at))
     }
     return true

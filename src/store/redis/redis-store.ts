@@ -562,7 +562,14 @@ export class RedisStore implements Store {
     const record = () => this.redis.rrRecordReport(key, unlessLater ? statusInstant(r) : '', at, ...Object.entries(fields).flat())
     const indexes = () => {
       if (reachable === true) return [this.redis.zrem(stale, r.phone_number), this.redis.zrem(offline, r.phone_number)]
-      if (reachable === false) return [this.redis.zadd(stale, Date.parse(r.latest_status_at ?? at), r.phone_number), this.redis.zadd(offline, Date.parse(at), r.phone_number)]
+      // Quiet since the network's status time; an answer without one keeps the time already there (the first offline
+      // check), or the stale contact would never get older than the last check.
+      if (reachable === false) {
+        const quiet = r.latest_status_at === null
+          ? this.redis.zadd(stale, 'NX', Date.parse(at), r.phone_number)
+          : this.redis.zadd(stale, Date.parse(r.latest_status_at), r.phone_number)
+        return [quiet, this.redis.zadd(offline, Date.parse(at), r.phone_number)]
+      }
       return []
     }
     // Without a check, the record and the indexes (other slots) are written at once, in one round trip.
