@@ -302,6 +302,8 @@ export async function applyReceipt (store: Store, receipt: MessageReceipt,
     // changes nothing: the retry may still get through.
     onlyFrom: next === 'delivered' && stored.notification.attempts > 0 ? ['sending', 'sent', 'queued'] : ['sending', 'sent'],
     next: next && stored.notification.request.callback_url ? { kind: 'outbox', lane: 'callback' } : { kind: 'none' },
+    // Failed by the carrier: a dead letter, as a delivery that ends failed is (an operator may retry it).
+    dead: next === 'failed',
     campaignId: stored.notification.campaign_id,
   })
   if (next && changed) onFinal?.(next)

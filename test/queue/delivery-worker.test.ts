@@ -606,6 +606,14 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.match((await receipts()).at(-1), { provider_status: 'rejected', provider_message_id: 'first', detail: 'receipt: rejected for an earlier send (first), not the latest (second)' })
       t.ok(await receipt('delivered', 'first'), 'the earlier send delivered: the customer has the message')
       t.equal((await h.get(id)).notification.status, 'delivered')
+      t.notOk(await h.store.isDead(shardOfId(id, SHARDS)!, id), 'delivered: not a dead letter')
+
+      // Failed by the carrier: on the dead-letter list, as a delivery that ends failed is.
+      const other = await h.notify({ to: '+447700900125' })
+      const { notification: sentOther } = await h.until(other, ['sent'])
+      t.ok(await applyReceipt(h.store, { clientRef: other, status: 'undeliverable', providerMessageId: sentOther.provider_message_id!, at: new Date().toISOString() }))
+      t.equal((await h.get(other)).notification.status, 'failed')
+      t.ok(await h.store.isDead(shardOfId(other, SHARDS)!, other), 'a dead letter, to be retried by hand')
     })
 
     t.test('callbacks to a receiver that does not answer hold at most a quarter of the slots: messages go on', async t => {
