@@ -47,13 +47,17 @@ export interface FcmAccessTokenProviderOptions {
   now?: () => number
 }
 
+/** How long the token URL's refusal of the service account stays the answer without asking it again. */
+export const FCM_REFUSAL_KEPT_MS = 30_000
+
 /** The JWT-bearer grant (RFC 7523) with a service account; caching and sharing are OAuthTokenProvider's. */
 export class FcmAccessTokenProvider extends OAuthTokenProvider {
   private key: Promise<CryptoKey> | undefined
 
   constructor (private readonly options: FcmAccessTokenProviderOptions) {
-    // The delivery worker retries the whole send.
-    super({ tokenUrl: options.tokenUrl, timeoutMs: options.timeoutMs, ...(options.now ? { now: options.now } : {}) })
+    // The delivery worker retries the whole send. A refusal (a revoked key, a wrong account) is the answer for a while:
+    // every send would otherwise make a token request of its own, at the push rate.
+    super({ tokenUrl: options.tokenUrl, timeoutMs: options.timeoutMs, refusalKeptMs: FCM_REFUSAL_KEPT_MS, ...(options.now ? { now: options.now } : {}) })
   }
 
   protected async grant (startedAt: number): Promise<TokenRequest> {

@@ -216,14 +216,18 @@ t.test('no answer within the timeout is retried', async t => {
   t.match(await channel.sendPush(message()), { kind: 'retry', reason: /no answer/ })
 })
 
-t.test('the token endpoint failing: 5xx is retried, a refusal fails, and neither is cached', async t => {
-  const { fake, channel } = await setup(t)
+t.test('the token endpoint failing: 5xx is retried and not kept; a refusal fails, and is the answer for 30 s without asking again', async t => {
+  const { fake, channel, clock } = await setup(t)
   fake.tokenScript.next({ status: 503, headers: { 'retry-after': '5' }, json: { error: 'backendError' } })
   t.match(await channel.sendPush(message()), { kind: 'retry', retryAfterSeconds: 5, reason: /no access token: the token URL answered 503/ })
   fake.tokenScript.next({ status: 400, json: { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' } })
   t.match(await channel.sendPush(message()), { kind: 'failed', reason: /invalid_grant: Invalid JWT Signature\./ })
+  const asked = fake.tokenRequests.length
+  for (let i = 0; i < 5; i++) t.match(await channel.sendPush(message()), { kind: 'failed', reason: /invalid_grant/ })
+  t.equal(fake.tokenRequests.length, asked, 'five sends within 30 s: the token URL not asked again (not at the push rate)')
   t.equal(fake.sends.length, 0, 'nothing reaches messages:send without a token')
-  t.equal((await channel.sendPush(message())).kind, 'sent')
+  clock.advance(31)
+  t.equal((await channel.sendPush(message())).kind, 'sent', 'asked again after 30 s')
 })
 
 t.test('a token endpoint answering 2xx without a token is retried', async t => {
