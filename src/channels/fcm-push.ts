@@ -68,29 +68,36 @@ export class FcmPushChannel implements PushChannel {
       return this.failed(`the payload is ${size} bytes, over FCM's limit of ${FCM_PAYLOAD_LIMIT_BYTES}`)
     }
 
-    let accessToken: string
-    try {
-      accessToken = await this.tokens.token()
-    } catch (err) {
-      if (err instanceof FcmTokenError && !err.transient) return this.failed(`no access token: ${err.message}`)
-      return this.retry(`no access token: ${(err as Error).message}`, err instanceof FcmTokenError ? err.retryAfterSeconds : undefined)
-    }
-
     const body = JSON.stringify({
       message: { token: message.token, ...payload, android: { priority: 'HIGH', ttl: `${Math.max(0, Math.floor(message.ttlSeconds))}s` } },
     })
-    let answer: HttpAnswer
-    try {
-      answer = await this.http.send({
-        method: 'POST',
-        path: this.path,
-        headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json; charset=utf-8', accept: 'application/json' },
-        body,
-      })
-    } catch (err) {
-      return this.retry(`no answer (${(err as Error).message})`)
+    // Our access token refused (revoked, expired early) sent nothing: sent once more at once with a fresh one, so one
+    // revoked token costs no attempt, backoff or circuit-breaker failure.
+    for (let tries = 1; ; tries++) {
+      let accessToken: string
+      try {
+        accessToken = await this.tokens.token()
+      } catch (err) {
+        if (err instanceof FcmTokenError && !err.transient) return this.failed(`no access token: ${err.message}`)
+        return this.retry(`no access token: ${(err as Error).message}`, err instanceof FcmTokenError ? err.retryAfterSeconds : undefined)
+      }
+      let answer: HttpAnswer
+      try {
+        answer = await this.http.send({
+          method: 'POST',
+          path: this.path,
+          headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json; charset=utf-8', accept: 'application/json' },
+          body,
+        })
+      } catch (err) {
+        return this.retry(`no answer (${(err as Error).message})`)
+      }
+      if (tries === 1 && refusesAccessToken(answer)) {
+        this.tokens.invalidate(accessToken)
+        continue
+      }
+      return this.outcome(answer, accessToken)
     }
-    return this.outcome(answer, accessToken)
   }
 
   async close (): Promise<void> {
@@ -155,4 +162,11 @@ function readJson (body: string): unknown {
   } catch {
     return undefined
   }
+}
+
+/** FCM's own 401: our access token is no good. THIRD_PARTY_AUTH_ERROR (APNs or web push credentials) is not about it. */
+function refusesAccessToken ({ statusCode, body }: HttpAnswer): boolean {
+  if (statusCode !== 401) return false
+  const parsed = fcmErrorAnswer.safeParse(readJson(body))
+  return !(parsed.success && parsed.data.error.details?.some(d => d.errorCode === 'THIRD_PARTY_AUTH_ERROR'))
 }

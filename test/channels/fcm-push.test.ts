@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import { FcmAccessTokenProvider, FcmTokenError, parseServiceAccount } from '../../src/auth/fcm-token.js'
 import type { PushMessage } from '../../src/channels/channel.js'
 import { FcmPushChannel } from '../../src/channels/fcm-push.js'
+import { CircuitBreakerPushChannel } from '../../src/channels/circuit-breaker.js'
 import {
   badField, FCM_SCOPE, generateServiceAccount, internal, invalidToken, quotaExceeded, senderIdMismatch, startFakeFcm,
   thirdPartyAuthError, unavailable, unregistered,
@@ -177,13 +178,28 @@ t.test('UNAVAILABLE and INTERNAL are retried', async t => {
   t.match(await channel.sendPush(message()), { kind: 'retry', reason: 'HTTP 502: HTTP 502' }, 'a 5xx without an FCM body too')
 })
 
-t.test('401 drops the cached access token and asks for a retry; the next send fetches a new one', async t => {
+t.test('401 (our access token revoked) drops it and sends once more at once with a new one: no retry spent', async t => {
   const { fake, channel } = await setup(t)
   t.equal((await channel.sendPush(message())).kind, 'sent')
   fake.revoke(fake.sends[0]!.accessToken!)
-  t.match(await channel.sendPush(message()), { kind: 'retry', reason: /access token was refused/ })
-  t.equal((await channel.sendPush(message())).kind, 'sent')
+  t.equal((await channel.sendPush(message())).kind, 'sent', 'sent with the new token')
   t.equal(fake.tokenFetches(), 2)
+  t.equal(fake.sends.length, 3, 'the refused send and the one sent again')
+  // The new one refused as well: a retry, not a third send.
+  fake.revoke(fake.sends[2]!.accessToken!)
+  fake.script.next({ status: 401, json: { error: { code: 401, message: 'Request had invalid authentication credentials.', status: 'UNAUTHENTICATED' } } })
+  t.match(await channel.sendPush(message()), { kind: 'retry', reason: /access token was refused/ })
+  t.equal(fake.sends.length, 5)
+})
+
+t.test('one revoked access token does not open the push circuit, however many sends meet it at once', async t => {
+  const { fake, channel } = await setup(t)
+  t.equal((await channel.sendPush(message())).kind, 'sent')
+  fake.revoke(fake.sends[0]!.accessToken!)
+  const guarded = new CircuitBreakerPushChannel(channel, { failures: 5, halfOpenAfterMs: 10_000 })
+  const outcomes = await Promise.all(Array.from({ length: 8 }, () => guarded.sendPush(message())))
+  t.same(outcomes.map(o => o.kind), Array(8).fill('sent'))
+  t.equal(guarded.breaker.state, 'closed')
 })
 
 t.test('THIRD_PARTY_AUTH_ERROR (APNs or web push credentials) fails the message and keeps the access token', async t => {
