@@ -4,7 +4,7 @@ import { type RenewLease, workChunk } from '../queue/chunk-lease.js'
 import { StoppablePollingLoop } from '../queue/polling-loop.js'
 import { type FieldError, NotFoundError, ValidationError } from '../domain/errors.js'
 import { normalizePhoneNumber } from '../domain/phone.js'
-import { isTransientCode, type ReachabilityResult } from '../domain/reachability.js'
+import { isInvalidNumberCode, isSuccessCode, type ReachabilityResult } from '../domain/reachability.js'
 import type { UpstreamRateLimiter } from '../reachability/rate-limit.js'
 import type { ReachabilityService } from '../reachability/service.js'
 import type { RefreshJob, Store } from '../store/store.js'
@@ -52,12 +52,17 @@ export interface RefreshRunnerOptions {
   log?: { warn: (obj: object, msg: string) => void }
 }
 
+/** Codes that are news of the number's network, though not a reading of the device (cached as such: cache-policy.ts). */
+const NETWORK_CODES = new Set(['NO_COVERAGE', 'UNSUPPORTED_NETWORK_TYPE'])
+
 /**
- * Whether a scan's lookup checked the number: the upstream answered with news of it. A stale entry standing in
- * for an upstream that failed, or a "try again later" code (cached nowhere, recorded nowhere), checked nothing.
+ * Whether a scan's lookup checked the number: the upstream answered with news of it (a reading, an invalid or
+ * unknown number, a network not covered). A stale entry standing in for an upstream that failed, a "try again
+ * later" code, or one about our own setup (UNAUTHORIZED, INVALID_PURPOSE, a code not known) checked nothing.
  */
 function isFreshAnswer (result: ReachabilityResult): boolean {
-  return result.source !== 'stale_cache' && !isTransientCode(result.status.code)
+  const code = result.status.code
+  return result.source !== 'stale_cache' && (isSuccessCode(code) || isInvalidNumberCode(code) || NETWORK_CODES.has(code))
 }
 
 /**

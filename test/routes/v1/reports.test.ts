@@ -255,7 +255,7 @@ for (const store of ['memory', 'redis'] as const) {
       const s = await setup(t, store, { WORKERS: 'on', REACHABILITY_UPSTREAM_RPS: '200', REACHABILITY_RETRIES: '0', BREAKER_FAILURES: '1000' })
       const n = {
         downCached: '+447911130001', downNew: '+447911130002', supplierCached: '+447911130003', supplierNew: '+447911130004',
-        notFound: '+447911130005', fine: '+447911130006',
+        notFound: '+447911130005', fine: '+447911130006', refused: '+447911130007', noCoverage: '+447911130008',
       }
       await s.look(n.downCached)
       await s.look(n.supplierCached)
@@ -264,12 +264,15 @@ for (const store of ['memory', 'redis'] as const) {
       s.upstream.answers.set(n.supplierCached, supplierError)
       s.upstream.answers.set(n.supplierNew, supplierError)
       s.upstream.answers.set(n.notFound, { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'NOT_FOUND', message: 'Not found' } })
+      // Our credentials refused: an answer about our setup, not the number. No coverage: news of the number's network.
+      s.upstream.answers.set(n.refused, { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'UNAUTHORIZED', message: 'Unauthorized' } })
+      s.upstream.answers.set(n.noCoverage, { is_reachable: false, connectivity: [], latest_status_at: null, status: { code: 'NO_COVERAGE', message: 'Not covered' } })
       const started = await s.app.inject({ method: 'POST', url: '/v1/reports/refresh', headers: { authorization: s.auth }, payload: { phone_numbers: Object.values(n) } })
       const done = await waitFor(async () => {
         const job = (await s.get(`/v1/reports/refresh/${started.json().id}`)).json()
         return job.status === 'completed' ? job : undefined
       }, 10_000, 'the job to complete')
-      t.match(done, { total: 6, done: 2, failed: 4 }, 'only NOT_FOUND and the reachable number were checked')
+      t.match(done, { total: 8, done: 3, failed: 5 }, 'only NOT_FOUND, NO_COVERAGE and the reachable number were checked (not UNAUTHORIZED)')
       const [supplierNew, notFound] = await s.app.store.getReports([n.supplierNew, n.notFound])
       t.equal(supplierNew, null, 'a "try again later" answer is recorded nowhere')
       t.match(notFound, { status_code: 'NOT_FOUND' }, 'an answer about the number is recorded')
