@@ -29,6 +29,8 @@ export type DeliveryOutcome =
   | { kind: 'failed', provider: string, reason: string }
   /** The push token is dead or invalid (FCM UNREGISTERED / INVALID_ARGUMENT): fail over to SMS if allowed. */
   | { kind: 'token_invalid', provider: string, reason: string }
+  /** The push provider cannot carry this message (FCM: a payload over 4096 bytes): fail over to SMS if allowed. */
+  | { kind: 'too_large', provider: string, reason: string }
   /** No call was made: the provider's circuit is open (blockedMs until a probe may go). Not an attempt. */
   | { kind: 'blocked', provider: string, reason: string, blockedMs: number }
 

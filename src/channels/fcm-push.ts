@@ -65,7 +65,7 @@ export class FcmPushChannel implements PushChannel {
     }
     const size = Buffer.byteLength(JSON.stringify(payload))
     if (size > FCM_PAYLOAD_LIMIT_BYTES) {
-      return this.failed(`the payload is ${size} bytes, over FCM's limit of ${FCM_PAYLOAD_LIMIT_BYTES}`)
+      return { kind: 'too_large', provider: this.provider, reason: `the payload is ${size} bytes, over FCM's limit of ${FCM_PAYLOAD_LIMIT_BYTES}` }
     }
 
     const body = JSON.stringify({

@@ -427,6 +427,26 @@ export class DeliveryWorker {
     }
   }
 
+  /** Push cannot carry this message (`why`): failed over to SMS when the message allows it, else failed. */
+  private async pushImpossible (job: OutboxJob, n: Notification, attempt: number, answer: NotificationEvent, why: string, detail: string): Promise<void> {
+    const at = answer.at
+    if (channelOfLane(job.lane) === 'push' && usableChannels(n.request).has('sms')) {
+      await this.options.store.transition({
+        notificationId: n.id,
+        shard: job.shard,
+        patch: { status: 'queued', channel: 'sms', reason: `${why}; failed over to SMS`, updated_at: at },
+        // SMS gets DELIVERY_MAX_ATTEMPTS of its own: its attempts count from this one's (attempts_base).
+        events: [answer, { at, type: 'failover', detail: `${detail}: failing over to SMS`, from: 'push', to: 'sms', attempts_base: attempt }],
+        onlyFrom: ['sending'],
+        onlyAtAttempt: attempt,
+        ack: job,
+        next: { kind: 'outbox', lane: laneFor('sms', job.lane === 'push_bulk') },
+      })
+      return
+    }
+    await this.finish(job, n, 'failed', `${why} and SMS is not possible for this message`, [answer], undefined, {}, attempt)
+  }
+
   private async record (job: OutboxJob, n: Notification, { attempt, base }: Attempt, outcome: DeliveryOutcome, tell: (result: AttemptResult) => void): Promise<void> {
     const at = this.isoNow()
     const answer: NotificationEvent = { at, type: 'provider_answer', detail: describe(outcome), provider: outcome.provider, outcome: outcome.kind }
@@ -444,25 +464,14 @@ export class DeliveryWorker {
         tell('failed')
         await this.finish(job, n, 'failed', `${outcome.provider} refused it: ${outcome.reason}`, [answer], undefined, {}, attempt)
         return
-      case 'token_invalid': {
+      case 'token_invalid':
         tell('token_invalid')
-        if (channelOfLane(job.lane) === 'push' && usableChannels(n.request).has('sms')) {
-          await this.options.store.transition({
-            notificationId: n.id,
-            shard: job.shard,
-            patch: { status: 'queued', channel: 'sms', reason: `push token refused (${outcome.reason}); failed over to SMS`, updated_at: at },
-            // SMS gets DELIVERY_MAX_ATTEMPTS of its own: its attempts count from this one's (attempts_base).
-            events: [answer, { at, type: 'failover', detail: 'the push token is dead or invalid: failing over to SMS', from: 'push', to: 'sms', attempts_base: attempt }],
-            onlyFrom: ['sending'],
-            onlyAtAttempt: attempt,
-            ack: job,
-            next: { kind: 'outbox', lane: laneFor('sms', job.lane === 'push_bulk') },
-          })
-          return
-        }
-        await this.finish(job, n, 'failed', `push token refused (${outcome.reason}) and SMS is not possible for this message`, [answer], undefined, {}, attempt)
+        await this.pushImpossible(job, n, attempt, answer, `push token refused (${outcome.reason})`, 'the push token is dead or invalid')
         return
-      }
+      case 'too_large':
+        tell('failed')
+        await this.pushImpossible(job, n, attempt, answer, `too large for push (${outcome.reason})`, 'the push payload is too large for the provider')
+        return
       case 'retry': {
         // This delivery's attempts: after a failover or a dead letter retried, counted anew (`attempts` is the total).
         const tries = attempt - base
@@ -658,6 +667,7 @@ function describe (outcome: DeliveryOutcome): string {
     case 'retry': return `${outcome.provider}: ${outcome.reason}${outcome.retryAfterSeconds ? ` (retry after ${outcome.retryAfterSeconds} s)` : ''}`
     case 'failed': return `${outcome.provider} refused it: ${outcome.reason}`
     case 'token_invalid': return `${outcome.provider}: push token refused: ${outcome.reason}`
+    case 'too_large': return `${outcome.provider}: too large for push: ${outcome.reason}`
     case 'blocked': return `no call made: ${outcome.reason}`
   }
 }

@@ -210,10 +210,10 @@ t.test('THIRD_PARTY_AUTH_ERROR (APNs or web push credentials) fails the message 
   t.equal(fake.tokenFetches(), 1)
 })
 
-t.test('a payload over 4096 bytes fails before anything is sent', async t => {
+t.test('a payload over 4096 bytes is too large before anything is sent (the worker fails over to SMS)', async t => {
   const { fake, channel } = await setup(t)
   const outcome = await channel.sendPush(message({ body: 'é'.repeat(2100) }))
-  t.match(outcome, { kind: 'failed', reason: /over FCM's limit of 4096/ })
+  t.match(outcome, { kind: 'too_large', reason: /over FCM's limit of 4096/ })
   t.equal(fake.sends.length, 0)
   t.equal(fake.tokenRequests.length, 0)
 })

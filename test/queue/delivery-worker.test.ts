@@ -389,6 +389,21 @@ function suite (name: string, open: OpenStore, skip: string | false = false) {
       t.match(events.filter(e => e.type === 'attempt'), [{ channel: 'push' }, { channel: 'sms' }])
     })
 
+    t.test('too large for push (FCM\'s 4096 bytes): fails over to SMS when the message has it, else failed saying why', async t => {
+      const h = await harness(t, open)
+      h.push.script = () => ({ kind: 'too_large', provider: 'fake-push', reason: 'the payload is 4112 bytes, over FCM\'s limit of 4096' })
+      h.worker()
+      const id = await h.notify()
+      const { notification: n, events } = await h.until(id, ['sent', 'failed', 'expired'])
+      t.match(n, { status: 'sent', channel: 'sms', reason: /^too large for push \(the payload is 4112 bytes.*\); failed over to SMS$/ })
+      t.match(events.find(e => e.type === 'failover'), { from: 'push', to: 'sms', detail: 'the push payload is too large for the provider: failing over to SMS' })
+      t.equal(h.sms.callsFor(id), 1, 'delivered over SMS')
+
+      const pushOnly = await h.notify({ message: { push: { title: 't', body: 'b' } } })
+      const { notification: failed } = await h.until(pushOnly, ['sent', 'failed', 'expired'])
+      t.match(failed, { status: 'failed', reason: /^too large for push .* and SMS is not possible for this message$/ })
+    })
+
     t.test('a failover whose answer was lost is recorded again while its SMS is being sent: it does not apply again, one SMS', async t => {
       const h = await harness(t, open)
       h.push.script = () => ({ kind: 'token_invalid', provider: 'fake-push', reason: 'UNREGISTERED' })
