@@ -24,14 +24,22 @@ export interface Routing {
 
 /** The longest texts a message may carry, in characters (code points, as JSON Schema's maxLength counts them). */
 /**
- * The time a notification had, in words, for the reason it expired: its ttl (`the ttl of 60 s`), or, once a retry
- * from the dead-letter list gave it a new expiry, that expiry (the request's ttl no longer says when it ran out).
+ * What moved a notification's expiry past its ttl, marked on the event that moved it (`deadline`): a retry from the
+ * dead-letter list, or the SMS window on_expiry sms gives.
  */
-export function timeAllowed (n: Pick<Notification, 'created_at' | 'expires_at' | 'request'>): string {
+export type DeadlineCause = 'dead_letter_retry' | 'on_expiry_sms'
+
+/**
+ * The time a notification had, in words, for the reason it expired: its ttl (`the ttl of 60 s`), or, once its expiry
+ * was moved, that expiry and what moved it (read from the latest event marked `deadline`).
+ */
+export function timeAllowed (n: Pick<Notification, 'created_at' | 'expires_at' | 'request'>, events: readonly NotificationEvent[] = []): string {
   const ttl = n.request.routing.ttl_seconds
-  return Date.parse(n.expires_at) - Date.parse(n.created_at) === ttl * 1000
-    ? `the ttl of ${ttl} s`
-    : `the expiry of ${n.expires_at} (a retry from the dead-letter list set it)`
+  if (Date.parse(n.expires_at) - Date.parse(n.created_at) === ttl * 1000) return `the ttl of ${ttl} s`
+  const cause = events.findLast(e => typeof e.deadline === 'string')?.deadline as DeadlineCause | undefined
+  if (cause === 'on_expiry_sms') return `the expiry of ${n.expires_at} (the SMS window on_expiry sms gave once the ttl passed)`
+  if (cause === 'dead_letter_retry') return `the expiry of ${n.expires_at} (a retry from the dead-letter list set it)`
+  return `the expiry of ${n.expires_at}`
 }
 
 export const MESSAGE_LIMITS = { smsText: 1000, pushTitle: 200, pushBody: 2000, pushDataValue: 1000 } as const

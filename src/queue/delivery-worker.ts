@@ -339,7 +339,7 @@ export class DeliveryWorker {
       return
     }
     if (this.now() >= Date.parse(n.expires_at)) {
-      await this.finish(job, n, 'expired', `${timeAllowed(n).replace(/^the /, '')} passed before delivery`, [])
+      await this.finish(job, n, 'expired', `${timeAllowed(n, stored.events).replace(/^the /, '')} passed before delivery`, [])
       return
     }
     if (n.campaign_id !== undefined && await this.options.isCampaignCancelled?.(n.campaign_id)) {

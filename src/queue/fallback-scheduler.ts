@@ -130,7 +130,7 @@ export class FallbackScheduler extends PollingLoop {
     }
     const expiresAt = Date.parse(n.expires_at)
     if (nowMs >= expiresAt) {
-      await this.expire(lease, n, at)
+      await this.expire(lease, n, at, stored!.events)
       return
     }
 
@@ -200,14 +200,14 @@ export class FallbackScheduler extends PollingLoop {
     return Math.round(Math.min(maxIntervalSeconds, base * (0.8 + 0.4 * this.random())) * 1000)
   }
 
-  private async expire (lease: FallbackLease, n: Notification, at: string): Promise<void> {
+  private async expire (lease: FallbackLease, n: Notification, at: string, events: readonly NotificationEvent[]): Promise<void> {
     if (n.request.routing.on_expiry === 'sms' && usableChannels(n.request).has('sms')) {
       const handed = await this.options.store.transition({
         notificationId: n.id,
         shard: lease.shard,
         // The SMS gets a delivery window of its own: the carrier's SMS centre keeps it until the phone is back.
         patch: { status: 'queued', channel: 'sms', reason: 'the ttl passed in the fallback queue; on_expiry is sms: the SMS centre stores and forwards', updated_at: at, expires_at: new Date(this.now() + SMS_ON_EXPIRY_WINDOW_MS).toISOString() },
-        events: [{ at, type: 'enqueued', detail: 'ttl passed in the fallback queue; sent as SMS (on_expiry: sms)' }],
+        events: [{ at, type: 'enqueued', detail: 'ttl passed in the fallback queue; sent as SMS (on_expiry: sms)', deadline: 'on_expiry_sms' }],
         lease,
         onlyFrom: STILL_WAITING,
         next: { kind: 'outbox', lane: laneFor('sms', n.campaign_id !== undefined) },
@@ -221,7 +221,7 @@ export class FallbackScheduler extends PollingLoop {
       }
       return
     }
-    await this.end(lease, n, 'expired', `the device did not come back within ${timeAllowed(n)}`, [], at, null)
+    await this.end(lease, n, 'expired', `the device did not come back within ${timeAllowed(n, events)}`, [], at, null)
   }
 
   private async end (lease: FallbackLease, n: Notification, status: 'expired' | 'failed' | 'dropped', reason: string, events: NotificationEvent[], at: string, reachability: ReachabilityResult | null): Promise<void> {

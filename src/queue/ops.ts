@@ -128,7 +128,7 @@ export class QueueOps {
         shard,
         patch,
         // A delivery anew: DELIVERY_MAX_ATTEMPTS of its own, counted from here (attempts_base).
-        events: [{ at, type: 'enqueued', detail: `retried from the dead-letter list: back in the fallback queue with a ttl of ${ttl} s`, attempts_base: notification.attempts }],
+        events: [{ at, type: 'enqueued', detail: `retried from the dead-letter list: back in the fallback queue with a ttl of ${ttl} s`, attempts_base: notification.attempts, deadline: 'dead_letter_retry' }],
         onlyFrom: ['failed', 'expired'],
         // Off the dead-letter list in the same step: a transition that fails leaves it there, to be retried again.
         fromDead: true,
