@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { type HttpAnswer, HttpClient, isRetryableStatus, isTransientError, retryAfterSeconds } from '../http/retry.js'
+import { type HttpAnswer, HttpClient, isRetryableStatus, retryAfterSeconds } from '../http/retry.js'
 
 // OAuth2 access tokens from a token URL (RFC 6749), whatever the grant: the answer shared until shortly before it
 // expires, one fetch shared by every concurrent caller, a token the API refused forgotten. The grants beside it:
@@ -145,7 +145,9 @@ export abstract class OAuthTokenProvider implements AccessTokenProvider {
         body: new URLSearchParams(form).toString(),
       })
     } catch (err) {
-      throw new OAuthTokenError(`no answer from the token URL (${(err as Error).message})`, isTransientError(err), undefined, { cause: err })
+      // No HTTP answer at all (network, timeout, TLS, a garbled answer): nothing says the grant is wrong, so it is
+      // transient, as the same failure of the API call itself is.
+      throw new OAuthTokenError(`no answer from the token URL (${(err as Error).message})`, true, undefined, { cause: err })
     }
     const { statusCode, headers: answerHeaders, body } = answer
     if (statusCode < 200 || statusCode >= 300) {

@@ -1,3 +1,4 @@
+import net from 'node:net'
 import t, { type Test } from 'tap'
 import { FcmAccessTokenProvider, FcmTokenError, parseServiceAccount } from '../../src/auth/fcm-token.js'
 import type { PushMessage } from '../../src/channels/channel.js'
@@ -244,6 +245,23 @@ t.test('the token endpoint failing: 5xx is retried and not kept; a refusal fails
   t.equal(fake.sends.length, 0, 'nothing reaches messages:send without a token')
   clock.advance(31)
   t.equal((await channel.sendPush(message())).kind, 'sent', 'asked again after 30 s')
+})
+
+t.test('a token URL that gives no HTTP answer (bytes that are not HTTP) is a retry, not a failure', async t => {
+  const server = net.createServer(socket => { socket.on('error', () => {}); socket.end('garbage, not HTTP\r\n\r\n') })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const fake = await startFakeFcm({ projectId: 'rr-project', clientEmail: serviceAccount.client_email, publicKey: account.publicKey })
+  const channel = new FcmPushChannel({
+    serviceAccount, baseUrl: fake.url, tokenUrl: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/token`, timeoutMs: 2000,
+  })
+  try {
+    t.match(await channel.sendPush(message()), { kind: 'retry', reason: /no access token: no answer from the token URL/ })
+    t.equal(fake.sends.length, 0)
+  } finally {
+    await channel.close().catch(() => {})
+    await fake.close()
+    server.close()
+  }
 })
 
 t.test('a token endpoint answering 2xx without a token is retried', async t => {
