@@ -38,6 +38,7 @@ export default fp<{ upstream?: ReachabilityUpstream }>(async (app, options) => {
     policy: reachability.ttl,
     maxStaleSeconds: reachability.maxStaleSeconds,
     deadlineMs,
+    ...(reachability.provider === 'vonage' ? { defaultPurpose: app.config.vonage.purpose } : {}),
     onResult: recordLookup,
   }))
   app.log.info({ upstream: upstream.name }, `reachability upstream: ${upstream.name}`)

@@ -72,11 +72,8 @@ const identityInsightsRoutes: FastifyPluginAsyncZod = async (app) => {
   })
 
   const handler = async (request: { body: z.output<typeof InsightsRequest> }) => {
-    // A purpose of the caller's own (Vonage only) is asked of Vonage itself: one the application may not use is refused
-    // there, never answered from what was looked up under another.
     const { purpose } = request.body
-    const own = purpose !== undefined && app.config.reachability.provider === 'vonage' && purpose !== app.config.vonage.purpose
-    const r = await app.reachability.lookup(request.body.phone_number, own ? { purpose } : {})
+    const r = await app.reachability.lookup(request.body.phone_number, purpose ? { purpose } : {})
     const known = r.status.code === 'OK' || r.status.code === 'PARTIAL_SUCCESS'
     return {
       request_id: randomUUID(),

@@ -18,6 +18,12 @@ declare module 'fastify' {
 /** A text of a receipt's error: a string, or a number (an error code) taken as its text. */
 const LenientText = z.union([z.string(), z.number()]).optional()
 
+/** The error of a receipt in words: its title, else its detail, a number taken as its text. */
+function errorText (error: { title?: string | number | undefined, detail?: string | number | undefined } | undefined): string | undefined {
+  const text = error?.title ?? error?.detail
+  return text === undefined ? undefined : String(text)
+}
+
 const MessageStatus = z.looseObject({
   message_uuid: z.string().min(1).max(100).meta({ description: 'Vonage\'s id of the message', examples: ['aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab'] }),
   to: z.string().max(50).optional().meta({ description: 'The recipient\'s number, as Vonage writes it (no "+")', examples: ['990123400'] }),
@@ -106,7 +112,7 @@ const vonageWebhookRoutes: FastifyPluginAsyncZod = async (app) => {
         clientRef: body.client_ref,
         status: body.status,
         providerMessageId: body.message_uuid,
-        error: body.error?.title !== undefined ? String(body.error.title) : body.error?.detail !== undefined ? String(body.error.detail) : undefined,
+        error: errorText(body.error),
         at: body.timestamp,
       }, { onFinal: recordNotificationFinal, onCampaignFinal: recordCampaignFinal })
     }

@@ -11,9 +11,10 @@ export interface LookupOptions {
   /** Accept a cached answer only if it is at most this many seconds old. */
   maxAgeSeconds?: number
   /**
-   * Vonage's purpose, when a caller asks under its own rather than the upstream's default: then the upstream itself
-   * is asked (it may refuse the purpose), never the cache, a stale entry or another caller's lookup, so an answer
-   * given under one purpose is not handed out under another. A valid reading it gives is cached for everyone.
+   * Vonage's purpose of the caller's own. One other than the upstream's default (defaultPurpose) is asked of the
+   * upstream itself (it may refuse the purpose), never answered from the cache, a stale entry or another caller's
+   * lookup, so an answer given under one purpose is not handed out under another; a valid reading it gives is cached
+   * for everyone. The default itself, or any purpose when the upstream has none, is an ordinary lookup.
    */
   purpose?: string
   /**
@@ -31,6 +32,8 @@ export interface ReachabilityServiceOptions {
   /** The whole budget of one upstream lookup, its retries included. */
   deadlineMs: number
   now?: () => number
+  /** The purpose the upstream asks under unless told otherwise (Vonage); unset when the upstream has no purposes. */
+  defaultPurpose?: string
   /** Told of every result, whatever its source (reports, metrics). */
   onResult?: (result: ReachabilityResult) => void
   /** How many numbers' latest cache reads this process remembers as guesses (see recentlyCached); default 10,000. */
@@ -60,7 +63,10 @@ export class ReachabilityService {
   }
 
   async lookup (phoneNumber: string, options: LookupOptions = {}): Promise<ReachabilityResult> {
-    if (options.purpose !== undefined) return this.single(`${phoneNumber}\0${options.purpose}`, () => this.fetch(phoneNumber, null, options.purpose))
+    const { purpose } = options
+    if (purpose !== undefined && this.options.defaultPurpose !== undefined && purpose !== this.options.defaultPurpose) {
+      return this.single(`${phoneNumber}\0${purpose}`, () => this.fetch(phoneNumber, null, purpose))
+    }
     let cached = await this.readCache(phoneNumber)
     if (cached && this.isFresh(cached, options.maxAgeSeconds)) return this.emit({ ...cached.record, source: 'cache' })
     if (options.beforeUpstream) {

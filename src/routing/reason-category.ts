@@ -21,13 +21,14 @@ export type ReasonCategory =
 
 /** Sorts a decision of decide() by the rule that made it, from the same inputs. */
 export function reasonCategory (decision: Decision, reachability: ReachabilityInput, request: NotificationRequest): ReasonCategory {
-  if (usableChannels(request).size === 0) return 'no_usable_channel'
+  const usable = usableChannels(request)
+  if (usable.size === 0) return 'no_usable_channel'
   if (reachability === null) return 'no_answer'
   const code = reachability.status.code
   if (isInvalidNumberCode(code)) return 'invalid_number'
   if (!isSuccessCode(code)) return 'unknown_status'
   if (decision.channel === 'push' && hasData(reachability)) return 'connected'
   if (decision.channel === 'sms' && hasSms(reachability)) return 'connected'
-  if (usableChannels(request).has('sms') && smsNotReported(reachability)) return 'sms_not_reported'
+  if (usable.has('sms') && smsNotReported(reachability)) return 'sms_not_reported'
   return 'unreachable'
 }
