@@ -149,6 +149,13 @@ function claimChunk (items: string[], chunks: Chunks, count: number, now: number
   return { lease, items: items.slice(lease.start, lease.start + lease.count) }
 }
 
+/** A campaign's recipients, numbers and record of those counted, gone once it completes or, cancelled, is released. */
+function dropRecipients (c: { recipients: string[], numbers: Set<string>, handled: Set<number> }): void {
+  c.recipients = []
+  c.numbers.clear()
+  c.handled.clear()
+}
+
 /** Whether the lease is still the one held on its chunk. */
 function holds (chunks: Chunks, lease: ChunkLease): boolean {
   return chunks.leases.get(`${lease.start}:${lease.count}`) === lease.until
@@ -685,9 +692,7 @@ export class MemoryStore implements Store {
     c.status = 'completed'
     c.completedAt = at
     // As in Redis: the recipients go, the record and counts stay for the retention.
-    c.recipients = []
-    c.numbers.clear()
-    c.handled.clear()
+    dropRecipients(c)
     return true
   }
 
@@ -695,10 +700,8 @@ export class MemoryStore implements Store {
     const c = this.campaign(id)
     if (!c || c.status !== 'cancelled') return false
     if ([...c.chunks.leases.values()].some(until => until > now)) return false
-    c.recipients = []
+    dropRecipients(c)
     c.chunks.leases.clear()
-    c.numbers.clear()
-    c.handled.clear()
     return true
   }
 
